@@ -1,0 +1,25 @@
+"""`paas` on the host: the same commands as over SSH, plus host-only ones (server, stack:build)."""
+
+from __future__ import annotations
+
+import sys
+
+from paas import commands
+from paas.errors import PaasError
+from paas.services.context import Context
+from paas.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        ctx = Context.open(Settings.from_env(), actor="host", is_admin=True, on_host=True)
+    except (PaasError, OSError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    env = commands.CommandEnv(ctx=ctx, out=sys.stdout, err=sys.stderr, stdin=sys.stdin.buffer, on_host=True)
+    return commands.run(argv, env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

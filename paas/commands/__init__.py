@@ -1,0 +1,117 @@
+"""The command layer: one set of commands for `ssh paas CMD` and `paas CMD` on the host.
+
+Commands only parse arguments and render results; every rule lives in `paas.services`.
+A command's code is in the module named for its namespace (`apps:create` -> `commands/apps.py`).
+Click is used for parsing, but never writes to the process's own stdout/stderr: an SSH session
+runs in a thread of the server, so all output goes through the session's `CommandEnv`.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import click
+
+from paas.errors import PaasError
+from paas.services.context import Context
+
+log = logging.getLogger("paas.commands")
+
+
+@dataclass
+class CommandEnv:
+    """Where a command reads and writes, and on whose behalf it acts."""
+
+    ctx: Context
+    out: IO[str]
+    err: IO[str]
+    stdin: IO[bytes] | None = None
+    on_host: bool = False
+    pty: Any = None
+    extras: dict = field(default_factory=dict)
+
+    def echo(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+@dataclass(frozen=True)
+class Registered:
+    command: click.Command
+    host_only: bool
+
+
+_REGISTRY: dict[str, Registered] = {}
+
+
+def command(name: str, help: str, host_only: bool = False, **kwargs: Any) -> Callable:
+    """Register a click command under a Dokku-style name like `apps:create`."""
+
+    def wrap(fn: Callable) -> click.Command:
+        cmd = click.command(name, help=help, add_help_option=False, **kwargs)(click.pass_obj(fn))
+        _REGISTRY[name] = Registered(cmd, host_only)
+        return cmd
+
+    return wrap
+
+
+def alias(name: str, target: str) -> None:
+    _REGISTRY[name] = _REGISTRY[target]
+
+
+def _load() -> None:
+    # Importing the modules registers their commands.
+    from paas.commands import apps, help, keys, server  # noqa: F401
+
+
+def available(on_host: bool) -> dict[str, Registered]:
+    _load()
+    return {n: r for n, r in _REGISTRY.items() if on_host or not r.host_only}
+
+
+def run(argv: list[str], env: CommandEnv) -> int:
+    """Run one command line; return its exit status. Never raises, never prints a traceback."""
+    commands = available(env.on_host)
+    if not argv or argv[0] in ("--help", "-h"):
+        argv = ["help"]
+    name, args = argv[0], argv[1:]
+    reg = commands.get(name)
+    if reg is None:
+        if name.endswith(":help"):
+            return run(["help", name[: -len(":help")]], env)
+        env.err.write(f"error: unknown command {name!r}; run 'help' for the list\n")
+        return 1
+    cmd = reg.command
+    if "--help" in args or "-h" in args:
+        with click.Context(cmd, info_name=name) as cctx:
+            env.echo(cmd.get_help(cctx))
+        return 0
+    try:
+        with cmd.make_context(name, list(args), obj=env) as cctx:
+            result = cmd.invoke(cctx)
+        return int(result or 0)
+    except click.UsageError as exc:
+        usage = exc.ctx.get_usage() if exc.ctx else f"Usage: {name} ..."
+        env.err.write(f"error: {exc.format_message()}\n{usage}\n")
+        return 1
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        env.err.write(f"error: {exc.format_message()}\n")
+        return 1
+    except PaasError as exc:
+        env.err.write(f"error: {exc}\n")
+        return 1
+    except (click.Abort, KeyboardInterrupt):
+        env.err.write("error: aborted\n")
+        return 1
+    except BrokenPipeError:
+        return 1
+    except Exception:  # a bug: keep the details in the server log, give the user one line
+        log.error("command %r failed:\n%s", argv, traceback.format_exc())
+        env.err.write("error: internal error while running the command (see the server log)\n")
+        return 1

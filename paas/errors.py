@@ -1,0 +1,17 @@
+"""The one exception type front ends turn into a one-line error and a non-zero exit."""
+
+
+class PaasError(Exception):
+    """A user-facing error: its message is shown as is, without a traceback."""
+
+
+class NotFound(PaasError):
+    """Something named by the user does not exist."""
+
+
+class Conflict(PaasError):
+    """The request clashes with the current state (name taken, deploy running, ...)."""
+
+
+class PermissionDenied(PaasError):
+    """The caller may not do this."""

@@ -1,0 +1,122 @@
+"""`python -m paas.git_receiver.pack_process receive-pack|upload-pack <app>`
+
+One process per push, as git itself does: pack ingestion and the build it triggers never hold
+the SSH server's GIL. It speaks the git protocol on stdin/stdout (dulwich) and builds and deploys
+from the `update` hook, so a failed build rejects the ref and moves nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
+from dulwich.repo import Repo
+from dulwich.server import Backend, Handler, HookError, ReceivePackHandler, UploadPackHandler
+
+from paas.errors import PaasError
+from paas.services import deploy
+from paas.services.context import Context
+from paas.services.output import BuildLog
+from paas.services.validation import BRANCHES_THAT_DEPLOY, app_name
+from paas.settings import Settings
+
+ZERO_SHA = b"0" * 40
+logger = logging.getLogger("paas.push")
+
+
+class _OneRepo(Backend):
+    """The repo was chosen (and validated) by the SSH server; never open another path."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+
+    def open_repository(self, path: str) -> Repo:  # type: ignore[override]
+        return self.repo
+
+
+class DeployHook:
+    """dulwich `update` hook: build and deploy the pushed commit before the ref moves."""
+
+    def __init__(self, ctx: Context, app: str, repo: Repo) -> None:
+        self.ctx = ctx
+        self.app = app
+        self.repo = repo
+        self.handler: Handler | None = None
+
+    def _progress(self, text: str) -> None:
+        handler = self.handler
+        if handler is not None and handler.has_capability(b"side-band-64k"):
+            handler.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode("utf-8", "replace"))
+
+    def execute(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
+        ref = ref_name.decode("utf-8", "replace")
+        branch = ref.removeprefix("refs/heads/")
+        if not ref.startswith("refs/heads/") or branch not in BRANCHES_THAT_DEPLOY:
+            raise HookError(f"only main or master deploys: use 'git push paas {branch}:main'")
+        if new_sha == ZERO_SHA:
+            raise HookError(f"deleting {branch} is not allowed")
+        log = BuildLog(self._progress)
+        try:
+            deploy.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
+        except deploy.builder.BuildFailed:
+            raise HookError("build failed") from None
+        except deploy.DeployFailed:
+            raise HookError("deploy failed") from None
+        except PaasError as exc:
+            log.error(str(exc))
+            raise HookError(str(exc)) from None
+        except Exception:
+            logger.exception("push to %s failed", self.app)
+            log.error("internal error during the deploy (see the server log)")
+            raise HookError("internal error") from None
+        return None, None
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] not in ("receive-pack", "upload-pack"):
+        sys.stderr.write("usage: pack_process receive-pack|upload-pack <app>\n")
+        return 2
+    settings = Settings.from_env()
+    settings.ensure_dirs()
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=settings.log_path,
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    app = app_name(argv[2])
+    repo = Repo(str(settings.repos_dir / f"{app}.git"))
+    inf, outf = sys.stdin.buffer, sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        outf.write(data)
+        outf.flush()
+
+    proto = Protocol(inf.read, write)
+    try:
+        if argv[1] == "upload-pack":
+            UploadPackHandler(_OneRepo(repo), ["/"], proto).handle()
+            return 0
+        ctx = Context.open(
+            settings, actor=os.environ.get("PAAS_ACTOR"), is_admin=os.environ.get("PAAS_ACTOR_ADMIN") == "1"
+        )
+        hook = DeployHook(ctx, app, repo)
+        repo.hooks = {"update": hook}  # replaces dulwich's shell hooks (see DESIGN.md)
+        handler = ReceivePackHandler(_OneRepo(repo), ["/"], proto)
+        hook.handler = handler
+        handler.handle()
+        return 0
+    finally:
+        repo.close()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv))
+    except PaasError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.exit(1)

@@ -1,0 +1,244 @@
+"""The managed nginx: its own prefix under the data dir, config rendered from jinja2 templates.
+
+Every change is rendered into a staging copy, checked with `nginx -t`, and only then moved into
+place and reloaded (SIGHUP keeps in-flight requests on the old workers). A lock file serialises
+changes from concurrent deploys (they run in separate processes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import jinja2
+
+from paas.errors import PaasError
+from paas.settings import Settings
+
+_SAFE = re.compile(r"^[A-Za-z0-9.*:_\[\]-]+$")
+
+
+def _nginx_token(value: object) -> str:
+    """Refuse anything that could break out of an nginx directive (validated upstream too)."""
+    text = str(value)
+    if not _SAFE.fullmatch(text):
+        raise PaasError(f"refusing unsafe value in nginx config: {text!r}")
+    return text
+
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("paas.router", "templates"),
+    autoescape=False,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["tok"] = _nginx_token
+
+
+class Router:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.prefix = settings.nginx_dir
+        self.conf_dir = self.prefix / "conf"
+        self.apps_dir = self.conf_dir / "apps"
+        self.main_conf = self.conf_dir / "nginx.conf"
+        self.pid_path = self.prefix / "run" / "nginx.pid"
+        self._proc: subprocess.Popen | None = None
+
+    # rendering
+    @property
+    def listen(self) -> str:
+        return f"{self.settings.http_bind}:{self.settings.http_port}"
+
+    def _worker_user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        for name in ("www-data", "nobody"):
+            try:
+                pwd.getpwnam(name)
+                return name
+            except KeyError:
+                continue
+        return None
+
+    def render_main(self, apps_dir: Path, pid_path: Path) -> str:
+        return _env.get_template("nginx.conf.j2").render(
+            prefix=str(self.prefix),
+            pid_path=str(pid_path),
+            apps_dir=str(apps_dir),
+            listen=self.listen,
+            user=self._worker_user(),
+        )
+
+    def render_app(self, app: str, hostnames: list[str], upstreams: list[str]) -> str:
+        return _env.get_template("app.conf.j2").render(
+            app=app,
+            hostnames=hostnames,
+            upstreams=upstreams,
+            listen=self.listen,
+        )
+
+    # layout and checks
+    def ensure_layout(self) -> None:
+        for d in (
+            self.conf_dir,
+            self.apps_dir,
+            self.prefix / "logs",
+            self.prefix / "run",
+            self.prefix / "tmp",
+        ):
+            d.mkdir(parents=True, exist_ok=True)
+        text = self.render_main(self.apps_dir, self.pid_path)
+        if not self.main_conf.exists() or self.main_conf.read_text() != text:
+            self._check_candidate({}, main_text=text)
+            self._write_atomic(self.main_conf, text)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.settings.locks_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.settings.locks_dir / "router.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _write_atomic(path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    def _check_candidate(self, changes: dict[str, str | None], main_text: str | None = None) -> None:
+        """`nginx -t` on a staging copy: current app files with `changes` applied (None removes)."""
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=self.conf_dir))
+        try:
+            apps = staging / "apps"
+            apps.mkdir()
+            for f in self.apps_dir.glob("*.conf"):
+                shutil.copy(f, apps / f.name)
+            for name, text in changes.items():
+                target = apps / f"{name}.conf"
+                if text is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    target.write_text(text)
+            main = self.render_main(apps, staging / "nginx.pid")
+            (staging / "nginx.conf").write_text(main)
+            result = subprocess.run(
+                [
+                    self.settings.nginx_bin,
+                    "-t",
+                    "-q",
+                    "-p",
+                    str(self.prefix),
+                    "-c",
+                    str(staging / "nginx.conf"),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                detail = (result.stderr or result.stdout).strip().splitlines()
+                raise PaasError("router config rejected by nginx -t: " + (detail[0] if detail else "?"))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    # changes
+    def set_app(self, app: str, hostnames: list[str], upstreams: list[str]) -> None:
+        """Route `hostnames` to `upstreams`; with no upstreams the app's route is removed."""
+        self.ensure_layout()
+        text = self.render_app(app, hostnames, upstreams) if upstreams else None
+        target = self.apps_dir / f"{app}.conf"
+        with self._lock():
+            current = target.read_text() if target.exists() else None
+            if current == text:
+                return
+            self._check_candidate({app: text})
+            if text is None:
+                target.unlink(missing_ok=True)
+            else:
+                self._write_atomic(target, text)
+            self.reload()
+
+    def remove_app(self, app: str) -> None:
+        self.set_app(app, [], [])
+
+    def routed_apps(self) -> list[str]:
+        return sorted(p.stem for p in self.apps_dir.glob("*.conf"))
+
+    # the nginx process
+    def running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    @staticmethod
+    def _serving_workers(master: int) -> set[int]:
+        """Workers that accept requests (old ones retitle to '... is shutting down')."""
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        except OSError:
+            return set()
+        serving = set()
+        for child in children:
+            try:
+                title = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+            except OSError:
+                continue
+            if title == b"nginx: worker process":
+                serving.add(int(child))
+        return serving
+
+    def reload(self, timeout: float = 10) -> bool:
+        """SIGHUP nginx and wait until only workers with the new config accept requests,
+        so that "deployed" means "routed"."""
+        pid = self.running_pid()
+        if pid is None:
+            return False
+        before = self._serving_workers(pid)
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self._serving_workers(pid)
+            if now and not (now & before):
+                return True
+            time.sleep(0.02)
+        raise PaasError("nginx did not pick up the new config (see the router's error.log)")
+
+    def start(self) -> subprocess.Popen:
+        """Run nginx in the foreground as our child; refuse if one already owns the prefix."""
+        self.ensure_layout()
+        if self.running_pid() is not None:
+            raise PaasError(f"an nginx is already running for {self.prefix} (pid {self.running_pid()})")
+        self._proc = subprocess.Popen(
+            [self.settings.nginx_bin, "-p", str(self.prefix), "-c", str(self.main_conf), "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL,
+        )
+        return self._proc
+
+    def stop(self, timeout: float = 10) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGQUIT)  # graceful: finish in-flight requests
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None

@@ -1,0 +1,121 @@
+"""Build, release, deploy: the path every change to what runs goes through.
+
+A release is immutable (build + config snapshot + formation). Deploying one starts its
+containers, waits until each serves, switches the router, and only then retires the old ones;
+any failure stops the new containers and leaves the running release untouched.
+"""
+
+from __future__ import annotations
+
+import docker
+from dulwich.repo import Repo
+
+from paas.buildpacks import builder
+from paas.errors import PaasError
+from paas.scheduler import docker_local as sched
+from paas.services import apps as apps_service
+from paas.services.context import Context
+from paas.services.locks import app_lock
+from paas.services.output import BuildLog
+from paas.store import App, Release
+
+SETTLE_SECONDS = 0.5
+
+
+class DeployFailed(PaasError):
+    """The new release did not come up; the previous one keeps serving."""
+
+
+def default_formation(processes: dict[str, str], stored: dict[str, int]) -> dict[str, int]:
+    """Stored scale for known types; new types get web=1 and 0 for the rest (as Heroku)."""
+    return {t: stored.get(t, 1 if t == "web" else 0) for t in sorted(processes)}
+
+
+def hostnames(ctx: Context, app: str) -> list[str]:
+    return [f"{app}.{ctx.settings.domain}"]
+
+
+def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
+    """What `git push` does after the pack is stored and before the ref moves."""
+    app = apps_service.ensure_app(ctx, app_name)
+    with app_lock(ctx, app.name):
+        build_id = ctx.store.create_build(app.id, commit_sha, ctx.actor)
+        config = ctx.store.get_config(app.id)
+        try:
+            result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log)
+        except PaasError as exc:
+            log.error(str(exc))
+            ctx.store.finish_build(build_id, "failed", log.text())
+            ctx.store.add_event(app.name, ctx.actor, "build:failed", commit_sha[:7])
+            raise builder.BuildFailed("build failed") from exc
+        ctx.store.finish_build(
+            build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack
+        )
+        formation = default_formation(result.processes, ctx.store.get_formation(app.id))
+        release = ctx.store.create_release(
+            app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
+        )
+        log.step(f"Releasing v{release.version}")
+        deploy_release(ctx, app, release, log)
+        ctx.store.set_formation(app.id, formation)
+        log.done(f"Application deployed: {apps_service.app_url(ctx, app.name)}")
+        return release
+
+
+def deploy_release(ctx: Context, app: App, release: Release, log: BuildLog) -> None:
+    """Start the release's containers, check them, switch the router, retire the old ones."""
+    build = ctx.store.get_build(release.build_id) if release.build_id else None
+    if build is None or not build.image:
+        raise DeployFailed(f"release v{release.version} has no image to run")
+    client = ctx.docker
+    old = sched.app_containers(client, ctx.settings.instance_id, app.name)
+    started = []
+    try:
+        for ptype, quantity in sorted(release.formation.items()):
+            if ptype not in build.processes:
+                continue
+            for index in range(1, quantity + 1):
+                spec = sched.ProcessSpec(
+                    ctx.settings.instance_id,
+                    app.name,
+                    release.version,
+                    ptype,
+                    index,
+                    build.image,
+                    dict(release.config),
+                )
+                log.detail(f"starting {spec.dyno}")
+                started.append(sched.start_process(client, spec))
+        for c in started:
+            if c.labels.get(sched.LABEL_TYPE) == "web":
+                sched.wait_until_serving(c, ctx.settings.boot_timeout)
+            else:
+                sched.wait_until_running(c, SETTLE_SECONDS)
+        upstreams = sched.web_upstreams(started)
+        ctx.router.set_app(app.name, hostnames(ctx, app.name), upstreams)
+    except (PaasError, docker.errors.DockerException) as exc:
+        sched.stop_and_remove(started, timeout=2)
+        ctx.store.set_release_status(release.id, "failed")
+        ctx.store.add_event(app.name, ctx.actor, "release:failed", f"v{release.version}: {exc}")
+        log.error(str(exc))
+        for line in getattr(exc, "log_tail", []):
+            log.detail(line)
+        raise DeployFailed(f"deploy of v{release.version} failed: {exc}") from exc
+    ctx.store.set_release_status(release.id, "succeeded")
+    ctx.store.add_event(app.name, ctx.actor, "release", f"v{release.version} {release.description}")
+    if old:
+        log.detail(f"stopping {len(old)} old process(es)")
+        sched.stop_and_remove(old, timeout=ctx.settings.stop_timeout)
+
+
+def sync_routes(ctx: Context) -> None:
+    """Point the router at what runs now (after a restart of the server or of dockerd)."""
+    client = ctx.docker
+    for app in ctx.store.list_apps():
+        release = ctx.store.current_release(app.id)
+        running = [
+            c
+            for c in sched.app_containers(client, ctx.settings.instance_id, app.name, all_states=False)
+            if release and c.labels.get(sched.LABEL_RELEASE) == str(release.version)
+        ]
+        ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams(running))

@@ -1,0 +1,44 @@
+"""Strict patterns for everything a user names. Every front end goes through these."""
+
+from __future__ import annotations
+
+import re
+
+from paas.errors import PaasError
+
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+RESERVED_APP_NAMES = frozenset({"paas", "www", "api", "admin", "default", "help", "root"})
+KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PROCESS_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}$")
+BRANCHES_THAT_DEPLOY = ("main", "master")
+
+
+def app_name(name: str) -> str:
+    """Return the app name if valid: it becomes a hostname label, a path and a docker label."""
+    if not isinstance(name, str) or not APP_NAME_RE.fullmatch(name) or name.endswith("-"):
+        raise PaasError(
+            f"invalid app name {name!r}: use 1-30 lowercase letters, digits and dashes, "
+            "starting with a letter"
+        )
+    if name in RESERVED_APP_NAMES:
+        raise PaasError(f"app name {name!r} is reserved")
+    return name
+
+
+def key_name(name: str) -> str:
+    if not KEY_NAME_RE.fullmatch(name or ""):
+        raise PaasError(f"invalid key name {name!r}: use letters, digits, '.', '_', '@' or '-' (max 64)")
+    return name
+
+
+def config_key(key: str) -> str:
+    if not CONFIG_KEY_RE.fullmatch(key or ""):
+        raise PaasError(f"invalid config key {key!r}: must match [A-Za-z_][A-Za-z0-9_]*")
+    return key
+
+
+def process_type(name: str) -> str:
+    if not PROCESS_TYPE_RE.fullmatch(name or ""):
+        raise PaasError(f"invalid process type {name!r}: use lowercase letters, digits, '_', '-'")
+    return name

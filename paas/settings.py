@@ -1,0 +1,93 @@
+"""Settings come from environment variables, each with a default (documented in the README)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"error: {name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a running PaaS; read once, passed down explicitly."""
+
+    data_dir: Path = Path("/var/lib/paas")
+    ssh_port: int = 2222
+    ssh_bind: str = "0.0.0.0"
+    http_port: int = 80
+    http_bind: str = "0.0.0.0"
+    web_port: int = 5000
+    domain: str = "localhost"
+    build_ca_bundle: str | None = None
+    debian_mirror: str = "http://deb.debian.org/debian"
+    boot_timeout: float = 60.0
+    stop_timeout: int = 30
+    nginx_bin: str = "/usr/sbin/nginx"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        ca = os.environ.get("PAAS_BUILD_CA_BUNDLE") or None
+        return cls(
+            data_dir=Path(os.environ.get("PAAS_DATA_DIR") or "/var/lib/paas"),
+            ssh_port=_int("PAAS_SSH_PORT", 2222),
+            ssh_bind=os.environ.get("PAAS_SSH_BIND") or "0.0.0.0",
+            http_port=_int("PAAS_HTTP_PORT", 80),
+            http_bind=os.environ.get("PAAS_HTTP_BIND") or "0.0.0.0",
+            web_port=_int("PAAS_WEB_PORT", 5000),
+            domain=(os.environ.get("PAAS_DOMAIN") or "localhost").lower(),
+            build_ca_bundle=ca,
+            debian_mirror=os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian",
+            boot_timeout=float(os.environ.get("PAAS_BOOT_TIMEOUT") or 60),
+            stop_timeout=_int("PAAS_STOP_TIMEOUT", 30),
+            nginx_bin=os.environ.get("PAAS_NGINX_BIN") or "/usr/sbin/nginx",
+        )
+
+    # Paths under the data dir, in one place so nobody builds them by hand.
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "paas.db"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def nginx_dir(self) -> Path:
+        return self.data_dir / "nginx"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.data_dir / "locks"
+
+    @property
+    def host_key_path(self) -> Path:
+        return self.data_dir / "ssh_host_ed25519_key"
+
+    @property
+    def instance_id(self) -> str:
+        """Labels containers of this PaaS (by data dir), so two instances on one dockerd never mix."""
+        return hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "paas.log"
+
+    @property
+    def stack_work_dir(self) -> Path:
+        return self.data_dir / "stack"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.repos_dir, self.nginx_dir, self.locks_dir):
+            d.mkdir(parents=True, exist_ok=True)
