@@ -115,7 +115,6 @@ def build_stack(
 ) -> str:
     """Build the stack image unless it exists; return its reference."""
     if not force and stack_exists(client, recipe):
-        progress(f"stack {recipe.image} is present")
         return recipe.image
     if shutil.which("debootstrap") is None:
         raise PaasError("debootstrap is not installed (apt-get install debootstrap)")

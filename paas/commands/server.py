@@ -24,4 +24,4 @@ def stack_build(env: CommandEnv, force: bool) -> None:
         lambda ln: env.echo(f"-----> {ln}" if not ln.startswith(" ") else f"     {ln}"),
         force=force,
     )
-    env.echo(f"=====> Stack image: {image}")
+    env.echo(f"=====> Stack image {image} is ready")

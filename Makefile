@@ -1,0 +1,25 @@
+# `make up` sets up and runs the PaaS; `make test` runs the whole suite. Both work on a fresh
+# Debian machine as root and are idempotent.
+SHELL := /bin/bash
+HOST_CA := /etc/ssl/certs/ca-certificates.crt
+ifeq ($(origin PAAS_BUILD_CA_BUNDLE), undefined)
+  ifneq ($(wildcard $(HOST_CA)),)
+    export PAAS_BUILD_CA_BUNDLE := $(HOST_CA)
+  endif
+endif
+
+.PHONY: up test bootstrap lint bench
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+up: bootstrap
+	@exec .venv/bin/paas server
+
+test: bootstrap
+	.venv/bin/ruff check paas tests bench
+	.venv/bin/python -m pytest -q -p no:cacheprovider tests
+
+lint:
+	.venv/bin/ruff check paas tests bench
+	.venv/bin/ruff format --check paas tests bench

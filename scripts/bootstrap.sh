@@ -1,0 +1,66 @@
+#!/bin/bash
+# Idempotent setup shared by `make up` and `make test`: Debian packages, the venv with the
+# package, a running dockerd, and the stack image. A second run with everything present is fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA_DIR=${PAAS_DATA_DIR:-/var/lib/paas}
+PACKAGES=(docker.io nginx git debootstrap openssh-client iptables ca-certificates python3-venv)
+say() { echo "-----> $*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "error: run as root (it installs packages and starts dockerd)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "Installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Keep package scripts from starting services: we run our own nginx and dockerd.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+# Debian's own nginx service would hold port 80; the PaaS runs its own nginx.
+if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
+  say "Stopping the distribution's nginx service (paas manages its own)"
+  systemctl disable --now nginx >/dev/null 2>&1 || true
+fi
+
+PY=${PYTHON:-python3}
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -x .venv/bin/python ]; then
+  say "Creating .venv"
+  "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ]; then
+  say "Installing paas into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+mkdir -p "$DATA_DIR"
+if ! docker info >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    say "Starting docker (systemd)"
+    systemctl start docker || true
+  fi
+fi
+if ! docker info >/dev/null 2>&1; then
+  say "Starting dockerd (log: $DATA_DIR/dockerd.log)"
+  nohup dockerd >>"$DATA_DIR/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 120); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { echo "error: dockerd did not start; see $DATA_DIR/dockerd.log" >&2; exit 1; }
+fi
+
+.venv/bin/paas stack:build

@@ -1,0 +1,166 @@
+"""End-to-end fixtures: a real `paas server` (real dockerd, nginx, OpenSSH client, git)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APPS_DIR = Path(__file__).parent / "apps"
+PAAS_BIN = str(Path(sys.executable).with_name("paas"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class PaasServer:
+    """A running `paas server` on loopback high ports with its own data dir and a client key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data_dir = root / "data"
+        self.ssh_port = free_port()
+        self.http_port = free_port()
+        self.key = root / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
+        self.ssh_config = root / "ssh_config"
+        self.ssh_config.write_text(
+            "Host paas\n"
+            "  HostName 127.0.0.1\n"
+            f"  Port {self.ssh_port}\n"
+            "  User paas\n"
+            f"  IdentityFile {self.key}\n"
+            "  IdentitiesOnly yes\n"
+            "  StrictHostKeyChecking no\n"
+            f"  UserKnownHostsFile {root / 'known_hosts'}\n"
+            "  LogLevel ERROR\n"
+            "  BatchMode yes\n"
+        )
+        self.env = {
+            **os.environ,
+            "PAAS_DATA_DIR": str(self.data_dir),
+            "PAAS_SSH_PORT": str(self.ssh_port),
+            "PAAS_SSH_BIND": "127.0.0.1",
+            "PAAS_HTTP_PORT": str(self.http_port),
+            "PAAS_HTTP_BIND": "127.0.0.1",
+            "PAAS_BOOT_TIMEOUT": "30",
+            "PAAS_STOP_TIMEOUT": "5",
+            "GIT_SSH_COMMAND": f"ssh -F {self.ssh_config}",
+            "GIT_AUTHOR_NAME": "Test",
+            "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "Test",
+            "GIT_COMMITTER_EMAIL": "test@example.com",
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log_path = root / "server.log"
+
+    def host(self, *args: str, input: str | None = None) -> Result:
+        """`paas <args>` on the host."""
+        p = subprocess.run([PAAS_BIN, *args], env=self.env, capture_output=True, text=True, input=input)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def start(self) -> None:
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([PAAS_BIN, "server"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if "paas is ready" in self.log_path.read_text():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"paas server did not start:\n{self.log_path.read_text()}")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+    def ssh(self, *args: str, key: Path | None = None, timeout: float = 120) -> Result:
+        cmd = ["ssh", "-F", str(self.ssh_config)]
+        if key is not None:
+            cmd += ["-o", f"IdentityFile={key}"]
+        p = subprocess.run([*cmd, "paas", *args], capture_output=True, text=True, timeout=timeout)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def git(self, cwd: Path, *args: str, timeout: float = 600) -> Result:
+        p = subprocess.run(
+            ["git", *args], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def get(self, host: str, path: str = "/") -> tuple[int, str]:
+        """A request through the nginx router, with the given Host header."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Host": host})
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
+
+    def make_repo(self, template: str, name: str) -> Path:
+        """A git work tree copied from tests/e2e/apps/<template>, with one commit."""
+        dest = self.root / "src" / name
+        shutil.copytree(APPS_DIR / template, dest)
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "first"]):
+            assert self.git(dest, *args).returncode == 0
+        return dest
+
+
+def unique_app(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def paas(tmp_path_factory: pytest.TempPathFactory):
+    server = PaasServer(tmp_path_factory.mktemp("paas"))
+    added = server.host("ssh-keys:add", "alice", str(server.key) + ".pub")
+    assert added.returncode == 0, added.output
+    server.start()
+    yield server
+    if server.proc and server.proc.poll() is None:
+        server.stop()
+    cleanup_instance(server)
+
+
+def cleanup_instance(server: PaasServer) -> None:
+    """Remove the containers, images and volumes this test instance made."""
+    from paas.settings import Settings
+
+    instance = Settings(data_dir=server.data_dir).instance_id
+    client = docker.from_env()
+    for c in client.containers.list(all=True, filters={"label": f"paas.instance={instance}"}):
+        c.remove(force=True)
+    for img in client.images.list(filters={"reference": "paas/app-*"}):
+        for tag in img.tags:
+            if tag.endswith(f"-{instance}"):
+                client.images.remove(tag, force=True)
+    for v in client.volumes.list(filters={"name": f"paas-cache-{instance}"}):
+        v.remove(force=True)

@@ -1,0 +1,39 @@
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from paas.errors import Conflict, PaasError
+from paas.services import keys
+from paas.services.context import Context
+from paas.settings import Settings
+
+
+def make_key(tmp_path: Path, name: str = "k") -> Path:
+    path = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
+    key = make_key(tmp_path)
+    _normalised, fp = keys.parse_public_key((tmp_path / "k.pub").read_text())
+    out = subprocess.run(["ssh-keygen", "-lf", str(key) + ".pub"], capture_output=True, text=True).stdout
+    assert out.split()[1] == fp
+
+
+@pytest.mark.parametrize("text", ["", "garbage", "ssh-ed25519 notbase64!!", "ssh-ed25519 AAAA", "a\nb"])
+def test_bad_keys_are_refused(text: str) -> None:
+    with pytest.raises(PaasError):
+        keys.parse_public_key(text)
+
+
+def test_first_key_is_admin_and_duplicates_refused(tmp_path: Path) -> None:
+    ctx = Context.open(Settings(data_dir=tmp_path / "data"))
+    first = keys.add_key(ctx, "alice", (make_key(tmp_path, "a").with_suffix(".pub")).read_text())
+    second = keys.add_key(ctx, "bob", (make_key(tmp_path, "b").with_suffix(".pub")).read_text())
+    assert first.is_admin and not second.is_admin
+    with pytest.raises(Conflict):
+        keys.add_key(ctx, "carol", (tmp_path / "a.pub").read_text())
+    with pytest.raises(Conflict):
+        keys.add_key(ctx, "alice", (make_key(tmp_path, "c").with_suffix(".pub")).read_text())

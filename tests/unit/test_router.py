@@ -1,0 +1,56 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from paas.errors import PaasError
+from paas.router.nginx import Router
+from paas.settings import Settings
+
+
+@pytest.fixture
+def router(tmp_path: Path) -> Router:
+    return Router(Settings(data_dir=tmp_path, http_port=18080, http_bind="127.0.0.1"))
+
+
+def test_rendered_config_passes_nginx_t(router: Router) -> None:
+    router.set_app("hello", ["hello.localhost"], ["127.0.0.1:32768", "127.0.0.1:32769"])
+    text = (router.apps_dir / "hello.conf").read_text()
+    assert "server_name hello.localhost;" in text
+    assert "server 127.0.0.1:32768" in text and "server 127.0.0.1:32769" in text
+    result = subprocess.run(
+        [
+            shutil.which("nginx") or "/usr/sbin/nginx",
+            "-t",
+            "-p",
+            str(router.prefix),
+            "-c",
+            str(router.main_conf),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_no_upstreams_removes_the_route(router: Router) -> None:
+    router.set_app("hello", ["hello.localhost"], ["127.0.0.1:1"])
+    router.set_app("hello", ["hello.localhost"], [])
+    assert router.routed_apps() == []
+
+
+@pytest.mark.parametrize("host", ["evil.com; include /etc/passwd", "a b", "x{y}", "a\nb"])
+def test_unsafe_values_never_reach_the_config(router: Router, host: str) -> None:
+    with pytest.raises(PaasError, match="unsafe"):
+        router.set_app("hello", [host], ["127.0.0.1:1"])
+    assert router.routed_apps() == []
+
+
+def test_a_config_nginx_rejects_is_never_installed(router: Router) -> None:
+    router.set_app("good", ["good.localhost"], ["127.0.0.1:1"])
+    # Two apps claiming one upstream name is impossible, but a duplicate server_name with a
+    # conflicting listen is fine; force a real nginx -t failure with an invalid port instead.
+    with pytest.raises(PaasError, match="nginx -t"):
+        router.set_app("bad", ["bad.localhost"], ["127.0.0.1:99999"])
+    assert router.routed_apps() == ["good"]
