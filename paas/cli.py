@@ -8,6 +8,7 @@ from paas import commands
 from paas.errors import PaasError
 from paas.services.context import Context
 from paas.settings import Settings
+from paas.terminal import TerminalStdio
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     except (PaasError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    env = commands.CommandEnv(ctx=ctx, out=sys.stdout, err=sys.stderr, stdin=sys.stdin.buffer, on_host=True)
-    return commands.run(argv, env)
+    stdio = TerminalStdio()
+    env = commands.CommandEnv(
+        ctx=ctx, out=sys.stdout, err=sys.stderr, stdin=sys.stdin.buffer, on_host=True, stdio=stdio
+    )
+    if argv[:1] == ["run"]:
+        with stdio.raw_mode():
+            return commands.dispatch(argv, env)
+    return commands.dispatch(argv, env)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ runs in a thread of the server, so all output goes through the session's `Comman
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import traceback
 from collections.abc import Callable
@@ -18,6 +20,7 @@ import click
 
 from paas.errors import PaasError
 from paas.services.context import Context
+from paas.services.output import BuildLog
 
 log = logging.getLogger("paas.commands")
 
@@ -32,17 +35,33 @@ class CommandEnv:
     stdin: IO[bytes] | None = None
     on_host: bool = False
     pty: Any = None
+    stdio: Any = None  # a paas.commands.stdio.Stdio, for interactive commands
+    raw_command: str | None = None  # the SSH command line as sent, for `run`
+    disconnected: Callable[[], bool] = lambda: False
     extras: dict = field(default_factory=dict)
 
     def echo(self, text: str = "") -> None:
         self.out.write(text + "\n")
         self.out.flush()
 
+    def progress(self) -> BuildLog:
+        """A Heroku-style log that streams to this command's output."""
+
+        def sink(line: str) -> None:
+            self.out.write(line)
+            self.out.flush()
+
+        return BuildLog(sink)
+
+    def json(self, data: object) -> None:
+        self.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+
 
 @dataclass(frozen=True)
 class Registered:
     command: click.Command
     host_only: bool
+    alias_of: str | None = None
 
 
 _REGISTRY: dict[str, Registered] = {}
@@ -60,12 +79,34 @@ def command(name: str, help: str, host_only: bool = False, **kwargs: Any) -> Cal
 
 
 def alias(name: str, target: str) -> None:
-    _REGISTRY[name] = _REGISTRY[target]
+    """Another name for a command (`ps:scale` for `apps:scale`)."""
+    _REGISTRY[name] = Registered(_REGISTRY[target].command, _REGISTRY[target].host_only, target)
+
+
+FORMAT_OPTION = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Output format."
+)
+
+
+COMMAND_MODULES = (
+    "apps",
+    "config",
+    "domains",
+    "events",
+    "help",
+    "keys",
+    "logs",
+    "ps",
+    "releases",
+    "run",
+    "server",
+)
 
 
 def _load() -> None:
-    # Importing the modules registers their commands.
-    from paas.commands import apps, help, keys, server  # noqa: F401
+    """Import the command modules; importing registers their commands."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"paas.commands.{module}")
 
 
 def available(on_host: bool) -> dict[str, Registered]:
@@ -73,7 +114,7 @@ def available(on_host: bool) -> dict[str, Registered]:
     return {n: r for n, r in _REGISTRY.items() if on_host or not r.host_only}
 
 
-def run(argv: list[str], env: CommandEnv) -> int:
+def dispatch(argv: list[str], env: CommandEnv) -> int:
     """Run one command line; return its exit status. Never raises, never prints a traceback."""
     commands = available(env.on_host)
     if not argv or argv[0] in ("--help", "-h"):
@@ -82,11 +123,11 @@ def run(argv: list[str], env: CommandEnv) -> int:
     reg = commands.get(name)
     if reg is None:
         if name.endswith(":help"):
-            return run(["help", name[: -len(":help")]], env)
+            return dispatch(["help", name[: -len(":help")]], env)
         env.err.write(f"error: unknown command {name!r}; run 'help' for the list\n")
         return 1
     cmd = reg.command
-    if "--help" in args or "-h" in args:
+    if args[:1] in (["--help"], ["-h"]) or (name != "run" and ("--help" in args or "-h" in args)):
         with click.Context(cmd, info_name=name) as cctx:
             env.echo(cmd.get_help(cctx))
         return 0

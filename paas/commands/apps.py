@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from paas.commands import CommandEnv, command
+from paas.commands import FORMAT_OPTION, CommandEnv, command
 from paas.services import apps as apps_service
 
 
@@ -19,12 +17,55 @@ def create(env: CommandEnv, app: str) -> None:
 
 
 @command("apps:list", "List the apps.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@FORMAT_OPTION
 def list_(env: CommandEnv, fmt: str) -> None:
     apps = apps_service.list_apps(env.ctx)
     if fmt == "json":
-        env.echo(json.dumps([{"name": a.name, "created_at": a.created_at} for a in apps]))
+        env.json([{"name": a.name, "created_at": a.created_at} for a in apps])
         return
     env.echo("=====> My Apps")
     for a in apps:
         env.echo(a.name)
+
+
+@command("apps:info", "Show an app: URL, release, processes, domains.")
+@click.argument("app")
+@FORMAT_OPTION
+def info(env: CommandEnv, app: str, fmt: str) -> None:
+    data = apps_service.app_info(env.ctx, app)
+    if fmt == "json":
+        env.json(data)
+        return
+    env.echo(f"=====> {data['name']}")
+    rows = [
+        ("URL", data["url"]),
+        ("Git remote", data["git_remote"]),
+        ("Domains", " ".join(data["domains"]) or "-"),
+        ("Release", f"v{data['release']}" if data["release"] else "not deployed"),
+        ("Deployed at", data["deployed_at"] or "-"),
+        ("Commit", (data["commit"] or "-")[:7]),
+        ("Buildpack", data["buildpack"] or "-"),
+        ("Formation", " ".join(f"{t}={n}" for t, n in data["formation"].items()) or "-"),
+        ("Processes", " ".join(f"{d}:{s}" for d, s in data["processes"].items()) or "-"),
+        ("Stopped", "yes" if data["stopped"] else "no"),
+        ("Created at", data["created_at"]),
+    ]
+    for label, value in rows:
+        env.echo(f"{label + ':':<13}{value}")
+
+
+@command("apps:rename", "Rename an app (its processes restart under the new name).")
+@click.argument("old")
+@click.argument("new")
+def rename(env: CommandEnv, old: str, new: str) -> None:
+    app = apps_service.rename_app(env.ctx, old, new)
+    env.echo(f"-----> Renamed {old} to {app.name}: {apps_service.app_url(env.ctx, app.name)}")
+    env.echo(f"       git remote set-url paas paas:{app.name}")
+
+
+@command("apps:destroy", "Destroy an app: containers, images, repo, config (needs --confirm <app>).")
+@click.argument("app")
+@click.option("--confirm", help="The app's name, to confirm.")
+def destroy(env: CommandEnv, app: str, confirm: str | None) -> None:
+    apps_service.destroy_app(env.ctx, app, confirm)
+    env.echo(f"-----> Destroyed {app}")

@@ -11,7 +11,7 @@ from paas.commands import CommandEnv, available, command
 @click.argument("namespace", required=False)
 def help_(env: CommandEnv, namespace: str | None) -> None:
     commands = available(env.on_host)
-    names = sorted(n for n in commands if n != "help")
+    names = sorted(n for n, r in commands.items() if n != "help" and r.alias_of is None)
     if namespace:
         names = [n for n in names if n.split(":")[0] == namespace]
         if not names:

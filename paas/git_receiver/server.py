@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paramiko
@@ -54,6 +55,38 @@ class Session:
     key: SshKey | None = None
     command: bytes | None = None
     pty: tuple[str, int, int] | None = None
+    stdio: ChannelStdio | None = None
+
+
+class ChannelStdio:
+    """Raw bytes over the channel, for `run` (see paas.commands.stdio.Stdio)."""
+
+    def __init__(self, channel: paramiko.Channel, pty: tuple[str, int, int] | None) -> None:
+        self.channel = channel
+        self.pty = pty
+        self.on_resize: Callable[[int, int], None] | None = None
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self.channel.recv(n)
+        except OSError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def write_err(self, data: bytes) -> None:
+        self.channel.sendall_stderr(data)
+
+    def disconnected(self) -> bool:
+        transport = self.channel.get_transport()
+        return self.channel.closed or transport is None or not transport.is_active()
+
+    def resized(self, cols: int, rows: int) -> None:
+        if self.pty is not None:
+            self.pty = (self.pty[0], cols, rows)
+        if self.on_resize is not None:
+            self.on_resize(cols, rows)
 
 
 class _Interface(paramiko.ServerInterface):
@@ -92,6 +125,8 @@ class _Interface(paramiko.ServerInterface):
         return True
 
     def check_channel_window_change_request(self, channel, width, height, pw, ph) -> bool:  # type: ignore[no-untyped-def]
+        if self.session.stdio is not None:
+            threading.Thread(target=self.session.stdio.resized, args=(width, height), daemon=True).start()
         return True
 
     def check_channel_env_request(self, channel: paramiko.Channel, name: bytes, value: bytes) -> bool:
@@ -176,8 +211,18 @@ class SSHServer:
         out, err = ChannelWriter(channel), ChannelWriter(channel, stderr=True)
         if session.pty:
             out._pty = err._pty = True
-        env = commands.CommandEnv(ctx=ctx, out=out, err=err, stdin=channel.makefile("rb"), pty=session.pty)
-        return commands.run(argv, env)
+        stdio = session.stdio = ChannelStdio(channel, session.pty)
+        env = commands.CommandEnv(
+            ctx=ctx,
+            out=out,
+            err=err,
+            stdin=channel.makefile("rb"),
+            pty=session.pty,
+            stdio=stdio,
+            raw_command=raw,
+            disconnected=stdio.disconnected,
+        )
+        return commands.dispatch(argv, env)
 
     def _git(self, channel: paramiko.Channel, ctx: Context, argv: list[str]) -> int:
         if len(argv) != 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from paas.errors import Conflict, NotFound
+from paas.errors import Conflict, NotFound, PaasError
 from paas.services import validation
 from paas.services.context import Context
 from paas.store import App
@@ -50,3 +50,86 @@ def app_url(ctx: Context, name: str) -> str:
     port = ctx.settings.http_port
     suffix = "" if port == 80 else f":{port}"
     return f"http://{name}.{ctx.settings.domain}{suffix}"
+
+
+def app_info(ctx: Context, name: str) -> dict:
+    """Everything `apps:info` shows, with stable keys (also the JSON shape)."""
+    from paas.services.processes import list_processes
+
+    app = get_app(ctx, name)
+    release = ctx.store.current_release(app.id)
+    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    procs = list_processes(ctx, name)
+    return {
+        "name": app.name,
+        "created_at": app.created_at,
+        "url": app_url(ctx, app.name),
+        "domains": ctx.store.list_domains(app.id),
+        "release": release.version if release else None,
+        "deployed_at": release.created_at if release else None,
+        "commit": build.commit_sha if build else None,
+        "buildpack": build.buildpack if build else None,
+        "formation": ctx.store.get_formation(app.id),
+        "processes": {p.dyno: p.state for p in procs},
+        "stopped": bool(app.stopped),
+        "git_remote": f"paas:{app.name}",
+    }
+
+
+def rename_app(ctx: Context, old: str, new: str) -> App:
+    """Rename: store, repo, then the current release redeployed under the new name."""
+    from paas.scheduler import docker_local as sched
+    from paas.services.deploy import deploy_release, stop_timeout
+    from paas.services.locks import app_lock
+    from paas.services.output import BuildLog
+
+    app = get_app(ctx, old)
+    validation.app_name(new)
+    if ctx.store.get_app(new):
+        raise Conflict(f"app {new!r} already exists")
+    with app_lock(ctx, old), app_lock(ctx, new):
+        old_containers = sched.app_containers(ctx.docker, ctx.settings.instance_id, old)
+        ctx.store.rename_app(app.id, new)
+        repo = ctx.settings.repos_dir / f"{old}.git"
+        if repo.exists():
+            repo.rename(ctx.settings.repos_dir / f"{new}.git")
+        renamed = get_app(ctx, new)
+        release = ctx.store.current_release(renamed.id)
+        if release is not None and not renamed.stopped:
+            deploy_release(ctx, renamed, release, BuildLog())
+        ctx.router.remove_app(old)
+        sched.stop_and_remove(old_containers, timeout=stop_timeout(ctx, renamed))
+        ctx.store.add_event(new, ctx.actor, "apps:rename", f"{old} -> {new}")
+        return renamed
+
+
+def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
+    """Remove containers, route, images, build cache, repo and every record of the app."""
+    import shutil
+
+    import docker
+
+    from paas.buildpacks.builder import cache_volume
+    from paas.scheduler import docker_local as sched
+    from paas.services.locks import app_lock
+
+    app = get_app(ctx, name)
+    if confirm != app.name:
+        raise PaasError(f"this destroys {app.name} and its data; run again with --confirm {app.name}")
+    with app_lock(ctx, app.name):
+        client = ctx.docker
+        ctx.router.remove_app(app.name)
+        sched.stop_and_remove(sched.app_containers(client, ctx.settings.instance_id, app.name), timeout=5)
+        images = {b.image for b in ctx.store.list_builds(app.id) if b.image}
+        for image in images:
+            try:
+                client.images.remove(image, force=True)
+            except docker.errors.DockerException:
+                pass
+        try:
+            client.volumes.get(cache_volume(ctx.settings.instance_id, app.name)).remove(force=True)
+        except docker.errors.DockerException:
+            pass
+        shutil.rmtree(ctx.settings.repos_dir / f"{app.name}.git", ignore_errors=True)
+        ctx.store.delete_app(app.id)
+        ctx.store.add_event(app.name, ctx.actor, "apps:destroy")

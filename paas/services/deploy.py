@@ -32,7 +32,10 @@ def default_formation(processes: dict[str, str], stored: dict[str, int]) -> dict
 
 
 def hostnames(ctx: Context, app: str) -> list[str]:
-    return [f"{app}.{ctx.settings.domain}"]
+    """The default `<app>.<domain>` plus the app's custom domains."""
+    record = ctx.store.get_app(app)
+    custom = ctx.store.list_domains(record.id) if record else []
+    return [f"{app}.{ctx.settings.domain}", *custom]
 
 
 def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
@@ -62,27 +65,34 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
         return release
 
 
-def deploy_release(ctx: Context, app: App, release: Release, log: BuildLog) -> None:
-    """Start the release's containers, check them, switch the router, retire the old ones."""
+def deploy_release(
+    ctx: Context,
+    app: App,
+    release: Release,
+    log: BuildLog,
+    only_types: set[str] | None = None,
+) -> None:
+    """Start the release's containers, check them, switch the router, retire the old ones.
+
+    With `only_types`, only those process types are replaced (`ps:restart <app> <type>`).
+    Any failure stops the new containers and leaves what ran before running and routed.
+    """
     build = ctx.store.get_build(release.build_id) if release.build_id else None
     if build is None or not build.image:
         raise DeployFailed(f"release v{release.version} has no image to run")
     client = ctx.docker
-    old = sched.app_containers(client, ctx.settings.instance_id, app.name)
+    instance = ctx.settings.instance_id
+    current = sched.app_containers(client, instance, app.name)
+    replaced = [c for c in current if only_types is None or c.labels.get(sched.LABEL_TYPE) in only_types]
+    kept = [c for c in current if c not in replaced]
     started = []
     try:
         for ptype, quantity in sorted(release.formation.items()):
-            if ptype not in build.processes:
+            if ptype not in build.processes or (only_types is not None and ptype not in only_types):
                 continue
             for index in range(1, quantity + 1):
                 spec = sched.ProcessSpec(
-                    ctx.settings.instance_id,
-                    app.name,
-                    release.version,
-                    ptype,
-                    index,
-                    build.image,
-                    dict(release.config),
+                    instance, app.name, release.version, ptype, index, build.image, dict(release.config)
                 )
                 log.detail(f"starting {spec.dyno}")
                 started.append(sched.start_process(client, spec))
@@ -91,31 +101,46 @@ def deploy_release(ctx: Context, app: App, release: Release, log: BuildLog) -> N
                 sched.wait_until_serving(c, ctx.settings.boot_timeout)
             else:
                 sched.wait_until_running(c, SETTLE_SECONDS)
-        upstreams = sched.web_upstreams(started)
-        ctx.router.set_app(app.name, hostnames(ctx, app.name), upstreams)
+        ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams([*started, *kept]))
     except (PaasError, docker.errors.DockerException) as exc:
         sched.stop_and_remove(started, timeout=2)
-        ctx.store.set_release_status(release.id, "failed")
+        if only_types is None:
+            ctx.store.set_release_status(release.id, "failed")
         ctx.store.add_event(app.name, ctx.actor, "release:failed", f"v{release.version}: {exc}")
         log.error(str(exc))
         for line in getattr(exc, "log_tail", []):
             log.detail(line)
         raise DeployFailed(f"deploy of v{release.version} failed: {exc}") from exc
-    ctx.store.set_release_status(release.id, "succeeded")
-    ctx.store.add_event(app.name, ctx.actor, "release", f"v{release.version} {release.description}")
-    if old:
-        log.detail(f"stopping {len(old)} old process(es)")
-        sched.stop_and_remove(old, timeout=ctx.settings.stop_timeout)
+    if only_types is None:
+        ctx.store.set_release_status(release.id, "succeeded")
+        ctx.store.add_event(app.name, ctx.actor, "release", f"v{release.version} {release.description}")
+    if app.stopped:
+        ctx.store.set_stopped(app.id, False)
+    if replaced:
+        log.detail(f"stopping {len(replaced)} old process(es)")
+        sched.stop_and_remove(replaced, timeout=stop_timeout(ctx, app))
+
+
+def stop_timeout(ctx: Context, app: App) -> int:
+    value = ctx.store.get_setting(app.id, "stop_timeout")
+    return int(value) if value else ctx.settings.stop_timeout
+
+
+def sync_app_route(ctx: Context, app_name: str) -> None:
+    """Route the app's hostnames to its running web containers of the current release."""
+    app = ctx.store.get_app(app_name)
+    if app is None:
+        return
+    release = ctx.store.current_release(app.id)
+    running = [
+        c
+        for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name, all_states=False)
+        if release and c.labels.get(sched.LABEL_RELEASE) == str(release.version)
+    ]
+    ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams(running))
 
 
 def sync_routes(ctx: Context) -> None:
     """Point the router at what runs now (after a restart of the server or of dockerd)."""
-    client = ctx.docker
     for app in ctx.store.list_apps():
-        release = ctx.store.current_release(app.id)
-        running = [
-            c
-            for c in sched.app_containers(client, ctx.settings.instance_id, app.name, all_states=False)
-            if release and c.labels.get(sched.LABEL_RELEASE) == str(release.version)
-        ]
-        ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams(running))
+        sync_app_route(ctx, app.name)

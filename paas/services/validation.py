@@ -42,3 +42,47 @@ def process_type(name: str) -> str:
     if not PROCESS_TYPE_RE.fullmatch(name or ""):
         raise PaasError(f"invalid process type {name!r}: use lowercase letters, digits, '_', '-'")
     return name
+
+
+DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+MAX_SCALE = 100
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+def domain(name: str) -> str:
+    """A hostname made of RFC 1123 labels, lowercased; `*.` is allowed as a prefix only."""
+    host = (name or "").strip().lower().rstrip(".")
+    labels = host.split(".")
+    wildcard = labels[0] == "*"
+    check = labels[1:] if wildcard else labels
+    if (
+        not host
+        or len(host) > 253
+        or len(check) < 1
+        or (wildcard and len(check) < 2)
+        or not all(DOMAIN_LABEL_RE.fullmatch(label) for label in check)
+    ):
+        raise PaasError(f"invalid domain {name!r}: use a hostname like www.example.com or *.example.com")
+    return host
+
+
+def scale(value: str | int) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise PaasError(f"invalid count {value!r}: use a number from 0 to {MAX_SCALE}") from None
+    if not 0 <= n <= MAX_SCALE or str(value).strip() != str(n):
+        raise PaasError(f"invalid count {value!r}: use a number from 0 to {MAX_SCALE}")
+    return n
+
+
+def config_size(config: dict[str, str]) -> None:
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in config.items())
+    if size > MAX_CONFIG_BYTES:
+        raise PaasError(f"config too large: {size} bytes, the limit is {MAX_CONFIG_BYTES} bytes per app")
+
+
+def config_value(key: str, value: str) -> str:
+    if "\x00" in value:
+        raise PaasError(f"config value of {key} contains a NUL byte, which environments cannot hold")
+    return value

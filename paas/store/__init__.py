@@ -26,6 +26,7 @@ class App:
     id: int
     name: str
     created_at: str
+    stopped: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,39 @@ class Store:
         row = self._one("SELECT * FROM apps WHERE name = ?", (name,))
         return App(**dict(row)) if row else None
 
+    def rename_app(self, app_id: int, new_name: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE apps SET name = ? WHERE id = ?", (new_name, app_id))
+            c.execute(
+                "UPDATE events SET app = ? WHERE app = (SELECT name FROM apps WHERE id = ?)",
+                (new_name, app_id),
+            )
+
+    def delete_app(self, app_id: int) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM releases WHERE app_id = ?", (app_id,))
+            c.execute("DELETE FROM builds WHERE app_id = ?", (app_id,))
+            c.execute("DELETE FROM apps WHERE id = ?", (app_id,))
+
+    def set_stopped(self, app_id: int, stopped: bool) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE apps SET stopped = ? WHERE id = ?", (int(stopped), app_id))
+
+    def get_setting(self, app_id: int, key: str) -> str | None:
+        row = self._one("SELECT value FROM app_settings WHERE app_id = ? AND key = ?", (app_id, key))
+        return row["value"] if row else None
+
+    def set_setting(self, app_id: int, key: str, value: str | None) -> None:
+        with self.transaction() as c:
+            if value is None:
+                c.execute("DELETE FROM app_settings WHERE app_id = ? AND key = ?", (app_id, key))
+            else:
+                c.execute(
+                    "INSERT INTO app_settings (app_id, key, value) VALUES (?, ?, ?)"
+                    " ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value",
+                    (app_id, key, value),
+                )
+
     def list_apps(self) -> list[App]:
         return [App(**dict(r)) for r in self._all("SELECT * FROM apps ORDER BY name")]
 
@@ -147,6 +181,15 @@ class Store:
         rows = self._all("SELECT key, value FROM config_vars WHERE app_id = ? ORDER BY key", (app_id,))
         return {r["key"]: r["value"] for r in rows}
 
+    def replace_config(self, app_id: int, config: dict[str, str]) -> None:
+        """Make the app's config exactly `config` (one transaction)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM config_vars WHERE app_id = ?", (app_id,))
+            c.executemany(
+                "INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?)",
+                [(app_id, k, v) for k, v in config.items()],
+            )
+
     # formation
     def get_formation(self, app_id: int) -> dict[str, int]:
         rows = self._all("SELECT type, quantity FROM formation WHERE app_id = ? ORDER BY type", (app_id,))
@@ -154,6 +197,7 @@ class Store:
 
     def set_formation(self, app_id: int, formation: dict[str, int]) -> None:
         with self.transaction() as c:
+            c.execute("DELETE FROM formation WHERE app_id = ?", (app_id,))
             for ptype, qty in formation.items():
                 c.execute(
                     "INSERT INTO formation (app_id, type, quantity) VALUES (?, ?, ?)"
@@ -186,6 +230,22 @@ class Store:
                 " WHERE id = ?",
                 (status, output, image, json.dumps(processes or {}), buildpack, build_id),
             )
+
+    def list_builds(self, app_id: int) -> list[Build]:
+        rows = self._all("SELECT * FROM builds WHERE app_id = ? ORDER BY id DESC", (app_id,))
+        return [self._build(r) for r in rows]  # type: ignore[misc]
+
+    def _build(self, row: sqlite3.Row | None) -> Build | None:
+        if row is None:
+            return None
+        d = dict(row)
+        d["processes"] = json.loads(d["processes"])
+        return Build(**d)
+
+    def latest_build(self, app_id: int) -> Build | None:
+        return self._build(
+            self._one("SELECT * FROM builds WHERE app_id = ? ORDER BY id DESC LIMIT 1", (app_id,))
+        )
 
     def get_build(self, build_id: int) -> Build | None:
         row = self._one("SELECT * FROM builds WHERE id = ?", (build_id,))
@@ -249,6 +309,11 @@ class Store:
             )
         )
 
+    def get_release(self, app_id: int, version: int) -> Release | None:
+        return self._release(
+            self._one("SELECT * FROM releases WHERE app_id = ? AND version = ?", (app_id, version))
+        )
+
     def list_releases(self, app_id: int) -> list[Release]:
         rows = self._all("SELECT * FROM releases WHERE app_id = ? ORDER BY version DESC", (app_id,))
         return [self._release(r) for r in rows]  # type: ignore[misc]
@@ -261,6 +326,28 @@ class Store:
                 (app, user, action, detail, now()),
             )
 
-    def list_events(self, limit: int = 50) -> list[dict]:
-        rows = self._all("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(r) for r in rows]
+    def list_events(self, limit: int = 50, app: str | None = None) -> list[dict]:
+        if app is None:
+            rows = self._all("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._all("SELECT * FROM events WHERE app = ? ORDER BY id DESC LIMIT ?", (app, limit))
+        return [dict(r) for r in reversed(rows)]
+
+    # domains
+    def list_domains(self, app_id: int) -> list[str]:
+        rows = self._all("SELECT hostname FROM domains WHERE app_id = ? ORDER BY hostname", (app_id,))
+        return [r["hostname"] for r in rows]
+
+    def domain_owner(self, hostname: str) -> str | None:
+        row = self._one(
+            "SELECT apps.name FROM domains JOIN apps ON apps.id = domains.app_id WHERE hostname = ?",
+            (hostname,),
+        )
+        return row["name"] if row else None
+
+    def replace_domains(self, app_id: int, hostnames: list[str]) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM domains WHERE app_id = ?", (app_id,))
+            c.executemany(
+                "INSERT INTO domains (app_id, hostname) VALUES (?, ?)", [(app_id, h) for h in hostnames]
+            )

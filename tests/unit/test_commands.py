@@ -12,7 +12,7 @@ from paas.settings import Settings
 def run(ctx: Context, *argv: str, on_host: bool = False) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     env = commands.CommandEnv(ctx=ctx, out=out, err=err, on_host=on_host)
-    return commands.run(list(argv), env), out.getvalue(), err.getvalue()
+    return commands.dispatch(list(argv), env), out.getvalue(), err.getvalue()
 
 
 def test_help_lists_commands_with_descriptions(tmp_path: Path) -> None:

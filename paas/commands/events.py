@@ -1,0 +1,23 @@
+"""events: the audit log."""
+
+from __future__ import annotations
+
+import click
+
+from paas.commands import FORMAT_OPTION, CommandEnv, command
+from paas.services import events as events_service
+
+
+@command("events", "Show the audit log: who changed what, when.")
+@click.option("-n", "--num", "limit", type=int, default=50, help="How many events.")
+@click.option("--app", help="Only this app's events.")
+@FORMAT_OPTION
+def events(env: CommandEnv, limit: int, app: str | None, fmt: str) -> None:
+    rows = events_service.list_events(env.ctx, limit, app)
+    if fmt == "json":
+        env.json([{k: r[k] for k in ("id", "created_at", "user", "action", "app", "detail")} for r in rows])
+        return
+    for r in rows:
+        env.echo(
+            f"{r['created_at']}  {r['user'] or '-':<12} {r['action']:<18} {r['app'] or '-':<20} {r['detail']}"
+        )

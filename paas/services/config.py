@@ -1,0 +1,80 @@
+"""Config vars: every change makes a new release and restarts the processes on it."""
+
+from __future__ import annotations
+
+from paas.errors import NotFound, PaasError
+from paas.services import apps as apps_service
+from paas.services import validation
+from paas.services.context import Context
+from paas.services.locks import app_lock
+from paas.services.output import BuildLog
+from paas.services.releases import new_release
+from paas.store import App, Release
+
+
+def get_config(ctx: Context, app_name: str) -> dict[str, str]:
+    app = apps_service.get_app(ctx, app_name)
+    return ctx.store.get_config(app.id)
+
+
+def get_value(ctx: Context, app_name: str, key: str) -> str:
+    validation.config_key(key)
+    config = get_config(ctx, app_name)
+    if key not in config:
+        raise NotFound(f"{app_name} has no config var {key}")
+    return config[key]
+
+
+def set_config(
+    ctx: Context, app_name: str, values: dict[str, str], log: BuildLog, restart: bool = True
+) -> Release | None:
+    """Set values (validated, byte for byte); returns the new release, or None without restart."""
+    app = apps_service.get_app(ctx, app_name)
+    if not values:
+        raise PaasError("nothing to set: give KEY=value pairs")
+    for key, value in values.items():
+        validation.config_key(key)
+        validation.config_value(key, value)
+    with app_lock(ctx, app.name):
+        config = {**ctx.store.get_config(app.id), **values}
+        return _apply(ctx, app, config, "Set " + ", ".join(values), restart, log)
+
+
+def unset_config(
+    ctx: Context, app_name: str, keys: list[str], log: BuildLog, restart: bool = True
+) -> Release | None:
+    app = apps_service.get_app(ctx, app_name)
+    if not keys:
+        raise PaasError("nothing to unset: give one or more KEYs")
+    for key in keys:
+        validation.config_key(key)
+    with app_lock(ctx, app.name):
+        config = ctx.store.get_config(app.id)
+        missing = [k for k in keys if k not in config]
+        if missing:
+            raise NotFound(f"{app.name} has no config var {', '.join(missing)}")
+        for key in keys:
+            del config[key]
+        return _apply(ctx, app, config, "Unset " + ", ".join(keys), restart, log)
+
+
+def _apply(
+    ctx: Context, app: App, config: dict[str, str], description: str, restart: bool, log: BuildLog
+) -> Release | None:
+    """Deploy first, store after: a config that fails to boot never becomes the app's config."""
+    validation.config_size(config)
+    current = ctx.store.current_release(app.id)
+    release = None
+    if restart and current is not None and not app.stopped:
+        release = new_release(
+            ctx,
+            app,
+            build_id=current.build_id,
+            config=config,
+            formation=ctx.store.get_formation(app.id) or current.formation,
+            description=description,
+            log=log,
+        )
+    ctx.store.replace_config(app.id, config)
+    ctx.store.add_event(app.name, ctx.actor, "config", description)
+    return release

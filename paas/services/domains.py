@@ -1,0 +1,69 @@
+"""Custom domains, served by the router next to `<app>.<PAAS_DOMAIN>`; one app per domain."""
+
+from __future__ import annotations
+
+from paas.errors import Conflict, NotFound, PaasError
+from paas.services import apps as apps_service
+from paas.services import validation
+from paas.services.context import Context
+from paas.services.locks import app_lock
+
+
+def list_domains(ctx: Context, app_name: str) -> list[str]:
+    app = apps_service.get_app(ctx, app_name)
+    return ctx.store.list_domains(app.id)
+
+
+def _set(ctx: Context, app_name: str, compute, action: str, detail: str) -> list[str]:  # type: ignore[no-untyped-def]
+    from paas.services.deploy import sync_app_route
+
+    app = apps_service.get_app(ctx, app_name)
+    with app_lock(ctx, app.name):
+        current = ctx.store.list_domains(app.id)
+        wanted = sorted(set(compute(current)))
+        default_suffix = "." + ctx.settings.domain
+        for host in wanted:
+            owner = ctx.store.domain_owner(host)
+            if owner is not None and owner != app.name:
+                raise Conflict(f"{host} already belongs to app {owner}")
+            if host.endswith(default_suffix) and host.count(".") == ctx.settings.domain.count(".") + 1:
+                other = host[: -len(default_suffix)]
+                if other != app.name and other != "*":
+                    raise Conflict(f"{host} is the default address of app {other}")
+        ctx.store.replace_domains(app.id, wanted)
+        try:
+            sync_app_route(ctx, app.name)
+        except PaasError:
+            ctx.store.replace_domains(app.id, current)
+            raise
+        ctx.store.add_event(app.name, ctx.actor, action, detail)
+        return wanted
+
+
+def add_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    if not domains:
+        raise PaasError("give one or more domains")
+    hosts = [validation.domain(d) for d in domains]
+    return _set(ctx, app_name, lambda cur: [*cur, *hosts], "domains:add", " ".join(hosts))
+
+
+def remove_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    if not domains:
+        raise PaasError("give one or more domains")
+    hosts = [validation.domain(d) for d in domains]
+    existing = list_domains(ctx, app_name)
+    missing = [h for h in hosts if h not in existing]
+    if missing:
+        raise NotFound(f"{app_name} has no domain {', '.join(missing)}")
+    return _set(
+        ctx, app_name, lambda cur: [h for h in cur if h not in hosts], "domains:remove", " ".join(hosts)
+    )
+
+
+def set_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    hosts = [validation.domain(d) for d in domains]
+    return _set(ctx, app_name, lambda cur: hosts, "domains:set", " ".join(hosts))
+
+
+def clear_domains(ctx: Context, app_name: str) -> list[str]:
+    return _set(ctx, app_name, lambda cur: [], "domains:clear", "")

@@ -1,0 +1,60 @@
+"""Scale: the formation (process type -> count) is stored and survives deploys."""
+
+from __future__ import annotations
+
+from paas.errors import PaasError
+from paas.services import apps as apps_service
+from paas.services import validation
+from paas.services.context import Context
+from paas.services.locks import app_lock
+from paas.services.output import BuildLog
+from paas.services.releases import new_release
+from paas.store import Release
+
+
+def parse_scale_args(args: list[str]) -> dict[str, int]:
+    """`web=3 worker=1` -> {"web": 3, "worker": 1}."""
+    if not args:
+        raise PaasError("give one or more TYPE=COUNT, e.g. web=2 worker=1")
+    changes: dict[str, int] = {}
+    for arg in args:
+        ptype, sep, count = arg.partition("=")
+        if not sep:
+            raise PaasError(f"invalid scale {arg!r}: use TYPE=COUNT, e.g. web=2")
+        changes[validation.process_type(ptype)] = validation.scale(count)
+    return changes
+
+
+def get_formation(ctx: Context, app_name: str) -> dict[str, int]:
+    app = apps_service.get_app(ctx, app_name)
+    return ctx.store.get_formation(app.id)
+
+
+def scale(ctx: Context, app_name: str, changes: dict[str, int], log: BuildLog) -> Release | None:
+    app = apps_service.get_app(ctx, app_name)
+    with app_lock(ctx, app.name):
+        current = ctx.store.current_release(app.id)
+        build = ctx.store.get_build(current.build_id) if current and current.build_id else None
+        if build is None:
+            build = ctx.store.latest_build(app.id)
+        known = build.processes if build else {}
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            offer = ", ".join(sorted(known)) or "none yet: push code first"
+            raise PaasError(f"{app.name} has no process type {', '.join(unknown)} (types: {offer})")
+        formation = {**{t: n for t, n in ctx.store.get_formation(app.id).items() if t in known}, **changes}
+        description = "Scale " + " ".join(f"{t}={n}" for t, n in sorted(changes.items()))
+        release = None
+        if current is not None and not app.stopped:
+            release = new_release(
+                ctx,
+                app,
+                build_id=current.build_id,
+                config=ctx.store.get_config(app.id),
+                formation=formation,
+                description=description,
+                log=log,
+            )
+        ctx.store.set_formation(app.id, formation)
+        ctx.store.add_event(app.name, ctx.actor, "ps:scale", description)
+        return release

@@ -1,0 +1,134 @@
+"""App logs, Heroku-style (`<timestamp> app[web.1]: <line>`), merged across containers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import docker
+from docker.models.containers import Container
+
+from paas.errors import NotFound, PaasError
+from paas.scheduler import docker_local as sched
+from paas.services import apps as apps_service
+from paas.services import validation
+from paas.services.context import Context
+from paas.services.releases import get_release, parse_version
+
+MAX_LINES = 10000
+
+
+def _heroku_time(docker_ts: str) -> str:
+    """2026-11-28T02:30:01.123456789Z -> 2026-11-28T02:30:01.123456+00:00."""
+    main, _, frac = docker_ts.rstrip("Z").partition(".")
+    return f"{main}.{(frac or '0')[:6]:0<6}+00:00"
+
+
+def _format(container: Container, raw: bytes) -> list[tuple[str, str]]:
+    """(sort key, formatted line) for each `timestamps=True` line docker gave."""
+    dyno = f"{container.labels.get(sched.LABEL_TYPE, '?')}.{container.labels.get(sched.LABEL_INDEX, '0')}"
+    out = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        ts, _, text = line.partition(" ")
+        if not ts:
+            continue
+        out.append((ts, f"{_heroku_time(ts)} app[{dyno}]: {text.rstrip(chr(13))}"))
+    return out
+
+
+def _containers(ctx: Context, app: str, ptype: str | None) -> list[Container]:
+    found = sched.app_containers(ctx.docker, ctx.settings.instance_id, app)
+    return [c for c in found if ptype is None or c.labels.get(sched.LABEL_TYPE) == ptype]
+
+
+def _check(ctx: Context, app_name: str, lines: int, ptype: str | None) -> str:
+    app = apps_service.get_app(ctx, app_name)
+    if not 1 <= lines <= MAX_LINES:
+        raise PaasError(f"-n must be between 1 and {MAX_LINES}")
+    if ptype is not None:
+        validation.process_type(ptype)
+    return app.name
+
+
+def recent(ctx: Context, app_name: str, lines: int = 100, ptype: str | None = None) -> list[str]:
+    app = _check(ctx, app_name, lines, ptype)
+    merged: list[tuple[str, str]] = []
+    for c in _containers(ctx, app, ptype):
+        try:
+            merged.extend(_format(c, c.logs(timestamps=True, tail=lines)))
+        except docker.errors.NotFound:
+            continue
+    merged.sort(key=lambda x: x[0])
+    return [line for _, line in merged[-lines:]]
+
+
+def follow(
+    ctx: Context,
+    app_name: str,
+    emit: Callable[[str], None],
+    stopped: Callable[[], bool],
+    lines: int = 100,
+    ptype: str | None = None,
+) -> None:
+    """Print the last `lines`, then every new line until `stopped()`; follows new containers too."""
+    for line in recent(ctx, app_name, lines, ptype):
+        emit(line)
+    app = app_name
+    lock = threading.Lock()
+    streams: dict[str, object] = {}
+    failed = threading.Event()
+
+    def pump(container: Container, tail: str | int) -> None:
+        try:
+            stream = container.logs(stream=True, follow=True, timestamps=True, tail=tail)
+            streams[container.id] = stream
+            pending = b""
+            for chunk in stream:
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    for _, line in _format(container, raw + b"\n"):
+                        with lock:
+                            emit(line)
+        except OSError:
+            failed.set()
+        except docker.errors.DockerException:
+            pass
+
+    def watch(initial: bool) -> None:
+        for c in _containers(ctx, app, ptype):
+            if c.id not in streams:
+                streams[c.id] = None
+                threading.Thread(target=pump, args=(c, 0 if initial else "all"), daemon=True).start()
+
+    watch(initial=True)
+    try:
+        ticks = 0
+        while not stopped() and not failed.is_set():
+            threading.Event().wait(0.25)
+            ticks += 1
+            if ticks % 4 == 0:
+                watch(initial=False)
+    finally:
+        for s in streams.values():
+            close = getattr(s, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - best effort on teardown
+                    pass
+
+
+def build_output(ctx: Context, app_name: str, version_text: str | None) -> str:
+    """The kept output of the build behind a release (default: the latest build)."""
+    app = apps_service.get_app(ctx, app_name)
+    if version_text is None:
+        build = ctx.store.latest_build(app.id)
+        if build is None:
+            raise NotFound(f"{app.name} has no builds yet")
+        return build.output
+    release = get_release(ctx, app, parse_version(version_text))
+    build = ctx.store.get_build(release.build_id) if release.build_id else None
+    if build is None:
+        raise NotFound(f"v{release.version} of {app.name} has no build")
+    return build.output

@@ -1,0 +1,51 @@
+"""`run`: one-off containers from the current release, with the app's config."""
+
+from __future__ import annotations
+
+import secrets
+
+from docker.models.containers import Container
+
+from paas.errors import PaasError
+from paas.scheduler import docker_local as sched
+from paas.services import apps as apps_service
+from paas.services.context import Context
+
+
+def create_oneoff(ctx: Context, app_name: str, command: str, tty: bool) -> Container:
+    """A created (not started) container: `/start <type>` for a Procfile type, else the command
+    line through `bash -c`, as a remote shell would run it (Heroku's `run` semantics)."""
+    app = apps_service.get_app(ctx, app_name)
+    command = command.strip()
+    if not command:
+        raise PaasError("give a command to run, e.g. run myapp python manage.py migrate")
+    release = ctx.store.current_release(app.id)
+    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    if release is None or build is None or not build.image:
+        raise PaasError(f"{app.name} has not been deployed yet")
+    if command in build.processes:
+        cmd = [command]
+    else:
+        cmd = ["bash", "-c", command]
+    number = secrets.randbelow(9000) + 1000
+    env = {**ctx.store.get_config(app.id), "DYNO": f"run.{number}", "PS": f"run.{number}"}
+    if tty:
+        env.setdefault("TERM", "xterm")
+    ctx.store.add_event(app.name, ctx.actor, "run", command[:200])
+    return ctx.docker.containers.create(
+        build.image,
+        command=cmd,
+        name=f"paas-{app.name}-run-{number}-{secrets.token_hex(3)}",
+        environment=env,
+        tty=tty,
+        stdin_open=True,
+        init=True,
+        labels={
+            sched.LABEL_APP: app.name,
+            sched.LABEL_RELEASE: str(release.version),
+            sched.LABEL_TYPE: "run",
+            sched.LABEL_INDEX: str(number),
+            sched.LABEL_ROLE: "run",
+            sched.LABEL_INSTANCE: ctx.settings.instance_id,
+        },
+    )

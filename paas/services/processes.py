@@ -1,0 +1,107 @@
+"""ps: what runs for an app, and restart/stop/start."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+
+from paas.errors import PaasError
+from paas.scheduler import docker_local as sched
+from paas.services import apps as apps_service
+from paas.services import validation
+from paas.services.context import Context
+from paas.services.deploy import deploy_release, hostnames, stop_timeout
+from paas.services.locks import app_lock
+from paas.services.output import BuildLog
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    dyno: str
+    type: str
+    index: int
+    state: str
+    release: int
+    started_at: str | None
+    uptime_seconds: int | None
+    restarts: int
+    container: str
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text or text.startswith("0001-"):
+        return None
+    # Docker gives nanoseconds; Python takes microseconds.
+    main, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{main}.{(frac or '0')[:6]:0<6}+00:00")
+
+
+def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
+    app = apps_service.get_app(ctx, app_name)
+    now = datetime.now(UTC)
+    out = []
+    for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name):
+        state = c.attrs.get("State", {})
+        started = _parse_time(state.get("StartedAt")) if state.get("Running") else None
+        ptype = c.labels.get(sched.LABEL_TYPE, "?")
+        index = int(c.labels.get(sched.LABEL_INDEX, "0"))
+        out.append(
+            ProcessInfo(
+                dyno=f"{ptype}.{index}",
+                type=ptype,
+                index=index,
+                state="restarting" if state.get("Restarting") else state.get("Status", "unknown"),
+                release=int(c.labels.get(sched.LABEL_RELEASE, "0")),
+                started_at=started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else None,
+                uptime_seconds=int((now - started).total_seconds()) if started else None,
+                restarts=int(c.attrs.get("RestartCount", 0)),
+                container=c.short_id,
+            )
+        )
+    return sorted(out, key=lambda p: (p.type, p.index, p.release))
+
+
+def restart(ctx: Context, app_name: str, ptype: str | None, log: BuildLog) -> None:
+    """Fresh containers for the current release (all types, or one), swapped in without downtime."""
+    app = apps_service.get_app(ctx, app_name)
+    if ptype is not None:
+        validation.process_type(ptype)
+    with app_lock(ctx, app.name):
+        release = ctx.store.current_release(app.id)
+        if release is None:
+            raise PaasError(f"{app.name} has not been deployed yet")
+        if ptype is not None and ptype not in release.formation:
+            raise PaasError(f"{app.name} has no process type {ptype}")
+        formation = {**release.formation, **ctx.store.get_formation(app.id)}
+        deploy_release(
+            ctx, app, replace(release, formation=formation), log, only_types={ptype} if ptype else None
+        )
+        ctx.store.add_event(app.name, ctx.actor, "ps:restart", ptype or "all")
+
+
+def stop(ctx: Context, app_name: str, log: BuildLog) -> int:
+    """Stop every process and take the route down; `ps:start` brings them back."""
+    app = apps_service.get_app(ctx, app_name)
+    with app_lock(ctx, app.name):
+        containers = sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name)
+        ctx.store.set_stopped(app.id, True)
+        ctx.router.set_app(app.name, hostnames(ctx, app.name), [])
+        sched.stop_and_remove(containers, timeout=stop_timeout(ctx, app))
+        ctx.store.add_event(app.name, ctx.actor, "ps:stop")
+        log.step(f"Stopped {len(containers)} process(es) of {app.name}")
+        return len(containers)
+
+
+def start(ctx: Context, app_name: str, log: BuildLog) -> None:
+    app = apps_service.get_app(ctx, app_name)
+    with app_lock(ctx, app.name):
+        release = ctx.store.current_release(app.id)
+        if release is None:
+            raise PaasError(f"{app.name} has not been deployed yet")
+        formation = {**release.formation, **ctx.store.get_formation(app.id)}
+        deploy_release(ctx, app, replace(release, formation=formation), log)
+        ctx.store.set_stopped(app.id, False)
+        ctx.store.add_event(app.name, ctx.actor, "ps:start")
