@@ -1,12 +1,17 @@
-"""The stack image every app image grows from, made locally from the Debian mirror.
+"""The stack images every app image grows from, made locally from the Debian mirror.
 
 No registry is assumed: `debootstrap --variant=minbase` into a folder, a few steps in a chroot
-(the unprivileged `app` user, `/app`, `/cache`), then `docker import`. The tag carries a hash of
-the recipe, so a changed recipe builds a new image and an unchanged one is reused.
+(the unprivileged `app` user, `/app`, `/cache`, a check that the promised runtimes are there),
+then `docker import`. The tag carries a hash of the recipe, so a changed recipe builds a new image
+and an unchanged one is reused. Two stacks: Debian 13 (the default) and Debian testing, for
+runtimes newer than Debian 13 ships; a pinned runtime picks between them (see `runtimes.py`).
+Stable alias tags (`paas/stack:latest`, `paas/stack:<name>`) let Dockerfiles say
+`FROM paas/stack:latest` without knowing the hash.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -21,27 +26,51 @@ from paas.errors import PaasError
 from paas.settings import Settings
 
 STACK_REPOSITORY = "paas/stack"
+LATEST_ALIAS = f"{STACK_REPOSITORY}:latest"
 APP_UID = 1000
+DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
+
+# debootstrap's own resolver cannot install npm (hundreds of node-* packages with alternatives):
+# apt in the chroot does. No service may start while packages are configured.
+APT_INSTALL = """set -e
+printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d
+chmod +x /usr/sbin/policy-rc.d
+export DEBIAN_FRONTEND=noninteractive
+apt-get -o Acquire::Check-Valid-Until=false -qq update
+apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-unsafe-io {packages} >/dev/null
+rm -f /usr/sbin/policy-rc.d
+"""
 
 POST_INSTALL = f"""set -e
 groupadd --gid {APP_UID} app
 useradd --uid {APP_UID} --gid {APP_UID} --home-dir /app --shell /bin/bash --no-create-home app
 mkdir -p /app /cache /env /etc/paas
 chown app:app /app /cache
+# nginx (static sites) runs as the app user inside app containers: no system service, no logs here.
+rm -f /etc/nginx/sites-enabled/default
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/* /var/log/*.log
 """
 
+COMMON_PACKAGES = ("ca-certificates", "curl", "git", "procps", "gcc", "libc6-dev", "make")
+COMMON_APT_PACKAGES = ("nginx-light", "nodejs", "npm")
+
 
 @dataclass(frozen=True)
 class StackRecipe:
-    """What goes into a stack image; its hash names the image."""
+    """What goes into a stack image; its hash names the image.
+
+    `runtimes` promises interpreter versions (python: minor versions, node: major versions);
+    building the stack checks each promise, so pin resolution never trusts a stale list.
+    """
 
     name: str
     suite: str
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # installed by debootstrap
+    apt_packages: tuple[str, ...] = ()  # installed with apt in the chroot afterwards
+    runtimes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     post_install: str = POST_INSTALL
-    script: str | None = None  # debootstrap script to use for suites it does not know
+    script: str | None = None  # debootstrap script to use for suites it does not know (e.g. "sid")
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -54,24 +83,60 @@ class StackRecipe:
     def image(self) -> str:
         return f"{STACK_REPOSITORY}:{self.tag}"
 
+    def offers(self, runtime: str) -> tuple[str, ...]:
+        return dict(self.runtimes).get(runtime, ())
+
+    def setup_script(self) -> str:
+        """What runs in the chroot after debootstrap: extra packages, runtime checks, the app user."""
+        apt = APT_INSTALL.format(packages=" ".join(self.apt_packages)) if self.apt_packages else ""
+        return apt + self.runtime_checks() + self.post_install
+
+    def runtime_checks(self) -> str:
+        """Shell lines run in the chroot: fail the stack build if a promised runtime is missing."""
+        lines = []
+        for version in self.offers("python"):
+            lines.append(f"python{version} -c 'import ensurepip, venv'")
+        for major in self.offers("node"):
+            lines.append(f'node --version | grep -q "^v{major}\\." || {{ node --version; exit 1; }}')
+            lines.append("npm --version >/dev/null")
+        return "\n".join(lines) + "\n"
+
 
 DEFAULT_STACK = StackRecipe(
     name="trixie",
     suite="trixie",
-    packages=(
-        "ca-certificates",
-        "curl",
-        "git",
-        "procps",
-        "python3",
-        "python3-venv",
-        "python3-dev",
-        "python3-pip",
-        "gcc",
-        "libc6-dev",
-        "make",
-    ),
+    packages=(*COMMON_PACKAGES, "python3", "python3-venv", "python3-dev"),
+    apt_packages=COMMON_APT_PACKAGES,
+    runtimes=(("python", ("3.13",)), ("node", ("20",))),
 )
+
+TESTING_STACK = StackRecipe(
+    name="forky",
+    suite="forky",
+    packages=(
+        *COMMON_PACKAGES,
+        "python3",
+        "python3.14",
+        "python3.14-venv",
+        "python3.14-dev",
+        "python3.15",
+        "python3.15-venv",
+        "python3.15-dev",
+    ),
+    apt_packages=COMMON_APT_PACKAGES,
+    runtimes=(("python", ("3.14", "3.15")), ("node", ("24",))),
+    script="sid",
+)
+
+# In order of preference: a pin that the default stack satisfies never builds the second one.
+STACKS: tuple[StackRecipe, ...] = (DEFAULT_STACK, TESTING_STACK)
+
+
+def stack_named(name: str) -> StackRecipe:
+    for recipe in STACKS:
+        if recipe.name == name:
+            return recipe
+    raise PaasError(f"no stack named {name!r}; stacks: {', '.join(r.name for r in STACKS)}")
 
 
 def stack_exists(client: docker.DockerClient, recipe: StackRecipe = DEFAULT_STACK) -> bool:
@@ -106,6 +171,15 @@ def _tar_chunks(root: Path) -> Iterator[bytes]:
         raise PaasError("tar of the stack tree failed")
 
 
+def ensure_aliases(client: docker.DockerClient, recipe: StackRecipe) -> None:
+    """Point `paas/stack:<name>` (and `:latest` for the default stack) at the recipe's image."""
+    image = client.images.get(recipe.image)
+    wanted = [recipe.name] + (["latest"] if recipe == DEFAULT_STACK else [])
+    for tag in wanted:
+        if f"{STACK_REPOSITORY}:{tag}" not in image.tags:
+            image.tag(STACK_REPOSITORY, tag)
+
+
 def build_stack(
     settings: Settings,
     client: docker.DockerClient,
@@ -113,9 +187,25 @@ def build_stack(
     recipe: StackRecipe = DEFAULT_STACK,
     force: bool = False,
 ) -> str:
-    """Build the stack image unless it exists; return its reference."""
+    """Build the stack image unless it exists; return its reference.
+
+    A file lock serialises builders: two pushes that both need a new stack build it once.
+    """
     if not force and stack_exists(client, recipe):
+        ensure_aliases(client, recipe)
         return recipe.image
+    settings.locks_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.locks_dir / f"stack-{recipe.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and stack_exists(client, recipe):
+            ensure_aliases(client, recipe)
+            return recipe.image
+        return _build_locked(settings, client, progress, recipe)
+
+
+def _build_locked(
+    settings: Settings, client: docker.DockerClient, progress: Callable[[str], None], recipe: StackRecipe
+) -> str:
     if shutil.which("debootstrap") is None:
         raise PaasError("debootstrap is not installed (apt-get install debootstrap)")
     work = settings.stack_work_dir / recipe.tag
@@ -132,16 +222,14 @@ def build_stack(
         settings.debian_mirror,
     ]
     if recipe.script:
-        cmd.append(recipe.script)
+        cmd.append(str(DEBOOTSTRAP_SCRIPTS / recipe.script))
     try:
         _run_streaming(
             cmd,
-            lambda ln: (
-                progress("  " + ln) if ln.startswith(("I: Retr", "I: Conf", "I: Base", "E:", "W:")) else None
-            ),
+            lambda ln: progress("  " + ln) if ln.startswith(("I: Retr", "I: Base", "E:", "W:")) else None,
         )
-        progress("configuring the app user and folders")
-        (work / "tmp" / "paas-post.sh").write_text(recipe.post_install)
+        progress(f"apt-get install {' '.join(recipe.apt_packages)}; the app user; checking the runtimes")
+        (work / "tmp" / "paas-post.sh").write_text(recipe.setup_script())
         _run_streaming(["chroot", str(work), "/bin/sh", "/tmp/paas-post.sh"], progress)
         (work / "tmp" / "paas-post.sh").unlink(missing_ok=True)
         progress(f"importing into docker as {recipe.image}")
@@ -152,6 +240,7 @@ def build_stack(
             changes=[
                 "ENV LANG=C.UTF-8",
                 "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                f"LABEL paas.stack={recipe.name}",
                 "WORKDIR /app",
                 'CMD ["/bin/bash"]',
             ],
@@ -161,5 +250,6 @@ def build_stack(
         shutil.rmtree(work, ignore_errors=True)
     if not stack_exists(client, recipe):
         raise PaasError(f"docker import did not produce {recipe.image}")
+    ensure_aliases(client, recipe)
     progress(f"stack {recipe.image} built")
     return recipe.image
