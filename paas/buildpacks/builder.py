@@ -1,32 +1,47 @@
-"""Builds run in a container from the stack image, never on the host.
+"""Builds run in containers from a stack image, never on the host.
 
-The container gets the pushed tree at /app, the buildpacks read-only at /buildpacks, a per-app
+A build container gets the pushed tree at /app, the buildpacks read-only at /buildpacks, a per-app
 cache volume at /cache and the app's config as files in ENV_DIR (/env, a host folder, so config
-never lands in the image). Its output streams to the pusher line by line; the result is
-committed as `paas/app-<app>:b<build id>-<instance>`.
+never lands in the image). Its output streams to the pusher line by line.
+
+A detected built-in buildpack builds in two containers (see `layers.py`): the dependency layer,
+committed and reused while the manifests are unchanged, then the app on top of it. Overrides
+(`BUILDPACK_URL`, `.buildpacks`) run the classic API in one container. A Dockerfile is built by
+`dockerfile.py`. Every result is an image `paas/app-<app>:b<build id>-<instance>` whose entrypoint
+is a launcher that runs a process type by name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import IO
 
 import docker
 import yaml
+from docker.models.containers import Container
 from docker.types import Mount
 from dulwich.repo import Repo
 
-from paas.buildpacks import source, stack
+from paas.buildpacks import detect, layers, runtimes, slugignore, source, stack
 from paas.buildpacks.procfile import parse_procfile
 from paas.errors import PaasError
+from paas.services import validation
 from paas.services.context import Context
 from paas.services.output import BuildLog
 
 CA_PATH_IN_CONTAINER = "/etc/paas/ca.crt"
-BUILTIN_ORDER = ("python",)
+BUILD_ENV_IN_CONTAINER = "/etc/paas/build.env"
+DEFAULT_PORT = 5000
+LABEL_PORT = "paas.port"
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class BuildFailed(PaasError):
@@ -38,6 +53,8 @@ class BuildResult:
     image: str
     processes: dict[str, str]
     buildpack: str
+    port: int = DEFAULT_PORT  # what $PORT is and what the router proxies to (EXPOSE for Dockerfiles)
+    stack: str = ""
 
 
 def image_repository(app: str) -> str:
@@ -48,8 +65,28 @@ def cache_volume(instance: str, app: str) -> str:
     return f"paas-cache-{instance}-{app}"
 
 
+def image_port(client: docker.DockerClient, image: str) -> int:
+    """The port an app image serves on, from the label the builder put on it."""
+    try:
+        labels = client.images.get(image).labels or {}
+    except docker.errors.DockerException:
+        return DEFAULT_PORT
+    value = labels.get(LABEL_PORT, "")
+    return int(value) if value.isdigit() and 0 < int(value) < 65536 else DEFAULT_PORT
+
+
 def _buildpacks_dir() -> Path:
     return Path(str(resources.files("paas.buildpacks")))
+
+
+def _dir_digest(*dirs: Path) -> str:
+    """A hash of every file under the given folders: a changed buildpack invalidates its layers."""
+    h = hashlib.sha256()
+    for d in dirs:
+        for p in sorted(d.rglob("*")):
+            if p.is_file():
+                h.update(str(p.relative_to(d)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def ca_environment(settings_ca: str | None) -> tuple[dict[str, str], list[Mount]]:
@@ -72,7 +109,8 @@ def ca_environment(settings_ca: str | None) -> tuple[dict[str, str], list[Mount]
     return env, [Mount(CA_PATH_IN_CONTAINER, settings_ca, type="bind", read_only=True)]
 
 
-def _stream_lines(container, log: BuildLog) -> None:
+def stream_lines(container: Container, log: BuildLog) -> None:
+    """Forward a container's output to the build log as it comes."""
     pending = b""
     for chunk in container.logs(stream=True, follow=True):
         pending += chunk
@@ -81,6 +119,184 @@ def _stream_lines(container, log: BuildLog) -> None:
             log.line(ln.decode("utf-8", errors="replace").rstrip("\r"))
     if pending:
         log.line(pending.decode("utf-8", errors="replace"))
+
+
+def process_table(release_yaml: str | None, procfile: dict[str, str]) -> dict[str, str]:
+    """The buildpack's default process types, overridden per type by the Procfile."""
+    defaults: dict[str, str] = {}
+    if release_yaml:
+        try:
+            release = yaml.safe_load(release_yaml) or {}
+        except yaml.YAMLError:
+            raise BuildFailed("build failed: bin/release printed invalid YAML") from None
+        raw = release.get("default_process_types") if isinstance(release, dict) else None
+        if isinstance(raw, dict):
+            defaults = {str(k): str(v) for k, v in raw.items() if v is not None}
+    for ptype in defaults:
+        try:
+            validation.process_type(ptype)
+        except PaasError as exc:
+            raise BuildFailed(f"build failed: bin/release: {exc}") from None
+    return {**defaults, **procfile}
+
+
+@dataclass
+class BuildJob:
+    """One build's scratch space on the host and the containers it runs."""
+
+    ctx: Context
+    app: str
+    build_id: int
+    config: dict[str, str]
+    log: BuildLog
+    build_env: dict[str, str] = field(default_factory=dict)
+    extra_mounts: list[Mount] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        settings = self.ctx.settings
+        self.client = self.ctx.docker
+        self.work = Path(tempfile.mkdtemp(prefix=f"build-{self.app}-", dir=settings.data_dir))
+        self.env_dir, self.out_dir = self.work / "env", self.work / "out"
+        self.env_dir.mkdir()
+        self.out_dir.mkdir()
+        for key, value in self.config.items():
+            if _ENV_KEY.match(key):  # a key is a file name here: never a path
+                (self.env_dir / key).write_text(value)
+        ca_env, ca_mounts = ca_environment(settings.build_ca_bundle)
+        env = {"PAAS_BUILD_OUT": "/paas-out", "HOME": "/app", **ca_env, **self.build_env}
+        env_file = self.work / "build.env"
+        env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
+        for p in (self.work, self.env_dir, self.out_dir, env_file, *self.env_dir.iterdir()):
+            shutil.chown(p, stack.APP_UID, stack.APP_UID)
+        self.work.chmod(0o700)
+        bp_dir = _buildpacks_dir()
+        # Mounts (HostConfig only), not `volumes=`: those would be committed as VOLUMEs.
+        self.mounts = [
+            Mount("/cache", cache_volume(settings.instance_id, self.app), type="volume"),
+            Mount("/buildpacks", str(bp_dir / "builtin"), type="bind", read_only=True),
+            Mount("/paas", str(bp_dir / "launcher"), type="bind", read_only=True),
+            Mount("/env", str(self.env_dir), type="bind", read_only=True),
+            Mount("/paas-out", str(self.out_dir), type="bind"),
+            Mount(BUILD_ENV_IN_CONTAINER, str(env_file), type="bind", read_only=True),
+            *ca_mounts,
+            *self.extra_mounts,
+        ]
+        self.containers: list[Container] = []
+
+    def run(self, image: str, args: list[str], tar: IO[bytes], role: str) -> Container:
+        """Run `paas-build <args>` in a new container with the tree in it; fail on non-zero exit."""
+        settings = self.ctx.settings
+        name = f"paas-build-{settings.instance_id}-{self.app}-{self.build_id}-{role}"
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        container = self.client.containers.create(
+            image,
+            command=["/paas/paas-build", *args],
+            name=name,
+            user="app",
+            working_dir="/app",
+            mounts=self.mounts,
+            labels={
+                "paas.app": self.app,
+                "paas.build": str(self.build_id),
+                "paas.role": "build",
+                "paas.instance": settings.instance_id,
+            },
+        )
+        self.containers.append(container)
+        with tar:
+            container.put_archive("/", tar)
+        container.start()
+        stream_lines(container, self.log)
+        status = container.wait().get("StatusCode", 1)
+        if status != 0:
+            raise BuildFailed(f"build failed: the buildpack exited with status {status}")
+        return container
+
+    def output(self, name: str) -> str | None:
+        p = self.out_dir / name
+        return p.read_text() if p.exists() else None
+
+    def close(self) -> None:
+        for c in self.containers:
+            try:
+                c.remove(force=True)
+            except docker.errors.DockerException:
+                pass
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _dependency_layer(
+    job: BuildJob,
+    tree: source.SourceTree,
+    buildpack: str,
+    stack_image: str,
+    choice: runtimes.Choice,
+    keep,
+) -> str:
+    """The image with the app's dependencies installed: reused when its inputs are unchanged."""
+    paths = layers.dependency_paths(buildpack, tree)
+    if paths == []:
+        return stack_image
+    bp_root = _buildpacks_dir()
+    key_material = {
+        "stack": job.client.images.get(stack_image).id,
+        "buildpack": _dir_digest(bp_root / "builtin" / buildpack, bp_root / "launcher"),
+        "files": tree.digest(paths) if paths is not layers.FULL_TREE else f"tree:{tree.tree_id}",
+        "versions": choice.versions,
+        "config": sorted(job.config.items()),
+        "slugignore": tree.read(".slugignore") or "",
+    }
+    key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()[:16]
+    repository = image_repository(job.app)
+    tag = f"deps-{key}-{job.ctx.settings.instance_id}"
+    what = ", ".join(paths) if paths is not layers.FULL_TREE else "the source tree"
+    try:
+        job.client.images.get(f"{repository}:{tag}")
+        job.log.step(f"Reusing the installed dependencies ({what} unchanged)")
+        return f"{repository}:{tag}"
+    except docker.errors.ImageNotFound:
+        pass
+    if paths is layers.FULL_TREE:
+        job.log.step("Installing dependencies with the whole source in view (local paths or install scripts)")
+        only = keep
+    else:
+        wanted = set(paths)
+
+        def only(path: str) -> bool:
+            return path in wanted and (keep is None or keep(path))
+
+    container = job.run(stack_image, ["deps", f"builtin:/buildpacks/{buildpack}"], tree.tar(only), "deps")
+    container.commit(repository=repository, tag=tag, changes=["LABEL paas.role=deps"])
+    return f"{repository}:{tag}"
+
+
+def _log_plan(log: BuildLog, plan: detect.Plan, choice: runtimes.Choice) -> None:
+    if plan.kind == "builtin":
+        log.step(f"{plan.name} app detected")
+    else:
+        log.step("Using the buildpacks set for this app: " + ", ".join(b.describe() for b in plan.buildpacks))
+    for runtime, version in choice.versions.items():
+        label = "Python" if runtime == "python" else "Node.js"
+        log.step(f"{label} {version}{'' if runtime == 'python' else '.x'} pinned: {choice.stack.name} stack")
+    for note in choice.notes:
+        log.detail(note)
+
+
+def _custom_args(plan: detect.Plan) -> tuple[list[str], list[Mount]]:
+    args, mounts = [], []
+    for i, bp in enumerate(plan.buildpacks, 1):
+        if bp.kind == "builtin":
+            args.append(f"builtin:/buildpacks/{bp.value}")
+        elif bp.kind == "git":
+            args.append(f"git:{bp.value}")
+        else:
+            target = f"/buildpacks-custom/{i}"
+            mounts.append(Mount(target, bp.value, type="bind", read_only=True))
+            args.append(f"dir:{target}")
+    return args, mounts
 
 
 def build(
@@ -92,75 +308,49 @@ def build(
     config: dict[str, str],
     log: BuildLog,
 ) -> BuildResult:
-    client = ctx.docker
     settings = ctx.settings
-    procfile_text = source.read_file(repo, commit_sha, "Procfile")
-    procfile = parse_procfile(procfile_text) if procfile_text is not None else {}
-
-    stack_image = stack.build_stack(settings, client, log.detail)
-    ca_env, ca_mounts = ca_environment(settings.build_ca_bundle)
-
-    work = Path(tempfile.mkdtemp(prefix=f"build-{app}-", dir=settings.data_dir))
-    env_dir, out_dir = work / "env", work / "out"
-    env_dir.mkdir()
-    out_dir.mkdir()
-    for key, value in config.items():
-        (env_dir / key).write_text(value)
-    for p in (work, env_dir, out_dir, *env_dir.iterdir()):
-        shutil.chown(p, stack.APP_UID, stack.APP_UID)
-    work.chmod(0o700)
-
-    bp_dir = _buildpacks_dir()
-    # Mounts (HostConfig only), not `volumes=`: those would be committed as VOLUMEs.
-    mounts = [
-        Mount("/cache", cache_volume(settings.instance_id, app), type="volume"),
-        Mount("/buildpacks", str(bp_dir / "builtin"), type="bind", read_only=True),
-        Mount("/paas", str(bp_dir / "launcher"), type="bind", read_only=True),
-        Mount("/env", str(env_dir), type="bind", read_only=True),
-        Mount("/paas-out", str(out_dir), type="bind"),
-        *ca_mounts,
-    ]
-    environment = {"PAAS_BUILD_OUT": "/paas-out", "HOME": "/app", "STACK": "trixie", **ca_env}
-    container = None
+    tree = source.SourceTree(repo, commit_sha)
     try:
-        try:
-            client.containers.get(f"paas-build-{settings.instance_id}-{app}-{build_id}").remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        container = client.containers.create(
-            stack_image,
-            command=["/paas/paas-build", *(f"/buildpacks/{b}" for b in BUILTIN_ORDER)],
-            name=f"paas-build-{settings.instance_id}-{app}-{build_id}",
-            user="app",
-            working_dir="/app",
-            environment=environment,
-            mounts=mounts,
-            labels={
-                "paas.app": app,
-                "paas.build": str(build_id),
-                "paas.role": "build",
-                "paas.instance": settings.instance_id,
-            },
-        )
-        with source.source_tar(repo, commit_sha) as tar:
-            container.put_archive("/", tar)
-        container.start()
-        _stream_lines(container, log)
-        status = container.wait().get("StatusCode", 1)
-        if status != 0:
-            raise BuildFailed(f"build failed: the buildpack exited with status {status}")
-        buildpack = (
-            (out_dir / "buildpack").read_text().strip() if (out_dir / "buildpack").exists() else "unknown"
-        )
-        defaults: dict[str, str] = {}
-        release_file = out_dir / "release.yml"
-        if release_file.exists():
-            try:
-                release = yaml.safe_load(release_file.read_text()) or {}
-            except yaml.YAMLError:
-                raise BuildFailed("build failed: bin/release printed invalid YAML") from None
-            defaults = dict(release.get("default_process_types") or {})
-        processes = {**{str(k): str(v) for k, v in defaults.items()}, **procfile}
+        procfile_text = tree.read("Procfile")
+        procfile = parse_procfile(procfile_text) if procfile_text is not None else {}
+        plan = detect.plan(settings, tree, config)
+    except PaasError as exc:
+        raise BuildFailed(str(exc)) from None
+    client = ctx.docker
+    keep = slugignore.keeper(tree.read(".slugignore"))
+
+    if plan.kind == "dockerfile":
+        from paas.buildpacks import dockerfile
+
+        stack_image = stack.build_stack(settings, client, log.detail)
+        return dockerfile.build(ctx, app, build_id, tree, procfile, keep, stack_image, log)
+
+    try:
+        choice = runtimes.choose(tree.read, plan.runtimes)
+    except PaasError as exc:
+        raise BuildFailed(str(exc)) from None
+    _log_plan(log, plan, choice)
+    if not stack.stack_exists(client, choice.stack):
+        log.step(f"Building the {choice.stack.name} stack (once; about two minutes)")
+    stack_image = stack.build_stack(settings, client, log.detail, choice.stack)
+
+    build_env = {"STACK": choice.stack.name}
+    if "python" in choice.versions:
+        build_env["PAAS_PYTHON_VERSION"] = choice.versions["python"]
+    if "node" in choice.versions:
+        build_env["PAAS_NODE_VERSION"] = choice.versions["node"]
+    custom_args, custom_mounts = _custom_args(plan) if plan.kind == "custom" else ([], [])
+    job = BuildJob(ctx, app, build_id, config, log, build_env, custom_mounts)
+    try:
+        if plan.kind == "builtin":
+            bp = plan.buildpacks[0].value
+            base = _dependency_layer(job, tree, bp, stack_image, choice, keep)
+            container = job.run(base, ["app", f"builtin:/buildpacks/{bp}"], tree.tar(keep), "app")
+            name = plan.name
+        else:
+            container = job.run(stack_image, ["all", *custom_args], tree.tar(keep), "app")
+            name = " + ".join((job.output("names") or "Custom").split("\n")).strip(" +")
+        processes = process_table(job.output("release.yml"), procfile)
         if not processes:
             raise BuildFailed("build failed: no process types: add a Procfile (e.g. 'web: gunicorn app:app')")
         container.put_archive("/app", source.files_tar({f".paas/proc/{t}": c for t, c in processes.items()}))
@@ -174,16 +364,18 @@ def build(
                 "ENV HOME=/app",
                 'ENTRYPOINT ["/start"]',
                 'CMD ["web"]',
+                f"LABEL paas.role=app-image {LABEL_PORT}={DEFAULT_PORT} paas.stack={choice.stack.name}",
             ],
         )
         log.step(f"Discovering process types: {', '.join(sorted(processes))}")
-        return BuildResult(image=f"{image_repository(app)}:{tag}", processes=processes, buildpack=buildpack)
+        return BuildResult(
+            image=f"{image_repository(app)}:{tag}",
+            processes=processes,
+            buildpack=name,
+            port=DEFAULT_PORT,
+            stack=choice.stack.name,
+        )
     except docker.errors.DockerException as exc:
         raise BuildFailed(f"build failed: docker: {exc}") from None
     finally:
-        if container is not None:
-            try:
-                container.remove(force=True)
-            except docker.errors.DockerException:
-                pass
-        shutil.rmtree(work, ignore_errors=True)
+        job.close()

@@ -98,6 +98,7 @@ COMMAND_MODULES = (
     "logs",
     "ps",
     "releases",
+    "repo",
     "run",
     "server",
 )

@@ -24,6 +24,7 @@ LABEL_TYPE = "paas.process_type"
 LABEL_INDEX = "paas.index"
 LABEL_ROLE = "paas.role"
 LABEL_INSTANCE = "paas.instance"
+LABEL_PORT = "paas.port"
 
 
 class ProcessFailed(PaasError):
@@ -43,6 +44,7 @@ class ProcessSpec:
     index: int
     image: str
     env: dict[str, str]
+    port: int = APP_PORT  # $PORT for web: the builder's choice (EXPOSE for Dockerfile apps)
 
     @property
     def dyno(self) -> str:
@@ -54,8 +56,8 @@ def start_process(client: docker.DockerClient, spec: ProcessSpec) -> Container:
     env = {**spec.env, "DYNO": spec.dyno, "PS": spec.dyno}
     ports = None
     if spec.process_type == "web":
-        env["PORT"] = str(APP_PORT)
-        ports = {f"{APP_PORT}/tcp": ("127.0.0.1", None)}
+        env["PORT"] = str(spec.port)
+        ports = {f"{spec.port}/tcp": ("127.0.0.1", None)}
     name = f"paas-{spec.app}-{spec.process_type}-{spec.index}-v{spec.release}-{uuid.uuid4().hex[:6]}"
     return client.containers.run(
         spec.image,
@@ -73,9 +75,15 @@ def start_process(client: docker.DockerClient, spec: ProcessSpec) -> Container:
             LABEL_INDEX: str(spec.index),
             LABEL_ROLE: "process",
             LABEL_INSTANCE: spec.instance,
+            LABEL_PORT: str(spec.port),
         },
         log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
     )
+
+
+def container_port(container: Container) -> int:
+    value = container.labels.get(LABEL_PORT, "")
+    return int(value) if value.isdigit() else APP_PORT
 
 
 def log_tail(container: Container, n: int = 20) -> list[str]:
@@ -104,19 +112,19 @@ def wait_until_serving(container: Container, timeout: float) -> None:
             code = state.get("ExitCode")
             raise ProcessFailed(
                 f"{container.labels.get(LABEL_TYPE)}.{container.labels.get(LABEL_INDEX)} "
-                f"exited with status {code} before binding $PORT ({APP_PORT})",
+                f"exited with status {code} before binding $PORT ({container_port(container)})",
                 log_tail(container),
             )
         ip = container.attrs.get("NetworkSettings", {}).get("IPAddress")
         if ip:
             try:
-                with socket.create_connection((ip, APP_PORT), timeout=0.5):
+                with socket.create_connection((ip, container_port(container)), timeout=0.5):
                     return
             except OSError:
                 pass
         if time.monotonic() >= deadline:
             raise ProcessFailed(
-                f"web process did not bind $PORT ({APP_PORT}) within {int(timeout)} s",
+                f"web process did not bind $PORT ({container_port(container)}) within {int(timeout)} s",
                 log_tail(container),
             )
         time.sleep(0.1)
@@ -137,7 +145,8 @@ def wait_until_running(container: Container, settle: float) -> None:
 
 def host_port(container: Container) -> int | None:
     container.reload()
-    bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{APP_PORT}/tcp")
+    ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+    bindings = ports.get(f"{container_port(container)}/tcp")
     if not bindings:
         return None
     for b in bindings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import docker
 from dulwich.repo import Repo
 
-from paas.buildpacks import builder
+from paas.buildpacks import app_json, builder, release_phase
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
 from paas.services import apps as apps_service
@@ -28,7 +28,7 @@ class DeployFailed(PaasError):
 
 def default_formation(processes: dict[str, str], stored: dict[str, int]) -> dict[str, int]:
     """Stored scale for known types; new types get web=1 and 0 for the rest (as Heroku)."""
-    return {t: stored.get(t, 1 if t == "web" else 0) for t in sorted(processes)}
+    return {t: stored.get(t, 1 if t == "web" else 0) for t in sorted(processes) if t != "release"}
 
 
 def hostnames(ctx: Context, app: str) -> list[str]:
@@ -42,6 +42,7 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     """What `git push` does after the pack is stored and before the ref moves."""
     app = apps_service.ensure_app(ctx, app_name)
     with app_lock(ctx, app.name):
+        setup = app_json.prepare(ctx, app, repo, commit_sha, log)  # app.json, on the first deploy only
         build_id = ctx.store.create_build(app.id, commit_sha, ctx.actor)
         config = ctx.store.get_config(app.id)
         try:
@@ -54,13 +55,14 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
         ctx.store.finish_build(
             build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack
         )
-        formation = default_formation(result.processes, ctx.store.get_formation(app.id))
+        formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)
         release = ctx.store.create_release(
             app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
         )
         log.step(f"Releasing v{release.version}")
         deploy_release(ctx, app, release, log)
         ctx.store.set_formation(app.id, formation)
+        app_json.after_deploy(ctx, app, release, setup, log)
         log.done(f"Application deployed: {apps_service.app_url(ctx, app.name)}")
         return release
 
@@ -87,12 +89,17 @@ def deploy_release(
     kept = [c for c in current if c not in replaced]
     started = []
     try:
+        if release.status == "pending" and only_types is None:  # a new release: its release phase first
+            release_phase.run_release_command(
+                ctx, app.name, release.version, build.image, build.processes, dict(release.config), log
+            )
+        port = builder.image_port(client, build.image)
         for ptype, quantity in sorted(release.formation.items()):
             if ptype not in build.processes or (only_types is not None and ptype not in only_types):
                 continue
             for index in range(1, quantity + 1):
                 spec = sched.ProcessSpec(
-                    instance, app.name, release.version, ptype, index, build.image, dict(release.config)
+                    instance, app.name, release.version, ptype, index, build.image, dict(release.config), port
                 )
                 log.detail(f"starting {spec.dyno}")
                 started.append(sched.start_process(client, spec))
