@@ -27,7 +27,7 @@ BUILTINS = (*BUILTIN_ORDER, BUILTIN_LAST)
 # The runtime each built-in buildpack's pin selects (see runtimes.py).
 BUILTIN_RUNTIMES = {"python": "python", "nodejs": "node"}
 MAX_BUILDPACKS = 8
-DETECT_FILE_LIMIT = 1 << 20
+DETECT_FILE_LIMIT = 256 << 10  # bigger files are detected by name only
 
 _GIT_URL = re.compile(
     r"^(?:https?|git)://(?:[A-Za-z0-9._~%!$&'()*+,;=-]+(?::[^@/\s]*)?@)?"
@@ -125,7 +125,7 @@ def _materialise_root(tree: SourceTree, dest: Path) -> None:
         if stat.S_ISDIR(mode):
             (dest / name).mkdir()
         elif stat.S_ISREG(mode):
-            (dest / name).write_text(tree.read(name) or "")
+            (dest / name).write_text(tree.read(name, limit=DETECT_FILE_LIMIT) or "")
 
 
 def run_detect(bp_dir: Path, build_dir: Path) -> str | None:

@@ -7,9 +7,11 @@ happen before the new code serves; a non-zero exit fails the release and what ra
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import docker
+import requests
 
 from paas.buildpacks.builder import stream_lines
 from paas.errors import PaasError
@@ -43,6 +45,7 @@ def run_oneoff(
     env: dict[str, str],
     dyno: str,
     log: BuildLog,
+    timeout: int = TIMEOUT_SECONDS,
 ) -> int:
     """Run a command to completion in a fresh container from `image`; return its exit status."""
     client = ctx.docker
@@ -62,13 +65,16 @@ def run_oneoff(
     )
     try:
         container.start()
-        stream_lines(container, _IndentedLog(log))  # type: ignore[arg-type]
+        # The output streams from a thread so that the wait below can time out.
+        streamer = threading.Thread(target=stream_lines, args=(container, _IndentedLog(log)), daemon=True)
+        streamer.start()
         try:
-            return int(container.wait(timeout=TIMEOUT_SECONDS).get("StatusCode", 1))
-        except Exception:
-            raise ReleasePhaseFailed(
-                f"{dyno} did not finish within {TIMEOUT_SECONDS // 60} minutes"
-            ) from None
+            status = int(container.wait(timeout=timeout).get("StatusCode", 1))
+        except (requests.exceptions.RequestException, docker.errors.DockerException):
+            container.kill()
+            raise ReleasePhaseFailed(f"{dyno} did not finish within {timeout} seconds") from None
+        streamer.join(timeout=5)
+        return status
     finally:
         try:
             container.remove(force=True)

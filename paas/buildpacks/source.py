@@ -53,13 +53,13 @@ class SourceTree:
         entry = self._entry(path)
         return entry is not None and stat.S_ISREG(entry[0])
 
-    def read(self, path: str) -> str | None:
-        """A regular file's text (symlinks are not followed), or None."""
+    def read(self, path: str, limit: int = MAX_READ) -> str | None:
+        """A regular file's text (symlinks are not followed), or None (also when over `limit`)."""
         entry = self._entry(path)
         if entry is None or not stat.S_ISREG(entry[0]):
             return None
         blob = self.repo[entry[1]]
-        if not isinstance(blob, Blob) or blob.raw_length() > MAX_READ:
+        if not isinstance(blob, Blob) or blob.raw_length() > limit:
             return None
         return blob.data.decode("utf-8", errors="replace")
 

@@ -73,7 +73,9 @@ class StackRecipe:
     script: str | None = None  # debootstrap script to use for suites it does not know (e.g. "sid")
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """Names the image: every field and the exact script run in the chroot."""
+        material = json.dumps(asdict(self), sort_keys=True) + self.setup_script()
+        return hashlib.sha256(material.encode()).hexdigest()[:12]
 
     @property
     def tag(self) -> str:
@@ -89,7 +91,20 @@ class StackRecipe:
     def setup_script(self) -> str:
         """What runs in the chroot after debootstrap: extra packages, runtime checks, the app user."""
         apt = APT_INSTALL.format(packages=" ".join(self.apt_packages)) if self.apt_packages else ""
-        return apt + self.runtime_checks() + self.post_install
+        return apt + self.runtime_checks() + self.pip_templates() + self.post_install
+
+    def pip_templates(self) -> str:
+        """pip, unpacked once per Python version: a build copies it into a `--without-pip` venv
+        in a few milliseconds instead of running ensurepip (about 1.7 s) on every dependency change."""
+        lines = []
+        for v in self.offers("python"):
+            lines += [
+                f"python{v} -m venv /tmp/paas-venv",
+                f"mkdir -p /opt/paas/pip/python{v}",
+                f"cp -a /tmp/paas-venv/lib/python{v}/site-packages/pip* /opt/paas/pip/python{v}/",
+                "rm -rf /tmp/paas-venv",
+            ]
+        return "\n".join(lines) + "\n"
 
     def runtime_checks(self) -> str:
         """Shell lines run in the chroot: fail the stack build if a promised runtime is missing."""

@@ -152,3 +152,12 @@ def test_stack_recipes_promise_what_they_check() -> None:
 def test_pin_dataclass_keeps_the_source() -> None:
     pin, notes = runtimes.python_pin(reader({"runtime.txt": "python-3.13.1"}))
     assert pin == Pin("python", "python-3.13.1", "runtime.txt") and notes == []
+
+
+def test_the_stack_tag_covers_the_script_run_in_the_chroot(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = stack.DEFAULT_STACK.tag
+    monkeypatch.setattr(stack, "APT_INSTALL", stack.APT_INSTALL + "echo changed\n")
+    assert stack.DEFAULT_STACK.tag != before
+    assert "cp -a /tmp/paas-venv/lib/python3.13/site-packages/pip* /opt/paas/pip/python3.13/" in (
+        stack.DEFAULT_STACK.setup_script()
+    )
