@@ -20,6 +20,9 @@ test: bootstrap
 	.venv/bin/ruff check paas tests bench
 	.venv/bin/python -m pytest -q -p no:cacheprovider tests
 
+bench: bootstrap
+	.venv/bin/python bench/deploy.py
+
 lint:
 	.venv/bin/ruff check paas tests bench
 	.venv/bin/ruff format --check paas tests bench
