@@ -33,6 +33,7 @@ class Settings:
     debian_mirror: str = "http://deb.debian.org/debian"
     boot_timeout: float = 60.0
     stop_timeout: int = 30
+    settle_seconds: float = 0.5
     nginx_bin: str = "/usr/sbin/nginx"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -51,6 +52,7 @@ class Settings:
             debian_mirror=os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian",
             boot_timeout=float(os.environ.get("PAAS_BOOT_TIMEOUT") or 60),
             stop_timeout=_int("PAAS_STOP_TIMEOUT", 30),
+            settle_seconds=float(os.environ.get("PAAS_SETTLE_SECONDS") or 0.5),
             nginx_bin=os.environ.get("PAAS_NGINX_BIN") or "/usr/sbin/nginx",
         )
 

@@ -17,9 +17,11 @@ def list_(env: CommandEnv, app: str, fmt: str) -> None:
         env.json([v.as_json() for v in views])
         return
     env.echo(f"=====> {app} releases")
+    width = min(max((len(v.release.description) for v in views), default=10), 72)
     for v in views:
         r = v.release
-        env.echo(f"v{r.version:<4} {r.description[:40]:<40} {r.user or '-':<12} {r.created_at}  {v.state}")
+        what = r.description if len(r.description) <= width else r.description[: width - 1] + "…"
+        env.echo(f"v{r.version:<4} {what:<{width}}  {r.user or '-':<12} {r.created_at}  {v.state}")
 
 
 @command("releases:info", "Show one release (vN).")

@@ -40,7 +40,8 @@ def run(env: CommandEnv, app: str, words: tuple[str, ...]) -> int:
         raise PaasError("run needs a terminal or an SSH session")
     stdio = env.stdio
     tty = stdio.pty is not None
-    container = oneoff.create_oneoff(env.ctx, app, _command_line(env, app, words), tty)
+    size = (stdio.pty[1], stdio.pty[2]) if tty and stdio.pty[1] and stdio.pty[2] else None
+    container = oneoff.create_oneoff(env.ctx, app, _command_line(env, app, words), tty, size)
     try:
         return _attach(env.ctx.docker, container, stdio, tty)
     finally:

@@ -86,61 +86,80 @@ def container_port(container: Container) -> int:
     return int(value) if value.isdigit() else APP_PORT
 
 
-def log_tail(container: Container, n: int = 20) -> list[str]:
+def log_tail(container: Container, n: int = 30) -> list[str]:
+    """The lines worth showing when a process fails: all of them if few, else the start (the
+    first run usually says why) and the end (what it said last)."""
     try:
-        raw = container.logs(tail=n).decode("utf-8", errors="replace")
+        raw = container.logs(tail=500).decode("utf-8", errors="replace")
     except docker.errors.DockerException:
         return []
-    return [ln for ln in raw.splitlines() if ln.strip()]
+    lines = [ln for ln in raw.splitlines() if ln.strip()]
+    if len(lines) <= n:
+        return lines
+    head = n * 2 // 5
+    return [*lines[:head], "...", *lines[-(n - head) :]]
 
 
-def wait_until_serving(container: Container, timeout: float) -> None:
-    """Wait until the app accepts TCP connections on $PORT inside the container.
+def _crashed(container: Container) -> str | None:
+    """Why the container is no longer a healthy first run, or None."""
+    state = container.attrs.get("State", {})
+    name = f"{container.labels.get(LABEL_TYPE)}.{container.labels.get(LABEL_INDEX)}"
+    restarts = container.attrs.get("RestartCount", 0)
+    if state.get("Status") in ("exited", "dead"):
+        return f"{name} exited with status {state.get('ExitCode')}"
+    if state.get("Restarting"):
+        return f"{name} exited with status {state.get('ExitCode')} (restarting)"
+    if restarts:
+        return f"{name} crashed and was restarted ({restarts} time(s))"
+    return None
+
+
+def _http_answers(ip: str, port: int, host: str, timeout: float) -> bool:
+    """True once the process answers an HTTP request with any status line."""
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as sock:
+            sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: paas-check\r\n\r\n".encode())
+            return sock.recv(12).startswith(b"HTTP/")
+    except OSError:
+        return False
+
+
+def wait_until_serving(container: Container, timeout: float, host: str = "localhost") -> None:
+    """Wait until the app answers HTTP on $PORT inside the container (with the app's Host).
 
     The published loopback port cannot tell (docker-proxy accepts even when nothing listens), so
-    the check connects to the container's own address on the bridge network.
+    the check talks to the container's own address on the bridge network. An answer, not just an
+    accepted connection, is required: a gunicorn whose workers fail to boot accepts, then dies.
     """
     deadline = time.monotonic() + timeout
+    port = container_port(container)
     while True:
         container.reload()
-        state = container.attrs.get("State", {})
-        if (
-            state.get("Status") in ("exited", "dead")
-            or state.get("Restarting")
-            or container.attrs.get("RestartCount", 0)
-        ):
-            code = state.get("ExitCode")
-            raise ProcessFailed(
-                f"{container.labels.get(LABEL_TYPE)}.{container.labels.get(LABEL_INDEX)} "
-                f"exited with status {code} before binding $PORT ({container_port(container)})",
-                log_tail(container),
-            )
+        reason = _crashed(container)
+        if reason:
+            raise ProcessFailed(f"{reason} before answering on $PORT ({port})", log_tail(container))
         ip = container.attrs.get("NetworkSettings", {}).get("IPAddress")
-        if ip:
-            try:
-                with socket.create_connection((ip, container_port(container)), timeout=0.5):
-                    return
-            except OSError:
-                pass
+        if ip and _http_answers(ip, port, host, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
+            return
         if time.monotonic() >= deadline:
             raise ProcessFailed(
-                f"web process did not bind $PORT ({container_port(container)}) within {int(timeout)} s",
+                f"web process did not bind $PORT ({port}) and answer within {int(timeout)} s",
                 log_tail(container),
             )
         time.sleep(0.1)
 
 
-def wait_until_running(container: Container, settle: float) -> None:
-    """Non-web processes: still running after a short settle period."""
-    time.sleep(settle)
-    container.reload()
-    state = container.attrs.get("State", {})
-    if state.get("Status") != "running" or container.attrs.get("RestartCount", 0):
-        raise ProcessFailed(
-            f"{container.labels.get(LABEL_TYPE)}.{container.labels.get(LABEL_INDEX)} "
-            f"exited with status {state.get('ExitCode')}",
-            log_tail(container),
-        )
+def settle(containers: list[Container], seconds: float) -> None:
+    """Every new container must still be running, never restarted, after a short settle period:
+    catches processes that start and then die."""
+    if not containers:
+        return
+    time.sleep(seconds)
+    for c in containers:
+        c.reload()
+        reason = _crashed(c)
+        if reason:
+            raise ProcessFailed(f"{reason} within {seconds:g} s of starting", log_tail(c))
 
 
 def host_port(container: Container) -> int | None:

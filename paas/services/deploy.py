@@ -19,8 +19,6 @@ from paas.services.locks import app_lock
 from paas.services.output import BuildLog
 from paas.store import App, Release
 
-SETTLE_SECONDS = 0.5
-
 
 class DeployFailed(PaasError):
     """The new release did not come up; the previous one keeps serving."""
@@ -105,9 +103,8 @@ def deploy_release(
                 started.append(sched.start_process(client, spec))
         for c in started:
             if c.labels.get(sched.LABEL_TYPE) == "web":
-                sched.wait_until_serving(c, ctx.settings.boot_timeout)
-            else:
-                sched.wait_until_running(c, SETTLE_SECONDS)
+                sched.wait_until_serving(c, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
+        sched.settle(started, ctx.settings.settle_seconds)
         ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams([*started, *kept]))
     except (PaasError, docker.errors.DockerException) as exc:
         sched.stop_and_remove(started, timeout=2)

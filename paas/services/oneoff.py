@@ -12,7 +12,9 @@ from paas.services import apps as apps_service
 from paas.services.context import Context
 
 
-def create_oneoff(ctx: Context, app_name: str, command: str, tty: bool) -> Container:
+def create_oneoff(
+    ctx: Context, app_name: str, command: str, tty: bool, size: tuple[int, int] | None = None
+) -> Container:
     """A created (not started) container: `/start <type>` for a Procfile type, else the command
     line through `bash -c`, as a remote shell would run it (Heroku's `run` semantics)."""
     app = apps_service.get_app(ctx, app_name)
@@ -32,9 +34,23 @@ def create_oneoff(ctx: Context, app_name: str, command: str, tty: bool) -> Conta
     if tty:
         env.setdefault("TERM", "xterm")
     ctx.store.add_event(app.name, ctx.actor, "run", command[:200])
+    entrypoint = None
+    if tty and size:
+        # dockerd 20.10 cannot create a TTY with a size; set it before the launcher runs, so the
+        # very first thing the command sees is the user's window.
+        cols, rows = size
+        entrypoint = [
+            "sh",
+            "-c",
+            'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec /start "$@"',
+            "sh",
+            str(int(cols)),
+            str(int(rows)),
+        ]
     return ctx.docker.containers.create(
         build.image,
         command=cmd,
+        entrypoint=entrypoint,
         name=f"paas-{app.name}-run-{number}-{secrets.token_hex(3)}",
         environment=env,
         tty=tty,

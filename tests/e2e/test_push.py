@@ -132,7 +132,7 @@ def test_app_that_crashes_on_boot_is_rejected_with_its_logs(paas: PaasServer) ->
     r = paas.git(src, "push", "paas", "main")
     assert r.returncode != 0
     assert "! [remote rejected] main -> main (deploy failed)" in r.stderr
-    assert "exited with status 3" in r.stderr
+    assert "web.1 exited with status 3" in r.stderr or "web.1 crashed and was restarted" in r.stderr
     assert "boom: cannot start" in r.stderr
     client = docker.from_env()
     assert client.containers.list(all=True, filters={"label": f"paas.app={app}"}) == []
