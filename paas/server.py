@@ -6,10 +6,13 @@ import logging
 import signal
 import threading
 
+import docker
+
 from paas.commands import CommandEnv
 from paas.errors import PaasError
 from paas.git_receiver.server import SSHServer
-from paas.services import deploy
+from paas.services import reconcile
+from paas.services.context import Context
 
 
 def run_server(env: CommandEnv) -> int:
@@ -21,7 +24,7 @@ def run_server(env: CommandEnv) -> int:
         signal.signal(sig, lambda *_: stop.set())
 
     router = ctx.router
-    nginx = router.start()
+    router.start()
     ssh = SSHServer(ctx)
     try:
         host, port = ssh.listen()
@@ -32,19 +35,34 @@ def run_server(env: CommandEnv) -> int:
         ) from None
     threading.Thread(target=ssh.serve_forever, daemon=True, name="ssh-accept").start()
     try:
-        deploy.sync_routes(ctx)
-    except PaasError as exc:
-        env.err.write(f"warning: could not sync routes: {exc}\n")
+        for app, actions in reconcile.reconcile_all(ctx).items():
+            env.echo(f"-----> reconciled {app}: {'; '.join(actions)}")
+    except (PaasError, docker.errors.DockerException) as exc:
+        env.err.write(f"warning: could not reconcile: {exc}\n")
+    threading.Thread(target=_reconcile_loop, args=(ctx, stop), daemon=True, name="reconcile").start()
     env.echo(f"-----> SSH receiver listening on {host}:{port}")
-    env.echo(f"-----> nginx router listening on {router.listen} (apps at http://<app>.{settings.domain})")
+    adopted = " (adopted the nginx a previous server left running)" if router.adopted else ""
+    env.echo(
+        f"-----> nginx router listening on {router.listen}{adopted} (apps at http://<app>.{settings.domain})"
+    )
     env.echo(f"-----> data in {settings.data_dir}")
     env.echo("=====> paas is ready")
     while not stop.wait(0.5):
-        if nginx.poll() is not None:
-            env.err.write(f"error: nginx exited with status {nginx.returncode}\n")
+        if not router.alive():
+            env.err.write("error: nginx exited; see its error.log\n")
             ssh.shutdown()
             return 1
     env.echo("-----> stopping (app containers keep running)")
     ssh.shutdown()
     router.stop()
     return 0
+
+
+def _reconcile_loop(ctx: Context, stop: threading.Event) -> None:
+    """Converge every few seconds: crashed processes, changed host ports, interrupted deploys."""
+    log = logging.getLogger("paas.reconcile")
+    while not stop.wait(ctx.settings.reconcile_seconds):
+        try:
+            reconcile.reconcile_all(ctx)
+        except Exception:  # keep healing whatever happened in one pass
+            log.exception("reconcile pass failed")

@@ -34,6 +34,8 @@ class Settings:
     boot_timeout: float = 60.0
     stop_timeout: int = 30
     settle_seconds: float = 0.5
+    keep_releases: int = 5
+    reconcile_seconds: float = 5.0
     nginx_bin: str = "/usr/sbin/nginx"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -53,6 +55,8 @@ class Settings:
             boot_timeout=float(os.environ.get("PAAS_BOOT_TIMEOUT") or 60),
             stop_timeout=_int("PAAS_STOP_TIMEOUT", 30),
             settle_seconds=float(os.environ.get("PAAS_SETTLE_SECONDS") or 0.5),
+            keep_releases=max(1, _int("PAAS_KEEP_RELEASES", 5)),
+            reconcile_seconds=float(os.environ.get("PAAS_RECONCILE_SECONDS") or 5),
             nginx_bin=os.environ.get("PAAS_NGINX_BIN") or "/usr/sbin/nginx",
         )
 

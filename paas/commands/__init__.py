@@ -90,6 +90,7 @@ FORMAT_OPTION = click.option(
 
 COMMAND_MODULES = (
     "apps",
+    "checks",
     "config",
     "domains",
     "events",

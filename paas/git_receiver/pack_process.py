@@ -19,6 +19,7 @@ from dulwich.server import Backend, Handler, HookError, ReceivePackHandler, Uplo
 from paas.errors import PaasError
 from paas.services import deploy
 from paas.services.context import Context
+from paas.services.locks import AppLock
 from paas.services.output import BuildLog
 from paas.services.validation import BRANCHES_THAT_DEPLOY, app_name
 from paas.settings import Settings
@@ -45,6 +46,7 @@ class DeployHook:
         self.app = app
         self.repo = repo
         self.handler: Handler | None = None
+        self.lock = AppLock(ctx, app)
 
     def _progress(self, text: str) -> None:
         handler = self.handler
@@ -60,7 +62,14 @@ class DeployHook:
             raise HookError(f"deleting {branch} is not allowed")
         log = BuildLog(self._progress)
         try:
+            # Held until the ref has moved (released in main), so the next push builds on it.
+            self.lock.acquire(on_wait=lambda: log.step(f"Waiting for another deploy of {self.app} to end"))
+            current = self.repo.refs.as_dict().get(ref_name)
+            if current is not None and current != old_sha and old_sha != ZERO_SHA:
+                raise HookError(f"{branch} moved while this push waited: pull, then push again")
             deploy.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
+        except HookError:
+            raise
         except deploy.builder.BuildFailed:
             raise HookError("build failed") from None
         except deploy.DeployFailed:
@@ -106,7 +115,10 @@ def main(argv: list[str]) -> int:
         repo.hooks = {"update": hook}  # replaces dulwich's shell hooks (see DESIGN.md)
         handler = ReceivePackHandler(_OneRepo(repo), ["/"], proto)
         hook.handler = handler
-        handler.handle()
+        try:
+            handler.handle()
+        finally:
+            hook.lock.release()
         return 0
     finally:
         repo.close()

@@ -55,6 +55,7 @@ class Router:
         self.main_conf = self.conf_dir / "nginx.conf"
         self.pid_path = self.prefix / "run" / "nginx.pid"
         self._proc: subprocess.Popen | None = None
+        self.adopted = False
 
     # rendering
     @property
@@ -220,25 +221,47 @@ class Router:
             time.sleep(0.02)
         raise PaasError("nginx did not pick up the new config (see the router's error.log)")
 
-    def start(self) -> subprocess.Popen:
-        """Run nginx in the foreground as our child; refuse if one already owns the prefix."""
+    def start(self) -> None:
+        """Run nginx as our child, or adopt the one a crashed server left running (it kept
+        routing apps meanwhile) and make it load the current config."""
         self.ensure_layout()
         if self.running_pid() is not None:
-            raise PaasError(f"an nginx is already running for {self.prefix} (pid {self.running_pid()})")
+            self.adopted = True
+            self.reload()
+            return
         self._proc = subprocess.Popen(
             [self.settings.nginx_bin, "-p", str(self.prefix), "-c", str(self.main_conf), "-g", "daemon off;"],
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C on the server's terminal is for the server, not nginx
         )
-        return self._proc
+        deadline = time.monotonic() + 10
+        while self.running_pid() is None:
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise PaasError(f"nginx did not start; see {self.prefix / 'logs' / 'error.log'}")
+            time.sleep(0.02)
+
+    def alive(self) -> bool:
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return self.running_pid() is not None
 
     def stop(self, timeout: float = 10) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGQUIT)  # graceful: finish in-flight requests
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        """Graceful stop (SIGQUIT lets in-flight requests finish), then SIGKILL."""
+        pid = self.running_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None:
+                if self._proc.poll() is not None:
+                    break
+            elif self.running_pid() is None:
+                break
+            time.sleep(0.05)
+        else:
+            pid = self.running_pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+        if self._proc is not None:
+            self._proc.wait()
         self._proc = None

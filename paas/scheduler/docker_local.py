@@ -185,7 +185,13 @@ def web_upstreams(containers: Iterable[Container]) -> list[str]:
     """`127.0.0.1:<port>` for every running web container."""
     upstreams = []
     for c in containers:
-        if c.labels.get(LABEL_TYPE) != "web" or c.status != "running":
+        if c.labels.get(LABEL_TYPE) != "web":
+            continue
+        try:
+            c.reload()
+        except docker.errors.NotFound:
+            continue
+        if c.status != "running":
             continue
         port = host_port(c)
         if port:

@@ -13,11 +13,13 @@ from dulwich.repo import Repo
 from paas.buildpacks import app_json, builder, release_phase
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
+from paas.scheduler import health
 from paas.services import apps as apps_service
+from paas.services import checks as checks_service
+from paas.services import gc
 from paas.services.context import Context
-from paas.services.locks import app_lock
 from paas.services.output import BuildLog
-from paas.store import App, Release
+from paas.store import App, Build, Release
 
 
 class DeployFailed(PaasError):
@@ -37,32 +39,34 @@ def hostnames(ctx: Context, app: str) -> list[str]:
 
 
 def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
-    """What `git push` does after the pack is stored and before the ref moves."""
+    """What `git push` does after the pack is stored and before the ref moves.
+
+    The caller holds the app's lock until the ref has moved (see git_receiver.pack_process).
+    """
     app = apps_service.ensure_app(ctx, app_name)
-    with app_lock(ctx, app.name):
-        setup = app_json.prepare(ctx, app, repo, commit_sha, log)  # app.json, on the first deploy only
-        build_id = ctx.store.create_build(app.id, commit_sha, ctx.actor)
-        config = ctx.store.get_config(app.id)
-        try:
-            result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log)
-        except PaasError as exc:
-            log.error(str(exc))
-            ctx.store.finish_build(build_id, "failed", log.text())
-            ctx.store.add_event(app.name, ctx.actor, "build:failed", commit_sha[:7])
-            raise builder.BuildFailed("build failed") from exc
-        ctx.store.finish_build(
-            build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack
-        )
-        formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)
-        release = ctx.store.create_release(
-            app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
-        )
-        log.step(f"Releasing v{release.version}")
-        deploy_release(ctx, app, release, log)
-        ctx.store.set_formation(app.id, formation)
-        app_json.after_deploy(ctx, app, release, setup, log)
-        log.done(f"Application deployed: {apps_service.app_url(ctx, app.name)}")
-        return release
+    setup = app_json.prepare(ctx, app, repo, commit_sha, log)  # app.json, on the first deploy only
+    build_id = ctx.store.create_build(app.id, commit_sha, ctx.actor)
+    config = ctx.store.get_config(app.id)
+    try:
+        result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log)
+    except PaasError as exc:
+        log.error(str(exc))
+        ctx.store.finish_build(build_id, "failed", log.text())
+        ctx.store.add_event(app.name, ctx.actor, "build:failed", commit_sha[:7])
+        raise builder.BuildFailed("build failed") from exc
+    ctx.store.finish_build(
+        build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack
+    )
+    formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)
+    release = ctx.store.create_release(
+        app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
+    )
+    log.step(f"Releasing v{release.version}")
+    deploy_release(ctx, app, release, log)
+    ctx.store.set_formation(app.id, formation)
+    app_json.after_deploy(ctx, app, release, setup, log)
+    log.done(f"Application deployed: {apps_service.app_url(ctx, app.name)}")
+    return release
 
 
 def deploy_release(
@@ -101,10 +105,7 @@ def deploy_release(
                 )
                 log.detail(f"starting {spec.dyno}")
                 started.append(sched.start_process(client, spec))
-        for c in started:
-            if c.labels.get(sched.LABEL_TYPE) == "web":
-                sched.wait_until_serving(c, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
-        sched.settle(started, ctx.settings.settle_seconds)
+        run_checks(ctx, app, build, started, log)
         ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams([*started, *kept]))
     except (PaasError, docker.errors.DockerException) as exc:
         sched.stop_and_remove(started, timeout=2)
@@ -123,6 +124,34 @@ def deploy_release(
     if replaced:
         log.detail(f"stopping {len(replaced)} old process(es)")
         sched.stop_and_remove(replaced, timeout=stop_timeout(ctx, app))
+    try:
+        gc.collect(ctx, app)
+    except (PaasError, docker.errors.DockerException) as exc:  # garbage can wait for the next deploy
+        log.detail(f"cleanup skipped: {exc}")
+
+
+def run_checks(ctx: Context, app: App, build: Build, started: list, log: BuildLog) -> None:
+    """Default and app.json checks for each new container (unless disabled), then the settle."""
+    custom = checks_service.checks_for(ctx, app, build)
+    disabled = checks_service.disabled_types(ctx, app)
+    host = hostnames(ctx, app.name)[0]
+    checked = []
+    for c in started:
+        ptype = c.labels.get(sched.LABEL_TYPE, "")
+        if checks_service.is_disabled(disabled, ptype):
+            continue
+        checked.append(c)
+        if ptype == "web":
+            sched.wait_until_serving(c, ctx.settings.boot_timeout, host)
+            for check in custom.get(ptype, []):
+                log.detail(f"checking {ptype}.{c.labels.get(sched.LABEL_INDEX)}: {check.name}")
+                health.run_startup_check(c, check, host)
+    if disabled:
+        log.detail(
+            "checks disabled for "
+            + ", ".join(sorted("all" if d == checks_service.ALL else d for d in disabled))
+        )
+    sched.settle(checked, ctx.settings.settle_seconds)
 
 
 def stop_timeout(ctx: Context, app: App) -> int:

@@ -1,25 +1,71 @@
-"""Per-app deploy locks. File locks, because pushes run in separate processes."""
+"""Per-app deploy locks: file locks, because pushes run in separate processes.
+
+Changes to one app queue up behind each other (a second push waits, and says so); the
+reconciler never waits: it skips an app whose lock is held.
+"""
 
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from paas.errors import Conflict
 from paas.services.context import Context
 
+WAIT_LIMIT = 15 * 60.0
+
+
+class AppLock:
+    def __init__(self, ctx: Context, app: str) -> None:
+        ctx.settings.locks_dir.mkdir(parents=True, exist_ok=True)
+        self.app = app
+        self.path = ctx.settings.locks_dir / f"app-{app}.lock"
+        self._fh: IO[str] | None = None
+
+    def acquire(
+        self, wait: bool = True, timeout: float = WAIT_LIMIT, on_wait: Callable[[], None] | None = None
+    ) -> None:
+        fh = open(self.path, "w")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                fh.close()
+                raise Conflict(f"a deploy of {self.app!r} is running; try again when it ends") from None
+            if on_wait is not None:
+                on_wait()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        fh.close()
+                        raise Conflict(
+                            f"gave up waiting {int(timeout)} s for another deploy of {self.app!r}"
+                        ) from None
+                    time.sleep(0.1)
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
 
 @contextmanager
-def app_lock(ctx: Context, app: str, wait: bool = False) -> Iterator[None]:
-    """Hold the app's deploy lock; without `wait`, refuse at once if someone else holds it."""
-    ctx.settings.locks_dir.mkdir(parents=True, exist_ok=True)
-    with open(ctx.settings.locks_dir / f"app-{app}.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise Conflict(f"a deploy of {app!r} is already running; try again when it ends") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def app_lock(
+    ctx: Context, app: str, wait: bool = True, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold the app's lock; waits for a running deploy unless `wait` is False."""
+    lock = AppLock(ctx, app)
+    lock.acquire(wait=wait, on_wait=on_wait)
+    try:
+        yield
+    finally:
+        lock.release()

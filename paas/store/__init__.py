@@ -247,6 +247,11 @@ class Store:
             self._one("SELECT * FROM builds WHERE app_id = ? ORDER BY id DESC LIMIT 1", (app_id,))
         )
 
+    def forget_image(self, build_id: int) -> None:
+        """The build's image was garbage-collected; its releases can no longer be rolled back to."""
+        with self.transaction() as c:
+            c.execute("UPDATE builds SET image = NULL WHERE id = ?", (build_id,))
+
     def get_build(self, build_id: int) -> Build | None:
         row = self._one("SELECT * FROM builds WHERE id = ?", (build_id,))
         if row is None:

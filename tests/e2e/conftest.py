@@ -71,6 +71,7 @@ class PaasServer:
             "PAAS_HTTP_BIND": "127.0.0.1",
             "PAAS_BOOT_TIMEOUT": "30",
             "PAAS_STOP_TIMEOUT": "5",
+            "PAAS_RECONCILE_SECONDS": "1",
             "GIT_SSH_COMMAND": f"ssh -F {self.ssh_config}",
             "GIT_AUTHOR_NAME": "Test",
             "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -164,3 +165,25 @@ def cleanup_instance(server: PaasServer) -> None:
                 client.images.remove(tag, force=True)
     for v in client.volumes.list(filters={"name": f"paas-cache-{instance}"}):
         v.remove(force=True)
+
+
+@pytest.fixture
+def own_server(tmp_path: Path):
+    """A server of the test's own, for tests that stop, kill or restart it."""
+    server = PaasServer(tmp_path)
+    assert server.host("ssh-keys:add", "alice", str(server.key) + ".pub").returncode == 0
+    server.start()
+    yield server
+    if server.proc and server.proc.poll() is None:
+        server.stop()
+    cleanup_instance(server)
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll until predicate() is truthy; return its value (or the last one on timeout)."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    return value

@@ -7,20 +7,8 @@ import time
 from pathlib import Path
 
 import docker
-import pytest
 
-from tests.e2e.conftest import PaasServer, cleanup_instance, unique_app
-
-
-@pytest.fixture
-def own_server(tmp_path: Path):
-    server = PaasServer(tmp_path)
-    assert server.host("ssh-keys:add", "alice", str(server.key) + ".pub").returncode == 0
-    server.start()
-    yield server
-    if server.proc and server.proc.poll() is None:
-        server.stop()
-    cleanup_instance(server)
+from tests.e2e.conftest import PaasServer, unique_app
 
 
 def nginx_pids(prefix: Path) -> list[str]:

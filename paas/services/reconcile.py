@@ -1,0 +1,109 @@
+"""Converge what runs on dockerd with what the store wants (at server start and every few seconds).
+
+Heals: containers from a deploy that died half-way (kill -9), releases left pending, crashed or
+missing processes, extra ones, and routes after dockerd restarts (host ports change). An app whose
+deploy lock is held is skipped: the deploy owns it until it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import docker
+
+from paas.buildpacks import builder
+from paas.errors import Conflict, PaasError
+from paas.scheduler import docker_local as sched
+from paas.services.context import Context
+from paas.services.deploy import hostnames
+from paas.services.locks import app_lock
+from paas.store import App
+
+log = logging.getLogger("paas.reconcile")
+GONE = ("exited", "dead", "created", "removing")
+
+
+def reconcile_app(ctx: Context, app: App) -> list[str]:
+    """Fix one app; returns what was done (empty when all was well)."""
+    try:
+        with app_lock(ctx, app.name, wait=False):
+            return _reconcile(ctx, ctx.store.get_app(app.name) or app)
+    except Conflict:
+        return []
+
+
+def _reconcile(ctx: Context, app: App) -> list[str]:
+    actions: list[str] = []
+    for r in ctx.store.list_releases(app.id):
+        if r.status == "pending":  # nobody holds the lock, so its deploy died
+            ctx.store.set_release_status(r.id, "failed")
+            ctx.store.add_event(app.name, "paas", "release:failed", f"v{r.version}: interrupted")
+            actions.append(f"marked v{r.version} failed (interrupted)")
+    client = ctx.docker
+    instance = ctx.settings.instance_id
+    containers = sched.app_containers(client, instance, app.name)
+    release = ctx.store.current_release(app.id)
+    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    if app.stopped or release is None or build is None or not build.image:
+        if containers:
+            sched.stop_and_remove(containers, timeout=5)
+            actions.append(f"removed {len(containers)} container(s) of a stopped or undeployed app")
+        ctx.router.set_app(app.name, hostnames(ctx, app.name), [])
+        return actions
+    formation = ctx.store.get_formation(app.id) or release.formation
+    desired = {(t, i) for t, n in formation.items() if t in build.processes for i in range(1, n + 1)}
+    keep: dict[tuple[str, int], object] = {}
+    remove = []
+    for c in containers:
+        key = (c.labels.get(sched.LABEL_TYPE, ""), int(c.labels.get(sched.LABEL_INDEX, "0")))
+        if c.labels.get(sched.LABEL_RELEASE) != str(release.version) or key not in desired or key in keep:
+            remove.append(c)
+        elif c.status in GONE:
+            remove.append(c)
+        else:
+            keep[key] = c
+    if remove:
+        sched.stop_and_remove(remove, timeout=5)
+        actions.append(f"removed {len(remove)} stray container(s)")
+    started = []
+    missing = sorted(desired - set(keep))
+    port = builder.image_port(client, build.image) if missing else sched.APP_PORT
+    for ptype, index in missing:
+        spec = sched.ProcessSpec(
+            instance, app.name, release.version, ptype, index, build.image, dict(release.config), port
+        )
+        container = sched.start_process(client, spec)
+        started.append(container)
+        actions.append(f"started {spec.dyno}")
+    for c in started:
+        if c.labels.get(sched.LABEL_TYPE) == "web":
+            try:
+                sched.wait_until_serving(c, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
+            except PaasError as exc:
+                actions.append(f"{exc}")
+    running = [c for c in [*keep.values(), *started] if _running(c)]
+    ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams(running))
+    return actions
+
+
+def _running(container) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return False
+    return container.status == "running"
+
+
+def reconcile_all(ctx: Context) -> dict[str, list[str]]:
+    """One pass over every app; errors of one app never stop the others."""
+    done: dict[str, list[str]] = {}
+    for app in ctx.store.list_apps():
+        try:
+            actions = reconcile_app(ctx, app)
+        except (PaasError, docker.errors.DockerException) as exc:
+            log.warning("reconcile %s: %s", app.name, exc)
+            continue
+        if actions:
+            log.info("reconcile %s: %s", app.name, "; ".join(actions))
+            done[app.name] = actions
+    return done

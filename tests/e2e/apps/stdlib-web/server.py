@@ -1,0 +1,39 @@
+"""A dependency-free web app for resilience tests: behaviour comes from small files in the repo."""
+
+import os
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def read(name: str, default: str = "") -> str:
+    path = Path(name)
+    return path.read_text().strip() if path.exists() else default
+
+
+time.sleep(float(read("BOOT_DELAY", "0")))
+VERSION = read("VERSION", "1")
+HEALTH = read("HEALTH", "ok")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            status, body = (200, "ok") if HEALTH == "ok" else (500, "unhealthy")
+        else:
+            status, body = 200, f"version {VERSION} {os.environ.get('DYNO')}\n"
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt: str, *args: object) -> None:
+        print(f"{self.address_string()} {fmt % args}", flush=True)
+
+
+print(f"version {VERSION} listening on {os.environ['PORT']}", flush=True)
+ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
