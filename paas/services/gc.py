@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import docker
 
+from paas.buildpacks.builder import image_repository
 from paas.services.context import Context
 from paas.store import App
 
 
 def collect(ctx: Context, app: App) -> list[str]:
-    """Remove build images no recent good release uses; returns the removed references."""
+    """Remove build images no recent good release uses, the dependency layers only those used,
+    and dangling leftovers of this instance's builds; returns the removed references."""
     keep_n = ctx.settings.keep_releases
     keep: set[int] = set()
     current = ctx.store.current_release(app.id)
@@ -33,4 +35,41 @@ def collect(ctx: Context, app: App) -> list[str]:
             continue  # still used by a container: try again next time
         ctx.store.forget_image(build.id)
         removed.append(build.image)
+    removed += _dependency_layers(ctx, app, keep)
+    try:
+        pruned = client.images.prune(
+            filters={"dangling": True, "label": f"paas.instance={ctx.settings.instance_id}"}
+        )
+        removed += [d.get("Deleted", "") for d in pruned.get("ImagesDeleted") or [] if d.get("Deleted")]
+    except docker.errors.APIError:
+        pass  # another prune is running
+    return removed
+
+
+def _dependency_layers(ctx: Context, app: App, keep: set[int]) -> list[str]:
+    """Dependency-layer images (`deps-*`) that no kept build image is built on."""
+    client = ctx.docker
+    repository = image_repository(app.name)
+    suffix = f"-{ctx.settings.instance_id}"
+    used: set[str] = set()
+    for build in ctx.store.list_builds(app.id):
+        if build.id in keep and build.image:
+            try:
+                used.update(client.images.get(build.image).attrs["RootFS"]["Layers"])
+            except docker.errors.ImageNotFound:
+                continue
+    removed = []
+    for image in client.images.list(name=repository):
+        for tag in image.tags:
+            name = tag.split(":", 1)[1]
+            if not (name.startswith("deps-") and name.endswith(suffix)):
+                continue
+            layers = image.attrs.get("RootFS", {}).get("Layers") or []
+            if layers and layers[-1] in used:
+                continue
+            try:
+                client.images.remove(tag)
+                removed.append(tag)
+            except docker.errors.APIError:
+                pass
     return removed

@@ -187,3 +187,35 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2):  # type: ig
         time.sleep(interval)
         value = predicate()
     return value
+
+
+def restart_dockerd(log_path: Path) -> None:
+    """Restart the Docker engine the way it runs here (systemd, or a plain dockerd process)."""
+    if (
+        Path("/run/systemd/system").is_dir()
+        and subprocess.run(["systemctl", "is-active", "--quiet", "docker"]).returncode == 0
+    ):
+        subprocess.run(["systemctl", "restart", "docker"], check=True)
+    else:
+        pid = int(
+            subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[0]
+        )
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 90
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with open(log_path, "ab") as log:
+            subprocess.Popen(
+                [a.decode() for a in argv],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("dockerd did not come back")

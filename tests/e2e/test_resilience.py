@@ -11,7 +11,7 @@ import time
 
 import docker
 
-from tests.e2e.conftest import PaasServer, unique_app, wait_for
+from tests.e2e.conftest import PaasServer, restart_dockerd, unique_app, wait_for
 
 
 def push(paas: PaasServer, src, *args: str):  # type: ignore[no-untyped-def]
@@ -202,3 +202,53 @@ def test_kill_9_in_the_middle_of_a_deploy_then_restart_converges(own_server: Paa
     r = push(server, src)
     assert r.returncode == 0, r.output
     assert server.get(host)[1].startswith("version 3")
+
+
+def test_a_hundred_deploys_keep_at_most_five_images(paas: PaasServer) -> None:
+    from paas.settings import Settings
+
+    app, src = deployed(paas, "tiny-worker", "many")
+    instance = Settings(data_dir=paas.data_dir).instance_id
+    client = docker.from_env()
+
+    def app_images() -> set[str]:
+        return {
+            i.id
+            for i in client.images.list(name=f"paas/app-{app}")
+            if any(t.endswith(instance) for t in i.tags)
+        }
+
+    dangling_before = len(client.images.list(filters={"dangling": True}))
+    started = time.monotonic()
+    for n in range(1, 100):
+        (src / "COUNTER").write_text(f"{n}\n")
+        paas.git(src, "commit", "-qam", f"deploy {n}")
+        r = push(paas, src)
+        assert r.returncode == 0, r.output
+    elapsed = time.monotonic() - started
+    assert len(app_images()) <= 5, sorted(app_images())
+    assert len(client.images.list(filters={"dangling": True})) <= dangling_before
+    assert len(app_containers(app, all_states=True)) == 1
+    releases = json.loads(paas.ssh("releases", app, "--format", "json").stdout)
+    assert len(releases) == 100 and releases[0]["status"] == "current"
+    # The five newest releases can still be rolled back to; older ones say why not.
+    assert paas.ssh("releases:rollback", app, "v96").returncode == 0
+    r = paas.ssh("releases:rollback", app, "v90")
+    assert r.returncode == 1 and "has no image to run" in r.stderr
+    print(f"99 deploys in {elapsed:.0f} s ({elapsed / 99:.2f} s each)")
+
+
+def test_apps_serve_again_after_dockerd_restarts(paas: PaasServer) -> None:
+    app, _src = deployed(paas, "stdlib-web", "phoenix")
+    host = f"{app}.localhost"
+    assert paas.ssh("apps:scale", app, "web=2").returncode == 0
+    before = {c.id for c in app_containers(app)}
+    restart_dockerd(paas.root / "dockerd.log")
+    # Nobody acts: restart policies bring the containers back, reconcile re-points the router.
+    assert wait_for(lambda: paas.get(host)[0] == 200, timeout=90)
+    running = app_containers(app)
+    assert {c.id for c in running} == before and all(c.status == "running" for c in running)
+    conf = paas.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf"
+    ports = {c.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"] for c in running}
+    assert wait_for(lambda: all(f"127.0.0.1:{p}" in conf.read_text() for p in ports), timeout=30)
+    assert all(paas.get(host)[0] == 200 for _ in range(10))
