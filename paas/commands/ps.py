@@ -86,3 +86,13 @@ def stop(env: CommandEnv, app: str) -> None:
 def start(env: CommandEnv, app: str) -> None:
     env.echo(f"-----> Starting {app}")
     processes_service.start(env.ctx, app, env.progress())
+
+
+@command("ps:set", "Set a process property: ps:set <app> stop-timeout-seconds <n> (no value: default).")
+@click.argument("app")
+@click.argument("key")
+@click.argument("value", required=False)
+def set_(env: CommandEnv, app: str, key: str, value: str | None) -> None:
+    processes_service.set_property(env.ctx, app, key, value)
+    for name, current in processes_service.properties(env.ctx, app).items():
+        env.echo(f"{name}: {current}")

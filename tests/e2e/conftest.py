@@ -104,10 +104,30 @@ class PaasServer:
         return self.proc.wait(timeout=30)
 
     def ssh(self, *args: str, key: Path | None = None, timeout: float = 120) -> Result:
-        cmd = ["ssh", "-F", str(self.ssh_config)]
-        if key is not None:
-            cmd += ["-o", f"IdentityFile={key}"]
-        p = subprocess.run([*cmd, "paas", *args], capture_output=True, text=True, timeout=timeout)
+        if key is None:
+            cmd = ["ssh", "-F", str(self.ssh_config), "paas"]
+        else:  # only this key is offered
+            cmd = [
+                "ssh",
+                "-F",
+                "/dev/null",
+                "-p",
+                str(self.ssh_port),
+                "-i",
+                str(key),
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                f"UserKnownHostsFile={self.root / 'known_hosts'}",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+                "paas@127.0.0.1",
+            ]
+        p = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout)
         return Result(p.returncode, p.stdout, p.stderr)
 
     def git(self, cwd: Path, *args: str, timeout: float = 600) -> Result:

@@ -367,6 +367,28 @@ def test_help_lists_every_command(paas: PaasServer) -> None:
     assert "config:set" in ok(paas.ssh("config:help")) and "apps:list" not in ok(paas.ssh("config:help"))
 
 
+def test_ps_set_stop_timeout(paas: PaasServer) -> None:
+    name = unique_app("timeout")
+    ok(paas.ssh("apps:create", name))
+    assert ok(paas.ssh("ps:set", name, "stop-timeout-seconds", "7")) == "stop-timeout-seconds: 7\n"
+    r = paas.ssh("ps:set", name, "stop-timeout-seconds", "abc")
+    assert r.returncode == 1 and "whole number of seconds" in r.stderr
+    assert ok(paas.ssh("ps:set", name, "stop-timeout-seconds")) == "stop-timeout-seconds: 5\n"  # the default
+
+
+def test_ssh_keys_over_ssh_and_on_the_host(paas: PaasServer, tmp_path: Path) -> None:
+    bob = tmp_path / "bob"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(bob)], check=True)
+    r = paas.host("ssh-keys:add", "bob", "-", input=(tmp_path / "bob.pub").read_text())
+    assert r.returncode == 0 and "Added key bob:" in r.stdout and "(admin)" not in r.stdout
+    keys = json.loads(ok(paas.ssh("ssh-keys:list", "--format", "json")))
+    assert {k["name"]: k["admin"] for k in keys} >= {"alice": True, "bob": False}
+    assert ok(paas.ssh("apps:list", key=bob))
+    assert paas.host("ssh-keys:remove", "bob").returncode == 0
+    r = paas.ssh("apps:list", key=bob)
+    assert r.returncode == 255 and "Permission denied" in r.stderr
+
+
 def test_host_cli_runs_the_same_commands(paas: PaasServer, tmp_path: Path) -> None:
     r = paas.host("apps:list", "--format", "json")
     assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
