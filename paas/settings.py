@@ -18,6 +18,16 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"error: {name} must be an integer, got {raw!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"error: {name} must be a number, got {raw!r}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of a running PaaS; read once, passed down explicitly."""
@@ -35,6 +45,8 @@ class Settings:
     stop_timeout: int = 30
     settle_seconds: float = 0.5
     keep_releases: int = 5
+    build_timeout: float = 1800.0
+    max_push_bytes: int = 1 << 30
     reconcile_seconds: float = 5.0
     nginx_bin: str = "/usr/sbin/nginx"
     extra: dict[str, str] = field(default_factory=dict)
@@ -52,11 +64,13 @@ class Settings:
             domain=(os.environ.get("PAAS_DOMAIN") or "localhost").lower(),
             build_ca_bundle=ca,
             debian_mirror=os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian",
-            boot_timeout=float(os.environ.get("PAAS_BOOT_TIMEOUT") or 60),
+            boot_timeout=_float("PAAS_BOOT_TIMEOUT", 60),
             stop_timeout=_int("PAAS_STOP_TIMEOUT", 30),
-            settle_seconds=float(os.environ.get("PAAS_SETTLE_SECONDS") or 0.5),
+            settle_seconds=_float("PAAS_SETTLE_SECONDS", 0.5),
             keep_releases=max(1, _int("PAAS_KEEP_RELEASES", 5)),
-            reconcile_seconds=float(os.environ.get("PAAS_RECONCILE_SECONDS") or 5),
+            build_timeout=_float("PAAS_BUILD_TIMEOUT", 1800),
+            max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
+            reconcile_seconds=_float("PAAS_RECONCILE_SECONDS", 5),
             nginx_bin=os.environ.get("PAAS_NGINX_BIN") or "/usr/sbin/nginx",
         )
 

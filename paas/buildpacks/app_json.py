@@ -155,7 +155,9 @@ def prepare(ctx: Context, app: App, repo: Repo, commit_sha: str, log: BuildLog) 
     current = ctx.store.get_config(app.id)
     added = initial_config(manifest, current)
     if added:
+        validation.config_size({**current, **added})
         ctx.store.replace_config(app.id, {**current, **added})
+        ctx.store.add_event(app.name, ctx.actor, "config", "Set " + ", ".join(sorted(added)) + " (app.json)")
         describe(added, manifest, log)
     return FirstDeploy(manifest, True)
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
+import stat
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -42,6 +45,9 @@ BUILD_ENV_IN_CONTAINER = "/etc/paas/build.env"
 DEFAULT_PORT = 5000
 LABEL_PORT = "paas.port"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+MAX_OUTPUT_BYTES = 256 * 1024
 
 
 class BuildFailed(PaasError):
@@ -140,6 +146,24 @@ def process_table(release_yaml: str | None, procfile: dict[str, str]) -> dict[st
     return {**defaults, **procfile}
 
 
+def read_build_output(out_dir: Path, name: str) -> str | None:
+    """A result file the build left in its output folder. The build's own user controls that
+    folder, so never follow a link, never read anything but a small regular file."""
+    try:
+        fd = os.open(out_dir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        raise BuildFailed(f"build failed: the build left an unreadable {name} (a link?)") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise BuildFailed(f"build failed: {name} from the build is not a regular file")
+        data = fh.read(MAX_OUTPUT_BYTES + 1)
+    if len(data) > MAX_OUTPUT_BYTES:
+        raise BuildFailed(f"build failed: {name} from the build is larger than {MAX_OUTPUT_BYTES} bytes")
+    return data.decode("utf-8", "replace")
+
+
 @dataclass
 class BuildJob:
     """One build's scratch space on the host and the containers it runs."""
@@ -209,15 +233,32 @@ class BuildJob:
         with tar:
             container.put_archive("/", tar)
         container.start()
-        stream_lines(container, self.log)
-        status = container.wait().get("StatusCode", 1)
+        limit = self.ctx.settings.build_timeout
+        timer = threading.Timer(limit, self._time_out, args=(container,))
+        timer.daemon = True
+        timer.start()
+        try:
+            stream_lines(container, self.log)
+            status = container.wait().get("StatusCode", 1)
+        finally:
+            timer.cancel()
+        if self.timed_out:
+            raise BuildFailed(f"build failed: it took longer than {limit:g} s (PAAS_BUILD_TIMEOUT)")
         if status != 0:
             raise BuildFailed(f"build failed: the buildpack exited with status {status}")
         return container
 
+    timed_out = False
+
+    def _time_out(self, container: Container) -> None:
+        self.timed_out = True
+        try:
+            container.kill()
+        except docker.errors.DockerException:
+            pass
+
     def output(self, name: str) -> str | None:
-        p = self.out_dir / name
-        return p.read_text() if p.exists() else None
+        return read_build_output(self.out_dir, name)
 
     def close(self) -> None:
         for c in self.containers:

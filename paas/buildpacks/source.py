@@ -19,8 +19,11 @@ from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
 from paas.buildpacks.stack import APP_UID
+from paas.errors import PaasError
 
-MAX_READ = 4 << 20  # manifests bigger than this are not parsed on the host
+MAX_READ = 4 << 20
+MAX_TREE_FILES = 200_000  # what one app's source may hold, unpacked (a few bytes can unpack to TBs)
+MAX_TREE_BYTES = 2 << 30  # manifests bigger than this are not parsed on the host
 
 
 class SourceTree:
@@ -99,9 +102,15 @@ class SourceTree:
             if prefix:
                 _add_dir(tar, prefix.rstrip("/"))
                 seen_dirs.add(prefix.rstrip("/"))
-            for path, mode, sha in self.files():
+            total = 0
+            for count, (path, mode, sha) in enumerate(self.files(), start=1):
                 if keep is not None and not keep(path):
                     continue
+                if count > MAX_TREE_FILES:
+                    raise PaasError(f"the pushed tree has more than {MAX_TREE_FILES} files")
+                total += self.repo.object_store[sha].raw_length()
+                if total > MAX_TREE_BYTES:
+                    raise PaasError(f"the pushed tree is larger than {MAX_TREE_BYTES >> 20} MiB unpacked")
                 parts = path.split("/")
                 for i in range(1, len(parts)):
                     d = prefix + "/".join(parts[:i])

@@ -70,7 +70,20 @@ def _attach(client: docker.DockerClient, container, stdio, tty: bool) -> int:  #
         except OSError:
             pass
 
+    finished = threading.Event()
+
+    def watch() -> None:
+        """A client that went away (ssh dropped) cannot end the process itself: kill it."""
+        while not finished.wait(0.5):
+            if stdio.disconnected():
+                try:
+                    container.kill()
+                except docker.errors.DockerException:
+                    pass
+                return
+
     threading.Thread(target=feed, daemon=True).start()
+    threading.Thread(target=watch, daemon=True).start()
     try:
         if tty:
             while data := raw.recv(65536):
@@ -79,6 +92,8 @@ def _attach(client: docker.DockerClient, container, stdio, tty: bool) -> int:  #
             _demux(raw, stdio)
     except OSError:
         container.kill()
+    finally:
+        finished.set()
     status = container.wait(timeout=60 * 60 * 24).get("StatusCode", 1)
     stdio.on_resize = None
     return int(status)

@@ -21,7 +21,7 @@ from paas.services import deploy
 from paas.services.context import Context
 from paas.services.locks import AppLock
 from paas.services.output import BuildLog
-from paas.services.validation import BRANCHES_THAT_DEPLOY, app_name
+from paas.services.validation import app_name
 from paas.settings import Settings
 
 ZERO_SHA = b"0" * 40
@@ -47,6 +47,7 @@ class DeployHook:
         self.repo = repo
         self.handler: Handler | None = None
         self.lock = AppLock(ctx, app)
+        self.deployed: str | None = None  # one deploy per push
 
     def _progress(self, text: str) -> None:
         handler = self.handler
@@ -54,19 +55,20 @@ class DeployHook:
             handler.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode("utf-8", "replace"))
 
     def execute(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
-        ref = ref_name.decode("utf-8", "replace")
-        branch = ref.removeprefix("refs/heads/")
-        if not ref.startswith("refs/heads/") or branch not in BRANCHES_THAT_DEPLOY:
-            raise HookError(f"only main or master deploys: use 'git push paas {branch}:main'")
-        if new_sha == ZERO_SHA:
-            raise HookError(f"deleting {branch} is not allowed")
+        try:
+            deploy.check_push_ref(ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed)
+        except PaasError as exc:
+            raise HookError(str(exc)) from None
         log = BuildLog(self._progress)
         try:
             # Held until the ref has moved (released in main), so the next push builds on it.
-            self.lock.acquire(on_wait=lambda: log.step(f"Waiting for another deploy of {self.app} to end"))
+            if not self.lock.held:
+                self.lock.acquire(
+                    on_wait=lambda: log.step(f"Waiting for another deploy of {self.app} to end")
+                )
             current = self.repo.refs.as_dict().get(ref_name)
-            if current is not None and current != old_sha and old_sha != ZERO_SHA:
-                raise HookError(f"{branch} moved while this push waited: pull, then push again")
+            deploy.check_ref_unmoved(ref_name.decode("utf-8", "replace"), old_sha, current, ZERO_SHA)
+            self.deployed = ref_name.decode("utf-8", "replace")
             deploy.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
         except HookError:
             raise
@@ -82,6 +84,18 @@ class DeployHook:
             log.error("internal error during the deploy (see the server log)")
             raise HookError("internal error") from None
         return None, None
+
+
+def _limit_push_size(repo: Repo, limit: int) -> None:
+    """receive.maxInputSize: dulwich refuses a pack bigger than this while it is received."""
+    config = repo.get_config()
+    try:
+        current = config.get((b"receive",), b"maxInputSize")
+    except KeyError:
+        current = None
+    if current != str(limit).encode():
+        config.set((b"receive",), b"maxInputSize", str(limit).encode())
+        config.write_to_path()
 
 
 def main(argv: list[str]) -> int:
@@ -111,6 +125,7 @@ def main(argv: list[str]) -> int:
         ctx = Context.open(
             settings, actor=os.environ.get("PAAS_ACTOR"), is_admin=os.environ.get("PAAS_ACTOR_ADMIN") == "1"
         )
+        _limit_push_size(repo, settings.max_push_bytes)
         hook = DeployHook(ctx, app, repo)
         repo.hooks = {"update": hook}  # replaces dulwich's shell hooks (see DESIGN.md)
         handler = ReceivePackHandler(_OneRepo(repo), ["/"], proto)
@@ -131,4 +146,8 @@ if __name__ == "__main__":
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(1)
     except BrokenPipeError:
+        sys.exit(1)
+    except Exception as exc:  # a protocol error from a broken client, or a bug: one line, details logged
+        logger.exception("git request failed")
+        sys.stderr.write(f"error: git request failed: {exc.__class__.__name__}: {str(exc)[:200]}\n")
         sys.exit(1)

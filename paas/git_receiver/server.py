@@ -32,6 +32,7 @@ from paas.store import SshKey
 
 log = logging.getLogger("paas.ssh")
 GIT_COMMANDS = ("git-receive-pack", "git-upload-pack")
+MAX_SESSIONS = 128  # concurrent SSH connections, authenticated or not
 
 
 class ChannelWriter(io.TextIOBase):
@@ -139,6 +140,7 @@ class SSHServer:
         self.host_key = hostkey.load_or_create(ctx.settings.host_key_path)
         self._sock: socket.socket | None = None
         self._stopping = threading.Event()
+        self._slots = threading.BoundedSemaphore(MAX_SESSIONS)
 
     def listen(self) -> tuple[str, int]:
         s = ctx_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -155,7 +157,16 @@ class SSHServer:
                 conn, _addr = self._sock.accept()
             except OSError:
                 break
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            if not self._slots.acquire(blocking=False):  # too many sessions: refuse, don't queue
+                conn.close()
+                continue
+            threading.Thread(target=self._handle_slot, args=(conn,), daemon=True).start()
+
+    def _handle_slot(self, conn: socket.socket) -> None:
+        try:
+            self._handle(conn)
+        finally:
+            self._slots.release()
 
     def shutdown(self) -> None:
         self._stopping.set()
@@ -273,20 +284,26 @@ def _pump(channel: paramiko.Channel, proc: subprocess.Popen) -> int:
                 pass
 
     def errors() -> None:
+        gone = False
         while data := proc.stderr.read1(65536):  # type: ignore[union-attr]
-            try:
-                channel.sendall_stderr(data)
-            except OSError:
-                break
+            if not gone:
+                try:
+                    channel.sendall_stderr(data)
+                except OSError:
+                    gone = True
 
     threading.Thread(target=feed, daemon=True).start()
     err_thread = threading.Thread(target=errors, daemon=True)
     err_thread.start()
-    try:
-        while data := proc.stdout.read1(65536):
-            channel.sendall(data)
-    except OSError:
-        proc.kill()
+    # If the client hangs up mid-push, keep draining: the build and deploy run to their end
+    # (killing them half-way would leak build containers and leave a release half-switched).
+    gone = False
+    while data := proc.stdout.read1(65536):
+        if not gone:
+            try:
+                channel.sendall(data)
+            except OSError:
+                gone = True
     status = proc.wait()
     err_thread.join(timeout=5)
     return status

@@ -171,7 +171,15 @@ class Router:
                 target.unlink(missing_ok=True)
             else:
                 self._write_atomic(target, text)
-            self.reload()
+            try:
+                self.reload()
+            except PaasError:
+                # Put the previous route back so the file on disk matches what should serve.
+                if current is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    self._write_atomic(target, current)
+                raise
 
     def remove_app(self, app: str) -> None:
         self.set_app(app, [], [])

@@ -19,6 +19,7 @@ from paas.services import checks as checks_service
 from paas.services import gc
 from paas.services.context import Context
 from paas.services.output import BuildLog
+from paas.services.validation import BRANCHES_THAT_DEPLOY
 from paas.store import App, Build, Release
 
 
@@ -36,6 +37,26 @@ def hostnames(ctx: Context, app: str) -> list[str]:
     record = ctx.store.get_app(app)
     custom = ctx.store.list_domains(record.id) if record else []
     return [f"{app}.{ctx.settings.domain}", *custom]
+
+
+def check_push_ref(ref: str, deleting: bool, already_deployed: str | None) -> None:
+    """Which pushed refs may deploy: main or master, not deleted, one per push."""
+    branch = ref.removeprefix("refs/heads/")
+    if not ref.startswith("refs/heads/") or branch not in BRANCHES_THAT_DEPLOY:
+        raise PaasError(f"only main or master deploys: use 'git push paas {branch}:main'")
+    if deleting:
+        raise PaasError(f"deleting {branch} is not allowed")
+    if already_deployed is not None:
+        done = already_deployed.removeprefix("refs/heads/")
+        raise PaasError(f"push one deploy branch at a time: {done} was deployed, {branch} was not")
+
+
+def check_ref_unmoved(ref: str, old_sha: bytes, current: bytes | None, zero: bytes) -> None:
+    """The branch must still be where the pusher saw it (it may have waited for another deploy)."""
+    expected = None if old_sha == zero else old_sha
+    if current != expected:
+        branch = ref.removeprefix("refs/heads/")
+        raise PaasError(f"{branch} moved while this push waited: pull, then push again")
 
 
 def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
@@ -64,7 +85,11 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     log.step(f"Releasing v{release.version}")
     deploy_release(ctx, app, release, log)
     ctx.store.set_formation(app.id, formation)
-    app_json.after_deploy(ctx, app, release, setup, log)
+    try:
+        app_json.after_deploy(ctx, app, release, setup, log)
+    except PaasError as exc:  # the release is live: report, don't reject the push
+        log.error(f"app.json postdeploy failed (the release is live): {exc}")
+        ctx.store.add_event(app.name, ctx.actor, "postdeploy:failed", str(exc)[:200])
     log.done(f"Application deployed: {apps_service.app_url(ctx, app.name)}")
     return release
 
@@ -107,16 +132,19 @@ def deploy_release(
                 started.append(sched.start_process(client, spec))
         run_checks(ctx, app, build, started, log)
         ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams([*started, *kept]))
-    except (PaasError, docker.errors.DockerException) as exc:
+    except Exception as exc:
         sched.stop_and_remove(started, timeout=2)
-        if only_types is None:
+        # Only a new release can fail here: a restart of the current one leaves it current.
+        if release.status == "pending":
             ctx.store.set_release_status(release.id, "failed")
         ctx.store.add_event(app.name, ctx.actor, "release:failed", f"v{release.version}: {exc}")
+        if not isinstance(exc, PaasError | docker.errors.DockerException):
+            raise
         log.error(str(exc))
         for line in getattr(exc, "log_tail", []):
             log.detail(line)
         raise DeployFailed(f"deploy of v{release.version} failed: {exc}") from exc
-    if only_types is None:
+    if release.status == "pending":
         ctx.store.set_release_status(release.id, "succeeded")
         ctx.store.add_event(app.name, ctx.actor, "release", f"v{release.version} {release.description}")
     if app.stopped:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from paas.errors import Conflict, NotFound, PaasError
 from paas.services import apps as apps_service
 from paas.services import validation
@@ -26,11 +28,16 @@ def _set(ctx: Context, app_name: str, compute, action: str, detail: str) -> list
             owner = ctx.store.domain_owner(host)
             if owner is not None and owner != app.name:
                 raise Conflict(f"{host} already belongs to app {owner}")
+            if host == "*" + default_suffix or host == ctx.settings.domain:
+                raise Conflict(f"{host} would capture every app's default address")
             if host.endswith(default_suffix) and host.count(".") == ctx.settings.domain.count(".") + 1:
                 other = host[: -len(default_suffix)]
                 if other != app.name and other != "*":
                     raise Conflict(f"{host} is the default address of app {other}")
-        ctx.store.replace_domains(app.id, wanted)
+        try:
+            ctx.store.replace_domains(app.id, wanted)
+        except sqlite3.IntegrityError:  # another app took one of them meanwhile
+            raise Conflict("one of these domains was just added to another app") from None
         try:
             sync_app_route(ctx, app.name)
         except PaasError:

@@ -7,7 +7,7 @@ import hashlib
 
 import paramiko
 
-from paas.errors import Conflict, NotFound, PaasError
+from paas.errors import Conflict, NotFound, PaasError, PermissionDenied
 from paas.services import validation
 from paas.services.context import Context
 from paas.store import SshKey
@@ -36,7 +36,14 @@ def parse_public_key(text: str) -> tuple[str, str]:
     return f"{key_type} {data}", fingerprint_of_blob(blob)
 
 
+def _require_host(ctx: Context, what: str) -> None:
+    """Who may log in is decided on the server itself (for now), never by a key holder."""
+    if not ctx.on_host:
+        raise PermissionDenied(f"{what} works on the server only (paas {what} ...)")
+
+
 def add_key(ctx: Context, name: str, public_key_text: str) -> SshKey:
+    _require_host(ctx, "ssh-keys:add")
     validation.key_name(name)
     normalised, fp = parse_public_key(public_key_text)
     if ctx.store.get_key(name):
@@ -55,6 +62,7 @@ def list_keys(ctx: Context) -> list[SshKey]:
 
 
 def remove_key(ctx: Context, name: str) -> None:
+    _require_host(ctx, "ssh-keys:remove")
     validation.key_name(name)
     if not ctx.store.remove_key(name):
         raise NotFound(f"no key named {name!r}")

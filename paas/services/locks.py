@@ -51,6 +51,10 @@ class AppLock:
                     time.sleep(0.1)
         self._fh = fh
 
+    @property
+    def held(self) -> bool:
+        return self._fh is not None
+
     def release(self) -> None:
         if self._fh is not None:
             fcntl.flock(self._fh, fcntl.LOCK_UN)

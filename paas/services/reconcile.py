@@ -27,7 +27,10 @@ def reconcile_app(ctx: Context, app: App) -> list[str]:
     """Fix one app; returns what was done (empty when all was well)."""
     try:
         with app_lock(ctx, app.name, wait=False):
-            return _reconcile(ctx, ctx.store.get_app(app.name) or app)
+            fresh = ctx.store.get_app_by_id(app.id)
+            if fresh is None or fresh.name != app.name:  # destroyed or renamed since the listing
+                return []
+            return _reconcile(ctx, fresh)
     except Conflict:
         return []
 

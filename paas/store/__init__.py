@@ -103,17 +103,21 @@ class Store:
             c.execute("INSERT INTO apps (name, created_at) VALUES (?, ?)", (name, now()))
         return self.get_app(name)  # type: ignore[return-value]
 
+    def get_app_by_id(self, app_id: int) -> App | None:
+        row = self._one("SELECT * FROM apps WHERE id = ?", (app_id,))
+        return App(**dict(row)) if row else None
+
     def get_app(self, name: str) -> App | None:
         row = self._one("SELECT * FROM apps WHERE name = ?", (name,))
         return App(**dict(row)) if row else None
 
     def rename_app(self, app_id: int, new_name: str) -> None:
         with self.transaction() as c:
-            c.execute("UPDATE apps SET name = ? WHERE id = ?", (new_name, app_id))
             c.execute(
                 "UPDATE events SET app = ? WHERE app = (SELECT name FROM apps WHERE id = ?)",
                 (new_name, app_id),
             )
+            c.execute("UPDATE apps SET name = ? WHERE id = ?", (new_name, app_id))
 
     def delete_app(self, app_id: int) -> None:
         with self.transaction() as c:

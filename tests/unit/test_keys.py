@@ -29,7 +29,7 @@ def test_bad_keys_are_refused(text: str) -> None:
 
 
 def test_first_key_is_admin_and_duplicates_refused(tmp_path: Path) -> None:
-    ctx = Context.open(Settings(data_dir=tmp_path / "data"))
+    ctx = Context.open(Settings(data_dir=tmp_path / "data"), on_host=True)
     first = keys.add_key(ctx, "alice", (make_key(tmp_path, "a").with_suffix(".pub")).read_text())
     second = keys.add_key(ctx, "bob", (make_key(tmp_path, "b").with_suffix(".pub")).read_text())
     assert first.is_admin and not second.is_admin
@@ -37,3 +37,11 @@ def test_first_key_is_admin_and_duplicates_refused(tmp_path: Path) -> None:
         keys.add_key(ctx, "carol", (tmp_path / "a.pub").read_text())
     with pytest.raises(Conflict):
         keys.add_key(ctx, "alice", (make_key(tmp_path, "c").with_suffix(".pub")).read_text())
+
+
+def test_keys_are_managed_on_the_host_only(tmp_path: Path) -> None:
+    from paas.errors import PermissionDenied
+
+    ctx = Context.open(Settings(data_dir=tmp_path / "data"))  # not on the host: an SSH session
+    with pytest.raises(PermissionDenied, match="on the server only"):
+        keys.add_key(ctx, "mallory", (make_key(tmp_path, "m").with_suffix(".pub")).read_text())
