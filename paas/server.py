@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
 import docker
 
@@ -19,9 +20,12 @@ def run_server(env: CommandEnv) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     ctx = env.ctx
     settings = ctx.settings
-    stop = threading.Event()
+    stop = threading.Event()  # tells the other threads; set from the main loop only
+    signalled: list[int] = []
+    # A handler must not touch threading primitives: it runs on the main thread, which may be
+    # inside stop.wait() holding the same lock (a real deadlock seen here). It only records.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: signalled.append(signum))
 
     router = ctx.router
     router.start()
@@ -47,11 +51,13 @@ def run_server(env: CommandEnv) -> int:
     )
     env.echo(f"-----> data in {settings.data_dir}")
     env.echo("=====> paas is ready")
-    while not stop.wait(0.5):
+    while not signalled:
+        time.sleep(0.2)
         if not router.alive():
             env.err.write("error: nginx exited; see its error.log\n")
             ssh.shutdown()
             return 1
+    stop.set()
     env.echo("-----> stopping (app containers keep running)")
     ssh.shutdown()
     router.stop()

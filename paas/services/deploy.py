@@ -199,9 +199,3 @@ def sync_app_route(ctx: Context, app_name: str) -> None:
         if release and c.labels.get(sched.LABEL_RELEASE) == str(release.version)
     ]
     ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams(running))
-
-
-def sync_routes(ctx: Context) -> None:
-    """Point the router at what runs now (after a restart of the server or of dockerd)."""
-    for app in ctx.store.list_apps():
-        sync_app_route(ctx, app.name)

@@ -382,7 +382,7 @@ def test_ssh_keys_over_ssh_and_on_the_host(paas: PaasServer, tmp_path: Path) -> 
     r = paas.host("ssh-keys:add", "bob", "-", input=(tmp_path / "bob.pub").read_text())
     assert r.returncode == 0 and "Added key bob:" in r.stdout and "(admin)" not in r.stdout
     keys = json.loads(ok(paas.ssh("ssh-keys:list", "--format", "json")))
-    assert {k["name"]: k["admin"] for k in keys} >= {"alice": True, "bob": False}
+    assert {k["name"]: k["admin"] for k in keys}.items() >= {"alice": True, "bob": False}.items()
     assert ok(paas.ssh("apps:list", key=bob))
     assert paas.host("ssh-keys:remove", "bob").returncode == 0
     r = paas.ssh("apps:list", key=bob)
