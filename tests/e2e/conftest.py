@@ -166,14 +166,31 @@ def paas(tmp_path_factory: pytest.TempPathFactory):
     assert added.returncode == 0, added.output
     server.start()
     yield server
-    if server.proc and server.proc.poll() is None:
-        server.stop()
-    cleanup_instance(server)
+    shutdown(server)
+
+
+def shutdown(server: PaasServer) -> None:
+    """Stop the server (kill it if it will not stop) and always remove what the test made."""
+    try:
+        if server.proc and server.proc.poll() is None:
+            try:
+                server.stop()
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait()
+    finally:
+        cleanup_instance(server)
 
 
 def cleanup_instance(server: PaasServer) -> None:
-    """Remove the containers, images and volumes this test instance made."""
+    """Remove the containers, images and volumes this test instance made (and a leftover nginx)."""
     from paas.settings import Settings
+
+    pidfile = server.data_dir / "nginx" / "run" / "nginx.pid"
+    try:
+        os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
 
     instance = Settings(data_dir=server.data_dir).instance_id
     client = docker.from_env()
@@ -194,9 +211,7 @@ def own_server(tmp_path: Path):
     assert server.host("ssh-keys:add", "alice", str(server.key) + ".pub").returncode == 0
     server.start()
     yield server
-    if server.proc and server.proc.poll() is None:
-        server.stop()
-    cleanup_instance(server)
+    shutdown(server)
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.2):  # type: ignore[no-untyped-def]
