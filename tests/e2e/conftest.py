@@ -188,7 +188,7 @@ def cleanup_instance(server: PaasServer) -> None:
 
     pidfile = server.data_dir / "nginx" / "run" / "nginx.pid"
     try:
-        os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+        os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)  # master stops its workers
     except (OSError, ValueError):
         pass
 
