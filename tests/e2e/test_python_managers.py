@@ -30,3 +30,15 @@ def test_locked_python_app_deploys(paas: PaasServer, template: str, manager: str
     assert r.returncode == 0, r.output
     assert "Reusing the installed dependencies" in r.stderr
     assert paas.get(f"{app}.localhost") == (200, f"still installed by {manager}: flask\n")
+
+
+def test_pyproject_app_is_installed_with_pip(paas: PaasServer) -> None:
+    app = unique_app("pep517")
+    src = paas.make_repo("py-pyproject", app)
+    paas.git(src, "remote", "add", "paas", f"paas:{app}")
+    r = paas.git(src, "push", "paas", "main")
+    assert r.returncode == 0, r.output
+    assert paas.get(f"{app}.localhost") == (200, "installed by pip: flask\n")
+    # The package itself is installed (not just importable from /app): pip knows it.
+    r = paas.ssh("run", app, "pip show hello-pkg")
+    assert r.returncode == 0 and "Name: hello-pkg" in r.stdout, r.output
