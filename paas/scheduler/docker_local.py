@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import docker
 from docker.models.containers import Container
@@ -149,12 +150,30 @@ def wait_until_serving(container: Container, timeout: float, host: str = "localh
         time.sleep(0.1)
 
 
+def started_at(container: Container) -> datetime | None:
+    """When the container last started (docker gives nanoseconds; Python takes microseconds)."""
+    text = container.attrs.get("State", {}).get("StartedAt") or ""
+    if not text or text.startswith("0001-"):
+        return None
+    main, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{main}.{(frac or '0')[:6]:0<6}+00:00")
+
+
 def settle(containers: list[Container], seconds: float) -> None:
-    """Every new container must still be running, never restarted, after a short settle period:
-    catches processes that start and then die."""
+    """Every new container must still be running, never restarted, `seconds` after it started:
+    catches processes that start and then die. Counted from the start, so time spent booting and
+    passing checks already counts."""
     if not containers:
         return
-    time.sleep(seconds)
+    for c in containers:
+        c.reload()
+    starts = [t for t in (started_at(c) for c in containers) if t is not None]
+    if starts:
+        remaining = (max(starts) - datetime.now(UTC)).total_seconds() + seconds
+        if remaining > 0:
+            time.sleep(remaining)
+    else:
+        time.sleep(seconds)
     for c in containers:
         c.reload()
         reason = _crashed(c)

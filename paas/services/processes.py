@@ -31,21 +31,13 @@ class ProcessInfo:
         return asdict(self)
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text or text.startswith("0001-"):
-        return None
-    # Docker gives nanoseconds; Python takes microseconds.
-    main, _, frac = text.rstrip("Z").partition(".")
-    return datetime.fromisoformat(f"{main}.{(frac or '0')[:6]:0<6}+00:00")
-
-
 def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
     app = apps_service.get_app(ctx, app_name)
     now = datetime.now(UTC)
     out = []
     for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name):
         state = c.attrs.get("State", {})
-        started = _parse_time(state.get("StartedAt")) if state.get("Running") else None
+        started = sched.started_at(c) if state.get("Running") else None
         ptype = c.labels.get(sched.LABEL_TYPE, "?")
         index = int(c.labels.get(sched.LABEL_INDEX, "0"))
         out.append(
