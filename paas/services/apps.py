@@ -109,7 +109,7 @@ def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
 
     import docker
 
-    from paas.buildpacks.builder import cache_volume
+    from paas.buildpacks.builder import cache_volume, image_repository
     from paas.scheduler import docker_local as sched
     from paas.services.locks import app_lock
 
@@ -119,8 +119,13 @@ def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
     with app_lock(ctx, app.name):
         client = ctx.docker
         ctx.router.remove_app(app.name)
-        sched.stop_and_remove(sched.app_containers(client, ctx.settings.instance_id, app.name), timeout=5)
+        instance = ctx.settings.instance_id
+        # Every container of the app, whatever its role (processes, one-offs, builds, release phase).
+        labels = [f"{sched.LABEL_INSTANCE}={instance}", f"{sched.LABEL_APP}={app.name}"]
+        sched.stop_and_remove(client.containers.list(all=True, filters={"label": labels}), timeout=5)
         images = {b.image for b in ctx.store.list_builds(app.id) if b.image}
+        for image in client.images.list(name=image_repository(app.name)):  # dependency layers too
+            images.update(t for t in image.tags if t.endswith(f"-{instance}"))
         for image in images:
             try:
                 client.images.remove(image, force=True)

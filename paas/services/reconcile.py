@@ -44,6 +44,18 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
             actions.append(f"marked v{r.version} failed (interrupted)")
     client = ctx.docker
     instance = ctx.settings.instance_id
+    # Build and release-phase containers only exist during a deploy, which holds the lock we hold:
+    # any left now belong to a deploy that died.
+    for role in ("build", "oneoff"):
+        labels = [
+            f"{sched.LABEL_INSTANCE}={instance}",
+            f"{sched.LABEL_APP}={app.name}",
+            f"{sched.LABEL_ROLE}={role}",
+        ]
+        leftovers = client.containers.list(all=True, filters={"label": labels})
+        if leftovers:
+            sched.stop_and_remove(leftovers, timeout=1)
+            actions.append(f"removed {len(leftovers)} leftover {role} container(s)")
     containers = sched.app_containers(client, instance, app.name)
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None
