@@ -15,3 +15,15 @@ class Conflict(PaasError):
 
 class PermissionDenied(PaasError):
     """The caller may not do this."""
+
+
+class Unauthenticated(PaasError):
+    """No valid session, token or password."""
+
+
+class Throttled(PaasError):
+    """Too many failed attempts; try again later."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

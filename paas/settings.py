@@ -37,7 +37,10 @@ class Settings:
     ssh_bind: str = "0.0.0.0"
     http_port: int = 80
     http_bind: str = "0.0.0.0"
-    web_port: int = 5000
+    web_port: int = 5000  # 0 turns the dashboard off
+    web_bind: str = "127.0.0.1"
+    web_workers: int = 2
+    web_threads: int = 8
     domain: str = "localhost"
     build_ca_bundle: str | None = None
     debian_mirror: str = "http://deb.debian.org/debian"
@@ -61,6 +64,9 @@ class Settings:
             http_port=_int("PAAS_HTTP_PORT", 80),
             http_bind=os.environ.get("PAAS_HTTP_BIND") or "0.0.0.0",
             web_port=_int("PAAS_WEB_PORT", 5000),
+            web_bind=os.environ.get("PAAS_WEB_BIND") or "127.0.0.1",
+            web_workers=max(1, _int("PAAS_WEB_WORKERS", 2)),
+            web_threads=max(1, _int("PAAS_WEB_THREADS", 8)),
             domain=(os.environ.get("PAAS_DOMAIN") or "localhost").lower(),
             build_ca_bundle=ca,
             debian_mirror=os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian",
@@ -103,6 +109,20 @@ class Settings:
     @property
     def log_path(self) -> Path:
         return self.data_dir / "paas.log"
+
+    @property
+    def web_log_path(self) -> Path:
+        return self.data_dir / "web.log"
+
+    @property
+    def web_secret_path(self) -> Path:
+        """The key that signs dashboard session cookies (made on first use, mode 0600)."""
+        return self.data_dir / "web_secret_key"
+
+    @property
+    def dashboard_host(self) -> str:
+        """The router sends `paas.<domain>` to the dashboard (`paas` is a reserved app name)."""
+        return f"paas.{self.domain}"
 
     @property
     def stack_work_dir(self) -> Path:

@@ -102,6 +102,8 @@ COMMAND_MODULES = (
     "repo",
     "run",
     "server",
+    "tokens",
+    "users",
 )
 
 

@@ -58,6 +58,38 @@ def unset_config(
         return _apply(ctx, app, config, "Unset " + ", ".join(keys), restart, log)
 
 
+def update_config(
+    ctx: Context,
+    app_name: str,
+    values: dict[str, str],
+    unset: list[str],
+    log: BuildLog,
+    restart: bool = True,
+) -> Release | None:
+    """Set some keys and unset others in one release (the API's PATCH). Only sets, or only
+    unsets, is exactly `config:set` or `config:unset`: same release, event and messages."""
+    if not unset:
+        return set_config(ctx, app_name, values, log, restart)
+    if not values:
+        return unset_config(ctx, app_name, unset, log, restart)
+    app = apps_service.get_app(ctx, app_name)
+    for key, value in values.items():
+        validation.config_key(key)
+        validation.config_value(key, value)
+    for key in unset:
+        validation.config_key(key)
+    with app_lock(ctx, app.name):
+        config = ctx.store.get_config(app.id)
+        missing = [k for k in unset if k not in config]
+        if missing:
+            raise NotFound(f"{app.name} has no config var {', '.join(missing)}")
+        config.update(values)
+        for key in unset:
+            del config[key]
+        description = f"Set {', '.join(values)}; unset {', '.join(unset)}"
+        return _apply(ctx, app, config, description, restart, log)
+
+
 def _apply(
     ctx: Context, app: App, config: dict[str, str], description: str, restart: bool, log: BuildLog
 ) -> Release | None:

@@ -33,16 +33,23 @@ class Context:
 
     @cached_property
     def docker(self) -> docker.DockerClient:
-        from paas.scheduler.docker_client import client
+        if "docker" not in self._extra:  # shared with every for_actor() copy
+            from paas.scheduler.docker_client import client
 
-        return client()
+            self._extra["docker"] = client()
+        return self._extra["docker"]
 
     @cached_property
     def router(self) -> Router:
-        from paas.router.nginx import Router
+        if "router" not in self._extra:
+            from paas.router.nginx import Router
 
-        return Router(self.settings)
+            self._extra["router"] = Router(self.settings)
+        return self._extra["router"]
 
     def for_actor(self, actor: str | None, is_admin: bool) -> Context:
-        """A copy acting as someone else, sharing the store (one SQLite connection per process)."""
-        return Context(settings=self.settings, store=self.store, actor=actor, is_admin=is_admin)
+        """A copy acting as someone else, sharing the store (one SQLite connection per process)
+        and the docker and router handles (a dashboard request must not open its own)."""
+        return Context(
+            settings=self.settings, store=self.store, actor=actor, is_admin=is_admin, _extra=self._extra
+        )

@@ -32,6 +32,13 @@ def key_name(name: str) -> str:
     return name
 
 
+def user_name(name: str) -> str:
+    """Dashboard user names follow the SSH key names' pattern (they share the events' actor column)."""
+    if not isinstance(name, str) or not KEY_NAME_RE.fullmatch(name):
+        raise PaasError(f"invalid user name {name!r}: use letters, digits, '.', '_', '@' or '-' (max 64)")
+    return name
+
+
 def config_key(key: str) -> str:
     if not CONFIG_KEY_RE.fullmatch(key or ""):
         raise PaasError(f"invalid config key {key!r}: must match [A-Za-z_][A-Za-z0-9_]*")

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from paas.store.accounts import AccountsStore, ApiToken, User
 from paas.store.db import connect
+from paas.store.overview import OverviewStore
+from paas.store.samples import Sample, SamplesStore
+
+__all__ = ["ApiToken", "App", "Build", "Release", "Sample", "SshKey", "Store", "User", "now"]
 
 
 def now() -> str:
@@ -67,7 +72,7 @@ class Release:
     created_at: str
 
 
-class Store:
+class Store(AccountsStore, SamplesStore, OverviewStore):
     """A thin repository over SQLite; one instance per process, safe across threads."""
 
     def __init__(self, path: Path) -> None:

@@ -1,0 +1,219 @@
+"""Dashboard and API accounts: users, argon2id passwords, API tokens, web sessions, login throttling.
+
+Everything lives in the store, so every gunicorn worker (and the host CLI) sees the same sessions,
+tokens and failed-login counts. Tokens and session ids are random and long: the store keeps only
+their SHA-256, which is enough for secrets that cannot be guessed (argon2 is for passwords).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import time
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from paas.errors import Conflict, NotFound, PaasError, PermissionDenied, Throttled, Unauthenticated
+from paas.services import validation
+from paas.services.context import Context
+from paas.store import ApiToken, User, now
+
+PASSWORD_MIN = 8
+PASSWORD_MAX = 1024
+MAX_FAILURES = 5  # failed logins for one name from one address ...
+FAILURE_WINDOW = 15 * 60  # ... within this many seconds lock that pair until they age out
+SESSION_MAX_AGE = 7 * 24 * 3600
+SESSION_IDLE = 24 * 3600
+TOUCH_EVERY = 60  # seconds between "last seen" writes, so reads stay reads
+TOKEN_PREFIX = "paas_"
+BAD_LOGIN = "invalid user name or password"
+
+_hasher = PasswordHasher()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Unknown users cost the same argon2 work as known ones: no timing oracle for names."""
+    return _hasher.hash(secrets.token_hex(16))
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def require_admin(ctx: Context, what: str) -> None:
+    if not ctx.is_admin:
+        raise PermissionDenied(f"only an admin may {what}")
+
+
+def _check_password(password: str) -> str:
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise PaasError(f"a password needs {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if "\x00" in password or "\n" in password or "\r" in password:
+        raise PaasError("a password cannot contain NUL bytes or line breaks")
+    return password
+
+
+# users
+def add_user(ctx: Context, name: str, password: str, admin: bool = False) -> User:
+    require_admin(ctx, "add users")
+    validation.user_name(name)
+    _check_password(password)
+    if ctx.store.get_user(name):
+        raise Conflict(f"a user named {name!r} already exists")
+    try:
+        user = ctx.store.add_user(name, _hasher.hash(password), admin, now())
+    except sqlite3.IntegrityError:
+        raise Conflict(f"a user named {name!r} already exists") from None
+    ctx.store.add_event(None, ctx.actor, "users:add", name + (" (admin)" if admin else ""))
+    return user
+
+
+def get_user(ctx: Context, name: str) -> User:
+    validation.user_name(name)
+    user = ctx.store.get_user(name)
+    if user is None:
+        raise NotFound(f"no user named {name!r}")
+    return user
+
+
+def list_users(ctx: Context) -> list[User]:
+    require_admin(ctx, "list users")
+    return ctx.store.list_users()
+
+
+def remove_user(ctx: Context, name: str) -> None:
+    require_admin(ctx, "remove users")
+    user = get_user(ctx, name)
+    ctx.store.remove_user(user.id)  # sessions and tokens go with it (ON DELETE CASCADE)
+    ctx.store.add_event(None, ctx.actor, "users:remove", name)
+
+
+def set_password(ctx: Context, name: str, password: str) -> None:
+    """A new password also ends every session of the user."""
+    require_admin(ctx, "change passwords")
+    user = get_user(ctx, name)
+    ctx.store.set_password_hash(user.id, _hasher.hash(_check_password(password)))
+    ctx.store.remove_user_sessions(user.id)
+    ctx.store.add_event(None, ctx.actor, "users:passwd", name)
+
+
+# logins
+def throttle_state(ctx: Context, name: str, ip: str, at: float | None = None) -> int:
+    """Seconds until this name may try again from this address (0: not locked)."""
+    at = time.time() if at is None else at
+    failures = ctx.store.login_failures(name[:64], ip[:64], at - FAILURE_WINDOW)
+    if len(failures) < MAX_FAILURES:
+        return 0
+    return max(1, int(failures[MAX_FAILURES - 1] + FAILURE_WINDOW - at + 0.999))
+
+
+def login(ctx: Context, name: str, password: str, ip: str, at: float | None = None) -> User:
+    """Check a password. MAX_FAILURES failures for one name from one address within
+    FAILURE_WINDOW lock that pair out, the right password included, until they age out."""
+    at = time.time() if at is None else at
+    name, ip = (name or "")[:64], (ip or "?")[:64]
+    wait = throttle_state(ctx, name, ip, at)
+    if wait:
+        minutes = (wait + 59) // 60
+        raise Throttled(f"too many failed logins; try again in {minutes} minute(s)", retry_after=wait)
+    user = ctx.store.get_user(name) if validation.KEY_NAME_RE.fullmatch(name) else None
+    try:
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
+        if user is None:
+            raise VerifyMismatchError
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ctx.store.add_login_failure(name, ip, at)
+        ctx.store.prune_login_failures(at - FAILURE_WINDOW)
+        if throttle_state(ctx, name, ip, at):
+            ctx.store.add_event(None, name, "login:locked", f"{MAX_FAILURES} failures from {ip}")
+        raise Unauthenticated(BAD_LOGIN) from None
+    ctx.store.clear_login_failures(name, ip)
+    if _hasher.check_needs_rehash(user.password_hash):
+        ctx.store.set_password_hash(user.id, _hasher.hash(password))
+    ctx.store.add_event(None, user.name, "login", f"from {ip}")
+    return user
+
+
+# web sessions
+def start_session(ctx: Context, user: User, at: float | None = None) -> str:
+    """A new random session id for the cookie; the store keeps its hash."""
+    at = time.time() if at is None else at
+    sid = secrets.token_urlsafe(32)
+    ctx.store.prune_sessions(at - SESSION_MAX_AGE, at - SESSION_IDLE)
+    ctx.store.add_session(_sha256(sid), user.id, at)
+    return sid
+
+
+def session_user(ctx: Context, sid: str | None, at: float | None = None) -> User | None:
+    if not sid or not isinstance(sid, str) or len(sid) > 128:
+        return None
+    at = time.time() if at is None else at
+    found = ctx.store.session_user(_sha256(sid))
+    if found is None:
+        return None
+    user, created, seen = found
+    if at - created > SESSION_MAX_AGE or at - seen > SESSION_IDLE:
+        ctx.store.remove_session(_sha256(sid))
+        return None
+    if at - seen > TOUCH_EVERY:
+        ctx.store.touch_session(_sha256(sid), at)
+    return user
+
+
+def end_session(ctx: Context, sid: str | None) -> None:
+    if sid and isinstance(sid, str):
+        ctx.store.remove_session(_sha256(sid))
+
+
+# API tokens
+def create_token(ctx: Context, user_name: str, description: str = "") -> tuple[int, str]:
+    """A new bearer token for a user: returned once, stored only as a hash."""
+    require_admin(ctx, "create tokens")
+    user = get_user(ctx, user_name)
+    if len(description) > 200 or any(ord(c) < 32 for c in description):
+        raise PaasError("a token description is one line of at most 200 characters")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token_id = ctx.store.add_token(user.id, _sha256(token), description, now())
+    ctx.store.add_event(None, ctx.actor, "tokens:create", f"{token_id} for {user.name}")
+    return token_id, token
+
+
+def token_user(ctx: Context, token: str | None) -> User | None:
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+        return None
+    found = ctx.store.user_by_token_hash(_sha256(token))
+    if found is None:
+        return None
+    user, token_id, used = found
+    stamp = now()
+    if used is None or _age(used, stamp) > TOUCH_EVERY:
+        ctx.store.touch_token(token_id, stamp)
+    return user
+
+
+def _age(earlier: str, later: str) -> float:
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    a = datetime.strptime(earlier, fmt).replace(tzinfo=UTC)
+    b = datetime.strptime(later, fmt).replace(tzinfo=UTC)
+    return (b - a).total_seconds()
+
+
+def list_tokens(ctx: Context) -> list[ApiToken]:
+    require_admin(ctx, "list tokens")
+    return ctx.store.list_tokens()
+
+
+def revoke_token(ctx: Context, token_id: str | int) -> None:
+    require_admin(ctx, "revoke tokens")
+    try:
+        number = int(token_id)
+    except (TypeError, ValueError):
+        raise PaasError(f"invalid token id {token_id!r}: use the number tokens:list shows") from None
+    if not ctx.store.remove_token(number):
+        raise NotFound(f"no token {number}")
+    ctx.store.add_event(None, ctx.actor, "tokens:revoke", str(number))
