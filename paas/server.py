@@ -14,6 +14,7 @@ from paas.errors import PaasError
 from paas.git_receiver.server import SSHServer
 from paas.services import reconcile
 from paas.services.context import Context
+from paas.web.process import DashboardProcess
 
 
 def run_server(env: CommandEnv) -> int:
@@ -29,11 +30,18 @@ def run_server(env: CommandEnv) -> int:
 
     router = ctx.router
     router.start()
+    web = DashboardProcess(settings) if settings.web_port else None
     ssh = SSHServer(ctx)
     try:
+        if web is not None:
+            web.start()  # boots while we reconcile; waited for below
         host, port = ssh.listen()
-    except OSError as exc:
+    except (OSError, PaasError) as exc:
+        if web is not None:
+            web.stop()
         router.stop()
+        if isinstance(exc, PaasError):
+            raise
         raise PaasError(
             f"cannot listen for SSH on {settings.ssh_bind}:{settings.ssh_port}: {exc.strerror}"
         ) from None
@@ -49,6 +57,21 @@ def run_server(env: CommandEnv) -> int:
     env.echo(
         f"-----> nginx router listening on {router.listen}{adopted} (apps at http://<app>.{settings.domain})"
     )
+    if web is not None:
+        try:
+            web.wait_ready()
+            router.set_dashboard(settings.dashboard_host, web.upstream)
+        except PaasError:
+            ssh.shutdown()
+            web.stop()
+            router.stop()
+            raise
+        suffix = "" if settings.http_port == 80 else f":{settings.http_port}"
+        env.echo(
+            f"-----> dashboard listening on http://{web.listen} and http://{settings.dashboard_host}{suffix}"
+        )
+    else:
+        router.set_dashboard(settings.dashboard_host, None)
     env.echo(f"-----> data in {settings.data_dir}")
     env.echo("=====> paas is ready")
     while not signalled:
@@ -56,10 +79,16 @@ def run_server(env: CommandEnv) -> int:
         if not router.alive():
             env.err.write("error: nginx exited; see its error.log\n")
             ssh.shutdown()
+            if web is not None:
+                web.stop()
             return 1
+        if web is not None and not web.alive() and web.restart_if_dead():
+            env.err.write(f"warning: the dashboard exited; restarted it (log: {settings.web_log_path})\n")
     stop.set()
     env.echo("-----> stopping (app containers keep running)")
     ssh.shutdown()
+    if web is not None:
+        web.stop()
     router.stop()
     return 0
 

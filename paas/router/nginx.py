@@ -26,6 +26,7 @@ from paas.errors import PaasError
 from paas.settings import Settings
 
 _SAFE = re.compile(r"^[A-Za-z0-9.*:_\[\]-]+$")
+DASHBOARD = "_dashboard"  # its conf sits with the apps'; no app name starts with "_"
 
 
 def _nginx_token(value: object) -> str:
@@ -160,13 +161,26 @@ class Router:
     def set_app(self, app: str, hostnames: list[str], upstreams: list[str]) -> None:
         """Route `hostnames` to `upstreams`; with no upstreams the app's route is removed."""
         self.ensure_layout()
-        text = self.render_app(app, hostnames, upstreams) if upstreams else None
-        target = self.apps_dir / f"{app}.conf"
+        self._install(app, self.render_app(app, hostnames, upstreams) if upstreams else None)
+
+    def set_dashboard(self, hostname: str, upstream: str | None) -> None:
+        """Route `paas.<domain>` to the dashboard's gunicorn; None removes the route."""
+        self.ensure_layout()
+        text = None
+        if upstream is not None:
+            text = _env.get_template("dashboard.conf.j2").render(
+                hostname=hostname, upstream=upstream, listen=self.listen
+            )
+        self._install(DASHBOARD, text)
+
+    def _install(self, name: str, text: str | None) -> None:
+        """Check `apps/<name>.conf` with nginx -t, then put it in place (None: remove) and reload."""
+        target = self.apps_dir / f"{name}.conf"
         with self._lock():
             current = target.read_text() if target.exists() else None
             if current == text:
                 return
-            self._check_candidate({app: text})
+            self._check_candidate({name: text})
             if text is None:
                 target.unlink(missing_ok=True)
             else:
@@ -185,7 +199,7 @@ class Router:
         self.set_app(app, [], [])
 
     def routed_apps(self) -> list[str]:
-        return sorted(p.stem for p in self.apps_dir.glob("*.conf"))
+        return sorted(p.stem for p in self.apps_dir.glob("*.conf") if p.stem != DASHBOARD)
 
     # the nginx process
     def running_pid(self) -> int | None:

@@ -62,6 +62,22 @@ class AppLock:
             self._fh = None
 
 
+def is_held(ctx: Context, app: str) -> bool:
+    """Whether a deploy holds the app's lock now (a shared probe never blocks anyone for long)."""
+    path = ctx.settings.locks_dir / f"app-{app}.lock"
+    try:
+        fh = open(path)  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        fh.close()  # closing releases the probe's own lock, if it got one
+    return False
+
+
 @contextmanager
 def app_lock(
     ctx: Context, app: str, wait: bool = True, on_wait: Callable[[], None] | None = None

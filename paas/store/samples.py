@@ -24,9 +24,7 @@ class Sample:
     mem_limit: int
 
 
-_COLUMNS = (
-    "app, dyno, container, at, cpu_total, system_total, online_cpus, cpu_percent, mem_bytes, mem_limit"
-)
+_COLUMNS = "app, dyno, container, at, cpu_total, system_total, online_cpus, cpu_percent, mem_bytes, mem_limit"
 
 
 class SamplesStore:

@@ -1,0 +1,59 @@
+"""What runs, for many apps at once: one Engine call, no inspect per container.
+
+`docker_local.app_containers` inspects every container it returns (the SDK does), which is right
+for one app and too slow for a page listing a hundred.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import docker
+
+from paas.scheduler.docker_local import (
+    LABEL_APP,
+    LABEL_INDEX,
+    LABEL_INSTANCE,
+    LABEL_RELEASE,
+    LABEL_ROLE,
+    LABEL_TYPE,
+)
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    app: str
+    type: str
+    index: int
+    release: int
+    state: str  # running, restarting, exited, created, dead, paused, removing
+    container: str
+
+    @property
+    def dyno(self) -> str:
+        return f"{self.type}.{self.index}"
+
+
+def _int(text: str | None) -> int:
+    return int(text) if text and text.isdigit() else 0
+
+
+def processes(client: docker.DockerClient, instance: str, app: str | None = None) -> list[ProcessRecord]:
+    """Every process container of this PaaS instance (or of one app), in any state."""
+    labels = [f"{LABEL_INSTANCE}={instance}", f"{LABEL_ROLE}=process"]
+    if app is not None:
+        labels.append(f"{LABEL_APP}={app}")
+    out = []
+    for row in client.api.containers(all=True, filters={"label": labels}):
+        lab = row.get("Labels") or {}
+        out.append(
+            ProcessRecord(
+                app=lab.get(LABEL_APP, ""),
+                type=lab.get(LABEL_TYPE, "?"),
+                index=_int(lab.get(LABEL_INDEX)),
+                release=_int(lab.get(LABEL_RELEASE)),
+                state=row.get("State", "unknown"),
+                container=row["Id"],
+            )
+        )
+    return sorted(out, key=lambda p: (p.app, p.type, p.index, p.release))

@@ -1,0 +1,107 @@
+"""CPU and memory of an app's containers for the app page's chart.
+
+Sampled on demand (the page asks every few seconds while it is open) with docker's one-shot
+stats, and kept RETENTION seconds in the store, so every gunicorn worker draws the same chart
+and a page opened again shows the minutes before. CPU % is computed the way `docker stats`
+does, between a container's consecutive samples.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import docker
+
+from paas.errors import PaasError
+from paas.scheduler import inventory
+from paas.services import apps as apps_service
+from paas.services.context import Context
+from paas.store import Sample
+
+RETENTION = 15 * 60
+MIN_INTERVAL = 4.0  # seconds between two samples of one app, whoever asks
+
+
+def _memory(stats: dict) -> tuple[int, int]:
+    """Used memory without the page cache (as `docker stats`: cgroup v2 or v1), and the limit."""
+    mem = stats.get("memory_stats") or {}
+    extra = mem.get("stats") or {}
+    cache = extra.get("inactive_file", extra.get("total_inactive_file", 0)) or 0
+    usage = int(mem.get("usage") or 0)
+    return max(0, usage - int(cache)), int(mem.get("limit") or 0)
+
+
+def cpu_percent(prev: Sample | None, cpu_total: int, system_total: int, cpus: int) -> float | None:
+    if prev is None:
+        return None
+    cpu_delta = cpu_total - prev.cpu_total
+    system_delta = system_total - prev.system_total
+    if cpu_delta < 0 or system_delta <= 0:
+        return None
+    return round(cpu_delta / system_delta * max(1, cpus) * 100.0, 2)
+
+
+def _one(client: docker.DockerClient, proc: inventory.ProcessRecord) -> dict | None:
+    try:
+        return client.api.stats(proc.container, stream=False, one_shot=True)
+    except docker.errors.DockerException:
+        return None  # gone meanwhile
+
+
+def sample(ctx: Context, app_name: str, at: float | None = None) -> int:
+    """Take one sample of each running container of the app, unless one was taken just now.
+    Returns how many were stored."""
+    app = apps_service.get_app(ctx, app_name)
+    at = time.time() if at is None else at
+    last = ctx.store.last_sample_at(app.name)
+    if last is not None and at - last < MIN_INTERVAL:
+        return 0
+    client = ctx.docker
+    procs = [
+        p for p in inventory.processes(client, ctx.settings.instance_id, app.name) if p.state == "running"
+    ]
+    if not procs:
+        return 0
+    with ThreadPoolExecutor(max_workers=min(8, len(procs))) as pool:
+        raws = list(pool.map(lambda p: _one(client, p), procs))
+    previous = ctx.store.last_samples(app.name)
+    samples = []
+    for proc, raw in zip(procs, raws, strict=True):
+        if not raw:
+            continue
+        cpu = raw.get("cpu_stats") or {}
+        cpu_total = int((cpu.get("cpu_usage") or {}).get("total_usage") or 0)
+        system_total = int(cpu.get("system_cpu_usage") or 0)
+        cpus = int(cpu.get("online_cpus") or 1)
+        mem, limit = _memory(raw)
+        samples.append(
+            Sample(
+                app=app.name,
+                dyno=proc.dyno,
+                container=proc.container,
+                at=at,
+                cpu_total=cpu_total,
+                system_total=system_total,
+                online_cpus=cpus,
+                cpu_percent=cpu_percent(previous.get(proc.container), cpu_total, system_total, cpus),
+                mem_bytes=mem,
+                mem_limit=limit,
+            )
+        )
+    ctx.store.add_samples(samples, prune_before=at - RETENTION)
+    return len(samples)
+
+
+def history(
+    ctx: Context, app_name: str, seconds: float = 600, at: float | None = None
+) -> dict[str, list[Sample]]:
+    """The samples of the last `seconds`, by dyno (a dyno's line goes on across its containers)."""
+    app = apps_service.get_app(ctx, app_name)
+    if not 1 <= seconds <= RETENTION:
+        raise PaasError(f"seconds must be from 1 to {RETENTION}: samples are kept {RETENTION // 60} minutes")
+    at = time.time() if at is None else at
+    out: dict[str, list[Sample]] = {}
+    for s in ctx.store.samples_since(app.name, at - seconds):
+        out.setdefault(s.dyno, []).append(s)
+    return dict(sorted(out.items()))

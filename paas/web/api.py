@@ -1,0 +1,285 @@
+"""The JSON API under /api/v1, shaped like Heroku's Platform API; bearer tokens only.
+
+Each endpoint calls the service function its SSH command calls: same release, same event (the
+token's user as actor), same message, in `{"id": ..., "message": ...}` with a fitting status.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, g, jsonify, request
+
+from paas.errors import PaasError
+from paas.services import apps as apps_service
+from paas.services import config as config_service
+from paas.services import domains as domains_service
+from paas.services import formation as formation_service
+from paas.services import logs as logs_service
+from paas.services import metrics as metrics_service
+from paas.services import overview, validation
+from paas.services import processes as processes_service
+from paas.services import releases as releases_service
+from paas.services import users as users_service
+from paas.services.context import Context
+from paas.services.output import BuildLog
+from paas.store import Release, User
+from paas.web import streams
+from paas.web.openapi import document
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+T = TypeVar("T")
+OUTPUT_LINES = 30
+
+
+def ctx() -> Context:
+    return g.ctx
+
+
+def body() -> dict[str, Any]:
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise PaasError("the request body must be a JSON object")
+    return data
+
+
+def deploying(fn: Callable[[BuildLog], T]) -> T:
+    """Run a change that deploys; if it fails, the error carries the end of its output."""
+    log = BuildLog()
+    try:
+        return fn(log)
+    except PaasError as exc:
+        exc.api_extra = {"output": log.tail(OUTPUT_LINES)}  # type: ignore[attr-defined]
+        raise
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise PaasError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _user(u: User) -> dict:
+    return {"name": u.name, "admin": u.is_admin, "created_at": u.created_at}
+
+
+def _release_header(resp: Any, release: Release | None) -> Any:
+    if release is not None:
+        resp.headers["Paas-Release"] = f"v{release.version}"
+    return resp
+
+
+# accounts
+@bp.get("/account")
+def account():  # type: ignore[no-untyped-def]
+    return jsonify(_user(g.user))
+
+
+@bp.get("/users")
+def users():  # type: ignore[no-untyped-def]
+    return jsonify([_user(u) for u in users_service.list_users(ctx())])
+
+
+# apps
+@bp.get("/apps")
+def apps():  # type: ignore[no-untyped-def]
+    return jsonify([s.as_json() for s in overview.summaries(ctx())])
+
+
+def _app_json(name: str) -> dict:
+    return {**apps_service.app_info(ctx(), name), "status": overview.summary(ctx(), name).status}
+
+
+@bp.post("/apps")
+def create_app():  # type: ignore[no-untyped-def]
+    name = body().get("name")
+    if not isinstance(name, str):
+        raise PaasError('give the app\'s name: {"name": "my-app"}')
+    app = apps_service.create_app(ctx(), name)
+    return jsonify(_app_json(app.name)), 201
+
+
+@bp.get("/apps/<app>")
+def app_info(app: str):  # type: ignore[no-untyped-def]
+    return jsonify(_app_json(app))
+
+
+@bp.delete("/apps/<app>")
+def destroy(app: str):  # type: ignore[no-untyped-def]
+    apps_service.destroy_app(ctx(), app, confirm=app)  # the DELETE is the confirmation
+    return jsonify({"name": app, "destroyed": True})
+
+
+# config
+@bp.get("/apps/<app>/config")
+def config(app: str):  # type: ignore[no-untyped-def]
+    return jsonify(config_service.get_config(ctx(), app))
+
+
+@bp.patch("/apps/<app>/config")
+def config_patch(app: str):  # type: ignore[no-untyped-def]
+    changes = body()
+    values: dict[str, str] = {}
+    unset: list[str] = []
+    for key, value in changes.items():
+        if value is None:
+            unset.append(key)
+        elif isinstance(value, str):
+            values[key] = value
+        else:
+            raise PaasError(f"the value of {key} must be a string (or null to unset it)")
+    release = deploying(lambda log: config_service.update_config(ctx(), app, values, unset, log))
+    return _release_header(jsonify(config_service.get_config(ctx(), app)), release)
+
+
+# formation and dynos
+def _formation(app: str) -> list[dict]:
+    return [{"type": t, "quantity": n} for t, n in formation_service.get_formation(ctx(), app).items()]
+
+
+def _quantity(value: Any, ptype: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PaasError(f"the quantity of {ptype} must be a whole number from 0 to {validation.MAX_SCALE}")
+    return str(value)
+
+
+def _scale(app: str, pairs: list[tuple[Any, Any]]) -> Any:
+    args = []
+    for ptype, quantity in pairs:
+        if not isinstance(ptype, str):
+            raise PaasError('each update needs a process type: {"type": "web", "quantity": 2}')
+        args.append(f"{ptype}={_quantity(quantity, ptype)}")
+    changes = formation_service.parse_scale_args(args)
+    release = deploying(lambda log: formation_service.scale(ctx(), app, changes, log))
+    return _release_header(jsonify(_formation(app)), release)
+
+
+@bp.get("/apps/<app>/formation")
+def formation(app: str):  # type: ignore[no-untyped-def]
+    return jsonify(_formation(app))
+
+
+@bp.patch("/apps/<app>/formation")
+def formation_batch(app: str):  # type: ignore[no-untyped-def]
+    updates = body().get("updates")
+    if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
+        raise PaasError('give {"updates": [{"type": "web", "quantity": 2}, ...]}')
+    return _scale(app, [(u.get("type"), u.get("quantity")) for u in updates])
+
+
+@bp.patch("/apps/<app>/formation/<ptype>")
+def formation_one(app: str, ptype: str):  # type: ignore[no-untyped-def]
+    return _scale(app, [(ptype, body().get("quantity"))])
+
+
+@bp.get("/apps/<app>/dynos")
+def dynos(app: str):  # type: ignore[no-untyped-def]
+    return jsonify([p.as_json() for p in processes_service.list_processes(ctx(), app)])
+
+
+@bp.delete("/apps/<app>/dynos")
+def restart(app: str):  # type: ignore[no-untyped-def]
+    ptype = request.args.get("type") or None
+    deploying(lambda log: processes_service.restart(ctx(), app, ptype, log))
+    return jsonify([p.as_json() for p in processes_service.list_processes(ctx(), app)])
+
+
+# releases
+@bp.get("/apps/<app>/releases")
+def releases(app: str):  # type: ignore[no-untyped-def]
+    return jsonify([v.as_json() for v in releases_service.list_releases(ctx(), app)])
+
+
+@bp.post("/apps/<app>/releases")
+def rollback(app: str):  # type: ignore[no-untyped-def]
+    target = body().get("release")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, str | int)):
+        raise PaasError('give the release to roll back to: {"release": "v3"} (or null for the previous)')
+    release = deploying(
+        lambda log: releases_service.rollback(ctx(), app, None if target is None else str(target), log)
+    )
+    view = releases_service.release_info(ctx(), app, f"v{release.version}")
+    return _release_header(jsonify(view.as_json()), release), 201
+
+
+@bp.get("/apps/<app>/releases/<version>")
+def release(app: str, version: str):  # type: ignore[no-untyped-def]
+    return jsonify(releases_service.release_info(ctx(), app, version).as_json())
+
+
+@bp.get("/apps/<app>/releases/<version>/build-output")
+def build_output(app: str, version: str):  # type: ignore[no-untyped-def]
+    view = releases_service.release_info(ctx(), app, version)
+    output = logs_service.build_output(ctx(), app, f"v{view.release.version}")
+    return jsonify({"version": view.release.version, "output": output})
+
+
+# domains
+def _domains(app: str) -> list[dict]:
+    default = apps_service.app_url(ctx(), app).split("//", 1)[1].split(":")[0]
+    custom = domains_service.list_domains(ctx(), app)
+    return [{"hostname": default, "kind": "default"}] + [{"hostname": h, "kind": "custom"} for h in custom]
+
+
+@bp.get("/apps/<app>/domains")
+def domains(app: str):  # type: ignore[no-untyped-def]
+    return jsonify(_domains(app))
+
+
+@bp.post("/apps/<app>/domains")
+def domain_add(app: str):  # type: ignore[no-untyped-def]
+    hostname = body().get("hostname")
+    if not isinstance(hostname, str):
+        raise PaasError('give the domain: {"hostname": "www.example.com"}')
+    domains_service.add_domains(ctx(), app, [hostname])
+    return jsonify({"hostname": validation.domain(hostname), "kind": "custom"}), 201
+
+
+@bp.delete("/apps/<app>/domains/<hostname>")
+def domain_remove(app: str, hostname: str):  # type: ignore[no-untyped-def]
+    domains_service.remove_domains(ctx(), app, [hostname])
+    return jsonify({"hostname": validation.domain(hostname), "kind": "custom"})
+
+
+# logs and metrics
+@bp.get("/apps/<app>/logs")
+def logs(app: str):  # type: ignore[no-untyped-def]
+    lines = logs_service.recent(ctx(), app, _int_arg("lines", 100), request.args.get("type") or None)
+    return jsonify({"lines": lines})
+
+
+@bp.get("/apps/<app>/log-stream")
+def log_stream(app: str):  # type: ignore[no-untyped-def]
+    ptype = request.args.get("type") or None
+    lines = _int_arg("lines", 100)
+    name = apps_service.get_app(ctx(), app).name
+    if ptype is not None:
+        validation.process_type(ptype)
+    last = request.headers.get("Last-Event-ID") or None
+    return streams.sse_response(streams.log_events(ctx(), name, ptype, lines, last))
+
+
+@bp.get("/apps/<app>/metrics")
+def metrics(app: str):  # type: ignore[no-untyped-def]
+    metrics_service.sample(ctx(), app)
+    history = metrics_service.history(ctx(), app, seconds=_int_arg("seconds", 600), at=time.time())
+    return jsonify(
+        {
+            dyno: [
+                {"at": s.at, "cpu_percent": s.cpu_percent, "mem_bytes": s.mem_bytes, "mem_limit": s.mem_limit}
+                for s in samples
+            ]
+            for dyno, samples in history.items()
+        }
+    )
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    return jsonify(document())

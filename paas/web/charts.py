@@ -1,0 +1,67 @@
+"""CPU and memory samples as SVG polylines (drawn by the template, no JS, no library)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from paas.store import Sample
+
+WIDTH, HEIGHT = 600, 120
+COLORS = 6  # CSS classes line-0 .. line-5
+
+
+@dataclass(frozen=True)
+class Line:
+    dyno: str
+    css: str
+    points: str
+    last: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    top: str  # the value at the top of the chart, with its unit
+    lines: list[Line]
+
+
+def nice_ceiling(value: float) -> float:
+    """The next 1, 2, 5 x 10^k at or above value: round numbers on the axis."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if step * power >= value:
+            return float(step * power)
+    return float(10 * power)
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+
+
+def _chart(
+    title: str, unit: str, series: dict[str, list[tuple[float, float]]], now: float, span: float, floor: float
+) -> Chart:
+    peak = max((v for pts in series.values() for _, v in pts), default=0.0)
+    top = nice_ceiling(max(peak * 1.1, floor))
+    lines = []
+    for i, (dyno, pts) in enumerate(series.items()):
+        if not pts:
+            continue
+        coords = " ".join(
+            f"{max(0.0, (t - (now - span)) / span * WIDTH):.1f},{HEIGHT - min(v / top, 1.0) * HEIGHT:.1f}"
+            for t, v in pts
+        )
+        lines.append(Line(dyno, f"line-{i % COLORS}", coords, _fmt(pts[-1][1], unit)))
+    return Chart(title, _fmt(top, unit), lines)
+
+
+def charts(history: dict[str, list[Sample]], now: float, span: float = 600) -> tuple[Chart, Chart]:
+    cpu = {d: [(s.at, s.cpu_percent) for s in ss if s.cpu_percent is not None] for d, ss in history.items()}
+    mem = {d: [(s.at, s.mem_bytes / 2**20) for s in ss] for d, ss in history.items()}
+    return (
+        _chart("CPU", "%", cpu, now, span, floor=1.0),  # type: ignore[arg-type]
+        _chart("Memory", "MiB", mem, now, span, floor=16.0),
+    )

@@ -1,0 +1,261 @@
+"""The dashboard's pages and form actions.
+
+A form action calls the same service function as the SSH command (same release, event, and
+message), then redirects back (POST/redirect/GET) with the outcome as a flash message; a deploy
+that fails shows the end of its output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+
+from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+
+from paas.errors import PaasError
+from paas.services import apps as apps_service
+from paas.services import config as config_service
+from paas.services import domains as domains_service
+from paas.services import events as events_service
+from paas.services import formation as formation_service
+from paas.services import logs as logs_service
+from paas.services import metrics as metrics_service
+from paas.services import overview, validation
+from paas.services import processes as processes_service
+from paas.services import releases as releases_service
+from paas.services.context import Context
+from paas.services.output import BuildLog
+from paas.store import Release
+from paas.web import charts, streams
+
+bp = Blueprint("pages", __name__)
+SHOWN_RELEASES = 20
+FLASH_DETAIL_LINES = 15
+
+
+def ctx() -> Context:
+    return g.ctx
+
+
+@bp.app_template_filter("ago")
+def ago(stamp: str | None) -> str:
+    """2026-11-28T03:00:51Z -> "5 min ago" (the exact time goes in a title attribute)."""
+    if not stamp:
+        return "–"
+    try:
+        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return stamp
+    seconds = int((datetime.now(UTC) - then).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return stamp
+
+
+def _released(release: Release | None, what: str) -> str:
+    if release is None:
+        return f"{what}. Not restarted: the change applies at the next deploy or restart"
+    return f"{what}: released v{release.version}"
+
+
+def action(anchor: str) -> Callable:
+    """A form action on one app: run it with a deploy log, flash the outcome, go back."""
+
+    def wrap(fn: Callable[..., str]) -> Callable:
+        @wraps(fn)
+        def view(app: str) -> Response:
+            log = BuildLog()
+            try:
+                flash(fn(app, log), "ok")
+            except PaasError as exc:
+                detail = "\n".join(log.tail(FLASH_DETAIL_LINES))
+                flash(f"{exc}\n{detail}".strip(), "error")
+            return redirect(url_for("pages.app", app=app) + f"#{anchor}", 303)
+
+        return view
+
+    return wrap
+
+
+# the apps
+@bp.get("/")
+def apps():  # type: ignore[no-untyped-def]
+    return render_template("apps.html", apps=overview.summaries(ctx()))
+
+
+@bp.post("/apps")
+def create_app():  # type: ignore[no-untyped-def]
+    name = request.form.get("name", "")
+    try:
+        created = apps_service.create_app(ctx(), name)
+    except PaasError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("pages.apps"), 303)
+    flash(f"Created {created.name}: git remote add paas paas:{created.name}", "ok")
+    return redirect(url_for("pages.app", app=created.name), 303)
+
+
+@bp.post("/apps/<app>/destroy")
+def destroy(app: str):  # type: ignore[no-untyped-def]
+    try:
+        apps_service.destroy_app(ctx(), app, request.form.get("confirm", ""))
+    except PaasError as exc:
+        flash(str(exc), "error")
+        back = request.form.get("back") == "app"
+        return redirect(url_for("pages.app", app=app) if back else url_for("pages.apps"), 303)
+    flash(f"Destroyed {app}", "ok")
+    return redirect(url_for("pages.apps"), 303)
+
+
+# one app
+@bp.get("/apps/<app>")
+def app(app: str):  # type: ignore[no-untyped-def]
+    c = ctx()
+    summary = overview.summary(c, app)
+    info = apps_service.app_info(c, app)
+    procs = processes_service.list_processes(c, app)
+    formation = formation_service.get_formation(c, app)
+    types = sorted(set(formation) | {p.type for p in procs})
+    reveal = request.args.get("reveal") == "1"
+    now = time.time()
+    cpu, mem = charts.charts(metrics_service.history(c, app, at=now), now)
+    return render_template(
+        "app.html",
+        app=summary,
+        info=info,
+        types=[(t, formation.get(t, 0), [p for p in procs if p.type == t]) for t in types],
+        config=config_service.get_config(c, app),
+        reveal=reveal,
+        domains=domains_service.list_domains(c, app),
+        releases=releases_service.list_releases(c, app)[:SHOWN_RELEASES],
+        events=list(reversed(events_service.list_events(c, 12, app))),
+        cpu=cpu,
+        mem=mem,
+    )
+
+
+@bp.post("/apps/<app>/scale")
+@action("processes")
+def scale(app: str, log: BuildLog) -> str:
+    changes = formation_service.parse_scale_args(
+        [f"{request.form.get('type', '')}={request.form.get('quantity', '')}"]
+    )
+    release = formation_service.scale(ctx(), app, changes, log)
+    what = "Scaled " + " ".join(f"{t}={n}" for t, n in changes.items())
+    return what + (
+        f": released v{release.version}"
+        if release
+        else ". Stored: applies when the app is deployed or started"
+    )
+
+
+@bp.post("/apps/<app>/restart")
+@action("processes")
+def restart(app: str, log: BuildLog) -> str:
+    ptype = request.form.get("type") or None
+    processes_service.restart(ctx(), app, ptype, log)
+    return f"Restarted {app}" + (f" ({ptype})" if ptype else "")
+
+
+@bp.post("/apps/<app>/stop")
+@action("processes")
+def stop(app: str, log: BuildLog) -> str:
+    count = processes_service.stop(ctx(), app, log)
+    return f"Stopped {count} process(es) of {app}"
+
+
+@bp.post("/apps/<app>/start")
+@action("processes")
+def start(app: str, log: BuildLog) -> str:
+    processes_service.start(ctx(), app, log)
+    return f"Started {app}"
+
+
+@bp.post("/apps/<app>/config")
+@action("config")
+def config_set(app: str, log: BuildLog) -> str:
+    key = request.form.get("key", "")
+    # Browsers send a textarea's line breaks as CRLF (HTML forms do); the value typed had LF.
+    value = request.form.get("value", "").replace("\r\n", "\n")
+    release = config_service.set_config(ctx(), app, {key: value}, log)
+    return _released(release, f"Set {key}")
+
+
+@bp.post("/apps/<app>/config/unset")
+@action("config")
+def config_unset(app: str, log: BuildLog) -> str:
+    key = request.form.get("key", "")
+    release = config_service.unset_config(ctx(), app, [key], log)
+    return _released(release, f"Unset {key}")
+
+
+@bp.post("/apps/<app>/domains")
+@action("domains")
+def domain_add(app: str, log: BuildLog) -> str:
+    hostname = request.form.get("hostname", "")
+    domains_service.add_domains(ctx(), app, [hostname])
+    return f"Added {validation.domain(hostname)}"
+
+
+@bp.post("/apps/<app>/domains/remove")
+@action("domains")
+def domain_remove(app: str, log: BuildLog) -> str:
+    hostname = request.form.get("hostname", "")
+    domains_service.remove_domains(ctx(), app, [hostname])
+    return f"Removed {hostname}"
+
+
+@bp.post("/apps/<app>/rollback")
+@action("releases")
+def rollback(app: str, log: BuildLog) -> str:
+    release = releases_service.rollback(ctx(), app, request.form.get("version") or None, log)
+    return f"{release.description}: released v{release.version}"
+
+
+@bp.get("/apps/<app>/releases/<version>/build")
+def build_output(app: str, version: str):  # type: ignore[no-untyped-def]
+    view = releases_service.release_info(ctx(), app, version)
+    output = logs_service.build_output(ctx(), app, f"v{view.release.version}")
+    return render_template("build.html", app=app, view=view, output=output)
+
+
+@bp.get("/apps/<app>/logs")
+def logs(app: str):  # type: ignore[no-untyped-def]
+    lines = _int_arg("lines", 200)
+    text = "\n".join(logs_service.recent(ctx(), app, lines, request.args.get("type") or None))
+    return Response(text + "\n", mimetype="text/plain")
+
+
+@bp.get("/apps/<app>/logs/stream")
+def log_stream(app: str):  # type: ignore[no-untyped-def]
+    ptype = request.args.get("type") or None
+    lines = _int_arg("lines", 100)
+    name = apps_service.get_app(ctx(), app).name  # errors now, as a page, not inside the stream
+    if ptype is not None:
+        validation.process_type(ptype)
+    last = request.headers.get("Last-Event-ID") or None
+    return streams.sse_response(streams.log_events(ctx(), name, ptype, lines, last))
+
+
+@bp.get("/apps/<app>/metrics")
+def metrics(app: str):  # type: ignore[no-untyped-def]
+    c = ctx()
+    metrics_service.sample(c, app)
+    now = time.time()
+    cpu, mem = charts.charts(metrics_service.history(c, app, at=now), now)
+    return render_template("_metrics.html", cpu=cpu, mem=mem)
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise PaasError(f"{name} must be a whole number, got {raw!r}") from None

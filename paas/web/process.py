@@ -1,0 +1,163 @@
+"""The dashboard's gunicorn, run and watched by `paas server`.
+
+gthread workers: a live log stream (Server-Sent Events) or a deploy that waits for health checks
+holds one thread, not a whole worker. A gunicorn that a killed server left behind is stopped
+first (its pid file says which), so a restart always runs the current code and settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from paas.errors import PaasError
+from paas.settings import Settings
+
+RESTART_BACKOFF = (1, 2, 5, 10, 30)  # seconds before each restart after a crash, then the last
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class DashboardProcess:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pid_path = settings.data_dir / "web.pid"
+        self._proc: subprocess.Popen | None = None
+        self._crashes = 0
+        self._next_start = 0.0
+        self._started_at = 0.0
+
+    @property
+    def listen(self) -> str:
+        return _hostport(self.settings.web_bind, self.settings.web_port)
+
+    @property
+    def upstream(self) -> str:
+        """Where nginx reaches it: loopback when gunicorn listens on every address."""
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(
+            self.settings.web_bind, self.settings.web_bind
+        )
+        return _hostport(host, self.settings.web_port)
+
+    def command(self) -> list[str]:
+        s = self.settings
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            self.listen,
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(s.web_workers),
+            "--threads",
+            str(s.web_threads),
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+            "--pid",
+            str(self.pid_path),
+            "--access-logfile",
+            "-",
+            "--error-logfile",
+            "-",
+            "--forwarded-allow-ips",
+            "127.0.0.1,::1",
+            "--proc-name",
+            f"paas-web {s.data_dir}",
+            "paas.web:create_app()",
+        ]
+
+    def _stop_leftover(self) -> None:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+        except (OSError, ValueError):
+            return
+        if b"gunicorn" not in cmdline and b"paas-web" not in cmdline:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.05)
+
+    def _check_port(self) -> None:
+        family = socket.AF_INET6 if ":" in self.settings.web_bind else socket.AF_INET
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((self.settings.web_bind, self.settings.web_port))
+            except OSError as exc:
+                raise PaasError(
+                    f"cannot listen for the dashboard on {self.listen}: {exc.strerror} (set PAAS_WEB_PORT)"
+                ) from None
+
+    def start(self) -> None:
+        """Spawn gunicorn (see `wait_ready`)."""
+        self._stop_leftover()
+        self._check_port()
+        self._started_at = time.monotonic()
+        log = open(self.settings.web_log_path, "ab")  # noqa: SIM115 - the child keeps it
+        try:
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C on the server's terminal is for the server
+            )
+        finally:
+            log.close()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Until gunicorn accepts connections; a gunicorn that exits first is an error."""
+        deadline = time.monotonic() + timeout
+        host, port = self.upstream.rsplit(":", 1)
+        while True:
+            if not self.alive():
+                raise PaasError(f"the dashboard did not start; see {self.settings.web_log_path}")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise PaasError(f"the dashboard did not listen within {timeout:g} s; see its log")
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def restart_if_dead(self) -> bool:
+        """Start it again after a crash, backing off while it keeps crashing. True if restarted."""
+        if self.alive() or time.monotonic() < self._next_start:
+            return False
+        if time.monotonic() - self._started_at > 60:  # it had been fine for a while
+            self._crashes = 0
+        self._crashes += 1
+        self._next_start = time.monotonic() + RESTART_BACKOFF[min(self._crashes, len(RESTART_BACKOFF)) - 1]
+        try:
+            self.start()
+        except PaasError:
+            return False
+        return True
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM (gunicorn finishes in-flight requests), then SIGKILL."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
