@@ -20,6 +20,7 @@ def _nullable(schema: S) -> S:
 
 
 STRING: S = {"type": "string"}
+APP_NAME: S = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,29}$", "description": "not ending in '-'"}
 INT: S = {"type": "integer"}
 STAMP: S = {"type": "string", "description": "UTC, like 2026-11-28T03:00:51Z"}
 
@@ -153,7 +154,7 @@ SCHEMAS: dict[str, S] = {
         "properties": {"hostname": STRING, "kind": {"type": "string", "enum": ["default", "custom"]}},
     },
     "NewDomain": {"type": "object", "required": ["hostname"], "properties": {"hostname": STRING}},
-    "NewApp": {"type": "object", "required": ["name"], "properties": {"name": STRING}},
+    "NewApp": {"type": "object", "required": ["name"], "properties": {"name": APP_NAME}},
     "Destroyed": {
         "type": "object",
         "required": ["name", "destroyed"],
@@ -217,15 +218,15 @@ def _op(
     return op
 
 
-def _path(name: str, description: str) -> S:
-    return {"name": name, "in": "path", "required": True, "schema": STRING, "description": description}
+def _path(name: str, description: str, schema: S = STRING) -> S:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
 
 def _query(name: str, schema: S, description: str) -> S:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-APP = _path("app", "the app's name")
+APP = _path("app", "the app's name", APP_NAME)
 LINES = _query("lines", {"type": "integer", "minimum": 1, "maximum": 10000}, "how many lines first")
 TYPE = _query("type", STRING, "only this process type")
 DEPLOYS = "401 404 400 409 422"

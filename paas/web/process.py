@@ -24,6 +24,13 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _no_control_socket() -> list[str]:
+    """gunicorn >= 24 opens a control socket in $HOME, which two servers on one host would share."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
+
+
 class DashboardProcess:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -71,8 +78,9 @@ class DashboardProcess:
             "-",
             "--forwarded-allow-ips",
             "127.0.0.1,::1",
-            "--proc-name",
+            "--name",
             f"paas-web {s.data_dir}",
+            *_no_control_socket(),
             "paas.web:create_app()",
         ]
 
