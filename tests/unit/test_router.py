@@ -54,3 +54,30 @@ def test_a_config_nginx_rejects_is_never_installed(router: Router) -> None:
     with pytest.raises(PaasError, match="nginx -t"):
         router.set_app("bad", ["bad.localhost"], ["127.0.0.1:99999"])
     assert router.routed_apps() == ["good"]
+
+
+def nginx_t(router: Router) -> subprocess.CompletedProcess:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return subprocess.run(
+        [nginx, "-t", "-p", str(router.prefix), "-c", str(router.main_conf)], capture_output=True, text=True
+    )
+
+
+def test_the_dashboard_block_routes_paas_domain_and_is_no_app(router: Router) -> None:
+    router.set_app("hello", ["hello.localhost"], ["127.0.0.1:32768"])
+    router.set_dashboard("paas.localhost", "127.0.0.1:5000")
+    text = (router.apps_dir / "_dashboard.conf").read_text()
+    assert "server_name paas.localhost;" in text
+    assert "proxy_pass http://127.0.0.1:5000;" in text
+    assert "proxy_read_timeout 1h;" in text  # live log streams stay open
+    assert nginx_t(router).returncode == 0
+    assert router.routed_apps() == ["hello"]
+    router.set_dashboard("paas.localhost", None)
+    assert not (router.apps_dir / "_dashboard.conf").exists()
+    assert router.routed_apps() == ["hello"]
+
+
+def test_unsafe_dashboard_values_never_reach_the_config(router: Router) -> None:
+    with pytest.raises(PaasError, match="unsafe"):
+        router.set_dashboard("paas.localhost; include /etc/passwd", "127.0.0.1:5000")
+    assert not (router.apps_dir / "_dashboard.conf").exists()
