@@ -15,8 +15,9 @@ COLORS = 6  # CSS classes line-0 .. line-5
 class Line:
     dyno: str
     css: str
-    points: str
-    last: str
+    points: str  # "x,y x,y ..." in the 600x120 box
+    last: str  # the newest value, with its unit
+    end: tuple[float, float]  # where the newest point is drawn as a dot (one sample is a dot)
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,15 @@ def _chart(
     for i, (dyno, pts) in enumerate(series.items()):
         if not pts:
             continue
-        coords = " ".join(
-            f"{max(0.0, (t - (now - span)) / span * WIDTH):.1f},{HEIGHT - min(v / top, 1.0) * HEIGHT:.1f}"
+        xy = [
+            (
+                round(max(0.0, (t - (now - span)) / span * WIDTH), 1),
+                round(HEIGHT - min(v / top, 1.0) * HEIGHT, 1),
+            )
             for t, v in pts
-        )
-        lines.append(Line(dyno, f"line-{i % COLORS}", coords, _fmt(pts[-1][1], unit)))
+        ]
+        coords = " ".join(f"{x},{y}" for x, y in xy)
+        lines.append(Line(dyno, f"line-{i % COLORS}", coords, _fmt(pts[-1][1], unit), xy[-1]))
     return Chart(title, _fmt(top, unit), lines)
 
 

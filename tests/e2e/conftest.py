@@ -47,6 +47,7 @@ class PaasServer:
         self.data_dir = root / "data"
         self.ssh_port = free_port()
         self.http_port = free_port()
+        self.web_port = free_port()
         self.key = root / "id_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
         self.ssh_config = root / "ssh_config"
@@ -69,6 +70,7 @@ class PaasServer:
             "PAAS_SSH_BIND": "127.0.0.1",
             "PAAS_HTTP_PORT": str(self.http_port),
             "PAAS_HTTP_BIND": "127.0.0.1",
+            "PAAS_WEB_PORT": str(self.web_port),
             "PAAS_BOOT_TIMEOUT": "30",
             "PAAS_STOP_TIMEOUT": "5",
             "PAAS_RECONCILE_SECONDS": "1",
@@ -146,6 +148,20 @@ class PaasServer:
         finally:
             conn.close()
 
+    @property
+    def web_url(self) -> str:
+        """The dashboard's gunicorn, directly (the router also serves it at paas.localhost)."""
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def add_user(self, name: str, password: str, admin: bool = False) -> None:
+        added = self.host("users:add", name, *(["--admin"] if admin else []), input=password + "\n")
+        assert added.returncode == 0, added.output
+
+    def token(self, user: str) -> str:
+        created = self.host("tokens:create", user)
+        assert created.returncode == 0, created.output
+        return created.stdout.strip()
+
     def make_repo(self, template: str, name: str) -> Path:
         """A git work tree copied from tests/e2e/apps/<template>, with one commit."""
         dest = self.root / "src" / name
@@ -182,8 +198,19 @@ def shutdown(server: PaasServer) -> None:
         cleanup_instance(server)
 
 
+def dashboard_pid(server: PaasServer) -> int | None:
+    """The dashboard's gunicorn master, if one runs for this server."""
+    try:
+        pid = int((server.data_dir / "web.pid").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 def cleanup_instance(server: PaasServer) -> None:
-    """Remove the containers, images and volumes this test instance made (and a leftover nginx)."""
+    """Remove the containers, images and volumes this test instance made (and a leftover nginx
+    or dashboard)."""
     from paas.settings import Settings
 
     pidfile = server.data_dir / "nginx" / "run" / "nginx.pid"
@@ -191,6 +218,9 @@ def cleanup_instance(server: PaasServer) -> None:
         os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)  # master stops its workers
     except (OSError, ValueError):
         pass
+    pid = dashboard_pid(server)  # gunicorn, left behind when a test killed the server with SIGKILL
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
 
     instance = Settings(data_dir=server.data_dir).instance_id
     client = docker.from_env()

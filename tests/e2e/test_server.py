@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import docker
 
-from tests.e2e.conftest import PaasServer, unique_app
+from tests.e2e.conftest import PaasServer, dashboard_pid, unique_app, wait_for
 
 
 def nginx_pids(prefix: Path) -> list[str]:
@@ -47,3 +49,32 @@ def test_sigterm_stops_cleanly_apps_keep_running_and_routes_return(own_server: P
     server.start()
     assert (server.data_dir / "ssh_host_ed25519_key").read_bytes() == key_before
     assert server.get(f"{app}.localhost") == (200, "Hello from web.1 version 1\n")
+
+
+def test_the_dashboard_is_supervised_routed_and_stopped(own_server: PaasServer) -> None:
+    server = own_server
+    log = server.log_path.read_text()
+    assert (
+        f"dashboard listening on http://127.0.0.1:{server.web_port} and http://paas.localhost:{server.http_port}"
+        in log
+    )
+    status, body = server.get("paas.localhost", "/login")
+    assert status == 200 and "Log in" in body
+    assert server.get("paas.localhost", "/")[0] == 302  # nothing else without a session
+    first = dashboard_pid(server)
+    assert first is not None
+
+    # gunicorn dies: the server starts another one.
+    os.kill(first, signal.SIGKILL)
+
+    def restarted() -> bool:
+        pid = dashboard_pid(server)
+        return pid not in (None, first) and server.get("paas.localhost", "/login")[0] == 200
+
+    assert wait_for(restarted, timeout=45, interval=0.5)
+    assert "the dashboard exited; restarted it" in server.log_path.read_text()
+
+    # SIGTERM stops it with the server.
+    second = dashboard_pid(server)
+    assert server.stop() == 0
+    assert second is not None and not Path(f"/proc/{second}").exists()
