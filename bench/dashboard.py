@@ -1,0 +1,170 @@
+"""Server-side latency of the dashboard: the apps page and one app page, with 100 apps.
+
+Seeds a store in a temporary data dir (100 apps, each with a build, 3 releases, 8 config vars,
+a domain and some events), starts labelled containers for some of them on the real dockerd
+(`sleep` in the stack image, so the pages have real processes to list), runs the dashboard's
+gunicorn as `paas server` would, logs in, and times sequential GETs over loopback.
+Target: p95 <= 200 ms for both pages. Not a test: it prints figures.
+
+    .venv/bin/python bench/dashboard.py [--apps 100] [--containers 30] [--rounds 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from paas.buildpacks.stack import DEFAULT_STACK  # noqa: E402
+from paas.scheduler import docker_local as sched  # noqa: E402
+from paas.services import users  # noqa: E402
+from paas.services.context import Context  # noqa: E402
+from paas.settings import Settings  # noqa: E402
+from paas.web.process import DashboardProcess  # noqa: E402
+from tests.e2e.conftest import free_port  # noqa: E402
+
+PASSWORD = "bench password"
+
+
+def seed(ctx: Context, apps: int) -> list[str]:
+    names = []
+    for i in range(apps):
+        name = f"app-{i:03d}"
+        app = ctx.store.create_app(name)
+        build = ctx.store.create_build(app.id, uuid.uuid4().hex * 1, "alice")
+        ctx.store.finish_build(
+            build, "succeeded", "-----> built\n" * 50, None, {"web": "x", "worker": "y"}, "python"
+        )
+        config = {f"KEY_{k}": f"value {k} of {name}" for k in range(8)}
+        for v in range(3):
+            r = ctx.store.create_release(
+                app.id, build, config, {"web": 1, "worker": 0}, f"Deploy {v}", "alice"
+            )
+            ctx.store.set_release_status(r.id, "succeeded")
+        ctx.store.replace_config(app.id, config)
+        ctx.store.set_formation(app.id, {"web": 1, "worker": 0})
+        ctx.store.replace_domains(app.id, [f"www.{name}.example"])
+        for n in range(5):
+            ctx.store.add_event(name, "alice", "config", f"Set KEY_{n}")
+        names.append(name)
+    return names
+
+
+def start_containers(ctx: Context, names: list[str]) -> list:
+    client = ctx.docker
+    out = []
+    for name in names:
+        labels = {
+            sched.LABEL_APP: name,
+            sched.LABEL_RELEASE: "3",
+            sched.LABEL_TYPE: "web",
+            sched.LABEL_INDEX: "1",
+            sched.LABEL_ROLE: "process",
+            sched.LABEL_INSTANCE: ctx.settings.instance_id,
+            sched.LABEL_PORT: "5000",
+        }
+        out.append(
+            client.containers.run(
+                DEFAULT_STACK.image,
+                ["sleep", "3600"],
+                detach=True,
+                labels=labels,
+                name=f"paas-bench-{name}-{uuid.uuid4().hex[:6]}",
+            )
+        )
+    return out
+
+
+class Browser:
+    """Just enough of one: a cookie jar and the login form's CSRF token."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body, headers)
+        resp = self.conn.getresponse()
+        text = resp.read().decode()
+        cookie = resp.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        return resp.status, text
+
+    def login(self) -> None:
+        from urllib.parse import urlencode
+
+        _, page = self.request("GET", "/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        form = urlencode({"username": "alice", "password": PASSWORD, "csrf_token": token, "next": "/"})
+        status, _ = self.request("POST", "/login", form)
+        assert status == 303, status
+
+
+def timed(browser: Browser, path: str, rounds: int) -> list[float]:
+    for _ in range(10):  # warm up: imports, template compilation, connection pools
+        browser.request("GET", path)
+    out = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        status, _ = browser.request("GET", path)
+        out.append((time.perf_counter() - start) * 1000)
+        assert status == 200, (path, status)
+    return out
+
+
+def report(label: str, ms: list[float]) -> None:
+    q = statistics.quantiles(ms, n=100)  # q[49] is the median, q[94] the 95th percentile
+    print(
+        f"{label:<28} p50 {q[49]:6.1f} ms  p95 {q[94]:6.1f} ms  max {max(ms):6.1f} ms  ({len(ms)} requests)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=100)
+    parser.add_argument("--containers", type=int, default=30, help="apps that get a running web container")
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="paas-bench-"))
+    port = free_port()
+    os.environ.update({"PAAS_DATA_DIR": str(data), "PAAS_WEB_PORT": str(port), "PAAS_WEB_BIND": "127.0.0.1"})
+    settings = Settings.from_env()
+    ctx = Context.open(settings, actor="host", is_admin=True)
+    users.add_user(ctx, "alice", PASSWORD, admin=True)
+    names = seed(ctx, args.apps)
+    containers = start_containers(ctx, names[: args.containers])
+    web = DashboardProcess(settings)
+    try:
+        web.start()
+        web.wait_ready()
+        browser = Browser(port)
+        browser.login()
+        one = names[min(7, len(names) - 1)]
+        print(
+            f"{args.apps} apps, {len(containers)} running containers, gunicorn gthread "
+            f"{settings.web_workers}x{settings.web_threads}, sequential requests over loopback"
+        )
+        report("apps page  /", timed(browser, "/", args.rounds))
+        report(f"app page   /apps/{one}", timed(browser, f"/apps/{one}", args.rounds))
+    finally:
+        web.stop()
+        for c in containers:
+            c.remove(force=True)
+
+
+if __name__ == "__main__":
+    main()
