@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import docker
+import requests
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -25,6 +27,18 @@ _KINDS: list[tuple[type[PaasError], int, str]] = [
     (BuildFailed, 422, "build_failed"),
     (PaasError, 400, "invalid_params"),
 ]
+
+
+TITLES = {
+    "unauthorized": "Not logged in",
+    "forbidden": "Not allowed",
+    "not_found": "Not found",
+    "conflict": "Conflict",
+    "rate_limited": "Too many attempts",
+    "deploy_failed": "Deploy failed",
+    "build_failed": "Build failed",
+    "invalid_params": "Refused",
+}
 
 
 def classify(exc: PaasError) -> tuple[int, str]:
@@ -57,7 +71,7 @@ def init_app(app: Flask) -> None:
         if is_api():
             resp = json_error(status, ident, str(exc), **getattr(exc, "api_extra", {}))
         else:
-            resp = app.make_response(_page(status, ident.replace("_", " ").capitalize(), str(exc)))
+            resp = app.make_response(_page(status, TITLES.get(ident, "Error"), str(exc)))
         if isinstance(exc, Throttled):
             resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
@@ -73,6 +87,15 @@ def init_app(app: Flask) -> None:
             ident = (exc.name or "error").lower().replace(" ", "_")
             return json_error(status, ident, exc.description or exc.name or "error")
         return _page(status, exc.name or "Error", exc.description or "")
+
+    @app.errorhandler(docker.errors.DockerException)
+    @app.errorhandler(requests.exceptions.ConnectionError)
+    def engine_error(exc: Exception):  # type: ignore[no-untyped-def]
+        log.warning("request %s %s: the Docker engine failed: %s", request.method, request.path, exc)
+        message = "the Docker engine did not answer; try again in a moment"
+        if is_api():
+            return json_error(503, "engine_unavailable", message)
+        return _page(503, "Docker engine unavailable", message)
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):  # type: ignore[no-untyped-def]

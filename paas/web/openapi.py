@@ -191,6 +191,7 @@ ERRORS = {
     "404": "no such app, release, config var or domain",
     "409": "conflicts with the current state (name taken, domain owned by another app, ...)",
     "422": "the change did not deploy: the running release is untouched",
+    "503": "the Docker engine did not answer",
 }
 
 
@@ -208,7 +209,7 @@ def _op(
     content_type: str = "application/json",
 ) -> S:
     responses: S = {status: {"description": "OK", "content": {content_type: {"schema": ok or {}}}}}
-    for code in errors.split():
+    for code in [*errors.split(), "503"]:
         responses[code] = {"description": ERRORS[code], **_json(_ref("Error"))}
     op: S = {"summary": summary, "responses": responses}
     if body is not None:
