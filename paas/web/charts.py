@@ -25,6 +25,16 @@ class Chart:
     title: str
     top: str  # the value at the top of the chart, with its unit
     lines: list[Line]
+    minutes: int  # the chart spans this many minutes up to now
+
+
+MIN_SPAN, MAX_SPAN = 120.0, 600.0  # a page opened a moment ago shows 2 minutes, not a dot
+
+
+def span_for(history: dict[str, list[Sample]], now: float) -> float:
+    oldest = min((ss[0].at for ss in history.values() if ss), default=now)
+    span = min(max(now - oldest, MIN_SPAN), MAX_SPAN)
+    return math.ceil(span / 60) * 60.0
 
 
 def nice_ceiling(value: float) -> float:
@@ -60,10 +70,11 @@ def _chart(
         ]
         coords = " ".join(f"{x},{y}" for x, y in xy)
         lines.append(Line(dyno, f"line-{i % COLORS}", coords, _fmt(pts[-1][1], unit), xy[-1]))
-    return Chart(title, _fmt(top, unit), lines)
+    return Chart(title, _fmt(top, unit), lines, int(span // 60))
 
 
-def charts(history: dict[str, list[Sample]], now: float, span: float = 600) -> tuple[Chart, Chart]:
+def charts(history: dict[str, list[Sample]], now: float, span: float | None = None) -> tuple[Chart, Chart]:
+    span = span or span_for(history, now)
     cpu = {d: [(s.at, s.cpu_percent) for s in ss if s.cpu_percent is not None] for d, ss in history.items()}
     mem = {d: [(s.at, s.mem_bytes / 2**20) for s in ss] for d, ss in history.items()}
     return (

@@ -7,6 +7,7 @@ import http.client
 import json
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -138,6 +139,7 @@ def test_domains(paas: PaasServer, api: Api, app: str) -> None:
 def test_logs_and_live_log_stream(paas: PaasServer, api: Api, app: str) -> None:
     lines: list[str] = []
     opened = threading.Event()
+    marker = uuid.uuid4().hex  # only a request made after the stream opened can log it
 
     def stream() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", paas.http_port, timeout=30)
@@ -154,7 +156,7 @@ def test_logs_and_live_log_stream(paas: PaasServer, api: Api, app: str) -> None:
             line = resp.fp.readline().decode()
             if line.startswith("data: "):
                 lines.append(line[6:].strip())
-                if "served / from" in line:
+                if marker in line:
                     break
         conn.close()
 
@@ -162,9 +164,9 @@ def test_logs_and_live_log_stream(paas: PaasServer, api: Api, app: str) -> None:
     reader.start()
     assert opened.wait(15)
     time.sleep(1)  # the stream follows the containers from now on
-    assert paas.get(f"{app}.localhost")[0] == 200
+    assert paas.get(f"{app}.localhost", f"/?live={marker}")[0] == 200
     reader.join(timeout=35)
-    assert any("served / from web." in ln for ln in lines), lines
+    assert any(f"GET /?live={marker}" in ln for ln in lines), lines
     assert all("app[web." in ln for ln in lines)
     status, body, _ = api("GET", f"/apps/{app}/logs?lines=50&type=web")
     assert status == 200 and any("served / from web." in ln for ln in body["lines"])

@@ -5,6 +5,7 @@ in artifacts/screenshots/ for a person to look at."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
 import docker
@@ -128,9 +129,10 @@ def test_config_scale_rollback_and_live_logs(page: Page, paas: PaasServer, app: 
     expect(page.locator("#log-state")).to_have_text("live")
     page.locator("#log-filter select").select_option("web")
     expect(page.locator("#log-state")).to_have_text("live")
+    marker = uuid.uuid4().hex  # only a request made now can log it
     for _ in range(3):
-        assert paas.get(host)[0] == 200
-    expect(page.locator("#log-lines")).to_contain_text(re.compile(r"app\[web\.\d\]: served / from web\.\d"))
+        assert paas.get(host, f"/?live={marker}")[0] == 200
+    expect(page.locator("#log-lines")).to_contain_text(re.compile(rf"app\[web\.\d\]: .*GET /\?live={marker}"))
     assert "app[worker" not in page.locator("#log-lines").inner_text()
 
     # CPU and memory, sampled while the page is open.

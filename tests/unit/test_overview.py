@@ -56,6 +56,8 @@ def test_charts_scale_to_round_numbers_and_stay_in_the_box() -> None:
     }
     cpu, mem = charts.charts(history, now=1600.0)
     assert cpu.top == "50 %" and mem.top == "100 MiB"
+    assert cpu.minutes == 10
+    assert charts.charts({"web.1": history["web.1"][1:]}, now=1310.0)[0].minutes == 2  # a fresh page
     assert [line.dyno for line in cpu.lines] == ["web.1", "worker.1"]
     assert cpu.lines[0].last == "38 %" and mem.lines[1].last == "10 MiB"
     for line in cpu.lines + mem.lines:
