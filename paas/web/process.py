@@ -41,6 +41,11 @@ class DashboardProcess:
         self._started_at = 0.0
 
     @property
+    def _title(self) -> str:
+        """gunicorn's process name: names this data dir's dashboard and no other process."""
+        return f"paas-web {self.settings.data_dir}"
+
+    @property
     def listen(self) -> str:
         return _hostport(self.settings.web_bind, self.settings.web_port)
 
@@ -79,7 +84,7 @@ class DashboardProcess:
             "--forwarded-allow-ips",
             "127.0.0.1,::1",
             "--name",
-            f"paas-web {s.data_dir}",
+            self._title,
             *_no_control_socket(),
             "paas.web:create_app()",
         ]
@@ -90,7 +95,7 @@ class DashboardProcess:
             cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
         except (OSError, ValueError):
             return
-        if b"gunicorn" not in cmdline and b"paas-web" not in cmdline:
+        if self._title.encode() not in cmdline:  # a recycled pid: someone else's process
             return
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
