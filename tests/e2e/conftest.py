@@ -148,11 +148,6 @@ class PaasServer:
         finally:
             conn.close()
 
-    @property
-    def web_url(self) -> str:
-        """The dashboard's gunicorn, directly (the router also serves it at paas.localhost)."""
-        return f"http://127.0.0.1:{self.web_port}"
-
     def add_user(self, name: str, password: str, admin: bool = False) -> None:
         added = self.host("users:add", name, *(["--admin"] if admin else []), input=password + "\n")
         assert added.returncode == 0, added.output
