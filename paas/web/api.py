@@ -27,6 +27,7 @@ from paas.services.context import Context
 from paas.services.output import BuildLog
 from paas.store import Release, User
 from paas.web import streams
+from paas.web.args import int_arg
 from paas.web.openapi import document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -53,16 +54,6 @@ def deploying(fn: Callable[[BuildLog], T]) -> T:
     except PaasError as exc:
         exc.api_extra = {"output": log.tail(OUTPUT_LINES)}  # type: ignore[attr-defined]
         raise
-
-
-def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name, "")
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise PaasError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def _user(u: User) -> dict:
@@ -250,14 +241,14 @@ def domain_remove(app: str, hostname: str):  # type: ignore[no-untyped-def]
 # logs and metrics
 @bp.get("/apps/<app>/logs")
 def logs(app: str):  # type: ignore[no-untyped-def]
-    lines = logs_service.recent(ctx(), app, _int_arg("lines", 100), request.args.get("type") or None)
+    lines = logs_service.recent(ctx(), app, int_arg("lines", 100), request.args.get("type") or None)
     return jsonify({"lines": lines})
 
 
 @bp.get("/apps/<app>/log-stream")
 def log_stream(app: str):  # type: ignore[no-untyped-def]
     ptype = request.args.get("type") or None
-    lines = _int_arg("lines", 100)
+    lines = int_arg("lines", 100)
     name = apps_service.get_app(ctx(), app).name
     if ptype is not None:
         validation.process_type(ptype)
@@ -268,7 +259,7 @@ def log_stream(app: str):  # type: ignore[no-untyped-def]
 @bp.get("/apps/<app>/metrics")
 def metrics(app: str):  # type: ignore[no-untyped-def]
     metrics_service.sample(ctx(), app)
-    history = metrics_service.history(ctx(), app, seconds=_int_arg("seconds", 600), at=time.time())
+    history = metrics_service.history(ctx(), app, seconds=int_arg("seconds", 600), at=time.time())
     return jsonify(
         {
             dyno: [

@@ -29,6 +29,7 @@ from paas.services.context import Context
 from paas.services.output import BuildLog
 from paas.store import Release
 from paas.web import charts, streams
+from paas.web.args import int_arg
 
 bp = Blueprint("pages", __name__)
 SHOWN_RELEASES = 20
@@ -226,7 +227,7 @@ def build_output(app: str, version: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/apps/<app>/logs")
 def logs(app: str):  # type: ignore[no-untyped-def]
-    lines = _int_arg("lines", 200)
+    lines = int_arg("lines", 200)
     text = "\n".join(logs_service.recent(ctx(), app, lines, request.args.get("type") or None))
     return Response(text + "\n", mimetype="text/plain")
 
@@ -234,7 +235,7 @@ def logs(app: str):  # type: ignore[no-untyped-def]
 @bp.get("/apps/<app>/logs/stream")
 def log_stream(app: str):  # type: ignore[no-untyped-def]
     ptype = request.args.get("type") or None
-    lines = _int_arg("lines", 100)
+    lines = int_arg("lines", 100)
     name = apps_service.get_app(ctx(), app).name  # errors now, as a page, not inside the stream
     if ptype is not None:
         validation.process_type(ptype)
@@ -249,13 +250,3 @@ def metrics(app: str):  # type: ignore[no-untyped-def]
     now = time.time()
     cpu, mem = charts.charts(metrics_service.history(c, app, at=now), now)
     return render_template("_metrics.html", cpu=cpu, mem=mem)
-
-
-def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name, "")
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise PaasError(f"{name} must be a whole number, got {raw!r}") from None
