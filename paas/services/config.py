@@ -32,9 +32,7 @@ def set_config(
     app = apps_service.get_app(ctx, app_name)
     if not values:
         raise PaasError("nothing to set: give KEY=value pairs")
-    for key, value in values.items():
-        validation.config_key(key)
-        validation.config_value(key, value)
+    _check_values(values)
     with app_lock(ctx, app.name):
         config = {**ctx.store.get_config(app.id), **values}
         return _apply(ctx, app, config, "Set " + ", ".join(values), restart, log)
@@ -50,11 +48,7 @@ def unset_config(
         validation.config_key(key)
     with app_lock(ctx, app.name):
         config = ctx.store.get_config(app.id)
-        missing = [k for k in keys if k not in config]
-        if missing:
-            raise NotFound(f"{app.name} has no config var {', '.join(missing)}")
-        for key in keys:
-            del config[key]
+        _unset_in(app, config, keys)
         return _apply(ctx, app, config, "Unset " + ", ".join(keys), restart, log)
 
 
@@ -73,21 +67,30 @@ def update_config(
     if not values:
         return unset_config(ctx, app_name, unset, log, restart)
     app = apps_service.get_app(ctx, app_name)
-    for key, value in values.items():
-        validation.config_key(key)
-        validation.config_value(key, value)
+    _check_values(values)
     for key in unset:
         validation.config_key(key)
     with app_lock(ctx, app.name):
         config = ctx.store.get_config(app.id)
-        missing = [k for k in unset if k not in config]
-        if missing:
-            raise NotFound(f"{app.name} has no config var {', '.join(missing)}")
+        _unset_in(app, config, unset)
         config.update(values)
-        for key in unset:
-            del config[key]
         description = f"Set {', '.join(values)}; unset {', '.join(unset)}"
         return _apply(ctx, app, config, description, restart, log)
+
+
+def _check_values(values: dict[str, str]) -> None:
+    for key, value in values.items():
+        validation.config_key(key)
+        validation.config_value(key, value)
+
+
+def _unset_in(app: App, config: dict[str, str], keys: list[str]) -> None:
+    """Remove `keys` from `config`; every one of them must be set."""
+    missing = [k for k in keys if k not in config]
+    if missing:
+        raise NotFound(f"{app.name} has no config var {', '.join(missing)}")
+    for key in keys:
+        del config[key]
 
 
 def _apply(
