@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from paas.buildpacks import stack  # noqa: E402
-from tests.e2e.conftest import APPS_DIR, PaasServer, cleanup_instance  # noqa: E402
+from tests.e2e.conftest import APPS_DIR, PaasServer, shutdown  # noqa: E402
 
 APP_TEMPLATE = "flask-hello"
 TIMEOUT = 600
@@ -83,11 +83,7 @@ class PushPath:
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        self.server = PaasServer(root)
-        added = self.server.host("ssh-keys:add", "bench", str(self.server.key) + ".pub")
-        if added.returncode != 0:
-            raise SystemExit(f"cannot add the bench key: {added.output}")
-        self.server.start()
+        self.server = PaasServer(root).start_with_key("bench")
         self.app = f"bench-{uuid.uuid4().hex[:6]}"
         self.src = self.server.make_repo(APP_TEMPLATE, self.app)
         # a dependency set no earlier run has seen: the first deploy is cold
@@ -121,9 +117,7 @@ class PushPath:
         return result[0]
 
     def close(self) -> None:
-        if self.server.proc and self.server.proc.poll() is None:
-            self.server.stop()
-        cleanup_instance(self.server)
+        shutdown(self.server)
 
 
 class DockerfilePath:

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import PaasServer, cleanup_instance, free_port  # noqa: E402
+from tests.e2e.conftest import free_port, running_server  # noqa: E402
 
 ROUNDS = 50
 
@@ -61,11 +61,8 @@ def pct(samples: list[float], q: float) -> float:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-ssh-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-ssh-") as tmp, running_server(Path(tmp), "bench") as paas:
         root = Path(tmp)
-        paas = PaasServer(root)
-        paas.host("ssh-keys:add", "bench", str(paas.key) + ".pub")
-        paas.start()
         sshd, sshd_port = start_sshd(root, Path(str(paas.key) + ".pub"))
         try:
             base = [
@@ -93,8 +90,6 @@ def main() -> int:
         finally:
             sshd.terminate()
             sshd.wait()
-            paas.stop()
-            cleanup_instance(paas)
     p50o, p95o, p50t, p95t = pct(ours, 50), pct(ours, 95), pct(theirs, 50), pct(theirs, 95)
     print(f"rounds: {ROUNDS} each")
     print(f"ssh paas apps:list  p50 {p50o * 1000:7.1f} ms  p95 {p95o * 1000:7.1f} ms")

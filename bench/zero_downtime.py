@@ -71,13 +71,10 @@ def p(samples: list[float], q: int) -> float:
 
 
 def main() -> int:
-    from tests.e2e.conftest import PaasServer, cleanup_instance
+    from tests.e2e.conftest import running_server
 
-    with tempfile.TemporaryDirectory(prefix="bench-zd-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-zd-") as tmp, running_server(Path(tmp), "bench") as paas:
         root = Path(tmp)
-        paas = PaasServer(root)
-        paas.host("ssh-keys:add", "bench", str(paas.key) + ".pub")
-        paas.start()
         app = "zd"
         src = paas.make_repo("flask-hello", app)
         paas.git(src, "remote", "add", "paas", f"paas:{app}")
@@ -128,8 +125,6 @@ def main() -> int:
         finally:
             Path(str(out) + ".stop").write_text("")
             loader.wait(timeout=60)
-            paas.stop()
-            cleanup_instance(paas)
         results = json.loads(out.read_text())
     during, outside = [], []
     failed = [r for r in results if not 200 <= r[2] < 300]

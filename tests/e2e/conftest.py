@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +89,14 @@ class PaasServer:
         """`paas <args>` on the host."""
         p = subprocess.run([PAAS_BIN, *args], env=self.env, capture_output=True, text=True, input=input)
         return Result(p.returncode, p.stdout, p.stderr)
+
+    def start_with_key(self, name: str = "alice") -> PaasServer:
+        """Allow this server's client key (the first key: an admin) under `name`, then start."""
+        added = self.host("ssh-keys:add", name, str(self.key) + ".pub")
+        if added.returncode != 0:
+            raise RuntimeError(f"cannot add the client key: {added.output}")
+        self.start()
+        return self
 
     def start(self) -> None:
         log = open(self.log_path, "w")
@@ -172,12 +182,18 @@ def unique_app(prefix: str) -> str:
 
 @pytest.fixture(scope="session")
 def paas(tmp_path_factory: pytest.TempPathFactory):
-    server = PaasServer(tmp_path_factory.mktemp("paas"))
-    added = server.host("ssh-keys:add", "alice", str(server.key) + ".pub")
-    assert added.returncode == 0, added.output
-    server.start()
-    yield server
-    shutdown(server)
+    with running_server(tmp_path_factory.mktemp("paas")) as server:
+        yield server
+
+
+@contextmanager
+def running_server(root: Path, key_name: str = "alice") -> Iterator[PaasServer]:
+    """A started server with its client key allowed; stopped and cleaned up afterwards."""
+    server = PaasServer(root)
+    try:
+        yield server.start_with_key(key_name)
+    finally:
+        shutdown(server)
 
 
 def shutdown(server: PaasServer) -> None:
@@ -232,11 +248,8 @@ def cleanup_instance(server: PaasServer) -> None:
 @pytest.fixture
 def own_server(tmp_path: Path):
     """A server of the test's own, for tests that stop, kill or restart it."""
-    server = PaasServer(tmp_path)
-    assert server.host("ssh-keys:add", "alice", str(server.key) + ".pub").returncode == 0
-    server.start()
-    yield server
-    shutdown(server)
+    with running_server(tmp_path) as server:
+        yield server
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.2):  # type: ignore[no-untyped-def]
