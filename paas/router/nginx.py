@@ -57,6 +57,7 @@ class Router:
         self.pid_path = self.prefix / "run" / "nginx.pid"
         self._proc: subprocess.Popen | None = None
         self.adopted = False
+        self._layout_ready = False
 
     # rendering
     @property
@@ -93,6 +94,9 @@ class Router:
 
     # layout and checks
     def ensure_layout(self) -> None:
+        """Folders and the main config, once per Router: every route change calls this."""
+        if self._layout_ready:
+            return
         for d in (
             self.conf_dir,
             self.apps_dir,
@@ -103,8 +107,9 @@ class Router:
             d.mkdir(parents=True, exist_ok=True)
         text = self.render_main(self.apps_dir, self.pid_path)
         if not self.main_conf.exists() or self.main_conf.read_text() != text:
-            self._check_candidate({}, main_text=text)
+            self._check_candidate({})
             self._write_atomic(self.main_conf, text)
+        self._layout_ready = True
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -122,7 +127,7 @@ class Router:
         tmp.write_text(text)
         os.replace(tmp, path)
 
-    def _check_candidate(self, changes: dict[str, str | None], main_text: str | None = None) -> None:
+    def _check_candidate(self, changes: dict[str, str | None]) -> None:
         """`nginx -t` on a staging copy: current app files with `changes` applied (None removes)."""
         staging = Path(tempfile.mkdtemp(prefix="staging-", dir=self.conf_dir))
         try:

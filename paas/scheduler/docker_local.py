@@ -182,7 +182,7 @@ def settle(containers: list[Container], seconds: float) -> None:
 
 
 def host_port(container: Container) -> int | None:
-    container.reload()
+    """The loopback port docker published $PORT on (from the container's last reload)."""
     ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
     bindings = ports.get(f"{container_port(container)}/tcp")
     if not bindings:

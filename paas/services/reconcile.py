@@ -96,17 +96,9 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
                 sched.wait_until_serving(c, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
             except PaasError as exc:
                 actions.append(f"{exc}")
-    running = [c for c in [*keep.values(), *started] if _running(c)]
-    ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams(running))
+    # web_upstreams keeps only the containers that are running now
+    ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams([*keep.values(), *started]))
     return actions
-
-
-def _running(container) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        container.reload()
-    except docker.errors.NotFound:
-        return False
-    return container.status == "running"
 
 
 def reconcile_all(ctx: Context) -> dict[str, list[str]]:
