@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from paas.buildpacks.stack import DEFAULT_STACK  # noqa: E402
+from paas.core.context import Context  # noqa: E402
 from paas.scheduler import docker_local as sched  # noqa: E402
 from paas.services import users  # noqa: E402
-from paas.services.context import Context  # noqa: E402
 from paas.settings import Settings  # noqa: E402
 from paas.web.process import DashboardProcess  # noqa: E402
 from tests.e2e.conftest import free_port  # noqa: E402

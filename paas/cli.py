@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from paas import commands
+from paas.core.context import Context
 from paas.errors import PaasError
-from paas.services.context import Context
 from paas.settings import Settings
 from paas.terminal import TerminalStdio
 

@@ -10,10 +10,10 @@ import time
 import docker
 
 from paas.commands import CommandEnv
+from paas.core.context import Context
 from paas.errors import PaasError
 from paas.git_receiver.server import SSHServer
 from paas.services import reconcile
-from paas.services.context import Context
 from paas.web.process import DashboardProcess
 
 

@@ -15,10 +15,10 @@ from dulwich.repo import Repo
 
 from paas.buildpacks.release_phase import run_postdeploy
 from paas.buildpacks.source import SourceTree
+from paas.core import validation
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import validation
-from paas.services.context import Context
-from paas.services.output import BuildLog
 from paas.store import App, Release
 
 MAX_QUANTITY = 100

@@ -35,10 +35,10 @@ from dulwich.repo import Repo
 
 from paas.buildpacks import detect, layers, runtimes, slugignore, source, stack
 from paas.buildpacks.procfile import parse_procfile
+from paas.core import validation
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import validation
-from paas.services.context import Context
-from paas.services.output import BuildLog
 
 CA_PATH_IN_CONTAINER = "/etc/paas/ca.crt"
 BUILD_ENV_IN_CONTAINER = "/etc/paas/build.env"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import docker
 
 from paas.buildpacks.builder import cache_volume
+from paas.core.context import Context
 from paas.errors import PaasError
 from paas.services import apps as apps_service
-from paas.services.context import Context
 from paas.services.locks import app_lock
 
 

@@ -24,8 +24,8 @@ from paas.buildpacks.builder import (
     image_repository,
 )
 from paas.buildpacks.stack import APP_UID
-from paas.services.context import Context
-from paas.services.output import BuildLog
+from paas.core.context import Context
+from paas.core.output import BuildLog
 
 STACK_ARG = "PAAS_STACK_IMAGE"
 LAUNCHER = "/.paas/start"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from paas.core import validation
 from paas.errors import PaasError
-from paas.services import validation
 
 _LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+?)\s*$")
 

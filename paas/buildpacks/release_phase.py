@@ -14,9 +14,9 @@ import docker
 import requests
 
 from paas.buildpacks.builder import stream_lines
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services.context import Context
-from paas.services.output import BuildLog
 
 RELEASE_TYPE = "release"
 TIMEOUT_SECONDS = 30 * 60

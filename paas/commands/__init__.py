@@ -18,9 +18,9 @@ from typing import IO, Any
 
 import click
 
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services.context import Context
-from paas.services.output import BuildLog
 
 log = logging.getLogger("paas.commands")
 

@@ -16,12 +16,12 @@ from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.repo import Repo
 from dulwich.server import Backend, Handler, HookError, ReceivePackHandler, UploadPackHandler
 
+from paas.core.context import Context
+from paas.core.output import BuildLog
+from paas.core.validation import app_name
 from paas.errors import PaasError
 from paas.services import deploy
-from paas.services.context import Context
 from paas.services.locks import AppLock
-from paas.services.output import BuildLog
-from paas.services.validation import app_name
 from paas.settings import Settings
 
 ZERO_SHA = b"0" * 40

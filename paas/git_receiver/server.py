@@ -22,12 +22,12 @@ import paramiko
 from dulwich.repo import Repo
 
 from paas import commands
+from paas.core.context import Context
+from paas.core.validation import app_name
 from paas.errors import PaasError
 from paas.git_receiver import hostkey
 from paas.services import apps as apps_service
 from paas.services import keys as keys_service
-from paas.services.context import Context
-from paas.services.validation import app_name
 from paas.store import SshKey
 
 log = logging.getLogger("paas.ssh")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
+from paas.core import validation
+from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError
-from paas.services import validation
-from paas.services.context import Context
 from paas.store import App
 
 
@@ -78,10 +78,10 @@ def app_info(ctx: Context, name: str) -> dict:
 
 def rename_app(ctx: Context, old: str, new: str) -> App:
     """Rename: store, repo, then the current release redeployed under the new name."""
+    from paas.core.output import BuildLog
     from paas.scheduler import docker_local as sched
     from paas.services.deploy import deploy_release, stop_timeout
     from paas.services.locks import app_lock
-    from paas.services.output import BuildLog
 
     app = get_app(ctx, old)
     validation.app_name(new)

@@ -13,11 +13,11 @@ import json
 from dulwich.repo import Repo
 
 from paas.buildpacks import source
+from paas.core import validation
+from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler.health import StartupCheck
 from paas.services import apps as apps_service
-from paas.services import validation
-from paas.services.context import Context
 from paas.store import App, Build
 
 DISABLED_SETTING = "checks_disabled"

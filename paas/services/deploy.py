@@ -11,15 +11,15 @@ import docker
 from dulwich.repo import Repo
 
 from paas.buildpacks import app_json, builder, release_phase
+from paas.core.context import Context
+from paas.core.output import BuildLog
+from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import health
 from paas.services import apps as apps_service
 from paas.services import checks as checks_service
 from paas.services import gc
-from paas.services.context import Context
-from paas.services.output import BuildLog
-from paas.services.validation import BRANCHES_THAT_DEPLOY
 from paas.store import App, Build, Release
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
+from paas.core import validation
+from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError
 from paas.services import apps as apps_service
-from paas.services import validation
-from paas.services.context import Context
 from paas.services.locks import app_lock
 
 

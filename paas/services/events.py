@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from paas.services import validation
-from paas.services.context import Context
+from paas.core import validation
+from paas.core.context import Context
 
 
 def list_events(ctx: Context, limit: int = 50, app: str | None = None) -> list[dict]:

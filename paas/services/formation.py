@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from paas.core import validation
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.services import apps as apps_service
-from paas.services import validation
-from paas.services.context import Context
 from paas.services.locks import app_lock
-from paas.services.output import BuildLog
 from paas.services.releases import new_release
 from paas.store import Release
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 
 from paas.buildpacks.builder import image_repository
-from paas.services.context import Context
+from paas.core.context import Context
 from paas.store import App
 
 

@@ -7,9 +7,9 @@ import hashlib
 
 import paramiko
 
+from paas.core import validation
+from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError, PermissionDenied
-from paas.services import validation
-from paas.services.context import Context
 from paas.store import SshKey
 
 

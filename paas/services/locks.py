@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
+from paas.core.context import Context
 from paas.errors import Conflict
-from paas.services.context import Context
 
 WAIT_LIMIT = 15 * 60.0
 

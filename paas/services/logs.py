@@ -8,11 +8,11 @@ from collections.abc import Callable
 import docker
 from docker.models.containers import Container
 
+from paas.core import validation
+from paas.core.context import Context
 from paas.errors import NotFound, PaasError
 from paas.scheduler import docker_local as sched
 from paas.services import apps as apps_service
-from paas.services import validation
-from paas.services.context import Context
 from paas.services.releases import get_release, parse_version
 
 MAX_LINES = 10000

@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker
 
+from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import inventory
 from paas.services import apps as apps_service
-from paas.services.context import Context
 from paas.store import Sample
 
 RETENTION = 15 * 60

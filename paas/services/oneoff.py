@@ -6,10 +6,10 @@ import secrets
 
 from docker.models.containers import Container
 
+from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
 from paas.services import apps as apps_service
-from paas.services.context import Context
 
 
 def create_oneoff(

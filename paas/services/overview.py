@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from paas.core.context import Context
 from paas.scheduler import inventory
 from paas.services import apps as apps_service
-from paas.services.context import Context
 from paas.services.locks import is_held
 from paas.store import App, Release
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
+from paas.core import validation
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
 from paas.services import apps as apps_service
-from paas.services import validation
-from paas.services.context import Context
 from paas.services.deploy import deploy_release, hostnames, stop_timeout
 from paas.services.locks import app_lock
-from paas.services.output import BuildLog
 
 
 @dataclass(frozen=True)

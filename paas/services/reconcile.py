@@ -12,9 +12,9 @@ import logging
 import docker
 
 from paas.buildpacks import builder
+from paas.core.context import Context
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
-from paas.services.context import Context
 from paas.services.deploy import hostnames
 from paas.services.locks import app_lock
 from paas.store import App

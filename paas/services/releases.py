@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
 from paas.services import apps as apps_service
-from paas.services.context import Context
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
-from paas.services.output import BuildLog
 from paas.store import App, Release
 
 

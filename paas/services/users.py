@@ -17,9 +17,9 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from paas.core import validation
+from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError, PermissionDenied, Throttled, Unauthenticated
-from paas.services import validation
-from paas.services.context import Context
 from paas.store import ApiToken, User, now
 
 PASSWORD_MIN = 8

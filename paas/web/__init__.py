@@ -12,7 +12,7 @@ from datetime import timedelta
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from paas.services.context import Context
+from paas.core.context import Context
 from paas.settings import Settings
 
 MAX_BODY = 1024 * 1024  # config is at most 64 KiB per app; nothing else is bigger

@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, g, jsonify, request
 
+from paas.core import validation
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.services import apps as apps_service
 from paas.services import config as config_service
@@ -19,12 +22,10 @@ from paas.services import domains as domains_service
 from paas.services import formation as formation_service
 from paas.services import logs as logs_service
 from paas.services import metrics as metrics_service
-from paas.services import overview, validation
+from paas.services import overview
 from paas.services import processes as processes_service
 from paas.services import releases as releases_service
 from paas.services import users as users_service
-from paas.services.context import Context
-from paas.services.output import BuildLog
 from paas.store import Release, User
 from paas.web import streams
 from paas.web.args import int_arg

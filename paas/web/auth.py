@@ -12,9 +12,9 @@ import ipaddress
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
+from paas.core.context import Context
 from paas.errors import Throttled, Unauthenticated
 from paas.services import users as users_service
-from paas.services.context import Context
 from paas.web.errors import is_api, json_error
 
 bp = Blueprint("auth", __name__)

@@ -14,6 +14,9 @@ from functools import wraps
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 
+from paas.core import validation
+from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.services import apps as apps_service
 from paas.services import config as config_service
@@ -22,11 +25,9 @@ from paas.services import events as events_service
 from paas.services import formation as formation_service
 from paas.services import logs as logs_service
 from paas.services import metrics as metrics_service
-from paas.services import overview, validation
+from paas.services import overview
 from paas.services import processes as processes_service
 from paas.services import releases as releases_service
-from paas.services.context import Context
-from paas.services.output import BuildLog
 from paas.store import Release
 from paas.web import charts, streams
 from paas.web.args import int_arg

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 from flask import Response
 
+from paas.core.context import Context
 from paas.errors import PaasError
 from paas.services import logs as logs_service
-from paas.services.context import Context
 
 HEARTBEAT = 10.0
 BACKLOG = 5000  # lines buffered for a slow browser before the stream gives up on it

@@ -8,7 +8,7 @@ import pytest
 
 from paas.buildpacks import app_json, dockerfile
 from paas.buildpacks.builder import BuildFailed, process_table
-from paas.services.output import BuildLog
+from paas.core.output import BuildLog
 
 
 def test_app_json_env_formation_and_postdeploy() -> None:

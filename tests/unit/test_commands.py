@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paas import commands
-from paas.services.context import Context
+from paas.core.context import Context
 from paas.settings import Settings
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from paas.buildpacks.builder import MAX_OUTPUT_BYTES, BuildFailed, read_build_output
+from paas.core.output import KEEP_HEAD, KEEP_TAIL, BuildLog
 from paas.errors import PaasError
 from paas.services import deploy
-from paas.services.output import KEEP_HEAD, KEEP_TAIL, BuildLog
 from paas.services.releases import parse_version
 
 ZERO = b"0" * 40

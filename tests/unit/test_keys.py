@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from paas.core.context import Context
 from paas.errors import Conflict, PaasError
 from paas.services import keys
-from paas.services.context import Context
 from paas.settings import Settings
 
 

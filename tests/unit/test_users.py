@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from paas import commands
+from paas.core.context import Context
 from paas.errors import Conflict, PaasError, PermissionDenied, Unauthenticated
 from paas.services import users
-from paas.services.context import Context
 from paas.settings import Settings
 
 

@@ -1,7 +1,7 @@
 import pytest
 
+from paas.core import validation
 from paas.errors import PaasError
-from paas.services import validation
 
 
 @pytest.mark.parametrize("name", ["a", "hello", "my-app-2", "x" * 30])

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from paas.core.context import Context
 from paas.services import users
-from paas.services.context import Context
 from paas.settings import Settings
 from paas.web import create_app
 
