@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 
 from paas.buildpacks.stack import DEFAULT_STACK  # noqa: E402
 from paas.core.context import Context  # noqa: E402
-from paas.scheduler import docker_local as sched  # noqa: E402
 from paas.services import users  # noqa: E402
 from paas.settings import Settings  # noqa: E402
 from paas.web.process import DashboardProcess  # noqa: E402
@@ -65,13 +64,13 @@ def start_containers(ctx: Context, names: list[str]) -> list:
     out = []
     for name in names:
         labels = {
-            sched.LABEL_APP: name,
-            sched.LABEL_RELEASE: "3",
-            sched.LABEL_TYPE: "web",
-            sched.LABEL_INDEX: "1",
-            sched.LABEL_ROLE: "process",
-            sched.LABEL_INSTANCE: ctx.settings.instance_id,
-            sched.LABEL_PORT: "5000",
+            names.LABEL_APP: name,
+            names.LABEL_RELEASE: "3",
+            names.LABEL_TYPE: "web",
+            names.LABEL_INDEX: "1",
+            names.LABEL_ROLE: "process",
+            names.LABEL_INSTANCE: ctx.settings.instance_id,
+            names.LABEL_PORT: "5000",
         }
         out.append(
             client.containers.run(

@@ -35,15 +35,14 @@ from dulwich.repo import Repo
 
 from paas.buildpacks import detect, layers, runtimes, slugignore, source, stack
 from paas.buildpacks.procfile import parse_procfile
-from paas.core import validation
+from paas.core import names, validation
 from paas.core.context import Context
+from paas.core.names import APP_PORT, APP_UID, LABEL_PORT, cache_volume, image_repository
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 
 CA_PATH_IN_CONTAINER = "/etc/paas/ca.crt"
 BUILD_ENV_IN_CONTAINER = "/etc/paas/build.env"
-DEFAULT_PORT = 5000
-LABEL_PORT = "paas.port"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -59,16 +58,8 @@ class BuildResult:
     image: str
     processes: dict[str, str]
     buildpack: str
-    port: int = DEFAULT_PORT  # what $PORT is and what the router proxies to (EXPOSE for Dockerfiles)
+    port: int = APP_PORT  # what $PORT is and what the router proxies to (EXPOSE for Dockerfiles)
     stack: str = ""
-
-
-def image_repository(app: str) -> str:
-    return f"paas/app-{app}"
-
-
-def cache_volume(instance: str, app: str) -> str:
-    return f"paas-cache-{instance}-{app}"
 
 
 def image_port(client: docker.DockerClient, image: str) -> int:
@@ -76,9 +67,9 @@ def image_port(client: docker.DockerClient, image: str) -> int:
     try:
         labels = client.images.get(image).labels or {}
     except docker.errors.DockerException:
-        return DEFAULT_PORT
+        return APP_PORT
     value = labels.get(LABEL_PORT, "")
-    return int(value) if value.isdigit() and 0 < int(value) < 65536 else DEFAULT_PORT
+    return int(value) if value.isdigit() and 0 < int(value) < 65536 else APP_PORT
 
 
 def _buildpacks_dir() -> Path:
@@ -191,7 +182,7 @@ class BuildJob:
         env_file = self.work / "build.env"
         env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
         for p in (self.work, self.env_dir, self.out_dir, env_file, *self.env_dir.iterdir()):
-            shutil.chown(p, stack.APP_UID, stack.APP_UID)
+            shutil.chown(p, APP_UID, APP_UID)
         self.work.chmod(0o700)
         bp_dir = _buildpacks_dir()
         # Mounts (HostConfig only), not `volumes=`: those would be committed as VOLUMEs.
@@ -223,10 +214,10 @@ class BuildJob:
             working_dir="/app",
             mounts=self.mounts,
             labels={
-                "paas.app": self.app,
-                "paas.build": str(self.build_id),
-                "paas.role": "build",
-                "paas.instance": settings.instance_id,
+                names.LABEL_APP: self.app,
+                names.LABEL_BUILD: str(self.build_id),
+                names.LABEL_ROLE: names.ROLE_BUILD,
+                names.LABEL_INSTANCE: settings.instance_id,
             },
         )
         self.containers.append(container)
@@ -310,7 +301,7 @@ def _dependency_layer(
             return path in wanted and (keep is None or keep(path))
 
     container = job.run(stack_image, ["deps", f"builtin:/buildpacks/{buildpack}"], tree.tar(only), "deps")
-    container.commit(repository=repository, tag=tag, changes=["LABEL paas.role=deps"])
+    container.commit(repository=repository, tag=tag, changes=[f"LABEL {names.LABEL_ROLE}={names.ROLE_DEPS}"])
     return f"{repository}:{tag}"
 
 
@@ -405,7 +396,8 @@ def build(
                 "ENV HOME=/app",
                 'ENTRYPOINT ["/start"]',
                 'CMD ["web"]',
-                f"LABEL paas.role=app-image {LABEL_PORT}={DEFAULT_PORT} paas.stack={choice.stack.name}",
+                f"LABEL {names.LABEL_ROLE}={names.ROLE_APP_IMAGE} {LABEL_PORT}={APP_PORT} "
+                f"{names.LABEL_STACK}={choice.stack.name}",
             ],
         )
         log.step(f"Discovering process types: {', '.join(sorted(processes))}")
@@ -413,7 +405,7 @@ def build(
             image=f"{image_repository(app)}:{tag}",
             processes=processes,
             buildpack=name,
-            port=DEFAULT_PORT,
+            port=APP_PORT,
             stack=choice.stack.name,
         )
     except docker.errors.DockerException as exc:

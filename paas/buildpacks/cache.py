@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import docker
 
-from paas.buildpacks.builder import cache_volume
 from paas.core.context import Context
+from paas.core.names import cache_volume
 from paas.errors import PaasError
 from paas.services import apps as apps_service
 from paas.services.locks import app_lock

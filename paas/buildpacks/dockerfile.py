@@ -17,14 +17,12 @@ import docker
 
 from paas.buildpacks import source
 from paas.buildpacks.builder import (
-    DEFAULT_PORT,
-    LABEL_PORT,
     BuildFailed,
     BuildResult,
-    image_repository,
 )
-from paas.buildpacks.stack import APP_UID
+from paas.core import names
 from paas.core.context import Context
+from paas.core.names import APP_PORT, APP_UID, LABEL_PORT, image_repository
 from paas.core.output import BuildLog
 
 STACK_ARG = "PAAS_STACK_IMAGE"
@@ -67,8 +65,8 @@ def exposed_port(ports: dict | None, log: BuildLog) -> int:
     """The TCP port from EXPOSE (the lowest if several); the default without EXPOSE."""
     tcp = sorted(int(p.split("/")[0]) for p in (ports or {}) if p.endswith("/tcp") or "/" not in p)
     if not tcp:
-        log.detail(f"no EXPOSE: the app must listen on $PORT ({DEFAULT_PORT})")
-        return DEFAULT_PORT
+        log.detail(f"no EXPOSE: the app must listen on $PORT ({APP_PORT})")
+        return APP_PORT
     if len(tcp) > 1:
         log.detail(f"several ports exposed ({', '.join(map(str, tcp))}): routing to {tcp[0]}")
     return tcp[0]
@@ -126,7 +124,7 @@ def build(
                 pull=False,
                 decode=True,
                 buildargs=build_args,
-                labels={"paas.app": app, "paas.instance": settings.instance_id},
+                labels={names.LABEL_APP: app, names.LABEL_INSTANCE: settings.instance_id},
             ):
                 if "stream" in chunk:
                     for line in chunk["stream"].splitlines():
@@ -152,7 +150,7 @@ def build(
     changes = [
         f'ENTRYPOINT ["{LAUNCHER}"]',
         'CMD ["web"]',
-        f"LABEL paas.role=app-image {LABEL_PORT}={port}",
+        f"LABEL {names.LABEL_ROLE}={names.ROLE_APP_IMAGE} {LABEL_PORT}={port}",
     ]
     if _is_root(user):
         changes.append(f"USER {APP_UID}:{APP_UID}")

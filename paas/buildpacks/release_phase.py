@@ -14,6 +14,7 @@ import docker
 import requests
 
 from paas.buildpacks.builder import stream_lines
+from paas.core import names
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
@@ -55,13 +56,12 @@ def run_oneoff(
         name=f"paas-{app}-{dyno.replace('.', '-')}-v{version}-{uuid.uuid4().hex[:6]}",
         environment={**env, "DYNO": dyno, "PS": dyno},
         init=True,
-        labels={
-            "paas.app": app,
-            "paas.release": str(version),
-            "paas.process_type": dyno.split(".")[0],
-            "paas.role": "oneoff",
-            "paas.instance": ctx.settings.instance_id,
-        },
+        labels=names.app_labels(
+            ctx.settings.instance_id,
+            app,
+            names.ROLE_ONEOFF,
+            **{names.LABEL_RELEASE: str(version), names.LABEL_TYPE: dyno.split(".")[0]},
+        ),
     )
     try:
         container.start()

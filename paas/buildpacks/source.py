@@ -18,7 +18,7 @@ from typing import IO
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
-from paas.buildpacks.stack import APP_UID
+from paas.core.names import APP_UID
 from paas.errors import PaasError
 
 MAX_READ = 4 << 20

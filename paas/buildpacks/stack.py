@@ -22,12 +22,12 @@ from pathlib import Path
 
 import docker
 
+from paas.core.names import APP_UID
 from paas.errors import PaasError
 from paas.settings import Settings
 
 STACK_REPOSITORY = "paas/stack"
 LATEST_ALIAS = f"{STACK_REPOSITORY}:latest"
-APP_UID = 1000
 DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 
 # debootstrap's own resolver cannot install npm (hundreds of node-* packages with alternatives):

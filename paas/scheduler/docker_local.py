@@ -16,16 +16,9 @@ from datetime import UTC, datetime
 import docker
 from docker.models.containers import Container
 
+from paas.core import names
+from paas.core.names import APP_PORT, LABEL_INDEX, LABEL_PORT, LABEL_TYPE
 from paas.errors import PaasError
-
-APP_PORT = 5000
-LABEL_APP = "paas.app"
-LABEL_RELEASE = "paas.release"
-LABEL_TYPE = "paas.process_type"
-LABEL_INDEX = "paas.index"
-LABEL_ROLE = "paas.role"
-LABEL_INSTANCE = "paas.instance"
-LABEL_PORT = "paas.port"
 
 
 class ProcessFailed(PaasError):
@@ -69,15 +62,17 @@ def start_process(client: docker.DockerClient, spec: ProcessSpec) -> Container:
         ports=ports,
         init=True,
         restart_policy={"Name": "unless-stopped"},
-        labels={
-            LABEL_APP: spec.app,
-            LABEL_RELEASE: str(spec.release),
-            LABEL_TYPE: spec.process_type,
-            LABEL_INDEX: str(spec.index),
-            LABEL_ROLE: "process",
-            LABEL_INSTANCE: spec.instance,
-            LABEL_PORT: str(spec.port),
-        },
+        labels=names.app_labels(
+            spec.instance,
+            spec.app,
+            names.ROLE_PROCESS,
+            **{
+                names.LABEL_RELEASE: str(spec.release),
+                LABEL_TYPE: spec.process_type,
+                LABEL_INDEX: str(spec.index),
+                LABEL_PORT: str(spec.port),
+            },
+        ),
         log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
     )
 
@@ -196,7 +191,7 @@ def host_port(container: Container) -> int | None:
 def app_containers(
     client: docker.DockerClient, instance: str, app: str, all_states: bool = True
 ) -> list[Container]:
-    labels = [f"{LABEL_INSTANCE}={instance}", f"{LABEL_APP}={app}", f"{LABEL_ROLE}=process"]
+    labels = names.label_filter(instance, app, names.ROLE_PROCESS)
     return client.containers.list(all=all_states, filters={"label": labels})
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from docker.models.containers import Container
 
+from paas.core.names import LABEL_INDEX, LABEL_TYPE
 from paas.scheduler.docker_local import ProcessFailed, _crashed, container_port, log_tail
 
 
@@ -37,7 +38,7 @@ def _request(ip: str, port: int, host: str, check: StartupCheck) -> tuple[int, s
 
 def run_startup_check(container: Container, check: StartupCheck, host: str) -> None:
     """Pass when a 2xx/3xx answer (holding `content`, if given) comes within `attempts` tries."""
-    dyno = f"{container.labels.get('paas.process_type')}.{container.labels.get('paas.index')}"
+    dyno = f"{container.labels.get(LABEL_TYPE)}.{container.labels.get(LABEL_INDEX)}"
     port = container_port(container)
     time.sleep(check.initial_delay)
     last = "no answer"

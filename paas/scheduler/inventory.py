@@ -10,14 +10,8 @@ from dataclasses import dataclass
 
 import docker
 
-from paas.scheduler.docker_local import (
-    LABEL_APP,
-    LABEL_INDEX,
-    LABEL_INSTANCE,
-    LABEL_RELEASE,
-    LABEL_ROLE,
-    LABEL_TYPE,
-)
+from paas.core import names
+from paas.core.names import LABEL_APP, LABEL_INDEX, LABEL_RELEASE, LABEL_TYPE
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,7 @@ def _int(text: str | None) -> int:
 
 def processes(client: docker.DockerClient, instance: str, app: str | None = None) -> list[ProcessRecord]:
     """Every process container of this PaaS instance (or of one app), in any state."""
-    labels = [f"{LABEL_INSTANCE}={instance}", f"{LABEL_ROLE}=process"]
+    labels = names.label_filter(instance, role=names.ROLE_PROCESS)
     if app is not None:
         labels.append(f"{LABEL_APP}={app}")
     out = []

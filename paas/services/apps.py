@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from paas.core import validation
+from paas.core import names, validation
 from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError
 from paas.store import App
@@ -90,9 +90,9 @@ def rename_app(ctx: Context, old: str, new: str) -> App:
     with app_lock(ctx, old), app_lock(ctx, new):
         old_containers = sched.app_containers(ctx.docker, ctx.settings.instance_id, old)
         ctx.store.rename_app(app.id, new)
-        repo = ctx.settings.repos_dir / f"{old}.git"
+        repo = names.repo_path(ctx.settings, old)
         if repo.exists():
-            repo.rename(ctx.settings.repos_dir / f"{new}.git")
+            repo.rename(names.repo_path(ctx.settings, new))
         renamed = get_app(ctx, new)
         release = ctx.store.current_release(renamed.id)
         if release is not None and not renamed.stopped:
@@ -109,7 +109,6 @@ def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
 
     import docker
 
-    from paas.buildpacks.builder import cache_volume, image_repository
     from paas.scheduler import docker_local as sched
     from paas.services.locks import app_lock
 
@@ -121,10 +120,10 @@ def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
         ctx.router.remove_app(app.name)
         instance = ctx.settings.instance_id
         # Every container of the app, whatever its role (processes, one-offs, builds, release phase).
-        labels = [f"{sched.LABEL_INSTANCE}={instance}", f"{sched.LABEL_APP}={app.name}"]
+        labels = names.label_filter(instance, app.name)
         sched.stop_and_remove(client.containers.list(all=True, filters={"label": labels}), timeout=5)
         images = {b.image for b in ctx.store.list_builds(app.id) if b.image}
-        for image in client.images.list(name=image_repository(app.name)):  # dependency layers too
+        for image in client.images.list(name=names.image_repository(app.name)):  # dependency layers too
             images.update(t for t in image.tags if t.endswith(f"-{instance}"))
         for image in images:
             try:
@@ -132,9 +131,9 @@ def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
             except docker.errors.DockerException:
                 pass
         try:
-            client.volumes.get(cache_volume(ctx.settings.instance_id, app.name)).remove(force=True)
+            client.volumes.get(names.cache_volume(ctx.settings.instance_id, app.name)).remove(force=True)
         except docker.errors.DockerException:
             pass
-        shutil.rmtree(ctx.settings.repos_dir / f"{app.name}.git", ignore_errors=True)
+        shutil.rmtree(names.repo_path(ctx.settings, app.name), ignore_errors=True)
         ctx.store.delete_app(app.id)
         ctx.store.add_event(app.name, ctx.actor, "apps:destroy")

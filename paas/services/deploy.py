@@ -11,6 +11,7 @@ import docker
 from dulwich.repo import Repo
 
 from paas.buildpacks import app_json, builder, release_phase
+from paas.core import names
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
@@ -112,7 +113,7 @@ def deploy_release(
     client = ctx.docker
     instance = ctx.settings.instance_id
     current = sched.app_containers(client, instance, app.name)
-    replaced = [c for c in current if only_types is None or c.labels.get(sched.LABEL_TYPE) in only_types]
+    replaced = [c for c in current if only_types is None or c.labels.get(names.LABEL_TYPE) in only_types]
     kept = [c for c in current if c not in replaced]
     started = []
     try:
@@ -165,14 +166,14 @@ def run_checks(ctx: Context, app: App, build: Build, started: list, log: BuildLo
     host = hostnames(ctx, app.name)[0]
     checked = []
     for c in started:
-        ptype = c.labels.get(sched.LABEL_TYPE, "")
+        ptype = c.labels.get(names.LABEL_TYPE, "")
         if checks_service.is_disabled(disabled, ptype):
             continue
         checked.append(c)
         if ptype == "web":
             sched.wait_until_serving(c, ctx.settings.boot_timeout, host)
             for check in custom.get(ptype, []):
-                log.detail(f"checking {ptype}.{c.labels.get(sched.LABEL_INDEX)}: {check.name}")
+                log.detail(f"checking {ptype}.{c.labels.get(names.LABEL_INDEX)}: {check.name}")
                 health.run_startup_check(c, check, host)
     if disabled:
         log.detail(
@@ -196,6 +197,6 @@ def sync_app_route(ctx: Context, app_name: str) -> None:
     running = [
         c
         for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name, all_states=False)
-        if release and c.labels.get(sched.LABEL_RELEASE) == str(release.version)
+        if release and c.labels.get(names.LABEL_RELEASE) == str(release.version)
     ]
     ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams(running))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import docker
 
-from paas.buildpacks.builder import image_repository
+from paas.core import names
 from paas.core.context import Context
+from paas.core.names import image_repository
 from paas.store import App
 
 
@@ -38,7 +39,7 @@ def collect(ctx: Context, app: App) -> list[str]:
     removed += _dependency_layers(ctx, app, keep)
     try:
         pruned = client.images.prune(
-            filters={"dangling": True, "label": f"paas.instance={ctx.settings.instance_id}"}
+            filters={"dangling": True, "label": names.label_filter(ctx.settings.instance_id)}
         )
         removed += [d.get("Deleted", "") for d in pruned.get("ImagesDeleted") or [] if d.get("Deleted")]
     except docker.errors.APIError:

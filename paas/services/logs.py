@@ -8,7 +8,7 @@ from collections.abc import Callable
 import docker
 from docker.models.containers import Container
 
-from paas.core import validation
+from paas.core import names, validation
 from paas.core.context import Context
 from paas.errors import NotFound, PaasError
 from paas.scheduler import docker_local as sched
@@ -26,7 +26,7 @@ def _heroku_time(docker_ts: str) -> str:
 
 def _format(container: Container, raw: bytes) -> list[tuple[str, str]]:
     """(sort key, formatted line) for each `timestamps=True` line docker gave."""
-    dyno = f"{container.labels.get(sched.LABEL_TYPE, '?')}.{container.labels.get(sched.LABEL_INDEX, '0')}"
+    dyno = f"{container.labels.get(names.LABEL_TYPE, '?')}.{container.labels.get(names.LABEL_INDEX, '0')}"
     out = []
     for line in raw.decode("utf-8", "replace").splitlines():
         ts, _, text = line.partition(" ")
@@ -38,7 +38,7 @@ def _format(container: Container, raw: bytes) -> list[tuple[str, str]]:
 
 def _containers(ctx: Context, app: str, ptype: str | None) -> list[Container]:
     found = sched.app_containers(ctx.docker, ctx.settings.instance_id, app)
-    return [c for c in found if ptype is None or c.labels.get(sched.LABEL_TYPE) == ptype]
+    return [c for c in found if ptype is None or c.labels.get(names.LABEL_TYPE) == ptype]
 
 
 def _check(ctx: Context, app_name: str, lines: int, ptype: str | None) -> str:

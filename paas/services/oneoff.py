@@ -6,9 +6,9 @@ import secrets
 
 from docker.models.containers import Container
 
+from paas.core import names
 from paas.core.context import Context
 from paas.errors import PaasError
-from paas.scheduler import docker_local as sched
 from paas.services import apps as apps_service
 
 
@@ -56,12 +56,14 @@ def create_oneoff(
         tty=tty,
         stdin_open=True,
         init=True,
-        labels={
-            sched.LABEL_APP: app.name,
-            sched.LABEL_RELEASE: str(release.version),
-            sched.LABEL_TYPE: "run",
-            sched.LABEL_INDEX: str(number),
-            sched.LABEL_ROLE: "run",
-            sched.LABEL_INSTANCE: ctx.settings.instance_id,
-        },
+        labels=names.app_labels(
+            ctx.settings.instance_id,
+            app.name,
+            names.ROLE_RUN,
+            **{
+                names.LABEL_RELEASE: str(release.version),
+                names.LABEL_TYPE: "run",
+                names.LABEL_INDEX: str(number),
+            },
+        ),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
-from paas.core import validation
+from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
@@ -38,15 +38,15 @@ def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
     for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name):
         state = c.attrs.get("State", {})
         started = sched.started_at(c) if state.get("Running") else None
-        ptype = c.labels.get(sched.LABEL_TYPE, "?")
-        index = int(c.labels.get(sched.LABEL_INDEX, "0"))
+        ptype = c.labels.get(names.LABEL_TYPE, "?")
+        index = int(c.labels.get(names.LABEL_INDEX, "0"))
         out.append(
             ProcessInfo(
                 dyno=f"{ptype}.{index}",
                 type=ptype,
                 index=index,
                 state="restarting" if state.get("Restarting") else state.get("Status", "unknown"),
-                release=int(c.labels.get(sched.LABEL_RELEASE, "0")),
+                release=int(c.labels.get(names.LABEL_RELEASE, "0")),
                 started_at=started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else None,
                 uptime_seconds=int((now - started).total_seconds()) if started else None,
                 restarts=int(c.attrs.get("RestartCount", 0)),

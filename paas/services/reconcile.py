@@ -12,6 +12,7 @@ import logging
 import docker
 
 from paas.buildpacks import builder
+from paas.core import names
 from paas.core.context import Context
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
@@ -46,12 +47,8 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     instance = ctx.settings.instance_id
     # Build and release-phase containers only exist during a deploy, which holds the lock we hold:
     # any left now belong to a deploy that died.
-    for role in ("build", "oneoff"):
-        labels = [
-            f"{sched.LABEL_INSTANCE}={instance}",
-            f"{sched.LABEL_APP}={app.name}",
-            f"{sched.LABEL_ROLE}={role}",
-        ]
+    for role in (names.ROLE_BUILD, names.ROLE_ONEOFF):
+        labels = names.label_filter(instance, app.name, role)
         leftovers = client.containers.list(all=True, filters={"label": labels})
         if leftovers:
             sched.stop_and_remove(leftovers, timeout=1)
@@ -70,8 +67,8 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     keep: dict[tuple[str, int], object] = {}
     remove = []
     for c in containers:
-        key = (c.labels.get(sched.LABEL_TYPE, ""), int(c.labels.get(sched.LABEL_INDEX, "0")))
-        if c.labels.get(sched.LABEL_RELEASE) != str(release.version) or key not in desired or key in keep:
+        key = (c.labels.get(names.LABEL_TYPE, ""), int(c.labels.get(names.LABEL_INDEX, "0")))
+        if c.labels.get(names.LABEL_RELEASE) != str(release.version) or key not in desired or key in keep:
             remove.append(c)
         elif c.status in GONE:
             remove.append(c)
@@ -82,7 +79,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
         actions.append(f"removed {len(remove)} stray container(s)")
     started = []
     missing = sorted(desired - set(keep))
-    port = builder.image_port(client, build.image) if missing else sched.APP_PORT
+    port = builder.image_port(client, build.image) if missing else names.APP_PORT
     for ptype, index in missing:
         spec = sched.ProcessSpec(
             instance, app.name, release.version, ptype, index, build.image, dict(release.config), port
@@ -91,7 +88,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
         started.append(container)
         actions.append(f"started {spec.dyno}")
     for c in started:
-        if c.labels.get(sched.LABEL_TYPE) == "web":
+        if c.labels.get(names.LABEL_TYPE) == "web":
             try:
                 sched.wait_until_serving(c, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
             except PaasError as exc:

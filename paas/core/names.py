@@ -1,0 +1,59 @@
+"""Every name we give things on dockerd and on disk, in one place (as Piku names its paths).
+
+Labels let the state on dockerd be rebuilt into, and compared with, the store; the instance
+label keeps two PaaS instances on one engine apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paas.settings import Settings
+
+LABEL_APP = "paas.app"
+LABEL_RELEASE = "paas.release"
+LABEL_TYPE = "paas.process_type"
+LABEL_INDEX = "paas.index"
+LABEL_ROLE = "paas.role"
+LABEL_INSTANCE = "paas.instance"
+LABEL_PORT = "paas.port"
+LABEL_BUILD = "paas.build"
+LABEL_STACK = "paas.stack"
+
+# paas.role values: what a container or image is for
+ROLE_PROCESS = "process"  # a Procfile process of a release (web.1, worker.2, ...)
+ROLE_RUN = "run"  # `run` one-offs
+ROLE_ONEOFF = "oneoff"  # release phase, postdeploy, cron
+ROLE_BUILD = "build"
+ROLE_APP_IMAGE = "app-image"
+ROLE_DEPS = "deps"  # a dependency-layer image (see buildpacks/layers.py)
+
+APP_PORT = 5000  # $PORT unless a Dockerfile EXPOSEs another
+APP_UID = 1000  # the unprivileged `app` user of every stack and app image
+
+
+def image_repository(app: str) -> str:
+    return f"paas/app-{app}"
+
+
+def cache_volume(instance: str, app: str) -> str:
+    return f"paas-cache-{instance}-{app}"
+
+
+def repo_path(settings: Settings, app: str) -> Path:
+    return settings.repos_dir / f"{app}.git"
+
+
+def app_labels(instance: str, app: str, role: str, **more: str) -> dict[str, str]:
+    """The labels every container of an app carries, plus role-specific ones."""
+    return {LABEL_INSTANCE: instance, LABEL_APP: app, LABEL_ROLE: role, **more}
+
+
+def label_filter(instance: str, app: str | None = None, role: str | None = None) -> list[str]:
+    """A docker `label` filter for our containers (of one app, of one role)."""
+    out = [f"{LABEL_INSTANCE}={instance}"]
+    if app is not None:
+        out.append(f"{LABEL_APP}={app}")
+    if role is not None:
+        out.append(f"{LABEL_ROLE}={role}")
+    return out
