@@ -13,7 +13,7 @@ from paas.commands import CommandEnv
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.git_receiver.server import SSHServer
-from paas.services import reconcile
+from paas.services import reconcile, routing
 from paas.web.process import DashboardProcess
 
 
@@ -28,7 +28,7 @@ def run_server(env: CommandEnv) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: signalled.append(signum))
 
-    router = ctx.router
+    router = routing.router(ctx)
     router.start()
     web = DashboardProcess(settings) if settings.web_port else None
     ssh = SSHServer(ctx)

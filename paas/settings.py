@@ -52,6 +52,7 @@ class Settings:
     max_push_bytes: int = 1 << 30
     reconcile_seconds: float = 5.0
     nginx_bin: str = "/usr/sbin/nginx"
+    disabled_plugins: frozenset[str] = frozenset()
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -78,6 +79,9 @@ class Settings:
             max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
             reconcile_seconds=_float("PAAS_RECONCILE_SECONDS", 5),
             nginx_bin=os.environ.get("PAAS_NGINX_BIN") or "/usr/sbin/nginx",
+            disabled_plugins=frozenset(
+                n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
+            ),
         )
 
     # Paths under the data dir, in one place so nobody builds them by hand.
@@ -123,6 +127,16 @@ class Settings:
     def dashboard_host(self) -> str:
         """The router sends `paas.<domain>` to the dashboard (`paas` is a reserved app name)."""
         return f"paas.{self.domain}"
+
+    @property
+    def storage_dir(self) -> Path:
+        """Host directories apps may mount (the storage plugin creates them here)."""
+        return self.data_dir / "storage"
+
+    @property
+    def plugins_dir(self) -> Path:
+        """Where plugins keep their own files (one folder each)."""
+        return self.data_dir / "plugins"
 
     @property
     def stack_work_dir(self) -> Path:

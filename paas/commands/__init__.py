@@ -21,6 +21,7 @@ import click
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
+from paas.plugins import Plugins
 
 log = logging.getLogger("paas.commands")
 
@@ -67,11 +68,24 @@ class Registered:
 _REGISTRY: dict[str, Registered] = {}
 
 
-def command(name: str, help: str, host_only: bool = False, **kwargs: Any) -> Callable:
-    """Register a click command under a Dokku-style name like `apps:create`."""
+def define(name: str, help: str, host_only: bool = False, **kwargs: Any) -> Callable:
+    """A click command under a Dokku-style name like `maintenance:on`, called with the session's
+    `CommandEnv` first; plugins return these from `paas_commands`. `host_only` ones are refused
+    over SSH."""
 
     def wrap(fn: Callable) -> click.Command:
         cmd = click.command(name, help=help, add_help_option=False, **kwargs)(click.pass_obj(fn))
+        cmd.paas_host_only = host_only  # type: ignore[attr-defined]
+        return cmd
+
+    return wrap
+
+
+def command(name: str, help: str, host_only: bool = False, **kwargs: Any) -> Callable:
+    """Define and register one of the core's commands."""
+
+    def wrap(fn: Callable) -> click.Command:
+        cmd = define(name, help, host_only, **kwargs)(fn)
         _REGISTRY[name] = Registered(cmd, host_only)
         return cmd
 
@@ -97,6 +111,7 @@ COMMAND_MODULES = (
     "help",
     "keys",
     "logs",
+    "plugins",
     "ps",
     "releases",
     "repo",
@@ -113,14 +128,32 @@ def _load() -> None:
         importlib.import_module(f"paas.commands.{module}")
 
 
-def available(on_host: bool) -> dict[str, Registered]:
+def _from_plugins(plugins: Plugins) -> dict[str, Registered]:
+    """The plugins' commands, once per set of plugins; a name the core has is refused."""
+    if plugins not in _PLUGIN_COMMANDS:
+        found: dict[str, Registered] = {}
+        for cmd in plugins.commands():
+            name = cmd.name or ""
+            if name in _REGISTRY or name in found:
+                log.error("plugin command %r ignored: the name is taken", name)
+                continue
+            found[name] = Registered(cmd, bool(getattr(cmd, "paas_host_only", False)))
+        _PLUGIN_COMMANDS[plugins] = found
+    return _PLUGIN_COMMANDS[plugins]
+
+
+_PLUGIN_COMMANDS: dict[Plugins, dict[str, Registered]] = {}
+
+
+def available(on_host: bool, plugins: Plugins | None = None) -> dict[str, Registered]:
     _load()
-    return {n: r for n, r in _REGISTRY.items() if on_host or not r.host_only}
+    every = {**_REGISTRY, **(_from_plugins(plugins) if plugins is not None else {})}
+    return {n: r for n, r in every.items() if on_host or not r.host_only}
 
 
 def dispatch(argv: list[str], env: CommandEnv) -> int:
     """Run one command line; return its exit status. Never raises, never prints a traceback."""
-    commands = available(env.on_host)
+    commands = available(env.on_host, env.ctx.plugins)
     if not argv or argv[0] in ("--help", "-h"):
         argv = ["help"]
     name, args = argv[0], argv[1:]

@@ -6,6 +6,7 @@ import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, command
 from paas.services import apps as apps_service
+from paas.services import lookup
 
 
 @command("apps:create", "Create an app (a first git push creates it too).")
@@ -19,7 +20,7 @@ def create(env: CommandEnv, app: str) -> None:
 @command("apps:list", "List the apps.")
 @FORMAT_OPTION
 def list_(env: CommandEnv, fmt: str) -> None:
-    apps = apps_service.list_apps(env.ctx)
+    apps = lookup.list_apps(env.ctx)
     if fmt == "json":
         env.json([{"name": a.name, "created_at": a.created_at} for a in apps])
         return
@@ -59,7 +60,7 @@ def info(env: CommandEnv, app: str, fmt: str) -> None:
 @click.argument("new")
 def rename(env: CommandEnv, old: str, new: str) -> None:
     app = apps_service.rename_app(env.ctx, old, new)
-    env.echo(f"-----> Renamed {old} to {app.name}: {apps_service.app_url(env.ctx, app.name)}")
+    env.echo(f"-----> Renamed {old} to {app.name}: {lookup.app_url(env.ctx, app.name)}")
     env.echo(f"       git remote set-url paas paas:{app.name}")
 
 

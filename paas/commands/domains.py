@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, alias, command
-from paas.services import apps as apps_service
 from paas.services import domains as domains_service
+from paas.services import lookup
 
 
 def _show(env: CommandEnv, app: str, domains: list[str]) -> None:
-    default = apps_service.app_url(env.ctx, app).split("//", 1)[1].split(":")[0]
+    default = lookup.app_url(env.ctx, app).split("//", 1)[1].split(":")[0]
     env.echo(f"=====> {app} domains")
     env.echo(f"{default} (default)")
     for d in domains:

@@ -10,7 +10,7 @@ from paas.commands import CommandEnv, available, command
 @command("help", "List the commands, or those of one namespace (help apps).")
 @click.argument("namespace", required=False)
 def help_(env: CommandEnv, namespace: str | None) -> None:
-    commands = available(env.on_host)
+    commands = available(env.on_host, env.ctx.plugins)
     names = sorted(n for n, r in commands.items() if n != "help" and r.alias_of is None)
     if namespace:
         names = [n for n in names if n.split(":")[0] == namespace]

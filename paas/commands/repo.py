@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from paas.buildpacks.cache import purge_cache
 from paas.commands import CommandEnv, command
+from paas.services.repo import purge_cache
 
 
 @command("repo:purge-cache", "Empty an app's build cache (pip/npm downloads); the next build starts cold.")

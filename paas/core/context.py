@@ -1,18 +1,18 @@
-"""What every operation needs: settings, the store, who is acting, and lazy handles to docker."""
+"""What every operation needs: settings, the store, who is acting, plugins and a docker handle."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from paas.core import engine
+from paas.plugins import Plugins, plugins
 from paas.settings import Settings
 from paas.store import Store
 
 if TYPE_CHECKING:
     import docker
-
-    from paas.router.nginx import Router
 
 
 @dataclass
@@ -31,21 +31,22 @@ class Context:
         settings.ensure_dirs()
         return cls(settings=settings, store=Store(settings.db_path), **kwargs)
 
-    @cached_property
+    @property
     def docker(self) -> docker.DockerClient:
         if "docker" not in self._extra:  # shared with every for_actor() copy
-            from paas.scheduler.docker_client import client
-
-            self._extra["docker"] = client()
+            self._extra["docker"] = engine.client()
         return self._extra["docker"]
 
-    @cached_property
-    def router(self) -> Router:
-        if "router" not in self._extra:
-            from paas.router.nginx import Router
+    def shared(self, key: str, make: Callable[[], object]) -> Any:
+        """A handle made once per process and shared with every for_actor() copy (the router)."""
+        if key not in self._extra:
+            self._extra[key] = make()
+        return self._extra[key]
 
-            self._extra["router"] = Router(self.settings)
-        return self._extra["router"]
+    @property
+    def plugins(self) -> Plugins:
+        """The plugins of this process (loaded once; PAAS_DISABLED_PLUGINS turns some off)."""
+        return plugins(set(self.settings.disabled_plugins))
 
     def for_actor(self, actor: str | None, is_admin: bool) -> Context:
         """A copy acting as someone else, sharing the store (one SQLite connection per process)

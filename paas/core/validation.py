@@ -93,3 +93,16 @@ def config_value(key: str, value: str) -> str:
     if "\x00" in value:
         raise PaasError(f"config value of {key} contains a NUL byte, which environments cannot hold")
     return value
+
+
+URL_PATH_RE = re.compile(r"^/[\x21-\x7e]{0,1023}$")
+
+
+def url_path(path: str) -> bool:
+    """A URL path we may send in a request line: starts with /, printable ASCII, no spaces."""
+    return isinstance(path, str) and bool(URL_PATH_RE.fullmatch(path)) and "\\" not in path
+
+
+def printable(text: str) -> str:
+    """Text with control characters shown as escapes, safe to print on a terminal or page."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -16,11 +16,13 @@ from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.repo import Repo
 from dulwich.server import Backend, Handler, HookError, ReceivePackHandler, UploadPackHandler
 
+from paas.buildpacks.builder import BuildFailed
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.core.validation import app_name
 from paas.errors import PaasError
-from paas.services import deploy
+from paas.services import push
+from paas.services.deploy import DeployFailed
 from paas.services.locks import AppLock
 from paas.settings import Settings
 
@@ -56,7 +58,7 @@ class DeployHook:
 
     def execute(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
         try:
-            deploy.check_push_ref(ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed)
+            push.check_push_ref(ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed)
         except PaasError as exc:
             raise HookError(str(exc)) from None
         log = BuildLog(self._progress)
@@ -67,14 +69,14 @@ class DeployHook:
                     on_wait=lambda: log.step(f"Waiting for another deploy of {self.app} to end")
                 )
             current = self.repo.refs.as_dict().get(ref_name)
-            deploy.check_ref_unmoved(ref_name.decode("utf-8", "replace"), old_sha, current, ZERO_SHA)
+            push.check_ref_unmoved(ref_name.decode("utf-8", "replace"), old_sha, current, ZERO_SHA)
             self.deployed = ref_name.decode("utf-8", "replace")
-            deploy.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
+            push.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
         except HookError:
             raise
-        except deploy.builder.BuildFailed:
+        except BuildFailed:
             raise HookError("build failed") from None
-        except deploy.DeployFailed:
+        except DeployFailed:
             raise HookError("deploy failed") from None
         except PaasError as exc:
             log.error(str(exc))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jinja2
 
+from paas.core.routes import Route, directive, location_path
 from paas.errors import PaasError
 from paas.settings import Settings
 
@@ -84,11 +85,15 @@ class Router:
             user=self._worker_user(),
         )
 
-    def render_app(self, app: str, hostnames: list[str], upstreams: list[str]) -> str:
+    def render_app(self, route: Route) -> str:
         return _env.get_template("app.conf.j2").render(
-            app=app,
-            hostnames=hostnames,
-            upstreams=upstreams,
+            app=route.app,
+            hostnames=route.hostnames,
+            upstreams=route.upstreams,
+            server_directives=[directive(d) for d in route.extras.server],
+            locations={
+                location_path(p): [directive(d) for d in ds] for p, ds in route.extras.locations.items()
+            },
             listen=self.listen,
         )
 
@@ -163,10 +168,10 @@ class Router:
             shutil.rmtree(staging, ignore_errors=True)
 
     # changes
-    def set_app(self, app: str, hostnames: list[str], upstreams: list[str]) -> None:
-        """Route `hostnames` to `upstreams`; with no upstreams the app's route is removed."""
+    def set_route(self, route: Route) -> None:
+        """Serve `route`; a route that serves nothing (no upstreams, no plugin answer) is removed."""
         self.ensure_layout()
-        self._install(app, self.render_app(app, hostnames, upstreams) if upstreams else None)
+        self._install(route.app, self.render_app(route) if route.serves else None)
 
     def set_dashboard(self, hostname: str, upstream: str | None) -> None:
         """Route `paas.<domain>` to the dashboard's gunicorn; None removes the route."""
@@ -201,7 +206,8 @@ class Router:
                 raise
 
     def remove_app(self, app: str) -> None:
-        self.set_app(app, [], [])
+        self.ensure_layout()
+        self._install(app, None)
 
     def routed_apps(self) -> list[str]:
         return sorted(p.stem for p in self.apps_dir.glob("*.conf") if p.stem != DASHBOARD)

@@ -6,17 +6,17 @@ compared with the store. Web containers publish $PORT on 127.0.0.1 only; the rou
 
 from __future__ import annotations
 
-import socket
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import docker
 from docker.models.containers import Container
+from docker.types import Mount
 
 from paas.core import names
+from paas.core.container import ContainerSettings
 from paas.core.names import APP_PORT, LABEL_INDEX, LABEL_PORT, LABEL_TYPE
 from paas.errors import PaasError
 
@@ -37,7 +37,7 @@ class ProcessSpec:
     process_type: str
     index: int
     image: str
-    env: dict[str, str]
+    settings: ContainerSettings  # config, plugin mounts, limits: the same for every container of a release
     port: int = APP_PORT  # $PORT for web: the builder's choice (EXPOSE for Dockerfile apps)
 
     @property
@@ -45,35 +45,56 @@ class ProcessSpec:
         return f"{self.process_type}.{self.index}"
 
 
+def engine_kwargs(settings: ContainerSettings, labels: dict[str, str], env: dict[str, str]) -> dict:
+    """Engine API arguments for `settings`, our labels and the container's own env on top."""
+    kwargs: dict = {
+        "environment": {**settings.env, **env},
+        "labels": {**settings.labels, **labels},
+        "init": True,
+    }
+    if settings.binds:
+        kwargs["mounts"] = [
+            Mount(b.target, str(b.source), type="bind", read_only=b.read_only) for b in settings.binds
+        ]
+    if settings.memory:
+        kwargs["mem_limit"] = settings.memory
+    if settings.cpus:
+        kwargs["nano_cpus"] = int(settings.cpus * 1e9)
+    if settings.pids:
+        kwargs["pids_limit"] = settings.pids
+    if settings.networks:
+        kwargs["network"] = settings.networks[0]
+    return kwargs
+
+
 def start_process(client: docker.DockerClient, spec: ProcessSpec) -> Container:
     """Start one container; web gets PORT and a loopback-only published port."""
-    env = {**spec.env, "DYNO": spec.dyno, "PS": spec.dyno}
+    env = {"DYNO": spec.dyno, "PS": spec.dyno}
     ports = None
     if spec.process_type == "web":
         env["PORT"] = str(spec.port)
         ports = {f"{spec.port}/tcp": ("127.0.0.1", None)}
     name = f"paas-{spec.app}-{spec.process_type}-{spec.index}-v{spec.release}-{uuid.uuid4().hex[:6]}"
+    labels = names.app_labels(
+        spec.instance,
+        spec.app,
+        names.ROLE_PROCESS,
+        **{
+            names.LABEL_RELEASE: str(spec.release),
+            LABEL_TYPE: spec.process_type,
+            LABEL_INDEX: str(spec.index),
+            LABEL_PORT: str(spec.port),
+        },
+    )
     return client.containers.run(
         spec.image,
         command=[spec.process_type],
         name=name,
         detach=True,
-        environment=env,
         ports=ports,
-        init=True,
         restart_policy={"Name": "unless-stopped"},
-        labels=names.app_labels(
-            spec.instance,
-            spec.app,
-            names.ROLE_PROCESS,
-            **{
-                names.LABEL_RELEASE: str(spec.release),
-                LABEL_TYPE: spec.process_type,
-                LABEL_INDEX: str(spec.index),
-                LABEL_PORT: str(spec.port),
-            },
-        ),
         log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
+        **engine_kwargs(spec.settings, labels, env),
     )
 
 
@@ -96,55 +117,6 @@ def log_tail(container: Container, n: int = 30) -> list[str]:
     return [*lines[:head], "...", *lines[-(n - head) :]]
 
 
-def _crashed(container: Container) -> str | None:
-    """Why the container is no longer a healthy first run, or None."""
-    state = container.attrs.get("State", {})
-    name = f"{container.labels.get(LABEL_TYPE)}.{container.labels.get(LABEL_INDEX)}"
-    restarts = container.attrs.get("RestartCount", 0)
-    if state.get("Status") in ("exited", "dead"):
-        return f"{name} exited with status {state.get('ExitCode')}"
-    if state.get("Restarting"):
-        return f"{name} exited with status {state.get('ExitCode')} (restarting)"
-    if restarts:
-        return f"{name} crashed and was restarted ({restarts} time(s))"
-    return None
-
-
-def _http_answers(ip: str, port: int, host: str, timeout: float) -> bool:
-    """True once the process answers an HTTP request with any status line."""
-    try:
-        with socket.create_connection((ip, port), timeout=timeout) as sock:
-            sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: paas-check\r\n\r\n".encode())
-            return sock.recv(12).startswith(b"HTTP/")
-    except OSError:
-        return False
-
-
-def wait_until_serving(container: Container, timeout: float, host: str = "localhost") -> None:
-    """Wait until the app answers HTTP on $PORT inside the container (with the app's Host).
-
-    The published loopback port cannot tell (docker-proxy accepts even when nothing listens), so
-    the check talks to the container's own address on the bridge network. An answer, not just an
-    accepted connection, is required: a gunicorn whose workers fail to boot accepts, then dies.
-    """
-    deadline = time.monotonic() + timeout
-    port = container_port(container)
-    while True:
-        container.reload()
-        reason = _crashed(container)
-        if reason:
-            raise ProcessFailed(f"{reason} before answering on $PORT ({port})", log_tail(container))
-        ip = container.attrs.get("NetworkSettings", {}).get("IPAddress")
-        if ip and _http_answers(ip, port, host, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
-            return
-        if time.monotonic() >= deadline:
-            raise ProcessFailed(
-                f"web process did not bind $PORT ({port}) and answer within {int(timeout)} s",
-                log_tail(container),
-            )
-        time.sleep(0.1)
-
-
 def started_at(container: Container) -> datetime | None:
     """When the container last started (docker gives nanoseconds; Python takes microseconds)."""
     text = container.attrs.get("State", {}).get("StartedAt") or ""
@@ -152,28 +124,6 @@ def started_at(container: Container) -> datetime | None:
         return None
     main, _, frac = text.rstrip("Z").partition(".")
     return datetime.fromisoformat(f"{main}.{(frac or '0')[:6]:0<6}+00:00")
-
-
-def settle(containers: list[Container], seconds: float) -> None:
-    """Every new container must still be running, never restarted, `seconds` after it started:
-    catches processes that start and then die. Counted from the start, so time spent booting and
-    passing checks already counts."""
-    if not containers:
-        return
-    for c in containers:
-        c.reload()
-    starts = [t for t in (started_at(c) for c in containers) if t is not None]
-    if starts:
-        remaining = (max(starts) - datetime.now(UTC)).total_seconds() + seconds
-        if remaining > 0:
-            time.sleep(remaining)
-    else:
-        time.sleep(seconds)
-    for c in containers:
-        c.reload()
-        reason = _crashed(c)
-        if reason:
-            raise ProcessFailed(f"{reason} within {seconds:g} s of starting", log_tail(c))
 
 
 def host_port(container: Container) -> int | None:

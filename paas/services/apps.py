@@ -1,12 +1,22 @@
-"""Apps: create, look up, list."""
+"""Apps: create, info, rename, destroy (looking them up is in lookup.py)."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+
+import docker
 
 from paas.core import names, validation
 from paas.core.context import Context
-from paas.errors import Conflict, NotFound, PaasError
+from paas.core.output import BuildLog
+from paas.errors import Conflict, PaasError
+from paas.scheduler import docker_local as sched
+from paas.services import routing
+from paas.services.deploy import deploy_release, stop_timeout
+from paas.services.locks import app_lock
+from paas.services.lookup import app_url, get_app
+from paas.services.processes import list_processes
 from paas.store import App
 
 
@@ -19,14 +29,7 @@ def create_app(ctx: Context, name: str) -> App:
     except sqlite3.IntegrityError:
         raise Conflict(f"app {name!r} already exists") from None
     ctx.store.add_event(name, ctx.actor, "apps:create")
-    return app
-
-
-def get_app(ctx: Context, name: str) -> App:
-    validation.app_name(name)
-    app = ctx.store.get_app(name)
-    if app is None:
-        raise NotFound(f"app {name!r} does not exist")
+    ctx.plugins.call_post("paas_app_created", ctx=ctx, app=app)
     return app
 
 
@@ -42,20 +45,8 @@ def ensure_app(ctx: Context, name: str) -> App:
         return get_app(ctx, name)
 
 
-def list_apps(ctx: Context) -> list[App]:
-    return ctx.store.list_apps()
-
-
-def app_url(ctx: Context, name: str) -> str:
-    port = ctx.settings.http_port
-    suffix = "" if port == 80 else f":{port}"
-    return f"http://{name}.{ctx.settings.domain}{suffix}"
-
-
 def app_info(ctx: Context, name: str) -> dict:
     """Everything `apps:info` shows, with stable keys (also the JSON shape)."""
-    from paas.services.processes import list_processes
-
     app = get_app(ctx, name)
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None
@@ -78,11 +69,6 @@ def app_info(ctx: Context, name: str) -> dict:
 
 def rename_app(ctx: Context, old: str, new: str) -> App:
     """Rename: store, repo, then the current release redeployed under the new name."""
-    from paas.core.output import BuildLog
-    from paas.scheduler import docker_local as sched
-    from paas.services.deploy import deploy_release, stop_timeout
-    from paas.services.locks import app_lock
-
     app = get_app(ctx, old)
     validation.app_name(new)
     if ctx.store.get_app(new):
@@ -97,27 +83,21 @@ def rename_app(ctx: Context, old: str, new: str) -> App:
         release = ctx.store.current_release(renamed.id)
         if release is not None and not renamed.stopped:
             deploy_release(ctx, renamed, release, BuildLog())
-        ctx.router.remove_app(old)
+        routing.router(ctx).remove_app(old)
         sched.stop_and_remove(old_containers, timeout=stop_timeout(ctx, renamed))
         ctx.store.add_event(new, ctx.actor, "apps:rename", f"{old} -> {new}")
-        return renamed
+    ctx.plugins.call_post("paas_app_renamed", ctx=ctx, app=renamed, old_name=old)
+    return renamed
 
 
 def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
     """Remove containers, route, images, build cache, repo and every record of the app."""
-    import shutil
-
-    import docker
-
-    from paas.scheduler import docker_local as sched
-    from paas.services.locks import app_lock
-
     app = get_app(ctx, name)
     if confirm != app.name:
         raise PaasError(f"this destroys {app.name} and its data; run again with --confirm {app.name}")
     with app_lock(ctx, app.name):
         client = ctx.docker
-        ctx.router.remove_app(app.name)
+        routing.router(ctx).remove_app(app.name)
         instance = ctx.settings.instance_id
         # Every container of the app, whatever its role (processes, one-offs, builds, release phase).
         labels = names.label_filter(instance, app.name)
@@ -137,3 +117,4 @@ def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
         shutil.rmtree(names.repo_path(ctx.settings, app.name), ignore_errors=True)
         ctx.store.delete_app(app.id)
         ctx.store.add_event(app.name, ctx.actor, "apps:destroy")
+    ctx.plugins.call_post("paas_app_destroyed", ctx=ctx, app=app)

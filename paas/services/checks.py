@@ -1,4 +1,5 @@
-"""Health checks before traffic moves: defaults, app.json `healthchecks`, checks:disable/enable.
+"""Health checks before traffic moves: which ones run (defaults, app.json `healthchecks`,
+checks:disable/enable); paas.scheduler.health probes the containers.
 
 Default for web: the process answers HTTP on $PORT within the boot timeout; for every type: still
 running after the settle period. app.json may add startup checks per process type in Dokku's
@@ -8,84 +9,23 @@ format: {"healthchecks": {"web": [{"type": "startup", "path": "/health", "conten
 
 from __future__ import annotations
 
-import json
+from docker.models.containers import Container
 
-from dulwich.repo import Repo
-
-from paas.buildpacks import source
-from paas.core import validation
+from paas.core import manifest, names, validation
 from paas.core.context import Context
-from paas.errors import PaasError
-from paas.scheduler.health import StartupCheck
-from paas.services import apps as apps_service
+from paas.core.manifest import StartupCheck
+from paas.core.output import BuildLog
+from paas.scheduler import health
+from paas.services import lookup
 from paas.store import App, Build
 
 DISABLED_SETTING = "checks_disabled"
 ALL = "_all_"
 
 
-def _number(check: dict, key: str, default: float, low: float, high: float) -> float:
-    value = check.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise PaasError(f"app.json healthchecks: {key} must be a number from {low:g} to {high:g}")
-    return float(value)
-
-
-def parse_healthchecks(text: str) -> dict[str, list[StartupCheck]]:
-    """The startup checks of app.json, by process type (liveness/readiness are not deploy checks)."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}  # the buildpack step reports a broken app.json
-    raw = data.get("healthchecks") if isinstance(data, dict) else None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise PaasError("app.json healthchecks must be an object: {process type: [checks]}")
-    out: dict[str, list[StartupCheck]] = {}
-    for ptype, checks in raw.items():
-        validation.process_type(ptype)
-        if not isinstance(checks, list):
-            raise PaasError(f"app.json healthchecks.{ptype} must be a list of checks")
-        for i, check in enumerate(checks):
-            if not isinstance(check, dict):
-                raise PaasError(f"app.json healthchecks.{ptype}[{i}] must be an object")
-            if check.get("type", "startup") != "startup":
-                continue
-            path = check.get("path", "/")
-            if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in " \r\n"):
-                raise PaasError(f"app.json healthchecks.{ptype}[{i}].path must be a URL path like /health")
-            content = check.get("content")
-            if content is not None and not isinstance(content, str):
-                raise PaasError(f"app.json healthchecks.{ptype}[{i}].content must be a string")
-            out.setdefault(ptype, []).append(
-                StartupCheck(
-                    name=str(check.get("name") or f"{ptype} {path}"),
-                    path=path,
-                    content=content,
-                    timeout=_number(check, "timeout", 5, 0.1, 600),
-                    attempts=int(_number(check, "attempts", 3, 1, 100)),
-                    wait=_number(check, "wait", 1, 0, 600),
-                    initial_delay=_number(check, "initialDelay", 0, 0, 600),
-                    uptime=_number(check, "uptime", 0, 0, 600),
-                )
-            )
-    return out
-
-
-def checks_for(ctx: Context, app: App, build: Build) -> dict[str, list[StartupCheck]]:
-    """The app.json startup checks of the commit a build was made from."""
-    repo_path = ctx.settings.repos_dir / f"{app.name}.git"
-    if not repo_path.exists():
-        return {}
-    repo = Repo(str(repo_path))
-    try:
-        text = source.read_file(repo, build.commit_sha, "app.json")
-    except KeyError:
-        return {}
-    finally:
-        repo.close()
-    return parse_healthchecks(text) if text else {}
+def checks_for(build: Build) -> dict[str, list[StartupCheck]]:
+    """The app.json startup checks of the commit a build was made from (kept with the build)."""
+    return manifest.from_data(build.manifest).healthchecks if build.manifest else {}
 
 
 def disabled_types(ctx: Context, app: App) -> set[str]:
@@ -99,7 +39,7 @@ def is_disabled(disabled: set[str], ptype: str) -> bool:
 
 def set_checks(ctx: Context, app_name: str, ptypes: list[str], enabled: bool) -> set[str]:
     """checks:enable / checks:disable, for some process types or (none given) all of them."""
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     for t in ptypes:
         validation.process_type(t)
     disabled = disabled_types(ctx, app)
@@ -115,11 +55,11 @@ def set_checks(ctx: Context, app_name: str, ptypes: list[str], enabled: bool) ->
 
 
 def report(ctx: Context, app_name: str) -> dict:
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     disabled = disabled_types(ctx, app)
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None
-    custom = checks_for(ctx, app, build) if build else {}
+    custom = checks_for(build) if build else {}
     types = sorted(set(build.processes if build else {}) | set(custom))
     return {
         "disabled": sorted("all" if t == ALL else t for t in disabled),
@@ -132,3 +72,24 @@ def report(ctx: Context, app_name: str) -> dict:
             for t in types
         },
     }
+
+
+def run_checks(ctx: Context, app: App, build: Build, started: list[Container], log: BuildLog) -> None:
+    """Default and app.json checks for each new container (unless disabled), then the settle."""
+    custom = checks_for(build)
+    disabled = disabled_types(ctx, app)
+    host = lookup.hostnames(ctx, app.name)[0]
+    checked = []
+    for c in started:
+        ptype = c.labels.get(names.LABEL_TYPE, "")
+        if is_disabled(disabled, ptype):
+            continue
+        checked.append(c)
+        if ptype == "web":
+            health.wait_until_serving(c, ctx.settings.boot_timeout, host)
+            for check in custom.get(ptype, []):
+                log.detail(f"checking {ptype}.{c.labels.get(names.LABEL_INDEX)}: {check.name}")
+                health.run_startup_check(c, check, host)
+    if disabled:
+        log.detail("checks disabled for " + ", ".join(sorted("all" if d == ALL else d for d in disabled)))
+    health.settle(checked, ctx.settings.settle_seconds)

@@ -6,14 +6,14 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
-from paas.services import apps as apps_service
+from paas.services import lookup
 from paas.services.locks import app_lock
 from paas.services.releases import new_release
 from paas.store import App, Release
 
 
 def get_config(ctx: Context, app_name: str) -> dict[str, str]:
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     return ctx.store.get_config(app.id)
 
 
@@ -29,7 +29,7 @@ def set_config(
     ctx: Context, app_name: str, values: dict[str, str], log: BuildLog, restart: bool = True
 ) -> Release | None:
     """Set values (validated, byte for byte); returns the new release, or None without restart."""
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     if not values:
         raise PaasError("nothing to set: give KEY=value pairs")
     _check_values(values)
@@ -41,7 +41,7 @@ def set_config(
 def unset_config(
     ctx: Context, app_name: str, keys: list[str], log: BuildLog, restart: bool = True
 ) -> Release | None:
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     if not keys:
         raise PaasError("nothing to unset: give one or more KEYs")
     for key in keys:
@@ -66,7 +66,7 @@ def update_config(
         return set_config(ctx, app_name, values, log, restart)
     if not values:
         return unset_config(ctx, app_name, unset, log, restart)
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     _check_values(values)
     for key in unset:
         validation.config_key(key)
@@ -110,6 +110,9 @@ def _apply(
             description=description,
             log=log,
         )
+    before = ctx.store.get_config(app.id)
     ctx.store.replace_config(app.id, config)
     ctx.store.add_event(app.name, ctx.actor, "config", description)
+    changed = sorted(k for k in {*before, *config} if before.get(k) != config.get(k))
+    ctx.plugins.call_post("paas_config_changed", ctx=ctx, app=app, keys=changed)
     return release

@@ -6,10 +6,17 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import apps as apps_service
+from paas.services import lookup
 from paas.services.locks import app_lock
 from paas.services.releases import new_release
 from paas.store import Release
+
+NOT_SCALABLE = {"release": "release runs once per release, before its processes start; it is not scaled"}
+
+
+def default_formation(processes: dict[str, str], stored: dict[str, int]) -> dict[str, int]:
+    """Stored scale for known types; new types get web=1 and 0 for the rest (as Heroku)."""
+    return {t: stored.get(t, 1 if t == "web" else 0) for t in sorted(processes) if t not in NOT_SCALABLE}
 
 
 def parse_scale_args(args: list[str]) -> dict[str, int]:
@@ -26,18 +33,21 @@ def parse_scale_args(args: list[str]) -> dict[str, int]:
 
 
 def get_formation(ctx: Context, app_name: str) -> dict[str, int]:
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     return ctx.store.get_formation(app.id)
 
 
 def scale(ctx: Context, app_name: str, changes: dict[str, int], log: BuildLog) -> Release | None:
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     with app_lock(ctx, app.name):
         current = ctx.store.current_release(app.id)
         build = ctx.store.get_build(current.build_id) if current and current.build_id else None
         if build is None:
             build = ctx.store.latest_build(app.id)
-        known = build.processes if build else {}
+        for ptype in changes:
+            if ptype in NOT_SCALABLE:
+                raise PaasError(NOT_SCALABLE[ptype])
+        known = {t: c for t, c in (build.processes if build else {}).items() if t not in NOT_SCALABLE}
         unknown = sorted(set(changes) - set(known))
         if unknown:
             offer = ", ".join(sorted(known)) or "none yet: push code first"

@@ -9,7 +9,7 @@ from docker.models.containers import Container
 from paas.core import names
 from paas.core.context import Context
 from paas.errors import PaasError
-from paas.services import apps as apps_service
+from paas.services import lookup
 
 
 def create_oneoff(
@@ -17,7 +17,7 @@ def create_oneoff(
 ) -> Container:
     """A created (not started) container: `/start <type>` for a Procfile type, else the command
     line through `bash -c`, as a remote shell would run it (Heroku's `run` semantics)."""
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     command = command.strip()
     if not command:
         raise PaasError("give a command to run, e.g. run myapp python manage.py migrate")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from paas.core.context import Context
 from paas.scheduler import inventory
-from paas.services import apps as apps_service
+from paas.services import lookup
 from paas.services.locks import is_held
 from paas.store import App, Release
 
@@ -71,7 +71,7 @@ def _deploying(ctx: Context, app: App, busy: set[int]) -> bool:
 
 
 def summaries(ctx: Context) -> list[AppSummary]:
-    apps = apps_service.list_apps(ctx)
+    apps = lookup.list_apps(ctx)
     releases = ctx.store.current_releases()
     formations = ctx.store.all_formations()
     busy = ctx.store.busy_app_ids()
@@ -85,7 +85,7 @@ def summaries(ctx: Context) -> list[AppSummary]:
 
 
 def summary(ctx: Context, name: str) -> AppSummary:
-    app = apps_service.get_app(ctx, name)
+    app = lookup.get_app(ctx, name)
     procs = inventory.processes(ctx.docker, ctx.settings.instance_id, app.name)
     release = ctx.store.current_release(app.id)
     formation = ctx.store.get_formation(app.id)
@@ -107,6 +107,6 @@ def _summary(
         processes=counts,
         release=release.version if release else None,
         deployed_at=release.created_at if release else None,
-        url=apps_service.app_url(ctx, app.name),
+        url=lookup.app_url(ctx, app.name),
         created_at=app.created_at,
     )

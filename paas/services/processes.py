@@ -10,9 +10,10 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
-from paas.services import apps as apps_service
-from paas.services.deploy import deploy_release, hostnames, stop_timeout
+from paas.services import lookup
+from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
+from paas.services.routing import route_app
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ProcessInfo:
 
 
 def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     now = datetime.now(UTC)
     out = []
     for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name):
@@ -58,7 +59,7 @@ def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
 
 def restart(ctx: Context, app_name: str, ptype: str | None, log: BuildLog) -> None:
     """Fresh containers for the current release (all types, or one), swapped in without downtime."""
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     if ptype is not None:
         validation.process_type(ptype)
     with app_lock(ctx, app.name):
@@ -76,11 +77,11 @@ def restart(ctx: Context, app_name: str, ptype: str | None, log: BuildLog) -> No
 
 def stop(ctx: Context, app_name: str, log: BuildLog) -> int:
     """Stop every process and take the route down; `ps:start` brings them back."""
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     with app_lock(ctx, app.name):
         containers = sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name)
         ctx.store.set_stopped(app.id, True)
-        ctx.router.set_app(app.name, hostnames(ctx, app.name), [])
+        route_app(ctx, app.name, [])
         sched.stop_and_remove(containers, timeout=stop_timeout(ctx, app))
         ctx.store.add_event(app.name, ctx.actor, "ps:stop")
         log.step(f"Stopped {len(containers)} process(es) of {app.name}")
@@ -88,7 +89,7 @@ def stop(ctx: Context, app_name: str, log: BuildLog) -> int:
 
 
 def start(ctx: Context, app_name: str, log: BuildLog) -> None:
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     with app_lock(ctx, app.name):
         release = ctx.store.current_release(app.id)
         if release is None:
@@ -104,7 +105,7 @@ PS_SETTINGS = {"stop-timeout-seconds": ("stop_timeout", 1, 3600)}
 
 def set_property(ctx: Context, app_name: str, key: str, value: str | None) -> None:
     """`ps:set <app> stop-timeout-seconds 60` (Dokku's name); no value restores the default."""
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     if key not in PS_SETTINGS:
         raise PaasError(f"unknown ps property {key!r}; known: {', '.join(sorted(PS_SETTINGS))}")
     setting, low, high = PS_SETTINGS[key]
@@ -117,5 +118,5 @@ def set_property(ctx: Context, app_name: str, key: str, value: str | None) -> No
 
 
 def properties(ctx: Context, app_name: str) -> dict[str, str]:
-    app = apps_service.get_app(ctx, app_name)
+    app = lookup.get_app(ctx, app_name)
     return {"stop-timeout-seconds": str(stop_timeout(ctx, app))}

@@ -16,8 +16,11 @@ from paas.core import names
 from paas.core.context import Context
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
-from paas.services.deploy import hostnames
+from paas.scheduler import health
+from paas.services.containers import container_settings
 from paas.services.locks import app_lock
+from paas.services.lookup import hostnames
+from paas.services.routing import route_app
 from paas.store import App
 
 log = logging.getLogger("paas.reconcile")
@@ -60,7 +63,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
         if containers:
             sched.stop_and_remove(containers, timeout=5)
             actions.append(f"removed {len(containers)} container(s) of a stopped or undeployed app")
-        ctx.router.set_app(app.name, hostnames(ctx, app.name), [])
+        route_app(ctx, app.name, [])
         return actions
     formation = ctx.store.get_formation(app.id) or release.formation
     desired = {(t, i) for t, n in formation.items() if t in build.processes for i in range(1, n + 1)}
@@ -80,9 +83,11 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     started = []
     missing = sorted(desired - set(keep))
     port = builder.image_port(client, build.image) if missing else names.APP_PORT
+    settings = container_settings(ctx, app, release) if missing else None
     for ptype, index in missing:
+        assert settings is not None
         spec = sched.ProcessSpec(
-            instance, app.name, release.version, ptype, index, build.image, dict(release.config), port
+            instance, app.name, release.version, ptype, index, build.image, settings, port
         )
         container = sched.start_process(client, spec)
         started.append(container)
@@ -90,16 +95,17 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     for c in started:
         if c.labels.get(names.LABEL_TYPE) == "web":
             try:
-                sched.wait_until_serving(c, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
+                health.wait_until_serving(c, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
             except PaasError as exc:
                 actions.append(f"{exc}")
     # web_upstreams keeps only the containers that are running now
-    ctx.router.set_app(app.name, hostnames(ctx, app.name), sched.web_upstreams([*keep.values(), *started]))
+    route_app(ctx, app.name, [*keep.values(), *started])
     return actions
 
 
 def reconcile_all(ctx: Context) -> dict[str, list[str]]:
-    """One pass over every app; errors of one app never stop the others."""
+    """One pass over every app, then the plugins' own (`paas_reconcile`); errors of one app or
+    plugin never stop the others."""
     done: dict[str, list[str]] = {}
     for app in ctx.store.list_apps():
         try:
@@ -110,4 +116,5 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
         if actions:
             log.info("reconcile %s: %s", app.name, "; ".join(actions))
             done[app.name] = actions
+    ctx.plugins.call_post("paas_reconcile", ctx=ctx)
     return done

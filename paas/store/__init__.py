@@ -10,7 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,6 +56,7 @@ class Build:
     output: str
     user: str | None
     created_at: str
+    manifest: dict = field(default_factory=dict)  # app.json of the commit, as parsed once at push
 
 
 @dataclass(frozen=True)
@@ -215,12 +216,14 @@ class Store(AccountsStore, SamplesStore, OverviewStore):
                 )
 
     # builds
-    def create_build(self, app_id: int, commit_sha: str, user: str | None) -> int:
+    def create_build(
+        self, app_id: int, commit_sha: str, user: str | None, manifest: dict | None = None
+    ) -> int:
         with self.transaction() as c:
             cur = c.execute(
-                "INSERT INTO builds (app_id, commit_sha, status, user, created_at)"
-                " VALUES (?, ?, 'pending', ?, ?)",
-                (app_id, commit_sha, user, now()),
+                "INSERT INTO builds (app_id, commit_sha, status, user, created_at, manifest)"
+                " VALUES (?, ?, 'pending', ?, ?, ?)",
+                (app_id, commit_sha, user, now(), json.dumps(manifest or {})),
             )
             return int(cur.lastrowid)  # type: ignore[arg-type]
 
@@ -249,6 +252,7 @@ class Store(AccountsStore, SamplesStore, OverviewStore):
             return None
         d = dict(row)
         d["processes"] = json.loads(d["processes"])
+        d["manifest"] = json.loads(d.get("manifest") or "{}")
         return Build(**d)
 
     def latest_build(self, app_id: int) -> Build | None:
@@ -262,12 +266,7 @@ class Store(AccountsStore, SamplesStore, OverviewStore):
             c.execute("UPDATE builds SET image = NULL WHERE id = ?", (build_id,))
 
     def get_build(self, build_id: int) -> Build | None:
-        row = self._one("SELECT * FROM builds WHERE id = ?", (build_id,))
-        if row is None:
-            return None
-        d = dict(row)
-        d["processes"] = json.loads(d["processes"])
-        return Build(**d)
+        return self._build(self._one("SELECT * FROM builds WHERE id = ?", (build_id,)))
 
     # releases
     def _release(self, row: sqlite3.Row | None) -> Release | None:

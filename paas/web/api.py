@@ -21,8 +21,8 @@ from paas.services import config as config_service
 from paas.services import domains as domains_service
 from paas.services import formation as formation_service
 from paas.services import logs as logs_service
+from paas.services import lookup, overview
 from paas.services import metrics as metrics_service
-from paas.services import overview
 from paas.services import processes as processes_service
 from paas.services import releases as releases_service
 from paas.services import users as users_service
@@ -214,7 +214,7 @@ def build_output(app: str, version: str):  # type: ignore[no-untyped-def]
 
 # domains
 def _domains(app: str) -> list[dict]:
-    default = apps_service.app_url(ctx(), app).split("//", 1)[1].split(":")[0]
+    default = lookup.app_url(ctx(), app).split("//", 1)[1].split(":")[0]
     custom = domains_service.list_domains(ctx(), app)
     return [{"hostname": default, "kind": "default"}] + [{"hostname": h, "kind": "custom"} for h in custom]
 
@@ -250,7 +250,7 @@ def logs(app: str):  # type: ignore[no-untyped-def]
 def log_stream(app: str):  # type: ignore[no-untyped-def]
     ptype = request.args.get("type") or None
     lines = int_arg("lines", 100)
-    name = apps_service.get_app(ctx(), app).name
+    name = lookup.get_app(ctx(), app).name
     if ptype is not None:
         validation.process_type(ptype)
     last = request.headers.get("Last-Event-ID") or None

@@ -24,8 +24,8 @@ from paas.services import domains as domains_service
 from paas.services import events as events_service
 from paas.services import formation as formation_service
 from paas.services import logs as logs_service
+from paas.services import lookup, overview
 from paas.services import metrics as metrics_service
-from paas.services import overview
 from paas.services import processes as processes_service
 from paas.services import releases as releases_service
 from paas.store import Release
@@ -237,7 +237,7 @@ def logs(app: str):  # type: ignore[no-untyped-def]
 def log_stream(app: str):  # type: ignore[no-untyped-def]
     ptype = request.args.get("type") or None
     lines = int_arg("lines", 100)
-    name = apps_service.get_app(ctx(), app).name  # errors now, as a page, not inside the stream
+    name = lookup.get_app(ctx(), app).name  # errors now, as a page, not inside the stream
     if ptype is not None:
         validation.process_type(ptype)
     last = request.headers.get("Last-Event-ID") or None

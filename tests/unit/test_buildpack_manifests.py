@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from paas.buildpacks import app_json, dockerfile
+from paas.buildpacks import dockerfile
 from paas.buildpacks.builder import BuildFailed, process_table
+from paas.core import manifest as app_json
 from paas.core.output import BuildLog
+from paas.services import first_deploy
 
 
 def test_app_json_env_formation_and_postdeploy() -> None:
@@ -30,17 +32,19 @@ def test_app_json_env_formation_and_postdeploy() -> None:
     )
     assert manifest.formation == {"web": 2, "worker": 0}
     assert manifest.postdeploy == "python manage.py seed"
-    added = app_json.initial_config(manifest, {"PLAIN": "already set"})
+    added = first_deploy.initial_config(manifest, {"PLAIN": "already set"})
     assert set(added) == {"OBJ", "FLAG", "SECRET"}
     assert added["OBJ"] == "w" and added["FLAG"] == "true"
-    assert len(added["SECRET"]) == 64 and added["SECRET"] != app_json.initial_config(manifest, {})["SECRET"]
+    assert (
+        len(added["SECRET"]) == 64 and added["SECRET"] != first_deploy.initial_config(manifest, {})["SECRET"]
+    )
 
 
 def test_app_json_required_value_missing() -> None:
     manifest = app_json.parse('{"env": {"DATABASE_URL": {"description": "required"}}}')
     with pytest.raises(app_json.AppJsonError, match="app.json requires DATABASE_URL"):
-        app_json.initial_config(manifest, {})
-    assert app_json.initial_config(manifest, {"DATABASE_URL": "x"}) == {}
+        first_deploy.initial_config(manifest, {})
+    assert first_deploy.initial_config(manifest, {"DATABASE_URL": "x"}) == {}
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from paas.buildpacks.builder import MAX_OUTPUT_BYTES, BuildFailed, read_build_output
 from paas.core.output import KEEP_HEAD, KEEP_TAIL, BuildLog
 from paas.errors import PaasError
-from paas.services import deploy
+from paas.services import push
 from paas.services.releases import parse_version
 
 ZERO = b"0" * 40
@@ -32,8 +32,8 @@ def test_build_outputs_never_follow_links_or_read_special_files(tmp_path: Path) 
 
 
 def test_push_refs_that_may_deploy() -> None:
-    deploy.check_push_ref("refs/heads/main", False, None)
-    deploy.check_push_ref("refs/heads/master", False, None)
+    push.check_push_ref("refs/heads/main", False, None)
+    push.check_push_ref("refs/heads/master", False, None)
     for ref, deleting, done, message in (
         ("refs/heads/dev", False, None, "only main or master deploys"),
         ("refs/tags/v1", False, None, "only main or master deploys"),
@@ -41,16 +41,16 @@ def test_push_refs_that_may_deploy() -> None:
         ("refs/heads/master", False, "refs/heads/main", "push one deploy branch at a time"),
     ):
         with pytest.raises(PaasError, match=message):
-            deploy.check_push_ref(ref, deleting, done)
+            push.check_push_ref(ref, deleting, done)
 
 
 def test_a_branch_that_moved_while_the_push_waited_is_refused() -> None:
     a, b = b"a" * 40, b"b" * 40
-    deploy.check_ref_unmoved("refs/heads/main", a, a, ZERO)
-    deploy.check_ref_unmoved("refs/heads/main", ZERO, None, ZERO)
+    push.check_ref_unmoved("refs/heads/main", a, a, ZERO)
+    push.check_ref_unmoved("refs/heads/main", ZERO, None, ZERO)
     for old, current in ((a, b), (ZERO, a), (a, None)):
         with pytest.raises(PaasError, match="main moved while this push waited"):
-            deploy.check_ref_unmoved("refs/heads/main", old, current, ZERO)
+            push.check_ref_unmoved("refs/heads/main", old, current, ZERO)
 
 
 def test_build_log_streams_everything_but_keeps_a_bounded_head_and_tail() -> None:

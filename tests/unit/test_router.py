@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from paas.core.routes import Route
 from paas.errors import PaasError
 from paas.router.nginx import Router
 from paas.settings import Settings
@@ -15,7 +16,7 @@ def router(tmp_path: Path) -> Router:
 
 
 def test_rendered_config_passes_nginx_t(router: Router) -> None:
-    router.set_app("hello", ["hello.localhost"], ["127.0.0.1:32768", "127.0.0.1:32769"])
+    router.set_route(Route("hello", ["hello.localhost"], ["127.0.0.1:32768", "127.0.0.1:32769"]))
     text = (router.apps_dir / "hello.conf").read_text()
     assert "server_name hello.localhost;" in text
     assert "server 127.0.0.1:32768" in text and "server 127.0.0.1:32769" in text
@@ -35,24 +36,24 @@ def test_rendered_config_passes_nginx_t(router: Router) -> None:
 
 
 def test_no_upstreams_removes_the_route(router: Router) -> None:
-    router.set_app("hello", ["hello.localhost"], ["127.0.0.1:1"])
-    router.set_app("hello", ["hello.localhost"], [])
+    router.set_route(Route("hello", ["hello.localhost"], ["127.0.0.1:1"]))
+    router.set_route(Route("hello", ["hello.localhost"], []))
     assert router.routed_apps() == []
 
 
 @pytest.mark.parametrize("host", ["evil.com; include /etc/passwd", "a b", "x{y}", "a\nb"])
 def test_unsafe_values_never_reach_the_config(router: Router, host: str) -> None:
     with pytest.raises(PaasError, match="unsafe"):
-        router.set_app("hello", [host], ["127.0.0.1:1"])
+        router.set_route(Route("hello", [host], ["127.0.0.1:1"]))
     assert router.routed_apps() == []
 
 
 def test_a_config_nginx_rejects_is_never_installed(router: Router) -> None:
-    router.set_app("good", ["good.localhost"], ["127.0.0.1:1"])
+    router.set_route(Route("good", ["good.localhost"], ["127.0.0.1:1"]))
     # Two apps claiming one upstream name is impossible, but a duplicate server_name with a
     # conflicting listen is fine; force a real nginx -t failure with an invalid port instead.
     with pytest.raises(PaasError, match="nginx -t"):
-        router.set_app("bad", ["bad.localhost"], ["127.0.0.1:99999"])
+        router.set_route(Route("bad", ["bad.localhost"], ["127.0.0.1:99999"]))
     assert router.routed_apps() == ["good"]
 
 
@@ -64,7 +65,7 @@ def nginx_t(router: Router) -> subprocess.CompletedProcess:
 
 
 def test_the_dashboard_block_routes_paas_domain_and_is_no_app(router: Router) -> None:
-    router.set_app("hello", ["hello.localhost"], ["127.0.0.1:32768"])
+    router.set_route(Route("hello", ["hello.localhost"], ["127.0.0.1:32768"]))
     router.set_dashboard("paas.localhost", "127.0.0.1:5000")
     text = (router.apps_dir / "_dashboard.conf").read_text()
     assert "server_name paas.localhost;" in text

@@ -15,9 +15,13 @@ import requests
 
 from paas.buildpacks.builder import stream_lines
 from paas.core import names
+from paas.core.container import ContainerSettings
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
+from paas.scheduler import docker_local as sched
+from paas.services.containers import container_settings
+from paas.store import App, Release
 
 RELEASE_TYPE = "release"
 TIMEOUT_SECONDS = 30 * 60
@@ -39,34 +43,38 @@ class _IndentedLog:
 
 def run_oneoff(
     ctx: Context,
-    app: str,
-    version: int,
+    app: App,
+    release: Release,
     image: str,
     command: list[str],
-    env: dict[str, str],
     dyno: str,
-    log: BuildLog,
+    log: BuildLog | _IndentedLog,
     timeout: int = TIMEOUT_SECONDS,
+    settings: ContainerSettings | None = None,
 ) -> int:
-    """Run a command to completion in a fresh container from `image`; return its exit status."""
+    """Run a command to completion in a fresh container from `image`; return its exit status.
+
+    `log` gets the command's output line by line (as build-log details unless given raw)."""
     client = ctx.docker
+    if settings is None:
+        settings = container_settings(ctx, app, release)
+    labels = names.app_labels(
+        ctx.settings.instance_id,
+        app.name,
+        names.ROLE_ONEOFF,
+        **{names.LABEL_RELEASE: str(release.version), names.LABEL_TYPE: dyno.split(".")[0]},
+    )
     container = client.containers.create(
         image,
         command=command,
-        name=f"paas-{app}-{dyno.replace('.', '-')}-v{version}-{uuid.uuid4().hex[:6]}",
-        environment={**env, "DYNO": dyno, "PS": dyno},
-        init=True,
-        labels=names.app_labels(
-            ctx.settings.instance_id,
-            app,
-            names.ROLE_ONEOFF,
-            **{names.LABEL_RELEASE: str(version), names.LABEL_TYPE: dyno.split(".")[0]},
-        ),
+        name=f"paas-{app.name}-{dyno.replace('.', '-')}-v{release.version}-{uuid.uuid4().hex[:6]}",
+        **sched.engine_kwargs(settings, labels, {"DYNO": dyno, "PS": dyno}),
     )
+    sink = log if isinstance(log, _IndentedLog) else _IndentedLog(log)
     try:
         container.start()
         # The output streams from a thread so that the wait below can time out.
-        streamer = threading.Thread(target=stream_lines, args=(container, _IndentedLog(log)), daemon=True)
+        streamer = threading.Thread(target=stream_lines, args=(container, sink), daemon=True)
         streamer.start()
         try:
             status = int(container.wait(timeout=timeout).get("StatusCode", 1))
@@ -83,33 +91,25 @@ def run_oneoff(
 
 
 def run_release_command(
-    ctx: Context,
-    app: str,
-    version: int,
-    image: str,
-    processes: dict[str, str],
-    config: dict[str, str],
-    log: BuildLog,
+    ctx: Context, app: App, release: Release, image: str, processes: dict[str, str], log: BuildLog
 ) -> None:
     """The `release:` process, if the build has one; raises when it fails."""
     command = processes.get(RELEASE_TYPE)
     if not command:
         return
     log.step(f"Running release command: {command}")
-    status = run_oneoff(ctx, app, version, image, [RELEASE_TYPE], config, "release.1", log)
+    status = run_oneoff(ctx, app, release, image, [RELEASE_TYPE], "release.1", log)
     if status != 0:
         raise ReleasePhaseFailed(
-            f"release command failed (exit status {status}): v{version} was not deployed"
+            f"release command failed (exit status {status}): v{release.version} was not deployed"
         )
     log.detail("release command done")
 
 
-def run_postdeploy(
-    ctx: Context, app: str, version: int, image: str, command: str, config: dict[str, str], log: BuildLog
-) -> None:
+def run_postdeploy(ctx: Context, app: App, release: Release, image: str, command: str, log: BuildLog) -> None:
     """app.json's `scripts.postdeploy`, after the first deploy; a failure is reported, not undone."""
     log.step(f"Running postdeploy: {command}")
-    status = run_oneoff(ctx, app, version, image, ["/bin/sh", "-c", command], config, "postdeploy.1", log)
+    status = run_oneoff(ctx, app, release, image, ["/bin/sh", "-c", command], "postdeploy.1", log)
     if status != 0:
         log.error(f"postdeploy failed (exit status {status}); the app is deployed")
     else:

@@ -1,0 +1,222 @@
+"""app.json, the app manifest: read from the pushed commit and parsed once per push.
+
+The parsed manifest is kept with its build (as the JSON object it came from), so checks, cron and
+addons of any release read the app.json of the commit that release runs, without going back to
+git. What each part means:
+
+- `env`: config vars set on the first deploy (`"generator": "secret"` makes a random value);
+- `formation`: the initial scale;
+- `scripts.postdeploy`: a command run once after the first deploy;
+- `healthchecks`: Dokku's startup checks per process type ({"web": [{"path": "/health", ...}]});
+- `cron`: Dokku's scheduled commands ([{"command": "...", "schedule": "@daily"}]), run by the
+  cron plugin, which validates the schedules;
+- `addons`: backing services to create and link (read by the service plugins).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from paas.core import validation
+from paas.errors import PaasError
+
+MAX_QUANTITY = 100
+
+
+class AppJsonError(PaasError):
+    """app.json is present but unusable; the message says where."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    value: str | None = None
+    generator: str | None = None
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class StartupCheck:
+    """One app.json startup check (Dokku's format)."""
+
+    name: str
+    path: str = "/"
+    content: str | None = None
+    timeout: float = 5.0
+    attempts: int = 3
+    wait: float = 1.0
+    initial_delay: float = 0.0
+    uptime: float = 0.0
+
+
+@dataclass(frozen=True)
+class CronEntry:
+    command: str
+    schedule: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    env: dict[str, EnvSpec] = field(default_factory=dict)
+    formation: dict[str, int] = field(default_factory=dict)
+    postdeploy: str | None = None
+    healthchecks: dict[str, list[StartupCheck]] = field(default_factory=dict)
+    cron: list[CronEntry] = field(default_factory=list)
+    addons: list[Any] = field(default_factory=list)
+    data: dict = field(default_factory=dict)  # the object as read: what the build keeps
+
+
+def parse(text: str) -> Manifest:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise AppJsonError(f"app.json is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return from_data(data)
+
+
+def from_data(data: object) -> Manifest:
+    """The manifest from app.json's object (as parsed at push, or as kept with a build)."""
+    if not isinstance(data, dict):
+        raise AppJsonError("app.json must hold a JSON object")
+    scripts = data.get("scripts") or {}
+    if not isinstance(scripts, dict):
+        raise AppJsonError("app.json: scripts must be an object")
+    addons = data.get("addons") or []
+    if not isinstance(addons, list):
+        raise AppJsonError("app.json: addons must be a list")
+    return Manifest(
+        env=_env(data.get("env") or {}),
+        formation=_formation(data.get("formation") or {}),
+        postdeploy=_postdeploy(scripts.get("postdeploy")),
+        healthchecks=_healthchecks(data.get("healthchecks")),
+        cron=_cron(data.get("cron")),
+        addons=addons,
+        data=data,
+    )
+
+
+def _env(raw: object) -> dict[str, EnvSpec]:
+    if not isinstance(raw, dict):
+        raise AppJsonError("app.json: env must be an object of KEY: value or KEY: {value, generator}")
+    env: dict[str, EnvSpec] = {}
+    for key, spec in raw.items():
+        try:
+            validation.config_key(key)
+        except PaasError as exc:
+            raise AppJsonError(f"app.json: env: {exc}") from None
+        if isinstance(spec, str):
+            env[key] = EnvSpec(value=spec)
+        elif isinstance(spec, dict):
+            value = spec.get("value")
+            generator = spec.get("generator")
+            if value is not None and not isinstance(value, str | int | float | bool):
+                raise AppJsonError(f"app.json: env.{key}.value must be a string")
+            if generator not in (None, "secret"):
+                raise AppJsonError(f'app.json: env.{key}.generator: only "secret" is supported')
+            text = None if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+            env[key] = EnvSpec(text, generator, bool(spec.get("required", True)))
+        else:
+            raise AppJsonError(f"app.json: env.{key} must be a string or an object")
+        if env[key].value is not None:
+            validation.config_value(key, env[key].value or "")
+    return env
+
+
+def _formation(raw: object) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        raise AppJsonError("app.json: formation must be an object of type: {quantity: N}")
+    formation: dict[str, int] = {}
+    for ptype, spec in raw.items():
+        try:
+            validation.process_type(ptype)
+        except PaasError as exc:
+            raise AppJsonError(f"app.json: formation: {exc}") from None
+        quantity = spec.get("quantity", 1) if isinstance(spec, dict) else None
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= MAX_QUANTITY:
+            raise AppJsonError(
+                f"app.json: formation.{ptype}.quantity must be a number from 0 to {MAX_QUANTITY}"
+            )
+        formation[ptype] = quantity
+    return formation
+
+
+def _postdeploy(raw: object) -> str | None:
+    if isinstance(raw, dict):
+        raw = raw.get("command")
+    if raw is not None and (not isinstance(raw, str) or not raw.strip()):
+        raise AppJsonError("app.json: scripts.postdeploy must be a command string")
+    return raw
+
+
+def _number(check: dict, key: str, default: float, low: float, high: float) -> float:
+    value = check.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise AppJsonError(f"app.json healthchecks: {key} must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _healthchecks(raw: object) -> dict[str, list[StartupCheck]]:
+    """The startup checks by process type (liveness/readiness are not deploy checks)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise AppJsonError("app.json healthchecks must be an object: {process type: [checks]}")
+    out: dict[str, list[StartupCheck]] = {}
+    for ptype, checks in raw.items():
+        validation.process_type(ptype)
+        if not isinstance(checks, list):
+            raise AppJsonError(f"app.json healthchecks.{ptype} must be a list of checks")
+        for i, check in enumerate(checks):
+            if not isinstance(check, dict):
+                raise AppJsonError(f"app.json healthchecks.{ptype}[{i}] must be an object")
+            if check.get("type", "startup") != "startup":
+                continue
+            path = check.get("path", "/")
+            if not isinstance(path, str) or not validation.url_path(path):
+                raise AppJsonError(f"app.json healthchecks.{ptype}[{i}].path must be a URL path like /health")
+            content = check.get("content")
+            if content is not None and not isinstance(content, str):
+                raise AppJsonError(f"app.json healthchecks.{ptype}[{i}].content must be a string")
+            out.setdefault(ptype, []).append(
+                StartupCheck(
+                    name=validation.printable(str(check.get("name") or f"{ptype} {path}"))[:100],
+                    path=path,
+                    content=content,
+                    timeout=_number(check, "timeout", 5, 0.1, 600),
+                    attempts=int(_number(check, "attempts", 3, 1, 100)),
+                    wait=_number(check, "wait", 1, 0, 600),
+                    initial_delay=_number(check, "initialDelay", 0, 0, 600),
+                    uptime=_number(check, "uptime", 0, 0, 600),
+                )
+            )
+    return out
+
+
+def _cron(raw: object) -> list[CronEntry]:
+    """The shape of `cron` (the cron plugin checks the schedules themselves)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise AppJsonError('app.json: cron must be a list of {"command": ..., "schedule": ...}')
+    out = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise AppJsonError(f"app.json: cron[{i}] must be an object")
+        command, schedule = entry.get("command"), entry.get("schedule")
+        if not isinstance(command, str) or not command.strip() or "\n" in command:
+            raise AppJsonError(f"app.json: cron[{i}].command must be a one-line command")
+        if not isinstance(schedule, str) or not schedule.strip():
+            raise AppJsonError(f"app.json: cron[{i}].schedule must be a cron expression like @daily")
+        out.append(CronEntry(command.strip(), schedule.strip()))
+    return out
+
+
+@dataclass(frozen=True)
+class PushedSource:
+    """What a pre-build hook sees of a push: the commit, its manifest and its files."""
+
+    commit: str
+    manifest: Manifest
+    read: Callable[[str], str | None]  # a file of the commit by path, None when absent

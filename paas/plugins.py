@@ -1,0 +1,222 @@
+"""Extension points (pluggy hook specifications) and the plugin manager.
+
+This module is the catalogue of hooks, like Dokku's plugin-triggers page: every hook below says
+when it is called and what it may do. Built-in plugins live in the top-level `plugins/<name>/`
+folder (imported as `paas_plugins.<name>`); third-party ones are pip packages with an entry point
+in the group `paas.plugins`. Both are loaded the same way and mark their hooks with
+`paas.plugins.hookimpl`. An implementation may take any subset of a hook's arguments.
+
+Errors: a pre-hook (`paas_pre_build`, `paas_pre_deploy`) that raises fails the operation with one
+line naming the plugin, before anything changed; any other hook that raises is logged and
+recorded as an event, and the operation goes on. Users never see a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from paas.errors import PaasError
+
+if TYPE_CHECKING:
+    import click
+
+    from paas.core.container import ContainerSettings
+    from paas.core.context import Context
+    from paas.core.manifest import PushedSource
+    from paas.core.output import BuildLog
+    from paas.core.routes import RouteExtras
+    from paas.store import App, Build, Release
+
+PROJECT = "paas"
+ENTRY_POINT_GROUP = "paas.plugins"
+BUILTIN_PACKAGE = "paas_plugins"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "plugins"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+log = logging.getLogger("paas.plugins")
+
+
+class HookSpecs:
+    """The hooks; each docstring is its entry in the catalogue (README: Plugins)."""
+
+    @hookspec
+    def paas_commands(self) -> list[click.Command]:
+        """At start: return click commands (made with `paas.commands.define`), available over SSH
+        and on the host CLI and listed by `help`. A name already taken is refused at load."""
+
+    @hookspec
+    def paas_app_created(self, ctx: Context, app: App) -> None:
+        """After an app was created (by `apps:create` or a first push)."""
+
+    @hookspec
+    def paas_app_destroyed(self, ctx: Context, app: App) -> None:
+        """After an app and its records were removed: clean up the plugin's own state."""
+
+    @hookspec
+    def paas_app_renamed(self, ctx: Context, app: App, old_name: str) -> None:
+        """After an app was renamed (`app` has the new name): move the plugin's own state."""
+
+    @hookspec
+    def paas_pre_build(self, ctx: Context, app: App, source: PushedSource, log: BuildLog) -> None:
+        """Before a build: `source` holds the commit and its parsed app.json manifest. Raise
+        `PaasError(message)` to refuse the push; the message reaches the pusher."""
+
+    @hookspec
+    def paas_post_build(self, ctx: Context, app: App, build: Build, log: BuildLog) -> None:
+        """After a build succeeded, before its release is deployed."""
+
+    @hookspec
+    def paas_pre_deploy(self, ctx: Context, app: App, release: Release, container: ContainerSettings) -> None:
+        """Before any container of a release starts (processes, release phase, postdeploy, `run`,
+        cron): add to `container` (env, mounts, labels, limits, networks). Raise to fail the deploy;
+        the running release keeps serving."""
+
+    @hookspec
+    def paas_post_deploy(self, ctx: Context, app: App, release: Release, log: BuildLog) -> None:
+        """After traffic moved to a new release (a push, config change, scale or rollback)."""
+
+    @hookspec
+    def paas_config_changed(self, ctx: Context, app: App, keys: list[str]) -> None:
+        """After `config:set`/`config:unset` made a release; `keys` are the names that changed."""
+
+    @hookspec
+    def paas_nginx_app(self, ctx: Context, app: App, extras: RouteExtras) -> None:
+        """While rendering the app's server block: add directives or locations to `extras`
+        (each is validated before it reaches nginx; a location `/` replaces the proxy)."""
+
+    @hookspec
+    def paas_reconcile(self, ctx: Context) -> None:
+        """On each reconcile pass (every PAAS_RECONCILE_SECONDS in `paas server`): converge the
+        plugin's own containers or schedules. Keep it quick; errors are logged."""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    version: str
+    source: str  # "built-in" or the distribution that provides it
+    hooks: list[str]
+
+
+class PluginError(PaasError):
+    """A plugin refused or failed an operation; the message names the plugin."""
+
+
+class Plugins:
+    """The loaded plugins of this process, and the calls into them."""
+
+    def __init__(self, disabled: set[str] | None = None, builtin_dir: Path = BUILTIN_DIR) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(HookSpecs)
+        self.info: dict[str, PluginInfo] = {}
+        self.disabled = set(disabled or ())
+        self._load_builtin(builtin_dir)
+        self._load_entry_points()
+
+    # loading
+    def _load_builtin(self, folder: Path) -> None:
+        if not folder.is_dir():
+            return
+        if BUILTIN_PACKAGE not in sys.modules:  # the folder is a package without being installed as one
+            package = types.ModuleType(BUILTIN_PACKAGE)
+            package.__path__ = [str(folder)]
+            sys.modules[BUILTIN_PACKAGE] = package
+        for path in sorted(folder.iterdir()):
+            name = path.name
+            if not (path / "__init__.py").is_file() or name.startswith(("_", ".")) or name in self.disabled:
+                continue
+            module = importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
+            self._register(module, name, getattr(module, "__version__", "built-in"), "built-in")
+
+    def _load_entry_points(self) -> None:
+        for dist in metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or ep.name in self.disabled:
+                    continue
+                try:
+                    plugin = ep.load()
+                except Exception as exc:  # a broken third-party plugin must not stop the server
+                    log.error("plugin %s (%s) failed to load: %s", ep.name, dist.metadata["Name"], exc)
+                    continue
+                self._register(plugin, ep.name, dist.version, dist.metadata["Name"])
+
+    def _register(self, plugin: object, name: str, version: str, source: str) -> None:
+        if name in self.info:
+            taken = self.info[name].source
+            log.error("plugin %s from %s ignored: the name is taken by %s", name, source, taken)
+            return
+        self.pm.register(plugin, name=name)
+        hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
+        self.info[name] = PluginInfo(name, version, source, hooks)
+
+    # calling
+    def _impls(self, hook: str) -> list[tuple[str, Callable, list[str]]]:
+        """(plugin name, function, argument names) in pluggy's call order (last registered first)."""
+        caller = getattr(self.pm.hook, hook)
+        return [
+            (self.pm.get_name(i.plugin) or "?", i.function, list(i.argnames))
+            for i in reversed(caller.get_hookimpls())
+        ]
+
+    def call_pre(self, hook: str, **kwargs: Any) -> list[Any]:
+        """A hook that may refuse: the first error stops the operation, naming the plugin."""
+        results = []
+        for name, fn, argnames in self._impls(hook):
+            try:
+                results.append(fn(**{a: kwargs[a] for a in argnames}))
+            except PaasError as exc:
+                raise PluginError(f"{name}: {exc}") from exc
+            except Exception as exc:
+                log.exception("plugin %s failed in %s", name, hook)
+                raise PluginError(f"plugin {name} failed in {hook}: {exc.__class__.__name__}") from exc
+        return results
+
+    def call_post(self, hook: str, **kwargs: Any) -> None:
+        """A hook after the fact: errors are logged and recorded as events (on the `app` passed,
+        if any), and the other plugins still run."""
+        ctx = kwargs.get("ctx")
+        app = getattr(kwargs.get("app"), "name", None)
+        for name, fn, argnames in self._impls(hook):
+            try:
+                fn(**{a: kwargs[a] for a in argnames})
+            except Exception as exc:
+                log.exception("plugin %s failed in %s", name, hook)
+                if ctx is not None:
+                    try:
+                        ctx.store.add_event(app, "paas", "plugin:failed", f"{name} {hook}: {exc}"[:300])
+                    except Exception:  # the store itself failing is logged above already
+                        pass
+
+    def commands(self) -> list[click.Command]:
+        out = []
+        for name, fn, _ in self._impls("paas_commands"):
+            try:
+                out.extend(fn() or [])
+            except Exception:
+                log.exception("plugin %s failed in paas_commands", name)
+        return out
+
+    def has(self, hook: str) -> bool:
+        return bool(getattr(self.pm.hook, hook).get_hookimpls())
+
+
+_loaded: dict[frozenset[str], Plugins] = {}
+
+
+def plugins(disabled: set[str]) -> Plugins:
+    """The process's plugins, loaded once (a server restart picks up newly installed ones)."""
+    key = frozenset(disabled)
+    if key not in _loaded:
+        _loaded[key] = Plugins(set(key))
+    return _loaded[key]

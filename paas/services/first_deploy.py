@@ -1,0 +1,86 @@
+"""What app.json asks of an app's first deploy: config on creation, initial scale, postdeploy.
+
+From the manifest of the first pushed commit (paas.core.manifest): `env` values (and
+`generator: "secret"`) become config vars before the first build (so the build sees them),
+`formation` is the initial scale, and `scripts.postdeploy` runs once after the first deploy.
+Later pushes leave config and scale alone.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from paas.core import validation
+from paas.core.context import Context
+from paas.core.manifest import AppJsonError, Manifest
+from paas.core.output import BuildLog
+from paas.services.release_phase import run_postdeploy
+from paas.store import App, Release
+
+
+def initial_config(manifest: Manifest, current: dict[str, str]) -> dict[str, str]:
+    """The config vars app.json adds to `current` (never overwriting one already set)."""
+    added: dict[str, str] = {}
+    missing = []
+    for key, spec in manifest.env.items():
+        if key in current:
+            continue
+        if spec.generator == "secret":
+            added[key] = secrets.token_hex(32)
+        elif spec.value is not None:
+            added[key] = spec.value
+        elif spec.required:
+            missing.append(key)
+    if missing:
+        raise AppJsonError(
+            f"app.json requires {', '.join(missing)}: set {'them' if len(missing) > 1 else 'it'} "
+            "with config:set before the first push"
+        )
+    return added
+
+
+def describe(added: dict[str, str], manifest: Manifest, log: BuildLog) -> None:
+    if not added:
+        return
+    names = [f"{k} (generated)" if manifest.env[k].generator == "secret" else k for k in sorted(added)]
+    log.step("Setting config vars from app.json: " + ", ".join(names))
+
+
+@dataclass(frozen=True)
+class FirstDeploy:
+    """What app.json asks of this push: set only while the app has never been deployed."""
+
+    manifest: Manifest | None
+    first: bool
+
+    @property
+    def formation(self) -> dict[str, int]:
+        return dict(self.manifest.formation) if self.first and self.manifest else {}
+
+
+def prepare(ctx: Context, app: App, manifest: Manifest | None, log: BuildLog) -> FirstDeploy:
+    """Before the first build: app.json's config vars (never overwriting ones already set)."""
+    first = ctx.store.current_release(app.id) is None
+    if not first:
+        return FirstDeploy(None, False)
+    if manifest is None:
+        return FirstDeploy(None, True)
+    current = ctx.store.get_config(app.id)
+    added = initial_config(manifest, current)
+    if added:
+        validation.config_size({**current, **added})
+        ctx.store.replace_config(app.id, {**current, **added})
+        ctx.store.add_event(app.name, ctx.actor, "config", "Set " + ", ".join(sorted(added)) + " (app.json)")
+        describe(added, manifest, log)
+    return FirstDeploy(manifest, True)
+
+
+def after_deploy(ctx: Context, app: App, release: Release, setup: FirstDeploy, log: BuildLog) -> None:
+    """After the first successful deploy: app.json's `scripts.postdeploy`."""
+    if not (setup.first and setup.manifest and setup.manifest.postdeploy):
+        return
+    build = ctx.store.get_build(release.build_id) if release.build_id else None
+    if build is None or not build.image:
+        return
+    run_postdeploy(ctx, app, release, build.image, setup.manifest.postdeploy, log)

@@ -1,0 +1,92 @@
+"""`git push`: what happens after the pack is stored and before the ref moves.
+
+Reads app.json once into the manifest kept with the build, lets plugins refuse the push, builds,
+records the release and deploys it (deploy.py). The caller holds the app's lock until the ref has
+moved (see git_receiver.pack_process).
+"""
+
+from __future__ import annotations
+
+from dulwich.repo import Repo
+
+from paas.buildpacks import builder
+from paas.buildpacks.source import SourceTree
+from paas.core import manifest as manifest_mod
+from paas.core.context import Context
+from paas.core.manifest import Manifest, PushedSource
+from paas.core.output import BuildLog
+from paas.core.validation import BRANCHES_THAT_DEPLOY
+from paas.errors import PaasError
+from paas.services import apps as apps_service
+from paas.services import first_deploy, lookup
+from paas.services.deploy import deploy_release
+from paas.services.formation import default_formation
+from paas.store import Release
+
+
+def check_push_ref(ref: str, deleting: bool, already_deployed: str | None) -> None:
+    """Which pushed refs may deploy: main or master, not deleted, one per push."""
+    branch = ref.removeprefix("refs/heads/")
+    if not ref.startswith("refs/heads/") or branch not in BRANCHES_THAT_DEPLOY:
+        raise PaasError(f"only main or master deploys: use 'git push paas {branch}:main'")
+    if deleting:
+        raise PaasError(f"deleting {branch} is not allowed")
+    if already_deployed is not None:
+        done = already_deployed.removeprefix("refs/heads/")
+        raise PaasError(f"push one deploy branch at a time: {done} was deployed, {branch} was not")
+
+
+def check_ref_unmoved(ref: str, old_sha: bytes, current: bytes | None, zero: bytes) -> None:
+    """The branch must still be where the pusher saw it (it may have waited for another deploy)."""
+    expected = None if old_sha == zero else old_sha
+    if current != expected:
+        branch = ref.removeprefix("refs/heads/")
+        raise PaasError(f"{branch} moved while this push waited: pull, then push again")
+
+
+def read_manifest(tree: SourceTree) -> Manifest | None:
+    text = tree.read("app.json")
+    return manifest_mod.parse(text) if text is not None else None
+
+
+def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
+    """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched."""
+    app = apps_service.ensure_app(ctx, app_name)
+    tree = SourceTree(repo, commit_sha)
+    manifest = read_manifest(tree)
+    ctx.plugins.call_pre(
+        "paas_pre_build",
+        ctx=ctx,
+        app=app,
+        source=PushedSource(commit_sha, manifest or Manifest(), tree.read),
+        log=log,
+    )
+    setup = first_deploy.prepare(ctx, app, manifest, log)  # app.json, on the first deploy only
+    build_id = ctx.store.create_build(app.id, commit_sha, ctx.actor, manifest.data if manifest else None)
+    config = ctx.store.get_config(app.id)
+    try:
+        result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log)
+    except PaasError as exc:
+        log.error(str(exc))
+        ctx.store.finish_build(build_id, "failed", log.text())
+        ctx.store.add_event(app.name, ctx.actor, "build:failed", commit_sha[:7])
+        raise builder.BuildFailed("build failed") from exc
+    ctx.store.finish_build(
+        build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack
+    )
+    build = ctx.store.get_build(build_id)
+    ctx.plugins.call_post("paas_post_build", ctx=ctx, app=app, build=build, log=log)
+    formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)
+    release = ctx.store.create_release(
+        app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
+    )
+    log.step(f"Releasing v{release.version}")
+    deploy_release(ctx, app, release, log)
+    ctx.store.set_formation(app.id, formation)
+    try:
+        first_deploy.after_deploy(ctx, app, release, setup, log)
+    except PaasError as exc:  # the release is live: report, don't reject the push
+        log.error(f"app.json postdeploy failed (the release is live): {exc}")
+        ctx.store.add_event(app.name, ctx.actor, "postdeploy:failed", str(exc)[:200])
+    log.done(f"Application deployed: {lookup.app_url(ctx, app.name)}")
+    return release
