@@ -33,8 +33,9 @@ from docker.models.containers import Container
 from docker.types import Mount
 from dulwich.repo import Repo
 
-from paas.buildpacks import detect, layers, runtimes, slugignore, source, stack
+from paas.buildpacks import detect, dockerfile, layers, runtimes, slugignore, source, stack
 from paas.buildpacks.procfile import parse_procfile
+from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.names import APP_PORT, APP_UID, LABEL_PORT, cache_volume, image_repository
@@ -47,19 +48,6 @@ _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 MAX_OUTPUT_BYTES = 256 * 1024
-
-
-class BuildFailed(PaasError):
-    """The build did not produce an image; nothing that runs was changed."""
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    image: str
-    processes: dict[str, str]
-    buildpack: str
-    port: int = APP_PORT  # what $PORT is and what the router proxies to (EXPOSE for Dockerfiles)
-    stack: str = ""
 
 
 def image_port(client: docker.DockerClient, image: str) -> int:
@@ -352,8 +340,6 @@ def build(
     keep = slugignore.keeper(tree.read(".slugignore"))
 
     if plan.kind == "dockerfile":
-        from paas.buildpacks import dockerfile
-
         stack_image = stack.build_stack(settings, client, log.detail)
         return dockerfile.build(ctx, app, build_id, tree, procfile, keep, stack_image, log)
 

@@ -16,10 +16,7 @@ from collections.abc import Callable
 import docker
 
 from paas.buildpacks import source
-from paas.buildpacks.builder import (
-    BuildFailed,
-    BuildResult,
-)
+from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names
 from paas.core.context import Context
 from paas.core.names import APP_PORT, APP_UID, LABEL_PORT, image_repository

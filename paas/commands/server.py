@@ -6,12 +6,11 @@ import click
 
 from paas.buildpacks import stack
 from paas.commands import CommandEnv, command
+from paas.server import run_server
 
 
 @command("server", "Run the SSH receiver and the managed nginx (foreground).", host_only=True)
 def server(env: CommandEnv) -> int:
-    from paas.server import run_server
-
     return run_server(env)
 
 

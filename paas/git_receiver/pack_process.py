@@ -16,7 +16,7 @@ from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.repo import Repo
 from dulwich.server import Backend, Handler, HookError, ReceivePackHandler, UploadPackHandler
 
-from paas.buildpacks.builder import BuildFailed
+from paas.buildpacks.result import BuildFailed
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.core.validation import app_name

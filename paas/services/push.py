@@ -10,6 +10,7 @@ from __future__ import annotations
 from dulwich.repo import Repo
 
 from paas.buildpacks import builder
+from paas.buildpacks.result import BuildFailed
 from paas.buildpacks.source import SourceTree
 from paas.core import manifest as manifest_mod
 from paas.core.context import Context
@@ -70,7 +71,7 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
         log.error(str(exc))
         ctx.store.finish_build(build_id, "failed", log.text())
         ctx.store.add_event(app.name, ctx.actor, "build:failed", commit_sha[:7])
-        raise builder.BuildFailed("build failed") from exc
+        raise BuildFailed("build failed") from exc
     ctx.store.finish_build(
         build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack
     )

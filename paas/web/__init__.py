@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from paas.core.context import Context
 from paas.settings import Settings
+from paas.web import api, auth, errors, pages
 
 MAX_BODY = 1024 * 1024  # config is at most 64 KiB per app; nothing else is bigger
 
@@ -36,8 +37,6 @@ def _secret_key(settings: Settings) -> bytes:
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None) -> Flask:
     """One per gunicorn worker: each opens its own store connection (SQLite, WAL)."""
-    from paas.web import api, auth, errors, pages
-
     settings = settings or (ctx.settings if ctx else Settings.from_env())
     ctx = ctx or Context.open(settings)
     app = Flask(__name__)

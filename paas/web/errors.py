@@ -11,7 +11,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from paas.buildpacks.builder import BuildFailed
+from paas.buildpacks.result import BuildFailed
 from paas.errors import Conflict, NotFound, PaasError, PermissionDenied, Throttled, Unauthenticated
 from paas.services.deploy import DeployFailed
 
