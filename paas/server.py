@@ -11,6 +11,7 @@ import docker
 
 from paas.commands import CommandEnv
 from paas.errors import PaasError
+from paas.git_receiver import repo_head
 from paas.git_receiver.server import SSHServer
 from paas.services import reconcile
 from paas.services.context import Context
@@ -28,6 +29,9 @@ def run_server(env: CommandEnv) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: signalled.append(signum))
 
+    # Apps pushed before HEAD followed the deploy branch: `git clone` would check out nothing.
+    for app, ref in repo_head.fix_all(settings.repos_dir).items():
+        env.echo(f"-----> {app}: HEAD now names {ref.decode()}")
     router = ctx.router
     router.start()
     web = DashboardProcess(settings) if settings.web_port else None
