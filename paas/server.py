@@ -12,6 +12,7 @@ import docker
 from paas.commands import CommandEnv
 from paas.core.context import Context
 from paas.errors import PaasError
+from paas.git_receiver import repo_head
 from paas.git_receiver.server import SSHServer
 from paas.services import reconcile, routing
 from paas.web.process import DashboardProcess
@@ -28,6 +29,9 @@ def run_server(env: CommandEnv) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: signalled.append(signum))
 
+    # Apps pushed before HEAD followed the deploy branch: `git clone` would check out nothing.
+    for app, ref in repo_head.fix_all(settings.repos_dir).items():
+        env.echo(f"-----> {app}: HEAD now names {ref.decode()}")
     router = routing.router(ctx)
     router.start()
     web = DashboardProcess(settings) if settings.web_port else None

@@ -21,6 +21,7 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.core.validation import app_name
 from paas.errors import PaasError
+from paas.git_receiver import repo_head
 from paas.services import push
 from paas.services.deploy import DeployFailed
 from paas.services.locks import AppLock
@@ -100,6 +101,17 @@ def _limit_push_size(repo: Repo, limit: int) -> None:
         config.write_to_path()
 
 
+def _head_follows(repo: Repo, app: str, pushed: str | None) -> None:
+    """Under the app's lock, once the refs moved (or were refused): HEAD names the deployed branch.
+    A failure is only logged: the push is over, and server start tries again."""
+    if pushed is None:
+        return
+    try:
+        repo_head.follow_deploy_branch(repo, pushed.encode())
+    except Exception:
+        logger.exception("could not point HEAD of %s at %s", app, pushed)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[1] not in ("receive-pack", "upload-pack"):
         sys.stderr.write("usage: pack_process receive-pack|upload-pack <app>\n")
@@ -135,6 +147,7 @@ def main(argv: list[str]) -> int:
         try:
             handler.handle()
         finally:
+            _head_follows(repo, app, hook.deployed)
             hook.lock.release()
         return 0
     finally:

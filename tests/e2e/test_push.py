@@ -137,3 +137,30 @@ def test_app_that_crashes_on_boot_is_rejected_with_its_logs(paas: PaasServer) ->
     client = docker.from_env()
     assert client.containers.list(all=True, filters={"label": f"paas.app={app}"}) == []
     assert paas.get(f"{app}.localhost")[0] == 404
+
+
+def test_a_clone_checks_out_the_deployed_branch_and_pushes_back(paas: PaasServer) -> None:
+    """No branch name is configured anywhere: the clone follows the app's HEAD and its upstream."""
+    app = unique_app("cloned")
+    src = paas.make_repo("stdlib-web", app)
+    assert paas.git(src, "push", f"paas:{app}", "main").returncode == 0
+    clone = paas.root / "src" / f"{app}-clone"
+    r = paas.git(paas.root, "clone", f"paas:{app}", str(clone))
+    assert r.returncode == 0 and "warning" not in r.stderr, r.output
+    assert (clone / "Procfile").read_text() == (src / "Procfile").read_text()
+    assert paas.git(clone, "branch", "--show-current").stdout.strip() == "main"
+    (clone / "VERSION").write_text("2\n")
+    assert paas.git(clone, "commit", "-qam", "v2 from the clone").returncode == 0
+    r = paas.git(clone, "push")
+    assert r.returncode == 0, r.output
+    assert "Releasing v2" in r.stderr
+    assert paas.get(f"{app}.localhost")[1].startswith("version 2 web.1")
+
+    # An app that deploys from master clones on master.
+    on_master = unique_app("master")
+    assert paas.git(src, "push", f"paas:{on_master}", "main:master").returncode == 0
+    clone = paas.root / "src" / f"{on_master}-clone"
+    r = paas.git(paas.root, "clone", f"paas:{on_master}", str(clone))
+    assert r.returncode == 0 and "warning" not in r.stderr, r.output
+    assert (clone / "Procfile").exists()
+    assert paas.git(clone, "branch", "--show-current").stdout.strip() == "master"

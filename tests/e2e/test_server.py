@@ -46,7 +46,10 @@ def test_sigterm_stops_cleanly_apps_keep_running_and_routes_return(own_server: P
 
     # The host key persists across restarts, and the app is routed again at start.
     key_before = (server.data_dir / "ssh_host_ed25519_key").read_bytes()
+    head = server.data_dir / "repos" / f"{app}.git" / "HEAD"
+    head.write_text("ref: refs/heads/master\n")  # as repos were made before HEAD followed pushes
     server.start()
+    assert head.read_text() == "ref: refs/heads/main\n"  # fixed at start: `git clone` checks out main
     assert (server.data_dir / "ssh_host_ed25519_key").read_bytes() == key_before
     assert server.get(f"{app}.localhost") == (200, "Hello from web.1 version 1\n")
 
