@@ -1,0 +1,60 @@
+"""Third-party plugins: installed with pip, found by entry point, their hooks and commands live."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import PaasServer, shutdown, unique_app
+
+PLUGIN_SRC = Path(__file__).parent / "plugins" / "paas-hello"
+
+
+def test_a_pip_installed_plugin_adds_a_command_and_sees_deploys(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(PLUGIN_SRC)],
+        capture_output=True,
+        text=True,
+    )
+    assert installed.returncode == 0, installed.stderr
+    server = PaasServer(tmp_path / "server")
+    server.env["PYTHONPATH"] = str(site)  # as if installed into the server's venv
+    try:
+        server.start_with_key()
+        listed = server.ssh("plugins:list")
+        assert listed.returncode == 0, listed.output
+        line = next(ln for ln in listed.stdout.splitlines() if ln.startswith("hello "))
+        assert "1.2.3" in line and "paas-hello" in line
+        assert "paas_post_deploy" in line and "paas_commands" in line and "paas_pre_build" in line
+        assert "hello:deploys" in server.ssh("help").stdout
+
+        app = unique_app("plug")
+        src = server.make_repo("stdlib-web", app)
+        server.git(src, "remote", "add", "paas", f"paas:{app}")
+        pushed = server.git(src, "push", "paas", "main")
+        assert pushed.returncode == 0, pushed.output
+        seen = server.ssh("hello:deploys", app)
+        assert seen.returncode == 0 and seen.stdout.strip() == f"{app} v1", seen.output
+
+        # A pre-build hook refuses: one line naming the plugin, nothing deployed.
+        (src / "REFUSE").write_text("x")
+        server.git(src, "add", "-A")
+        server.git(src, "commit", "-q", "-m", "refuse")
+        refused = server.git(src, "push", "paas", "main")
+        assert refused.returncode != 0
+        assert "hello: this commit has a REFUSE file" in refused.output
+        assert "Traceback" not in refused.output
+        assert server.ssh("hello:deploys", app).stdout.strip() == f"{app} v1"
+        assert "v2" not in server.ssh("releases", app).stdout
+
+        # Turned off by the operator: gone from the list and the commands.
+        server.stop()
+        server.env["PAAS_DISABLED_PLUGINS"] = "hello"
+        server.start()
+        assert "hello " not in server.ssh("plugins:list").stdout
+        off = server.ssh("hello:deploys", app)
+        assert off.returncode == 1 and "unknown command" in off.stderr
+    finally:
+        shutdown(server)

@@ -1,0 +1,143 @@
+"""The import graph: no cycles, and dependencies point one way (DESIGN.md).
+
+Front ends (commands, git_receiver, web, cli, server) and plugins -> services -> buildpacks,
+scheduler, router -> core, plugins.py -> store -> errors, settings. Every import counts, function-local
+ones too (they must not dodge a cycle); only `if TYPE_CHECKING:` blocks are left out.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RANKS = [
+    ("paas.errors", 0),
+    ("paas.settings", 0),
+    ("paas.terminal", 0),
+    ("paas.store", 1),
+    ("paas.core", 2),
+    ("paas.plugins", 2),
+    ("paas.buildpacks", 3),
+    ("paas.scheduler", 3),
+    ("paas.router", 3),
+    ("paas.services", 4),
+    ("paas.commands", 5),
+    ("paas.git_receiver", 5),
+    ("paas.web", 5),
+    ("paas.cli", 5),
+    ("paas.server", 5),
+    ("paas_plugins", 5),
+]
+
+
+def _rank(module: str) -> int:
+    for prefix, rank in RANKS:
+        if module == prefix or module.startswith(prefix + "."):
+            return rank
+    raise AssertionError(f"{module} has no layer: add it to RANKS")
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for base, package in ((ROOT / "paas", "paas"), (ROOT / "plugins", "paas_plugins")):
+        for path in base.rglob("*.py"):
+            rel = path.relative_to(base).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            if "tests" in parts or "fixtures" in parts:
+                continue
+            found[".".join([package, *parts])] = path
+    return found
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(path: Path, module: str, known: dict[str, Path]) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    is_package = path.name == "__init__.py"
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                anchor = anchor if is_package else anchor[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                out.add(sub if sub in known else base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {m for m in out if m in known and m != module}
+
+
+def _graph() -> dict[str, set[str]]:
+    known = _modules()
+    return {m: _imports(p, m, known) for m, p in known.items()}
+
+
+def test_every_import_points_down_or_sideways() -> None:
+    wrong = [
+        f"{m} (layer {_rank(m)}) imports {d} (layer {_rank(d)})"
+        for m, deps in _graph().items()
+        for d in deps
+        if _rank(d) > _rank(m)
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}
+    cycles: list[str] = []
+
+    def walk(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join([*stack[stack.index(dep) :], dep]))
+            elif dep not in state:
+                walk(dep, stack)
+        stack.pop()
+        state[node] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            walk(m, [])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_labels_are_named_in_one_module() -> None:
+    """Container labels are spelled only in paas/core/names.py."""
+    offenders = []
+    for m, path in _modules().items():
+        if m == "paas.core.names":
+            continue
+        text = path.read_text()
+        for label in (
+            '"paas.app"',
+            '"paas.role"',
+            '"paas.instance"',
+            '"paas.release"',
+            '"paas.process_type"',
+        ):
+            if label in text:
+                offenders.append(f"{m}: {label}")
+    assert not offenders, offenders
