@@ -128,10 +128,13 @@ class Plugins:
     def _load_builtin(self, folder: Path) -> None:
         if not folder.is_dir():
             return
-        if BUILTIN_PACKAGE not in sys.modules:  # the folder is a package without being installed as one
+        package = sys.modules.get(BUILTIN_PACKAGE)
+        if package is None:  # the folder is a package without being installed as one
             package = types.ModuleType(BUILTIN_PACKAGE)
-            package.__path__ = [str(folder)]
+            package.__path__ = []
             sys.modules[BUILTIN_PACKAGE] = package
+        if str(folder) not in package.__path__:
+            package.__path__.append(str(folder))
         for path in sorted(folder.iterdir()):
             name = path.name
             if not (path / "__init__.py").is_file() or name.startswith(("_", ".")) or name in self.disabled:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 from docker.models.containers import Container
 
 from paas.core import names
 from paas.core.context import Context
 from paas.errors import PaasError
+from paas.scheduler import docker_local as sched
 from paas.services import lookup
+from paas.services.containers import container_settings
 
 
 def create_oneoff(
@@ -30,9 +33,11 @@ def create_oneoff(
     else:
         cmd = ["bash", "-c", command]
     number = secrets.randbelow(9000) + 1000
-    env = {**ctx.store.get_config(app.id), "DYNO": f"run.{number}", "PS": f"run.{number}"}
-    if tty:
-        env.setdefault("TERM", "xterm")
+    # The config as stored now (config:set --no-restart included), and what plugins add (mounts).
+    settings = container_settings(ctx, app, replace(release, config=ctx.store.get_config(app.id)))
+    env = {"DYNO": f"run.{number}", "PS": f"run.{number}"}
+    if tty and "TERM" not in settings.env:
+        env["TERM"] = "xterm"
     ctx.store.add_event(app.name, ctx.actor, "run", command[:200])
     entrypoint = None
     if tty and size:
@@ -47,23 +52,22 @@ def create_oneoff(
             str(int(cols)),
             str(int(rows)),
         ]
+    labels = names.app_labels(
+        ctx.settings.instance_id,
+        app.name,
+        names.ROLE_RUN,
+        **{
+            names.LABEL_RELEASE: str(release.version),
+            names.LABEL_TYPE: names.ROLE_RUN,
+            names.LABEL_INDEX: str(number),
+        },
+    )
     return ctx.docker.containers.create(
         build.image,
         command=cmd,
         entrypoint=entrypoint,
         name=f"paas-{app.name}-run-{number}-{secrets.token_hex(3)}",
-        environment=env,
         tty=tty,
         stdin_open=True,
-        init=True,
-        labels=names.app_labels(
-            ctx.settings.instance_id,
-            app.name,
-            names.ROLE_RUN,
-            **{
-                names.LABEL_RELEASE: str(release.version),
-                names.LABEL_TYPE: "run",
-                names.LABEL_INDEX: str(number),
-            },
-        ),
+        **sched.engine_kwargs(settings, labels, env),
     )

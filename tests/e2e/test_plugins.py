@@ -19,6 +19,7 @@ def test_a_pip_installed_plugin_adds_a_command_and_sees_deploys(tmp_path: Path) 
         text=True,
     )
     assert installed.returncode == 0, installed.stderr
+    (tmp_path / "server").mkdir()
     server = PaasServer(tmp_path / "server")
     server.env["PYTHONPATH"] = str(site)  # as if installed into the server's venv
     try:
