@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,10 @@ PLUGIN_SRC = Path(__file__).parent / "plugins" / "paas-hello"
 
 def test_a_pip_installed_plugin_adds_a_command_and_sees_deploys(tmp_path: Path) -> None:
     site = tmp_path / "site"
+    src = tmp_path / "plugin-src"  # pip builds in the source folder: keep the repo clean
+    shutil.copytree(PLUGIN_SRC, src)
     installed = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(PLUGIN_SRC)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(src)],
         capture_output=True,
         text=True,
     )
