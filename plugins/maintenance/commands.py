@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, define
@@ -9,26 +11,24 @@ from paas.commands import FORMAT_OPTION, CommandEnv, define
 from . import service
 
 
-def _waiting(env: CommandEnv, app: str):  # type: ignore[no-untyped-def]
+def _waiting(env: CommandEnv, app: str) -> Callable[[], None]:
+    """Said when another deploy of the app holds its lock (the switch waits for it)."""
     return lambda: env.echo(f"       waiting for a running deploy of {app}")
 
 
 @define("maintenance:on", "Answer every request for the app with 503 and a maintenance page.")
 @click.argument("app")
 def maintenance_on(env: CommandEnv, app: str) -> None:
-    env.echo(f"-----> Enabling maintenance mode for {app}")
     changed, page = service.enable(env.ctx, app, on_wait=_waiting(env, app))
-    if not changed:
-        env.echo("       Maintenance mode was already on")
-    env.echo(f"       Router answers 503, {page.detail}")
+    env.echo(f"-----> Maintenance mode {'enabled' if changed else 'was already on'} for {app}")
+    env.echo(f"       The router answers 503, {page.detail}")
 
 
 @define("maintenance:off", "Route the app's requests to its processes again.")
 @click.argument("app")
 def maintenance_off(env: CommandEnv, app: str) -> None:
-    env.echo(f"-----> Disabling maintenance mode for {app}")
-    if not service.disable(env.ctx, app, on_wait=_waiting(env, app)):
-        env.echo("       Maintenance mode was already off")
+    changed = service.disable(env.ctx, app, on_wait=_waiting(env, app))
+    env.echo(f"-----> Maintenance mode {'disabled' if changed else 'was already off'} for {app}")
 
 
 @define("maintenance:report", "Show whether maintenance mode is on, for one app or all.")

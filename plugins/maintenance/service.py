@@ -71,33 +71,36 @@ def report(ctx: Context, name: str | None = None) -> list[Status]:
 
 
 def enable(ctx: Context, name: str, on_wait: Callable[[], None] | None = None) -> tuple[bool, Page]:
-    """Turn maintenance on and make it live before returning. Returns (changed, page)."""
-    return _switch(ctx, name, True, on_wait)
+    """Turn maintenance on and make it live before returning: (whether it changed, the page)."""
+    app = get_app(ctx, name)
+    with app_lock(ctx, app.name, on_wait=on_wait):
+        page = refresh_page(ctx, app)
+        changed = _set(ctx, app, True)
+    return changed, page
 
 
 def disable(ctx: Context, name: str, on_wait: Callable[[], None] | None = None) -> bool:
     """Turn maintenance off: the app's web processes (if any run) take traffic again."""
-    return _switch(ctx, name, False, on_wait)[0]
-
-
-def _switch(
-    ctx: Context, name: str, on: bool, on_wait: Callable[[], None] | None
-) -> tuple[bool, Page | None]:
     app = get_app(ctx, name)
     with app_lock(ctx, app.name, on_wait=on_wait):
-        was_on = is_on(ctx, app)
-        page = refresh_page(ctx, app) if on else None
-        ctx.store.set_setting(app.id, SETTING, "on" if on else None)
-        try:
-            routing.sync_app_route(ctx, app.name)
-        except Exception:  # the router refused: keep the state matching what is served
-            ctx.store.set_setting(app.id, SETTING, "on" if was_on else None)
-            raise
-        if not on:
-            shutil.rmtree(page_dir(ctx.settings, app.name), ignore_errors=True)
-        if was_on != on:
-            ctx.store.add_event(app.name, ctx.actor, "maintenance:on" if on else "maintenance:off", "")
-    return was_on != on, page
+        changed = _set(ctx, app, False)
+        shutil.rmtree(page_dir(ctx.settings, app.name), ignore_errors=True)
+    return changed
+
+
+def _set(ctx: Context, app: App, on: bool) -> bool:
+    """Store the state and re-route under the app's lock; if the router refuses, the state
+    goes back, so it always matches what is served."""
+    was_on = is_on(ctx, app)
+    ctx.store.set_setting(app.id, SETTING, "on" if on else None)
+    try:
+        routing.sync_app_route(ctx, app.name)
+    except Exception:
+        ctx.store.set_setting(app.id, SETTING, "on" if was_on else None)
+        raise
+    if was_on != on:
+        ctx.store.add_event(app.name, ctx.actor, "maintenance:on" if on else "maintenance:off", "")
+    return was_on != on
 
 
 # the page

@@ -20,6 +20,7 @@ from paas import commands
 from paas.core import names
 from paas.core.context import Context
 from paas.core.routes import RouteExtras
+from paas.errors import PaasError
 from paas.plugins import plugins
 from paas.services import routing
 from paas.settings import Settings
@@ -209,3 +210,15 @@ def test_a_page_workers_cannot_reach_falls_back_to_nginx_503(ctx: Context) -> No
         assert extras.locations == {"/": ["add_header Cache-Control no-store always", "return 503"]}
     finally:
         os.chmod(ctx.settings.data_dir, 0o755)
+
+
+def test_a_router_refusal_leaves_the_state_as_it_was(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(ctx, "apps:create", "shop")
+
+    def refuse(ctx: Context, app_name: str) -> None:
+        raise PaasError("router config rejected by nginx -t: test")
+
+    monkeypatch.setattr(routing, "sync_app_route", refuse)
+    code, _, err = run(ctx, "maintenance:on", "shop")
+    assert code == 1 and err == "error: router config rejected by nginx -t: test\n"
+    assert "false" in run(ctx, "maintenance:report", "shop")[1]
