@@ -1,0 +1,48 @@
+"""Maintenance mode (Dokku's `maintenance` plugin): `maintenance:on|off|report`. While on, the
+router answers every request for the app with 503 and a page; deploys still go through."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from paas.plugins import hookimpl
+
+from . import service
+from .commands import maintenance_off, maintenance_on, maintenance_report
+
+if TYPE_CHECKING:
+    import click
+
+    from paas.core.context import Context
+    from paas.core.output import BuildLog
+    from paas.core.routes import RouteExtras
+    from paas.store import App, Release
+
+__version__ = "1.0"
+
+
+@hookimpl
+def paas_commands() -> list[click.Command]:
+    return [maintenance_on, maintenance_off, maintenance_report]
+
+
+@hookimpl
+def paas_nginx_app(ctx: Context, app: App, extras: RouteExtras) -> None:
+    service.nginx_extras(ctx, app, extras)
+
+
+@hookimpl
+def paas_post_deploy(ctx: Context, app: App, release: Release, log: BuildLog) -> None:
+    service.after_deploy(ctx, app, release)
+    if service.is_on(ctx, app):
+        log.detail("maintenance mode is on: the router keeps answering 503 (maintenance:off to end it)")
+
+
+@hookimpl
+def paas_app_destroyed(ctx: Context, app: App) -> None:
+    service.after_destroy(ctx, app)
+
+
+@hookimpl
+def paas_app_renamed(ctx: Context, app: App, old_name: str) -> None:
+    service.after_rename(ctx, app, old_name)
