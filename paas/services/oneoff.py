@@ -9,7 +9,9 @@ from docker.models.containers import Container
 from paas.core import names
 from paas.core.context import Context
 from paas.errors import PaasError
+from paas.scheduler import docker_local as sched
 from paas.services import lookup
+from paas.services.containers import container_settings
 
 
 def create_oneoff(
@@ -47,23 +49,23 @@ def create_oneoff(
             str(int(cols)),
             str(int(rows)),
         ]
+    labels = names.app_labels(
+        ctx.settings.instance_id,
+        app.name,
+        names.ROLE_RUN,
+        **{
+            names.LABEL_RELEASE: str(release.version),
+            names.LABEL_TYPE: "run",
+            names.LABEL_INDEX: str(number),
+        },
+    )
+    settings = container_settings(ctx, app, release)  # plugins' mounts and limits, as every container gets
     return ctx.docker.containers.create(
         build.image,
         command=cmd,
         entrypoint=entrypoint,
         name=f"paas-{app.name}-run-{number}-{secrets.token_hex(3)}",
-        environment=env,
         tty=tty,
         stdin_open=True,
-        init=True,
-        labels=names.app_labels(
-            ctx.settings.instance_id,
-            app.name,
-            names.ROLE_RUN,
-            **{
-                names.LABEL_RELEASE: str(release.version),
-                names.LABEL_TYPE: "run",
-                names.LABEL_INDEX: str(number),
-            },
-        ),
+        **sched.engine_kwargs(settings, labels, env),
     )
