@@ -37,8 +37,5 @@ def paas_pre_deploy(ctx: Context, app: App, release: Release, container: Contain
 @hookimpl
 def paas_app_destroyed(ctx: Context, app: App, log: BuildLog) -> None:
     """The data outlives the app, as in Dokku: say where it is."""
-    kept = service.unmounted_dirs(ctx)
-    if kept:
-        log.step("Storage kept: directories no app mounts now (remove them by hand if unused)")
-    for path in kept:
-        log.detail(f"storage kept: {path}")
+    for path in service.unmounted_dirs(ctx):
+        log.step(f"Storage kept: {path} (no app mounts it now; remove it by hand)")

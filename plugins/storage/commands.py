@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, define
+from paas.core.names import APP_UID
 from paas.services.lookup import get_app
 
 from . import service
@@ -16,13 +17,14 @@ NEXT = "takes effect on the next deploy or ps:restart"
 @click.argument("name")
 def ensure_directory(env: CommandEnv, name: str) -> None:
     path, created = service.ensure_directory(env.ctx, name)
-    env.echo(f"-----> {'Created' if created else 'Exists:'} {path} (owner uid {service.names.APP_UID})")
+    done = "Created" if created else "Already there:"
+    env.echo(f"-----> {done} {path} (owner uid {APP_UID}, the app user)")
     env.echo(f"       mount it with: storage:mount <app> {path}:/app/storage")
 
 
 @define("storage:mount", "Mount a storage directory into an app: <app> <host-dir>:<container-path>[:ro].")
 @click.argument("app")
-@click.argument("mount")
+@click.argument("mount", metavar="HOST-DIR:CONTAINER-PATH")
 def mount(env: CommandEnv, app: str, mount: str) -> None:
     m = service.mount(env.ctx, app, mount)
     env.echo(f"-----> Mounted {m.host} at {m.container}{' (read-only)' if m.read_only else ''} in {app}")
@@ -31,7 +33,7 @@ def mount(env: CommandEnv, app: str, mount: str) -> None:
 
 @define("storage:unmount", "Remove a mount from an app: <app> <host-dir>:<container-path>.")
 @click.argument("app")
-@click.argument("mount")
+@click.argument("mount", metavar="HOST-DIR:CONTAINER-PATH")
 def unmount(env: CommandEnv, app: str, mount: str) -> None:
     m = service.unmount(env.ctx, app, mount)
     env.echo(f"-----> Unmounted {m.host} from {m.container} in {app} (the directory and its files stay)")
