@@ -116,7 +116,7 @@ def ensure_directory(ctx: Context, name: str) -> tuple[Path, bool]:
             raise PaasError(f"{path} exists and is not a directory") from None
     try:
         os.chown(path, names.APP_UID, names.APP_UID, follow_symlinks=False)
-        os.chmod(path, DIR_MODE, follow_symlinks=False)
+        os.chmod(path, DIR_MODE)  # not a symlink (checked above) in a dir only root writes
     except PermissionError:
         raise PaasError(f"cannot give {path} to uid {names.APP_UID}: the server must run as root") from None
     ctx.store.add_event(None, ctx.actor, "storage:ensure-directory", str(path))
