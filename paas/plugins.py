@@ -60,8 +60,9 @@ class HookSpecs:
         """After an app was created (by `apps:create` or a first push)."""
 
     @hookspec
-    def paas_app_destroyed(self, ctx: Context, app: App) -> None:
-        """After an app and its records were removed: clean up the plugin's own state."""
+    def paas_app_destroyed(self, ctx: Context, app: App, log: BuildLog) -> None:
+        """After an app and its records were removed: clean up the plugin's own state; `log`
+        reaches whoever destroyed it (say what was kept)."""
 
     @hookspec
     def paas_app_renamed(self, ctx: Context, app: App, old_name: str) -> None:

@@ -68,5 +68,5 @@ def rename(env: CommandEnv, old: str, new: str) -> None:
 @click.argument("app")
 @click.option("--confirm", help="The app's name, to confirm.")
 def destroy(env: CommandEnv, app: str, confirm: str | None) -> None:
-    apps_service.destroy_app(env.ctx, app, confirm)
+    apps_service.destroy_app(env.ctx, app, confirm, env.progress())
     env.echo(f"-----> Destroyed {app}")

@@ -90,7 +90,7 @@ def rename_app(ctx: Context, old: str, new: str) -> App:
     return renamed
 
 
-def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
+def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | None = None) -> None:
     """Remove containers, route, images, build cache, repo and every record of the app."""
     app = get_app(ctx, name)
     if confirm != app.name:
@@ -117,4 +117,4 @@ def destroy_app(ctx: Context, name: str, confirm: str | None) -> None:
         shutil.rmtree(names.repo_path(ctx.settings, app.name), ignore_errors=True)
         ctx.store.delete_app(app.id)
         ctx.store.add_event(app.name, ctx.actor, "apps:destroy")
-    ctx.plugins.call_post("paas_app_destroyed", ctx=ctx, app=app)
+    ctx.plugins.call_post("paas_app_destroyed", ctx=ctx, app=app, log=log or BuildLog())

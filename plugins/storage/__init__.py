@@ -1,0 +1,41 @@
+"""Persistent storage for apps (Dokku's storage plugin): host directories under the storage dir,
+bind-mounted into every container of an app from its next release on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from paas.core.container import ContainerSettings
+from paas.core.context import Context
+from paas.core.output import BuildLog
+from paas.errors import PaasError
+from paas.plugins import hookimpl
+from paas.store import App, Release
+
+from . import service
+
+
+@hookimpl
+def paas_commands() -> list[click.Command]:
+    from .commands import COMMANDS
+
+    return COMMANDS
+
+
+@hookimpl
+def paas_pre_deploy(ctx: Context, app: App, release: Release, container: ContainerSettings) -> None:
+    """Every container of the app (processes, release phase, postdeploy, run, cron) gets the mounts."""
+    for m in service.checked_mounts(ctx, app):
+        try:
+            container.add_bind(Path(m.host), m.container, m.read_only)
+        except ValueError as exc:  # another plugin mounts at the same path
+            raise PaasError(f"mount {m.spec}: {exc}") from None
+
+
+@hookimpl
+def paas_app_destroyed(ctx: Context, app: App, log: BuildLog) -> None:
+    """The data outlives the app, as in Dokku: say where it is."""
+    for path in service.unmounted_dirs(ctx):
+        log.step(f"Storage kept: {path} (no app mounts it now; remove it by hand)")
