@@ -53,6 +53,15 @@ class Settings:
     reconcile_seconds: float = 5.0
     nginx_bin: str = "/usr/sbin/nginx"
     disabled_plugins: frozenset[str] = frozenset()
+    # What every app container gets unless `resource:limit` says otherwise (sized for 2 cores).
+    default_memory: str = "512m"
+    default_cpus: float = 1.0
+    default_pids: int = 256
+    # Build containers (pip, npm, compilers) need more room; they still have a ceiling.
+    build_memory: str = "2g"
+    build_cpus: float = 0.0  # 0: no CPU limit (builds are what the pusher waits for)
+    build_pids: int = 1024
+    network_pool: str = "10.199.0.0/16"  # app networks are /24s from here (not docker's small default pool)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +88,13 @@ class Settings:
             max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
             reconcile_seconds=_float("PAAS_RECONCILE_SECONDS", 5),
             nginx_bin=os.environ.get("PAAS_NGINX_BIN") or "/usr/sbin/nginx",
+            default_memory=os.environ.get("PAAS_DEFAULT_MEMORY") or "512m",
+            default_cpus=_float("PAAS_DEFAULT_CPUS", 1.0),
+            default_pids=_int("PAAS_DEFAULT_PIDS", 256),
+            build_memory=os.environ.get("PAAS_BUILD_MEMORY") or "2g",
+            build_cpus=_float("PAAS_BUILD_CPUS", 0.0),
+            build_pids=_int("PAAS_BUILD_PIDS", 1024),
+            network_pool=os.environ.get("PAAS_NETWORK_POOL") or "10.199.0.0/16",
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

@@ -41,6 +41,8 @@ from paas.core.context import Context
 from paas.core.names import APP_PORT, APP_UID, LABEL_PORT, cache_volume, image_repository
 from paas.core.output import BuildLog
 from paas.errors import PaasError
+from paas.scheduler import networks
+from paas.settings import Settings
 
 CA_PATH_IN_CONTAINER = "/etc/paas/ca.crt"
 BUILD_ENV_IN_CONTAINER = "/etc/paas/build.env"
@@ -143,6 +145,30 @@ def read_build_output(out_dir: Path, name: str) -> str | None:
     return data.decode("utf-8", "replace")
 
 
+def build_hardening(client: docker.DockerClient, settings: Settings, app: str) -> dict:
+    """What every build container gets: no capabilities, no-new-privileges, memory (no swap),
+    pids and CPU ceilings, and a network of the app's builds, away from every app's processes."""
+    network = networks.ensure(
+        client,
+        names.build_network(settings.instance_id, app),
+        settings.instance_id,
+        app,
+        settings.network_pool,
+        settings.locks_dir / "networks.lock",
+    )
+    kwargs: dict = {
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "mem_limit": settings.build_memory,
+        "memswap_limit": settings.build_memory,
+        "pids_limit": settings.build_pids,
+        "network": network,
+    }
+    if settings.build_cpus:
+        kwargs["nano_cpus"] = int(settings.build_cpus * 1e9)
+    return kwargs
+
+
 @dataclass
 class BuildJob:
     """One build's scratch space on the host and the containers it runs."""
@@ -201,6 +227,7 @@ class BuildJob:
             user="app",
             working_dir="/app",
             mounts=self.mounts,
+            **build_hardening(self.client, settings, self.app),
             labels={
                 names.LABEL_APP: self.app,
                 names.LABEL_BUILD: str(self.build_id),

@@ -115,6 +115,7 @@ COMMAND_MODULES = (
     "ps",
     "releases",
     "repo",
+    "resource",
     "run",
     "server",
     "tokens",

@@ -27,6 +27,7 @@ ROLE_ONEOFF = "oneoff"  # release phase, postdeploy, cron
 ROLE_BUILD = "build"
 ROLE_APP_IMAGE = "app-image"
 ROLE_DEPS = "deps"  # a dependency-layer image (see buildpacks/layers.py)
+ROLE_NETWORK = "network"
 
 APP_PORT = 5000  # $PORT unless a Dockerfile EXPOSEs another
 APP_UID = 1000  # the unprivileged `app` user of every stack and app image
@@ -57,3 +58,25 @@ def label_filter(instance: str, app: str | None = None, role: str | None = None)
     if role is not None:
         out.append(f"{LABEL_ROLE}={role}")
     return out
+
+
+def app_network(instance: str, app: str) -> str:
+    """The app's own bridge network: its processes and linked services, nobody else."""
+    return f"paas-{instance}-{app}"
+
+
+def build_network(instance: str, app: str) -> str:
+    """Builds of the app run apart from every app's processes (build code is untrusted too)."""
+    return f"paas-{instance}-{app}-build"
+
+
+LABEL_OWNER = "paas.owner"  # `run` containers: the process that attached to it (pid:start time)
+
+
+def process_token(pid: int) -> str | None:
+    """`pid:start time` of a live process (a pid alone can be reused), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid}:{stat.rpartition(')')[2].split()[19]}"

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import docker
 from docker.models.containers import Container
@@ -17,7 +18,7 @@ from docker.types import Mount
 
 from paas.core import names
 from paas.core.container import ContainerSettings
-from paas.core.names import APP_PORT, LABEL_INDEX, LABEL_PORT, LABEL_TYPE
+from paas.core.names import APP_PORT, APP_UID, LABEL_INDEX, LABEL_PORT, LABEL_TYPE
 from paas.errors import PaasError
 
 
@@ -45,25 +46,70 @@ class ProcessSpec:
         return f"{self.process_type}.{self.index}"
 
 
-def engine_kwargs(settings: ContainerSettings, labels: dict[str, str], env: dict[str, str]) -> dict:
-    """Engine API arguments for `settings`, our labels and the container's own env on top."""
+FORBIDDEN_SOURCES = {Path("/"), Path("/var/run/docker.sock"), Path("/run/docker.sock")}
+_image_users: dict[str, str] = {}
+
+
+def is_root(user: str) -> bool:
+    """`USER` values that mean uid 0 (names other than root are resolved by the builder)."""
+    name = user.partition(":")[0]
+    return name in ("", "root") or (name.isdigit() and int(name) == 0)
+
+
+def run_user(client: docker.DockerClient, image: str) -> str:
+    """The user an app container runs as: the image's own when it is not root, else the app user
+    (uid 1000). Buildpack images say `USER app`; the Dockerfile builder fixes root images."""
+    if image not in _image_users:
+        try:
+            user = (client.images.get(image).attrs.get("Config") or {}).get("User") or ""
+        except docker.errors.DockerException:
+            user = ""
+        _image_users[image] = f"{APP_UID}:{APP_UID}" if is_root(user) else user
+    return _image_users[image]
+
+
+def engine_kwargs(
+    client: docker.DockerClient,
+    image: str,
+    settings: ContainerSettings,
+    labels: dict[str, str],
+    env: dict[str, str],
+    process_type: str | None = None,
+    aliases: tuple[str, ...] = (),
+) -> dict:
+    """Engine API arguments for one app container: `settings` (config, plugins' additions, the
+    limits of its process type), our labels and its own env on top, and the hardening every app
+    container gets (no capabilities, no-new-privileges, an unprivileged user, no swap)."""
+    limits = settings.limits_for(process_type)
     kwargs: dict = {
         "environment": {**settings.env, **env},
         "labels": {**settings.labels, **labels},
         "init": True,
+        "user": run_user(client, image),
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
     }
+    if settings.cap_add:
+        kwargs["cap_add"] = list(settings.cap_add)
+    for b in settings.binds:
+        if Path(b.source).resolve() in FORBIDDEN_SOURCES:
+            raise PaasError(f"refusing to mount {b.source} into an app container")
     if settings.binds:
         kwargs["mounts"] = [
             Mount(b.target, str(b.source), type="bind", read_only=b.read_only) for b in settings.binds
         ]
-    if settings.memory:
-        kwargs["mem_limit"] = settings.memory
-    if settings.cpus:
-        kwargs["nano_cpus"] = int(settings.cpus * 1e9)
-    if settings.pids:
-        kwargs["pids_limit"] = settings.pids
+    if limits.memory:
+        kwargs["mem_limit"] = limits.memory
+        kwargs["memswap_limit"] = limits.memory  # the same: no swap on top
+    if limits.cpus:
+        kwargs["nano_cpus"] = int(limits.cpus * 1e9)
+    if limits.pids:
+        kwargs["pids_limit"] = limits.pids
     if settings.networks:
-        kwargs["network"] = settings.networks[0]
+        network = settings.networks[0]
+        kwargs["network"] = network
+        if aliases:
+            kwargs["networking_config"] = {network: client.api.create_endpoint_config(aliases=list(aliases))}
     return kwargs
 
 
@@ -94,8 +140,26 @@ def start_process(client: docker.DockerClient, spec: ProcessSpec) -> Container:
         ports=ports,
         restart_policy={"Name": "unless-stopped"},
         log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
-        **engine_kwargs(spec.settings, labels, env),
+        # Other processes of the app reach this one as `web` or `web.1` on the app's network.
+        **engine_kwargs(
+            client,
+            spec.image,
+            spec.settings,
+            labels,
+            env,
+            spec.process_type,
+            (spec.process_type, spec.dyno),
+        ),
     )
+
+
+def container_ip(container: Container) -> str | None:
+    """The container's address on its network (the app's own, or the default bridge)."""
+    settings = container.attrs.get("NetworkSettings", {})
+    for net in (settings.get("Networks") or {}).values():
+        if net.get("IPAddress"):
+            return net["IPAddress"]
+    return settings.get("IPAddress") or None
 
 
 def container_port(container: Container) -> int:

@@ -16,7 +16,7 @@ from docker.models.containers import Container
 
 from paas.core.manifest import StartupCheck
 from paas.core.names import LABEL_INDEX, LABEL_TYPE
-from paas.scheduler.docker_local import ProcessFailed, container_port, log_tail, started_at
+from paas.scheduler.docker_local import ProcessFailed, container_ip, container_port, log_tail, started_at
 
 
 def crashed(container: Container) -> str | None:
@@ -57,7 +57,7 @@ def wait_until_serving(container: Container, timeout: float, host: str = "localh
         reason = crashed(container)
         if reason:
             raise ProcessFailed(f"{reason} before answering on $PORT ({port})", log_tail(container))
-        ip = container.attrs.get("NetworkSettings", {}).get("IPAddress")
+        ip = container_ip(container)
         if ip and _http_answers(ip, port, host, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
             return
         if time.monotonic() >= deadline:
@@ -111,7 +111,7 @@ def run_startup_check(container: Container, check: StartupCheck, host: str) -> N
         reason = crashed(container)
         if reason:
             raise ProcessFailed(f"{reason} during check {check.name!r}", log_tail(container))
-        ip = container.attrs.get("NetworkSettings", {}).get("IPAddress")
+        ip = container_ip(container)
         try:
             status, body = _request(ip, port, host, check)
             if not 200 <= status < 400:

@@ -12,6 +12,7 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
+from paas.scheduler import networks
 from paas.services import routing
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
@@ -67,6 +68,13 @@ def app_info(ctx: Context, name: str) -> dict:
     }
 
 
+def _remove_volume(ctx: Context, name: str) -> None:
+    try:
+        ctx.docker.volumes.get(name).remove(force=True)
+    except docker.errors.DockerException:
+        pass
+
+
 def rename_app(ctx: Context, old: str, new: str) -> App:
     """Rename: store, repo, then the current release redeployed under the new name."""
     app = get_app(ctx, old)
@@ -85,6 +93,10 @@ def rename_app(ctx: Context, old: str, new: str) -> App:
             deploy_release(ctx, renamed, release, BuildLog())
         routing.router(ctx).remove_app(old)
         sched.stop_and_remove(old_containers, timeout=stop_timeout(ctx, renamed))
+        # Named after the old name: a new app of that name must not inherit them. Docker cannot
+        # rename a volume; the cache only saves download time, so it goes.
+        _remove_volume(ctx, names.cache_volume(ctx.settings.instance_id, old))
+        networks.remove_app_networks(ctx.docker, ctx.settings.instance_id, old)
         ctx.store.add_event(new, ctx.actor, "apps:rename", f"{old} -> {new}")
     ctx.plugins.call_post("paas_app_renamed", ctx=ctx, app=renamed, old_name=old)
     return renamed
@@ -110,10 +122,8 @@ def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | No
                 client.images.remove(image, force=True)
             except docker.errors.DockerException:
                 pass
-        try:
-            client.volumes.get(names.cache_volume(ctx.settings.instance_id, app.name)).remove(force=True)
-        except docker.errors.DockerException:
-            pass
+        _remove_volume(ctx, names.cache_volume(ctx.settings.instance_id, app.name))
+        networks.remove_app_networks(client, instance, app.name)
         shutil.rmtree(names.repo_path(ctx.settings, app.name), ignore_errors=True)
         ctx.store.delete_app(app.id)
         ctx.store.add_event(app.name, ctx.actor, "apps:destroy")

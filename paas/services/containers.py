@@ -1,19 +1,35 @@
 """The settings every container of a release starts with, in one place.
 
-Config vars of the release, then whatever plugins add through `paas_pre_deploy` (mounts, env,
-labels, limits, networks). Processes, the release phase, postdeploy, `run` and cron all start
-from these, so a mount or a limit reaches every kind of container alike.
+Config vars of the release, the app's own network, its resource limits (server defaults, then
+`resource:limit`), then whatever plugins add through `paas_pre_deploy` (mounts, env, labels,
+limits, networks). Processes, the release phase, postdeploy, `run` and cron all start from
+these, so a mount or a limit reaches every kind of container alike. The hardening that never
+varies (no capabilities, no-new-privileges, an unprivileged user) is added by the scheduler.
 """
 
 from __future__ import annotations
 
+from paas.core import names
 from paas.core.container import ContainerSettings
 from paas.core.context import Context
+from paas.scheduler import networks
+from paas.services import limits
 from paas.store import App, Release
+
+
+def app_network(ctx: Context, app: App) -> str:
+    s = ctx.settings
+    name = names.app_network(s.instance_id, app.name)
+    return networks.ensure(
+        ctx.docker, name, s.instance_id, app.name, s.network_pool, s.locks_dir / "networks.lock"
+    )
 
 
 def container_settings(ctx: Context, app: App, release: Release) -> ContainerSettings:
     """Raises PluginError (naming the plugin) when a plugin refuses: nothing was started yet."""
-    settings = ContainerSettings(env=dict(release.config))
+    base, per_type = limits.effective(ctx, app)
+    settings = ContainerSettings(
+        env=dict(release.config), networks=[app_network(ctx, app)], limits=base, type_limits=per_type
+    )
     ctx.plugins.call_pre("paas_pre_deploy", ctx=ctx, app=app, release=release, container=settings)
     return settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import replace
 
@@ -60,6 +61,8 @@ def create_oneoff(
             names.LABEL_RELEASE: str(release.version),
             names.LABEL_TYPE: names.ROLE_RUN,
             names.LABEL_INDEX: str(number),
+            # Whoever attaches to it: reconcile removes it once that process is gone (a crash).
+            names.LABEL_OWNER: names.process_token(os.getpid()) or "",
         },
     )
     return ctx.docker.containers.create(
@@ -69,5 +72,5 @@ def create_oneoff(
         name=f"paas-{app.name}-run-{number}-{secrets.token_hex(3)}",
         tty=tty,
         stdin_open=True,
-        **sched.engine_kwargs(settings, labels, env),
+        **sched.engine_kwargs(ctx.docker, build.image, settings, labels, env, names.ROLE_RUN),
     )

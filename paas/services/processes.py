@@ -32,6 +32,14 @@ class ProcessInfo:
         return asdict(self)
 
 
+def process_state(state: dict) -> str:
+    """docker's state, with `oom-killed` for a process the kernel killed for passing its memory
+    limit (until it runs again; docker restarts it with a growing delay)."""
+    if state.get("OOMKilled") and (state.get("Restarting") or not state.get("Running")):
+        return "oom-killed"
+    return "restarting" if state.get("Restarting") else state.get("Status", "unknown")
+
+
 def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
     app = lookup.get_app(ctx, app_name)
     now = datetime.now(UTC)
@@ -46,7 +54,7 @@ def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
                 dyno=f"{ptype}.{index}",
                 type=ptype,
                 index=index,
-                state="restarting" if state.get("Restarting") else state.get("Status", "unknown"),
+                state=process_state(state),
                 release=int(c.labels.get(names.LABEL_RELEASE, "0")),
                 started_at=started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else None,
                 uptime_seconds=int((now - started).total_seconds()) if started else None,

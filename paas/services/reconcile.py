@@ -50,13 +50,16 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     instance = ctx.settings.instance_id
     # Build and release-phase containers only exist during a deploy, which holds the lock we hold:
     # any left now belong to a deploy that died.
-    for role in (names.ROLE_BUILD, names.ROLE_ONEOFF):
+    for role in (names.ROLE_BUILD, names.ROLE_ONEOFF, names.ROLE_RUN):
         labels = names.label_filter(instance, app.name, role)
         leftovers = client.containers.list(all=True, filters={"label": labels})
+        if role == names.ROLE_RUN:  # `run` sessions hold no lock: only those whose session died
+            leftovers = [c for c in leftovers if not _owner_alive(c)]
         if leftovers:
             sched.stop_and_remove(leftovers, timeout=1)
             actions.append(f"removed {len(leftovers)} leftover {role} container(s)")
     containers = sched.app_containers(client, instance, app.name)
+    actions.extend(_record_oom_kills(ctx, app, containers))
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None
     if app.stopped or release is None or build is None or not build.image:
@@ -101,6 +104,29 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     # web_upstreams keeps only the containers that are running now
     route_app(ctx, app.name, [*keep.values(), *started])
     return actions
+
+
+def _owner_alive(container) -> bool:  # type: ignore[no-untyped-def]
+    token = container.labels.get(names.LABEL_OWNER, "")
+    pid = token.partition(":")[0]
+    return pid.isdigit() and names.process_token(int(pid)) == token
+
+
+_oom_seen: dict[str, str] = {}  # container id -> the FinishedAt of the OOM kill already recorded
+
+
+def _record_oom_kills(ctx: Context, app: App, containers: list) -> list[str]:
+    """An event for each OOM kill, once (docker's restart policy restarts it, with backoff)."""
+    out = []
+    for c in containers:
+        state = c.attrs.get("State", {})
+        finished = state.get("FinishedAt", "")
+        if state.get("OOMKilled") and _oom_seen.get(c.id) != finished:
+            _oom_seen[c.id] = finished
+            dyno = f"{c.labels.get(names.LABEL_TYPE)}.{c.labels.get(names.LABEL_INDEX)}"
+            ctx.store.add_event(app.name, "paas", "ps:oom-killed", f"{dyno} passed its memory limit")
+            out.append(f"{dyno} was OOM-killed")
+    return out
 
 
 def reconcile_all(ctx: Context) -> dict[str, list[str]]:

@@ -68,7 +68,9 @@ def run_oneoff(
         image,
         command=command,
         name=f"paas-{app.name}-{dyno.replace('.', '-')}-v{release.version}-{uuid.uuid4().hex[:6]}",
-        **sched.engine_kwargs(settings, labels, {"DYNO": dyno, "PS": dyno}),
+        **sched.engine_kwargs(
+            client, image, settings, labels, {"DYNO": dyno, "PS": dyno}, dyno.split(".")[0]
+        ),
     )
     sink = log if isinstance(log, _IndentedLog) else _IndentedLog(log)
     try:
