@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from paas import commands
@@ -13,6 +14,9 @@ from paas.terminal import TerminalStdio
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything the PaaS writes (store, logs, repos, keys, build scratch) is root's alone; the few
+    # things others must read (nginx's folder, plugin pages) set their modes themselves.
+    os.umask(0o077)
     try:
         ctx = Context.open(Settings.from_env(), actor="host", is_admin=True, on_host=True)
     except (PaasError, OSError) as exc:

@@ -159,5 +159,25 @@ class Settings:
         return self.data_dir / "stack"
 
     def ensure_dirs(self) -> None:
+        """The data dir and its folders, with their modes (also on installs made before them):
+        the data dir can be traversed but not listed (nginx workers reach their folder through
+        it), nginx's folder is readable, everything else is root's only."""
         for d in (self.data_dir, self.repos_dir, self.nginx_dir, self.locks_dir):
             d.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            return
+        self.data_dir.chmod(0o711)
+        self.nginx_dir.chmod(0o755)
+        for d in (self.repos_dir, self.locks_dir):
+            d.chmod(0o700)
+        for f in (
+            self.db_path,
+            self.db_path.with_name(self.db_path.name + "-wal"),
+            self.db_path.with_name(self.db_path.name + "-shm"),
+            self.log_path,
+            self.web_log_path,
+            self.host_key_path,
+            self.web_secret_path,
+        ):
+            if f.exists() and not f.is_symlink():
+                f.chmod(0o600)

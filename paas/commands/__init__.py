@@ -191,6 +191,7 @@ def dispatch(argv: list[str], env: CommandEnv) -> int:
     except BrokenPipeError:
         return 1
     except Exception:  # a bug: keep the details in the server log, give the user one line
-        log.error("command %r failed:\n%s", argv, traceback.format_exc())
+        # The command's name only: its arguments may hold secrets (config:set K=secret).
+        log.error("command %r failed:\n%s", name, traceback.format_exc())
         env.err.write("error: internal error while running the command (see the server log)\n")
         return 1
