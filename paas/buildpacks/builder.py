@@ -38,7 +38,7 @@ from paas.buildpacks.procfile import parse_procfile
 from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names, validation
 from paas.core.context import Context
-from paas.core.names import APP_PORT, APP_UID, LABEL_PORT, cache_volume, image_repository
+from paas.core.names import APP_PORT, LABEL_PORT, cache_volume, image_repository
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.scheduler import networks
@@ -155,6 +155,7 @@ def build_hardening(client: docker.DockerClient, settings: Settings, app: str) -
         app,
         settings.network_pool,
         settings.locks_dir / "networks.lock",
+        prefix=28,  # a build runs one or two containers
     )
     kwargs: dict = {
         "cap_drop": ["ALL"],
@@ -195,9 +196,14 @@ class BuildJob:
         env = {"PAAS_BUILD_OUT": "/paas-out", "HOME": "/app", **ca_env, **self.build_env}
         env_file = self.work / "build.env"
         env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
-        for p in (self.work, self.env_dir, self.out_dir, env_file, *self.env_dir.iterdir()):
-            shutil.chown(p, APP_UID, APP_UID)
+        # Scratch space is root's: uid 1000 inside the container is often a login user on the
+        # host. The folder itself is 0700, so no host user reaches the config in it; inside, the
+        # build (uid 1000) reads env files and may create, not list, its results.
         self.work.chmod(0o700)
+        self.env_dir.chmod(0o755)
+        for p in (env_file, *self.env_dir.iterdir()):
+            p.chmod(0o644)
+        self.out_dir.chmod(0o733)
         bp_dir = _buildpacks_dir()
         # Mounts (HostConfig only), not `volumes=`: those would be committed as VOLUMEs.
         self.mounts = [

@@ -2,8 +2,8 @@
 
 Docker's isolation rules drop traffic between different bridge networks, so app A cannot open a
 connection to app B's containers. Docker's default address pools hold only about 30 networks;
-ours are /24s from PAAS_NETWORK_POOL, picked under a lock so concurrent deploys (separate
-processes) never pick the same one.
+ours come from PAAS_NETWORK_POOL (a /24 per app, a /28 per app's builds), picked under a lock
+so concurrent deploys (separate processes) never pick the same one.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def _used_subnets(client: docker.DockerClient) -> list[ipaddress.IPv4Network]:
     return used
 
 
-def ensure(client: docker.DockerClient, name: str, instance: str, app: str, pool: str, lock: Path) -> str:
-    """The network `name`, created on first use with a free /24 of `pool`."""
+def ensure(
+    client: docker.DockerClient, name: str, instance: str, app: str, pool: str, lock: Path, prefix: int = 24
+) -> str:
+    """The network `name`, created on first use with a free subnet of `pool` (/24: 254 addresses)."""
     try:
         client.networks.get(name)
         return name
@@ -48,7 +50,7 @@ def ensure(client: docker.DockerClient, name: str, instance: str, app: str, pool
         except docker.errors.NotFound:
             pass
         used = _used_subnets(client)
-        for subnet in ipaddress.ip_network(pool).subnets(new_prefix=24):
+        for subnet in ipaddress.ip_network(pool).subnets(new_prefix=prefix):
             if any(subnet.overlaps(u) for u in used):
                 continue
             try:
@@ -63,7 +65,7 @@ def ensure(client: docker.DockerClient, name: str, instance: str, app: str, pool
                     continue
                 raise PaasError(f"cannot create the network {name}: {exc.explanation}") from None
             return name
-    raise PaasError(f"no free /24 left in PAAS_NETWORK_POOL ({pool}) for the network of {app}")
+    raise PaasError(f"no free /{prefix} left in PAAS_NETWORK_POOL ({pool}) for the network of {app}")
 
 
 def remove_app_networks(client: docker.DockerClient, instance: str, app: str) -> None:
