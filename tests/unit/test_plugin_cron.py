@@ -306,3 +306,45 @@ def test_jobs_come_from_the_current_release_and_commands_fail_in_one_line(tmp_pa
     assert code == 1 and err == "error: web has no cron job 0123456789 (see cron:list web)\n"
     code, _, err = run(ctx, "cron:list", "nosuch")
     assert code == 1 and "does not exist" in err
+
+
+class FakeContainer:
+    def __init__(self, app: str, job: str, status: str) -> None:
+        self.labels = {"paas.app": app, "paas.index": job, "paas.role": "cron"}
+        self.status = status
+        self.removed = False
+
+    def stop(self, timeout: int) -> None:
+        pass
+
+    def remove(self, force: bool) -> None:
+        self.removed = True
+
+
+class FakeDocker:
+    def __init__(self, found: list[FakeContainer]) -> None:
+        self.found = found
+        self.containers = self
+
+    def list(self, all: bool, filters: dict) -> list[FakeContainer]:
+        wanted = dict(f.split("=", 1) for f in filters["label"] if not f.startswith("paas.instance="))
+        return [c for c in self.found if all and wanted.items() <= c.labels.items()]
+
+
+def test_finished_runs_of_jobs_that_are_gone_are_removed_and_running_ones_kept(tmp_path: Path) -> None:
+    ctx = Context.open(Settings(data_dir=tmp_path))
+    app = ctx.store.create_app("web")
+    data = {"cron": [{"command": "echo hi", "schedule": "@daily"}]}
+    build = ctx.store.create_build(app.id, "0" * 40, "alice", data)
+    ctx.store.set_release_status(
+        ctx.store.create_release(app.id, build, {}, {}, "Deploy", "alice").id, "succeeded"
+    )
+    current = jobs.job_id("@daily", "echo hi")
+    kept = FakeContainer("web", current, "exited")  # the job's last run: its output
+    gone = FakeContainer("web", "0123456789", "exited")  # a job app.json no longer has
+    going = FakeContainer("old-name", "0123456789", "running")  # finishes first
+    ctx._extra["docker"] = FakeDocker([kept, gone, going])
+    assert service.reconcile(ctx) == ["removed 1 finished cron container(s) of jobs that are gone"]
+    assert (kept.removed, gone.removed, going.removed) == (False, True, False)
+    assert service.reconcile(ctx) == []  # cleanup runs once a minute, not on every pass
+    assert service.scheduler(ctx) is service.scheduler(ctx)  # one per process
