@@ -148,7 +148,7 @@ def _wait(container: Container) -> int:
         try:
             return int(container.wait(timeout=WAIT_STEP).get("StatusCode", 1))
         except requests.exceptions.RequestException:
-            continue
+            time.sleep(1)  # a read timeout took WAIT_STEP already; a refused connection took nothing
         except docker.errors.NotFound:
             return 137  # removed under us (app destroyed)
     try:

@@ -114,7 +114,11 @@ class Scheduler:
             thread = self._threads.get((app.id, job.id))
             if thread is not None and thread.is_alive():
                 return True
-        return self.busy_elsewhere(app, job)
+        try:
+            return self.busy_elsewhere(app, job)
+        except Exception as exc:  # dockerd away: the run itself will fail and say so, once per tick
+            log.warning("cron: cannot tell whether %s %s still runs: %s", app.name, job.id, exc)
+            return False
 
     def _start(self, app: App, job: Job) -> None:
         thread = threading.Thread(target=self._run, args=(app, job), daemon=True, name=f"cron-{job.id}")

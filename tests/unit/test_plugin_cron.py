@@ -348,3 +348,23 @@ def test_finished_runs_of_jobs_that_are_gone_are_removed_and_running_ones_kept(t
     assert (kept.removed, gone.removed, going.removed) == (False, True, False)
     assert service.reconcile(ctx) == []  # cleanup runs once a minute, not on every pass
     assert service.scheduler(ctx) is service.scheduler(ctx)  # one per process
+
+
+def test_dockerd_away_costs_one_failure_per_tick_not_a_retry_every_pass(store: Store) -> None:
+    app = store.create_app("web")
+    job = every_minute()
+    clock = FakeClock(T0 - timedelta(seconds=1))
+
+    def unreachable(app: App, job: jobs.Job) -> bool:
+        raise ConnectionError("dockerd is not answering")
+
+    def launch(app: App, job: jobs.Job) -> int:
+        raise PaasError("cron job could not start: ConnectionError")
+
+    s = ticker.Scheduler(store, launch, clock, busy_elsewhere=unreachable)
+    s.tick([(app, [job])])
+    for _ in range(5):
+        clock.advance(2)
+        s.tick([(app, [job])])
+        s.wait_idle()
+    assert [e["action"] for e in store.list_events(app="web")] == ["cron:failed"]
