@@ -24,6 +24,7 @@ LABEL_STACK = "paas.stack"
 ROLE_PROCESS = "process"  # a Procfile process of a release (web.1, worker.2, ...)
 ROLE_RUN = "run"  # `run` one-offs
 ROLE_ONEOFF = "oneoff"  # release phase, postdeploy, cron
+ROLE_CRON = "cron"  # cron plugin runs: kept after they exit (until the next run) for `logs -p cron`
 ROLE_BUILD = "build"
 ROLE_APP_IMAGE = "app-image"
 ROLE_DEPS = "deps"  # a dependency-layer image (see buildpacks/layers.py)

@@ -1,0 +1,39 @@
+"""cron: Dokku-style scheduled commands from app.json (`"cron": [{"command", "schedule"}]`).
+
+Schedules are checked at push time (a bad one refuses the push, naming its index); the server's
+reconcile pass starts the runs that are due, each in a one-off container of the current release.
+`cron:list <app>` shows the jobs and their ids, `cron:run <app> <id>` runs one now, and `logs <app>
+-p cron` shows each job's last run. The timing rules (once per tick, no replay after a restart, no
+overlap) are in ticker.py; the containers in runs.py.
+"""
+
+from __future__ import annotations
+
+import click
+
+from paas.core.context import Context
+from paas.core.manifest import PushedSource
+from paas.core.output import BuildLog
+from paas.plugins import hookimpl
+
+from . import service
+from .commands import cron_list, cron_run
+
+__version__ = "1.0"
+
+
+@hookimpl
+def paas_commands() -> list[click.Command]:
+    return [cron_list, cron_run]
+
+
+@hookimpl
+def paas_pre_build(source: PushedSource, log: BuildLog) -> None:
+    jobs = service.check_manifest(source.manifest.cron)
+    if jobs:
+        log.step(f"Cron: {len(jobs)} job(s) in app.json ({', '.join(j.id for j in jobs)})")
+
+
+@hookimpl
+def paas_reconcile(ctx: Context) -> None:
+    service.reconcile(ctx)

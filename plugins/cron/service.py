@@ -1,0 +1,116 @@
+"""The cron plugin's rules: which jobs an app has, the reconcile pass, cron:list and cron:run.
+
+An app's jobs are the `cron` entries of the app.json kept with its current release's build, so a
+rollback brings back the schedules of the code it runs. A stopped app (ps:stop) runs none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from paas.core import manifest
+from paas.core.context import Context
+from paas.errors import NotFound, PaasError
+from paas.services import lookup
+from paas.store import App
+
+from . import runs
+from .jobs import Job, check_id, parse_entries
+from .ticker import Scheduler, iso, load_state, utcnow
+
+log = logging.getLogger("paas.cron")
+CLEANUP_SECONDS = 60
+_SCHEDULER = "cron:scheduler"
+
+
+def jobs_of(ctx: Context, app: App) -> list[Job]:
+    """The jobs of the app's current release (none before its first deploy)."""
+    release = ctx.store.current_release(app.id)
+    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    if build is None or not build.manifest:
+        return []
+    try:
+        return parse_entries(manifest.from_data(build.manifest).cron)
+    except PaasError as exc:  # pushed before this plugin checked it: nothing runs, cron:list says why
+        log.debug("cron: %s: %s", app.name, exc)
+        return []
+
+
+def check_manifest(entries: list[manifest.CronEntry]) -> list[Job]:
+    """At push time: a bad schedule refuses the push, naming the entry's index."""
+    return parse_entries(entries)
+
+
+def scheduler(ctx: Context, clock: Callable[[], datetime] = utcnow) -> Scheduler:
+    """The process's scheduler, made on the server's first reconcile pass."""
+    return ctx.shared(
+        _SCHEDULER,
+        lambda: Scheduler(
+            ctx.store,
+            launch=lambda app, job: runs.run_job(ctx, app, job),
+            clock=clock,
+            busy_elsewhere=lambda app, job: runs.is_running(ctx, app, job),
+        ),
+    )
+
+
+def reconcile(ctx: Context) -> list[str]:
+    """Start the runs that are due (in threads) and, now and then, drop stale run containers."""
+    apps = [(app, [] if app.stopped else jobs_of(ctx, app)) for app in ctx.store.list_apps()]
+    sched = scheduler(ctx)
+    actions = sched.tick(apps)
+    last_cleanup = ctx.shared("cron:cleanup", lambda: [0.0])
+    now = sched.clock().timestamp()
+    if now - last_cleanup[0] >= CLEANUP_SECONDS:
+        last_cleanup[0] = now
+        keep = {(app.name, job.id) for app, jobs in apps for job in jobs}
+        removed = runs.remove_stale(ctx, keep)
+        if removed:
+            actions.append(f"removed {removed} finished cron container(s) of jobs that are gone")
+    return actions
+
+
+def find_job(ctx: Context, app: App, job_id: str) -> Job:
+    check_id(job_id)
+    for job in jobs_of(ctx, app):
+        if job.id == job_id:
+            return job
+    raise NotFound(f"{app.name} has no cron job {job_id} (see cron:list {app.name})")
+
+
+def list_jobs(ctx: Context, app_name: str, now: datetime | None = None) -> list[dict]:
+    """What cron:list shows, with stable keys (also the JSON shape)."""
+    app = lookup.get_app(ctx, app_name)
+    now = now or utcnow()
+    handled = load_state(ctx.store, app)
+    rows = []
+    for job in jobs_of(ctx, app):
+        last = runs.last_run(ctx, app.name, job.id)
+        rows.append(
+            {
+                "id": job.id,
+                "schedule": job.schedule,
+                "command": job.command,
+                "last_tick": iso(handled[job.id]) if job.id in handled else None,
+                "last_run": None
+                if last is None
+                else {
+                    "started_at": last.started_at,
+                    "finished_at": last.finished_at,
+                    "status": last.status,
+                    "release": last.release,
+                },
+                "next_run": None if app.stopped else iso(job.next_after(now)),
+            }
+        )
+    return rows
+
+
+def run_now(ctx: Context, app_name: str, job_id: str, emit: Callable[[str], None]) -> int:
+    """cron:run: the job in a one-off container now, output streamed; its own schedule is untouched."""
+    app = lookup.get_app(ctx, app_name)
+    job = find_job(ctx, app, job_id)
+    ctx.store.add_event(app.name, ctx.actor, "cron:run", job.id)
+    return runs.run_job(ctx, app, job, emit, actor=ctx.actor or "paas")
