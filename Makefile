@@ -17,12 +17,12 @@ up: bootstrap
 	@exec .venv/bin/paas server
 
 test: bootstrap
-	.venv/bin/ruff check paas tests bench
+	.venv/bin/ruff check paas plugins tests bench
 	.venv/bin/python -m pytest -q -p no:cacheprovider tests
 
 bench: bootstrap
 	.venv/bin/python bench/deploy.py
 
 lint:
-	.venv/bin/ruff check paas tests bench
-	.venv/bin/ruff format --check paas tests bench
+	.venv/bin/ruff check paas plugins tests bench
+	.venv/bin/ruff format --check paas plugins tests bench

@@ -124,7 +124,9 @@ def run_job(
                 command=["/bin/sh", "-c", job.command],
                 name=f"paas-{app.name}-cron-{job.id}-v{release.version}-{uuid.uuid4().hex[:6]}",
                 log_config=LOG_OPTIONS,
-                **sched.engine_kwargs(settings, labels, {"DYNO": dyno, "PS": dyno}),
+                **sched.engine_kwargs(
+                    ctx.docker, build.image, settings, labels, {"DYNO": dyno, "PS": dyno}, CRON_TYPE
+                ),
             )
             container.start()
     except docker.errors.DockerException as exc:
