@@ -140,7 +140,13 @@ class Plugins:
             name = path.name
             if not (path / "__init__.py").is_file() or name.startswith(("_", ".")) or name in self.disabled:
                 continue
-            module = importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
+            try:
+                module = importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
+            except Exception as exc:  # ours: a broken install, better refused than half-working
+                raise PluginError(
+                    f"built-in plugin {name} failed to load ({exc.__class__.__name__}: {exc}); "
+                    "reinstall (make up) or turn it off with PAAS_DISABLED_PLUGINS"
+                ) from exc
             self._register(module, name, getattr(module, "__version__", "built-in"), "built-in")
 
     def _load_entry_points(self) -> None:

@@ -29,6 +29,9 @@ def run_server(env: CommandEnv) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: signalled.append(signum))
 
+    # Load the plugins now: a broken one stops the server here, not a deploy later.
+    loaded = ctx.plugins.info
+    env.echo("-----> plugins: " + (", ".join(f"{p.name} {p.version}" for p in loaded.values()) or "none"))
     # Apps pushed before HEAD followed the deploy branch: `git clone` would check out nothing.
     for app, ref in repo_head.fix_all(settings.repos_dir).items():
         env.echo(f"-----> {app}: HEAD now names {ref.decode()}")
