@@ -48,6 +48,7 @@ class Settings:
     stop_timeout: int = 30
     settle_seconds: float = 0.5
     keep_releases: int = 5
+    keep_build_outputs: int = 10
     build_timeout: float = 1800.0
     max_push_bytes: int = 1 << 30
     reconcile_seconds: float = 5.0
@@ -84,6 +85,7 @@ class Settings:
             stop_timeout=_int("PAAS_STOP_TIMEOUT", 30),
             settle_seconds=_float("PAAS_SETTLE_SECONDS", 0.5),
             keep_releases=max(1, _int("PAAS_KEEP_RELEASES", 5)),
+            keep_build_outputs=max(1, _int("PAAS_KEEP_BUILD_OUTPUTS", 10)),
             build_timeout=_float("PAAS_BUILD_TIMEOUT", 1800),
             max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
             reconcile_seconds=_float("PAAS_RECONCILE_SECONDS", 5),

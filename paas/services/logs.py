@@ -130,9 +130,18 @@ def build_output(ctx: Context, app_name: str, version_text: str | None) -> str:
         build = ctx.store.latest_build(app.id)
         if build is None:
             raise NotFound(f"{app.name} has no builds yet")
-        return build.output
+        return _kept(ctx, build.output)
     release = get_release(ctx, app, parse_version(version_text))
     build = ctx.store.get_build(release.build_id) if release.build_id else None
     if build is None:
         raise NotFound(f"v{release.version} of {app.name} has no build")
-    return build.output
+    return _kept(ctx, build.output)
+
+
+def _kept(ctx: Context, output: str) -> str:
+    if output:
+        return output
+    n = ctx.settings.keep_build_outputs
+    raise NotFound(
+        f"the output of this build is no longer kept (the last {n} builds' are: PAAS_KEEP_BUILD_OUTPUTS)"
+    )

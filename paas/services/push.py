@@ -70,11 +70,13 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     except PaasError as exc:
         log.error(str(exc))
         ctx.store.finish_build(build_id, "failed", log.text())
+        ctx.store.prune_build_outputs(app.id, ctx.settings.keep_build_outputs)
         ctx.store.add_event(app.name, ctx.actor, "build:failed", commit_sha[:7])
         raise BuildFailed("build failed") from exc
     ctx.store.finish_build(
         build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack
     )
+    ctx.store.prune_build_outputs(app.id, ctx.settings.keep_build_outputs)
     build = ctx.store.get_build(build_id)
     ctx.plugins.call_post("paas_post_build", ctx=ctx, app=app, build=build, log=log)
     formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)

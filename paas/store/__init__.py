@@ -243,6 +243,16 @@ class Store(AccountsStore, SamplesStore, OverviewStore):
                 (status, output, image, json.dumps(processes or {}), buildpack, build_id),
             )
 
+    def prune_build_outputs(self, app_id: int, keep: int) -> int:
+        """Drop the output of all but the app's last `keep` builds (a noisy build is ~80 MB)."""
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE builds SET output = '' WHERE app_id = ? AND output != '' AND id NOT IN"
+                " (SELECT id FROM builds WHERE app_id = ? ORDER BY id DESC LIMIT ?)",
+                (app_id, app_id, keep),
+            )
+            return cur.rowcount
+
     def list_builds(self, app_id: int) -> list[Build]:
         rows = self._all("SELECT * FROM builds WHERE app_id = ? ORDER BY id DESC", (app_id,))
         return [self._build(r) for r in rows]  # type: ignore[misc]

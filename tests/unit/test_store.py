@@ -40,3 +40,15 @@ def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
     except sqlite3.IntegrityError:
         return
     raise AssertionError("a release for a missing app was accepted")
+
+
+def test_build_outputs_are_kept_for_the_last_builds_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from paas.store import Store
+
+    store = Store(tmp_path / "db")
+    app = store.create_app("noisy")
+    ids = [store.create_build(app.id, f"{i:040d}", "alice") for i in range(5)]
+    for i in ids:
+        store.finish_build(i, "succeeded", "x" * 1000)
+    assert store.prune_build_outputs(app.id, 2) == 3
+    assert [store.get_build(i).output for i in ids] == ["", "", "", "x" * 1000, "x" * 1000]  # type: ignore[union-attr]

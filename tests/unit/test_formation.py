@@ -1,0 +1,28 @@
+"""The formation rule exists once: `release` runs once per release and is never scaled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paas.core.context import Context
+from paas.core.output import BuildLog
+from paas.errors import PaasError
+from paas.services import formation
+from paas.settings import Settings
+
+
+def test_default_formation_skips_release_and_starts_one_web() -> None:
+    procs = {"web": "gunicorn", "worker": "celery", "release": "migrate"}
+    assert formation.default_formation(procs, {}) == {"web": 1, "worker": 0}
+    assert formation.default_formation(procs, {"worker": 2}) == {"web": 1, "worker": 2}
+
+
+def test_scaling_release_is_refused_with_one_line(tmp_path: Path) -> None:
+    ctx = Context.open(Settings(data_dir=tmp_path))
+    app = ctx.store.create_app("shop")
+    build = ctx.store.create_build(app.id, "a" * 40, "alice")
+    ctx.store.finish_build(build, "succeeded", "out", "img", {"web": "x", "release": "y"}, "Python")
+    with pytest.raises(PaasError, match=r"^release runs once per release, before its processes start"):
+        formation.scale(ctx, "shop", {"release": 2}, BuildLog())
