@@ -1,10 +1,11 @@
 """Apps with a Dockerfile (and no buildpack marker): `docker build` through the SDK.
 
-No registry is used, so every `FROM` must name an image this server has: the stack images are
-tagged `paas/stack:latest` (and `paas/stack:<name>`), and the build arg `PAAS_STACK_IMAGE` holds the
-default stack's exact reference (`ARG PAAS_STACK_IMAGE` / `FROM ${PAAS_STACK_IMAGE}`). The built image
-gets a thin layer on top: a launcher that runs process types by name (the Procfile's commands,
-else the image's own ENTRYPOINT + CMD for web), the port from `EXPOSE`, and a non-root user.
+No registry is used, and a build may read no other tenant's image: `dockerfile_rules` lets `FROM` and
+`COPY --from` name only the stack images (`paas/stack:latest`, `paas/stack:<name>`, or the build arg
+`PAAS_STACK_IMAGE` via `ARG PAAS_STACK_IMAGE` / `FROM ${PAAS_STACK_IMAGE}`) or earlier stages, and
+refuses `ADD <url>`, before dockerd sees the file. The built image gets a thin layer on top: a
+launcher that runs process types by name (the Procfile's commands, else the image's own ENTRYPOINT +
+CMD for web), the port from `EXPOSE`, and uid 1000 unless the image's user is certainly not root.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """What a pushed Dockerfile may name and fetch (paas/buildpacks/dockerfile_rules.py), table-driven.
 
-Every "refused" row is a Dockerfile that the code before these rules built (its only check was that
-FROM's image exists here; another app's image does): `test_the_old_check_let_the_attacks_through`
-replays the old regex check on them. The parser-differential rows were measured against dockerd 20.10:
-for each, dockerd runs an instruction that a naive reading of the file does not see.
+The attack rows (ATTACKS) all passed the check before these rules, whose only test was that FROM's
+image exists here (another app's image does): `test_the_old_check_let_the_attacks_through` replays
+that regex check on them. The parser-differential rows are marked below.
 """
 
 from __future__ import annotations
@@ -101,7 +100,10 @@ REFUSED = [
     ("add url after comment", "FROM paas/stack\nADD \\\n# x\n http://127.0.0.1/ /s\n", 2, "URLs are refused"),
     ("onbuild add url", "FROM paas/stack\nONBUILD ADD http://127.0.0.1/ /s\n", 2, "ONBUILD ADD http"),
     ("onbuild add url lower", "FROM paas/stack\nonbuild add http://127.0.0.1/ /s\n", 2, "ONBUILD ADD"),
-    # Parser differentials: dockerd (20.10, measured) runs the last instruction; a naive parse does not.
+    # Parser differentials. Measured on dockerd 20.10 with LABEL probes: it drops a BOM, ends a
+    # continuation at U+00A0 / \v, continues through an empty line and keeps a file's last line even
+    # inside a continuation, so it runs an instruction a naive (or Python-`\s`) reading misses. The
+    # rest are refused as ambiguous or invalid before dockerd is asked.
     ("bom", f"\ufeffFROM {OTHER}\n", 1, "byte-order mark"),
     ("no-break space ends continuation", f"FROM paas/stack\nRUN a \\\xa0\nFROM {OTHER}\n", 2, "'\\xa0'"),
     ("vertical tab", f"FROM paas/stack\nRUN a \\\x0b\nFROM {OTHER}\n", 2, "unusual whitespace"),
