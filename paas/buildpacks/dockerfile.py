@@ -28,6 +28,7 @@ from paas.core.output import BuildLog
 STACK_ARG = "PAAS_STACK_IMAGE"
 LAUNCHER = "/.paas/start"
 PASSWD_LIMIT = 1 << 20
+DOCKERFILE_LIMIT = 256 << 10  # checking is linear-ish but not free; no real Dockerfile comes near
 
 
 def stack_references(stack_image: str) -> set[str]:
@@ -115,9 +116,9 @@ def build(
     client = ctx.docker
     settings = ctx.settings
     log.step("Dockerfile app detected")
-    text = tree.read("Dockerfile")
+    text = tree.read("Dockerfile", limit=DOCKERFILE_LIMIT)
     if text is None:
-        raise BuildFailed("Dockerfile: not a regular file, or too large")
+        raise BuildFailed(f"Dockerfile: not a regular file, or larger than {DOCKERFILE_LIMIT >> 10} KiB")
     build_args = {STACK_ARG: stack_image}
     checked = dockerfile_rules.check(text, build_args, stack_references(stack_image), stack.LATEST_ALIAS)
     for image in checked.images:

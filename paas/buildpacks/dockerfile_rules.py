@@ -36,6 +36,7 @@ _FLAG = re.compile(r"(--[^ \t]*)(?:[ \t]+|$)")
 _INSTRUCTION_WORD = re.compile(r"[ \t]*([A-Za-z]+)(?:[ \t]|$)")
 _SPECIAL = "\"'\\`$"  # quoting, escaping (either escape character) and expansion
 _URL_MARKS = ("://", "git@")
+_HEREDOC = re.compile(r"""\d*<<-?["']?[A-Za-z0-9_]""")  # a word dockerd's newer parsers read as a heredoc
 
 
 @dataclass
@@ -210,6 +211,9 @@ class _Checker:
             return self.instruction(lineno, m.group(1).upper(), value[m.end() :], onbuild=True)
         flags, rest = _split_flags(lineno, value)
         prefix = "ONBUILD " if onbuild else ""
+        if name in ("RUN", "COPY", "ADD") and any(_HEREDOC.match(word) for word in rest.split()):
+            # dockerd 20.10 reads the body as instructions, newer ones as data: the two disagree.
+            raise _refuse(lineno, f"{prefix}{name}: heredocs (<<EOF) are not supported")
         for ref in flags.get("from", []):
             self._check_source(lineno, f"{prefix}{name} --from", ref)
         if name == "RUN":

@@ -47,6 +47,7 @@ ALLOWED = [
     ("escape directive", "# escape=`\nFROM paas/stack\nRUN echo a `\n  b\nCMD C:\\x\n", None),
     ("comment in continuation", "FROM paas/stack\nRUN a \\\n# FROM paas/app-x:1\n  b\n", None),
     ("crlf", "FROM paas/stack\r\nRUN a \\\r\n  b\r\n", None),
+    ("shift in RUN", "FROM paas/stack\nRUN echo $((1<<2)) >/x\n", None),
     ("url in RUN", "FROM paas/stack\nRUN curl -fsS https://example.org/x -o /x\n", None),
     ("tabs and blank lines", "\n\nFROM\tpaas/stack\n\n\nRUN\ta\n", None),
 ]
@@ -122,6 +123,8 @@ REFUSED = [
         "may only name the stack",
     ),
     ("ends in continuation", "FROM paas/stack\nADD http://127.0.0.1/ /s \\\n", 2, "cannot parse this line"),
+    ("heredoc", "FROM paas/stack\nRUN <<EOF\necho \\\nEOF\n", 2, "heredocs (<<EOF) are not supported"),
+    ("heredoc add", "FROM paas/stack\nADD <<-'X' /f\nhttp://x\nX\n", 2, "ADD: heredocs"),
     ("unknown instruction", "FROM paas/stack\nFR0M x\n", 2, "unknown instruction FR0M"),
     ("before from", "RUN x\nFROM paas/stack\n", 1, "RUN before the first FROM"),
     ("from takes one image", "FROM paas/stack paas/app-x\n", 1, "FROM takes an image"),
