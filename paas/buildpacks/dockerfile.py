@@ -1,21 +1,24 @@
 """Apps with a Dockerfile (and no buildpack marker): `docker build` through the SDK.
 
-No registry is used, so every `FROM` must name an image this server has: the stack images are
-tagged `paas/stack:latest` (and `paas/stack:<name>`), and the build arg `PAAS_STACK_IMAGE` holds the
-default stack's exact reference (`ARG PAAS_STACK_IMAGE` / `FROM ${PAAS_STACK_IMAGE}`). The built image
-gets a thin layer on top: a launcher that runs process types by name (the Procfile's commands,
-else the image's own ENTRYPOINT + CMD for web), the port from `EXPOSE`, and a non-root user.
+No registry is used, and a build may read no other tenant's image: `dockerfile_rules` lets `FROM` and
+`COPY --from` name only the stack images (`paas/stack:latest`, `paas/stack:<name>`, or the build arg
+`PAAS_STACK_IMAGE` via `ARG PAAS_STACK_IMAGE` / `FROM ${PAAS_STACK_IMAGE}`) or earlier stages, and
+refuses `ADD <url>`, before dockerd sees the file. The built image gets a thin layer on top: a
+launcher that runs process types by name (the Procfile's commands, else the image's own ENTRYPOINT +
+CMD for web), the port from `EXPOSE`, and uid 1000 unless the image's user is certainly not root.
 """
 
 from __future__ import annotations
 
-import re
+import io
 import shlex
+import tarfile
 from collections.abc import Callable
 
 import docker
+from docker.models.containers import Container
 
-from paas.buildpacks import source
+from paas.buildpacks import dockerfile_rules, source, stack
 from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names
 from paas.core.context import Context
@@ -24,38 +27,16 @@ from paas.core.output import BuildLog
 
 STACK_ARG = "PAAS_STACK_IMAGE"
 LAUNCHER = "/.paas/start"
-_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?\s*$", re.IGNORECASE)
-_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)
-_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+PASSWD_LIMIT = 1 << 20
+DOCKERFILE_LIMIT = 256 << 10  # checking is linear-ish but not free; no real Dockerfile comes near
 
 
-def base_images(dockerfile: str, build_args: dict[str, str]) -> list[str]:
-    """The images the Dockerfile's FROM lines name, with ARGs substituted; stages excluded."""
-    args = dict(build_args)
-    stages: set[str] = set()
-    images: list[str] = []
-    lines = dockerfile.replace("\\\n", " ").splitlines()
-    seen_from = False
-    for line in lines:
-        m = _ARG.match(line)
-        if m and not seen_from:
-            args.setdefault(m.group(1), m.group(2) or "")
-            continue
-        m = _FROM.match(line)
-        if not m:
-            continue
-        seen_from = True
-
-        def sub(v: re.Match) -> str:
-            name = v.group(1) or v.group(3)
-            return args.get(name) or (v.group(2) or "")
-
-        image = _VAR.sub(sub, m.group(1))
-        if image.lower() != "scratch" and image not in stages:
-            images.append(image)
-        if m.group(2):
-            stages.add(m.group(2))
-    return images
+def stack_references(stack_image: str) -> set[str]:
+    """Every name a Dockerfile may read: the stack images by hash and by alias."""
+    refs = {stack_image, stack.LATEST_ALIAS}
+    for recipe in stack.STACKS:
+        refs |= {recipe.image, f"{stack.STACK_REPOSITORY}:{recipe.name}"}
+    return refs
 
 
 def exposed_port(ports: dict | None, log: BuildLog) -> int:
@@ -80,8 +61,46 @@ def process_commands(procfile: dict[str, str], entrypoint: list[str], cmd: list[
     return processes
 
 
-def _is_root(user: str) -> bool:
-    return user.split(":")[0] in ("", "root", "0")
+def effective_uid(user: str, passwd: str | None) -> int | None:
+    """The uid a container of an image with `USER user` runs as, as runc resolves it: a number is
+    a uid, a name is looked up in the image's /etc/passwd (lines stripped, first match wins).
+    None when it cannot be told for sure (no passwd, no entry, an odd uid field, or two entries
+    for the name that disagree): the caller treats that as root."""
+    name = user.split(":", 1)[0]
+    if name == "":
+        return 0
+    if name.isascii() and name.isdigit():
+        return int(name)
+    if passwd is None:
+        return None
+    uids = set()
+    for line in passwd.splitlines():
+        fields = line.strip().split(":")
+        if len(fields) >= 3 and fields[0] == name:
+            uids.add(fields[2])
+    if len(uids) != 1:
+        return None
+    [uid] = uids
+    return int(uid) if uid.isascii() and uid.isdigit() else None
+
+
+def _read_passwd(container: Container) -> str | None:
+    """The image's /etc/passwd as a regular file, or None (missing, a link, too large)."""
+    try:
+        stream, stat = container.get_archive("/etc/passwd")
+    except docker.errors.NotFound:
+        return None
+    if stat.get("linkTarget") or stat.get("size", 0) > PASSWD_LIMIT:
+        return None
+    try:
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isreg():
+                return None
+            f = tar.extractfile(member)
+            return f.read(PASSWD_LIMIT).decode("utf-8", errors="replace") if f else None
+    except tarfile.TarError:
+        return None
 
 
 def build(
@@ -97,18 +116,21 @@ def build(
     client = ctx.docker
     settings = ctx.settings
     log.step("Dockerfile app detected")
-    text = tree.read("Dockerfile") or ""
+    text = tree.read("Dockerfile", limit=DOCKERFILE_LIMIT)
+    if text is None:
+        raise BuildFailed(f"Dockerfile: not a regular file, or larger than {DOCKERFILE_LIMIT >> 10} KiB")
     build_args = {STACK_ARG: stack_image}
-    for image in base_images(text, build_args):
+    checked = dockerfile_rules.check(text, build_args, stack_references(stack_image), stack.LATEST_ALIAS)
+    for image in checked.images:
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:
             raise BuildFailed(
-                f"Dockerfile: FROM {image}: no such image on this server (no registry is used); "
-                f"use FROM paas/stack:latest"
+                f"Dockerfile: {image}: no such image on this server (no registry is used); "
+                f"use FROM {stack.LATEST_ALIAS}"
             ) from None
         except docker.errors.APIError as exc:
-            raise BuildFailed(f"Dockerfile: FROM {image}: {exc.explanation or exc}") from None
+            raise BuildFailed(f"Dockerfile: {image}: {exc.explanation or exc}") from None
     log.step("Building the image with docker build")
     image_id = None
     with tree.tar(keep, launcher=False, prefix="") as context:
@@ -143,19 +165,21 @@ def build(
     processes = process_commands(procfile, config.get("Entrypoint") or [], config.get("Cmd") or [])
     if not processes:
         raise BuildFailed("build failed: the image has no CMD or ENTRYPOINT and there is no Procfile")
-    user = config.get("User") or ""
     changes = [
         f'ENTRYPOINT ["{LAUNCHER}"]',
         'CMD ["web"]',
         f"LABEL {names.LABEL_ROLE}={names.ROLE_APP_IMAGE} {LABEL_PORT}={port}",
     ]
-    if _is_root(user):
-        changes.append(f"USER {APP_UID}:{APP_UID}")
-        log.detail(f"the image runs as root: its processes run as uid {APP_UID} instead")
     files = {f".paas/proc/{t}": c for t, c in processes.items()}
     launcher = source.launcher_bytes("docker-start")
     container = client.containers.create(image_id, entrypoint=[LAUNCHER], command=["web"])
     try:
+        user = config.get("User") or ""
+        uid = effective_uid(user, _read_passwd(container))
+        if uid is None or uid == 0:
+            changes.append(f"USER {APP_UID}:{APP_UID}")
+            why = "runs as root" if uid == 0 else f"runs as {user!r}, which is not a known uid"
+            log.detail(f"the image {why}: its processes run as uid {APP_UID} instead")
         container.put_archive("/", source.files_tar(files, uid=0))
         container.put_archive("/", source.files_tar({".paas/start": launcher}, uid=0, mode=0o755))
         tag = f"b{build_id}-{settings.instance_id}"

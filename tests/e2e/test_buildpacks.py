@@ -195,7 +195,7 @@ def test_dockerfile_from_an_image_this_server_lacks_is_rejected_without_pulling(
     _commit(paas, src, "bad base")
     r = _push(paas, src)
     assert r.returncode != 0
-    assert "FROM paas-test/not-here:1: no such image on this server (no registry is used)" in r.stderr
+    assert "Dockerfile line 1: FROM paas-test/not-here:1: may only name the stack image" in r.stderr
 
 
 def test_custom_buildpacks_from_server_directories_run_in_order(paas: PaasServer) -> None:

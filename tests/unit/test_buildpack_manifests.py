@@ -67,23 +67,6 @@ def test_app_json_errors_are_one_line(text: str, message: str) -> None:
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_dockerfile_base_images_resolve_args_and_skip_stages() -> None:
-    text = """ARG PAAS_STACK_IMAGE
-ARG TAG=1.0
-FROM ${PAAS_STACK_IMAGE} AS build
-RUN make
-FROM --platform=linux/amd64 example/base:$TAG
-COPY --from=build /x /x
-FROM build
-FROM scratch
-"""
-    assert dockerfile.base_images(text, {"PAAS_STACK_IMAGE": "paas/stack:trixie-abc"}) == [
-        "paas/stack:trixie-abc",
-        "example/base:1.0",
-    ]
-    assert dockerfile.base_images("from paas/stack:latest\ncmd x\n", {}) == ["paas/stack:latest"]
-
-
 def test_dockerfile_port_from_expose() -> None:
     log = BuildLog()
     assert dockerfile.exposed_port({"8080/tcp": {}}, log) == 8080
