@@ -28,12 +28,13 @@ TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "120"))
 
 
 def _reason(output: str) -> str:
-    """The line that says why: the remote's error, else the last line."""
+    """The line that says why: a build error (`remote:  !`), else git's error, else the last line."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    for ln in lines:
-        if "error:" in ln.lower() or "refused" in ln or "rejected" in ln:
-            return ln[:120]
-    return lines[-1][:120] if lines else ""
+    for marker in ("remote:  !", "error:", "rejected"):
+        for ln in lines:
+            if marker in ln:
+                return ln.removeprefix("remote:").strip()[:110]
+    return lines[-1][:110] if lines else ""
 
 
 def main() -> int:
