@@ -123,6 +123,10 @@ class SourceTree:
             seen += len(items)  # counted when listed, so the queue stays bounded too
             if seen > MAX_TREE_ENTRIES:
                 raise TreeTooBig(f"the pushed tree has more than {MAX_TREE_ENTRIES} files and directories")
+            if any(e.path in (b"", b".", b"..") or b"/" in e.path for e in items):
+                raise PaasError(
+                    "the pushed tree names a file '', '.', '..' or with a '/' (git fsck refuses it)"
+                )
             prefix = path + b"/" if path else b""
             todo.extend((prefix + e.path, e.mode, e.sha, depth + 1) for e in reversed(items))
 

@@ -17,6 +17,7 @@ from dulwich.repo import Repo
 from paas.buildpacks import builder, detect, source
 from paas.buildpacks.source import SourceTree, TreeTooBig
 from paas.core.output import CUT_MARK, MAX_LINE, BuildLog, split_lines
+from paas.errors import PaasError
 from paas.git_receiver import pack_guard
 from paas.git_receiver.pack_guard import GuardedIngest, PushLock, PushRefused
 from paas.settings import Settings
@@ -101,6 +102,15 @@ def test_a_walk_has_a_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(source, "WALK_SECONDS", 0.0)
     with pytest.raises(TreeTooBig, match="took longer than 0 s"):
         list(SourceTree(repo, tree_bomb(repo, levels=3)).walk())
+
+
+def test_a_tree_naming_dot_dot_is_refused(tmp_path: Path) -> None:
+    repo = Repo.init_bare(str(tmp_path / "r.git"), mkdir=True)
+    a = Blob.from_string(b"a")
+    root = Tree()
+    root.add(b"..", 0o100644, a.id)
+    with pytest.raises(PaasError, match="names a file"):
+        list(SourceTree(repo, _commit(repo, root, a)).walk())
 
 
 def test_an_honest_tree_walks_as_before(tmp_path: Path) -> None:
