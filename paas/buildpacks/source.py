@@ -130,6 +130,10 @@ class SourceTree:
             prefix = path + b"/" if path else b""
             todo.extend((prefix + e.path, e.mode, e.sha, depth + 1) for e in reversed(items))
 
+    def check(self) -> int:
+        """Walk the whole tree once, raising what walk() raises; the number of entries."""
+        return sum(1 for _ in self.walk())
+
     def files(self) -> Iterator[tuple[str, int, bytes]]:
         """(path, mode, blob sha) of every file and symlink; submodules are not fetched."""
         for path, mode, sha in self.walk():

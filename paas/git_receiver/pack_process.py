@@ -17,6 +17,7 @@ from dulwich.repo import Repo
 from dulwich.server import Backend, Handler, HookError, ReceivePackHandler, UploadPackHandler
 
 from paas.buildpacks.result import BuildFailed
+from paas.buildpacks.source import SourceTree
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.core.validation import app_name
@@ -71,6 +72,8 @@ class DeployHook:
             raise HookError(str(exc)) from None
         log = BuildLog(self._progress)
         try:
+            # Before the lock: a tree that passes the walk limits never holds it, nor waits for it.
+            SourceTree(self.repo, new_sha.decode()).check()
             # Held until the ref has moved (released in main), so the next push builds on it.
             if not self.lock.held:
                 self.lock.acquire(
