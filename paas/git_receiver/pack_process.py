@@ -2,7 +2,8 @@
 
 One process per push, as git itself does: pack ingestion and the build it triggers never hold
 the SSH server's GIL. It speaks the git protocol on stdin/stdout (dulwich) and builds and deploys
-from the `update` hook, so a failed build rejects the ref and moves nothing.
+from the `update` hook, so a failed build rejects the ref and moves nothing. What a push may cost
+(memory, inflated bytes, the packs it leaves) is bounded by `pack_guard`.
 """
 
 from __future__ import annotations
