@@ -51,6 +51,9 @@ class Settings:
     keep_build_outputs: int = 10
     build_timeout: float = 1800.0
     max_push_bytes: int = 1 << 30
+    max_object_bytes: int = 100 << 20  # one object, inflated (GitHub refuses files over 100 MiB too)
+    max_push_inflated_bytes: int = 4 << 30  # all of a push's objects, inflated
+    push_memory: int = 512 << 20  # RLIMIT_DATA of the pack process (ingest, build, deploy)
     reconcile_seconds: float = 5.0
     nginx_bin: str = "/usr/sbin/nginx"
     disabled_plugins: frozenset[str] = frozenset()
@@ -88,6 +91,9 @@ class Settings:
             keep_build_outputs=max(1, _int("PAAS_KEEP_BUILD_OUTPUTS", 10)),
             build_timeout=_float("PAAS_BUILD_TIMEOUT", 1800),
             max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
+            max_object_bytes=_int("PAAS_MAX_OBJECT_BYTES", 100 << 20),
+            max_push_inflated_bytes=_int("PAAS_MAX_PUSH_INFLATED_BYTES", 4 << 30),
+            push_memory=_int("PAAS_PUSH_MEMORY", 512 << 20),
             reconcile_seconds=_float("PAAS_RECONCILE_SECONDS", 5),
             nginx_bin=os.environ.get("PAAS_NGINX_BIN") or "/usr/sbin/nginx",
             default_memory=os.environ.get("PAAS_DEFAULT_MEMORY") or "512m",

@@ -39,7 +39,7 @@ from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.names import APP_PORT, LABEL_PORT, cache_volume, image_repository
-from paas.core.output import BuildLog
+from paas.core.output import BuildLog, split_lines
 from paas.errors import PaasError
 from paas.scheduler import networks
 from paas.settings import Settings
@@ -97,15 +97,10 @@ def ca_environment(settings_ca: str | None) -> tuple[dict[str, str], list[Mount]
 
 
 def stream_lines(container: Container, log: BuildLog) -> None:
-    """Forward a container's output to the build log as it comes."""
-    pending = b""
-    for chunk in container.logs(stream=True, follow=True):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for ln in lines:
-            log.line(ln.decode("utf-8", errors="replace").rstrip("\r"))
-    if pending:
-        log.line(pending.decode("utf-8", errors="replace"))
+    """Forward a container's output to the build log as it comes: line by line, over-long lines
+    cut (a build may print gigabytes without a newline)."""
+    for line in split_lines(container.logs(stream=True, follow=True)):
+        log.line(line)
 
 
 def process_table(release_yaml: str | None, procfile: dict[str, str]) -> dict[str, str]:

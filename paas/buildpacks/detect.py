@@ -2,15 +2,15 @@
 
 Detection order: Python, Node.js, static site, then a Dockerfile (only when no buildpack
 recognised the app, as Dokku does), then Procfile-only. The built-in buildpacks' own `bin/detect`
-scripts decide, run on the host against a copy of the root of the commit (regular files only,
-written by us from git blobs), so the rule lives once, in the buildpack.
+scripts decide, so the rule lives once, in the buildpack. They run on the host against a folder
+holding only the files they test for (DETECT_FILES, empty: the scripts look at names, not
+contents), so a pushed tree costs the host's disk nothing however many files its root holds.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -27,7 +27,22 @@ BUILTINS = (*BUILTIN_ORDER, BUILTIN_LAST)
 # The runtime each built-in buildpack's pin selects (see runtimes.py).
 BUILTIN_RUNTIMES = {"python": "python", "nodejs": "node"}
 MAX_BUILDPACKS = 8
-DETECT_FILE_LIMIT = 256 << 10  # bigger files are detected by name only
+# Every root file a built-in bin/detect tests with `-f` (tests/unit/test_push_limits.py checks
+# this list against the scripts).
+DETECT_FILES = (
+    "requirements.txt",
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "Pipfile",
+    "Pipfile.lock",
+    "poetry.lock",
+    "uv.lock",
+    "package.json",
+    "index.html",
+    ".static",
+    "Procfile",
+)
 
 _GIT_URL = re.compile(
     r"^(?:https?|git)://(?:[A-Za-z0-9._~%!$&'()*+,;=-]+(?::[^@/\s]*)?@)?"
@@ -119,13 +134,10 @@ def _custom_plan(bps: tuple[Buildpack, ...]) -> Plan:
 
 
 def _materialise_root(tree: SourceTree, dest: Path) -> None:
-    for name, mode in tree.root_entries().items():
-        if "/" in name or name in (".", ".."):
-            continue
-        if stat.S_ISDIR(mode):
-            (dest / name).mkdir()
-        elif stat.S_ISREG(mode):
-            (dest / name).write_text(tree.read(name, limit=DETECT_FILE_LIMIT) or "")
+    """An empty file for each of DETECT_FILES that is a regular file at the root of the tree."""
+    for name in DETECT_FILES:
+        if tree.is_file(name):
+            (dest / name).touch()
 
 
 def run_detect(bp_dir: Path, build_dir: Path) -> str | None:

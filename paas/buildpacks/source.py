@@ -11,6 +11,7 @@ import io
 import stat
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import IO
@@ -22,8 +23,17 @@ from paas.core.names import APP_UID
 from paas.errors import PaasError
 
 MAX_READ = 4 << 20
-MAX_TREE_FILES = 200_000  # what one app's source may hold, unpacked (a few bytes can unpack to TBs)
-MAX_TREE_BYTES = 2 << 30  # manifests bigger than this are not parsed on the host
+# What one app's source may hold. A tree names its subtrees by hash, so a few objects can name
+# 10^10 paths (10 levels of 10 entries, all the same subtree): walks count what they visit.
+MAX_TREE_ENTRIES = 250_000  # files, links and directories
+MAX_TREE_DEPTH = 64
+MAX_DIR_BYTES = 8 << 20  # one directory's listing (a tree object): ~200k entries
+WALK_SECONDS = 30.0  # one walk of the whole tree
+MAX_TREE_BYTES = 2 << 30  # the files' total size, unpacked
+
+
+class TreeTooBig(PaasError):
+    """The pushed tree passes a limit of what the host reads."""
 
 
 class SourceTree:
@@ -37,11 +47,24 @@ class SourceTree:
         self.tree_id = commit.tree.decode()
         self.mtime = commit.commit_time  # not 0: Python's .pyc check compares source mtimes
 
+    def _tree(self, sha: bytes) -> Tree | None:
+        """A directory listing, read only when small enough (it is parsed in memory)."""
+        type_num, raw = self.repo.object_store.get_raw(sha)
+        if type_num != Tree.type_num:
+            return None
+        if len(raw) > MAX_DIR_BYTES:
+            raise TreeTooBig(f"a directory of the pushed tree is larger than {MAX_DIR_BYTES >> 20} MiB")
+        tree = Tree.from_raw_string(type_num, raw, sha=sha)
+        assert isinstance(tree, Tree)
+        return tree
+
     def _entry(self, path: str) -> tuple[int, bytes] | None:
-        tree = self.repo[self.tree_id.encode()]
         parts = [p for p in path.split("/") if p]
+        if not parts or len(parts) > MAX_TREE_DEPTH:
+            return None
+        tree = self._tree(self.tree_id.encode())
         for i, part in enumerate(parts):
-            if not isinstance(tree, Tree):
+            if tree is None:
                 return None
             try:
                 mode, sha = tree[part.encode()]
@@ -49,7 +72,9 @@ class SourceTree:
                 return None
             if i == len(parts) - 1:
                 return mode, sha
-            tree = self.repo[sha]
+            if not stat.S_ISDIR(mode):
+                return None
+            tree = self._tree(sha)
         return None
 
     def is_file(self, path: str) -> bool:
@@ -66,12 +91,6 @@ class SourceTree:
             return None
         return blob.data.decode("utf-8", errors="replace")
 
-    def root_entries(self) -> dict[str, int]:
-        """Names at the root of the tree and their git modes."""
-        tree = self.repo[self.tree_id.encode()]
-        assert isinstance(tree, Tree)
-        return {e.path.decode("utf-8", "surrogateescape"): e.mode for e in tree.iteritems()}
-
     def digest(self, paths: Iterable[str]) -> str:
         """A hash of the given paths' names, modes and contents (absent paths count too)."""
         h = hashlib.sha256()
@@ -80,13 +99,46 @@ class SourceTree:
             h.update(f"{path}\0{entry[0] if entry else '-'}\0{entry[1].decode() if entry else ''}\n".encode())
         return h.hexdigest()
 
+    def walk(self) -> Iterator[tuple[str, int, bytes]]:
+        """(path, mode, sha) of every entry, directories included, depth first. The one walk of a
+        whole tree on the host: it counts every entry it visits (skipped ones too), stops at
+        MAX_TREE_DEPTH and gives up after WALK_SECONDS, each with a one-line TreeTooBig."""
+        deadline = time.monotonic() + WALK_SECONDS
+        seen = 0
+        todo: list[tuple[bytes, int, bytes, int]] = [(b"", stat.S_IFDIR, self.tree_id.encode(), 0)]
+        while todo:
+            path, mode, sha, depth = todo.pop()
+            if path:
+                yield path.decode("utf-8", errors="surrogateescape"), mode, sha
+            if not stat.S_ISDIR(mode):
+                continue
+            if depth >= MAX_TREE_DEPTH:
+                raise TreeTooBig(f"the pushed tree nests directories deeper than {MAX_TREE_DEPTH} levels")
+            if time.monotonic() > deadline:
+                raise TreeTooBig(f"reading the pushed tree took longer than {WALK_SECONDS:g} s")
+            tree = self._tree(sha)
+            if tree is None:
+                continue
+            items = list(tree.iteritems())
+            seen += len(items)  # counted when listed, so the queue stays bounded too
+            if seen > MAX_TREE_ENTRIES:
+                raise TreeTooBig(f"the pushed tree has more than {MAX_TREE_ENTRIES} files and directories")
+            if any(e.path in (b"", b".", b"..") or b"/" in e.path for e in items):
+                raise PaasError(
+                    "the pushed tree names a file '', '.', '..' or with a '/' (git fsck refuses it)"
+                )
+            prefix = path + b"/" if path else b""
+            todo.extend((prefix + e.path, e.mode, e.sha, depth + 1) for e in reversed(items))
+
+    def check(self) -> int:
+        """Walk the whole tree once, raising what walk() raises; the number of entries."""
+        return sum(1 for _ in self.walk())
+
     def files(self) -> Iterator[tuple[str, int, bytes]]:
         """(path, mode, blob sha) of every file and symlink; submodules are not fetched."""
-        for entry in self.repo.object_store.iter_tree_contents(self.tree_id.encode()):
-            mode = entry.mode
-            if stat.S_ISDIR(mode) or mode == 0o160000:
-                continue
-            yield entry.path.decode("utf-8", errors="surrogateescape"), mode, entry.sha
+        for path, mode, sha in self.walk():
+            if not stat.S_ISDIR(mode) and mode != 0o160000:
+                yield path, mode, sha
 
     def tar(
         self,
@@ -103,22 +155,20 @@ class SourceTree:
                 _add_dir(tar, prefix.rstrip("/"))
                 seen_dirs.add(prefix.rstrip("/"))
             total = 0
-            for count, (path, mode, sha) in enumerate(self.files(), start=1):
+            for path, mode, sha in self.files():
                 if keep is not None and not keep(path):
                     continue
-                if count > MAX_TREE_FILES:
-                    raise PaasError(f"the pushed tree has more than {MAX_TREE_FILES} files")
-                total += self.repo.object_store[sha].raw_length()
+                blob = self.repo.object_store[sha]
+                assert isinstance(blob, Blob)
+                total += blob.raw_length()
                 if total > MAX_TREE_BYTES:
-                    raise PaasError(f"the pushed tree is larger than {MAX_TREE_BYTES >> 20} MiB unpacked")
+                    raise TreeTooBig(f"the pushed tree is larger than {MAX_TREE_BYTES >> 20} MiB unpacked")
                 parts = path.split("/")
                 for i in range(1, len(parts)):
                     d = prefix + "/".join(parts[:i])
                     if d not in seen_dirs:
                         _add_dir(tar, d)
                         seen_dirs.add(d)
-                blob = self.repo.object_store[sha]
-                assert isinstance(blob, Blob)
                 if stat.S_ISLNK(mode):
                     info = tarfile.TarInfo(prefix + path)
                     info.type = tarfile.SYMTYPE

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 Sink = Callable[[str], None]
 KEEP_HEAD = 2000  # a build's output kept for builds:output: the start and the end
 KEEP_TAIL = 8000
 MAX_LINE = 8192
+CUT_MARK = " [...]"  # ends a line that was cut at MAX_LINE
 
 
 class BuildLog:
@@ -25,8 +26,8 @@ class BuildLog:
     def line(self, text: str) -> None:
         """Stream every line live; keep at most KEEP_HEAD + KEEP_TAIL lines of MAX_LINE chars."""
         for ln in text.rstrip("\n").split("\n"):
-            if len(ln) > MAX_LINE:
-                ln = ln[:MAX_LINE] + " [...]"
+            if len(ln) > MAX_LINE + len(CUT_MARK):  # split_lines() output passes as it is
+                ln = ln[:MAX_LINE] + CUT_MARK
             with self._lock:
                 if len(self._lines) < KEEP_HEAD:
                     self._lines.append(ln)
@@ -61,3 +62,56 @@ class BuildLog:
     def tail(self, n: int = 20) -> list[str]:
         with self._lock:
             return self._kept()[-n:]
+
+
+class LineSplitter:
+    """Bytes as they come (a container's output) into lines without their newline.
+
+    A stream owes us no newline: keep at most `max_line` bytes of the current line and cut the
+    rest (the line then ends with CUT_MARK), so memory is bounded and each byte is looked at once.
+    """
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.max_line = max_line
+        self._buf = bytearray()
+        self._cutting = False  # the current line was cut: drop bytes up to its newline
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The lines that `data` completes."""
+        out: list[bytes] = []
+        start, end = 0, len(data)
+        while start < end:
+            nl = data.find(b"\n", start)
+            stop = end if nl < 0 else nl
+            if not self._cutting:
+                room = self.max_line - len(self._buf)
+                self._buf += data[start : min(stop, start + room)]
+                if stop - start > room:
+                    out.append(bytes(self._buf) + CUT_MARK.encode())
+                    self._buf.clear()
+                    self._cutting = True
+            if nl < 0:
+                break
+            if not self._cutting:
+                out.append(bytes(self._buf))
+            self._buf.clear()
+            self._cutting = False
+            start = nl + 1
+        return out
+
+    def close(self) -> list[bytes]:
+        """The last line, when the stream did not end with a newline."""
+        rest = [bytes(self._buf)] if self._buf else []
+        self._buf.clear()
+        self._cutting = False
+        return rest
+
+
+def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:
+    """Decoded lines (a trailing CR dropped) from a byte stream; see LineSplitter."""
+    splitter = LineSplitter(max_line)
+    for chunk in chunks:
+        for raw in splitter.feed(chunk):
+            yield raw.decode("utf-8", errors="replace").removesuffix("\r")
+    for raw in splitter.close():
+        yield raw.decode("utf-8", errors="replace").removesuffix("\r")

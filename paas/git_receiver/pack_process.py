@@ -2,7 +2,8 @@
 
 One process per push, as git itself does: pack ingestion and the build it triggers never hold
 the SSH server's GIL. It speaks the git protocol on stdin/stdout (dulwich) and builds and deploys
-from the `update` hook, so a failed build rejects the ref and moves nothing.
+from the `update` hook, so a failed build rejects the ref and moves nothing. What a push may cost
+(memory, inflated bytes, the packs it leaves) is bounded by `pack_guard`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from dulwich.repo import Repo
 from dulwich.server import Backend, Handler, HookError, ReceivePackHandler, UploadPackHandler
 
 from paas.buildpacks.result import BuildFailed
+from paas.buildpacks.source import SourceTree
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.core.validation import app_name
 from paas.errors import PaasError
-from paas.git_receiver import repo_head
+from paas.git_receiver import pack_guard, repo_head
 from paas.services import push
 from paas.services.deploy import DeployFailed
 from paas.services.locks import AppLock
@@ -51,11 +53,18 @@ class DeployHook:
         self.handler: Handler | None = None
         self.lock = AppLock(ctx, app)
         self.deployed: str | None = None  # one deploy per push
+        self.deployed_sha: bytes | None = None
 
     def _progress(self, text: str) -> None:
         handler = self.handler
         if handler is not None and handler.has_capability(b"side-band-64k"):
             handler.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode("utf-8", "replace"))
+
+    def ref_moved(self) -> bool:
+        """Whether this push moved its deploy branch (else its pack is garbage)."""
+        if self.deployed is None:
+            return False
+        return self.repo.refs.as_dict().get(self.deployed.encode()) == self.deployed_sha
 
     def execute(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
         try:
@@ -64,6 +73,8 @@ class DeployHook:
             raise HookError(str(exc)) from None
         log = BuildLog(self._progress)
         try:
+            # Before the lock: a tree that passes the walk limits never holds it, nor waits for it.
+            SourceTree(self.repo, new_sha.decode()).check()
             # Held until the ref has moved (released in main), so the next push builds on it.
             if not self.lock.held:
                 self.lock.acquire(
@@ -72,6 +83,7 @@ class DeployHook:
             current = self.repo.refs.as_dict().get(ref_name)
             push.check_ref_unmoved(ref_name.decode("utf-8", "replace"), old_sha, current, ZERO_SHA)
             self.deployed = ref_name.decode("utf-8", "replace")
+            self.deployed_sha = new_sha
             push.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
         except HookError:
             raise
@@ -124,7 +136,9 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
     app = app_name(argv[2])
-    repo = Repo(str(settings.repos_dir / f"{app}.git"))
+    pack_guard.limit_memory(settings.push_memory)
+    repo_path = settings.repos_dir / f"{app}.git"
+    repo = Repo(str(repo_path))
     inf, outf = sys.stdin.buffer, sys.stdout.buffer
 
     def write(data: bytes) -> None:
@@ -140,6 +154,9 @@ def main(argv: list[str]) -> int:
             settings, actor=os.environ.get("PAAS_ACTOR"), is_admin=os.environ.get("PAAS_ACTOR_ADMIN") == "1"
         )
         _limit_push_size(repo, settings.max_push_bytes)
+        push_lock = pack_guard.PushLock(repo_path)
+        push_lock.acquire_shared()
+        ingest = pack_guard.GuardedIngest(repo, settings)
         hook = DeployHook(ctx, app, repo)
         repo.hooks = {"update": hook}  # replaces dulwich's shell hooks (see DESIGN.md)
         handler = ReceivePackHandler(_OneRepo(repo), ["/"], proto)
@@ -149,6 +166,9 @@ def main(argv: list[str]) -> int:
         finally:
             _head_follows(repo, app, hook.deployed)
             hook.lock.release()
+            refused = not hook.ref_moved()
+            pack_guard.after_push(repo_path, push_lock, ingest.new_pack if refused else None)
+            push_lock.release()
         return 0
     finally:
         repo.close()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import docker
 from docker.models.containers import Container
 
 from paas.core import names, validation
 from paas.core.context import Context
+from paas.core.output import split_lines
 from paas.errors import NotFound, PaasError
 from paas.scheduler import docker_local as sched
 from paas.services import lookup
@@ -24,11 +25,11 @@ def _heroku_time(docker_ts: str) -> str:
     return f"{main}.{(frac or '0')[:6]:0<6}+00:00"
 
 
-def _format(container: Container, raw: bytes) -> list[tuple[str, str]]:
+def _format(container: Container, lines: Iterable[str]) -> list[tuple[str, str]]:
     """(sort key, formatted line) for each `timestamps=True` line docker gave."""
     dyno = f"{container.labels.get(names.LABEL_TYPE, '?')}.{container.labels.get(names.LABEL_INDEX, '0')}"
     out = []
-    for line in raw.decode("utf-8", "replace").splitlines():
+    for line in lines:
         ts, _, text = line.partition(" ")
         if not ts:
             continue
@@ -59,7 +60,9 @@ def recent(ctx: Context, app_name: str, lines: int = 100, ptype: str | None = No
     merged: list[tuple[str, str]] = []
     for c in _containers(ctx, app, ptype):
         try:
-            merged.extend(_format(c, c.logs(timestamps=True, tail=lines)))
+            # Streamed and split with bounded lines: an app may print gigabytes without a newline.
+            stream = c.logs(stream=True, follow=False, timestamps=True, tail=lines)
+            merged.extend(_format(c, split_lines(stream)))
         except docker.errors.NotFound:
             continue
     merged.sort(key=lambda x: x[0])
@@ -86,14 +89,10 @@ def follow(
         try:
             stream = container.logs(stream=True, follow=True, timestamps=True, tail=tail)
             streams[container.id] = stream
-            pending = b""
-            for chunk in stream:
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for raw in complete:
-                    for _, line in _format(container, raw + b"\n"):
-                        with lock:
-                            emit(line)
+            for raw in split_lines(stream):
+                for _, line in _format(container, [raw]):
+                    with lock:
+                        emit(line)
         except OSError:
             failed.set()
         except docker.errors.DockerException:
