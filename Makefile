@@ -8,13 +8,19 @@ ifeq ($(origin PAAS_BUILD_CA_BUNDLE), undefined)
   endif
 endif
 
-.PHONY: up test bootstrap lint bench
+.PHONY: up test bootstrap lint bench install uninstall
 
 bootstrap:
 	@scripts/bootstrap.sh
 
 up: bootstrap
 	@exec .venv/bin/paas server
+
+install:
+	@scripts/install.sh
+
+uninstall:
+	@scripts/install.sh uninstall
 
 test: bootstrap
 	.venv/bin/ruff check paas plugins tests bench

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import threading
 import time
 
@@ -14,7 +15,7 @@ from paas.core.context import Context
 from paas.errors import PaasError
 from paas.git_receiver import repo_head
 from paas.git_receiver.server import SSHServer
-from paas.services import reconcile, routing
+from paas.services import logfiles, reconcile, routing
 from paas.web.process import DashboardProcess
 
 
@@ -92,19 +93,28 @@ def run_server(env: CommandEnv) -> int:
         if web is not None and not web.alive() and web.restart_if_dead():
             env.err.write(f"warning: the dashboard exited; restarted it (log: {settings.web_log_path})\n")
     stop.set()
-    env.echo("-----> stopping (app containers keep running)")
+    # nginx stays: apps stay routed while no server runs, and the next start adopts it, so a
+    # restart or an upgrade drops no request (`paas router:stop` stops it for good).
+    env.echo("-----> stopping (app containers and the router keep running)")
     ssh.shutdown()
     if web is not None:
         web.stop()
-    router.stop()
     return 0
 
 
 def _reconcile_loop(ctx: Context, stop: threading.Event) -> None:
-    """Converge every few seconds: crashed processes, changed host ports, interrupted deploys."""
+    """Converge every few seconds: crashed processes, changed host ports, interrupted deploys;
+    rotate the logs every PAAS_LOG_ROTATE_SECONDS."""
     log = logging.getLogger("paas.reconcile")
+    rotated = 0.0
     while not stop.wait(ctx.settings.reconcile_seconds):
         try:
             reconcile.reconcile_all(ctx)
         except Exception:  # keep healing whatever happened in one pass
             log.exception("reconcile pass failed")
+        if time.monotonic() - rotated >= ctx.settings.log_rotate_seconds:
+            rotated = time.monotonic()
+            try:
+                logfiles.rotate(ctx.settings)
+            except (PaasError, OSError, subprocess.SubprocessError) as exc:
+                log.warning("log rotation: %s", exc)

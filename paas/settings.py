@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from docker.utils import parse_bytes
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
@@ -26,6 +28,15 @@ def _float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SystemExit(f"error: {name} must be a number, got {raw!r}") from None
+
+
+def _size(name: str, default: str) -> int:
+    """Bytes from docker's size syntax (`512m`, `2g`, `100k`, or plain bytes)."""
+    raw = (os.environ.get(name) or default).strip().lower()
+    try:
+        return parse_bytes(raw)
+    except Exception:  # docker's parser raises its own error type for anything malformed
+        raise SystemExit(f"error: {name} must be a size like 512m or 2g, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,10 @@ class Settings:
     settle_seconds: float = 0.5
     keep_releases: int = 5
     keep_build_outputs: int = 10
+    log_max_bytes: int = 10 << 20  # each log file rotates past this
+    log_keep: int = 5  # rotated files kept per log: the total stays under (log_keep + 1) x max
+    log_rotate_seconds: float = 60.0
+    min_free_disk: int = 2 << 30  # pushes are refused below this much free space
     build_timeout: float = 1800.0
     max_push_bytes: int = 1 << 30
     max_object_bytes: int = 100 << 20  # one object, inflated (GitHub refuses files over 100 MiB too)
@@ -89,6 +104,10 @@ class Settings:
             settle_seconds=_float("PAAS_SETTLE_SECONDS", 0.5),
             keep_releases=max(1, _int("PAAS_KEEP_RELEASES", 5)),
             keep_build_outputs=max(1, _int("PAAS_KEEP_BUILD_OUTPUTS", 10)),
+            log_max_bytes=max(4096, _size("PAAS_LOG_MAX_BYTES", "10m")),
+            log_keep=max(1, _int("PAAS_LOG_KEEP", 5)),
+            log_rotate_seconds=max(1.0, _float("PAAS_LOG_ROTATE_SECONDS", 60)),
+            min_free_disk=_size("PAAS_MIN_FREE_DISK", "2g"),
             build_timeout=_float("PAAS_BUILD_TIMEOUT", 1800),
             max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
             max_object_bytes=_int("PAAS_MAX_OBJECT_BYTES", 100 << 20),

@@ -106,6 +106,7 @@ COMMAND_MODULES = (
     "apps",
     "checks",
     "config",
+    "doctor",
     "domains",
     "events",
     "help",

@@ -7,11 +7,22 @@ import click
 from paas.buildpacks import stack
 from paas.commands import CommandEnv, command
 from paas.server import run_server
+from paas.services import routing
 
 
 @command("server", "Run the SSH receiver and the managed nginx (foreground).", host_only=True)
 def server(env: CommandEnv) -> int:
     return run_server(env)
+
+
+@command("router:stop", "Stop the managed nginx a stopped server left serving.", host_only=True)
+def router_stop(env: CommandEnv) -> None:
+    router = routing.router(env.ctx)
+    if router.running_pid() is None:
+        env.echo("-----> the router is not running")
+        return
+    router.stop()
+    env.echo("-----> router stopped: apps are no longer reachable until paas server starts")
 
 
 @command("stack:build", "Build the stack image from the Debian mirror unless it exists.", host_only=True)

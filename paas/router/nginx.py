@@ -110,6 +110,10 @@ class Router:
             self.prefix / "tmp",
         ):
             d.mkdir(parents=True, exist_ok=True)
+        # The server writes with umask 077; nginx's workers (www-data) must still reach the files
+        # the master hands them: log files reopened on USR1, temp files. Traverse, not list.
+        for d in (self.prefix, self.prefix / "logs", self.prefix / "tmp"):
+            d.chmod(0o711 if d != self.prefix else 0o755)
         text = self.render_main(self.apps_dir, self.pid_path)
         if not self.main_conf.exists() or self.main_conf.read_text() != text:
             self._check_candidate({})

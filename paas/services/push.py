@@ -19,7 +19,7 @@ from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
 from paas.services import apps as apps_service
-from paas.services import first_deploy, lookup
+from paas.services import disk, first_deploy, lookup
 from paas.services.deploy import deploy_release
 from paas.services.formation import default_formation
 from paas.store import Release
@@ -53,6 +53,7 @@ def read_manifest(tree: SourceTree) -> Manifest | None:
 def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
     """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched."""
     app = apps_service.ensure_app(ctx, app_name)
+    disk.require_free(ctx)  # before anything is built or changed
     tree = SourceTree(repo, commit_sha)
     manifest = read_manifest(tree)
     ctx.plugins.call_pre(

@@ -34,15 +34,21 @@ def test_sigterm_stops_cleanly_apps_keep_running_and_routes_return(own_server: P
     assert pushed.returncode == 0, pushed.output
     assert server.get(f"{app}.localhost")[0] == 200
 
+    nginx_before = nginx_pids(server.data_dir / "nginx")
     assert server.stop() == 0
-    assert "stopping (app containers keep running)" in server.log_path.read_text()
+    assert "stopping (app containers and the router keep running)" in server.log_path.read_text()
+    # No server runs, yet the app is served: the router stays for the next start to adopt.
+    assert nginx_pids(server.data_dir / "nginx") == nginx_before
+    assert server.get(f"{app}.localhost")[0] == 200
+    client = docker.from_env()
+    [container] = client.containers.list(filters={"label": f"paas.app={app}"})
+    assert container.status == "running"
+    stopped = server.host("router:stop")
+    assert stopped.returncode == 0 and "router stopped" in stopped.stdout, stopped.output
     deadline = time.monotonic() + 10
     while nginx_pids(server.data_dir / "nginx") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert nginx_pids(server.data_dir / "nginx") == []
-    client = docker.from_env()
-    [container] = client.containers.list(filters={"label": f"paas.app={app}"})
-    assert container.status == "running"
 
     # The host key persists across restarts, and the app is routed again at start.
     key_before = (server.data_dir / "ssh_host_ed25519_key").read_bytes()
