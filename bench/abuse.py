@@ -8,16 +8,21 @@ Starts a `paas server` (loopback high ports, a temporary dir) and pushes, each t
 It prints the push's wall time, the time the client alone spends making the pack (part of the
 former), the pack process's peak RSS (VmHWM sampled from /proc), and the line the pusher got.
 Targets: each bomb refused in <= 5 s with <= 256 MiB peak.
+Then the neighbour: requests/s another app serves through the router while an app fork-bombs
+itself (1500 forks held 15 s, the `abuse` test app), against the same app alone, same run.
+Target: >= 0.8x.
 Not a test: it prints figures (set BENCH_TIMEOUT to wait longer for code that never refuses).
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +58,50 @@ def client_packing(repo: Path) -> float:
     return time.monotonic() - start
 
 
+def _rate(paas, host: str, seconds: float, threads: int = 4) -> float:  # type: ignore[no-untyped-def]
+    """Requests per second answered 200 by `host` through the router, over `seconds`."""
+    done = threading.Event()
+    counts = [0] * threads
+
+    def worker(i: int) -> None:
+        while not done.is_set():
+            try:
+                if paas.get(host)[0] == 200:
+                    counts[i] += 1
+            except (OSError, http.client.HTTPException):
+                pass
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for th in pool:
+        th.start()
+    time.sleep(seconds)
+    done.set()
+    for th in pool:
+        th.join()
+    return sum(counts) / seconds
+
+
+def _deploy(paas, template: str) -> str:  # type: ignore[no-untyped-def]
+    app = unique_app("bench")
+    src = paas.make_repo(template, app)
+    paas.git(src, "remote", "add", "paas", f"paas:{app}")
+    assert paas.git(src, "push", "paas", "main").returncode == 0
+    return app
+
+
+def neighbour(paas) -> None:  # type: ignore[no-untyped-def]
+    calm, noisy = _deploy(paas, "stdlib-web"), _deploy(paas, "abuse")
+    alone = _rate(paas, f"{calm}.localhost", 8)
+    bomb = threading.Thread(target=lambda: paas.get(f"{noisy}.localhost", "/fork?n=1500&hold=15"))
+    bomb.start()
+    time.sleep(0.5)
+    during = _rate(paas, f"{calm}.localhost", 8)
+    bomb.join()
+    forked = paas.get(f"{noisy}.localhost", "/")[0]
+    print(f"neighbour alone {alone:7.1f} req/s; while the other app fork-bombs {during:7.1f} req/s")
+    print(f"ratio: {during / alone:.2f} (target >= 0.80); the bombing app answers {forked} afterwards")
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-abuse-") as tmp, running_server(Path(tmp), "b") as paas:
         work = Path(tmp) / "src"
@@ -76,8 +125,9 @@ def main() -> int:
                 status = "ok" if result.returncode == 0 else "refused"
                 why = _reason(result.output) if result.returncode else "deployed"
             print(f"{label:24} {status:8} {elapsed:8.2f} {packing:7.2f} {peak / (1 << 20):5.0f} MiB  {why}")
-    print("seconds: the whole push as the pusher waits; client: git making the pack alone, on the client")
-    print("targets: bombs refused in <= 5 s, pack process <= 256 MiB peak")
+        print("seconds: the whole push as the pusher waits; client: git making the pack alone, on the client")
+        print("targets: bombs refused in <= 5 s, pack process <= 256 MiB peak")
+        neighbour(paas)
     return 0
 
 

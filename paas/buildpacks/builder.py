@@ -34,6 +34,7 @@ from docker.types import Mount
 from dulwich.repo import Repo
 
 from paas.buildpacks import detect, dockerfile, layers, runtimes, slugignore, source, stack
+from paas.buildpacks.isolation import build_hardening
 from paas.buildpacks.procfile import parse_procfile
 from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names, validation
@@ -41,8 +42,6 @@ from paas.core.context import Context
 from paas.core.names import APP_PORT, LABEL_PORT, cache_volume, image_repository
 from paas.core.output import BuildLog, split_lines
 from paas.errors import PaasError
-from paas.scheduler import networks
-from paas.settings import Settings
 
 CA_PATH_IN_CONTAINER = "/etc/paas/ca.crt"
 BUILD_ENV_IN_CONTAINER = "/etc/paas/build.env"
@@ -138,31 +137,6 @@ def read_build_output(out_dir: Path, name: str) -> str | None:
     if len(data) > MAX_OUTPUT_BYTES:
         raise BuildFailed(f"build failed: {name} from the build is larger than {MAX_OUTPUT_BYTES} bytes")
     return data.decode("utf-8", "replace")
-
-
-def build_hardening(client: docker.DockerClient, settings: Settings, app: str) -> dict:
-    """What every build container gets: no capabilities, no-new-privileges, memory (no swap),
-    pids and CPU ceilings, and a network of the app's builds, away from every app's processes."""
-    network = networks.ensure(
-        client,
-        names.build_network(settings.instance_id, app),
-        settings.instance_id,
-        app,
-        settings.network_pool,
-        settings.locks_dir / "networks.lock",
-        prefix=28,  # a build runs one or two containers
-    )
-    kwargs: dict = {
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "mem_limit": settings.build_memory,
-        "memswap_limit": settings.build_memory,
-        "pids_limit": settings.build_pids,
-        "network": network,
-    }
-    if settings.build_cpus:
-        kwargs["nano_cpus"] = int(settings.build_cpus * 1e9)
-    return kwargs
 
 
 @dataclass

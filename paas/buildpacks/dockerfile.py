@@ -17,8 +17,10 @@ from collections.abc import Callable
 
 import docker
 from docker.models.containers import Container
+from docker.utils import parse_bytes
 
 from paas.buildpacks import dockerfile_rules, source, stack
+from paas.buildpacks.isolation import build_hardening
 from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names
 from paas.core.context import Context
@@ -133,6 +135,8 @@ def build(
             raise BuildFailed(f"Dockerfile: {image}: {exc.explanation or exc}") from None
     log.step("Building the image with docker build")
     image_id = None
+    memory = parse_bytes(settings.build_memory)
+    build_net = build_hardening(client, settings, app)["network"]
     with tree.tar(keep, launcher=False, prefix="") as context:
         try:
             for chunk in client.api.build(
@@ -144,6 +148,10 @@ def build(
                 decode=True,
                 buildargs=build_args,
                 labels={names.LABEL_APP: app, names.LABEL_INSTANCE: settings.instance_id},
+                # RUN steps: the build's memory ceiling (no swap) and the app's build network.
+                # The classic builder's API takes no capability or pids options.
+                container_limits={"memory": memory, "memswap": memory},
+                network_mode=build_net,
             ):
                 if "stream" in chunk:
                     for line in chunk["stream"].splitlines():

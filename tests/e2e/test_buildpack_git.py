@@ -11,6 +11,9 @@ from pathlib import Path
 
 import docker
 
+from paas.core import names
+from paas.scheduler import networks
+from paas.settings import Settings
 from tests.e2e.conftest import APPS_DIR, PaasServer, unique_app, wait_for
 
 
@@ -46,8 +49,22 @@ def test_buildpacks_from_git_urls(paas: PaasServer, tmp_path: Path) -> None:
         labels={"paas.test": "git-daemon"},
     )
     try:
+        # The stand-in for a git host on the internet: builds run on a network of their own (no
+        # route to other bridges), so the daemon joins the app's build network.
+        app = unique_app("gitbp")
+        settings = Settings(data_dir=paas.data_dir)
+        build_net = networks.ensure(
+            client,
+            names.build_network(settings.instance_id, app),
+            settings.instance_id,
+            app,
+            settings.network_pool,
+            settings.locks_dir / "networks.lock",
+            prefix=28,
+        )
+        client.networks.get(build_net).connect(daemon)
         daemon.reload()
-        ip = daemon.attrs["NetworkSettings"]["IPAddress"]
+        ip = daemon.attrs["NetworkSettings"]["Networks"][build_net]["IPAddress"]
 
         def listening() -> bool:
             try:
@@ -58,7 +75,6 @@ def test_buildpacks_from_git_urls(paas: PaasServer, tmp_path: Path) -> None:
 
         assert wait_for(listening, timeout=20)
         base = f"git://{ip}"
-        app = unique_app("gitbp")
         src = paas.make_repo("custom-app", app)
         paas.git(src, "remote", "add", "paas", f"paas:{app}")
         (src / ".buildpacks").write_text(
