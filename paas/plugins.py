@@ -97,6 +97,11 @@ class HookSpecs:
         (each is validated before it reaches nginx; a location `/` replaces the proxy)."""
 
     @hookspec
+    def paas_nginx_dashboard(self, ctx: Context, extras: RouteExtras) -> None:
+        """While rendering the dashboard's server block (`paas.<domain>`): only `extras.tls` (serve
+        it over HTTPS with that certificate) and `extras.acme_root` (answer HTTP-01) are used."""
+
+    @hookspec
     def paas_reconcile(self, ctx: Context) -> None:
         """On each reconcile pass (every PAAS_RECONCILE_SECONDS in `paas server`): converge the
         plugin's own containers or schedules. Keep it quick; errors are logged."""
