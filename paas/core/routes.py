@@ -46,6 +46,7 @@ class RouteTls:
     redirect: bool = True  # plain HTTP answers 301 to https (ACME challenges excepted)
     hsts: bool = False
     stapling: bool = False
+    fingerprint: str = ""  # in the rendered config, so a new certificate at the same path reloads nginx
 
     def __post_init__(self) -> None:
         for p in (self.cert_path, self.key_path):

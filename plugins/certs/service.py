@@ -164,6 +164,7 @@ def route_tls(ctx: Context, s: Subject) -> RouteTls | None:
         redirect=get(ctx, s, S_REDIRECT) != "off",
         hsts=get(ctx, s, S_HSTS) == "on",
         stapling=info.ocsp and not info.self_signed,
+        fingerprint=info.fingerprint,
     )
 
 
