@@ -89,7 +89,8 @@ def _client(ctx: Context) -> client.ClientV2:
     try:
         net.account = acme.new_account(reg)
     except errors.ConflictError as exc:  # this key has an account already
-        net.account = acme.query_registration(messages.RegistrationResource(uri=exc.location))
+        existing = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
+        net.account = acme.query_registration(existing)
     return acme
 
 
@@ -173,11 +174,13 @@ def obtain(ctx: Context, s: Subject) -> pem.Pair:
     return pem.check_pair(order.fullchain_pem.encode(), key_pem)
 
 
-def issue(ctx: Context, s: Subject, reason: str) -> pem.CertInfo:
+def issue(ctx: Context, s: Subject, reason: str, only_if_due: bool = False) -> pem.CertInfo | None:
     """Obtain and install; record the outcome (events, retry state). The old certificate keeps
-    serving when this fails."""
-    renewing = service.has_cert(s) and service.get(ctx, s, service.S_SOURCE) == "letsencrypt"
+    serving when this fails. `only_if_due`: None when another order made it not due meanwhile."""
     with _order_lock(ctx, s):
+        if only_if_due and not due(ctx, s):
+            return None
+        renewing = service.has_cert(s) and service.get(ctx, s, service.S_SOURCE) == "letsencrypt"
         try:
             pair = obtain(ctx, s)
             service.install(ctx, s, pair, "letsencrypt")
@@ -209,6 +212,7 @@ def enable(ctx: Context, name: str) -> pem.CertInfo:
     try:
         service.sync(ctx, s)  # the challenge folder is served from now on
         info = issue(ctx, s, "letsencrypt:enable")
+        assert info is not None
     except Exception:
         if was != "on":
             service.put(ctx, s, S_ACME, None)
@@ -270,6 +274,7 @@ def auto_renew(ctx: Context, name: str | None, force: bool = True) -> list[tuple
             continue
         try:
             info = issue(ctx, s, "letsencrypt:auto-renew")
+            assert info is not None
             out.append((s.name, f"renewed, valid until {info.not_after:%Y-%m-%d %H:%M:%S} UTC"))
         except PaasError as exc:
             out.append((s.name, f"failed: {exc}"))
@@ -281,8 +286,11 @@ _running_lock = threading.Lock()
 
 
 def reconcile(ctx: Context) -> None:
-    """From `paas_reconcile`: start a renewal thread for each subject that is due (quick)."""
+    """From `paas_reconcile`: start a renewal thread for each subject that is due (quick). The
+    first certificate is `letsencrypt:enable`'s to get; this renews, or retries after a failure."""
     for s in enabled(ctx):
+        if not service.has_cert(s) and service.get(ctx, s, S_ACME_NEXT) is None:
+            continue
         if not due(ctx, s):
             continue
         with _running_lock:
@@ -294,8 +302,8 @@ def reconcile(ctx: Context) -> None:
 
 def _renew(ctx: Context, s: Subject) -> None:
     try:
-        issue(ctx, s, "auto-renew")
-        log.info("certificate of %s renewed", s.name)
+        if issue(ctx, s, "auto-renew", only_if_due=True) is not None:
+            log.info("certificate of %s renewed", s.name)
     except Exception as exc:
         log.warning("certificate of %s not renewed: %s", s.name, exc)
     finally:
