@@ -207,5 +207,15 @@ def test_real_http01_validation_against_our_router(
     (tmp_path / "root.pem").write_bytes(pebble.root_pem())
     ok(curl(server, host, "--cacert", str(tmp_path / "root.pem")))
     access = (server.data_dir / "nginx" / "logs" / "access.log").read_text()
-    fetched = [line for line in access.splitlines() if "GET /.well-known/acme-challenge/" in line]
+    fetched = [line for line in access.splitlines() if "Pebble-VA" in line and "acme-challenge/" in line]
     assert fetched and all('" 200 ' in line for line in fetched), fetched
+
+    # The dashboard gets its own certificate the same way (an admin's command, on the host).
+    dash = f"paas.{DOMAIN}"
+    assert served_fingerprint(server, dash) is None
+    out = ok(server.host("letsencrypt:enable", "paas"))
+    assert dash in out
+    got = curl(server, dash, "--cacert", str(tmp_path / "root.pem"), "-o", "/dev/null", "-w", "%{http_code}",
+               path="/login")  # fmt: skip
+    assert ok(got) == "200"
+    assert "paas" in ok(server.host("letsencrypt:list"))
