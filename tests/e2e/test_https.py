@@ -146,6 +146,18 @@ def served_fingerprint(server: PaasServer, host: str) -> str | None:
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
+def handshake(server: PaasServer, host: str, *args: str) -> bool:
+    """Whether openssl s_client completes a handshake with these options."""
+    p = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{server.https_port}", "-servername", host, *args],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    return p.returncode == 0 and "-----BEGIN CERTIFICATE-----" in p.stdout
+
+
 def fingerprint(cert_pem: bytes) -> str:
     return x509.load_pem_x509_certificate(cert_pem).fingerprint(hashes.SHA256()).hex(":").upper()
 
@@ -244,6 +256,10 @@ def test_sni_http2_redirect_hsts_and_forwarded_headers(
     headers = json.loads(body)["headers"]
     assert headers["x-forwarded-proto"] == "https"
     assert headers["x-forwarded-port"] == str(server.https_port)
+    # Mozilla "intermediate": TLS 1.2 with forward-secret AEAD suites only (nginx's default would
+    # take ECDHE-ECDSA-AES128-SHA too).
+    assert handshake(server, host_a, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert not handshake(server, host_a, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA")
     # b's certificate is not trusted by a's CA: curl proves which one was served.
     assert curl(server, host_b, "--cacert", str(tmp_path / "ca-a.pem")).returncode != 0
     assert ok(curl(server, host_b, "--cacert", str(tmp_path / "ca-b.pem")))
