@@ -94,7 +94,14 @@ class HookSpecs:
     @hookspec
     def paas_nginx_app(self, ctx: Context, app: App, extras: RouteExtras) -> None:
         """While rendering the app's server block: add directives or locations to `extras`
-        (each is validated before it reaches nginx; a location `/` replaces the proxy)."""
+        (each is validated before it reaches nginx; a location `/` replaces the proxy).
+        `extras.set_tls(RouteTls(...))` adds an HTTPS server block for the names the certificate
+        covers (one plugin does: certs); `extras.set_acme_root(folder)` answers HTTP-01."""
+
+    @hookspec
+    def paas_nginx_dashboard(self, ctx: Context, extras: RouteExtras) -> None:
+        """While rendering the dashboard's server block (`paas.<domain>`): only `extras.tls` (serve
+        it over HTTPS with that certificate) and `extras.acme_root` (answer HTTP-01) are used."""
 
     @hookspec
     def paas_reconcile(self, ctx: Context) -> None:

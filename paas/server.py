@@ -68,7 +68,7 @@ def run_server(env: CommandEnv) -> int:
     if web is not None:
         try:
             web.wait_ready()
-            router.set_dashboard(settings.dashboard_host, web.upstream)
+            routing.sync_dashboard_route(ctx, web.upstream)
         except PaasError:
             ssh.shutdown()
             web.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,21 @@ def _size(name: str, default: str) -> int:
         return parse_bytes(raw)
     except Exception:  # docker's parser raises its own error type for anything malformed
         raise SystemExit(f"error: {name} must be a size like 512m or 2g, got {raw!r}") from None
+
+
+LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def _cidrs(name: str) -> tuple[str, ...]:
+    """Comma-separated networks, each checked (they reach nginx's config)."""
+    out = []
+    for part in os.environ.get(name, "").split(","):
+        if part.strip():
+            try:
+                out.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+            except ValueError:
+                raise SystemExit(f"error: {name}: {part.strip()!r} is not an address or CIDR") from None
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,13 @@ class Settings:
     build_cpus: float = 0.0  # 0: no CPU limit (builds are what the pusher waits for)
     build_pids: int = 1024
     network_pool: str = "10.199.0.0/16"  # app networks are /24s from here (not docker's small default pool)
+    # TLS: the router's HTTPS listener (0 turns it off), proxies whose X-Forwarded-* are kept, ACME.
+    https_port: int = 443
+    https_bind: str = "0.0.0.0"
+    trusted_proxies: tuple[str, ...] = ()
+    acme_directory: str = LETSENCRYPT_DIRECTORY
+    acme_email: str | None = None
+    acme_ca_bundle: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -122,6 +145,12 @@ class Settings:
             build_cpus=_float("PAAS_BUILD_CPUS", 0.0),
             build_pids=_int("PAAS_BUILD_PIDS", 1024),
             network_pool=os.environ.get("PAAS_NETWORK_POOL") or "10.199.0.0/16",
+            https_port=_int("PAAS_HTTPS_PORT", 443),
+            https_bind=os.environ.get("PAAS_HTTPS_BIND") or "0.0.0.0",
+            trusted_proxies=_cidrs("PAAS_TRUSTED_PROXIES"),
+            acme_directory=os.environ.get("PAAS_ACME_DIRECTORY") or LETSENCRYPT_DIRECTORY,
+            acme_email=os.environ.get("PAAS_ACME_EMAIL") or None,
+            acme_ca_bundle=os.environ.get("PAAS_ACME_CA_BUNDLE") or None,
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from paas.errors import PaasError
 
@@ -29,12 +30,50 @@ def location_path(text: str) -> str:
     return text
 
 
+_CERT_PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
+
+
+@dataclass(frozen=True)
+class RouteTls:
+    """A certificate the router serves over HTTPS for the hostnames it covers (SNI).
+
+    `cert_path` holds the leaf then its chain (PEM), `key_path` the key (mode 0600: nginx's
+    master reads it as root). `stapling` when the leaf names an OCSP responder."""
+
+    cert_path: str
+    key_path: str
+    hostnames: tuple[str, ...] = ()  # the names the certificate covers (its SANs)
+    redirect: bool = True  # plain HTTP answers 301 to https (ACME challenges excepted)
+    hsts: bool = False
+    stapling: bool = False
+    fingerprint: str = ""  # in the rendered config, so a new certificate at the same path reloads nginx
+
+    def __post_init__(self) -> None:
+        for p in (self.cert_path, self.key_path):
+            if not isinstance(p, str) or not _CERT_PATH.fullmatch(p) or ".." in Path(p).parts:
+                raise PaasError(f"refusing certificate path {p!r}")
+
+
+ACME_CHALLENGE = "/.well-known/acme-challenge/"
+
+
 @dataclass
 class RouteExtras:
-    """Additions to one app's server block, filled by plugins."""
+    """Additions to one app's server block, filled by plugins; `tls` (one plugin sets it) adds
+    an HTTPS server block, and `acme_root` a folder answering HTTP-01 challenges over HTTP."""
 
     server: list[str] = field(default_factory=list)
     locations: dict[str, list[str]] = field(default_factory=dict)
+    tls: RouteTls | None = None
+    acme_root: str | None = None
+
+    def set_tls(self, tls: RouteTls | None) -> None:
+        self.tls = tls
+
+    def set_acme_root(self, folder: str) -> None:
+        if not _CERT_PATH.fullmatch(folder) or ".." in Path(folder).parts:
+            raise PaasError(f"refusing challenge folder {folder!r}")
+        self.acme_root = folder.rstrip("/")
 
     def add_directive(self, text: str) -> None:
         self.server.append(directive(text))

@@ -8,6 +8,7 @@ changes from concurrent deploys (they run in separate processes).
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
 import pwd
 import re
@@ -22,12 +23,22 @@ from pathlib import Path
 
 import jinja2
 
-from paas.core.routes import Route, directive, location_path
+from paas.core.routes import ACME_CHALLENGE, Route, RouteTls, directive, location_path
 from paas.errors import PaasError
 from paas.settings import Settings
 
 _SAFE = re.compile(r"^[A-Za-z0-9.*:_\[\]-]+$")
 DASHBOARD = "_dashboard"  # its conf sits with the apps'; no app name starts with "_"
+# RFC 7919 ffdhe2048, what Mozilla's "intermediate" profile uses for its DHE suites.
+FFDHE2048 = """-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
 
 
 def _nginx_token(value: object) -> str:
@@ -35,6 +46,17 @@ def _nginx_token(value: object) -> str:
     text = str(value)
     if not _SAFE.fullmatch(text):
         raise PaasError(f"refusing unsafe value in nginx config: {text!r}")
+    return text
+
+
+_PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
+
+
+def _nginx_path(value: object) -> str:
+    """An absolute path of plain characters (certificates, challenge folders)."""
+    text = str(value)
+    if not _PATH.fullmatch(text) or "/../" in text + "/":
+        raise PaasError(f"refusing unsafe path in nginx config: {text!r}")
     return text
 
 
@@ -46,6 +68,17 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 _env.filters["tok"] = _nginx_token
+_env.filters["path"] = _nginx_path
+
+
+def _covers(tls: RouteTls, hostname: str) -> bool:
+    """Whether one of the certificate's names matches `hostname` (a `*.` name: one label)."""
+    for name in tls.hostnames:
+        if name == hostname:
+            return True
+        if name.startswith("*.") and "." in hostname and hostname.split(".", 1)[1] == name[2:]:
+            return True
+    return False
 
 
 class Router:
@@ -65,6 +98,34 @@ class Router:
     def listen(self) -> str:
         return f"{self.settings.http_bind}:{self.settings.http_port}"
 
+    @property
+    def https_listen(self) -> str | None:
+        """Where nginx terminates TLS, or None when PAAS_HTTPS_PORT is 0."""
+        if not self.settings.https_port:
+            return None
+        return f"{self.settings.https_bind}:{self.settings.https_port}"
+
+    @property
+    def https_suffix(self) -> str:
+        """What follows the host in an https:// URL of ours (`:8443`, or nothing on 443)."""
+        return "" if self.settings.https_port == 443 else f":{self.settings.https_port}"
+
+    @property
+    def dhparam_path(self) -> Path:
+        return self.conf_dir / "ffdhe2048.pem"
+
+    @staticmethod
+    def _resolver() -> str | None:
+        """The host's first name server, for OCSP stapling (nginx resolves responders itself)."""
+        try:
+            for line in Path("/etc/resolv.conf").read_text().splitlines():
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "nameserver" and _SAFE.fullmatch(parts[1]):
+                    return f"[{parts[1]}]" if ":" in parts[1] else parts[1]
+        except OSError:
+            pass
+        return None
+
     def _worker_user(self) -> str | None:
         if os.geteuid() != 0:
             return None
@@ -77,15 +138,26 @@ class Router:
         return None
 
     def render_main(self, apps_dir: Path, pid_path: Path) -> str:
+        proxies = self.settings.trusted_proxies
         return _env.get_template("nginx.conf.j2").render(
             prefix=str(self.prefix),
             pid_path=str(pid_path),
             apps_dir=str(apps_dir),
             listen=self.listen,
             user=self._worker_user(),
+            https_listen=self.https_listen,
+            dhparam=str(self.dhparam_path),
+            resolver=self._resolver(),
+            trusted_proxies=[str(ipaddress.ip_network(n, strict=False)) for n in proxies],
         )
 
     def render_app(self, route: Route) -> str:
+        """The app's server blocks. With a certificate: an HTTPS block for the names it covers
+        (SNI picks it), and for those names plain HTTP redirects (unless turned off); names it
+        does not cover stay on plain HTTP."""
+        tls = route.extras.tls if self.https_listen else None
+        covered = [h for h in route.hostnames if tls and _covers(tls, h)]
+        plain = [h for h in route.hostnames if h not in covered]
         return _env.get_template("app.conf.j2").render(
             app=route.app,
             hostnames=route.hostnames,
@@ -95,6 +167,14 @@ class Router:
                 location_path(p): [directive(d) for d in ds] for p, ds in route.extras.locations.items()
             },
             listen=self.listen,
+            tls=tls,
+            covered=covered,
+            redirect=covered if tls and tls.redirect else [],
+            plain=plain if tls and tls.redirect else route.hostnames,
+            https_listen=self.https_listen,
+            https_suffix=self.https_suffix,
+            acme_root=route.extras.acme_root,
+            acme_path=ACME_CHALLENGE,
         )
 
     # layout and checks
@@ -114,6 +194,8 @@ class Router:
         # the master hands them: log files reopened on USR1, temp files. Traverse, not list.
         for d in (self.prefix, self.prefix / "logs", self.prefix / "tmp"):
             d.chmod(0o711 if d != self.prefix else 0o755)
+        if not self.dhparam_path.exists() or self.dhparam_path.read_text() != FFDHE2048:
+            self._write_atomic(self.dhparam_path, FFDHE2048)
         text = self.render_main(self.apps_dir, self.pid_path)
         if not self.main_conf.exists() or self.main_conf.read_text() != text:
             self._check_candidate({})
@@ -177,15 +259,45 @@ class Router:
         self.ensure_layout()
         self._install(route.app, self.render_app(route) if route.serves else None)
 
-    def set_dashboard(self, hostname: str, upstream: str | None) -> None:
-        """Route `paas.<domain>` to the dashboard's gunicorn; None removes the route."""
+    def set_dashboard(
+        self,
+        hostname: str,
+        upstream: str | None,
+        tls: RouteTls | None = None,
+        acme_root: str | None = None,
+    ) -> None:
+        """Route `paas.<domain>` to the dashboard's gunicorn; None removes the route. With `tls`
+        it is served over HTTPS with its own certificate and plain HTTP redirects there;
+        `acme_root` answers HTTP-01 challenges for its name."""
         self.ensure_layout()
         text = None
-        if upstream is not None:
+        tls = tls if self.https_listen else None
+        if upstream is not None and (tls is not None or acme_root is not None):
+            text = _env.get_template("dashboard_tls.conf.j2").render(
+                hostname=hostname,
+                upstream=upstream,
+                listen=self.listen,
+                https_listen=self.https_listen,
+                https_suffix=self.https_suffix,
+                tls=tls,
+                acme_root=acme_root,
+                acme_path=ACME_CHALLENGE,
+            )
+        elif upstream is not None:
             text = _env.get_template("dashboard.conf.j2").render(
                 hostname=hostname, upstream=upstream, listen=self.listen
             )
         self._install(DASHBOARD, text)
+
+    def dashboard_upstream(self) -> str | None:
+        """Where the routed dashboard's gunicorn is (from its config), so that a certificate
+        change made in another process can re-render the dashboard's server blocks."""
+        path = self.apps_dir / f"{DASHBOARD}.conf"
+        try:
+            match = re.search(r"proxy_pass http://([^;]+);", path.read_text())
+        except OSError:
+            return None
+        return match.group(1) if match else None
 
     def _install(self, name: str, text: str | None) -> None:
         """Check `apps/<name>.conf` with nginx -t, then put it in place (None: remove) and reload."""

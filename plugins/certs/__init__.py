@@ -1,0 +1,46 @@
+"""HTTPS for apps and the dashboard (Dokku's `certs` and `letsencrypt` in one plugin, since both
+manage the same certificate files): certificates by hand (`certs:*`) or from ACME
+(`letsencrypt:*`), served by the router over TLS with SNI; renewal from the reconcile loop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from paas.plugins import hookimpl
+
+from . import letsencrypt, service
+from .commands import COMMANDS
+
+if TYPE_CHECKING:
+    import click
+
+    from paas.core.context import Context
+    from paas.core.routes import RouteExtras
+    from paas.store import App
+
+__version__ = "1.0"
+
+
+@hookimpl
+def paas_commands() -> list[click.Command]:
+    return list(COMMANDS)
+
+
+@hookimpl
+def paas_nginx_app(ctx: Context, app: App, extras: RouteExtras) -> None:
+    service.nginx_extras(ctx, service.app_subject(ctx, app), extras)
+
+
+@hookimpl
+def paas_nginx_dashboard(ctx: Context, extras: RouteExtras) -> None:
+    service.nginx_extras(ctx, service.all_subjects(ctx)[-1], extras)
+
+
+@hookimpl
+def paas_reconcile(ctx: Context) -> None:
+    letsencrypt.reconcile(ctx)
+
+
+@hookimpl
+def paas_app_destroyed(ctx: Context, app: App) -> None:
+    service.after_destroy(ctx, app)
