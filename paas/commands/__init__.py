@@ -26,6 +26,10 @@ from paas.plugins import Plugins
 log = logging.getLogger("paas.commands")
 
 
+HEADERS = ("=====> ", "-----> ")
+GLOBAL_FLAGS = ("--quiet", "--force", "--trace")  # Dokku's, before the command name
+
+
 @dataclass
 class CommandEnv:
     """Where a command reads and writes, and on whose behalf it acts."""
@@ -41,7 +45,11 @@ class CommandEnv:
     disconnected: Callable[[], bool] = lambda: False
     extras: dict = field(default_factory=dict)
 
+    quiet: bool = False  # Dokku's --quiet: no `=====>`/`----->` header lines
+
     def echo(self, text: str = "") -> None:
+        if self.quiet and text.startswith(HEADERS):
+            return
         self.out.write(text + "\n")
         self.out.flush()
 
@@ -49,6 +57,8 @@ class CommandEnv:
         """A Heroku-style log that streams to this command's output."""
 
         def sink(line: str) -> None:
+            if self.quiet and line.startswith(HEADERS):
+                return
             self.out.write(line)
             self.out.flush()
 
@@ -108,6 +118,7 @@ COMMAND_MODULES = (
     "config",
     "doctor",
     "domains",
+    "enter",
     "events",
     "help",
     "keys",
@@ -116,10 +127,12 @@ COMMAND_MODULES = (
     "ps",
     "releases",
     "repo",
+    "report",
     "resource",
     "run",
     "server",
     "tokens",
+    "urls",
     "users",
 )
 
@@ -156,9 +169,18 @@ def available(on_host: bool, plugins: Plugins | None = None) -> dict[str, Regist
 def dispatch(argv: list[str], env: CommandEnv) -> int:
     """Run one command line; return its exit status. Never raises, never prints a traceback."""
     commands = available(env.on_host, env.ctx.plugins)
+    while argv and argv[0] in GLOBAL_FLAGS:  # `dokku --quiet apps:list`, `--force apps:destroy x`
+        flag = argv.pop(0)
+        if flag == "--quiet":
+            env.quiet = True
+        elif flag == "--force":
+            env.extras["force"] = True
     if not argv or argv[0] in ("--help", "-h"):
         argv = ["help"]
     name, args = argv[0], argv[1:]
+    if name not in ("run", "run:detached", "enter") and "--quiet" in args:
+        env.quiet = True
+        args = [a for a in args if a != "--quiet"]
     reg = commands.get(name)
     if reg is None:
         if name.endswith(":help"):

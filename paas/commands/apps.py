@@ -29,6 +29,31 @@ def list_(env: CommandEnv, fmt: str) -> None:
         env.echo(a.name)
 
 
+@command("apps:exists", "Exit 0 when the app exists, 1 (with a line on stderr) when not (Dokku's).")
+@click.argument("app")
+def exists(env: CommandEnv, app: str) -> None:
+    lookup.get_app(env.ctx, app)
+
+
+@command("apps:report", "Dokku's apps report of one app, or of every app.")
+@click.argument("app", required=False)
+@FORMAT_OPTION
+def report(env: CommandEnv, app: str | None, fmt: str) -> None:
+    names = [app] if app else [a.name for a in lookup.list_apps(env.ctx)]
+    data = {n: apps_service.app_info(env.ctx, n) for n in names}
+    if fmt == "json":
+        env.json(data if app is None else data[app])
+        return
+    for name, info in data.items():
+        env.echo(f"=====> {name} app information")
+        env.echo(f"       App created at:      {info['created_at']}")
+        env.echo(f"       App deploy source:   {'git' if info['commit'] else ''}")
+        env.echo(f"       App deploy source metadata: {info['commit'] or ''}")
+        env.echo(f"       App dir:             {info['git_remote']}")
+        env.echo("       App locked:          false")
+        env.echo(f"       App url:             {info['url']}")
+
+
 @command("apps:info", "Show an app: URL, release, processes, domains.")
 @click.argument("app")
 @FORMAT_OPTION
@@ -64,9 +89,14 @@ def rename(env: CommandEnv, old: str, new: str) -> None:
     env.echo(f"       git remote set-url paas paas:{app.name}")
 
 
-@command("apps:destroy", "Destroy an app: containers, images, repo, config (needs --confirm <app>).")
+@command(
+    "apps:destroy", "Destroy an app: containers, images, repo, config (needs --confirm <app> or --force)."
+)
 @click.argument("app")
 @click.option("--confirm", help="The app's name, to confirm.")
-def destroy(env: CommandEnv, app: str, confirm: str | None) -> None:
-    apps_service.destroy_app(env.ctx, app, confirm, env.progress())
+@click.option("--force", is_flag=True, help="Confirm without typing the name (Dokku's spelling).")
+def destroy(env: CommandEnv, app: str, confirm: str | None, force: bool) -> None:
+    apps_service.destroy_app(
+        env.ctx, app, app if force or env.extras.get("force") else confirm, env.progress()
+    )
     env.echo(f"-----> Destroyed {app}")

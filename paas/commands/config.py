@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import shlex
 
 import click
 
@@ -70,4 +71,42 @@ def set_(env: CommandEnv, app: str, pairs: tuple[str, ...], no_restart: bool, en
 def unset(env: CommandEnv, app: str, keys: tuple[str, ...], no_restart: bool) -> None:
     env.echo(f"-----> Unsetting {', '.join(keys)} on {app}")
     release = config_service.unset_config(env.ctx, app, list(keys), env.progress(), restart=not no_restart)
+    _release_line(env, release)
+
+
+EXPORT_FORMATS = ("exports", "envfile", "json", "shell")
+
+
+@command("config:export", "Print the config for a shell or a file: --format exports|envfile|json|shell.")
+@click.argument("app")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="exports", help="Output format.")
+def export(env: CommandEnv, app: str, fmt: str) -> None:
+    config = config_service.get_config(env.ctx, app)
+    if fmt == "json":
+        env.json(config)
+    elif fmt == "shell":  # one line, for `env $(ssh paas config:export app --format shell) cmd`
+        env.echo(" ".join(f"{k}={shlex.quote(v)}" for k, v in config.items()))
+    else:
+        prefix = "export " if fmt == "exports" else ""
+        for key, value in config.items():
+            env.echo(f"{prefix}{key}={shlex.quote(value)}")
+
+
+@command("config:keys", "List the names of an app's config vars, one a line.")
+@click.argument("app")
+def keys(env: CommandEnv, app: str) -> None:
+    for key in config_service.get_config(env.ctx, app):
+        env.echo(key)
+
+
+@command("config:clear", "Unset every config var; makes a new release and restarts the app.")
+@click.argument("app")
+@click.option("--no-restart", is_flag=True, help="Store only; apply at the next deploy.")
+def clear(env: CommandEnv, app: str, no_restart: bool) -> None:
+    names = list(config_service.get_config(env.ctx, app))
+    if not names:
+        env.echo(f"-----> {app} has no config vars")
+        return
+    env.echo(f"-----> Unsetting every config var of {app}")
+    release = config_service.unset_config(env.ctx, app, names, env.progress(), restart=not no_restart)
     _release_line(env, release)

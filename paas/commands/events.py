@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, command
+from paas.commands import FORMAT_OPTION, CommandEnv, alias, command
 from paas.services import events as events_service
 
 
@@ -21,3 +21,16 @@ def events(env: CommandEnv, limit: int, app: str | None, fmt: str) -> None:
         env.echo(
             f"{r['created_at']}  {r['user'] or '-':<12} {r['action']:<18} {r['app'] or '-':<20} {r['detail']}"
         )
+
+
+@command("events:on", "Dokku's switch: paas always records events, so this only says so.")
+def events_on(env: CommandEnv) -> None:
+    env.echo("-----> events are always recorded here (see: events)")
+
+
+@command("events:off", "Dokku's switch: paas always records events; nothing is turned off.")
+def events_off(env: CommandEnv) -> None:
+    env.echo("-----> events are always recorded here; nothing to turn off")
+
+
+alias("events:list", "events")

@@ -1,4 +1,4 @@
-"""`help` and `<namespace>:help`: every command with a one-line description."""
+"""`help` and `<namespace>:help`: every command with a one-line description; aliases say of what."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from paas.commands import CommandEnv, available, command
 @click.argument("namespace", required=False)
 def help_(env: CommandEnv, namespace: str | None) -> None:
     commands = available(env.on_host, env.ctx.plugins)
-    names = sorted(n for n, r in commands.items() if n != "help" and r.alias_of is None)
+    names = sorted(n for n in commands if n != "help")
     if namespace:
         names = [n for n in names if n.split(":")[0] == namespace]
         if not names:
@@ -20,5 +20,6 @@ def help_(env: CommandEnv, namespace: str | None) -> None:
     env.echo("Usage: ssh paas <command> [args]   (on the server: paas <command> [args])")
     env.echo("")
     for n in names:
-        doc = (commands[n].command.help or "").strip().splitlines()[0]
+        target = commands[n].alias_of
+        doc = f"alias of {target}" if target else (commands[n].command.help or "").strip().splitlines()[0]
         env.echo(f"  {n.ljust(width)}{doc}")

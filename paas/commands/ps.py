@@ -7,6 +7,7 @@ import click
 from paas.commands import FORMAT_OPTION, CommandEnv, alias, command
 from paas.services import formation as formation_service
 from paas.services import processes as processes_service
+from paas.services import push
 
 
 def _uptime(seconds: int | None) -> str:
@@ -96,3 +97,10 @@ def set_(env: CommandEnv, app: str, key: str, value: str | None) -> None:
     processes_service.set_property(env.ctx, app, key, value)
     for name, current in processes_service.properties(env.ctx, app).items():
         env.echo(f"{name}: {current}")
+
+
+@command("ps:rebuild", "Build the current commit again and deploy it (Dokku's).")
+@click.argument("app")
+def rebuild(env: CommandEnv, app: str) -> None:
+    env.echo(f"-----> Rebuilding {app} from its current commit")
+    push.rebuild(env.ctx, app, env.progress())

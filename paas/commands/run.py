@@ -6,6 +6,8 @@ import shlex
 import socket
 import struct
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 
 import click
 import docker
@@ -57,9 +59,18 @@ def _attach(client: docker.DockerClient, container, stdio, tty: bool) -> int:  #
     )
     raw: socket.socket = getattr(sock, "_sock", sock)
     container.start()
+    pump(raw, stdio, tty, container.kill, lambda cols, rows: _resize(container, cols, rows))
+    return int(container.wait(timeout=60 * 60 * 24).get("StatusCode", 1))
+
+
+def pump(
+    raw: socket.socket, stdio, tty: bool, kill: Callable[[], None], resize: Callable[[int, int], None]
+) -> None:  # type: ignore[no-untyped-def]
+    """Join the session to a container's stream until it ends: input in, output out, window
+    changes through; a client that went away (ssh dropped) cannot end the process itself: kill."""
     if tty and stdio.pty:
-        _resize(container, stdio.pty[1], stdio.pty[2])
-    stdio.on_resize = lambda cols, rows: _resize(container, cols, rows)
+        resize(stdio.pty[1], stdio.pty[2])
+    stdio.on_resize = resize
 
     def feed() -> None:
         try:
@@ -73,11 +84,10 @@ def _attach(client: docker.DockerClient, container, stdio, tty: bool) -> int:  #
     finished = threading.Event()
 
     def watch() -> None:
-        """A client that went away (ssh dropped) cannot end the process itself: kill it."""
         while not finished.wait(0.5):
             if stdio.disconnected():
                 try:
-                    container.kill()
+                    kill()
                 except docker.errors.DockerException:
                     pass
                 return
@@ -91,12 +101,10 @@ def _attach(client: docker.DockerClient, container, stdio, tty: bool) -> int:  #
         else:
             _demux(raw, stdio)
     except OSError:
-        container.kill()
+        kill()
     finally:
         finished.set()
-    status = container.wait(timeout=60 * 60 * 24).get("StatusCode", 1)
-    stdio.on_resize = None
-    return int(status)
+        stdio.on_resize = None
 
 
 def _resize(container, cols: int, rows: int) -> None:  # type: ignore[no-untyped-def]
@@ -125,3 +133,18 @@ def _demux(raw: socket.socket, stdio) -> None:  # type: ignore[no-untyped-def]
             stdio.write_err(data)
         else:
             stdio.write(data)
+
+
+@command(
+    "run:detached",
+    "Run a command in a one-off container in the background; prints its name (Dokku's).",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("app")
+@click.argument("words", nargs=-1, type=click.UNPROCESSED)
+def run_detached(env: CommandEnv, app: str, words: tuple[str, ...]) -> None:
+    raw = env.raw_command
+    if raw is not None:  # the line as typed after `run:detached <app>`, as `run` reads it
+        env = replace(env, raw_command="run " + raw.split(None, 1)[1] if " " in raw else raw)
+    container = oneoff.start_detached(env.ctx, app, _command_line(env, app, words))
+    env.echo(container.name)

@@ -6,7 +6,9 @@ git. What each part means:
 
 - `env`: config vars set on the first deploy (`"generator": "secret"` makes a random value);
 - `formation`: the initial scale;
-- `scripts.postdeploy`: a command run once after the first deploy;
+- `scripts.postdeploy`: a command run once after the first deploy (Heroku);
+- `scripts.dokku.predeploy`: run in the new image before any process starts, on every deploy of a
+  new build (like the Procfile's `release:`); `scripts.dokku.postdeploy`: after every such deploy;
 - `healthchecks`: Dokku's startup checks per process type ({"web": [{"path": "/health", ...}]});
 - `cron`: Dokku's scheduled commands ([{"command": "...", "schedule": "@daily"}]), run by the
   cron plugin, which validates the schedules;
@@ -15,15 +17,19 @@ git. What each part means:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import json5
 
 from paas.core import validation
 from paas.errors import PaasError
 
 MAX_QUANTITY = 100
+# Keys we act on, and descriptive ones (Heroku's schema) that need nothing from us.
+KNOWN_KEYS = {"env", "formation", "scripts", "healthchecks", "cron", "addons"}
+DESCRIPTIVE_KEYS = {"name", "description", "keywords", "website", "repository", "logo", "success_url"}
 
 
 class AppJsonError(PaasError):
@@ -62,17 +68,28 @@ class Manifest:
     env: dict[str, EnvSpec] = field(default_factory=dict)
     formation: dict[str, int] = field(default_factory=dict)
     postdeploy: str | None = None
+    dokku_predeploy: str | None = None
+    dokku_postdeploy: str | None = None
     healthchecks: dict[str, list[StartupCheck]] = field(default_factory=dict)
     cron: list[CronEntry] = field(default_factory=list)
     addons: list[Any] = field(default_factory=list)
     data: dict = field(default_factory=dict)  # the object as read: what the build keeps
 
+    @property
+    def ignored_keys(self) -> list[str]:
+        """Top-level keys we do not support: the build log names them, nothing fails."""
+        return sorted(k for k in self.data if k not in KNOWN_KEYS | DESCRIPTIVE_KEYS)
+
 
 def parse(text: str) -> Manifest:
+    """JSON with comments and trailing commas, as Dokku reads app.json (JSON5 is a superset)."""
     try:
-        data = json.loads(text)
+        data = json5.loads(text)
     except ValueError as exc:
-        raise AppJsonError(f"app.json is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        where = str(exc).removeprefix("<string>:").strip()
+        raise AppJsonError(f"app.json is not valid JSON (line {where})") from None
+    except RecursionError:
+        raise AppJsonError("app.json is not valid JSON (nested too deeply)") from None
     return from_data(data)
 
 
@@ -86,10 +103,15 @@ def from_data(data: object) -> Manifest:
     addons = data.get("addons") or []
     if not isinstance(addons, list):
         raise AppJsonError("app.json: addons must be a list")
+    dokku = scripts.get("dokku") or {}
+    if not isinstance(dokku, dict):
+        raise AppJsonError("app.json: scripts.dokku must be an object of predeploy/postdeploy")
     return Manifest(
         env=_env(data.get("env") or {}),
         formation=_formation(data.get("formation") or {}),
-        postdeploy=_postdeploy(scripts.get("postdeploy")),
+        postdeploy=_script(scripts.get("postdeploy"), "scripts.postdeploy"),
+        dokku_predeploy=_script(dokku.get("predeploy"), "scripts.dokku.predeploy"),
+        dokku_postdeploy=_script(dokku.get("postdeploy"), "scripts.dokku.postdeploy"),
         healthchecks=_healthchecks(data.get("healthchecks")),
         cron=_cron(data.get("cron")),
         addons=addons,
@@ -142,11 +164,11 @@ def _formation(raw: object) -> dict[str, int]:
     return formation
 
 
-def _postdeploy(raw: object) -> str | None:
+def _script(raw: object, where: str) -> str | None:
     if isinstance(raw, dict):
         raw = raw.get("command")
     if raw is not None and (not isinstance(raw, str) or not raw.strip()):
-        raise AppJsonError("app.json: scripts.postdeploy must be a command string")
+        raise AppJsonError(f"app.json: {where} must be a command string")
     return raw
 
 

@@ -72,6 +72,7 @@ def build_network(instance: str, app: str) -> str:
 
 
 LABEL_OWNER = "paas.owner"  # `run` containers: the process that attached to it (pid:start time)
+DETACHED = "detached"  # the owner of a `run:detached` container: nobody
 
 
 def process_token(pid: int) -> str | None:

@@ -32,10 +32,12 @@ def deploy_release(
     release: Release,
     log: BuildLog,
     only_types: set[str] | None = None,
+    predeploy: str | None = None,
 ) -> None:
     """Start the release's containers, check them, switch the router, retire the old ones.
 
     With `only_types`, only those process types are replaced (`ps:restart <app> <type>`).
+    `predeploy` (app.json's scripts.dokku.predeploy of a new build) runs before the release phase.
     Any failure stops the new containers and leaves what ran before running and routed.
     """
     build = ctx.store.get_build(release.build_id) if release.build_id else None
@@ -50,6 +52,8 @@ def deploy_release(
     try:
         settings = container_settings(ctx, app, release)  # plugins may refuse: nothing started yet
         if release.status == "pending" and only_types is None:  # a new release: its release phase first
+            if predeploy:
+                release_phase.run_predeploy(ctx, app, release, build.image, predeploy, log)
             release_phase.run_release_command(ctx, app, release, build.image, build.processes, log)
         port = builder.image_port(client, build.image)
         for ptype, quantity in sorted(release.formation.items()):

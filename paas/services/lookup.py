@@ -25,9 +25,17 @@ def list_apps(ctx: Context) -> list[App]:
 
 
 def app_url(ctx: Context, name: str) -> str:
+    return _url(ctx, f"{name}.{ctx.settings.domain}")
+
+
+def app_urls(ctx: Context, name: str) -> list[str]:
+    """The default URL first, then one per custom domain (`urls`)."""
+    return [_url(ctx, host) for host in hostnames(ctx, name)]
+
+
+def _url(ctx: Context, host: str) -> str:
     port = ctx.settings.http_port
-    suffix = "" if port == 80 else f":{port}"
-    return f"http://{name}.{ctx.settings.domain}{suffix}"
+    return f"http://{host}" + ("" if port == 80 else f":{port}")
 
 
 def hostnames(ctx: Context, app: str) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from docker.models.containers import Container
 
-from paas.core import names
+from paas.core import names, validation
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
@@ -17,7 +17,12 @@ from paas.services.containers import container_settings
 
 
 def create_oneoff(
-    ctx: Context, app_name: str, command: str, tty: bool, size: tuple[int, int] | None = None
+    ctx: Context,
+    app_name: str,
+    command: str,
+    tty: bool,
+    size: tuple[int, int] | None = None,
+    detached: bool = False,
 ) -> Container:
     """A created (not started) container: `/start <type>` for a Procfile type, else the command
     line through `bash -c`, as a remote shell would run it (Heroku's `run` semantics)."""
@@ -61,8 +66,9 @@ def create_oneoff(
             names.LABEL_RELEASE: str(release.version),
             names.LABEL_TYPE: names.ROLE_RUN,
             names.LABEL_INDEX: str(number),
-            # Whoever attaches to it: reconcile removes it once that process is gone (a crash).
-            names.LABEL_OWNER: names.process_token(os.getpid()) or "",
+            # Whoever attaches to it: reconcile removes it once that process is gone (a crash);
+            # a detached one (run:detached) once it has exited.
+            names.LABEL_OWNER: names.DETACHED if detached else names.process_token(os.getpid()) or "",
         },
     )
     return ctx.docker.containers.create(
@@ -74,3 +80,48 @@ def create_oneoff(
         stdin_open=True,
         **sched.engine_kwargs(ctx.docker, build.image, settings, labels, env, names.ROLE_RUN),
     )
+
+
+def start_detached(ctx: Context, app_name: str, command: str) -> Container:
+    """`run:detached`: a one-off that runs on its own; reconcile removes it once it exited."""
+    container = create_oneoff(ctx, app_name, command, tty=False, detached=True)
+    container.start()
+    return container
+
+
+# Buildpack images: /start sources .profile.d, then runs the words (bash without any). Images
+# built from a Dockerfile may have no bash: their own shell.
+ENTER_SHELL = 'if [ -x /start ]; then exec /start "$@"; fi; if [ $# -eq 0 ]; then exec /bin/sh; fi; exec "$@"'
+
+
+def enter(
+    ctx: Context, app_name: str, process: str | None, words: list[str], tty: bool
+) -> tuple[Container, str]:
+    """`enter`: an exec in a running process container (web.1, or the first of a type, or the
+    first one); returns the container and the exec id to attach to. No words: a login shell."""
+    app = lookup.get_app(ctx, app_name)
+    running = sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name, all_states=False)
+    if process:
+        ptype, _, index = process.partition(".")
+        validation.process_type(ptype)
+        running = [
+            c
+            for c in running
+            if c.labels.get(names.LABEL_TYPE) == ptype
+            and (not index or c.labels.get(names.LABEL_INDEX) == index)
+        ]
+    running.sort(key=lambda c: (c.labels.get(names.LABEL_TYPE) != "web", c.labels.get(names.LABEL_INDEX, "")))
+    if not running:
+        raise PaasError(f"{app.name} has no running process {process or ''}".rstrip())
+    container = running[0]
+    cmd = ["/bin/sh", "-c", ENTER_SHELL, "sh", *words]
+    exec_id = ctx.docker.api.exec_create(
+        container.id, cmd, stdin=True, tty=tty, environment={"TERM": "xterm"} if tty else None
+    )["Id"]
+    ctx.store.add_event(
+        app.name,
+        ctx.actor,
+        "enter",
+        f"{container.labels.get(names.LABEL_TYPE)}.{container.labels.get(names.LABEL_INDEX)}",
+    )
+    return container, exec_id

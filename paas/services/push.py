@@ -13,15 +13,17 @@ from paas.buildpacks import builder
 from paas.buildpacks.result import BuildFailed
 from paas.buildpacks.source import SourceTree
 from paas.core import manifest as manifest_mod
+from paas.core import names
 from paas.core.context import Context
 from paas.core.manifest import Manifest, PushedSource
 from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
 from paas.services import apps as apps_service
-from paas.services import disk, first_deploy, lookup
+from paas.services import disk, first_deploy, lookup, release_phase
 from paas.services.deploy import deploy_release
 from paas.services.formation import default_formation
+from paas.services.locks import app_lock
 from paas.store import Release
 
 
@@ -45,9 +47,14 @@ def check_ref_unmoved(ref: str, old_sha: bytes, current: bytes | None, zero: byt
         raise PaasError(f"{branch} moved while this push waited: pull, then push again")
 
 
-def read_manifest(tree: SourceTree) -> Manifest | None:
+def read_manifest(tree: SourceTree, log: BuildLog) -> Manifest | None:
     text = tree.read("app.json")
-    return manifest_mod.parse(text) if text is not None else None
+    if text is None:
+        return None
+    manifest = manifest_mod.parse(text)
+    if manifest.ignored_keys:
+        log.detail(f"app.json: ignoring what paas does not support: {', '.join(manifest.ignored_keys)}")
+    return manifest
 
 
 def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
@@ -55,7 +62,7 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     app = apps_service.ensure_app(ctx, app_name)
     disk.require_free(ctx)  # before anything is built or changed
     tree = SourceTree(repo, commit_sha)
-    manifest = read_manifest(tree)
+    manifest = read_manifest(tree, log)
     ctx.plugins.call_pre(
         "paas_pre_build",
         ctx=ctx,
@@ -85,12 +92,29 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
         app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
     )
     log.step(f"Releasing v{release.version}")
-    deploy_release(ctx, app, release, log)
+    deploy_release(ctx, app, release, log, predeploy=manifest.dokku_predeploy if manifest else None)
     ctx.store.set_formation(app.id, formation)
     try:
         first_deploy.after_deploy(ctx, app, release, setup, log)
+        if manifest and manifest.dokku_postdeploy:
+            release_phase.run_postdeploy(ctx, app, release, result.image, manifest.dokku_postdeploy, log)
     except PaasError as exc:  # the release is live: report, don't reject the push
         log.error(f"app.json postdeploy failed (the release is live): {exc}")
         ctx.store.add_event(app.name, ctx.actor, "postdeploy:failed", str(exc)[:200])
     log.done(f"Application deployed: {lookup.app_url(ctx, app.name)}")
     return release
+
+
+def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:
+    """`ps:rebuild`: build the current release's commit again and deploy it, like a push of it."""
+    app = lookup.get_app(ctx, app_name)
+    release = ctx.store.current_release(app.id)
+    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    if build is None:
+        raise PaasError(f"{app.name} has not been deployed yet: push it first")
+    repo = Repo(str(names.repo_path(ctx.settings, app.name)))
+    try:
+        with app_lock(ctx, app.name):
+            return deploy_push(ctx, app.name, repo, build.commit_sha, log)
+    finally:
+        repo.close()

@@ -108,6 +108,8 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
 
 def _owner_alive(container) -> bool:  # type: ignore[no-untyped-def]
     token = container.labels.get(names.LABEL_OWNER, "")
+    if token == names.DETACHED:  # run:detached: kept while it runs
+        return container.status == "running"
     pid = token.partition(":")[0]
     return pid.isdigit() and names.process_token(int(pid)) == token
 

@@ -108,8 +108,21 @@ def run_release_command(
     log.detail("release command done")
 
 
+def run_predeploy(ctx: Context, app: App, release: Release, image: str, command: str, log: BuildLog) -> None:
+    """app.json's `scripts.dokku.predeploy`: before any process of the new build starts; a failure
+    fails the release (like `release:`). Unlike Dokku, what it changes is not kept in the image."""
+    log.step(f"Running predeploy: {command}")
+    status = run_oneoff(ctx, app, release, image, ["/bin/sh", "-c", command], "predeploy.1", log)
+    if status != 0:
+        raise ReleasePhaseFailed(
+            f"predeploy failed (exit status {status}): v{release.version} was not deployed"
+        )
+    log.detail("predeploy done")
+
+
 def run_postdeploy(ctx: Context, app: App, release: Release, image: str, command: str, log: BuildLog) -> None:
-    """app.json's `scripts.postdeploy`, after the first deploy; a failure is reported, not undone."""
+    """app.json's `scripts.postdeploy` (after the first deploy) or `scripts.dokku.postdeploy` (after
+    every deploy of a new build); a failure is reported, not undone."""
     log.step(f"Running postdeploy: {command}")
     status = run_oneoff(ctx, app, release, image, ["/bin/sh", "-c", command], "postdeploy.1", log)
     if status != 0:

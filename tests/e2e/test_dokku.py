@@ -1,0 +1,174 @@
+"""Dokku users switch without relearning: what Dokku's deploy harness does, and each alias.
+
+The harness part follows dokku/dokku's tests/test_deploy: push to master as dokku@, post-deploy
+steps with `config:set --encoded`, `url`, a check of the answer, `apps:destroy --force`, and an app
+whose health check must fail the push.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import PaasServer, unique_app, wait_for
+
+
+def dokku_ssh(paas: PaasServer, *args: str) -> subprocess.CompletedProcess:
+    """`ssh dokku@host ...`: the login name Dokku users have in their scripts."""
+    cmd = ["ssh", "-F", str(paas.ssh_config), "-o", "User=dokku", "paas", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def bash(script: str) -> str:
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True).stdout
+
+
+def push_master(paas: PaasServer, template: str, app: str) -> subprocess.CompletedProcess:
+    src = paas.make_repo(template, app)
+    paas.git(src, "remote", "add", "dokku", f"dokku@paas:{app}")
+    return subprocess.run(
+        ["git", "push", "dokku", "main:master"],
+        cwd=src,
+        env=paas.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def style(paas: PaasServer) -> str:
+    app = unique_app("dk")
+    pushed = push_master(paas, "dokku-style", app)
+    assert pushed.returncode == 0, pushed.stderr
+    out = pushed.stderr
+    assert "app.json: ignoring what paas does not support: dokku" in out
+    assert "Running predeploy" in out and "predeploy-ran-as-1000" in out
+    assert "Running postdeploy" in out and "postdeploy-ran" in out
+    return app
+
+
+def test_the_deploy_harness_of_dokku(paas: PaasServer, style: str) -> None:
+    encoded = base64.b64encode(b"hi there").decode()
+    assert dokku_ssh(paas, "config:set", "--encoded", style, f"GREETING={encoded}").returncode == 0
+    url = dokku_ssh(paas, "url", style)
+    assert url.returncode == 0 and url.stdout.strip() == f"http://{style}.localhost:{paas.http_port}"
+    assert paas.get(f"{style}.localhost") == (200, "python/hi there")
+    # The Procfile's inline comment is not part of the command; `custom: echo -n` did not fail it.
+    info = json.loads(paas.ssh("apps:info", style, "--format", "json").stdout)
+    assert info["formation"] == {"custom": 0, "web": 1}
+
+
+def test_a_failing_health_check_fails_the_push(paas: PaasServer) -> None:
+    app = unique_app("dksick")
+    assert dokku_ssh(paas, "apps:create", app).returncode == 0
+    assert dokku_ssh(paas, "config:set", "--no-restart", app, "UNHEALTHY=1").returncode == 0
+    pushed = push_master(paas, "dokku-style", app)
+    assert pushed.returncode != 0 and "failed check 'health'" in pushed.stderr
+    assert dokku_ssh(paas, "apps:destroy", app, "--force").returncode == 0
+    assert dokku_ssh(paas, "apps:exists", app).returncode == 1
+
+
+def test_a_worker_only_app_deploys_and_runs_its_worker(paas: PaasServer) -> None:
+    app = unique_app("dkw")
+    pushed = push_master(paas, "dokku-worker", app)
+    assert pushed.returncode == 0, pushed.stderr
+    ps = paas.ssh("ps", app, "--format", "json")
+    assert [p["dyno"] for p in json.loads(ps.stdout)] == ["worker.1"]
+    assert wait_for(lambda: "worker-alive" in paas.ssh("logs", app, "--ps", "worker", "--num", "5").stdout)
+    assert paas.get(f"{app}.localhost")[0] == 404  # no web process: nothing routed
+
+
+def test_apps_aliases(paas: PaasServer, style: str) -> None:
+    assert dokku_ssh(paas, "apps:exists", style).returncode == 0
+    missing = dokku_ssh(paas, "apps:exists", "no-such-app")
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: app 'no-such-app' does not exist"
+    report = dokku_ssh(paas, "apps:report", style)
+    assert f"=====> {style} app information" in report.stdout and "App deploy source:   git" in report.stdout
+    assert style in json.loads(dokku_ssh(paas, "apps:report", "--format", "json").stdout)
+    quiet = dokku_ssh(paas, "--quiet", "apps:list")
+    assert "=====>" not in quiet.stdout and style in quiet.stdout.split()
+    assert "=====> My Apps" in dokku_ssh(paas, "apps:list").stdout
+
+
+def test_urls_domains_and_report(paas: PaasServer, style: str) -> None:
+    assert paas.ssh("domains:add", style, f"www.{style}.example.com").returncode == 0
+    urls = dokku_ssh(paas, "urls", style).stdout.split()
+    assert urls == [
+        f"http://{style}.localhost:{paas.http_port}",
+        f"http://www.{style}.example.com:{paas.http_port}",
+    ]
+    assert f"www.{style}.example.com" in dokku_ssh(paas, "domains:report", style).stdout
+    assert f"=====> {style}" in dokku_ssh(paas, "report", style).stdout
+    assert json.loads(dokku_ssh(paas, "report", style, "--format", "json").stdout)["app"]["name"] == style
+    assert paas.ssh("domains:clear", style).returncode == 0
+
+
+def test_events_switches(paas: PaasServer, style: str) -> None:
+    on = dokku_ssh(paas, "events:on")
+    assert on.returncode == 0 and "always recorded" in on.stdout
+    assert dokku_ssh(paas, "events:off").returncode == 0
+    assert "apps:create" in dokku_ssh(paas, "events:list").stdout
+
+
+def test_config_export_keys_and_clear(paas: PaasServer) -> None:
+    app = unique_app("dkc")
+    assert paas.ssh("apps:create", app).returncode == 0
+    value = 'it\'s "quoted" $HOME'
+    encoded = base64.b64encode(value.encode()).decode()
+    assert paas.ssh("config:set", "--no-restart", "--encoded", app, f"A={encoded}", "B=Yg==").returncode == 0
+    exported = dokku_ssh(paas, "config:export", app).stdout
+    assert (
+        subprocess.run(["bash", "-c", exported + '\nprintf %s "$A"'], capture_output=True, text=True).stdout
+        == value
+    )
+    shell = dokku_ssh(paas, "config:export", app, "--format", "shell").stdout.strip()
+    assert (
+        subprocess.run(["bash", "-c", f"env {shell} printenv B"], capture_output=True, text=True).stdout
+        == "b\n"
+    )
+    assert json.loads(dokku_ssh(paas, "config:export", app, "--format", "json").stdout) == {
+        "A": value,
+        "B": "b",
+    }
+    assert dokku_ssh(paas, "config:keys", app).stdout.split() == ["A", "B"]
+    assert dokku_ssh(paas, "config:clear", app, "--no-restart").returncode == 0
+    assert dokku_ssh(paas, "config:keys", app).stdout == ""
+    assert paas.ssh("apps:destroy", app, "--force").returncode == 0
+
+
+def test_ps_rebuild_run_detached_and_enter(paas: PaasServer, style: str) -> None:
+    before = json.loads(paas.ssh("releases", style, "--format", "json").stdout)[0]["version"]
+    rebuilt = dokku_ssh(paas, "ps:rebuild", style)
+    assert rebuilt.returncode == 0 and "Rebuilding" in rebuilt.stdout, rebuilt.stderr
+    after = json.loads(paas.ssh("releases", style, "--format", "json").stdout)
+    assert after[0]["version"] == before + 1 and after[0]["commit"] == after[1]["commit"]
+    assert dokku_ssh(paas, "ps:report", style).returncode == 0
+
+    detached = dokku_ssh(paas, "run:detached", style, "sleep 2; echo done-detached")
+    assert detached.returncode == 0 and detached.stdout.strip().startswith(f"paas-{style}-run-")
+    entered = dokku_ssh(paas, "enter", style, "web", "--", "id", "-u")
+    assert entered.returncode == 0 and entered.stdout.strip() == "1000", entered.stderr
+    shell = subprocess.run(
+        ["ssh", "-F", str(paas.ssh_config), "paas", "enter", style],
+        input="echo inside-$DYNO; exit 3\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shell.returncode == 3 and "inside-web.1" in shell.stdout, shell.stderr
+    time.sleep(3)
+    # The detached one-off ran to its end and was cleaned up by reconcile.
+    assert wait_for(
+        lambda: (
+            f"paas-{style}-run-"
+            not in subprocess.run(
+                ["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True
+            ).stdout
+        ),
+        timeout=30,
+    )
