@@ -90,8 +90,11 @@ def test_apps_aliases(paas: PaasServer, style: str) -> None:
     report = dokku_ssh(paas, "apps:report", style)
     assert f"=====> {style} app information" in report.stdout and "App deploy source:   git" in report.stdout
     assert style in json.loads(dokku_ssh(paas, "apps:report", "--format", "json").stdout)
-    quiet = dokku_ssh(paas, "--quiet", "apps:list")
-    assert "=====>" not in quiet.stdout and style in quiet.stdout.split()
+    # `dokku --quiet apps:list` (over SSH after `--`, so that ssh does not read the flag) and the
+    # flag after the command.
+    for args in (["--", "--quiet", "apps:list"], ["apps:list", "--quiet"]):
+        quiet = dokku_ssh(paas, *args)
+        assert "=====>" not in quiet.stdout and style in quiet.stdout.split(), quiet.stderr
     assert "=====> My Apps" in dokku_ssh(paas, "apps:list").stdout
 
 
