@@ -81,16 +81,8 @@ def _rate(paas, host: str, seconds: float, threads: int = 4) -> float:  # type: 
     return sum(counts) / seconds
 
 
-def _deploy(paas, template: str) -> str:  # type: ignore[no-untyped-def]
-    app = unique_app("bench")
-    src = paas.make_repo(template, app)
-    paas.git(src, "remote", "add", "paas", f"paas:{app}")
-    assert paas.git(src, "push", "paas", "main").returncode == 0
-    return app
-
-
 def neighbour(paas) -> None:  # type: ignore[no-untyped-def]
-    calm, noisy = _deploy(paas, "stdlib-web"), _deploy(paas, "abuse")
+    calm, noisy = paas.deploy_new_app("stdlib-web", "bench"), paas.deploy_new_app("abuse", "bench")
     alone = _rate(paas, f"{calm}.localhost", 8)
     bomb = threading.Thread(target=lambda: paas.get(f"{noisy}.localhost", "/fork?n=1500&hold=15"))
     bomb.start()

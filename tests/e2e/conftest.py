@@ -167,6 +167,15 @@ class PaasServer:
         assert created.returncode == 0, created.output
         return created.stdout.strip()
 
+    def deploy_new_app(self, template: str, prefix: str) -> str:
+        """A new app from tests/e2e/apps/<template>, pushed to main and deployed; its name."""
+        app = unique_app(prefix)
+        src = self.make_repo(template, app)
+        self.git(src, "remote", "add", "paas", f"paas:{app}")
+        pushed = self.git(src, "push", "paas", "main")
+        assert pushed.returncode == 0, pushed.output
+        return app
+
     def make_repo(self, template: str, name: str) -> Path:
         """A git work tree copied from tests/e2e/apps/<template>, with one commit."""
         dest = self.root / "src" / name

@@ -16,16 +16,7 @@ import docker
 import pytest
 
 from paas.settings import Settings
-from tests.e2e.conftest import PaasServer, unique_app, wait_for
-
-
-def _deploy(paas: PaasServer, template: str = "abuse", prefix: str = "box") -> str:
-    app = unique_app(prefix)
-    src = paas.make_repo(template, app)
-    paas.git(src, "remote", "add", "paas", f"paas:{app}")
-    pushed = paas.git(src, "push", "paas", "main")
-    assert pushed.returncode == 0, pushed.output
-    return app
+from tests.e2e.conftest import PaasServer, wait_for
 
 
 def _containers(paas: PaasServer, app: str, ptype: str = "web") -> list:
@@ -43,12 +34,12 @@ def _answers(paas: PaasServer, host: str) -> bool:
 
 @pytest.fixture(scope="module")
 def box(paas: PaasServer) -> str:
-    return _deploy(paas)
+    return paas.deploy_new_app("abuse", "box")
 
 
 @pytest.fixture(scope="module")
 def neighbour(paas: PaasServer) -> str:
-    return _deploy(paas, "stdlib-web", "nb")
+    return paas.deploy_new_app("stdlib-web", "nb")
 
 
 def test_every_app_container_is_hardened(paas: PaasServer, box: str) -> None:

@@ -16,16 +16,7 @@ from pathlib import Path
 import docker
 
 from paas.settings import Settings
-from tests.e2e.conftest import REPO_ROOT, PaasServer, restart_dockerd, shutdown, unique_app, wait_for
-
-
-def _deploy(server: PaasServer, template: str = "stdlib-web", prefix: str = "svc") -> str:
-    app = unique_app(prefix)
-    src = server.make_repo(template, app)
-    server.git(src, "remote", "add", "paas", f"paas:{app}")
-    pushed = server.git(src, "push", "paas", "main")
-    assert pushed.returncode == 0, pushed.output
-    return app
+from tests.e2e.conftest import REPO_ROOT, PaasServer, restart_dockerd, shutdown, wait_for
 
 
 def _serves(server: PaasServer, app: str) -> bool:
@@ -56,7 +47,7 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_a_restart_under_steady_load_fails_no_request(own_server: PaasServer) -> None:
     server = own_server
-    app = _deploy(server)
+    app = server.deploy_new_app("stdlib-web", "svc")
     failures: list[str] = []
     done = threading.Event()
     count = 0
@@ -89,7 +80,7 @@ def test_a_restart_under_steady_load_fails_no_request(own_server: PaasServer) ->
 
 def test_a_simulated_reboot_brings_every_app_back(own_server: PaasServer, tmp_path: Path) -> None:
     server = own_server
-    apps = [_deploy(server, prefix="boot"), _deploy(server, "tiny-worker", "bootw")]
+    apps = [server.deploy_new_app("stdlib-web", "boot"), server.deploy_new_app("tiny-worker", "bootw")]
     assert server.stop() == 0
     assert server.host("router:stop").returncode == 0
     restart_dockerd(tmp_path / "dockerd.log")  # the machine comes back: dockerd first (its unit)
@@ -132,7 +123,7 @@ def test_logs_rotate_with_a_bounded_total() -> None:
     server.env.update({"PAAS_LOG_MAX_BYTES": "20k", "PAAS_LOG_KEEP": "2", "PAAS_LOG_ROTATE_SECONDS": "1"})
     try:
         server.start_with_key()
-        app = _deploy(server)
+        app = server.deploy_new_app("stdlib-web", "svc")
         logs = server.data_dir / "nginx" / "logs"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # a noisy app: every request is a line in access.log
@@ -153,7 +144,7 @@ def test_logs_rotate_with_a_bounded_total() -> None:
 
 def test_a_push_is_refused_when_the_disk_is_nearly_full(own_server: PaasServer) -> None:
     server = own_server
-    app = _deploy(server)
+    app = server.deploy_new_app("stdlib-web", "svc")
     assert server.stop() == 0
     server.env["PAAS_MIN_FREE_DISK"] = "1000000g"  # more than any disk here has free
     server.start()
