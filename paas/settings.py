@@ -53,6 +53,7 @@ class Settings:
     web_workers: int = 2
     web_threads: int = 8
     domain: str = "localhost"
+    dashboard_hostname: str | None = None  # PAAS_DASHBOARD_HOST; default paas.<domain>
     build_ca_bundle: str | None = None
     debian_mirror: str = "http://deb.debian.org/debian"
     boot_timeout: float = 60.0
@@ -97,6 +98,8 @@ class Settings:
             web_workers=max(1, _int("PAAS_WEB_WORKERS", 2)),
             web_threads=max(1, _int("PAAS_WEB_THREADS", 8)),
             domain=(os.environ.get("PAAS_DOMAIN") or "localhost").lower(),
+            dashboard_hostname=(os.environ.get("PAAS_DASHBOARD_HOST") or "").strip().lower().rstrip(".")
+            or None,
             build_ca_bundle=ca,
             debian_mirror=os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian",
             boot_timeout=_float("PAAS_BOOT_TIMEOUT", 60),
@@ -168,8 +171,14 @@ class Settings:
 
     @property
     def dashboard_host(self) -> str:
-        """The router sends `paas.<domain>` to the dashboard (`paas` is a reserved app name)."""
-        return f"paas.{self.domain}"
+        """The router sends this host to the dashboard: PAAS_DASHBOARD_HOST, else `paas.<domain>`
+        (`paas` is a reserved app name)."""
+        return self.dashboard_hostname or f"paas.{self.domain}"
+
+    @property
+    def web_streams_socket(self) -> Path:
+        """The dashboard's evented gunicorn for live streams (nginx proxies the stream paths here)."""
+        return self.data_dir / "web-streams.sock"
 
     @property
     def storage_dir(self) -> Path:

@@ -83,6 +83,7 @@ class Router:
             apps_dir=str(apps_dir),
             listen=self.listen,
             user=self._worker_user(),
+            domain=_nginx_token(self.settings.domain),
         )
 
     def render_app(self, route: Route) -> str:
@@ -183,7 +184,10 @@ class Router:
         text = None
         if upstream is not None:
             text = _env.get_template("dashboard.conf.j2").render(
-                hostname=hostname, upstream=upstream, listen=self.listen
+                hostname=hostname,
+                upstream=upstream,
+                listen=self.listen,
+                streams=f"unix:{self.settings.web_streams_socket}",
             )
         self._install(DASHBOARD, text)
 
@@ -218,10 +222,14 @@ class Router:
 
     # the nginx process
     def running_pid(self) -> int | None:
+        """The pid in our pid file, if that process is our nginx's master (its title names our
+        prefix): a stale file whose pid was recycled must never get our signals."""
         try:
             pid = int(self.pid_path.read_text().strip())
-            os.kill(pid, 0)
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except (OSError, ValueError):
+            return None
+        if not title.startswith(b"nginx: master process") or f"-p {self.prefix} ".encode() not in title:
             return None
         return pid
 
