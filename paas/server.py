@@ -68,7 +68,7 @@ def run_server(env: CommandEnv) -> int:
     if web is not None:
         try:
             web.wait_ready()
-            router.set_dashboard(settings.dashboard_host, web.upstream)
+            router.set_dashboard(settings.dashboard_host, web.upstream, web.streams_upstream)
         except PaasError:
             ssh.shutdown()
             web.stop()

@@ -176,11 +176,6 @@ class Settings:
         return self.dashboard_hostname or f"paas.{self.domain}"
 
     @property
-    def web_streams_socket(self) -> Path:
-        """The dashboard's evented gunicorn for live streams (nginx proxies the stream paths here)."""
-        return self.data_dir / "web-streams.sock"
-
-    @property
     def storage_dir(self) -> Path:
         """Host directories apps may mount (the storage plugin creates them here)."""
         return self.data_dir / "storage"

@@ -178,8 +178,9 @@ class Router:
         self.ensure_layout()
         self._install(route.app, self.render_app(route) if route.serves else None)
 
-    def set_dashboard(self, hostname: str, upstream: str | None) -> None:
-        """Route `paas.<domain>` to the dashboard's gunicorn; None removes the route."""
+    def set_dashboard(self, hostname: str, upstream: str | None, streams: str | None = None) -> None:
+        """Route `paas.<domain>` to the dashboard's gunicorn (live streams to `streams`, the
+        evented one); None removes the route."""
         self.ensure_layout()
         text = None
         if upstream is not None:
@@ -187,7 +188,7 @@ class Router:
                 hostname=hostname,
                 upstream=upstream,
                 listen=self.listen,
-                streams=f"unix:{self.settings.web_streams_socket}",
+                streams=streams,
             )
         self._install(DASHBOARD, text)
 

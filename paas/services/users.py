@@ -204,7 +204,8 @@ FLASHES_KEPT = 10
 def add_flash(ctx: Context, sid: str | None, category: str, message: str, at: float | None = None) -> None:
     if not sid or not isinstance(sid, str):
         return
-    text = message if len(message) <= FLASH_MAX else "…" + message[-FLASH_MAX:]
+    head, nl, rest = message.partition("\n")  # the outcome, then the end of the output
+    text = head[:1000] + nl + (rest if len(rest) <= FLASH_MAX else "…" + rest[-FLASH_MAX:])
     ctx.store.add_flash(_sha256(sid), category, text, time.time() if at is None else at, FLASHES_KEPT)
 
 

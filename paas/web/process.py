@@ -2,9 +2,11 @@
 
 Pages and the API run on gthread workers (a deploy that waits for health checks holds a
 thread). Live log streams (Server-Sent Events) run on a second gunicorn with one gevent worker,
-on a unix socket that nginx sends the stream paths to: an open browser tab costs a greenlet
-there, not a thread of the pages. A gunicorn that a killed server left behind is stopped first
-(its pid file says which), so a restart always runs the current code and settings.
+on a loopback port that nginx sends the stream paths to: an open browser tab costs a greenlet
+there, not a thread of the pages. Its listening socket (loopback, a free port) is made here and
+passed down, so it keeps its port across restarts and never collides. A gunicorn that a killed
+server left behind is stopped first (its pid file says which), so a restart always runs the
+current code and settings.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class DashboardProcess:
         self.streams_pid_path = settings.data_dir / "web-streams.pid"
         self._proc: subprocess.Popen | None = None
         self._streams: subprocess.Popen | None = None
+        self._streams_sock: socket.socket | None = None
         self._crashes = 0
         self._next_start = 0.0
         self._started_at = 0.0
@@ -55,10 +58,18 @@ class DashboardProcess:
     def _streams_title(self) -> str:
         return f"paas-web-streams {self.settings.data_dir}"
 
+    def _streams_listener(self) -> socket.socket:
+        if self._streams_sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(1024)
+            self._streams_sock = sock
+        return self._streams_sock
+
     @property
     def streams_upstream(self) -> str:
         """Where nginx sends the live-stream paths (see dashboard.conf.j2)."""
-        return f"unix:{self.settings.web_streams_socket}"
+        return _hostport(*self._streams_listener().getsockname()[:2])
 
     @property
     def listen(self) -> str:
@@ -112,7 +123,7 @@ class DashboardProcess:
             "-m",
             "gunicorn",
             "--bind",
-            self.streams_upstream,
+            f"fd://{self._streams_listener().fileno()}",
             "--worker-class",
             "gevent",
             "--workers",
@@ -171,9 +182,9 @@ class DashboardProcess:
         self._stop_leftover()
         self._check_port()
         self._started_at = time.monotonic()
-        self.settings.web_streams_socket.unlink(missing_ok=True)  # left by a killed gunicorn
         log = open(self.settings.web_log_path, "ab")  # noqa: SIM115 - the children keep it
         try:
+            fd = self._streams_listener().fileno()
             self._proc, self._streams = (
                 subprocess.Popen(
                     cmd,
@@ -181,8 +192,9 @@ class DashboardProcess:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C on the server's terminal is for the server
+                    pass_fds=fds,
                 )
-                for cmd in (self.command(), self.streams_command())
+                for cmd, fds in ((self.command(), ()), (self.streams_command(), (fd,)))
             )
         finally:
             log.close()
@@ -196,11 +208,7 @@ class DashboardProcess:
                 raise PaasError(f"the dashboard did not start; see {self.settings.web_log_path}")
             try:
                 with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
-                    pass
-                with socket.socket(socket.AF_UNIX) as unix:
-                    unix.settimeout(1)
-                    unix.connect(str(self.settings.web_streams_socket))
-                return
+                    return
             except OSError:
                 pass
             if time.monotonic() > deadline:

@@ -1,0 +1,28 @@
+"""Door 6: a failed deploy's output waits in the store, not in the session cookie."""
+
+from __future__ import annotations
+
+from paas.errors import PaasError
+from paas.services import config as config_service
+from tests.web.conftest import Site, post_form
+
+
+def test_a_failed_deploys_output_never_goes_into_the_cookie(site: Site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Before: up to 15 lines of 8 KiB went into the signed cookie (browsers drop it over 4 KiB)."""
+
+    def failing(ctx, app, changes, log):  # type: ignore[no-untyped-def]
+        for i in range(15):
+            log.line(f"line {i} " + "x" * 8000)
+        raise PaasError("the new processes did not pass their checks")
+
+    monkeypatch.setattr(config_service, "set_config", failing)
+    client = site.login()
+    resp = post_form(client, "/apps/demo/config", {"key": "A", "value": "b"}, page="/apps/demo")
+    assert resp.status_code == 303
+    for header in resp.headers.getlist("Set-Cookie"):
+        assert len(header) < 1024, len(header)
+    page = client.get("/apps/demo")
+    assert "the new processes did not pass their checks" in page.text
+    assert "line 14 xxxx" in page.text
+    again = client.get("/apps/demo")  # shown once
+    assert "did not pass their checks" not in again.text
