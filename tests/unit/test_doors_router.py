@@ -77,3 +77,13 @@ def test_health_check_paths_are_checked_when_app_json_is_parsed(path: str) -> No
     text = json.dumps({"healthchecks": {"web": [{"type": "startup", "path": path}]}})
     with pytest.raises(manifest.AppJsonError, match="must be a URL path"):
         manifest.parse(text)
+
+
+def test_health_checks_that_could_run_for_hours_are_refused() -> None:
+    """Door 5: a deploy waits on its checks (a web request or a push with it): their worst case
+    is capped. Before: 100 attempts x (600 s + 600 s) were accepted."""
+    slow = {"type": "startup", "path": "/", "attempts": 100, "timeout": 600, "wait": 600}
+    with pytest.raises(manifest.AppJsonError, match="the limit is 600 s"):
+        manifest.parse(json.dumps({"healthchecks": {"web": [slow]}}))
+    fine = {"type": "startup", "path": "/", "attempts": 10, "timeout": 5, "wait": 2}
+    assert manifest.parse(json.dumps({"healthchecks": {"web": [fine]}})).healthchecks["web"][0].attempts == 10
