@@ -146,35 +146,29 @@ def test_removing_a_key_ends_its_sessions(own_server: PaasServer) -> None:
     assert server.ssh("apps:list").returncode != 0
 
 
+def _last_pid() -> int:
+    return int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+
+
 def test_window_changes_do_not_start_a_thread_each(own_server: PaasServer) -> None:
+    """Before: each window-change message started a thread (3000 messages, 3000 threads; each
+    takes a pid, which is how this counts them: they end too fast to be seen)."""
     server = own_server
     app = unique_app("winch")
     assert server.ssh("apps:create", app).returncode == 0
-    assert server.proc is not None
     client = _client(server)
     try:
         channel = client.get_transport().open_session()  # type: ignore[union-attr]
         channel.get_pty("xterm", 80, 24)
         channel.exec_command(f"logs -t {app}")
         time.sleep(1)
-        peak = [0]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                status = Path(f"/proc/{server.proc.pid}/status").read_text()  # type: ignore[union-attr]
-                peak[0] = max(peak[0], int(status.split("Threads:")[1].split()[0]))
-                time.sleep(0.005)
-
-        before = int(Path(f"/proc/{server.proc.pid}/status").read_text().split("Threads:")[1].split()[0])
-        sampler = threading.Thread(target=sample)
-        sampler.start()
+        before = _last_pid()
         for i in range(3000):
             channel.resize_pty(80 + i % 50, 24)
         time.sleep(1)
-        done.set()
-        sampler.join()
-        assert peak[0] <= before + 5, (before, peak[0])
+        used = (_last_pid() - before) % (1 << 22)
+        assert used < 1000, used  # (other processes on the machine take some too)
+        assert not channel.exit_status_ready()  # the session still runs
         channel.close()
     finally:
         client.close()
