@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from paas.buildpacks.stack import DEFAULT_STACK  # noqa: E402
+from paas.core import names  # noqa: E402
 from paas.core.context import Context  # noqa: E402
 from paas.router.nginx import Router  # noqa: E402
 from paas.services import users  # noqa: E402
@@ -64,10 +65,10 @@ def seed(ctx: Context, apps: int) -> list[str]:
     return names
 
 
-def start_containers(ctx: Context, names: list[str]) -> list:
+def start_containers(ctx: Context, apps: list[str]) -> list:
     client = ctx.docker
     out = []
-    for name in names:
+    for name in apps:
         labels = {
             names.LABEL_APP: name,
             names.LABEL_RELEASE: "3",

@@ -29,5 +29,6 @@ def logs(env: CommandEnv, app: str, lines: int, follow: bool, ptype: str | None)
 @click.argument("app")
 @click.argument("version", required=False)
 def build_output(env: CommandEnv, app: str, version: str | None) -> None:
-    env.out.write(logs_service.build_output(env.ctx, app, version))
+    output = logs_service.build_output(env.ctx, app, version)
+    env.out.write("".join(terminal_safe(line) + "\n" for line in output.splitlines()))
     env.out.flush()

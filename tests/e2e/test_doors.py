@@ -303,3 +303,21 @@ def test_a_hundred_open_log_streams_leave_the_dashboard_answering(own_server: Pa
     finally:
         for s in held:
             s.close()
+
+
+def test_app_output_reaches_the_terminal_escaped(paas: PaasServer) -> None:
+    """Before: `logs` printed an app's ESC sequences raw (an OSC 52 sets the reader's clipboard)."""
+    app = unique_app("esc")
+    src = paas.make_repo("tiny-worker", app)
+    (src / "Procfile").write_text("worker: printf 'hi \\033]52;c;aGk=\\007 there\\n'; exec sleep 1000000\n")
+    assert paas.git(src, "commit", "-qam", "print an escape").returncode == 0
+    paas.git(src, "remote", "add", "paas", f"paas:{app}")
+    pushed = paas.git(src, "push", "paas", "main")
+    assert pushed.returncode == 0, pushed.output
+    shown = wait_for(
+        lambda: (r := paas.ssh("logs", app)).returncode == 0 and "there" in r.stdout and r.stdout
+    )
+    assert shown, paas.ssh("logs", app).output
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "hi \\x1b]52;c;aGk=\\x07 there" in shown
+    assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
