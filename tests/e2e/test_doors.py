@@ -14,7 +14,9 @@ import paramiko
 import pytest
 import requests
 
-from tests.e2e.conftest import PaasServer, unique_app, wait_for
+from paas.core.context import Context
+from paas.settings import Settings
+from tests.e2e.conftest import PaasServer, shutdown, unique_app, wait_for
 
 
 def _idle_flood(
@@ -321,3 +323,29 @@ def test_app_output_reaches_the_terminal_escaped(paas: PaasServer) -> None:
     assert "\x1b" not in shown and "\x07" not in shown
     assert "hi \\x1b]52;c;aGk=\\x07 there" in shown
     assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
+
+
+def test_a_parent_wildcard_never_captures_an_unrouted_app_name(tmp_path: Path) -> None:
+    """PAAS_DOMAIN=apps.localhost, an app holding `*.localhost` (stored before this rule, which
+    now refuses it): before, it served victim.apps.localhost while the victim had no route."""
+    server = PaasServer(tmp_path)
+    server.env["PAAS_DOMAIN"] = "apps.localhost"
+    try:
+        server.start_with_key()
+        thief = unique_app("thief")
+        src = server.make_repo("stdlib-web", thief)
+        server.git(src, "remote", "add", "paas", f"paas:{thief}")
+        pushed = server.git(src, "push", "paas", "main")
+        assert pushed.returncode == 0, pushed.output
+        assert server.ssh("domains:add", thief, "*.localhost").returncode != 0  # refused now
+        ctx = Context.open(Settings(data_dir=server.data_dir, domain="apps.localhost"), actor="host")
+        app_id = ctx.store.get_app(thief).id  # type: ignore[union-attr]
+        ctx.store.replace_domains(app_id, ["*.localhost"])
+        assert server.ssh("domains:add", thief, f"www.{thief}.example").returncode == 0  # re-renders
+        assert server.get(f"shop.localhost:{server.http_port}")[0] == 200  # the wildcard works ...
+        status, body = server.get(f"victim.apps.localhost:{server.http_port}")
+        assert status == 404 and "no app is routed" in body, (status, body)  # ... but not in here
+        assert server.get(f"apps.localhost:{server.http_port}")[0] == 404
+        assert server.get(f"{thief}.apps.localhost:{server.http_port}")[0] == 200
+    finally:
+        shutdown(server)
