@@ -349,3 +349,52 @@ def test_a_parent_wildcard_never_captures_an_unrouted_app_name(tmp_path: Path) -
         assert server.get(f"{thief}.apps.localhost:{server.http_port}")[0] == 200
     finally:
         shutdown(server)
+
+
+def test_the_dashboard_on_a_host_of_its_own_with_a_host_only_cookie(tmp_path: Path) -> None:
+    """PAAS_DASHBOARD_HOST moves the dashboard out of PAAS_DOMAIN (no app can toss cookies into
+    it); no app may claim it; over HTTPS the session cookie is `__Host-` (curl, real login)."""
+    server = PaasServer(tmp_path)
+    server.env["PAAS_DASHBOARD_HOST"] = "admin.example.test"
+    try:
+        server.start_with_key()
+        server.add_user("olga", "correct horse battery", admin=True)
+        assert server.get(f"admin.example.test:{server.http_port}", "/login")[0] == 200
+        assert server.get(f"paas.localhost:{server.http_port}", "/login")[0] == 404
+        app = unique_app("claim")
+        assert server.ssh("apps:create", app).returncode == 0
+        for host in ("admin.example.test", "x.admin.example.test", "*.example.test"):
+            assert server.ssh("domains:add", app, host).returncode != 0, host
+        # Behind a TLS proxy on loopback (X-Forwarded-Proto: https), straight to gunicorn.
+        jar = tmp_path / "jar"
+        base = f"http://127.0.0.1:{server.web_port}"
+        curl = ["curl", "-s", "-c", str(jar), "-b", str(jar), "-H", "X-Forwarded-Proto: https"]
+        page = subprocess.run([*curl, f"{base}/login"], capture_output=True, text=True, check=True).stdout
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        login = subprocess.run(
+            [
+                *curl,
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "-H",
+                f"Referer: https://127.0.0.1:{server.web_port}/login",
+                "--data-urlencode",
+                "username=olga",
+                "--data-urlencode",
+                "password=correct horse battery",
+                "--data-urlencode",
+                f"csrf_token={token}",
+                f"{base}/login",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert " 303" in login.splitlines()[0], login
+        cookie = next(line for line in login.splitlines() if line.lower().startswith("set-cookie:"))
+        assert "__Host-paas_session=" in cookie and "Secure" in cookie and "Path=/" in cookie
+        assert "Domain" not in cookie
+    finally:
+        shutdown(server)
