@@ -32,6 +32,8 @@ SESSION_IDLE = 24 * 3600
 TOUCH_EVERY = 60  # seconds between "last seen" writes, so reads stay reads
 TOKEN_PREFIX = "paas_"
 MAX_ADDRESS_FAILURES = 30  # failed logins from one address, whatever the names (spraying) ...
+MAX_TOKEN_FAILURES = 20  # bad API tokens from one address within FAILURE_WINDOW lock its API use
+TOKEN_KEY = "<token>"  # their name in the failure counts (no user name has a '<')
 BAD_LOGIN = "invalid user name or password"
 MAX_HASHING = 2  # concurrent password checks per process: each argon2 hash takes 64 MiB
 HASH_WAIT = 5.0  # seconds a login waits for a free slot before being told to retry
@@ -117,7 +119,7 @@ def throttle_state(ctx: Context, name: str, ip: str, at: float | None = None) ->
     failures = ctx.store.login_failures(name[:64], ip[:64], since)
     if len(failures) >= MAX_FAILURES:
         waits.append(failures[MAX_FAILURES - 1] + FAILURE_WINDOW - at)
-    spread = ctx.store.address_login_failures(ip[:64], since, MAX_ADDRESS_FAILURES)
+    spread = ctx.store.address_login_failures(ip[:64], since, MAX_ADDRESS_FAILURES, TOKEN_KEY)
     if len(spread) >= MAX_ADDRESS_FAILURES:
         waits.append(spread[MAX_ADDRESS_FAILURES - 1] + FAILURE_WINDOW - at)
     wait = max(waits)
@@ -228,11 +230,25 @@ def create_token(ctx: Context, user_name: str, description: str = "") -> tuple[i
     return token_id, token
 
 
-def token_user(ctx: Context, token: str | None) -> User | None:
-    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
-        return None
-    found = ctx.store.user_by_token_hash(_sha256(token))
+def token_user(
+    ctx: Context, token: str | None, ip: str | None = None, at: float | None = None
+) -> User | None:
+    """The token's user, or None. With `ip`, bad tokens count against that address:
+    MAX_TOKEN_FAILURES within FAILURE_WINDOW and it gets Throttled (valid tokens too) until
+    they age out."""
+    at = time.time() if at is None else at
+    if ip is not None:
+        failures = ctx.store.login_failures(TOKEN_KEY, ip[:64], at - FAILURE_WINDOW)
+        if len(failures) >= MAX_TOKEN_FAILURES:
+            wait = max(1, int(failures[MAX_TOKEN_FAILURES - 1] + FAILURE_WINDOW - at + 0.999))
+            raise Throttled(f"too many invalid API tokens from {ip}; try again later", retry_after=wait)
+    found = None
+    if token and token.startswith(TOKEN_PREFIX) and len(token) <= 128:
+        found = ctx.store.user_by_token_hash(_sha256(token))
     if found is None:
+        if ip is not None and token:
+            ctx.store.add_login_failure(TOKEN_KEY, ip[:64], at)
+            ctx.store.prune_login_failures(at - FAILURE_WINDOW)
         return None
     user, token_id, used = found
     stamp = now()

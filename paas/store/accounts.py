@@ -194,11 +194,13 @@ class AccountsStore:
         )
         return [r["at"] for r in rows]
 
-    def address_login_failures(self, ip: str, since: float, limit: int) -> list[float]:
-        """Times of the newest `limit` failed logins from this address since `since`, any name."""
+    def address_login_failures(self, ip: str, since: float, limit: int, besides: str = "") -> list[float]:
+        """Times of the newest `limit` failures from this address since `since`, any name but
+        `besides`."""
         rows = self._all(
-            "SELECT at FROM login_failures WHERE ip = ? AND at >= ? ORDER BY at DESC LIMIT ?",
-            (ip, since, limit),
+            "SELECT at FROM login_failures WHERE ip = ? AND at >= ? AND username != ?"
+            " ORDER BY at DESC LIMIT ?",
+            (ip, since, besides, limit),
         )
         return [r["at"] for r in rows]
 

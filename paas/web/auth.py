@@ -96,7 +96,13 @@ def init_app(app: Flask) -> None:
         ctx = base_ctx()
         if is_api():
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            user = users_service.token_user(ctx, token.strip()) if scheme.lower() == "bearer" else None
+            token = token.strip() if scheme.lower() == "bearer" else ""
+            try:
+                user = users_service.token_user(ctx, token, client_ip())
+            except Throttled as exc:
+                resp = json_error(429, "rate_limited", str(exc))
+                resp.headers["Retry-After"] = str(exc.retry_after)
+                return resp
             if user is None:
                 return json_error(
                     401, "unauthorized", "a valid API token is required: Authorization: Bearer <token>"

@@ -105,3 +105,17 @@ def test_events_escape_control_characters(ctx: Context) -> None:
     assert "\x1b" not in shown and "\x07" not in shown
     assert "\\x1b]52;c;aGk=\\x07" in shown
     assert not any(line.startswith("forged") for line in shown.splitlines())
+
+
+def test_bad_api_tokens_lock_the_address_out_of_the_api(ctx: Context) -> None:
+    """Before: bad tokens were free to try forever (only nginx's general API rate stands in front)."""
+    _, good = users.create_token(ctx, "alice")
+    ip = "203.0.113.10"
+    for i in range(users.MAX_TOKEN_FAILURES):
+        assert users.token_user(ctx, f"paas_guess{i}", ip, at=1000.0 + i) is None
+    with pytest.raises(Throttled):
+        users.token_user(ctx, good, ip, at=1030.0)
+    assert users.token_user(ctx, good, "198.51.100.3", at=1030.0) is not None  # another address
+    assert users.login(ctx, "alice", "correct horse battery", ip, at=1030.0).name == "alice"  # logins apart
+    later = 1000.0 + users.FAILURE_WINDOW + users.MAX_TOKEN_FAILURES + 1
+    assert users.token_user(ctx, good, ip, at=later) is not None

@@ -6,7 +6,8 @@ import secrets
 
 from paas.errors import PaasError
 from paas.services import config as config_service
-from tests.web.conftest import Site, post_form
+from paas.services import users
+from tests.web.conftest import Site, bearer, post_form
 
 
 def test_a_failed_deploys_output_never_goes_into_the_cookie(site: Site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -28,3 +29,12 @@ def test_a_failed_deploys_output_never_goes_into_the_cookie(site: Site, monkeypa
     assert "line 14 " in page.text
     again = client.get("/apps/demo")  # shown once
     assert "did not pass their checks" not in again.text
+
+
+def test_bad_tokens_get_429_after_the_limit(site: Site) -> None:
+    client = site.client()
+    for i in range(users.MAX_TOKEN_FAILURES):
+        assert client.get("/api/v1/apps", headers=bearer(f"paas_guess{i}")).status_code == 401
+    locked = client.get("/api/v1/apps", headers=bearer(site.admin_token))
+    assert locked.status_code == 429 and locked.json["id"] == "rate_limited"
+    assert int(locked.headers["Retry-After"]) > 0
