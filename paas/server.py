@@ -68,7 +68,7 @@ def run_server(env: CommandEnv) -> int:
     if web is not None:
         try:
             web.wait_ready()
-            routing.sync_dashboard_route(ctx, web.upstream)
+            routing.sync_dashboard_route(ctx, web.upstream, web.streams_upstream)
         except PaasError:
             ssh.shutdown()
             web.stop()

@@ -69,6 +69,7 @@ class Settings:
     web_workers: int = 2
     web_threads: int = 8
     domain: str = "localhost"
+    dashboard_hostname: str | None = None  # PAAS_DASHBOARD_HOST; default paas.<domain>
     build_ca_bundle: str | None = None
     debian_mirror: str = "http://deb.debian.org/debian"
     boot_timeout: float = 60.0
@@ -120,6 +121,8 @@ class Settings:
             web_workers=max(1, _int("PAAS_WEB_WORKERS", 2)),
             web_threads=max(1, _int("PAAS_WEB_THREADS", 8)),
             domain=(os.environ.get("PAAS_DOMAIN") or "localhost").lower(),
+            dashboard_hostname=(os.environ.get("PAAS_DASHBOARD_HOST") or "").strip().lower().rstrip(".")
+            or None,
             build_ca_bundle=ca,
             debian_mirror=os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian",
             boot_timeout=_float("PAAS_BOOT_TIMEOUT", 60),
@@ -197,8 +200,9 @@ class Settings:
 
     @property
     def dashboard_host(self) -> str:
-        """The router sends `paas.<domain>` to the dashboard (`paas` is a reserved app name)."""
-        return f"paas.{self.domain}"
+        """The router sends this host to the dashboard: PAAS_DASHBOARD_HOST, else `paas.<domain>`
+        (`paas` is a reserved app name)."""
+        return self.dashboard_hostname or f"paas.{self.domain}"
 
     @property
     def storage_dir(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, alias, command
+from paas.core.validation import printable
 from paas.services import events as events_service
 
 
@@ -18,9 +19,9 @@ def events(env: CommandEnv, limit: int, app: str | None, fmt: str) -> None:
         env.json([{k: r[k] for k in ("id", "created_at", "user", "action", "app", "detail")} for r in rows])
         return
     for r in rows:
-        env.echo(
-            f"{r['created_at']}  {r['user'] or '-':<12} {r['action']:<18} {r['app'] or '-':<20} {r['detail']}"
-        )
+        # Names and details came from users (a login name, a domain): never raw on a terminal.
+        user, action, app, detail = (printable(str(r[k] or "")) for k in ("user", "action", "app", "detail"))
+        env.echo(f"{r['created_at']}  {user or '-':<12} {action:<18} {app or '-':<20} {detail}")
 
 
 @command("events:on", "Dokku's switch: paas always records events, so this only says so.")

@@ -179,6 +179,9 @@ def _number(check: dict, key: str, default: float, low: float, high: float) -> f
     return float(value)
 
 
+MAX_CHECK_SECONDS = 600
+
+
 def _healthchecks(raw: object) -> dict[str, list[StartupCheck]]:
     """The startup checks by process type (liveness/readiness are not deploy checks)."""
     if raw is None:
@@ -212,6 +215,14 @@ def _healthchecks(raw: object) -> dict[str, list[StartupCheck]]:
                     initial_delay=_number(check, "initialDelay", 0, 0, 600),
                     uptime=_number(check, "uptime", 0, 0, 600),
                 )
+            )
+        worst = sum(
+            c.initial_delay + c.attempts * (c.timeout + c.wait) + c.uptime for c in out.get(ptype, [])
+        )
+        if worst > MAX_CHECK_SECONDS:  # a deploy (and the request or push waiting on it) must end
+            raise AppJsonError(
+                f"app.json healthchecks.{ptype} could take {worst:g} s (initialDelay + attempts x"
+                f" (timeout + wait) + uptime); the limit is {MAX_CHECK_SECONDS} s per process type"
             )
     return out
 

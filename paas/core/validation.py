@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote, urlsplit
 
 from paas.errors import PaasError
 
@@ -106,3 +107,40 @@ def url_path(path: str) -> bool:
 def printable(text: str) -> str:
     """Text with control characters shown as escapes, safe to print on a terminal or page."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def terminal_safe(text: str) -> str:
+    """Like `printable`, but keeps tabs: a line of app output or a stored name made safe for a
+    terminal (no ESC sequences that set a clipboard, move the cursor or forge other lines)."""
+    return "\t".join(printable(part) for part in str(text).split("\t"))
+
+
+def site_path(target: str | None) -> bool:
+    """Whether `target` is a path on this site, safe as a redirect target after login.
+
+    Browsers drop tabs and line breaks inside URLs and read a backslash as a slash, so
+    `/\\t/evil.com` or `/\\\\evil.com` become `//evil.com` (another host). Refuse any control
+    character, whitespace or backslash, in the text and once percent-decoded, then anything
+    urlsplit reads a scheme or host from."""
+    if not isinstance(target, str) or not 1 <= len(target) <= 2048:
+        return False
+    for text in (target, unquote(target)):
+        if any(not c.isprintable() or c.isspace() or c == "\\" for c in text):
+            return False
+        if not text.startswith("/") or text.startswith("//"):
+            return False
+        parts = urlsplit(text)
+        if parts.scheme or parts.netloc:
+            return False
+    return True
+
+
+LOGIN_NAME_MAX = 64
+
+
+def login_name(name: object) -> str | None:
+    """A name typed on the login form if it could name a user (else None): only such names are
+    ever stored (failed-login counts, events) or looked up."""
+    if isinstance(name, str) and KEY_NAME_RE.fullmatch(name):
+        return name
+    return None

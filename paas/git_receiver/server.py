@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,11 +29,12 @@ from paas.errors import PaasError
 from paas.git_receiver import hostkey
 from paas.services import apps as apps_service
 from paas.services import keys as keys_service
+from paas.services import throttle
 from paas.store import SshKey
 
 log = logging.getLogger("paas.ssh")
 GIT_COMMANDS = ("git-receive-pack", "git-upload-pack")
-MAX_SESSIONS = 128  # concurrent SSH connections, authenticated or not
+MAX_SESSIONS = 512  # concurrent SSH connections in all (see services.throttle for the rest)
 
 
 class ChannelWriter(io.TextIOBase):
@@ -90,11 +92,39 @@ class ChannelStdio:
             self.on_resize(cols, rows)
 
 
+class _Resizer:
+    """Applies window changes on one thread per session, started at the first change: a client
+    sending thousands of them gets the latest size applied, not a thread each."""
+
+    def __init__(self, stdio: ChannelStdio) -> None:
+        self.stdio = stdio
+        self._size: tuple[int, int] | None = None
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def change(self, cols: int, rows: int) -> None:
+        self._size = (cols, rows)
+        self._wake.set()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="ssh-resize")
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self.stdio.disconnected():
+            if not self._wake.wait(1.0):
+                continue
+            self._wake.clear()
+            if self._size is not None:
+                self.stdio.resized(*self._size)
+
+
 class _Interface(paramiko.ServerInterface):
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.session = Session()
         self.ready = threading.Event()
+        self.channels = 0
+        self.resizer: _Resizer | None = None
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -108,6 +138,9 @@ class _Interface(paramiko.ServerInterface):
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         if kind == "session":
+            self.channels += 1
+            if self.channels > throttle.MAX_CHANNELS:
+                return paramiko.OPEN_FAILED_RESOURCE_SHORTAGE
             return paramiko.OPEN_SUCCEEDED
         return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
@@ -127,7 +160,9 @@ class _Interface(paramiko.ServerInterface):
 
     def check_channel_window_change_request(self, channel, width, height, pw, ph) -> bool:  # type: ignore[no-untyped-def]
         if self.session.stdio is not None:
-            threading.Thread(target=self.session.stdio.resized, args=(width, height), daemon=True).start()
+            if self.resizer is None:
+                self.resizer = _Resizer(self.session.stdio)
+            self.resizer.change(width, height)
         return True
 
     def check_channel_env_request(self, channel: paramiko.Channel, name: bytes, value: bytes) -> bool:
@@ -141,6 +176,11 @@ class SSHServer:
         self._sock: socket.socket | None = None
         self._stopping = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_SESSIONS)
+        self._gate = throttle.PreAuthGate()
+        self._key_sessions = throttle.KeySessions()
+        self._live: dict[paramiko.Transport, SshKey] = {}
+        self._live_lock = threading.Lock()
+        self._pending: dict[paramiko.Transport, float] = {}  # not logged in yet: their deadline
 
     def listen(self) -> tuple[str, int]:
         s = ctx_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -152,21 +192,72 @@ class SSHServer:
 
     def serve_forever(self) -> None:
         assert self._sock is not None
+        threading.Thread(target=self._watch_keys, daemon=True, name="ssh-keys-watch").start()
         while not self._stopping.is_set():
             try:
-                conn, _addr = self._sock.accept()
+                conn, addr = self._sock.accept()
             except OSError:
                 break
-            if not self._slots.acquire(blocking=False):  # too many sessions: refuse, don't queue
-                conn.close()
+            source = str(addr[0])
+            # Before login, per source and in total (MaxStartups-like): refuse, don't queue.
+            if not self._gate.admit(source):
+                _drop(conn)
                 continue
-            threading.Thread(target=self._handle_slot, args=(conn,), daemon=True).start()
+            if not self._slots.acquire(blocking=False):  # too many sessions: refuse, don't queue
+                self._gate.release(source)
+                _drop(conn)
+                continue
+            threading.Thread(target=self._handle_slot, args=(conn, source), daemon=True).start()
 
-    def _handle_slot(self, conn: socket.socket) -> None:
+    def _handle_slot(self, conn: socket.socket, source: str) -> None:
+        pending = [True]
+
+        def logged_in() -> None:
+            if pending[0]:
+                pending[0] = False
+                self._gate.release(source)
+
         try:
-            self._handle(conn)
+            self._handle(conn, logged_in)
         finally:
+            logged_in()
             self._slots.release()
+
+    def _watch_keys(self) -> None:
+        """End the sessions of keys that were removed (`ssh-keys:remove`, maybe in another process)."""
+        while not self._stopping.wait(throttle.KEY_CHECK_SECONDS):
+            with self._live_lock:
+                live = list(self._live.items())
+                late = [t for t, deadline in self._pending.items() if deadline < time.monotonic()]
+            for transport in late:  # a client dribbling its banner or key exchange: time's up
+                transport.close()
+            for transport, key in live:
+                try:
+                    revoked = throttle.key_revoked(self.ctx, key)
+                except Exception:  # noqa: BLE001 - a busy store: check again next round
+                    log.exception("cannot check SSH keys")
+                    break
+                if revoked:
+                    log.info("key %s was removed: ending its session", key.name)
+                    transport.close()
+
+    def _logged_in(self, transport: paramiko.Transport, channel: paramiko.Channel, key: SshKey) -> bool:
+        """Register a logged-in session (for the per-key cap and key removal); False if over the cap."""
+        if not self._key_sessions.open(key):
+            try:
+                channel.sendall_stderr(f"error: {throttle.too_many_sessions(key)}\n".encode())
+            except OSError:
+                pass
+            return False
+        with self._live_lock:
+            self._live[transport] = key
+        return True
+
+    def _logged_out(self, transport: paramiko.Transport) -> None:
+        with self._live_lock:
+            key = self._live.pop(transport, None)
+        if key is not None:
+            self._key_sessions.close(key)
 
     def shutdown(self) -> None:
         self._stopping.set()
@@ -178,16 +269,30 @@ class SSHServer:
             self._sock.close()
 
     # one connection
-    def _handle(self, conn: socket.socket) -> None:
+    def _handle(self, conn: socket.socket, logged_in: Callable[[], None]) -> None:
+        deadline = time.monotonic() + throttle.LOGIN_TIMEOUT
         transport = paramiko.Transport(conn)
+        # The banner, key exchange, login and first channel must all fit in LOGIN_TIMEOUT.
+        transport.banner_timeout = transport.handshake_timeout = throttle.LOGIN_TIMEOUT
+        transport.auth_timeout = throttle.LOGIN_TIMEOUT
         transport.add_server_key(self.host_key)
         iface = _Interface(self.ctx)
+        registered = False
+        with self._live_lock:
+            self._pending[transport] = deadline
         try:
             transport.start_server(server=iface)
-            channel = transport.accept(timeout=30)
-            if channel is None:
+            channel = transport.accept(timeout=max(0.1, deadline - time.monotonic()))
+            if channel is None or not transport.is_authenticated() or iface.session.key is None:
                 return
-            if not iface.ready.wait(30):
+            with self._live_lock:
+                self._pending.pop(transport, None)
+            logged_in()
+            registered = self._logged_in(transport, channel, iface.session.key)
+            if not registered:
+                _finish(channel, 1)
+                return
+            if not _wait_command(iface, transport):
                 channel.close()
                 return
             status = 1
@@ -206,6 +311,10 @@ class SSHServer:
         except (paramiko.SSHException, EOFError, OSError) as exc:
             log.debug("connection ended: %s", exc)
         finally:
+            with self._live_lock:
+                self._pending.pop(transport, None)
+            if registered:
+                self._logged_out(transport)
             transport.close()
 
     def _dispatch(self, channel: paramiko.Channel, session: Session) -> int:
@@ -307,6 +416,24 @@ def _pump(channel: paramiko.Channel, proc: subprocess.Popen) -> int:
     status = proc.wait()
     err_thread.join(timeout=5)
     return status
+
+
+def _wait_command(iface: _Interface, transport: paramiko.Transport, timeout: float = 30) -> bool:
+    """Until the client says what to run; False if it does not, or hangs up first."""
+    deadline = time.monotonic() + timeout
+    while not iface.ready.wait(0.2):
+        if not transport.is_active() or time.monotonic() > deadline:
+            return False
+    return True
+
+
+def _drop(conn: socket.socket) -> None:
+    """Close a refused connection at once (RST, no TIME_WAIT pile-up under a flood)."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    except OSError:
+        pass
+    conn.close()
 
 
 def _finish(channel: paramiko.Channel, status: int) -> None:

@@ -149,6 +149,7 @@ class Router:
             dhparam=str(self.dhparam_path),
             resolver=self._resolver(),
             trusted_proxies=[str(ipaddress.ip_network(n, strict=False)) for n in proxies],
+            domain=_nginx_token(self.settings.domain),
         )
 
     def render_app(self, route: Route) -> str:
@@ -265,10 +266,11 @@ class Router:
         upstream: str | None,
         tls: RouteTls | None = None,
         acme_root: str | None = None,
+        streams: str | None = None,
     ) -> None:
-        """Route `paas.<domain>` to the dashboard's gunicorn; None removes the route. With `tls`
-        it is served over HTTPS with its own certificate and plain HTTP redirects there;
-        `acme_root` answers HTTP-01 challenges for its name."""
+        """Route `paas.<domain>` to the dashboard's gunicorn (live streams to `streams`, the
+        evented one); None removes the route. With `tls` it is served over HTTPS with its own
+        certificate and plain HTTP redirects there; `acme_root` answers HTTP-01 challenges."""
         self.ensure_layout()
         text = None
         tls = tls if self.https_listen else None
@@ -282,22 +284,28 @@ class Router:
                 tls=tls,
                 acme_root=acme_root,
                 acme_path=ACME_CHALLENGE,
+                streams=streams,
             )
         elif upstream is not None:
             text = _env.get_template("dashboard.conf.j2").render(
-                hostname=hostname, upstream=upstream, listen=self.listen
+                hostname=hostname,
+                upstream=upstream,
+                listen=self.listen,
+                streams=streams,
             )
         self._install(DASHBOARD, text)
 
-    def dashboard_upstream(self) -> str | None:
-        """Where the routed dashboard's gunicorn is (from its config), so that a certificate
-        change made in another process can re-render the dashboard's server blocks."""
+    def dashboard_upstream(self) -> tuple[str | None, str | None]:
+        """Where the routed dashboard's gunicorns are (pages, streams; from its config), so that
+        a certificate change made in another process can re-render the dashboard's blocks."""
         path = self.apps_dir / f"{DASHBOARD}.conf"
         try:
-            match = re.search(r"proxy_pass http://([^;]+);", path.read_text())
+            text = path.read_text()
         except OSError:
-            return None
-        return match.group(1) if match else None
+            return None, None
+        pages = re.search(r"proxy_pass http://([^;]+);", text)
+        streams = re.search(r"proxy_pass http://([^;]+); # streams", text)
+        return (pages.group(1) if pages else None), (streams.group(1) if streams else None)
 
     def _install(self, name: str, text: str | None) -> None:
         """Check `apps/<name>.conf` with nginx -t, then put it in place (None: remove) and reload."""
@@ -330,10 +338,14 @@ class Router:
 
     # the nginx process
     def running_pid(self) -> int | None:
+        """The pid in our pid file, if that process is our nginx's master (its title names our
+        prefix): a stale file whose pid was recycled must never get our signals."""
         try:
             pid = int(self.pid_path.read_text().strip())
-            os.kill(pid, 0)
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except (OSError, ValueError):
+            return None
+        if not title.startswith(b"nginx: master process") or f"-p {self.prefix} ".encode() not in title:
             return None
         return pid
 

@@ -22,17 +22,12 @@ def _set(ctx: Context, app_name: str, compute, action: str, detail: str) -> list
     with app_lock(ctx, app.name):
         current = ctx.store.list_domains(app.id)
         wanted = sorted(set(compute(current)))
-        default_suffix = "." + ctx.settings.domain
         for host in wanted:
             owner = ctx.store.domain_owner(host)
             if owner is not None and owner != app.name:
                 raise Conflict(f"{host} already belongs to app {owner}")
-            if host == "*" + default_suffix or host == ctx.settings.domain:
-                raise Conflict(f"{host} would capture every app's default address")
-            if host.endswith(default_suffix) and host.count(".") == ctx.settings.domain.count(".") + 1:
-                other = host[: -len(default_suffix)]
-                if other != app.name and other != "*":
-                    raise Conflict(f"{host} is the default address of app {other}")
+            if host not in current:  # what is already routed keeps routing; nginx fences it
+                check_claim(ctx, app.name, host)
         try:
             ctx.store.replace_domains(app.id, wanted)
         except sqlite3.IntegrityError:  # another app took one of them meanwhile
@@ -44,6 +39,34 @@ def _set(ctx: Context, app_name: str, compute, action: str, detail: str) -> list
             raise
         ctx.store.add_event(app.name, ctx.actor, action, detail)
         return wanted
+
+
+def _under(host: str, parent: str) -> bool:
+    return host == parent or host.endswith("." + parent)
+
+
+def check_claim(ctx: Context, app_name: str, host: str) -> None:
+    """Refuse a custom domain that would take names that are not this app's to take.
+
+    Names under PAAS_DOMAIN are the apps' default addresses (`<app>.<domain>`, and the app's
+    own subdomains): only `<app>.<domain>` and below belong to `app`. A wildcard on a parent of
+    PAAS_DOMAIN (`*.example.com` for `apps.example.com`) would cover every app's address, and
+    the dashboard's host (and anything under it, which could set cookies for it) is nobody's."""
+    domain = ctx.settings.domain
+    wildcard = host.startswith("*.")
+    base = host[2:] if wildcard else host
+    dashboard = ctx.settings.dashboard_host
+    if _under(base, dashboard) or (wildcard and _under(dashboard, base)):
+        raise Conflict(f"{host} would take the dashboard's address {dashboard}")
+    if base == domain or (wildcard and _under(domain, base)):
+        raise Conflict(f"{host} would capture every app's default address under {domain}")
+    if _under(base, domain):
+        label = base[: -len(domain) - 1].rsplit(".", 1)[-1]
+        if label != app_name:
+            raise Conflict(
+                f"{host} lies under {label}.{domain}, the default address of app {label}:"
+                f" {app_name} may only use names under {app_name}.{domain}"
+            )
 
 
 def add_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:

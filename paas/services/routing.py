@@ -48,13 +48,17 @@ def sync_app_route(ctx: Context, app_name: str) -> None:
     route_app(ctx, app.name, running)
 
 
-def sync_dashboard_route(ctx: Context, upstream: str | None = None) -> None:
-    """Route `paas.<domain>` to the dashboard at `upstream` (default: where it is routed now),
-    over HTTPS when a plugin gives it a certificate. Nothing to do when it is not routed."""
+def sync_dashboard_route(ctx: Context, upstream: str | None = None, streams: str | None = None) -> None:
+    """Route `paas.<domain>` to the dashboard at `upstream`, its live streams to `streams`
+    (default: where they are routed now), over HTTPS when a plugin gives it a certificate.
+    Nothing to do when it is not routed."""
     r = router(ctx)
-    upstream = upstream or r.dashboard_upstream()
+    if upstream is None:
+        upstream, streams = r.dashboard_upstream()
     if upstream is None:
         return
     extras = RouteExtras()
     ctx.plugins.call_pre("paas_nginx_dashboard", ctx=ctx, extras=extras)
-    r.set_dashboard(ctx.settings.dashboard_host, upstream, tls=extras.tls, acme_root=extras.acme_root)
+    r.set_dashboard(
+        ctx.settings.dashboard_host, upstream, tls=extras.tls, acme_root=extras.acme_root, streams=streams
+    )

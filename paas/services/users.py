@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -30,9 +31,15 @@ SESSION_MAX_AGE = 7 * 24 * 3600
 SESSION_IDLE = 24 * 3600
 TOUCH_EVERY = 60  # seconds between "last seen" writes, so reads stay reads
 TOKEN_PREFIX = "paas_"
+MAX_ADDRESS_FAILURES = 30  # failed logins from one address, whatever the names (spraying) ...
+MAX_TOKEN_FAILURES = 20  # bad API tokens from one address within FAILURE_WINDOW lock its API use
+TOKEN_KEY = "<token>"  # their name in the failure counts (no user name has a '<')
 BAD_LOGIN = "invalid user name or password"
+MAX_HASHING = 2  # concurrent password checks per process: each argon2 hash takes 64 MiB
+HASH_WAIT = 5.0  # seconds a login waits for a free slot before being told to retry
 
 _hasher = PasswordHasher()
+_hashing = threading.BoundedSemaphore(MAX_HASHING)
 
 
 @lru_cache(maxsize=1)
@@ -104,35 +111,56 @@ def set_password(ctx: Context, name: str, password: str) -> None:
 
 # logins
 def throttle_state(ctx: Context, name: str, ip: str, at: float | None = None) -> int:
-    """Seconds until this name may try again from this address (0: not locked)."""
+    """Seconds until this name may try again from this address (0: not locked): MAX_FAILURES for
+    the pair, or MAX_ADDRESS_FAILURES from the address across all names, within FAILURE_WINDOW."""
     at = time.time() if at is None else at
-    failures = ctx.store.login_failures(name[:64], ip[:64], at - FAILURE_WINDOW)
-    if len(failures) < MAX_FAILURES:
-        return 0
-    return max(1, int(failures[MAX_FAILURES - 1] + FAILURE_WINDOW - at + 0.999))
+    since = at - FAILURE_WINDOW
+    waits = [0.0]
+    failures = ctx.store.login_failures(name[:64], ip[:64], since)
+    if len(failures) >= MAX_FAILURES:
+        waits.append(failures[MAX_FAILURES - 1] + FAILURE_WINDOW - at)
+    spread = ctx.store.address_login_failures(ip[:64], since, MAX_ADDRESS_FAILURES, TOKEN_KEY)
+    if len(spread) >= MAX_ADDRESS_FAILURES:
+        waits.append(spread[MAX_ADDRESS_FAILURES - 1] + FAILURE_WINDOW - at)
+    wait = max(waits)
+    return max(1, int(wait + 0.999)) if wait > 0 else 0
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    """argon2 verify, at most MAX_HASHING at once in this process: a flood of logins queues
+    briefly, then is told to retry, instead of taking 64 MiB and a core each."""
+    if not _hashing.acquire(timeout=HASH_WAIT):
+        raise Throttled("too many logins at once; try again in a few seconds", retry_after=5)
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    finally:
+        _hashing.release()
 
 
 def login(ctx: Context, name: str, password: str, ip: str, at: float | None = None) -> User:
-    """Check a password. MAX_FAILURES failures for one name from one address within
-    FAILURE_WINDOW lock that pair out, the right password included, until they age out."""
+    """Check a password. MAX_FAILURES failures for one name from one address (or
+    MAX_ADDRESS_FAILURES from one address) within FAILURE_WINDOW lock it out, the right password
+    included, until they age out. A name that could not be a user's is never stored or hashed:
+    it counts against the address only, under the empty name."""
     at = time.time() if at is None else at
-    name, ip = (name or "")[:64], (ip or "?")[:64]
-    wait = throttle_state(ctx, name, ip, at)
+    ip = (ip or "?")[:64]
+    valid = validation.login_name(name)
+    key = valid or ""
+    wait = throttle_state(ctx, key, ip, at)
     if wait:
         minutes = (wait + 59) // 60
         raise Throttled(f"too many failed logins; try again in {minutes} minute(s)", retry_after=wait)
-    user = ctx.store.get_user(name) if validation.KEY_NAME_RE.fullmatch(name) else None
-    try:
-        _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
-        if user is None:
-            raise VerifyMismatchError
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        ctx.store.add_login_failure(name, ip, at)
+    user = ctx.store.get_user(valid) if valid else None
+    ok = valid is not None and _verify(user.password_hash if user else _dummy_hash(), password or "")
+    if not ok or user is None:
+        ctx.store.add_login_failure(key, ip, at)
         ctx.store.prune_login_failures(at - FAILURE_WINDOW)
-        if throttle_state(ctx, name, ip, at):
-            ctx.store.add_event(None, name, "login:locked", f"{MAX_FAILURES} failures from {ip}")
+        if valid and throttle_state(ctx, key, ip, at):
+            ctx.store.add_event(None, valid, "login:locked", f"failures from {ip}")
         raise Unauthenticated(BAD_LOGIN) from None
-    ctx.store.clear_login_failures(name, ip)
+    ctx.store.clear_login_failures(user.name, ip)
     if _hasher.check_needs_rehash(user.password_hash):
         ctx.store.set_password_hash(user.id, _hasher.hash(password))
     ctx.store.add_event(None, user.name, "login", f"from {ip}")
@@ -170,6 +198,25 @@ def end_session(ctx: Context, sid: str | None) -> None:
         ctx.store.remove_session(_sha256(sid))
 
 
+# flash messages: kept in the store for the session's next page, never in its cookie
+FLASH_MAX = 32 * 1024  # characters of one message (a failed deploy's tail is ~15 lines)
+FLASHES_KEPT = 10
+
+
+def add_flash(ctx: Context, sid: str | None, category: str, message: str, at: float | None = None) -> None:
+    if not sid or not isinstance(sid, str):
+        return
+    head, nl, rest = message.partition("\n")  # the outcome, then the end of the output
+    text = head[:1000] + nl + (rest if len(rest) <= FLASH_MAX else "…" + rest[-FLASH_MAX:])
+    ctx.store.add_flash(_sha256(sid), category, text, time.time() if at is None else at, FLASHES_KEPT)
+
+
+def take_flashes(ctx: Context, sid: str | None) -> list[tuple[str, str]]:
+    if not sid or not isinstance(sid, str):
+        return []
+    return ctx.store.take_flashes(_sha256(sid))
+
+
 # API tokens
 def create_token(ctx: Context, user_name: str, description: str = "") -> tuple[int, str]:
     """A new bearer token for a user: returned once, stored only as a hash."""
@@ -183,11 +230,25 @@ def create_token(ctx: Context, user_name: str, description: str = "") -> tuple[i
     return token_id, token
 
 
-def token_user(ctx: Context, token: str | None) -> User | None:
-    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
-        return None
-    found = ctx.store.user_by_token_hash(_sha256(token))
+def token_user(
+    ctx: Context, token: str | None, ip: str | None = None, at: float | None = None
+) -> User | None:
+    """The token's user, or None. With `ip`, bad tokens count against that address:
+    MAX_TOKEN_FAILURES within FAILURE_WINDOW and it gets Throttled (valid tokens too) until
+    they age out."""
+    at = time.time() if at is None else at
+    if ip is not None:
+        failures = ctx.store.login_failures(TOKEN_KEY, ip[:64], at - FAILURE_WINDOW)
+        if len(failures) >= MAX_TOKEN_FAILURES:
+            wait = max(1, int(failures[MAX_TOKEN_FAILURES - 1] + FAILURE_WINDOW - at + 0.999))
+            raise Throttled(f"too many invalid API tokens from {ip}; try again later", retry_after=wait)
+    found = None
+    if token and token.startswith(TOKEN_PREFIX) and len(token) <= 128:
+        found = ctx.store.user_by_token_hash(_sha256(token))
     if found is None:
+        if ip is not None and token:
+            ctx.store.add_login_failure(TOKEN_KEY, ip[:64], at)
+            ctx.store.prune_login_failures(at - FAILURE_WINDOW)
         return None
     user, token_id, used = found
     stamp = now()

@@ -156,6 +156,31 @@ class AccountsStore:
                 "DELETE FROM web_sessions WHERE created_at < ? OR seen_at < ?", (created_before, seen_before)
             )
 
+    # flash messages of a session
+    def add_flash(self, id_hash: str, category: str, message: str, at: float, keep: int) -> None:
+        """Queue a message for the session's next page; only the newest `keep` are kept."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO web_flashes (session_hash, category, message, at) VALUES (?, ?, ?, ?)",
+                (id_hash, category, message, at),
+            )
+            c.execute(
+                "DELETE FROM web_flashes WHERE session_hash = ? AND id NOT IN"
+                " (SELECT id FROM web_flashes WHERE session_hash = ? ORDER BY id DESC LIMIT ?)",
+                (id_hash, id_hash, keep),
+            )
+
+    def take_flashes(self, id_hash: str) -> list[tuple[str, str]]:
+        """The session's queued (category, message) pairs, oldest first; they are removed."""
+        with self.transaction() as c:
+            rows = c.execute(
+                "SELECT id, category, message FROM web_flashes WHERE session_hash = ? ORDER BY id",
+                (id_hash,),
+            ).fetchall()
+            if rows:
+                c.execute("DELETE FROM web_flashes WHERE session_hash = ?", (id_hash,))
+        return [(r["category"], r["message"]) for r in rows]
+
     # failed logins
     def add_login_failure(self, username: str, ip: str, at: float) -> None:
         with self.transaction() as c:
@@ -166,6 +191,16 @@ class AccountsStore:
         rows = self._all(
             "SELECT at FROM login_failures WHERE username = ? AND ip = ? AND at >= ? ORDER BY at DESC",
             (username, ip, since),
+        )
+        return [r["at"] for r in rows]
+
+    def address_login_failures(self, ip: str, since: float, limit: int, besides: str = "") -> list[float]:
+        """Times of the newest `limit` failures from this address since `since`, any name but
+        `besides`."""
+        rows = self._all(
+            "SELECT at FROM login_failures WHERE ip = ? AND at >= ? AND username != ?"
+            " ORDER BY at DESC LIMIT ?",
+            (ip, since, besides, limit),
         )
         return [r["at"] for r in rows]
 

@@ -12,6 +12,7 @@ import ipaddress
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
+from paas.core import validation
 from paas.core.context import Context
 from paas.errors import Throttled, Unauthenticated
 from paas.services import users as users_service
@@ -44,21 +45,49 @@ def is_https() -> bool:
     return request.is_secure or (proto == "https" and _loopback(request.remote_addr))
 
 
+HOST_COOKIE_PREFIX = "__Host-"
+
+
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie, marked Secure whenever the browser came over HTTPS."""
+    """Flask's signed cookie, marked Secure whenever the browser came over HTTPS, and then named
+    `__Host-...`: browsers accept that name only when Secure, for path /, with no Domain, so no
+    other host (an app on a sibling name) can set or shadow it."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or is_https()
 
+    def get_cookie_name(self, app: Flask) -> str:
+        name = super().get_cookie_name(app)
+        return HOST_COOKIE_PREFIX + name if self.get_cookie_secure(app) else name
+
+    def get_cookie_domain(self, app: Flask) -> str | None:
+        return None  # a host-only cookie (required by the prefix; the dashboard has one host)
+
+    def get_cookie_path(self, app: Flask) -> str:
+        return "/"
+
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this site: never another host (`//evil`, `https://...`, `/\\evil`)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return url_for("pages.apps")
-    return target
+    """Only a path on this site (`paas.core.validation.site_path`), else the apps page."""
+    return target if validation.site_path(target) else url_for("pages.apps")
+
+
+def flash(message: str, category: str = "message") -> None:
+    """Like Flask's flash, but the message waits in the store (keyed by the session), not in
+    the signed cookie: a failed deploy's output would make the cookie too big for browsers."""
+    users_service.add_flash(base_ctx(), session.get("sid"), category, message)
+
+
+def flashed_messages(with_categories: bool = False) -> list:
+    """What `flash` queued for this session (templates call it as `get_flashed_messages`)."""
+    if "flashes" not in g:
+        g.flashes = users_service.take_flashes(base_ctx(), session.get("sid"))
+    return list(g.flashes) if with_categories else [m for _, m in g.flashes]
 
 
 def init_app(app: Flask) -> None:
+    app.jinja_env.globals["get_flashed_messages"] = flashed_messages
+
     @app.before_request
     def authenticate():  # type: ignore[no-untyped-def]
         g.user = None
@@ -67,7 +96,13 @@ def init_app(app: Flask) -> None:
         ctx = base_ctx()
         if is_api():
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            user = users_service.token_user(ctx, token.strip()) if scheme.lower() == "bearer" else None
+            token = token.strip() if scheme.lower() == "bearer" else ""
+            try:
+                user = users_service.token_user(ctx, token, client_ip())
+            except Throttled as exc:
+                resp = json_error(429, "rate_limited", str(exc))
+                resp.headers["Retry-After"] = str(exc.retry_after)
+                return resp
             if user is None:
                 return json_error(
                     401, "unauthorized", "a valid API token is required: Authorization: Bearer <token>"

@@ -192,6 +192,7 @@ ERRORS = {
     "409": "conflicts with the current state (name taken, domain owned by another app, ...)",
     "422": "the change did not deploy: the running release is untouched",
     "503": "the Docker engine did not answer",
+    "429": "too many requests, or too many invalid tokens, from this address (see Retry-After)",
 }
 
 
@@ -209,7 +210,7 @@ def _op(
     content_type: str = "application/json",
 ) -> S:
     responses: S = {status: {"description": "OK", "content": {content_type: {"schema": ok or {}}}}}
-    for code in [*errors.split(), "503"]:
+    for code in [*errors.split(), "503", "429"]:
         responses[code] = {"description": ERRORS[code], **_json(_ref("Error"))}
     op: S = {"summary": summary, "responses": responses}
     if body is not None:

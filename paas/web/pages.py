@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 
-from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
 from paas.core import validation
 from paas.core.context import Context
@@ -31,6 +31,7 @@ from paas.services import releases as releases_service
 from paas.store import Release
 from paas.web import charts, streams
 from paas.web.args import int_arg
+from paas.web.auth import flash
 
 bp = Blueprint("pages", __name__)
 SHOWN_RELEASES = 20

@@ -241,6 +241,12 @@ def cleanup_instance(server: PaasServer) -> None:
     pid = dashboard_pid(server)  # gunicorn, left behind when a test killed the server with SIGKILL
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
+    try:  # and the dashboard's evented gunicorn for live streams
+        streams = int((server.data_dir / "web-streams.pid").read_text())
+        if b"paas-web-streams" in Path(f"/proc/{streams}/cmdline").read_bytes():
+            os.kill(streams, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
 
     instance = Settings(data_dir=server.data_dir).instance_id
     client = docker.from_env()

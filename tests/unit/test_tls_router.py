@@ -164,7 +164,7 @@ def test_dashboard_over_tls_and_with_acme_only(router: Router, tmp_path: Path) -
     )
     text = (router.apps_dir / "_dashboard.conf").read_text()
     assert "ssl_certificate " in text and "X-Forwarded-Proto https;" in text and "return 301" in text
-    assert router.dashboard_upstream() == "127.0.0.1:5000"
+    assert router.dashboard_upstream() == ("127.0.0.1:5000", "127.0.0.1:5000")  # streams: the same
     nginx_t(router)
     router.set_dashboard("paas.localhost", "127.0.0.1:5000", acme_root=str(tmp_path / "acme"))
     text = (router.apps_dir / "_dashboard.conf").read_text()

@@ -137,11 +137,21 @@ def test_session_cookie_is_httponly_lax_and_secure_behind_https(site: Site) -> N
     cookie = resp.headers["Set-Cookie"]
     assert cookie.startswith("paas_session=")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    # Over HTTPS the cookie is `__Host-` prefixed: Secure, Path=/, no Domain (browsers enforce it).
     https = site.client()
-    resp = post_form(
-        https, "/login", {"username": "alice", "password": PASSWORD}, headers={"X-Forwarded-Proto": "https"}
+    proto = {"X-Forwarded-Proto": "https", "Referer": "https://localhost/login"}
+    page = https.get("/login", headers=proto, base_url="https://localhost")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    resp = https.post(
+        "/login",
+        data={"username": "alice", "password": PASSWORD, "csrf_token": token},
+        headers=proto,
+        base_url="https://localhost",
     )
-    assert "Secure" in resp.headers["Set-Cookie"]
+    cookie = resp.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-paas_session=")
+    assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie
+    assert https.get("/", headers=proto, base_url="https://localhost").status_code == 200
 
 
 def test_logout_ends_the_session_on_the_server(site: Site) -> None:

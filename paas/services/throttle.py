@@ -1,0 +1,99 @@
+"""The front doors' limits: who may open an SSH connection before logging in, and how many.
+
+The SSH server asks these rules; it keeps no policy of its own. The web's limits (login
+failures, concurrent password hashes) are in `paas.services.users`; nginx's request rates in
+the router's main template.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from paas.core.context import Context
+from paas.store import SshKey
+
+LOGIN_TIMEOUT = 10.0  # seconds from TCP accept to a logged-in session with a channel
+PER_SOURCE = 10  # connections not yet logged in, per source address
+# OpenSSH's MaxStartups start:rate:full: past `start` connections not yet logged in, refuse new
+# ones with probability `rate`% rising linearly to 100% at `full`.
+STARTUPS = (32, 30, 128)
+MAX_CHANNELS = 1  # session channels per connection: one command per connection is served
+MAX_SESSIONS_PER_KEY = 16  # logged-in connections at once per SSH key
+KEY_CHECK_SECONDS = 2.0  # how often live sessions are checked against the allowed keys
+
+
+@dataclass
+class PreAuthGate:
+    """Counts connections that have not logged in, in total and per source address.
+
+    `admit` decides at accept time (so a flood costs an accept and a close); `release` is called
+    once per admitted connection, when it logs in or ends, whichever is first."""
+
+    per_source: int = PER_SOURCE
+    startups: tuple[int, int, int] = STARTUPS
+    rng: random.Random = field(default_factory=random.Random)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _by_source: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def pending(self) -> int:
+        return sum(self._by_source.values())
+
+    def drop_probability(self, pending: int) -> float:
+        start, rate, full = self.startups
+        if pending < start:
+            return 0.0
+        if pending >= full:
+            return 1.0
+        return (rate + (100 - rate) * (pending - start) / (full - start)) / 100
+
+    def admit(self, source: str) -> bool:
+        with self._lock:
+            if self._by_source[source] >= self.per_source:
+                return False
+            p = self.drop_probability(sum(self._by_source.values()))
+            if p and self.rng.random() < p:
+                return False
+            self._by_source[source] += 1
+            return True
+
+    def release(self, source: str) -> None:
+        with self._lock:
+            self._by_source[source] -= 1
+            if self._by_source[source] <= 0:
+                del self._by_source[source]
+
+
+class KeySessions:
+    """Logged-in connections per SSH key: a cap per key, and the keys to check for removal."""
+
+    def __init__(self, limit: int = MAX_SESSIONS_PER_KEY) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._count: Counter[int] = Counter()
+
+    def open(self, key: SshKey) -> bool:
+        with self._lock:
+            if self._count[key.id] >= self.limit:
+                return False
+            self._count[key.id] += 1
+            return True
+
+    def close(self, key: SshKey) -> None:
+        with self._lock:
+            self._count[key.id] -= 1
+            if self._count[key.id] <= 0:
+                del self._count[key.id]
+
+
+def too_many_sessions(key: SshKey) -> str:
+    return f"too many sessions for key {key.name!r} at once (the limit is {MAX_SESSIONS_PER_KEY}); try again"
+
+
+def key_revoked(ctx: Context, key: SshKey) -> bool:
+    """True once `ssh-keys:remove` took this key away (on the host, maybe in another process)."""
+    current = ctx.store.get_key_by_fingerprint(key.fingerprint)
+    return current is None or current.id != key.id

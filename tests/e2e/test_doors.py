@@ -1,0 +1,400 @@
+"""The front doors under attack: a real `paas server`, a real OpenSSH client, curl/HTTP through
+the real nginx to the real gunicorn. Each test tries a way in (or around) that worked before."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paramiko
+import pytest
+import requests
+
+from paas.core.context import Context
+from paas.settings import Settings
+from tests.e2e.conftest import PaasServer, shutdown, unique_app, wait_for
+
+
+def _idle_flood(
+    port: int, source: str, count: int, stop: threading.Event, rate: float
+) -> list[socket.socket]:
+    """TCP connections that never speak SSH, from `source`; then `rate` new ones a second."""
+    held: list[socket.socket] = []
+
+    def one() -> None:
+        s = socket.socket()
+        s.bind((source, 0))
+        s.settimeout(5)
+        try:
+            s.connect(("127.0.0.1", port))
+            held.append(s)
+        except OSError:
+            s.close()
+
+    for _ in range(count):
+        one()
+
+    def keep_up() -> None:
+        while not stop.wait(1 / rate):
+            one()
+
+    threading.Thread(target=keep_up, daemon=True).start()
+    return held
+
+
+def test_idle_socket_flood_does_not_lock_out_a_real_client(own_server: PaasServer) -> None:
+    """Before: 128 idle sockets (and ~9 new a second) locked every client out."""
+    server = own_server
+    stop = threading.Event()
+    held = _idle_flood(server.ssh_port, "127.0.0.2", 300, stop, rate=20)
+    try:
+        time.sleep(1)
+        for _ in range(3):
+            started = time.monotonic()
+            listed = server.ssh("apps:list", timeout=30)
+            assert listed.returncode == 0, listed.output
+            assert time.monotonic() - started < 10
+        # Idle connections are cut after the 10 s login timeout.
+        first = held[0]
+        first.settimeout(20)
+        started = time.monotonic()
+        try:
+            data = first.recv(4096)
+            while data:  # the server's banner, then EOF
+                data = first.recv(4096)
+        except OSError:
+            pass
+        assert time.monotonic() - started < 15
+    finally:
+        stop.set()
+        for s in held:
+            s.close()
+
+
+def _client(server: PaasServer) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(
+        "127.0.0.1",
+        server.ssh_port,
+        username="paas",
+        key_filename=str(server.key),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
+    return client
+
+
+def _follow(server: PaasServer, app: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["ssh", "-F", str(server.ssh_config), "paas", "logs", "-t", app],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_after_login_channels_and_sessions_per_key_are_capped(own_server: PaasServer) -> None:
+    server = own_server
+    app = unique_app("caps")
+    assert server.ssh("apps:create", app).returncode == 0
+    # A second session channel on one connection is refused (only one command is served).
+    client = _client(server)
+    try:
+        first = client.get_transport().open_session()  # type: ignore[union-attr]
+        with pytest.raises(paramiko.ChannelException):
+            client.get_transport().open_session()  # type: ignore[union-attr]
+        first.close()
+    finally:
+        client.close()
+    # Sixteen sessions of one key at once, not seventeen.
+    followers = []
+    try:
+        for _ in range(16):  # one after another: logins at once from one address are capped too
+            followers.append(_follow(server, app))
+            time.sleep(0.4)
+        time.sleep(2)
+        ended = [p.communicate() for p in followers if p.poll() is not None]
+        assert not ended
+        extra = server.ssh("apps:list", timeout=30)
+        assert extra.returncode != 0
+        assert "too many sessions for key 'alice'" in extra.stderr
+    finally:
+        for p in followers:
+            p.terminate()
+            p.wait()
+    assert wait_for(lambda: server.ssh("apps:list").returncode == 0, timeout=15)
+
+
+def test_removing_a_key_ends_its_sessions(own_server: PaasServer) -> None:
+    server = own_server
+    app = unique_app("revoke")
+    assert server.ssh("apps:create", app).returncode == 0
+    follower = _follow(server, app)
+    try:
+        time.sleep(2)
+        assert follower.poll() is None
+        assert server.host("ssh-keys:remove", "alice").returncode == 0
+        follower.wait(timeout=10)  # before: it kept following, with the key gone
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert server.ssh("apps:list").returncode != 0
+
+
+def _last_pid() -> int:
+    return int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+
+
+def test_window_changes_do_not_start_a_thread_each(own_server: PaasServer) -> None:
+    """Before: each window-change message started a thread (3000 messages, 3000 threads; each
+    takes a pid, which is how this counts them: they end too fast to be seen)."""
+    server = own_server
+    app = unique_app("winch")
+    assert server.ssh("apps:create", app).returncode == 0
+    client = _client(server)
+    try:
+        channel = client.get_transport().open_session()  # type: ignore[union-attr]
+        channel.get_pty("xterm", 80, 24)
+        channel.exec_command(f"logs -t {app}")
+        time.sleep(1)
+        before = _last_pid()
+        for i in range(3000):
+            channel.resize_pty(80 + i % 50, 24)
+        time.sleep(1)
+        used = (_last_pid() - before) % (1 << 22)
+        assert used < 1000, used  # (other processes on the machine take some too)
+        assert not channel.exit_status_ready()  # the session still runs
+        channel.close()
+    finally:
+        client.close()
+
+
+# The web doors, through the real nginx to the real gunicorns.
+def _login(server: PaasServer, name: str, password: str, next_: str = "/") -> requests.Response:
+    """POST /login through nginx as a browser does (CSRF token from the login page)."""
+    web = requests.Session()
+    base = f"http://127.0.0.1:{server.http_port}"
+    host = {"Host": f"paas.localhost:{server.http_port}"}
+    page = web.get(f"{base}/login", params={"next": next_}, headers=host, timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return web.post(
+        f"{base}/login",
+        data={"username": name, "password": password, "csrf_token": token, "next": next_},
+        headers=host,
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/%09/evil.example",
+        "/%0a/evil.example",
+        "/%0d/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "/%5cevil.example",
+        "https://evil.example/",
+        "/%2f/evil.example",
+        " //evil.example",
+    ],
+)
+def test_login_never_redirects_to_another_host(paas: PaasServer, target: str) -> None:
+    """Before: /%09/evil.com passed and came back as `Location: //evil.com`; /%0a/x was a 500."""
+    if not getattr(paas, "_doors_user", False):
+        paas.add_user("redir", "correct horse battery", admin=True)
+        paas._doors_user = True  # type: ignore[attr-defined]
+    resp = _login(paas, "redir", "correct horse battery", next_=requests.utils.unquote(target))
+    assert resp.status_code == 303, resp.text
+    location = resp.headers["Location"]
+    assert location == "/", (target, location)
+
+
+def test_a_control_character_in_a_login_name_is_never_stored_or_printed(paas: PaasServer) -> None:
+    """Before: a failed login as "\\x1b]52;c;..." was stored and `events` printed it raw."""
+    evil = "x\x1b]52;c;ZWNobyBwd25lZA==\x07\n2026-01-01T00:00:00Z  root  ssh-keys:add"
+    for _ in range(6):  # five lock the name, which writes a `login:locked` event naming it
+        assert _login(paas, evil, "whatever-password").status_code in (401, 429)
+    shown = paas.ssh("events", "-n", "500")
+    assert shown.returncode == 0, shown.output
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+    assert not any(line.startswith("2026-01-01T00:00:00Z") for line in shown.stdout.splitlines())
+
+
+def test_login_posts_are_rate_limited_by_nginx(own_server: PaasServer) -> None:
+    server = own_server
+    statuses = [_login(server, f"spray{i}", "Summer2026!").status_code for i in range(40)]
+    assert 429 in statuses, statuses  # before: 40 names sprayed, 40 hashes, never a 429
+    assert statuses[:10] == [401] * 10
+
+
+def test_unclaimed_names_under_the_apps_domain_are_not_captured_by_a_parent_wildcard(
+    own_server: PaasServer,
+) -> None:
+    """PAAS_DOMAIN=localhost: *.localhost is refused; an app's parent-domain wildcard never
+    serves a name under PAAS_DOMAIN that no app routes (the victim scaled to 0)."""
+    server = own_server
+    thief = unique_app("thief")
+    assert server.ssh("apps:create", thief).returncode == 0
+    for refused in (
+        "*.localhost",
+        "localhost",
+        "x.victim.localhost",
+        "*.victim.localhost",
+        "paas.localhost",
+        "a.paas.localhost",
+    ):
+        added = server.ssh("domains:add", thief, refused)
+        assert added.returncode != 0, refused
+    assert server.ssh("domains:add", thief, f"www.{thief}.localhost").returncode == 0
+    status, body = server.get(f"victim.localhost:{server.http_port}")
+    assert status == 404 and "no app is routed" in body
+
+
+def _sse(server: PaasServer, path: str, token: str) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
+    s.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: paas.localhost\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    head = b""
+    while b"retry: 2000" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    return s
+
+
+def test_a_hundred_open_log_streams_leave_the_dashboard_answering(own_server: PaasServer) -> None:
+    """Before: 16 open streams (2 workers x 8 threads) hung every page."""
+    server = own_server
+    app = unique_app("streams")
+    assert server.ssh("apps:create", app).returncode == 0
+    server.add_user("watcher", "correct horse battery", admin=True)
+    token = server.token("watcher")
+    held = [_sse(server, f"/api/v1/apps/{app}/log-stream", token) for _ in range(100)]
+    try:
+        web = requests.Session()
+        base = f"http://127.0.0.1:{server.http_port}"
+        timings = []
+        for _ in range(20):
+            started = time.monotonic()
+            listed = web.get(
+                f"{base}/api/v1/apps",
+                headers={"Host": "paas.localhost", "Authorization": f"Bearer {token}"},
+                timeout=5,
+            )
+            assert listed.status_code == 200
+            timings.append(time.monotonic() - started)
+        assert app in [a["name"] for a in listed.json()]
+        assert sorted(timings)[18] < 1.0, timings
+        assert _login(server, "watcher", "correct horse battery").status_code == 303
+        # The streams are all still open: each gets its keep-alive within the heartbeat.
+        for s in held[:10]:
+            s.settimeout(15)
+            assert s.recv(4096)
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_app_output_reaches_the_terminal_escaped(paas: PaasServer) -> None:
+    """Before: `logs` printed an app's ESC sequences raw (an OSC 52 sets the reader's clipboard)."""
+    app = unique_app("esc")
+    src = paas.make_repo("tiny-worker", app)
+    (src / "Procfile").write_text("worker: printf 'hi \\033]52;c;aGk=\\007 there\\n'; exec sleep 1000000\n")
+    assert paas.git(src, "commit", "-qam", "print an escape").returncode == 0
+    paas.git(src, "remote", "add", "paas", f"paas:{app}")
+    pushed = paas.git(src, "push", "paas", "main")
+    assert pushed.returncode == 0, pushed.output
+    shown = wait_for(
+        lambda: (r := paas.ssh("logs", app)).returncode == 0 and "there" in r.stdout and r.stdout
+    )
+    assert shown, paas.ssh("logs", app).output
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "hi \\x1b]52;c;aGk=\\x07 there" in shown
+    assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
+
+
+def test_a_parent_wildcard_never_captures_an_unrouted_app_name(tmp_path: Path) -> None:
+    """PAAS_DOMAIN=apps.localhost, an app holding `*.localhost` (stored before this rule, which
+    now refuses it): before, it served victim.apps.localhost while the victim had no route."""
+    server = PaasServer(tmp_path)
+    server.env["PAAS_DOMAIN"] = "apps.localhost"
+    try:
+        server.start_with_key()
+        thief = unique_app("thief")
+        src = server.make_repo("stdlib-web", thief)
+        server.git(src, "remote", "add", "paas", f"paas:{thief}")
+        pushed = server.git(src, "push", "paas", "main")
+        assert pushed.returncode == 0, pushed.output
+        assert server.ssh("domains:add", thief, "*.localhost").returncode != 0  # refused now
+        ctx = Context.open(Settings(data_dir=server.data_dir, domain="apps.localhost"), actor="host")
+        app_id = ctx.store.get_app(thief).id  # type: ignore[union-attr]
+        ctx.store.replace_domains(app_id, ["*.localhost"])
+        assert server.ssh("domains:add", thief, f"www.{thief}.example").returncode == 0  # re-renders
+        assert server.get(f"shop.localhost:{server.http_port}")[0] == 200  # the wildcard works ...
+        status, body = server.get(f"victim.apps.localhost:{server.http_port}")
+        assert status == 404 and "no app is routed" in body, (status, body)  # ... but not in here
+        assert server.get(f"apps.localhost:{server.http_port}")[0] == 404
+        assert server.get(f"{thief}.apps.localhost:{server.http_port}")[0] == 200
+    finally:
+        shutdown(server)
+
+
+def test_the_dashboard_on_a_host_of_its_own_with_a_host_only_cookie(tmp_path: Path) -> None:
+    """PAAS_DASHBOARD_HOST moves the dashboard out of PAAS_DOMAIN (no app can toss cookies into
+    it); no app may claim it; over HTTPS the session cookie is `__Host-` (curl, real login)."""
+    server = PaasServer(tmp_path)
+    server.env["PAAS_DASHBOARD_HOST"] = "admin.example.test"
+    try:
+        server.start_with_key()
+        server.add_user("olga", "correct horse battery", admin=True)
+        assert server.get(f"admin.example.test:{server.http_port}", "/login")[0] == 200
+        assert server.get(f"paas.localhost:{server.http_port}", "/login")[0] == 404
+        app = unique_app("claim")
+        assert server.ssh("apps:create", app).returncode == 0
+        for host in ("admin.example.test", "x.admin.example.test", "*.example.test"):
+            assert server.ssh("domains:add", app, host).returncode != 0, host
+        # Behind a TLS proxy on loopback (X-Forwarded-Proto: https), straight to gunicorn.
+        jar = tmp_path / "jar"
+        base = f"http://127.0.0.1:{server.web_port}"
+        curl = ["curl", "-s", "-c", str(jar), "-b", str(jar), "-H", "X-Forwarded-Proto: https"]
+        page = subprocess.run([*curl, f"{base}/login"], capture_output=True, text=True, check=True).stdout
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        login = subprocess.run(
+            [
+                *curl,
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "-H",
+                f"Referer: https://127.0.0.1:{server.web_port}/login",
+                "--data-urlencode",
+                "username=olga",
+                "--data-urlencode",
+                "password=correct horse battery",
+                "--data-urlencode",
+                f"csrf_token={token}",
+                f"{base}/login",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert " 303" in login.splitlines()[0], login
+        cookie = next(line for line in login.splitlines() if line.lower().startswith("set-cookie:"))
+        assert "__Host-paas_session=" in cookie and "Secure" in cookie and "Path=/" in cookie
+        assert "Domain" not in cookie
+    finally:
+        shutdown(server)
