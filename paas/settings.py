@@ -39,6 +39,14 @@ def _size(name: str, default: str) -> int:
         raise SystemExit(f"error: {name} must be a size like 512m or 2g, got {raw!r}") from None
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    raw = (os.environ.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise SystemExit(f"error: {name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of a running PaaS; read once, passed down explicitly."""
@@ -81,6 +89,7 @@ class Settings:
     build_cpus: float = 0.0  # 0: no CPU limit (builds are what the pusher waits for)
     build_pids: int = 1024
     network_pool: str = "10.199.0.0/16"  # app networks are /24s from here (not docker's small default pool)
+    app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -122,6 +131,7 @@ class Settings:
             build_cpus=_float("PAAS_BUILD_CPUS", 0.0),
             build_pids=_int("PAAS_BUILD_PIDS", 1024),
             network_pool=os.environ.get("PAAS_NETWORK_POOL") or "10.199.0.0/16",
+            app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

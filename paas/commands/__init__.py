@@ -103,6 +103,7 @@ FORMAT_OPTION = click.option(
 
 
 COMMAND_MODULES = (
+    "access",
     "apps",
     "checks",
     "config",

@@ -3,6 +3,8 @@
 paramiko's ServerInterface callbacks run on the transport thread, so they only record what the
 client asked for; the work happens in the connection's own thread. Git traffic is handed to a
 separate `pack_process` per request; other commands run in-process through `paas.commands`.
+Each command acts as the key's user, read fresh from the store; a watcher ends open sessions
+whose key was removed or whose user lost a permission the session was using.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from paas.core.context import Context
 from paas.core.validation import app_name
 from paas.errors import PaasError
 from paas.git_receiver import hostkey
+from paas.services import access
 from paas.services import apps as apps_service
 from paas.services import keys as keys_service
 from paas.store import SshKey
@@ -33,6 +36,7 @@ from paas.store import SshKey
 log = logging.getLogger("paas.ssh")
 GIT_COMMANDS = ("git-receive-pack", "git-upload-pack")
 MAX_SESSIONS = 128  # concurrent SSH connections, authenticated or not
+WATCH_SECONDS = 1.0  # how often open sessions are re-checked against the store
 
 
 class ChannelWriter(io.TextIOBase):
@@ -101,7 +105,7 @@ class _Interface(paramiko.ServerInterface):
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         record = keys_service.authenticate(self.ctx, key.asbytes())
-        if record is None:
+        if record is None or record.user_id is None:
             return paramiko.AUTH_FAILED
         self.session.key = record
         return paramiko.AUTH_SUCCESSFUL
@@ -141,6 +145,8 @@ class SSHServer:
         self._sock: socket.socket | None = None
         self._stopping = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_SESSIONS)
+        self._live: dict[paramiko.Channel, tuple[str, Context]] = {}  # open sessions, for the watcher
+        self._live_lock = threading.Lock()
 
     def listen(self) -> tuple[str, int]:
         s = ctx_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -152,6 +158,7 @@ class SSHServer:
 
     def serve_forever(self) -> None:
         assert self._sock is not None
+        threading.Thread(target=self._watch, name="ssh-watch", daemon=True).start()
         while not self._stopping.is_set():
             try:
                 conn, _addr = self._sock.accept()
@@ -167,6 +174,29 @@ class SSHServer:
             self._handle(conn)
         finally:
             self._slots.release()
+
+    def _watch(self) -> None:
+        """End the sessions whose key is gone or whose user lost what the session was using."""
+        while not self._stopping.wait(WATCH_SECONDS):
+            with self._live_lock:
+                live = list(self._live.items())
+            for channel, (fingerprint, ctx) in live:
+                try:
+                    reason = _revoked(self.ctx, fingerprint, ctx)
+                except Exception:  # the store is busy or gone: try again next time
+                    log.exception("re-checking an SSH session failed")
+                    continue
+                if reason is None:
+                    continue
+                log.info("ending the SSH session of %s: %s", ctx.actor, reason)
+                try:
+                    channel.sendall_stderr(f"\r\nerror: session ended: {reason}\r\n".encode())
+                except (OSError, EOFError, paramiko.SSHException):
+                    pass
+                transport = channel.get_transport()
+                channel.close()
+                if transport is not None:
+                    transport.close()
 
     def shutdown(self) -> None:
         self._stopping.set()
@@ -210,7 +240,20 @@ class SSHServer:
 
     def _dispatch(self, channel: paramiko.Channel, session: Session) -> int:
         assert session.key is not None
-        ctx = self.ctx.for_actor(session.key.name, session.key.is_admin)
+        fingerprint = session.key.fingerprint
+        ctx = keys_service.session_context(self.ctx, fingerprint)
+        if ctx is None:  # removed between authentication and the command
+            channel.sendall_stderr(b"error: this key is not allowed any more\n")
+            return 1
+        with self._live_lock:
+            self._live[channel] = (fingerprint, ctx)
+        try:
+            return self._run(channel, session, ctx)
+        finally:
+            with self._live_lock:
+                self._live.pop(channel, None)
+
+    def _run(self, channel: paramiko.Channel, session: Session, ctx: Context) -> int:
         raw = (session.command or b"").decode("utf-8", "replace")
         try:
             argv = shlex.split(raw)
@@ -248,14 +291,19 @@ class SSHServer:
                 if not repo_path.exists():
                     Repo.init_bare(str(repo_path), mkdir=True).close()
             else:
-                apps_service.get_app(ctx, name)
+                access.authorize(ctx, name, "git:fetch")
                 if not repo_path.exists():
                     raise PaasError(f"app {name!r} has no code yet: git push first")
         except PaasError as exc:
             channel.sendall_stderr(f"error: {exc}\n".encode())
             return 1
         mode = argv[0].removeprefix("git-")
-        env = {**os.environ, "PAAS_ACTOR": ctx.actor or "", "PAAS_ACTOR_ADMIN": "1" if ctx.is_admin else "0"}
+        env = {
+            **os.environ,
+            "PAAS_ACTOR": ctx.actor or "",
+            "PAAS_ACTOR_ID": str(ctx.user_id or ""),
+            "PAAS_ACTOR_ADMIN": "1" if ctx.is_admin else "0",
+        }
         proc = subprocess.Popen(
             [sys.executable, "-m", "paas.git_receiver.pack_process", mode, name],
             stdin=subprocess.PIPE,
@@ -264,6 +312,15 @@ class SSHServer:
             env=env,
         )
         return _pump(channel, proc)
+
+
+def _revoked(base: Context, fingerprint: str, ctx: Context) -> str | None:
+    """Why an open session must end (None: it may go on)."""
+    if base.store.get_key_by_fingerprint(fingerprint) is None:
+        return "the key was removed"
+    if not access.still_allowed(ctx):
+        return "access to the app was removed"
+    return None
 
 
 def _pump(channel: paramiko.Channel, proc: subprocess.Popen) -> int:
