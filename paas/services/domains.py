@@ -47,6 +47,7 @@ def _set(ctx: Context, app_name: str, compute, action: str, detail: str) -> list
 
 
 def add_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    access.authorize(ctx, app_name, "domains:add")  # first: a refusal says nothing of the input
     if not domains:
         raise PaasError("give one or more domains")
     hosts = [validation.domain(d) for d in domains]
@@ -54,6 +55,7 @@ def add_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
 
 
 def remove_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    access.authorize(ctx, app_name, "domains:remove")
     if not domains:
         raise PaasError("give one or more domains")
     hosts = [validation.domain(d) for d in domains]
@@ -67,6 +69,7 @@ def remove_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]
 
 
 def set_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    access.authorize(ctx, app_name, "domains:set")
     hosts = [validation.domain(d) for d in domains]
     return _set(ctx, app_name, lambda cur: hosts, "domains:set", " ".join(hosts))
 
