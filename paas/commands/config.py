@@ -9,7 +9,6 @@ import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, alias, command
 from paas.errors import PaasError
-from paas.services import access
 from paas.services import config as config_service
 
 
@@ -59,7 +58,6 @@ def set_(env: CommandEnv, app: str, pairs: tuple[str, ...], no_restart: bool, en
             except (binascii.Error, UnicodeDecodeError):
                 raise PaasError(f"the value of {key} is not valid base64 of UTF-8 text") from None
         values[key] = value
-    access.authorize(env.ctx, app, "config:set")  # refuse before the first line of output
     env.echo(f"-----> Setting {', '.join(values)} on {app}")
     release = config_service.set_config(env.ctx, app, values, env.progress(), restart=not no_restart)
     _release_line(env, release)
@@ -70,7 +68,6 @@ def set_(env: CommandEnv, app: str, pairs: tuple[str, ...], no_restart: bool, en
 @click.argument("keys", nargs=-1, required=True)
 @click.option("--no-restart", is_flag=True, help="Store only; apply at the next deploy.")
 def unset(env: CommandEnv, app: str, keys: tuple[str, ...], no_restart: bool) -> None:
-    access.authorize(env.ctx, app, "config:unset")  # refuse before the first line of output
     env.echo(f"-----> Unsetting {', '.join(keys)} on {app}")
     release = config_service.unset_config(env.ctx, app, list(keys), env.progress(), restart=not no_restart)
     _release_line(env, release)

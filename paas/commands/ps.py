@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, alias, command
-from paas.services import access
 from paas.services import formation as formation_service
 from paas.services import processes as processes_service
 
@@ -34,7 +33,6 @@ def scale(env: CommandEnv, app: str, scales: tuple[str, ...], fmt: str) -> None:
                 env.echo(f"{ptype}={count}")
         return
     changes = formation_service.parse_scale_args(list(scales))
-    access.authorize(env.ctx, app, "ps:scale")  # refuse before the first line of output
     env.echo(f"-----> Scaling {app}: " + " ".join(f"{t}={n}" for t, n in changes.items()))
     release = formation_service.scale(env.ctx, app, changes, env.progress())
     if release is None:
@@ -73,7 +71,6 @@ alias("ps:report", "ps")
 @click.argument("app")
 @click.argument("ptype", required=False)
 def restart(env: CommandEnv, app: str, ptype: str | None) -> None:
-    access.authorize(env.ctx, app, "ps:restart")  # refuse before the first line of output
     env.echo(f"-----> Restarting {app}" + (f" ({ptype})" if ptype else ""))
     processes_service.restart(env.ctx, app, ptype, env.progress())
 
@@ -87,7 +84,6 @@ def stop(env: CommandEnv, app: str) -> None:
 @command("ps:start", "Start a stopped app's processes.")
 @click.argument("app")
 def start(env: CommandEnv, app: str) -> None:
-    access.authorize(env.ctx, app, "ps:start")  # refuse before the first line of output
     env.echo(f"-----> Starting {app}")
     processes_service.start(env.ctx, app, env.progress())
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, command
-from paas.services import access
 from paas.services import releases as releases_service
 
 
@@ -52,7 +51,6 @@ def info(env: CommandEnv, app: str, version: str, fmt: str) -> None:
 @click.argument("app")
 @click.argument("version", required=False)
 def rollback(env: CommandEnv, app: str, version: str | None) -> None:
-    access.authorize(env.ctx, app, "releases:rollback")  # refuse before the first line of output
     env.echo(f"-----> Rolling back {app}" + (f" to {version}" if version else ""))
     release = releases_service.rollback(env.ctx, app, version, env.progress())
     env.echo(f"=====> {app} is now at v{release.version} ({release.description})")

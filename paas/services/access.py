@@ -111,6 +111,15 @@ APP_LESS = frozenset(
 )
 
 
+def declare(operation: str, permission: str) -> None:
+    """A third-party plugin's command joins the table (it cannot change a core entry)."""
+    if permission not in (*PERMISSIONS, OWNER):
+        raise PaasError(f"unknown permission {permission!r}: use {', '.join((*PERMISSIONS, OWNER))}")
+    if OPERATIONS.get(operation, permission) != permission or operation in APP_LESS:
+        raise PaasError(f"{operation} is already in the permission table")
+    OPERATIONS[operation] = permission
+
+
 def _user_id(ctx: Context) -> int | None:
     """The acting user's id; a context that carries only a name is looked up each time, so a
     removed user loses access at once."""

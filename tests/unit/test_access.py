@@ -285,3 +285,51 @@ def test_bad_permission_lists_are_one_line(team: Context) -> None:
         with pytest.raises(PaasError, match="unknown permission"):
             access.parse_permissions(text)
     assert access.parse_permissions("deploy") == ("view", "deploy")
+
+
+def test_plugin_commands_use_the_same_check(team: Context) -> None:
+    """A third-party plugin's command: checked by the permission it declares; none: admins only."""
+    import click
+
+    @commands.define("hello:peek", "test", permission="deploy")
+    @click.argument("app")
+    def peek(env: commands.CommandEnv, app: str) -> None:
+        env.echo("peeked")
+
+    @commands.define("hello:raw", "test")
+    @click.argument("app")
+    def raw(env: commands.CommandEnv, app: str) -> None:
+        env.echo("raw")
+
+    declared = commands.Registered(peek, False, from_plugin=True)
+    undeclared = commands.Registered(raw, False, from_plugin=True)
+    try:
+        access.declare("hello:peek", "deploy")
+        with pytest.raises(PaasError, match="already in the permission table"):
+            access.declare("config:set", "view")  # a plugin cannot loosen a core entry
+        with pytest.raises(PermissionDenied, match="you need the 'deploy' permission on 'shop'"):
+            commands._authorize(_env(as_user(team, "view")), "hello:peek", declared, {"app": "shop"})
+        with pytest.raises(NotFound):
+            commands._authorize(_env(as_user(team, "none")), "hello:peek", declared, {"app": "shop"})
+        commands._authorize(_env(as_user(team, "deploy")), "hello:peek", declared, {"app": "shop"})
+        with pytest.raises(PermissionDenied, match="only an admin may run hello:raw"):
+            commands._authorize(_env(as_user(team, "owner")), "hello:raw", undeclared, {"app": "shop"})
+        commands._authorize(_env(as_user(team, "admin")), "hello:raw", undeclared, {"app": "shop"})
+    finally:
+        access.OPERATIONS.pop("hello:peek", None)
+
+
+def _env(ctx: Context) -> commands.CommandEnv:
+    return commands.CommandEnv(ctx=ctx, out=io.StringIO(), err=io.StringIO())
+
+
+def test_a_key_user_has_no_dashboard_password_until_one_is_set(team: Context) -> None:
+    from paas.errors import Unauthenticated
+    from paas.services import users
+
+    with pytest.raises(Unauthenticated):
+        users.login(team, "view", "", "127.0.0.1")
+    with pytest.raises(Unauthenticated):
+        users.login(team, "view", "anything at all", "127.0.0.1")
+    users.set_password(team, "view", "a long password")
+    assert users.login(team, "view", "a long password", "127.0.0.1").name == "view"
