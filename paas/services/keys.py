@@ -75,7 +75,11 @@ def add_key(ctx: Context, user: str, public_key_text: str) -> SshKey:
 
 
 def list_keys(ctx: Context) -> list[SshKey]:
-    return ctx.store.list_keys()
+    """Admins see every key; anyone else only their own (who else is here is not theirs to know)."""
+    every = ctx.store.list_keys()
+    if ctx.is_admin or ctx.on_host:
+        return every
+    return [k for k in every if k.user_id is not None and k.user_id == ctx.user_id]
 
 
 def remove_key(ctx: Context, name: str) -> None:

@@ -333,3 +333,8 @@ def test_a_key_user_has_no_dashboard_password_until_one_is_set(team: Context) ->
         users.login(team, "view", "anything at all", "127.0.0.1")
     users.set_password(team, "view", "a long password")
     assert users.login(team, "view", "a long password", "127.0.0.1").name == "view"
+
+
+def test_only_admins_list_every_key(team: Context) -> None:
+    assert {k.name for k in keys.list_keys(as_user(team, "view"))} == {"view"}
+    assert len(keys.list_keys(as_user(team, "admin"))) == 7
