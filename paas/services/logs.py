@@ -77,7 +77,8 @@ def follow(
     lines: int = 100,
     ptype: str | None = None,
 ) -> None:
-    """Print the last `lines`, then every new line until `stopped()`; follows new containers too."""
+    """Print the last `lines`, then every new line until `stopped()`; follows new containers too.
+    Ends when the actor loses access to the app (a dashboard stream as an SSH session)."""
     for line in recent(ctx, app_name, lines, ptype):
         emit(line)
     app = app_name
@@ -111,6 +112,8 @@ def follow(
             threading.Event().wait(0.25)
             ticks += 1
             if ticks % 4 == 0:
+                if not access.still_allowed(ctx):
+                    break
                 watch(initial=False)
     finally:
         for s in streams.values():

@@ -338,3 +338,20 @@ def test_a_key_user_has_no_dashboard_password_until_one_is_set(team: Context) ->
 def test_only_admins_list_every_key(team: Context) -> None:
     assert {k.name for k in keys.list_keys(as_user(team, "view"))} == {"view"}
     assert len(keys.list_keys(as_user(team, "admin"))) == 7
+
+
+def test_following_logs_ends_when_access_goes(team: Context) -> None:
+    """What a dashboard log stream runs: it stops once the collaborator is removed."""
+    import threading
+
+    from paas.services import logs
+
+    viewer = as_user(team, "view")
+    done = threading.Event()
+    seen: list[str] = []
+    threading.Thread(
+        target=lambda: (logs.follow(viewer, "shop", seen.append, lambda: False, 1), done.set()), daemon=True
+    ).start()
+    assert not done.wait(1.5)  # following (no containers yet)
+    access.remove_access(as_user(team, "owner"), "shop", "view")
+    assert done.wait(5)
