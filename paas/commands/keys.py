@@ -31,7 +31,7 @@ def add(env: CommandEnv, user: str, path: str) -> None:
             raise PaasError(f"cannot read {path}: {exc.strerror}") from None
     key = keys_service.add_key(env.ctx, user, text)
     role = " (admin)" if key.is_admin else ""
-    env.echo(f"-----> Added key {key.name} for {user}{role}: {key.fingerprint}")
+    env.echo(f"-----> Added key {key.name}{role}: {key.fingerprint} (user {user})")
 
 
 @command("ssh-keys:list", "List the allowed keys with their fingerprints.")
