@@ -71,8 +71,10 @@ COMMAND_WORDS = sorted(commands.available(on_host=False)) + [
 def test_random_argv_gives_clean_errors_or_success(tmp_path_factory, argv: list[str]) -> None:
     """No argv reaches a traceback. (Apps exist only in the store, so nothing touches docker.)"""
     if "ctx" not in _ctx_cache:
-        _ctx_cache["ctx"] = Context.open(Settings(data_dir=tmp_path_factory.mktemp("fuzz")), is_admin=True)
-        _ctx_cache["ctx"].store.create_app("made")
+        base = Context.open(Settings(data_dir=tmp_path_factory.mktemp("fuzz")))
+        uid = base.store.add_key_user("fuzzer", False, "2026-01-01T00:00:00Z")
+        base.store.create_app("made", owner_id=uid)  # a user (no admin) who owns "made"
+        _ctx_cache["ctx"] = base.for_actor("fuzzer", False, user_id=uid)
     code, out, err = run(_ctx_cache["ctx"], *argv)
     assert code in (0, 1)
     assert "Traceback" not in out + err
