@@ -55,6 +55,14 @@ def _cidrs(name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    raw = (os.environ.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise SystemExit(f"error: {name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of a running PaaS; read once, passed down explicitly."""
@@ -105,6 +113,7 @@ class Settings:
     acme_directory: str = LETSENCRYPT_DIRECTORY
     acme_email: str | None = None
     acme_ca_bundle: str | None = None
+    app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -154,6 +163,7 @@ class Settings:
             acme_directory=os.environ.get("PAAS_ACME_DIRECTORY") or LETSENCRYPT_DIRECTORY,
             acme_email=os.environ.get("PAAS_ACME_EMAIL") or None,
             acme_ca_bundle=os.environ.get("PAAS_ACME_CA_BUNDLE") or None,
+            app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

@@ -20,8 +20,9 @@ import click
 
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import PaasError
+from paas.errors import PaasError, PermissionDenied
 from paas.plugins import Plugins
+from paas.services import access as access_service
 
 log = logging.getLogger("paas.commands")
 
@@ -73,19 +74,25 @@ class Registered:
     command: click.Command
     host_only: bool
     alias_of: str | None = None
+    from_plugin: bool = False
 
 
 _REGISTRY: dict[str, Registered] = {}
 
 
-def define(name: str, help: str, host_only: bool = False, **kwargs: Any) -> Callable:
+def define(
+    name: str, help: str, host_only: bool = False, permission: str | None = None, **kwargs: Any
+) -> Callable:
     """A click command under a Dokku-style name like `maintenance:on`, called with the session's
     `CommandEnv` first; plugins return these from `paas_commands`. `host_only` ones are refused
-    over SSH."""
+    over SSH. `permission` (view, deploy, operate, manage, owner) is what a third-party plugin's
+    command needs on the app named by its `app` argument; without one (and not in the core's
+    table) only admins may run it."""
 
     def wrap(fn: Callable) -> click.Command:
         cmd = click.command(name, help=help, add_help_option=False, **kwargs)(click.pass_obj(fn))
         cmd.paas_host_only = host_only  # type: ignore[attr-defined]
+        cmd.paas_permission = permission  # type: ignore[attr-defined]
         return cmd
 
     return wrap
@@ -113,6 +120,7 @@ FORMAT_OPTION = click.option(
 
 
 COMMAND_MODULES = (
+    "access",
     "apps",
     "checks",
     "config",
@@ -152,7 +160,14 @@ def _from_plugins(plugins: Plugins) -> dict[str, Registered]:
             if name in _REGISTRY or name in found:
                 log.error("plugin command %r ignored: the name is taken", name)
                 continue
-            found[name] = Registered(cmd, bool(getattr(cmd, "paas_host_only", False)))
+            permission = getattr(cmd, "paas_permission", None)
+            if permission is not None:
+                try:
+                    access_service.declare(name, permission)
+                except PaasError as exc:
+                    log.error("plugin command %r ignored: %s", name, exc)
+                    continue
+            found[name] = Registered(cmd, bool(getattr(cmd, "paas_host_only", False)), from_plugin=True)
         _PLUGIN_COMMANDS[plugins] = found
     return _PLUGIN_COMMANDS[plugins]
 
@@ -164,6 +179,18 @@ def available(on_host: bool, plugins: Plugins | None = None) -> dict[str, Regist
     _load()
     every = {**_REGISTRY, **(_from_plugins(plugins) if plugins is not None else {})}
     return {n: r for n, r in every.items() if on_host or not r.host_only}
+
+
+def _authorize(env: CommandEnv, name: str, reg: Registered, params: dict[str, Any]) -> None:
+    """The permission table's check, before the command writes anything (its service checks
+    again: the API and dashboard come in there). A plugin command the table does not know is
+    for admins only."""
+    app = params.get("app", params.get("old"))
+    if name in access_service.OPERATIONS:
+        if isinstance(app, str):
+            access_service.authorize(env.ctx, app, name)
+    elif reg.from_plugin and name not in access_service.APP_LESS and not access_service.is_admin(env.ctx):
+        raise PermissionDenied(f"only an admin may run {name} (its plugin declares no permission)")
 
 
 def dispatch(argv: list[str], env: CommandEnv) -> int:
@@ -194,6 +221,7 @@ def dispatch(argv: list[str], env: CommandEnv) -> int:
         return 0
     try:
         with cmd.make_context(name, list(args), obj=env) as cctx:
+            _authorize(env, name, reg, cctx.params)
             result = cmd.invoke(cctx)
         return int(result or 0)
     except click.UsageError as exc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, command
+from paas.services import access, lookup
 from paas.services import apps as apps_service
-from paas.services import lookup
 
 
 @command("apps:create", "Create an app (a first git push creates it too).")
@@ -17,7 +17,15 @@ def create(env: CommandEnv, app: str) -> None:
     env.echo(f"       git remote add paas paas:{created.name}")
 
 
-@command("apps:list", "List the apps.")
+@command("apps:transfer", "Make another user the owner of an app (owner or admin).")
+@click.argument("app")
+@click.argument("user")
+def transfer(env: CommandEnv, app: str, user: str) -> None:
+    access.transfer(env.ctx, app, user)
+    env.echo(f"-----> Transferred {app} to {user}")
+
+
+@command("apps:list", "List the apps you can view.")
 @FORMAT_OPTION
 def list_(env: CommandEnv, fmt: str) -> None:
     apps = lookup.list_apps(env.ctx)

@@ -14,11 +14,13 @@ from paas.services import keys as keys_service
 
 
 @command(
-    "ssh-keys:add", "Allow a public key (file path or '-' for stdin); the first is admin.", host_only=True
+    "ssh-keys:add",
+    "Attach a public key (file path or '-' for stdin) to a user, created if needed; the first is admin.",
+    host_only=True,
 )
-@click.argument("name")
+@click.argument("user")
 @click.argument("path")
-def add(env: CommandEnv, name: str, path: str) -> None:
+def add(env: CommandEnv, user: str, path: str) -> None:
     if path == "-":
         stream = env.stdin if env.stdin is not None else sys.stdin.buffer
         text = stream.read().decode("utf-8", errors="replace")
@@ -27,9 +29,9 @@ def add(env: CommandEnv, name: str, path: str) -> None:
             text = Path(path).expanduser().read_text()
         except OSError as exc:
             raise PaasError(f"cannot read {path}: {exc.strerror}") from None
-    key = keys_service.add_key(env.ctx, name, text)
+    key = keys_service.add_key(env.ctx, user, text)
     role = " (admin)" if key.is_admin else ""
-    env.echo(f"-----> Added key {key.name}{role}: {key.fingerprint}")
+    env.echo(f"-----> Added key {key.name}{role}: {key.fingerprint} (user {user})")
 
 
 @command("ssh-keys:list", "List the allowed keys with their fingerprints.")
@@ -42,6 +44,7 @@ def list_(env: CommandEnv, fmt: str) -> None:
                 [
                     {
                         "name": k.name,
+                        "user": keys_service.key_user(env.ctx, k),
                         "fingerprint": k.fingerprint,
                         "admin": k.is_admin,
                         "created_at": k.created_at,
@@ -52,10 +55,11 @@ def list_(env: CommandEnv, fmt: str) -> None:
         )
         return
     for k in keys:
-        env.echo(f"{k.name}  {k.fingerprint}{'  admin' if k.is_admin else ''}")
+        user = keys_service.key_user(env.ctx, k) or "-"
+        env.echo(f"{k.name}  {user}  {k.fingerprint}{'  admin' if k.is_admin else ''}")
 
 
-@command("ssh-keys:remove", "Remove a key by name.", host_only=True)
+@command("ssh-keys:remove", "Remove a key by name; its open SSH sessions end.", host_only=True)
 @click.argument("name")
 def remove(env: CommandEnv, name: str) -> None:
     keys_service.remove_key(env.ctx, name)

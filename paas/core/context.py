@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
-    """One per process (the host CLI, an SSH session, a push); `actor` is the key or user name."""
+    """One per process (the host CLI, an SSH session, a push); `actor` is the user's name and
+    `user_id` their id (None: look the name up). `checked` collects the (app id, permission) pairs
+    this context was allowed, so an open SSH session can be re-checked and ended when access goes."""
 
     settings: Settings
     store: Store
@@ -25,6 +27,8 @@ class Context:
     is_admin: bool = False
     on_host: bool = False
     _extra: dict = field(default_factory=dict)
+    user_id: int | None = None
+    checked: set[tuple[int, str]] = field(default_factory=set)
 
     @classmethod
     def open(cls, settings: Settings, **kwargs) -> Context:
@@ -48,9 +52,14 @@ class Context:
         """The plugins of this process (loaded once; PAAS_DISABLED_PLUGINS turns some off)."""
         return plugins(set(self.settings.disabled_plugins))
 
-    def for_actor(self, actor: str | None, is_admin: bool) -> Context:
+    def for_actor(self, actor: str | None, is_admin: bool, user_id: int | None = None) -> Context:
         """A copy acting as someone else, sharing the store (one SQLite connection per process)
         and the docker and router handles (a dashboard request must not open its own)."""
         return Context(
-            settings=self.settings, store=self.store, actor=actor, is_admin=is_admin, _extra=self._extra
+            settings=self.settings,
+            store=self.store,
+            actor=actor,
+            is_admin=is_admin,
+            _extra=self._extra,
+            user_id=user_id,
         )

@@ -24,7 +24,7 @@ from paas.core.output import BuildLog
 from paas.core.validation import app_name
 from paas.errors import PaasError
 from paas.git_receiver import pack_guard, repo_head
-from paas.services import push
+from paas.services import access, push
 from paas.services.deploy import DeployFailed
 from paas.services.locks import AppLock
 from paas.settings import Settings
@@ -73,6 +73,8 @@ class DeployHook:
             raise HookError(str(exc)) from None
         log = BuildLog(self._progress)
         try:
+            # Access may have gone since the SSH server let the push in: check before any work.
+            access.authorize(self.ctx, self.app, "git:push")
             # Before the lock: a tree that passes the walk limits never holds it, nor waits for it.
             SourceTree(self.repo, new_sha.decode()).check()
             # Held until the ref has moved (released in main), so the next push builds on it.
@@ -124,6 +126,19 @@ def _head_follows(repo: Repo, app: str, pushed: str | None) -> None:
         logger.exception("could not point HEAD of %s at %s", app, pushed)
 
 
+def _pusher(settings: Settings) -> Context:
+    """The pushing user, read fresh from the store (the SSH server passes their id in env); one
+    removed meanwhile becomes nobody, whom `access` refuses."""
+    ctx = Context.open(settings)
+    raw_id = os.environ.get("PAAS_ACTOR_ID", "")
+    user = ctx.store.get_user_by_id(int(raw_id)) if raw_id.isdigit() else None
+    if user is not None:
+        return ctx.for_actor(user.name, user.is_admin, user_id=user.id)
+    if not raw_id and os.environ.get("PAAS_ACTOR_ADMIN") == "1":  # an admin without a user record
+        return ctx.for_actor(os.environ.get("PAAS_ACTOR") or None, True)
+    return ctx.for_actor(os.environ.get("PAAS_ACTOR") or None, False, user_id=-1)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[1] not in ("receive-pack", "upload-pack"):
         sys.stderr.write("usage: pack_process receive-pack|upload-pack <app>\n")
@@ -150,9 +165,7 @@ def main(argv: list[str]) -> int:
         if argv[1] == "upload-pack":
             UploadPackHandler(_OneRepo(repo), ["/"], proto).handle()
             return 0
-        ctx = Context.open(
-            settings, actor=os.environ.get("PAAS_ACTOR"), is_admin=os.environ.get("PAAS_ACTOR_ADMIN") == "1"
-        )
+        ctx = _pusher(settings)
         _limit_push_size(repo, settings.max_push_bytes)
         push_lock = pack_guard.PushLock(repo_path)
         push_lock.acquire_shared()

@@ -3,6 +3,8 @@
 paramiko's ServerInterface callbacks run on the transport thread, so they only record what the
 client asked for; the work happens in the connection's own thread. Git traffic is handed to a
 separate `pack_process` per request; other commands run in-process through `paas.commands`.
+Each command acts as the key's user, read fresh from the store; a watcher ends open sessions
+whose key was removed or whose user lost a permission the session was using.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from paas.core.context import Context
 from paas.core.validation import app_name
 from paas.errors import PaasError
 from paas.git_receiver import hostkey
+from paas.services import access
 from paas.services import apps as apps_service
 from paas.services import keys as keys_service
 from paas.services import throttle
@@ -131,7 +134,7 @@ class _Interface(paramiko.ServerInterface):
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         record = keys_service.authenticate(self.ctx, key.asbytes())
-        if record is None:
+        if record is None or record.user_id is None:
             return paramiko.AUTH_FAILED
         self.session.key = record
         return paramiko.AUTH_SUCCESSFUL
@@ -181,6 +184,8 @@ class SSHServer:
         self._live: dict[paramiko.Transport, SshKey] = {}
         self._live_lock = threading.Lock()
         self._pending: dict[paramiko.Transport, float] = {}  # not logged in yet: their deadline
+        # Sessions running a command: re-checked against the store (removed key, lost access).
+        self._sessions: dict[paramiko.Channel, tuple[str, Context]] = {}
 
     def listen(self) -> tuple[str, int]:
         s = ctx_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -192,7 +197,7 @@ class SSHServer:
 
     def serve_forever(self) -> None:
         assert self._sock is not None
-        threading.Thread(target=self._watch_keys, daemon=True, name="ssh-keys-watch").start()
+        threading.Thread(target=self._watch, daemon=True, name="ssh-watch").start()
         while not self._stopping.is_set():
             try:
                 conn, addr = self._sock.accept()
@@ -223,24 +228,33 @@ class SSHServer:
             logged_in()
             self._slots.release()
 
-    def _watch_keys(self) -> None:
-        """End the sessions of keys that were removed (`ssh-keys:remove`, maybe in another process)."""
+    def _watch(self) -> None:
+        """Cut clients still not logged in at their deadline (a dribbled banner or key exchange),
+        and end the sessions whose key is gone or whose user lost what the session was using
+        (`ssh-keys:remove`, `access:remove`, maybe run in another process)."""
         while not self._stopping.wait(throttle.KEY_CHECK_SECONDS):
             with self._live_lock:
-                live = list(self._live.items())
                 late = [t for t, deadline in self._pending.items() if deadline < time.monotonic()]
-            for transport in late:  # a client dribbling its banner or key exchange: time's up
+                sessions = list(self._sessions.items())
+            for transport in late:
                 transport.close()
-            for transport, key in live:
+            for channel, (fingerprint, ctx) in sessions:
                 try:
-                    revoked = throttle.key_revoked(self.ctx, key)
-                except Exception:  # noqa: BLE001 - a busy store: check again next round
-                    log.exception("cannot check SSH keys")
-                    break
-                if revoked:
-                    log.info("key %s was removed: ending its session", key.name)
+                    reason = _revoked(self.ctx, fingerprint, ctx)
+                except Exception:  # noqa: BLE001 - the store is busy: check again next round
+                    log.exception("re-checking an SSH session failed")
+                    continue
+                if reason is None:
+                    continue
+                log.info("ending the SSH session of %s: %s", ctx.actor, reason)
+                try:
+                    channel.sendall_stderr(f"\r\nerror: session ended: {reason}\r\n".encode())
+                except (OSError, EOFError, paramiko.SSHException):
+                    pass
+                transport = channel.get_transport()
+                channel.close()
+                if transport is not None:
                     transport.close()
-
     def _logged_in(self, transport: paramiko.Transport, channel: paramiko.Channel, key: SshKey) -> bool:
         """Register a logged-in session (for the per-key cap and key removal); False if over the cap."""
         if not self._key_sessions.open(key):
@@ -319,7 +333,20 @@ class SSHServer:
 
     def _dispatch(self, channel: paramiko.Channel, session: Session) -> int:
         assert session.key is not None
-        ctx = self.ctx.for_actor(session.key.name, session.key.is_admin)
+        fingerprint = session.key.fingerprint
+        ctx = keys_service.session_context(self.ctx, fingerprint)
+        if ctx is None:  # removed between authentication and the command
+            channel.sendall_stderr(b"error: this key is not allowed any more\n")
+            return 1
+        with self._live_lock:
+            self._sessions[channel] = (fingerprint, ctx)
+        try:
+            return self._run(channel, session, ctx)
+        finally:
+            with self._live_lock:
+                self._sessions.pop(channel, None)
+
+    def _run(self, channel: paramiko.Channel, session: Session, ctx: Context) -> int:
         raw = (session.command or b"").decode("utf-8", "replace")
         try:
             argv = shlex.split(raw)
@@ -357,14 +384,19 @@ class SSHServer:
                 if not repo_path.exists():
                     Repo.init_bare(str(repo_path), mkdir=True).close()
             else:
-                apps_service.get_app(ctx, name)
+                access.authorize(ctx, name, "git:fetch")
                 if not repo_path.exists():
                     raise PaasError(f"app {name!r} has no code yet: git push first")
         except PaasError as exc:
             channel.sendall_stderr(f"error: {exc}\n".encode())
             return 1
         mode = argv[0].removeprefix("git-")
-        env = {**os.environ, "PAAS_ACTOR": ctx.actor or "", "PAAS_ACTOR_ADMIN": "1" if ctx.is_admin else "0"}
+        env = {
+            **os.environ,
+            "PAAS_ACTOR": ctx.actor or "",
+            "PAAS_ACTOR_ID": str(ctx.user_id or ""),
+            "PAAS_ACTOR_ADMIN": "1" if ctx.is_admin else "0",
+        }
         proc = subprocess.Popen(
             [sys.executable, "-m", "paas.git_receiver.pack_process", mode, name],
             stdin=subprocess.PIPE,
@@ -373,6 +405,15 @@ class SSHServer:
             env=env,
         )
         return _pump(channel, proc)
+
+
+def _revoked(base: Context, fingerprint: str, ctx: Context) -> str | None:
+    """Why an open session must end (None: it may go on)."""
+    if base.store.get_key_by_fingerprint(fingerprint) is None:
+        return "the key was removed"
+    if not access.still_allowed(ctx):
+        return "access to the app was removed"
+    return None
 
 
 def _pump(channel: paramiko.Channel, proc: subprocess.Popen) -> int:

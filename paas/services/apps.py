@@ -13,7 +13,7 @@ from paas.core.output import BuildLog
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import networks
-from paas.services import routing
+from paas.services import access, routing
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.lookup import app_url, get_app
@@ -22,11 +22,13 @@ from paas.store import App
 
 
 def create_app(ctx: Context, name: str) -> App:
+    """A new app, owned by its creator (PAAS_APP_CREATE=admins keeps creating to admins)."""
     validation.app_name(name)
+    owner = access.require_create(ctx)
     if ctx.store.get_app(name):
         raise Conflict(f"app {name!r} already exists")
     try:
-        app = ctx.store.create_app(name)
+        app = ctx.store.create_app(name, owner)
     except sqlite3.IntegrityError:
         raise Conflict(f"app {name!r} already exists") from None
     ctx.store.add_event(name, ctx.actor, "apps:create")
@@ -35,20 +37,21 @@ def create_app(ctx: Context, name: str) -> App:
 
 
 def ensure_app(ctx: Context, name: str) -> App:
-    """The app, created on the fly: a first `git push` creates it, as Dokku does."""
+    """The app to push to, created on the fly: a first `git push` creates it, as Dokku does.
+    Pushing to an existing app needs `deploy` on it; someone who cannot see it is told it does not
+    exist and may not take the name either."""
     validation.app_name(name)
-    app = ctx.store.get_app(name)
-    if app is not None:
-        return app
+    if ctx.store.get_app(name) is not None:
+        return access.authorize(ctx, name, "git:push")
     try:
         return create_app(ctx, name)
     except Conflict:  # created concurrently by another push
-        return get_app(ctx, name)
+        return access.authorize(ctx, name, "git:push")
 
 
 def app_info(ctx: Context, name: str) -> dict:
     """Everything `apps:info` shows, with stable keys (also the JSON shape)."""
-    app = get_app(ctx, name)
+    app = access.authorize(ctx, name, "apps:info")
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None
     procs = list_processes(ctx, name)
@@ -77,7 +80,7 @@ def _remove_volume(ctx: Context, name: str) -> None:
 
 def rename_app(ctx: Context, old: str, new: str) -> App:
     """Rename: store, repo, then the current release redeployed under the new name."""
-    app = get_app(ctx, old)
+    app = access.authorize(ctx, old, "apps:rename")
     validation.app_name(new)
     if ctx.store.get_app(new):
         raise Conflict(f"app {new!r} already exists")
@@ -104,7 +107,7 @@ def rename_app(ctx: Context, old: str, new: str) -> App:
 
 def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | None = None) -> None:
     """Remove containers, route, images, build cache, repo and every record of the app."""
-    app = get_app(ctx, name)
+    app = access.authorize(ctx, name, "apps:destroy")
     if confirm != app.name:
         raise PaasError(f"this destroys {app.name} and its data; run again with --confirm {app.name}")
     with app_lock(ctx, app.name):

@@ -16,7 +16,7 @@ from paas.core.context import Context
 from paas.core.manifest import StartupCheck
 from paas.core.output import BuildLog
 from paas.scheduler import health
-from paas.services import lookup
+from paas.services import access, lookup
 from paas.store import App, Build
 
 DISABLED_SETTING = "checks_disabled"
@@ -39,7 +39,7 @@ def is_disabled(disabled: set[str], ptype: str) -> bool:
 
 def set_checks(ctx: Context, app_name: str, ptypes: list[str], enabled: bool) -> set[str]:
     """checks:enable / checks:disable, for some process types or (none given) all of them."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "checks:enable" if enabled else "checks:disable")
     for t in ptypes:
         validation.process_type(t)
     disabled = disabled_types(ctx, app)
@@ -55,7 +55,7 @@ def set_checks(ctx: Context, app_name: str, ptypes: list[str], enabled: bool) ->
 
 
 def report(ctx: Context, app_name: str) -> dict:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "checks:report")
     disabled = disabled_types(ctx, app)
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None

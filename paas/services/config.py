@@ -6,20 +6,27 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
-from paas.services import lookup
+from paas.services import access
 from paas.services.locks import app_lock
 from paas.services.releases import new_release
 from paas.store import App, Release
 
+HIDDEN = "(hidden: needs the 'deploy' permission)"
+
 
 def get_config(ctx: Context, app_name: str) -> dict[str, str]:
-    app = lookup.get_app(ctx, app_name)
-    return ctx.store.get_config(app.id)
+    """The config vars; someone who may only view the app sees the keys, not the values."""
+    app = access.authorize(ctx, app_name, "config")
+    config = ctx.store.get_config(app.id)
+    if not access.can(ctx, app, access.OPERATIONS["config:values"]):
+        return dict.fromkeys(config, HIDDEN)
+    return config
 
 
 def get_value(ctx: Context, app_name: str, key: str) -> str:
+    app = access.authorize(ctx, app_name, "config:get")
     validation.config_key(key)
-    config = get_config(ctx, app_name)
+    config = ctx.store.get_config(app.id)
     if key not in config:
         raise NotFound(f"{app_name} has no config var {key}")
     return config[key]
@@ -29,7 +36,7 @@ def set_config(
     ctx: Context, app_name: str, values: dict[str, str], log: BuildLog, restart: bool = True
 ) -> Release | None:
     """Set values (validated, byte for byte); returns the new release, or None without restart."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "config:set")
     if not values:
         raise PaasError("nothing to set: give KEY=value pairs")
     _check_values(values)
@@ -41,7 +48,7 @@ def set_config(
 def unset_config(
     ctx: Context, app_name: str, keys: list[str], log: BuildLog, restart: bool = True
 ) -> Release | None:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "config:unset")
     if not keys:
         raise PaasError("nothing to unset: give one or more KEYs")
     for key in keys:
@@ -66,7 +73,7 @@ def update_config(
         return set_config(ctx, app_name, values, log, restart)
     if not values:
         return unset_config(ctx, app_name, unset, log, restart)
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "config:set")
     _check_values(values)
     for key in unset:
         validation.config_key(key)

@@ -7,18 +7,18 @@ import sqlite3
 from paas.core import validation
 from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError
-from paas.services import lookup
+from paas.services import access
 from paas.services.locks import app_lock
 from paas.services.routing import sync_app_route
 
 
 def list_domains(ctx: Context, app_name: str) -> list[str]:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "domains")
     return ctx.store.list_domains(app.id)
 
 
 def _set(ctx: Context, app_name: str, compute, action: str, detail: str) -> list[str]:  # type: ignore[no-untyped-def]
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, action)  # the action is the command's name
     with app_lock(ctx, app.name):
         current = ctx.store.list_domains(app.id)
         wanted = sorted(set(compute(current)))
@@ -70,6 +70,7 @@ def check_claim(ctx: Context, app_name: str, host: str) -> None:
 
 
 def add_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    access.authorize(ctx, app_name, "domains:add")  # first: a refusal says nothing of the input
     if not domains:
         raise PaasError("give one or more domains")
     hosts = [validation.domain(d) for d in domains]
@@ -77,6 +78,7 @@ def add_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
 
 
 def remove_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    access.authorize(ctx, app_name, "domains:remove")
     if not domains:
         raise PaasError("give one or more domains")
     hosts = [validation.domain(d) for d in domains]
@@ -90,6 +92,7 @@ def remove_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]
 
 
 def set_domains(ctx: Context, app_name: str, domains: list[str]) -> list[str]:
+    access.authorize(ctx, app_name, "domains:set")
     hosts = [validation.domain(d) for d in domains]
     return _set(ctx, app_name, lambda cur: hosts, "domains:set", " ".join(hosts))
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from paas.core import validation
 from paas.core.context import Context
+from paas.services import access
 
 
 def list_events(ctx: Context, limit: int = 50, app: str | None = None) -> list[dict]:
+    """One app's events (for those who may view it), or those of every app the actor may view;
+    admins see everything, access changes and denials included (they name no app)."""
     if not 1 <= limit <= 10000:
         raise validation.PaasError("-n must be between 1 and 10000")
     if app is not None:
-        validation.app_name(app)
-    return ctx.store.list_events(limit, app)
+        access.authorize(ctx, app, "events")
+        return ctx.store.list_events(limit, app)
+    if access.is_admin(ctx):
+        return ctx.store.list_events(limit, None)
+    names = [a.name for a in access.visible_apps(ctx, ctx.store.list_apps())]
+    return ctx.store.events_of_apps(names, limit)

@@ -6,7 +6,7 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import lookup
+from paas.services import access
 from paas.services.locks import app_lock
 from paas.services.releases import new_release
 from paas.store import Release
@@ -33,12 +33,12 @@ def parse_scale_args(args: list[str]) -> dict[str, int]:
 
 
 def get_formation(ctx: Context, app_name: str) -> dict[str, int]:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps")
     return ctx.store.get_formation(app.id)
 
 
 def scale(ctx: Context, app_name: str, changes: dict[str, int], log: BuildLog) -> Release | None:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps:scale")
     with app_lock(ctx, app.name):
         current = ctx.store.current_release(app.id)
         build = ctx.store.get_build(current.build_id) if current and current.build_id else None

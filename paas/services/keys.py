@@ -1,4 +1,5 @@
-"""SSH public keys: who may push and run commands. The first key added is an admin."""
+"""SSH public keys: each belongs to a user, who pushes and runs commands with it. The first user is
+an admin; what the others may do is in `access`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import paramiko
 from paas.core import validation
 from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError, PermissionDenied
-from paas.store import SshKey
+from paas.store import SshKey, now
 
 
 def fingerprint_of_blob(blob: bytes) -> str:
@@ -42,29 +43,49 @@ def _require_host(ctx: Context, what: str) -> None:
         raise PermissionDenied(f"{what} works on the server only (paas {what} ...)")
 
 
-def add_key(ctx: Context, name: str, public_key_text: str) -> SshKey:
+def _key_name(ctx: Context, user: str) -> str:
+    """A user's first key is named after them, the next ones `<user>-2`, `<user>-3`, ..."""
+    if ctx.store.get_key(user) is None:
+        return user
+    n = 2
+    while ctx.store.get_key(f"{user}-{n}") is not None:
+        n += 1
+    return validation.key_name(f"{user}-{n}")
+
+
+def add_key(ctx: Context, user: str, public_key_text: str) -> SshKey:
+    """Attach a key to a user, creating the user (without a password) if needed; the first user,
+    or the first while there is no admin, is an admin."""
     _require_host(ctx, "ssh-keys:add")
-    validation.key_name(name)
+    validation.user_name(user)
     normalised, fp = parse_public_key(public_key_text)
-    if ctx.store.get_key(name):
-        raise Conflict(f"a key named {name!r} already exists")
     existing = ctx.store.get_key_by_fingerprint(fp)
     if existing:
         raise Conflict(f"this key is already registered as {existing.name!r}")
-    is_admin = ctx.store.count_keys() == 0
-    key = ctx.store.add_key(name, fp, normalised, is_admin)
-    ctx.store.add_event(None, ctx.actor, "ssh-keys:add", f"{name} {fp}")
+    record = ctx.store.get_user(user)
+    if record is None:
+        user_id = ctx.store.add_key_user(user, ctx.store.count_admins() == 0, now())
+        record = ctx.store.get_user_by_id(user_id)
+        ctx.store.add_event(None, ctx.actor, "users:add", user + (" (admin)" if record.is_admin else ""))  # type: ignore[union-attr]
+    assert record is not None
+    name = _key_name(ctx, user)
+    key = ctx.store.add_key(name, fp, normalised, record.is_admin, record.id)
+    ctx.store.add_event(None, ctx.actor, "ssh-keys:add", f"{name} for {user} {fp}")
     return key
 
 
 def list_keys(ctx: Context) -> list[SshKey]:
-    return ctx.store.list_keys()
+    """Admins see every key; anyone else only their own (who else is here is not theirs to know)."""
+    every = ctx.store.list_keys()
+    if ctx.is_admin or ctx.on_host:
+        return every
+    return [k for k in every if k.user_id is not None and k.user_id == ctx.user_id]
 
 
 def remove_key(ctx: Context, name: str) -> None:
     _require_host(ctx, "ssh-keys:remove")
     validation.key_name(name)
-    if not ctx.store.remove_key(name):
+    if not ctx.store.remove_key(name):  # open sessions of the key end (the SSH server watches)
         raise NotFound(f"no key named {name!r}")
     ctx.store.add_event(None, ctx.actor, "ssh-keys:remove", name)
 
@@ -72,3 +93,20 @@ def remove_key(ctx: Context, name: str) -> None:
 def authenticate(ctx: Context, blob: bytes) -> SshKey | None:
     """The key record matching an offered public key blob, or None."""
     return ctx.store.get_key_by_fingerprint(fingerprint_of_blob(blob))
+
+
+def session_context(ctx: Context, fingerprint: str) -> Context | None:
+    """A context acting as the key's user, read fresh from the store (None: the key or its user is
+    gone). Each SSH command gets its own, so a change of access counts from the next command."""
+    user = ctx.store.user_of_key(fingerprint)
+    if user is None:
+        return None
+    return ctx.for_actor(user.name, user.is_admin, user_id=user.id)
+
+
+def key_user(ctx: Context, key: SshKey) -> str | None:
+    """The name of the user a key belongs to (for ssh-keys:list)."""
+    if key.user_id is None:
+        return None
+    user = ctx.store.get_user_by_id(key.user_id)
+    return user.name if user else None

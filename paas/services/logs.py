@@ -13,7 +13,7 @@ from paas.core.context import Context
 from paas.core.output import split_lines
 from paas.errors import NotFound, PaasError
 from paas.scheduler import docker_local as sched
-from paas.services import lookup
+from paas.services import access
 from paas.services.releases import get_release, parse_version
 
 MAX_LINES = 10000
@@ -47,7 +47,7 @@ def _containers(ctx: Context, app: str, ptype: str | None) -> list[Container]:
 
 
 def _check(ctx: Context, app_name: str, lines: int, ptype: str | None) -> str:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "logs")
     if not 1 <= lines <= MAX_LINES:
         raise PaasError(f"-n must be between 1 and {MAX_LINES}")
     if ptype is not None:
@@ -77,7 +77,8 @@ def follow(
     lines: int = 100,
     ptype: str | None = None,
 ) -> None:
-    """Print the last `lines`, then every new line until `stopped()`; follows new containers too."""
+    """Print the last `lines`, then every new line until `stopped()`; follows new containers too.
+    Ends when the actor loses access to the app (a dashboard stream as an SSH session)."""
     for line in recent(ctx, app_name, lines, ptype):
         emit(line)
     app = app_name
@@ -111,6 +112,8 @@ def follow(
             threading.Event().wait(0.25)
             ticks += 1
             if ticks % 4 == 0:
+                if not access.still_allowed(ctx):
+                    break
                 watch(initial=False)
     finally:
         for s in streams.values():
@@ -124,7 +127,7 @@ def follow(
 
 def build_output(ctx: Context, app_name: str, version_text: str | None) -> str:
     """The kept output of the build behind a release (default: the latest build)."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "builds:output")
     if version_text is None:
         build = ctx.store.latest_build(app.id)
         if build is None:

@@ -6,22 +6,20 @@ it look apps up here, so the dependencies point one way.
 
 from __future__ import annotations
 
-from paas.core import validation
 from paas.core.context import Context
-from paas.errors import NotFound
+from paas.services import access
 from paas.store import App
 
 
 def get_app(ctx: Context, name: str) -> App:
-    validation.app_name(name)
-    app = ctx.store.get_app(name)
-    if app is None:
-        raise NotFound(f"app {name!r} does not exist")
-    return app
+    """An app the actor may view (NotFound otherwise, whether or not it exists); entry points that
+    change something call `access.authorize` with their operation instead."""
+    return access.require(ctx, name, "view")
 
 
 def list_apps(ctx: Context) -> list[App]:
-    return ctx.store.list_apps()
+    """The apps the actor may view (admins: all)."""
+    return access.visible_apps(ctx, ctx.store.list_apps())
 
 
 def app_url(ctx: Context, name: str) -> str:

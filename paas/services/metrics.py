@@ -16,7 +16,7 @@ import docker
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import inventory
-from paas.services import lookup
+from paas.services import access
 from paas.store import Sample
 
 RETENTION = 15 * 60
@@ -52,7 +52,7 @@ def _one(client: docker.DockerClient, proc: inventory.ProcessRecord) -> dict | N
 def sample(ctx: Context, app_name: str, at: float | None = None) -> int:
     """Take one sample of each running container of the app, unless one was taken just now.
     Returns how many were stored."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "metrics")
     at = time.time() if at is None else at
     last = ctx.store.last_sample_at(app.name)
     if last is not None and at - last < MIN_INTERVAL:
@@ -97,7 +97,7 @@ def history(
     ctx: Context, app_name: str, seconds: float = 600, at: float | None = None
 ) -> dict[str, list[Sample]]:
     """The samples of the last `seconds`, by dyno (a dyno's line goes on across its containers)."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "metrics")
     if not 1 <= seconds <= RETENTION:
         raise PaasError(f"seconds must be from 1 to {RETENTION}: samples are kept {RETENTION // 60} minutes")
     at = time.time() if at is None else at

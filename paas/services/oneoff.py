@@ -12,7 +12,7 @@ from paas.core import names, validation
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
-from paas.services import lookup
+from paas.services import access
 from paas.services.containers import container_settings
 
 
@@ -26,7 +26,7 @@ def create_oneoff(
 ) -> Container:
     """A created (not started) container: `/start <type>` for a Procfile type, else the command
     line through `bash -c`, as a remote shell would run it (Heroku's `run` semantics)."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "run")
     command = command.strip()
     if not command:
         raise PaasError("give a command to run, e.g. run myapp python manage.py migrate")

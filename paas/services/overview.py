@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from paas.core.context import Context
 from paas.scheduler import inventory
-from paas.services import lookup
+from paas.services import access, lookup
 from paas.services.locks import is_held
 from paas.store import App, Release
 
@@ -85,7 +85,7 @@ def summaries(ctx: Context) -> list[AppSummary]:
 
 
 def summary(ctx: Context, name: str) -> AppSummary:
-    app = lookup.get_app(ctx, name)
+    app = access.authorize(ctx, name, "apps:info")
     procs = inventory.processes(ctx.docker, ctx.settings.instance_id, app.name)
     release = ctx.store.current_release(app.id)
     formation = ctx.store.get_formation(app.id)

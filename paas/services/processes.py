@@ -10,7 +10,7 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
-from paas.services import lookup
+from paas.services import access
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.routing import route_app
@@ -41,7 +41,7 @@ def process_state(state: dict) -> str:
 
 
 def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps")
     now = datetime.now(UTC)
     out = []
     for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name):
@@ -67,7 +67,7 @@ def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
 
 def restart(ctx: Context, app_name: str, ptype: str | None, log: BuildLog) -> None:
     """Fresh containers for the current release (all types, or one), swapped in without downtime."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps:restart")
     if ptype is not None:
         validation.process_type(ptype)
     with app_lock(ctx, app.name):
@@ -85,7 +85,7 @@ def restart(ctx: Context, app_name: str, ptype: str | None, log: BuildLog) -> No
 
 def stop(ctx: Context, app_name: str, log: BuildLog) -> int:
     """Stop every process and take the route down; `ps:start` brings them back."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps:stop")
     with app_lock(ctx, app.name):
         containers = sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name)
         ctx.store.set_stopped(app.id, True)
@@ -97,7 +97,7 @@ def stop(ctx: Context, app_name: str, log: BuildLog) -> int:
 
 
 def start(ctx: Context, app_name: str, log: BuildLog) -> None:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps:start")
     with app_lock(ctx, app.name):
         release = ctx.store.current_release(app.id)
         if release is None:
@@ -113,7 +113,7 @@ PS_SETTINGS = {"stop-timeout-seconds": ("stop_timeout", 1, 3600)}
 
 def set_property(ctx: Context, app_name: str, key: str, value: str | None) -> None:
     """`ps:set <app> stop-timeout-seconds 60` (Dokku's name); no value restores the default."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps:set")
     if key not in PS_SETTINGS:
         raise PaasError(f"unknown ps property {key!r}; known: {', '.join(sorted(PS_SETTINGS))}")
     setting, low, high = PS_SETTINGS[key]
@@ -126,5 +126,5 @@ def set_property(ctx: Context, app_name: str, key: str, value: str | None) -> No
 
 
 def properties(ctx: Context, app_name: str) -> dict[str, str]:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps:report")
     return {"stop-timeout-seconds": str(stop_timeout(ctx, app))}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
-from paas.services import lookup
+from paas.services import access
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
 from paas.store import App, Release
@@ -43,7 +43,7 @@ def _view(ctx: Context, release: Release, current: Release | None) -> ReleaseVie
 
 
 def list_releases(ctx: Context, app_name: str) -> list[ReleaseView]:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "releases")
     current = ctx.store.current_release(app.id)
     return [_view(ctx, r, current) for r in ctx.store.list_releases(app.id)]
 
@@ -63,7 +63,7 @@ def get_release(ctx: Context, app: App, version: int) -> Release:
 
 
 def release_info(ctx: Context, app_name: str, version_text: str) -> ReleaseView:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "releases:info")
     release = get_release(ctx, app, parse_version(version_text))
     return _view(ctx, release, ctx.store.current_release(app.id))
 
@@ -92,7 +92,7 @@ def formation_for(ctx: Context, app: App, processes: dict[str, str]) -> dict[str
 
 def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLog) -> Release:
     """A new release with an earlier release's build and config (the formation stays)."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "releases:rollback")
     with app_lock(ctx, app.name):
         current = ctx.store.current_release(app.id)
         if current is None:

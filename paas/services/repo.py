@@ -7,7 +7,7 @@ import docker
 from paas.core.context import Context
 from paas.core.names import cache_volume
 from paas.errors import PaasError
-from paas.services import lookup
+from paas.services import access
 from paas.services.locks import app_lock
 
 
@@ -17,7 +17,7 @@ def purge_cache(ctx: Context, app_name: str) -> bool:
     The dependency layers are images, not cache: they stay, and a push whose dependencies are
     unchanged still reuses its layer.
     """
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "repo:purge-cache")
     with app_lock(ctx, app.name):
         try:
             volume = ctx.docker.volumes.get(cache_volume(ctx.settings.instance_id, app.name))

@@ -13,7 +13,7 @@ from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import lookup
+from paas.services import access
 from paas.services.limits import (
     ALL_TYPES,
     defaults,
@@ -54,7 +54,7 @@ def set_limits(
     log: BuildLog,
 ) -> Release | None:
     """resource:limit: keep the new limits only if the release with them comes up."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "resource:limit")
     key = validation.process_type(process_type) if process_type else ALL_TYPES
     if memory is None and cpus is None and pids is None:
         raise PaasError("give at least one of --memory, --cpu, --pids")
@@ -78,7 +78,7 @@ def set_limits(
 
 
 def clear_limits(ctx: Context, app_name: str, process_type: str | None, log: BuildLog) -> Release | None:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "resource:limit-clear")
     key = validation.process_type(process_type) if process_type else ALL_TYPES
     with app_lock(ctx, app.name):
         before = stored(ctx, app)
@@ -96,7 +96,7 @@ def clear_limits(ctx: Context, app_name: str, process_type: str | None, log: Bui
 
 
 def report(ctx: Context, app_name: str) -> dict:
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "resource:report")
     base, per_type = effective(ctx, app)
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None

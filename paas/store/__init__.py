@@ -18,8 +18,9 @@ from paas.store.accounts import AccountsStore, ApiToken, User
 from paas.store.db import connect
 from paas.store.overview import OverviewStore
 from paas.store.samples import Sample, SamplesStore
+from paas.store.teams import Grant, TeamsStore
 
-__all__ = ["ApiToken", "App", "Build", "Release", "Sample", "SshKey", "Store", "User", "now"]
+__all__ = ["ApiToken", "App", "Grant", "Build", "Release", "Sample", "SshKey", "Store", "User", "now"]
 
 
 def now() -> str:
@@ -32,6 +33,7 @@ class App:
     name: str
     created_at: str
     stopped: int = 0
+    owner_id: int | None = None  # the user who may do everything with it (None: admins only)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class SshKey:
     public_key: str
     is_admin: bool
     created_at: str
+    user_id: int | None = None  # the user the key logs in as
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Release:
     created_at: str
 
 
-class Store(AccountsStore, SamplesStore, OverviewStore):
+class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
     """A thin repository over SQLite; one instance per process, safe across threads."""
 
     def __init__(self, path: Path) -> None:
@@ -104,9 +107,11 @@ class Store(AccountsStore, SamplesStore, OverviewStore):
             return self._conn.execute(sql, args).fetchall()
 
     # apps
-    def create_app(self, name: str) -> App:
+    def create_app(self, name: str, owner_id: int | None = None) -> App:
         with self.transaction() as c:
-            c.execute("INSERT INTO apps (name, created_at) VALUES (?, ?)", (name, now()))
+            c.execute(
+                "INSERT INTO apps (name, created_at, owner_id) VALUES (?, ?, ?)", (name, now(), owner_id)
+            )
         return self.get_app(name)  # type: ignore[return-value]
 
     def get_app_by_id(self, app_id: int) -> App | None:
@@ -154,12 +159,14 @@ class Store(AccountsStore, SamplesStore, OverviewStore):
         return [App(**dict(r)) for r in self._all("SELECT * FROM apps ORDER BY name")]
 
     # ssh keys
-    def add_key(self, name: str, fingerprint: str, public_key: str, is_admin: bool) -> SshKey:
+    def add_key(
+        self, name: str, fingerprint: str, public_key: str, is_admin: bool, user_id: int | None = None
+    ) -> SshKey:
         with self.transaction() as c:
             c.execute(
-                "INSERT INTO ssh_keys (name, fingerprint, public_key, is_admin, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (name, fingerprint, public_key, int(is_admin), now()),
+                "INSERT INTO ssh_keys (name, fingerprint, public_key, is_admin, created_at, user_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, fingerprint, public_key, int(is_admin), now(), user_id),
             )
         return self.get_key_by_fingerprint(fingerprint)  # type: ignore[return-value]
 

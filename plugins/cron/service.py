@@ -13,7 +13,7 @@ from datetime import datetime
 from paas.core import manifest
 from paas.core.context import Context
 from paas.errors import NotFound, PaasError
-from paas.services import lookup
+from paas.services import access
 from paas.store import App
 
 from . import runs
@@ -82,7 +82,7 @@ def find_job(ctx: Context, app: App, job_id: str) -> Job:
 
 def list_jobs(ctx: Context, app_name: str, now: datetime | None = None) -> list[dict]:
     """What cron:list shows, with stable keys (also the JSON shape)."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "cron:list")
     now = now or utcnow()
     handled = load_state(ctx.store, app)
     rows = []
@@ -110,7 +110,7 @@ def list_jobs(ctx: Context, app_name: str, now: datetime | None = None) -> list[
 
 def run_now(ctx: Context, app_name: str, job_id: str, emit: Callable[[str], None]) -> int:
     """cron:run: the job in a one-off container now, output streamed; its own schedule is untouched."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "cron:run")
     job = find_job(ctx, app, job_id)
     ctx.store.add_event(app.name, ctx.actor, "cron:run", job.id)
     return runs.run_job(ctx, app, job, emit, actor=ctx.actor or "paas")

@@ -24,9 +24,9 @@ from paas.buildpacks.source import SourceTree
 from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.routes import RouteExtras
-from paas.services import routing
+from paas.services import access, routing
 from paas.services.locks import app_lock
-from paas.services.lookup import get_app, list_apps
+from paas.services.lookup import list_apps
 from paas.settings import Settings
 from paas.store import App, Release
 
@@ -66,13 +66,13 @@ def is_on(ctx: Context, app: App) -> bool:
 
 def report(ctx: Context, name: str | None = None) -> list[Status]:
     """One app's state, or every app's."""
-    apps = [get_app(ctx, name)] if name is not None else list_apps(ctx)
+    apps = [access.authorize(ctx, name, "maintenance:report")] if name is not None else list_apps(ctx)
     return [Status(a.name, is_on(ctx, a)) for a in apps]
 
 
 def enable(ctx: Context, name: str, on_wait: Callable[[], None] | None = None) -> tuple[bool, Page]:
     """Turn maintenance on and make it live before returning: (whether it changed, the page)."""
-    app = get_app(ctx, name)
+    app = access.authorize(ctx, name, "maintenance:on")
     with app_lock(ctx, app.name, on_wait=on_wait):
         page = refresh_page(ctx, app)
         changed = _set(ctx, app, True)
@@ -81,7 +81,7 @@ def enable(ctx: Context, name: str, on_wait: Callable[[], None] | None = None) -
 
 def disable(ctx: Context, name: str, on_wait: Callable[[], None] | None = None) -> bool:
     """Turn maintenance off: the app's web processes (if any run) take traffic again."""
-    app = get_app(ctx, name)
+    app = access.authorize(ctx, name, "maintenance:off")
     with app_lock(ctx, app.name, on_wait=on_wait):
         changed = _set(ctx, app, False)
         shutil.rmtree(page_dir(ctx.settings, app.name), ignore_errors=True)

@@ -6,7 +6,6 @@ import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, define
 from paas.core.names import APP_UID
-from paas.services.lookup import get_app
 
 from . import service
 
@@ -44,7 +43,7 @@ def unmount(env: CommandEnv, app: str, mount: str) -> None:
 @click.argument("app")
 @FORMAT_OPTION
 def list_(env: CommandEnv, app: str, fmt: str) -> None:
-    mounts = service.list_mounts(env.ctx, get_app(env.ctx, app))
+    mounts = service.mounts_of(env.ctx, app)
     if fmt == "json":
         env.json([m.as_dict() for m in mounts])
         return

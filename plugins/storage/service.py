@@ -19,8 +19,8 @@ from pathlib import Path
 from paas.core import names
 from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError
+from paas.services import access
 from paas.services.locks import app_lock
-from paas.services.lookup import get_app
 from paas.store import App
 
 SETTING = "storage_mounts"  # per-app JSON list of mounts: kept on rename, deleted with the app
@@ -191,8 +191,13 @@ def _save(ctx: Context, app: App, mounts: list[Mount]) -> None:
     ctx.store.set_setting(app.id, SETTING, value)
 
 
+def mounts_of(ctx: Context, app_name: str) -> list[Mount]:
+    """storage:list: host paths are the host's business, so listing them needs `manage` too."""
+    return list_mounts(ctx, access.authorize(ctx, app_name, "storage:list"))
+
+
 def mount(ctx: Context, app_name: str, spec: str) -> Mount:
-    app = get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "storage:mount")
     new = parse_mount(ctx, spec)
     with app_lock(ctx, app.name):  # read-modify-write of the app's list
         mounts = list_mounts(ctx, app)
@@ -208,7 +213,7 @@ def mount(ctx: Context, app_name: str, spec: str) -> Mount:
 
 def unmount(ctx: Context, app_name: str, spec: str) -> Mount:
     """Remove a mount named as it was mounted (the host directory need not exist any more)."""
-    app = get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "storage:unmount")
     _no_control(spec, "a mount")
     host, container, _ = _split(spec)
     named = {os.path.normpath(host), os.path.realpath(host)}  # as stored, or by a symlink to it

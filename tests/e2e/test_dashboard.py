@@ -45,6 +45,8 @@ def app(paas: PaasServer) -> str:
     paas.git(src, "remote", "add", "paas", f"paas:{name}")
     pushed = paas.git(src, "push", "paas", "main")
     assert pushed.returncode == 0, pushed.output
+    granted = paas.host("access:add", name, "carol")  # alice owns it; carol is no admin (issue 12)
+    assert granted.returncode == 0, granted.output
     return name
 
 

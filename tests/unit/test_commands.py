@@ -16,7 +16,7 @@ def run(ctx: Context, *argv: str, on_host: bool = False) -> tuple[int, str, str]
 
 
 def test_help_lists_commands_with_descriptions(tmp_path: Path) -> None:
-    ctx = Context.open(Settings(data_dir=tmp_path))
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
     code, out, _ = run(ctx, "help")
     assert code == 0
     assert "apps:create" in out and "Create an app" in out
@@ -28,7 +28,7 @@ def test_help_lists_commands_with_descriptions(tmp_path: Path) -> None:
 
 
 def test_usage_errors_are_one_line_plus_usage(tmp_path: Path) -> None:
-    ctx = Context.open(Settings(data_dir=tmp_path))
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
     code, _, err = run(ctx, "apps:create")
     assert code == 1
     assert err.startswith("error: Missing argument 'APP'.")
@@ -36,7 +36,7 @@ def test_usage_errors_are_one_line_plus_usage(tmp_path: Path) -> None:
 
 
 def test_create_then_list_as_json(tmp_path: Path) -> None:
-    ctx = Context.open(Settings(data_dir=tmp_path))
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
     assert run(ctx, "apps:create", "web1")[0] == 0
     code, out, _ = run(ctx, "apps:list", "--format", "json")
     assert code == 0 and '"name": "web1"' in out
@@ -71,8 +71,10 @@ COMMAND_WORDS = sorted(commands.available(on_host=False)) + [
 def test_random_argv_gives_clean_errors_or_success(tmp_path_factory, argv: list[str]) -> None:
     """No argv reaches a traceback. (Apps exist only in the store, so nothing touches docker.)"""
     if "ctx" not in _ctx_cache:
-        _ctx_cache["ctx"] = Context.open(Settings(data_dir=tmp_path_factory.mktemp("fuzz")))
-        _ctx_cache["ctx"].store.create_app("made")
+        base = Context.open(Settings(data_dir=tmp_path_factory.mktemp("fuzz")))
+        uid = base.store.add_key_user("fuzzer", False, "2026-01-01T00:00:00Z")
+        base.store.create_app("made", owner_id=uid)  # a user (no admin) who owns "made"
+        _ctx_cache["ctx"] = base.for_actor("fuzzer", False, user_id=uid)
     code, out, err = run(_ctx_cache["ctx"], *argv)
     assert code in (0, 1)
     assert "Traceback" not in out + err

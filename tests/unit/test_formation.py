@@ -20,7 +20,7 @@ def test_default_formation_skips_release_and_starts_one_web() -> None:
 
 
 def test_scaling_release_is_refused_with_one_line(tmp_path: Path) -> None:
-    ctx = Context.open(Settings(data_dir=tmp_path))
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
     app = ctx.store.create_app("shop")
     build = ctx.store.create_build(app.id, "a" * 40, "alice")
     ctx.store.finish_build(build, "succeeded", "out", "img", {"web": "x", "release": "y"}, "Python")

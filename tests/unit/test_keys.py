@@ -35,8 +35,9 @@ def test_first_key_is_admin_and_duplicates_refused(tmp_path: Path) -> None:
     assert first.is_admin and not second.is_admin
     with pytest.raises(Conflict):
         keys.add_key(ctx, "carol", (tmp_path / "a.pub").read_text())
-    with pytest.raises(Conflict):
-        keys.add_key(ctx, "alice", (make_key(tmp_path, "c").with_suffix(".pub")).read_text())
+    # A second key of alice's is attached to her (issue 12), under its own name.
+    third = keys.add_key(ctx, "alice", (make_key(tmp_path, "c").with_suffix(".pub")).read_text())
+    assert third.name == "alice-2" and third.user_id == first.user_id and third.is_admin
 
 
 def test_keys_are_managed_on_the_host_only(tmp_path: Path) -> None:

@@ -287,7 +287,7 @@ def run(ctx: Context, *argv: str) -> tuple[int, str, str]:
 
 
 def test_jobs_come_from_the_current_release_and_commands_fail_in_one_line(tmp_path: Path) -> None:
-    ctx = Context.open(Settings(data_dir=tmp_path))
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
     app = ctx.store.create_app("web")
     assert run(ctx, "cron:list", "web") == (
         0,
@@ -332,7 +332,7 @@ class FakeDocker:
 
 
 def test_finished_runs_of_jobs_that_are_gone_are_removed_and_running_ones_kept(tmp_path: Path) -> None:
-    ctx = Context.open(Settings(data_dir=tmp_path))
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
     app = ctx.store.create_app("web")
     data = {"cron": [{"command": "echo hi", "schedule": "@daily"}]}
     build = ctx.store.create_build(app.id, "0" * 40, "alice", data)

@@ -45,7 +45,7 @@ def open_dir() -> Iterator[Path]:
 @pytest.fixture
 def ctx(open_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
     monkeypatch.setattr(routing.sched, "app_containers", lambda *a, **k: [])  # nothing runs
-    return Context.open(Settings(data_dir=open_dir, http_port=18080, http_bind="127.0.0.1"))
+    return Context.open(Settings(data_dir=open_dir, http_port=18080, http_bind="127.0.0.1"), is_admin=True)
 
 
 def run(ctx: Context, *argv: str) -> tuple[int, str, str]:

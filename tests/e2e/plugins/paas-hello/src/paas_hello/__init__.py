@@ -9,7 +9,7 @@ from paas.errors import PaasError
 from paas.plugins import hookimpl
 
 
-@define("hello:deploys", "List the deploys this plugin saw.")
+@define("hello:deploys", "List the deploys this plugin saw.", permission="view")
 @click.argument("app")
 def deploys(env: CommandEnv, app: str) -> None:
     log = env.ctx.settings.plugins_dir / "hello" / f"{app}.log"

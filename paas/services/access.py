@@ -1,0 +1,293 @@
+"""Who may do what to which app: the one permission table, checked at every service entry point.
+
+Heroku's permission names. Every collaborator of an app may `view` it; `deploy`, `operate` and
+`manage` are given on top. The app's owner has every permission, `owner` included (transfer);
+admins (and root on the host) may do everything everywhere. An actor who cannot view an app is
+told it does not exist, the same words as for a name nobody uses, so names cannot be probed.
+SSH, the host CLI, the dashboard, the API and plugins all call `authorize`/`require` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from paas.core import validation
+from paas.core.context import Context
+from paas.errors import NotFound, PaasError, PermissionDenied
+from paas.store import App, Grant, User, now
+
+PERMISSIONS = ("view", "deploy", "operate", "manage")
+OWNER = "owner"  # not grantable: only the owner (and admins) may transfer an app
+DEFAULT_GRANT = ("view", "deploy", "operate")
+ROLES = ("none", *PERMISSIONS, OWNER, "admin")  # what the access-matrix test plays
+
+# operation (a command's name, or an API-only operation) -> the permission it needs on its app
+OPERATIONS: dict[str, str] = {
+    # view
+    "apps:info": "view",
+    "ps": "view",
+    "ps:report": "view",
+    "releases": "view",
+    "releases:info": "view",
+    "logs": "view",
+    "domains": "view",
+    "domains:report": "view",
+    "events": "view",  # with --app (or the API's per-app events)
+    "config": "view",  # keys only: values need deploy
+    "config:show": "view",
+    "metrics": "view",
+    "checks:report": "view",
+    "resource:report": "view",
+    "maintenance:report": "view",
+    "cron:list": "view",
+    # deploy
+    "git:push": "deploy",
+    "git:fetch": "deploy",
+    "config:get": "deploy",
+    "config:set": "deploy",
+    "config:unset": "deploy",
+    "config:values": "deploy",  # reading the values with `config`
+    "run": "deploy",
+    "releases:rollback": "deploy",
+    "builds:output": "deploy",
+    "repo:purge-cache": "deploy",
+    "cron:run": "deploy",
+    # operate
+    "apps:scale": "operate",
+    "ps:scale": "operate",
+    "ps:restart": "operate",
+    "ps:stop": "operate",
+    "ps:start": "operate",
+    "ps:set": "operate",
+    "maintenance:on": "operate",
+    "maintenance:off": "operate",
+    "checks:enable": "operate",
+    "checks:disable": "operate",
+    # manage
+    "domains:add": "manage",
+    "domains:remove": "manage",
+    "domains:set": "manage",
+    "domains:clear": "manage",
+    "access": "manage",
+    "access:add": "manage",
+    "access:update": "manage",
+    "access:remove": "manage",
+    "apps:rename": "manage",
+    "apps:destroy": "manage",
+    "storage:list": "manage",
+    "storage:mount": "manage",
+    "storage:unmount": "manage",
+    "resource:limit": "manage",
+    "resource:limit-clear": "manage",
+    # owner
+    "apps:transfer": OWNER,
+}
+
+# Commands that name no app (or only optionally, and then check through the table): each has its
+# own rule (admin only, host only, or shows only what the actor may view).
+APP_LESS = frozenset(
+    {
+        "apps:create",  # create rights: everyone unless PAAS_APP_CREATE=admins
+        "apps:list",  # the apps the actor may view
+        "events",  # without --app: events of the apps the actor may view (admins: all)
+        "help",
+        "doctor",
+        "plugins:list",
+        "server",
+        "router:stop",
+        "stack:build",
+        "ssh-keys:add",
+        "ssh-keys:list",
+        "ssh-keys:remove",
+        "users:add",
+        "users:list",
+        "users:passwd",
+        "users:remove",
+        "tokens:create",
+        "tokens:list",
+        "tokens:revoke",
+        "storage:ensure-directory",
+    }
+)
+
+
+def declare(operation: str, permission: str) -> None:
+    """A third-party plugin's command joins the table (it cannot change a core entry)."""
+    if permission not in (*PERMISSIONS, OWNER):
+        raise PaasError(f"unknown permission {permission!r}: use {', '.join((*PERMISSIONS, OWNER))}")
+    if OPERATIONS.get(operation, permission) != permission or operation in APP_LESS:
+        raise PaasError(f"{operation} is already in the permission table")
+    OPERATIONS[operation] = permission
+
+
+def _user_id(ctx: Context) -> int | None:
+    """The acting user's id; a context that carries only a name is looked up each time, so a
+    removed user loses access at once."""
+    if ctx.user_id is not None:
+        return ctx.user_id
+    if ctx.actor and validation.KEY_NAME_RE.fullmatch(ctx.actor):
+        user = ctx.store.get_user(ctx.actor)
+        return user.id if user else None
+    return None
+
+
+def is_admin(ctx: Context) -> bool:
+    return ctx.is_admin or ctx.on_host
+
+
+def permissions_of(ctx: Context, app: App) -> frozenset[str]:
+    """What the actor may do with the app: empty when they may not even see it."""
+    if is_admin(ctx):
+        return frozenset((*PERMISSIONS, OWNER))
+    uid = _user_id(ctx)
+    if uid is None:
+        return frozenset()
+    if app.owner_id == uid:
+        return frozenset((*PERMISSIONS, OWNER))
+    grant = ctx.store.grant_of(app.id, uid)
+    return frozenset() if grant is None else frozenset(("view", *grant))
+
+
+def _denied(ctx: Context, name: str, permission: str) -> None:
+    ctx.store.add_event(None, ctx.actor, "access:denied", f"{permission} on {name}")
+
+
+def require(ctx: Context, app_name: str, permission: str) -> App:
+    """The app, if the actor has `permission` on it. NotFound when they cannot view it (whether or
+    not it exists), PermissionDenied naming the permission when they can."""
+    validation.app_name(app_name)
+    app = ctx.store.get_app(app_name)
+    granted = permissions_of(ctx, app) if app is not None else frozenset()
+    if not granted:
+        _denied(ctx, app_name, permission)
+        raise NotFound(f"app {app_name!r} does not exist")
+    if permission not in granted:
+        _denied(ctx, app_name, permission)
+        raise PermissionDenied(f"you need the {permission!r} permission on {app_name!r}")
+    ctx.checked.add((app.id, permission))  # type: ignore[union-attr]
+    return app  # type: ignore[return-value]
+
+
+def authorize(ctx: Context, app_name: str, operation: str) -> App:
+    """`require` with the permission the table gives the operation (KeyError for one it lacks:
+    a new entry point must be given its permission)."""
+    return require(ctx, app_name, OPERATIONS[operation])
+
+
+def can(ctx: Context, app: App, permission: str) -> bool:
+    """For showing only what may be used (the POST is refused anyway by `require`)."""
+    return permission in permissions_of(ctx, app)
+
+
+def visible_apps(ctx: Context, apps: Iterable[App]) -> list[App]:
+    if is_admin(ctx):
+        return list(apps)
+    uid = _user_id(ctx)
+    ids = ctx.store.visible_app_ids(uid) if uid is not None else set()
+    return [a for a in apps if a.id in ids]
+
+
+def still_allowed(ctx: Context) -> bool:
+    """Whether everything this context was allowed still is (an open SSH session re-checks)."""
+    if not ctx.checked or is_admin(ctx):
+        return True
+    for app_id, permission in list(ctx.checked):
+        app = ctx.store.get_app_by_id(app_id)
+        if app is None or permission not in permissions_of(ctx, app):
+            return False
+    return True
+
+
+def require_create(ctx: Context) -> int | None:
+    """Whether the actor may create an app (apps:create, or pushing a new name); the owner's id."""
+    if ctx.settings.app_create == "admins" and not is_admin(ctx):
+        _denied(ctx, "-", "create")
+        raise PermissionDenied("only an admin may create apps here (PAAS_APP_CREATE=admins)")
+    return _user_id(ctx)
+
+
+# collaborators
+def parse_permissions(text: str | None) -> tuple[str, ...]:
+    """`view,deploy` -> ('view', 'deploy'); view is always included (every collaborator sees the app)."""
+    if text is None:
+        return DEFAULT_GRANT
+    wanted = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in wanted if p not in PERMISSIONS]
+    if unknown or not wanted:
+        raise PaasError(f"unknown permission {(unknown or [text])[0]!r}: use {', '.join(PERMISSIONS)}")
+    return tuple(p for p in PERMISSIONS if p in wanted or p == "view")
+
+
+def _collaborator(ctx: Context, user_name: str) -> User:
+    validation.user_name(user_name)
+    user = ctx.store.get_user(user_name)
+    if user is None:
+        raise NotFound(f"no user named {user_name!r}")
+    return user
+
+
+def _audit(ctx: Context, app: App, action: str, detail: str) -> None:
+    """Access changes go to the admins' part of the audit log, naming the app in the detail."""
+    ctx.store.add_event(None, ctx.actor, action, f"{app.name}: {detail}")
+
+
+def list_access(ctx: Context, app_name: str) -> dict:
+    """The owner and every collaborator with their permissions (also the JSON shape)."""
+    app = authorize(ctx, app_name, "access")
+    owner = ctx.store.get_user_by_id(app.owner_id) if app.owner_id is not None else None
+    return {
+        "app": app.name,
+        "owner": owner.name if owner else None,
+        "collaborators": [
+            {"user": g.user, "permissions": list(g.permissions)} for g in ctx.store.grants(app.id)
+        ],
+    }
+
+
+def add_access(ctx: Context, app_name: str, user_name: str, permissions: str | None = None) -> Grant:
+    app = authorize(ctx, app_name, "access:add")
+    user = _collaborator(ctx, user_name)
+    perms = parse_permissions(permissions)
+    if user.id == app.owner_id:
+        raise PaasError(f"{user.name} owns {app.name} and has every permission")
+    if ctx.store.grant_of(app.id, user.id) is not None:
+        raise PaasError(f"{user.name} already has access to {app.name}: use access:update")
+    ctx.store.set_grant(app.id, user.id, perms, now())
+    _audit(ctx, app, "access:add", f"{user.name} {','.join(perms)}")
+    return next(g for g in ctx.store.grants(app.id) if g.user_id == user.id)
+
+
+def update_access(ctx: Context, app_name: str, user_name: str, permissions: str) -> Grant:
+    app = authorize(ctx, app_name, "access:update")
+    user = _collaborator(ctx, user_name)
+    perms = parse_permissions(permissions)
+    if ctx.store.grant_of(app.id, user.id) is None:
+        raise NotFound(f"{user.name} has no access to {app.name}: use access:add")
+    ctx.store.set_grant(app.id, user.id, perms, now())
+    _audit(ctx, app, "access:update", f"{user.name} {','.join(perms)}")
+    return next(g for g in ctx.store.grants(app.id) if g.user_id == user.id)
+
+
+def remove_access(ctx: Context, app_name: str, user_name: str) -> None:
+    """Takes effect at once: their next command, API request, or open SSH session is refused."""
+    app = authorize(ctx, app_name, "access:remove")
+    user = _collaborator(ctx, user_name)
+    if user.id == app.owner_id:
+        raise PaasError(f"{user.name} owns {app.name}: transfer it first (apps:transfer)")
+    if not ctx.store.remove_grant(app.id, user.id):
+        raise NotFound(f"{user.name} has no access to {app.name}")
+    _audit(ctx, app, "access:remove", user.name)
+
+
+def transfer(ctx: Context, app_name: str, user_name: str) -> App:
+    """The user becomes the owner; the previous owner keeps view, deploy and operate (as Heroku)."""
+    app = authorize(ctx, app_name, "apps:transfer")
+    user = _collaborator(ctx, user_name)
+    if user.id == app.owner_id:
+        raise PaasError(f"{user.name} already owns {app.name}")
+    ctx.store.transfer_app(app.id, user.id)
+    if app.owner_id is not None and ctx.store.get_user_by_id(app.owner_id) is not None:
+        ctx.store.set_grant(app.id, app.owner_id, DEFAULT_GRANT, now())
+    _audit(ctx, app, "apps:transfer", f"to {user.name}")
+    ctx.store.add_event(app.name, ctx.actor, "apps:transfer", f"to {user.name}")
+    return ctx.store.get_app(app.name)  # type: ignore[return-value]
