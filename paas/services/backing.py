@@ -190,12 +190,20 @@ def all_records(ctx: Context, kind: Kind) -> list[Record]:
     return out
 
 
+class Busy(Exception):
+    """Another process changes this service now (the reconcile pass skips it this time)."""
+
+
 @contextmanager
-def service_lock(ctx: Context, kind: Kind, name: str) -> Iterator[None]:
-    """One change to a service at a time (commands, pushes and the server are separate processes)."""
+def service_lock(ctx: Context, kind: Kind, name: str, wait: bool = True) -> Iterator[None]:
+    """One change to a service at a time (commands, pushes and the server are separate
+    processes); the reconcile pass never waits, so it never undoes a link half made."""
     ctx.settings.locks_dir.mkdir(parents=True, exist_ok=True)
     with open(ctx.settings.locks_dir / f"service-{kind.name}-{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(name) from None
         yield
 
 
@@ -574,23 +582,31 @@ def reconcile(ctx: Context, kind: Kind, now: datetime | None = None) -> list[str
 
 
 def _reconcile_one(ctx: Context, kind: Kind, record: Record, now: datetime) -> list[str]:
+    try:
+        with service_lock(ctx, kind, record.name, wait=False):
+            fresh = load(ctx, kind, record.name)
+            if fresh is None:
+                return []
+            actions = _converge(ctx, kind, fresh)
+    except Busy:
+        return []
+    if fresh.schedule and _due(fresh, now):
+        actions.append(f"{kind.name} {fresh.name}: scheduled backup started")
+        _start_scheduled_backup(ctx, kind, fresh.name, now)
+    return actions
+
+
+def _converge(ctx: Context, kind: Kind, record: Record) -> list[str]:
     actions = []
     container = container_of(ctx, kind, record.name)
     where = f"{kind.name} {record.name}"
     if container is None:
-        with service_lock(ctx, kind, record.name):
-            if load(ctx, kind, record.name) is None or container_of(ctx, kind, record.name) is not None:
-                return []
-            _start_container(ctx, kind, record, BuildLog())
+        _start_container(ctx, kind, record, BuildLog())
         actions.append(f"{where}: container was missing, started again on its volume")
     elif container.status in ("exited", "created", "dead"):
         container.start()
         actions.append(f"{where}: was {container.status}, started")
-    actions += [f"{where}: {a}" for a in _converge_networks(ctx, kind, record)]
-    if record.schedule and _due(record, now):
-        actions.append(f"{where}: scheduled backup started")
-        _start_scheduled_backup(ctx, kind, record.name, now)
-    return actions
+    return actions + [f"{where}: {a}" for a in _converge_networks(ctx, kind, record)]
 
 
 def _due(record: Record, now: datetime) -> bool:
