@@ -470,13 +470,11 @@ def provision_addons(ctx: Context, kind: Kind, app: App, addons: list[Any], log:
     """During the first push (the app's lock is held by it): create the services app.json asks
     for and write their URLs into the app's config, before the release (and its release phase)
     is made from that config. The service is named after the app (and `-<alias>`)."""
-    if ctx.store.current_release(app.id) is not None:
+    ours = [p for p in map(addon_kind, addons) if p is not None and p[0] in kind.addons]
+    if not ours or ctx.store.current_release(app.id) is not None:
         return []
     done = []
-    for entry in addons:
-        parsed = addon_kind(entry)
-        if parsed is None or parsed[0] not in kind.addons:
-            continue
+    for parsed in ours:
         alias = parsed[1].upper().removesuffix("_URL") if parsed[1] else None
         _check_alias(alias)
         key = kind.env_key(alias)
