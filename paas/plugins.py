@@ -29,6 +29,7 @@ from paas.errors import PaasError
 
 if TYPE_CHECKING:
     import click
+    import flask
 
     from paas.core.container import ContainerSettings
     from paas.core.context import Context
@@ -95,6 +96,11 @@ class HookSpecs:
     def paas_nginx_app(self, ctx: Context, app: App, extras: RouteExtras) -> None:
         """While rendering the app's server block: add directives or locations to `extras`
         (each is validated before it reaches nginx; a location `/` replaces the proxy)."""
+
+    @hookspec
+    def paas_web_blueprints(self) -> list[flask.Blueprint]:
+        """When the dashboard starts: Flask blueprints (pages behind the same login, templates a
+        page may include, e.g. `_service_links.html` on the app page); one name registers once."""
 
     @hookspec
     def paas_reconcile(self, ctx: Context) -> None:
@@ -215,6 +221,15 @@ class Plugins:
                 out.extend(fn() or [])
             except Exception:
                 log.exception("plugin %s failed in paas_commands", name)
+        return out
+
+    def blueprints(self) -> list[flask.Blueprint]:
+        out = []
+        for name, fn, _ in self._impls("paas_web_blueprints"):
+            try:
+                out.extend(fn() or [])
+            except Exception:
+                log.exception("plugin %s failed in paas_web_blueprints", name)
         return out
 
     def has(self, hook: str) -> bool:

@@ -124,6 +124,25 @@ class Backup:
     sha256: str
 
 
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """A loaded service plugin's kind, for what spans kinds (the dashboard's panels)."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def kinds() -> list[Kind]:
+    return [_KINDS[k] for k in sorted(_KINDS)]
+
+
+def kind_named(name: str) -> Kind:
+    if name not in _KINDS:
+        raise NotFound(f"no service kind {name!r}")
+    return _KINDS[name]
+
+
 # ---------------------------------------------------------------- records on disk
 
 

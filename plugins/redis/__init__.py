@@ -7,6 +7,8 @@ paas.services.backing, and the commands are made by paas.commands.backing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from paas.commands.backing import commands_for
@@ -19,12 +21,24 @@ from paas.store import App
 
 from .kind import KIND
 
+if TYPE_CHECKING:
+    from flask import Blueprint
+
 __version__ = "1.0"
+backing.register(KIND)
 
 
 @hookimpl
 def paas_commands() -> list[click.Command]:
     return commands_for(KIND, with_backups=False)
+
+
+@hookimpl
+def paas_web_blueprints() -> list[Blueprint]:
+    """Only the dashboard needs Flask: imported here, not at every command's start."""
+    from paas.web.backing import blueprint
+
+    return [blueprint()]
 
 
 @hookimpl

@@ -5,12 +5,14 @@ restarting and export -> import -> relink; isolation between apps; backups; refu
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import docker
 import pytest
+import requests
 
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, restart_dockerd, unique_app, wait_for
@@ -214,6 +216,53 @@ def test_backups_are_checksummed_listed_and_restorable(paas: PaasServer, django:
     assert "0 3 * * * (keep 3)" in ok(paas.ssh("postgres:info", db))
     ok(paas.ssh("postgres:backup-schedule", db, "off"))
     assert ok(paas.ssh("postgres:logs", db, "-n", "5")).strip()
+
+
+def dashboard(paas: PaasServer, user: str, password: str, admin: bool) -> requests.Session:
+    paas.add_user(user, password, admin=admin)
+    web = requests.Session()
+    base = f"http://127.0.0.1:{paas.web_port}"
+    page = web.get(f"{base}/login", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    form = {"username": user, "password": password, "next": "/"}
+    if token:
+        form["csrf_token"] = token.group(1)
+    assert web.post(f"{base}/login", data=form, timeout=10).status_code == 200
+    return web
+
+
+def test_dashboard_lists_linked_services_and_downloads_backups(paas: PaasServer, django: dict) -> None:
+    app, db = django["app"], django["db"]
+    base = f"http://127.0.0.1:{paas.web_port}"
+    backup_id = ok(paas.ssh("postgres:backup", db)).split()[0]
+    path = paas.data_dir / "services" / "postgres" / db / "backups" / backup_id
+    admin = dashboard(paas, "svc-admin", "a long admin password", admin=True)
+    page = admin.get(f"{base}/apps/{app}", timeout=10)
+    assert page.status_code == 200
+    row = re.search(r'<tr class="service-row">.*?</tr>', page.text, re.S)
+    assert row and f"/services/postgres/{db}" in row.group(0) and "DATABASE_URL" in row.group(0)
+    assert "status-running" in row.group(0)
+    service = admin.get(f"{base}/services/postgres/{db}", timeout=10).text
+    assert backup_id in service and f"/services/postgres/{db}/backups/{backup_id}" in service
+    password = (
+        json.loads(ok(paas.ssh("postgres:info", db, "--format", "json")))["url"].split(":")[2].split("@")[0]
+    )
+    assert password in service  # an admin sees the URL whole
+    got = admin.get(f"{base}/services/postgres/{db}/backups/{backup_id}", timeout=30)
+    assert got.status_code == 200 and got.content == path.read_bytes()
+    assert "attachment" in got.headers["Content-Disposition"]
+    for bad in ("..%2F..%2Fservice.json", "..%2Fservice.json", f"{backup_id}.json"):
+        assert admin.get(f"{base}/services/postgres/{db}/backups/{bad}", timeout=10).status_code in (400, 404)
+    assert admin.get(f"{base}/services/postgres/nope", timeout=10).status_code == 404
+    # Not an admin: the password is masked and backups do not download.
+    user = dashboard(paas, "svc-user", "a long user password", admin=False)
+    service = user.get(f"{base}/services/postgres/{db}", timeout=10).text
+    assert password not in service and "********" in service and backup_id in service
+    assert user.get(f"{base}/services/postgres/{db}/backups/{backup_id}", timeout=10).status_code == 403
+    anonymous = requests.get(
+        f"{base}/services/postgres/{db}/backups/{backup_id}", timeout=10, allow_redirects=False
+    )
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
 
 
 def test_app_b_cannot_reach_app_a_database(paas: PaasServer, django: dict) -> None:
