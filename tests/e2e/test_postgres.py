@@ -296,6 +296,53 @@ def test_app_b_cannot_reach_app_a_database(paas: PaasServer, django: dict) -> No
     assert not docker.from_env().networks.list(names=[f"paas-{instance}-{other}"])
 
 
+def test_reconcile_recreates_a_removed_container_and_drops_foreign_networks(
+    paas: PaasServer, django: dict
+) -> None:
+    app, db = django["app"], django["db"]
+    assert paas.get(f"{app}.localhost", "/add/before-removal")[0] == 200
+    client = docker.from_env()
+    old = service_container(paas, db)
+    # Someone puts the database on a network of its own choosing: the next pass takes it off.
+    stray = client.networks.create(f"stray-{db}", driver="bridge", labels={"test": "services"})
+    try:
+        stray.connect(old)
+        assert wait_for(
+            lambda: stray.name not in set(service_container(paas, db).attrs["NetworkSettings"]["Networks"])
+        )
+    finally:
+        stray.remove()
+    old.remove(force=True)  # gone, volume kept: the server starts it again on the same data
+    assert wait_for(lambda: _running_other(paas, db, old.id), timeout=90)
+    assert wait_for(lambda: paas.get(f"{app}.localhost", "/notes")[0] == 200, timeout=60)
+    assert "before-removal" in notes(paas, app)
+
+
+def _running_other(paas: PaasServer, db: str, old_id: str) -> bool:
+    try:
+        c = service_container(paas, db)
+    except docker.errors.NotFound:
+        return False
+    instance = Settings(data_dir=paas.data_dir).instance_id
+    return (
+        c.id != old_id
+        and c.status == "running"
+        and len(c.attrs["NetworkSettings"]["Networks"]) == 1
+        and (f"paas-{instance}-" in next(iter(c.attrs["NetworkSettings"]["Networks"])))
+    )
+
+
+def test_connect_is_interactive_with_ssh_t(paas: PaasServer, django: dict) -> None:
+    p = subprocess.run(
+        ["ssh", "-tt", "-F", str(paas.ssh_config), "paas", "postgres:connect", django["db"]],
+        input=b"select 6 * 7 as answer;\n\\q\n",
+        capture_output=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert b"answer" in p.stdout and b"42" in p.stdout and b"=#" in p.stdout  # psql's prompt: a terminal
+
+
 def test_service_and_rows_survive_a_dockerd_restart(paas: PaasServer, django: dict) -> None:
     """Heavy (restarts the engine): the only service test that does."""
     app, db = django["app"], django["db"]
