@@ -84,6 +84,20 @@ def test_redis_link_answers_ping_from_run(paas: PaasServer, linked: dict) -> Non
     assert "NOAUTH" in out
 
 
+def test_a_renamed_app_keeps_its_link(paas: PaasServer, linked: dict) -> None:
+    old, db = linked["app"], linked["db"]
+    new = unique_app("renamed")
+    ok(paas.ssh("apps:rename", old, new))
+    linked["app"] = new
+    info = json.loads(ok(paas.ssh("redis:info", db, "--format", "json")))
+    assert info["links"] == [{"app": new, "config_var": "REDIS_URL"}]
+    instance = Settings(data_dir=paas.data_dir).instance_id
+    c = docker.from_env().containers.get(info["container"])
+    assert set(c.attrs["NetworkSettings"]["Networks"]) == {f"paas-{instance}-{new}"}
+    assert not docker.from_env().networks.list(names=[f"paas-{instance}-{old}"])
+    assert ok(paas.ssh("run", new, PING)).strip() == "['+OK', '+PONG']"
+
+
 def test_export_import_into_another_service(paas: PaasServer, linked: dict) -> None:
     db = linked["db"]
     assert "OK" in cli(paas, db, "SET greeting hello\n")
