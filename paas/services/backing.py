@@ -334,9 +334,14 @@ def destroy(
         record = get(ctx, kind, name)
         if record.links:
             raise Conflict(f"{kind.name} service {name} was linked meanwhile: unlink it first")
-        if keep_backup and container_of(ctx, kind, name) is not None:
+        if keep_backup:
+            if container_of(ctx, kind, name) is None:
+                raise PaasError(
+                    f"{kind.name} service {name} has no container to back up; destroy it with --no-backup"
+                )
             final = _backup_locked(ctx, kind, record, "final")
-            log.step(f"Kept a final backup: {final.id} ({final.size} bytes)")
+            where = _backups_dir(ctx, kind, name) / final.id
+            log.step(f"Kept a final backup: {final.id} ({final.size} bytes) in {where}")
         _remove_container_and_volume(ctx, kind, name)
         _record_path(ctx, kind, name).unlink(missing_ok=True)
     ctx.store.add_event(None, ctx.actor, f"{kind.name}:destroy", name)
