@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -201,3 +202,20 @@ def test_the_service_lock_makes_reconcile_skip(ctx: Context) -> None:
     with backing.service_lock(ctx, PG, "db1"), pytest.raises(backing.Busy):
         with backing.service_lock(ctx, PG, "db1", wait=False):
             pass
+
+
+def test_reconcile_runs_a_due_scheduled_backup_once_and_prunes(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = record(ctx, schedule="0 3 * * *", keep=1, last_scheduled="2026-01-01T12:00:00+00:00")
+    monkeypatch.setattr(backing, "_converge", lambda *a: [])
+    monkeypatch.setattr(backing, "export", fake_export([b"PGDMP"]))
+    old = backing.backup(ctx, PG, rec.name, "scheduled")
+    at = datetime(2026, 1, 2, 3, 0, 5, tzinfo=UTC)
+    assert backing.reconcile(ctx, PG, now=at) == ["postgres db1: scheduled backup started"]
+    for thread in [t for t in threading.enumerate() if t.name.startswith("backup-")]:
+        thread.join(10)
+    assert backing.reconcile(ctx, PG, now=at) == []  # that tick is handled
+    left = backing.list_backups(ctx, PG, "db1")
+    assert len(left) == 1 and left[0].id != old.id  # keep 1: the older scheduled one went
+    assert backing.get(ctx, PG, "db1").last_scheduled == "2026-01-02T03:00:05+00:00"
