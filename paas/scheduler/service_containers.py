@@ -102,6 +102,13 @@ def networks_of(container: Container) -> set[str]:
     return set((container.attrs.get("NetworkSettings") or {}).get("Networks") or {})
 
 
+def address_on(container: Container, network: str) -> str | None:
+    """The container's IPv4 address on one network (after a reload)."""
+    container.reload()
+    net = ((container.attrs.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}
+    return net.get("IPAddress") or None
+
+
 def connect(client: docker.DockerClient, container: Container, network: str, alias: str) -> None:
     try:
         client.networks.get(network).connect(container, aliases=[alias])
@@ -224,7 +231,11 @@ def exec_stream(
 
 
 def exec_capture(
-    client: docker.DockerClient, container: Container, cmd: list[str], stdin: bytes | None = None
+    client: docker.DockerClient,
+    container: Container,
+    cmd: list[str],
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[int, bytes, bytes]:
     """Run `cmd` to its end: (status, stdout, stderr); `stdin` (a password, SQL) never touches a
     command line or a file."""
@@ -234,9 +245,8 @@ def exec_capture(
     def read_in(_n: int) -> bytes:
         return pending.pop() if pending else b""
 
-    code = exec_stream(
-        client, container, cmd, out.extend, err.extend, read_in if pending is not None else None
-    )
+    feed = read_in if pending is not None else None
+    code = exec_stream(client, container, cmd, out.extend, err.extend, feed, env=env)
     return code, bytes(out), bytes(err)
 
 

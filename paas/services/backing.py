@@ -81,6 +81,9 @@ class Kind:
     import_cmd: Callable[[Record], tuple[list[str], dict[str, str]]]
     connect_cmd: Callable[[Record], tuple[list[str], dict[str, str]]]
     backup_ext: str = "dump"
+    # As a linked app will connect: over TCP to the address on the app's network, with the password
+    # (and TLS for Postgres); the link completes only when this passes.
+    reachable: Callable[[docker.DockerClient, Container, Record, str], tuple[bool, str]] | None = None
     after_import: Callable[[docker.DockerClient, Container, Record], None] | None = None
 
     def env_key(self, alias: str | None) -> str:
@@ -261,12 +264,24 @@ def _running(ctx: Context, kind: Kind, record: Record) -> Container:
 
 
 def wait_healthy(
-    ctx: Context, kind: Kind, record: Record, container: Container, timeout: float = HEALTH_TIMEOUT
+    ctx: Context,
+    kind: Kind,
+    record: Record,
+    container: Container,
+    timeout: float = HEALTH_TIMEOUT,
+    network: str | None = None,
 ) -> None:
+    """The kind's health check; with `network`, also as an app there will connect."""
     what = f"{kind.name} service {record.name}"
 
     def probe() -> tuple[bool, str]:
-        return kind.health(ctx.docker, container, record)
+        healthy, why = kind.health(ctx.docker, container, record)
+        if not healthy or network is None or kind.reachable is None:
+            return healthy, why
+        address = sc.address_on(container, network)
+        if address is None:
+            return False, f"no address on {network}"
+        return kind.reachable(ctx.docker, container, record, address)
 
     sc.wait_healthy(ctx.docker, container, probe, timeout, what)
 
@@ -445,7 +460,7 @@ def link(ctx: Context, kind: Kind, name: str, app_name: str, alias: str | None, 
         had_network = app_network(ctx, app) in sc.networks_of(container)
         network = _join_network(ctx, kind, record, container, app)
         try:
-            wait_healthy(ctx, kind, record, container)
+            wait_healthy(ctx, kind, record, container, network=network)
             log.step(f"Linking {kind.name} service {name} to {app.name} as {key}")
             config_service.set_config(ctx, app.name, {key: kind.url(record)}, log, restart=True)
         except BaseException:
@@ -514,8 +529,8 @@ def provision_addons(ctx: Context, kind: Kind, app: App, addons: list[Any], log:
         with service_lock(ctx, kind, name):
             record = get(ctx, kind, name)
             container = _running(ctx, kind, record)
-            _join_network(ctx, kind, record, container, app)
-            wait_healthy(ctx, kind, record, container)
+            network = _join_network(ctx, kind, record, container, app)
+            wait_healthy(ctx, kind, record, container, network=network)
             config = ctx.store.get_config(app.id)
             config[key] = kind.url(record)
             validation.config_size(config)

@@ -93,6 +93,16 @@ def health(client: docker.DockerClient, container: Container, record: Record) ->
     return code == 0 and out.strip() == b"1", (err or out).decode(errors="replace").strip()[-200:]
 
 
+def reachable(
+    client: docker.DockerClient, container: Container, record: Record, address: str
+) -> tuple[bool, str]:
+    """Over TCP with TLS required and the password (scram), as a linked app connects."""
+    conninfo = f"host={address} port={PORT} dbname={record.database} user=postgres sslmode=require"
+    cmd = ["psql", conninfo, "-X", "-Atc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"]
+    code, out, err = sc.exec_capture(client, container, cmd, env={"PGPASSWORD": record.password})
+    return code == 0 and out.strip() == b"t", (err or out).decode(errors="replace").strip()[-200:]
+
+
 def setup(client: docker.DockerClient, container: Container, record: Record) -> None:
     if not record.password.isalnum():  # generated hex: nothing to quote
         raise PaasError("the service's password is not alphanumeric")
@@ -145,4 +155,5 @@ KIND = Kind(
     import_cmd=import_cmd,
     connect_cmd=connect_cmd,
     backup_ext="dump",
+    reachable=reachable,
 )

@@ -84,6 +84,15 @@ def health(client: docker.DockerClient, container: Container, record: Record) ->
     return code == 0 and b"PONG" in out, (err or out).decode(errors="replace").strip()[-200:]
 
 
+def reachable(
+    client: docker.DockerClient, container: Container, record: Record, address: str
+) -> tuple[bool, str]:
+    """Over TCP with the password, as a linked app connects."""
+    cmd = ["redis-cli", "--no-auth-warning", "-h", address, "-p", str(PORT), "PING"]
+    code, out, err = sc.exec_capture(client, container, cmd, env=_auth(record))
+    return code == 0 and out.strip() == b"PONG", (err or out).decode(errors="replace").strip()[-200:]
+
+
 def _session(record: Record, commands: bytes) -> bytes:
     return f"AUTH {record.password}\n".encode() + commands
 
@@ -140,4 +149,5 @@ KIND = Kind(
     connect_cmd=connect_cmd,
     backup_ext="rdb",
     after_import=after_import,
+    reachable=reachable,
 )
