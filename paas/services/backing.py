@@ -798,10 +798,13 @@ def _describe(path: Path) -> Backup:
 
 
 def list_backups(ctx: Context, kind: Kind, name: str) -> list[Backup]:
-    """Newest first. Backups outlive the service (a final one is kept on destroy)."""
+    """Newest first. Backups outlive the service (a final one is kept on destroy): create a
+    service of the same name again to restore one."""
     check_name(name, kind)
     folder = _backups_dir(ctx, kind, name)
     if not folder.is_dir():
+        if load(ctx, kind, name) is None:
+            raise NotFound(f"{kind.name} service {name!r} does not exist and has no backups")
         return []
     found = [_describe(p) for p in folder.iterdir() if BACKUP_RE.fullmatch(p.name) and p.is_file()]
     return sorted(found, key=lambda b: b.id, reverse=True)

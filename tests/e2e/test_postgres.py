@@ -353,3 +353,19 @@ def test_service_and_rows_survive_a_dockerd_restart(paas: PaasServer, django: di
     assert wait_for(lambda: service_container(paas, db).status == "running", timeout=60)
     assert paas.get(f"{app}.localhost", "/add/after-dockerd")[0] == 200
     assert "after-dockerd" in notes(paas, app)
+
+
+def test_destroy_keeps_a_final_backup_that_a_new_service_restores(paas: PaasServer, django: dict) -> None:
+    app, db = django["app"], django["db"]
+    rows = notes(paas, app)
+    assert rows
+    ok(paas.ssh("postgres:unlink", db, app))
+    out = ok(paas.ssh("postgres:destroy", db, "--confirm", db))
+    final = re.search(r"Kept a final backup: (\S+)", out)
+    assert final, out
+    one_line_error(paas.ssh("postgres:info", db), f"postgres service '{db}' does not exist")
+    assert final.group(1) in ok(paas.ssh("postgres:backups", db))  # listed after the service is gone
+    ok(paas.ssh("postgres:create", db))
+    ok(paas.ssh("postgres:restore", db, final.group(1)))
+    ok(paas.ssh("postgres:link", db, app))
+    assert notes(paas, app) == rows

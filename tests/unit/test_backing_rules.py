@@ -164,6 +164,11 @@ def test_backup_ids_are_never_paths(ctx: Context, backup_id: str) -> None:
         backing.backup_path(ctx, PG, "db1", backup_id)
 
 
+def test_backups_of_a_service_that_never_existed(ctx: Context) -> None:
+    with pytest.raises(NotFound, match="postgres service 'ghost' does not exist and has no backups"):
+        backing.list_backups(ctx, PG, "ghost")
+
+
 def test_missing_backup(ctx: Context) -> None:
     record(ctx)
     with pytest.raises(NotFound, match="has no backup"):
