@@ -13,9 +13,11 @@ from pathlib import Path
 import docker
 import pytest
 import requests
+from playwright.sync_api import expect, sync_playwright
 
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, restart_dockerd, unique_app, wait_for
+from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_ARGS, SHOTS
 
 FIXTURE = Path(__file__).resolve().parents[2] / "plugins" / "postgres" / "fixtures" / "django-pg"
 
@@ -263,6 +265,34 @@ def test_dashboard_lists_linked_services_and_downloads_backups(paas: PaasServer,
         f"{base}/services/postgres/{db}/backups/{backup_id}", timeout=10, allow_redirects=False
     )
     assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+
+
+def test_dashboard_pages_in_a_browser(paas: PaasServer, django: dict) -> None:
+    """The app page's services panel and the service page, as a person sees them (screenshots
+    kept in artifacts/screenshots/)."""
+    app, db = django["app"], django["db"]
+    paas.add_user("svc-browser", "a long browser password", admin=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(
+            base_url=f"http://paas.localhost:{paas.http_port}", viewport={"width": 1280, "height": 900}
+        )
+        page.goto("/login")
+        page.get_by_label("User").fill("svc-browser")
+        page.get_by_label("Password").fill("a long browser password")
+        page.get_by_role("button", name="Log in").click()
+        page.goto(f"/apps/{app}")
+        row = page.locator("#services .service-row")
+        expect(row).to_contain_text(db)
+        expect(row).to_contain_text("DATABASE_URL")
+        expect(row).to_contain_text("running")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#services").screenshot(path=str(SHOTS / "app-services.png"))
+        row.get_by_role("link", name=db).click()
+        expect(page.locator("h1")).to_contain_text(db)
+        expect(page.locator("#backups .backup-row").first).to_be_visible()
+        page.screenshot(path=str(SHOTS / "service.png"), full_page=True)
+        browser.close()
 
 
 def test_app_b_cannot_reach_app_a_database(paas: PaasServer, django: dict) -> None:
