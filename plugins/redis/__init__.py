@@ -30,7 +30,7 @@ backing.register(KIND)
 
 @hookimpl
 def paas_commands() -> list[click.Command]:
-    return commands_for(KIND, with_backups=False)
+    return commands_for(KIND)
 
 
 @hookimpl

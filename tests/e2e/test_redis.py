@@ -115,6 +115,17 @@ def test_export_import_into_another_service(paas: PaasServer, linked: dict) -> N
     ok(paas.ssh("redis:destroy", other, "--confirm", other, "--no-backup"))
 
 
+def test_backup_and_restore(paas: PaasServer, linked: dict) -> None:
+    db = linked["db"]
+    assert "OK" in cli(paas, db, "SET kept before\n")
+    backup_id = ok(paas.ssh("redis:backup", db)).split()[0]
+    assert backup_id.endswith(".rdb") and backup_id in ok(paas.ssh("redis:backups", db))
+    assert "OK" in cli(paas, db, "SET kept after\n")
+    ok(paas.ssh("redis:restore", db, backup_id))
+    assert cli(paas, db, "GET kept\n").strip() == "before"
+    assert ok(paas.ssh("run", linked["app"], PING)).strip() == "['+OK', '+PONG']"  # the link still answers
+
+
 def test_refusals(paas: PaasServer, linked: dict) -> None:
     app, db = linked["app"], linked["db"]
     one_line_error(paas.ssh("redis:create", "UPPER"), "invalid redis service name")
