@@ -127,10 +127,7 @@ def main() -> None:
             f"import: pg_restore in the container {base_restore:.2f} s, postgres:import over SSH "
             f"{ours_restore:.2f} s, ratio {base_restore / ours_restore:.2f}x (target >= 0.8)"
         )
-        for c in client.containers.list(all=True, filters={"label": [f"paas.instance={instance}"]}):
-            c.remove(force=True)
-        for v in client.volumes.list(filters={"label": f"paas.instance={instance}"}):
-            v.remove(force=True)
+        # The server's cleanup (after it stops) removes the containers and volumes of this instance.
 
 
 if __name__ == "__main__":

@@ -243,6 +243,8 @@ def cleanup_instance(server: PaasServer) -> None:
                 client.images.remove(tag, force=True)
     for v in client.volumes.list(filters={"name": f"paas-cache-{instance}"}):
         v.remove(force=True)
+    for v in client.volumes.list(filters={"label": f"paas.instance={instance}"}):  # backing services' data
+        v.remove(force=True)
     for n in client.networks.list(filters={"label": f"paas.instance={instance}"}):
         try:
             n.remove()

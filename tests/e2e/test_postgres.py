@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import docker
@@ -65,9 +66,12 @@ def service_container(paas: PaasServer, db: str):  # type: ignore[no-untyped-def
 
 
 def cleanup_services(paas: PaasServer) -> None:
-    """Service volumes are not app volumes: the shared cleanup does not know them."""
+    """Records first (or the server's reconcile pass starts the containers again), then the
+    containers and their volumes."""
+    shutil.rmtree(paas.data_dir / "services", ignore_errors=True)
     instance = Settings(data_dir=paas.data_dir).instance_id
     client = docker.from_env()
+    time.sleep(2)  # a reconcile pass that read a record before it went has finished
     for c in client.containers.list(
         all=True, filters={"label": [f"paas.instance={instance}", "paas.role=service"]}
     ):

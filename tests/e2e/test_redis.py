@@ -11,6 +11,7 @@ import pytest
 
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, unique_app
+from tests.e2e.test_postgres import cleanup_services
 
 PING = (
     'python3 -c "import os, socket, urllib.parse\n'
@@ -57,14 +58,7 @@ def linked(paas: PaasServer):
     ok(paas.ssh("redis:create", db))
     ok(paas.ssh("redis:link", db, app))
     yield {"app": app, "db": db}
-    instance = Settings(data_dir=paas.data_dir).instance_id
-    client = docker.from_env()
-    for c in client.containers.list(
-        all=True, filters={"label": [f"paas.instance={instance}", "paas.role=service"]}
-    ):
-        c.remove(force=True)
-    for v in client.volumes.list(filters={"label": f"paas.instance={instance}"}):
-        v.remove(force=True)
+    cleanup_services(paas)
 
 
 def test_redis_link_answers_ping_from_run(paas: PaasServer, linked: dict) -> None:
