@@ -221,13 +221,15 @@ def exec_stream(
             raw.close()
         except OSError:
             pass
-    for _ in range(50):  # the exit code is set a moment after the stream ends
+    deadline = time.monotonic() + 5  # the exit code is set a moment after the stream ends
+    while True:
         info = client.api.exec_inspect(exec_id)
         if not info.get("Running"):
             code = info.get("ExitCode")
             return 1 if code is None else int(code)
-        time.sleep(0.1)
-    return 1
+        if time.monotonic() > deadline:
+            return 1
+        time.sleep(0.02)
 
 
 def exec_capture(
