@@ -126,6 +126,22 @@ def test_service_container_is_hardened_and_only_on_linked_networks(paas: PaasSer
     assert record.stat().st_mode & 0o777 == 0o600
 
 
+def test_the_password_is_shown_to_admins_only(paas: PaasServer, django: dict) -> None:
+    db = django["db"]
+    key = paas.root / "bob_key"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        ok(paas.host("ssh-keys:add", "bob-svc", str(key) + ".pub"))  # not the first key: no admin
+    password = (
+        json.loads(ok(paas.ssh("postgres:info", db, "--format", "json")))["url"].split(":")[2].split("@")[0]
+    )
+    assert len(password) >= 32
+    as_bob = ok(paas.ssh("postgres:info", db, key=key))
+    assert password not in as_bob and "postgres://postgres:********@" in as_bob
+    assert password not in ok(paas.ssh("postgres:list", "--format", "json", key=key))
+    assert password not in ok(paas.ssh("postgres:logs", db, "-n", "200"))
+
+
 def test_rows_survive_a_redeploy_and_ps_restart(paas: PaasServer, django: dict) -> None:
     app, src = django["app"], django["src"]
     assert paas.get(f"{app}.localhost", "/add/before-redeploy")[0] == 200
