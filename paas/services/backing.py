@@ -443,12 +443,17 @@ def _join_network(ctx: Context, kind: Kind, record: Record, container: Container
 
 
 def link(ctx: Context, kind: Kind, name: str, app_name: str, alias: str | None, log: BuildLog) -> None:
-    """Join the app's network, check health, then set the URL: a new release + restart."""
+    """Join the app's network, check health, then set the URL: a new release + restart.
+
+    The link is recorded before the release (so the reconcile pass keeps the network) and taken
+    back if the release fails. The service lock is never held while waiting for the app's lock
+    (a first push holds that one and takes this one for app.json addons)."""
     _check_alias(alias)
     record = get(ctx, kind, name)
     app = lookup.get_app(ctx, app_name)
     authorize_link(ctx, app)
     key = kind.env_key(alias)
+    new = Link(app.name, alias)
     with service_lock(ctx, kind, name):
         record = get(ctx, kind, name)
         if any(link.app == app.name and kind.env_key(link.alias) == key for link in record.links):
@@ -457,40 +462,55 @@ def link(ctx: Context, kind: Kind, name: str, app_name: str, alias: str | None, 
         if current is not None and current != kind.url(record):
             raise Conflict(f"{app.name} already has {key} set: unset it, or link with --alias NAME")
         container = _running(ctx, kind, record)
-        had_network = app_network(ctx, app) in sc.networks_of(container)
         network = _join_network(ctx, kind, record, container, app)
         try:
             wait_healthy(ctx, kind, record, container, network=network)
-            log.step(f"Linking {kind.name} service {name} to {app.name} as {key}")
-            config_service.set_config(ctx, app.name, {key: kind.url(record)}, log, restart=True)
         except BaseException:
-            if not had_network:
+            if app.name not in record.linked_apps():
                 sc.disconnect(ctx.docker, container, network)
             raise
-        record.links.append(Link(app.name, alias))
+        record.links.append(new)
         _save(ctx, record)
+    try:
+        log.step(f"Linking {kind.name} service {name} to {app.name} as {key}")
+        config_service.set_config(ctx, app.name, {key: kind.url(record)}, log, restart=True)
+    except BaseException:
+        _drop_link(ctx, kind, name, new)
+        raise
     ctx.store.add_event(app.name, ctx.actor, f"{kind.name}:link", f"{name} as {key}")
 
 
+def _drop_link(ctx: Context, kind: Kind, name: str, gone: Link) -> None:
+    """Forget one link; leave the app's network when no other link of the app remains."""
+    with service_lock(ctx, kind, name):
+        record = load(ctx, kind, name)
+        if record is None:
+            return
+        record.links = [link for link in record.links if link != gone]
+        _save(ctx, record)
+        container = container_of(ctx, kind, name)
+        if container is not None and gone.app not in record.linked_apps():
+            sc.disconnect(ctx.docker, container, names.app_network(ctx.settings.instance_id, gone.app))
+
+
 def unlink(ctx: Context, kind: Kind, name: str, app_name: str, log: BuildLog) -> None:
+    """Unset the URL (a new release), then forget the link and leave the app's network; a
+    release that fails leaves the link as it was."""
     record = get(ctx, kind, name)
     app = lookup.get_app(ctx, app_name)
     authorize_link(ctx, app)
-    with service_lock(ctx, kind, name):
-        record = get(ctx, kind, name)
-        mine = [link for link in record.links if link.app == app.name]
-        if not mine:
-            raise NotFound(f"{kind.name} service {name} is not linked to {app.name}")
-        config = ctx.store.get_config(app.id)
-        keys = [kind.env_key(link.alias) for link in mine if kind.env_key(link.alias) in config]
-        if keys:
-            log.step(f"Unlinking {kind.name} service {name} from {app.name} ({', '.join(keys)})")
-            config_service.unset_config(ctx, app.name, keys, log, restart=True)
-        record.links = [link for link in record.links if link.app != app.name]
-        _save(ctx, record)
-        container = container_of(ctx, kind, name)
-        if container is not None:
-            sc.disconnect(ctx.docker, container, names.app_network(ctx.settings.instance_id, app.name))
+    mine = [link for link in record.links if link.app == app.name]
+    if not mine:
+        raise NotFound(f"{kind.name} service {name} is not linked to {app.name}")
+    config = ctx.store.get_config(app.id)
+    keys = [
+        kind.env_key(link.alias) for link in mine if config.get(kind.env_key(link.alias)) == kind.url(record)
+    ]
+    if keys:
+        log.step(f"Unlinking {kind.name} service {name} from {app.name} ({', '.join(keys)})")
+        config_service.unset_config(ctx, app.name, keys, log, restart=True)
+    for link in mine:
+        _drop_link(ctx, kind, name, link)
     ctx.store.add_event(app.name, ctx.actor, f"{kind.name}:unlink", name)
 
 

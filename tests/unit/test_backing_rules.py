@@ -224,3 +224,26 @@ def test_reconcile_runs_a_due_scheduled_backup_once_and_prunes(
     left = backing.list_backups(ctx, PG, "db1")
     assert len(left) == 1 and left[0].id != old.id  # keep 1: the older scheduled one went
     assert backing.get(ctx, PG, "db1").last_scheduled == "2026-01-02T03:00:05+00:00"
+
+
+def test_a_link_whose_release_fails_is_taken_back(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    record(ctx)
+    ctx.store.create_app("web")
+    left: list[str] = []
+    monkeypatch.setattr(backing, "_running", lambda *a: object())
+    monkeypatch.setattr(backing, "container_of", lambda *a: object())
+    monkeypatch.setattr(backing, "_join_network", lambda *a: "net-web")
+    monkeypatch.setattr(backing, "wait_healthy", lambda *a, **k: None)
+    monkeypatch.setattr(backing.sc, "disconnect", lambda client, c, network: left.append(network))
+    seen = []
+
+    def failing(ctx, app, values, log, restart):  # type: ignore[no-untyped-def]
+        seen.append(backing.get(ctx, PG, "db1").linked_apps())  # recorded while the release runs
+        raise PaasError("deploy of v2 failed: release command failed")
+
+    monkeypatch.setattr(backing.config_service, "set_config", failing)
+    monkeypatch.setattr(backing.Context, "docker", property(lambda self: None))
+    with pytest.raises(PaasError, match="deploy of v2 failed"):
+        backing.link(ctx, PG, "db1", "web", None, BuildLog())
+    assert seen == [{"web"}]
+    assert backing.get(ctx, PG, "db1").links == [] and len(left) == 1 and left[0].endswith("-web")
