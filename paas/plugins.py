@@ -29,6 +29,7 @@ from paas.errors import PaasError
 
 if TYPE_CHECKING:
     import click
+    import flask
 
     from paas.core.container import ContainerSettings
     from paas.core.context import Context
@@ -102,6 +103,11 @@ class HookSpecs:
     def paas_nginx_dashboard(self, ctx: Context, extras: RouteExtras) -> None:
         """While rendering the dashboard's server block (`paas.<domain>`): only `extras.tls` (serve
         it over HTTPS with that certificate) and `extras.acme_root` (answer HTTP-01) are used."""
+
+    @hookspec
+    def paas_web_blueprints(self) -> list[flask.Blueprint]:
+        """When the dashboard starts: Flask blueprints (pages behind the same login, templates a
+        page may include, e.g. `_service_links.html` on the app page); one name registers once."""
 
     @hookspec
     def paas_reconcile(self, ctx: Context) -> None:
@@ -222,6 +228,15 @@ class Plugins:
                 out.extend(fn() or [])
             except Exception:
                 log.exception("plugin %s failed in paas_commands", name)
+        return out
+
+    def blueprints(self) -> list[flask.Blueprint]:
+        out = []
+        for name, fn, _ in self._impls("paas_web_blueprints"):
+            try:
+                out.extend(fn() or [])
+            except Exception:
+                log.exception("plugin %s failed in paas_web_blueprints", name)
         return out
 
     def has(self, hook: str) -> bool:

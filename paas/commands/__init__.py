@@ -186,6 +186,8 @@ def _authorize(env: CommandEnv, name: str, reg: Registered, params: dict[str, An
     again: the API and dashboard come in there). A plugin command the table does not know is
     for admins only."""
     app = params.get("app", params.get("old"))
+    if name in access_service.ADMIN_ONLY and not access_service.is_admin(env.ctx):
+        raise PermissionDenied(f"only an admin may run {name}")
     if name in access_service.OPERATIONS:
         if isinstance(app, str):
             access_service.authorize(env.ctx, app, name)

@@ -82,3 +82,54 @@ def process_token(pid: int) -> str | None:
     except OSError:
         return None
     return f"{pid}:{stat.rpartition(')')[2].split()[19]}"
+
+
+# Backing services (plugins/postgres, plugins/redis; the shared rules in paas/services/backing.py)
+LABEL_SERVICE = "paas.service"  # the service's name, on its container and volume
+LABEL_SERVICE_KIND = "paas.service_kind"  # postgres, redis
+ROLE_SERVICE = "service"
+SERVICE_IMAGE_REPOSITORY = "paas/service"
+
+
+def service_image(kind: str, digest: str) -> str:
+    """A service image, named by the hash of its recipe (like the stack)."""
+    return f"{SERVICE_IMAGE_REPOSITORY}:{kind}-{digest}"
+
+
+def service_container(instance: str, kind: str, name: str) -> str:
+    return f"paas-{instance}-{kind}-{name}"
+
+
+def service_volume(instance: str, kind: str, name: str) -> str:
+    return f"paas-{instance}-{kind}-{name}-data"
+
+
+def service_host(kind: str, name: str) -> str:
+    """The name linked apps reach the service by (a network alias on each app's network)."""
+    return f"paas-{kind}-{name}"
+
+
+def service_labels(instance: str, kind: str, name: str) -> dict[str, str]:
+    return {LABEL_INSTANCE: instance, LABEL_ROLE: ROLE_SERVICE, LABEL_SERVICE_KIND: kind, LABEL_SERVICE: name}
+
+
+def service_filter(instance: str, kind: str | None = None, name: str | None = None) -> list[str]:
+    out = [f"{LABEL_INSTANCE}={instance}", f"{LABEL_ROLE}={ROLE_SERVICE}"]
+    if kind is not None:
+        out.append(f"{LABEL_SERVICE_KIND}={kind}")
+    if name is not None:
+        out.append(f"{LABEL_SERVICE}={name}")
+    return out
+
+
+def services_dir(settings: Settings, kind: str) -> Path:
+    """Each service's record (0600, with its password) and backups live under here."""
+    return settings.data_dir / "services" / kind
+
+
+def service_dir(settings: Settings, kind: str, name: str) -> Path:
+    return services_dir(settings, kind) / name
+
+
+def service_backups_dir(settings: Settings, kind: str, name: str) -> Path:
+    return service_dir(settings, kind, name) / "backups"

@@ -29,10 +29,9 @@ from paas.core.context import Context
 from paas.core.validation import app_name
 from paas.errors import PaasError
 from paas.git_receiver import hostkey
-from paas.services import access
+from paas.services import access, throttle
 from paas.services import apps as apps_service
 from paas.services import keys as keys_service
-from paas.services import throttle
 from paas.store import SshKey
 
 log = logging.getLogger("paas.ssh")
@@ -255,6 +254,7 @@ class SSHServer:
                 channel.close()
                 if transport is not None:
                     transport.close()
+
     def _logged_in(self, transport: paramiko.Transport, channel: paramiko.Channel, key: SshKey) -> bool:
         """Register a logged-in session (for the per-key cap and key removal); False if over the cap."""
         if not self._key_sessions.open(key):

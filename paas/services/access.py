@@ -40,6 +40,13 @@ OPERATIONS: dict[str, str] = {
     "resource:report": "view",
     "maintenance:report": "view",
     "cron:list": "view",
+    "apps:exists": "view",
+    "apps:report": "view",
+    "report": "view",  # without an app: the apps the actor may view
+    "url": "view",
+    "urls": "view",
+    "config:keys": "view",
+    "certs:report": "view",
     # deploy
     "git:push": "deploy",
     "git:fetch": "deploy",
@@ -52,6 +59,11 @@ OPERATIONS: dict[str, str] = {
     "builds:output": "deploy",
     "repo:purge-cache": "deploy",
     "cron:run": "deploy",
+    "config:export": "deploy",  # values
+    "config:clear": "deploy",
+    "run:detached": "deploy",
+    "enter": "deploy",  # a shell in a running process: as much as `run`
+    "ps:rebuild": "deploy",
     # operate
     "apps:scale": "operate",
     "ps:scale": "operate",
@@ -79,6 +91,19 @@ OPERATIONS: dict[str, str] = {
     "storage:unmount": "manage",
     "resource:limit": "manage",
     "resource:limit-clear": "manage",
+    "certs:add": "manage",
+    "certs:update": "manage",
+    "certs:remove": "manage",
+    "certs:generate": "manage",
+    "certs:redirect": "manage",
+    "certs:hsts": "manage",
+    "letsencrypt:enable": "manage",
+    "letsencrypt:disable": "manage",
+    "letsencrypt:auto-renew": "manage",  # without an app: every app's (admins)
+    "postgres:link": "manage",  # and an admin's: services belong to the server (ADMIN_ONLY)
+    "postgres:unlink": "manage",
+    "redis:link": "manage",
+    "redis:unlink": "manage",
     # owner
     "apps:transfer": OWNER,
 }
@@ -107,8 +132,37 @@ APP_LESS = frozenset(
         "tokens:list",
         "tokens:revoke",
         "storage:ensure-directory",
+        "events:on",
+        "events:off",
+        "events:list",  # `events`: the events of the apps the actor may view
+        "letsencrypt:list",  # the apps the actor may view
     }
 )
+
+# Backing services belong to the server, not to one app: only admins create, destroy, read,
+# back up or link them (linking also needs `manage` on the app). A service of one's own for
+# collaborators is not built yet.
+SERVICE_COMMANDS = tuple(
+    f"{kind}:{verb}"
+    for kind in ("postgres", "redis")
+    for verb in (
+        "create",
+        "destroy",
+        "list",
+        "info",
+        "connect",
+        "export",
+        "import",
+        "backup",
+        "backups",
+        "restore",
+        "backup-schedule",
+        "logs",
+        "link",
+        "unlink",
+    )
+)
+ADMIN_ONLY = frozenset(SERVICE_COMMANDS)
 
 
 def declare(operation: str, permission: str) -> None:

@@ -99,7 +99,7 @@ def enter(
 ) -> tuple[Container, str]:
     """`enter`: an exec in a running process container (web.1, or the first of a type, or the
     first one); returns the container and the exec id to attach to. No words: a login shell."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "enter")
     running = sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name, all_states=False)
     if process:
         ptype, _, index = process.partition(".")

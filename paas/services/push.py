@@ -19,8 +19,8 @@ from paas.core.manifest import Manifest, PushedSource
 from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
+from paas.services import access, disk, first_deploy, lookup, release_phase
 from paas.services import apps as apps_service
-from paas.services import disk, first_deploy, lookup, release_phase
 from paas.services.deploy import deploy_release
 from paas.services.formation import default_formation
 from paas.services.locks import app_lock
@@ -107,7 +107,7 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
 
 def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:
     """`ps:rebuild`: build the current release's commit again and deploy it, like a push of it."""
-    app = lookup.get_app(ctx, app_name)
+    app = access.authorize(ctx, app_name, "ps:rebuild")
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None
     if build is None:

@@ -60,5 +60,8 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # bearer tokens only: a browser never sends them on its own
+    for blueprint in ctx.plugins.blueprints():  # behind the same login (auth.init_app)
+        if blueprint.name not in app.blueprints:
+            app.register_blueprint(blueprint)
     errors.init_app(app)
     return app

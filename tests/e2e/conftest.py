@@ -50,6 +50,7 @@ class PaasServer:
         self.ssh_port = free_port()
         self.http_port = free_port()
         self.web_port = free_port()
+        self.https_port = free_port()
         self.key = root / "id_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
         self.ssh_config = root / "ssh_config"
@@ -72,6 +73,10 @@ class PaasServer:
             "PAAS_SSH_BIND": "127.0.0.1",
             "PAAS_HTTP_PORT": str(self.http_port),
             "PAAS_HTTP_BIND": "127.0.0.1",
+            "PAAS_HTTPS_PORT": str(self.https_port),  # every test server its own (443 is one)
+            "PAAS_HTTPS_BIND": "127.0.0.1",
+            # Never the real Let's Encrypt from a test: a test that wants ACME starts pebble.
+            "PAAS_ACME_DIRECTORY": "https://127.0.0.1:9/directory",
             "PAAS_WEB_PORT": str(self.web_port),
             "PAAS_BOOT_TIMEOUT": "30",
             "PAAS_STOP_TIMEOUT": "5",
@@ -257,6 +262,8 @@ def cleanup_instance(server: PaasServer) -> None:
             if tag.endswith(f"-{instance}"):
                 client.images.remove(tag, force=True)
     for v in client.volumes.list(filters={"name": f"paas-cache-{instance}"}):
+        v.remove(force=True)
+    for v in client.volumes.list(filters={"label": f"paas.instance={instance}"}):  # backing services' data
         v.remove(force=True)
     for n in client.networks.list(filters={"label": f"paas.instance={instance}"}):
         try:

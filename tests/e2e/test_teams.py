@@ -75,6 +75,31 @@ SSH_ARGV: dict[str, list[str]] = {
     "storage:list": ["storage:list", "{app}"],
     "storage:mount": ["storage:mount", "{app}", "/nonexistent-dir:/data"],
     "storage:unmount": ["storage:unmount", "{app}", "/nonexistent-dir:/data"],
+    "apps:exists": ["apps:exists", "{app}"],
+    "apps:report": ["apps:report", "{app}"],
+    "report": ["report", "{app}"],
+    "url": ["url", "{app}"],
+    "urls": ["urls", "{app}"],
+    "config:keys": ["config:keys", "{app}"],
+    "config:export": ["config:export", "{app}"],
+    "config:clear": ["config:clear", "{gone}", "--no-restart"],
+    "run:detached": ["run:detached", "{app}"],
+    "enter": ["enter", "{app}", "nosuchtype"],
+    "ps:rebuild": ["ps:rebuild", "{gone}"],
+    "certs:report": ["certs:report", "{app}"],
+    "certs:add": ["certs:add", "{app}", "/no/such.crt", "/no/such.key"],
+    "certs:update": ["certs:update", "{app}", "/no/such.crt", "/no/such.key"],
+    "certs:remove": ["certs:remove", "{gone}"],
+    "certs:generate": ["certs:generate", "{gone}"],
+    "certs:redirect": ["certs:redirect", "{gone}", "off"],
+    "certs:hsts": ["certs:hsts", "{gone}", "off"],
+    "letsencrypt:enable": ["letsencrypt:enable", "{gone}"],  # ACME on loopback port 9: refused
+    "letsencrypt:disable": ["letsencrypt:disable", "{gone}"],
+    "letsencrypt:auto-renew": ["letsencrypt:auto-renew", "{gone}"],
+    "postgres:link": ["postgres:link", "nosuchdb", "{app}"],
+    "postgres:unlink": ["postgres:unlink", "nosuchdb", "{app}"],
+    "redis:link": ["redis:link", "nosuchdb", "{app}"],
+    "redis:unlink": ["redis:unlink", "nosuchdb", "{app}"],
 }
 # Operations that are no command: git over SSH, and what only the API or a command's output shows.
 NOT_COMMANDS = {"git:push", "git:fetch", "config:values", "metrics"}
@@ -104,6 +129,8 @@ API_OPS: list[tuple[str, str, object, str]] = [
 
 
 def allowed(role: str, operation: str) -> bool:
+    if operation in access.ADMIN_ONLY:
+        return role == "admin"
     needed = access.OPERATIONS[operation]
     return role in ("owner", "admin") or (role != "none" and needed in ("view", role))
 
@@ -112,6 +139,8 @@ def denial(role: str, operation: str, app: str) -> str | None:
     """The one line the table says this role gets (None: no denial)."""
     if allowed(role, operation):
         return None
+    if operation in access.ADMIN_ONLY:
+        return f"only an admin may run {operation}"
     if role == "none":
         return f"app '{app}' does not exist"
     return f"you need the '{access.OPERATIONS[operation]}' permission on '{app}'"

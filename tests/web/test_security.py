@@ -16,6 +16,9 @@ SAMPLE_ARGS = {
     "hostname": "www.example.com",
     "ptype": "web",
     "filename": "app.css",
+    "kind": "postgres",
+    "name": "db",
+    "backup_id": "20260101T000000Z",
 }
 PUBLIC = {"auth.login", "static"}
 

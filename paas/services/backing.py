@@ -1,0 +1,912 @@
+"""Backing services (Postgres, Redis): the rules both service plugins share.
+
+A plugin describes its kind (`Kind`: image recipe, the config var a link sets, how to check
+health, set the password, dump and restore); everything else is here, the same for every kind:
+
+- A service is a record (`<data dir>/services/<kind>/<name>/service.json`, 0600: it holds the
+  generated password), one container and one named volume. Backups live next to the record
+  (`backups/`), written atomically with a sha256 beside each, and outlive a destroyed service.
+- A link puts the service on the app's own network (an alias the app resolves) and sets the
+  URL config var through `config.set_config`: a new release and a zero-downtime restart.
+  Unlinking unsets it and leaves the network. The service is health-checked before a link.
+- The reconcile pass (re)creates a missing container, starts a stopped one, fixes its networks
+  to exactly those of the linked apps and runs scheduled backups.
+- app.json `addons` are created and linked during the first push, before the release is
+  recorded (the push holds the app's lock, so the config is written directly: there is no
+  running release to restart yet).
+
+Permissions seam: `authorize_link` is where the teams issue will require `manage` on the app.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+from croniter import croniter
+from docker.models.containers import Container
+
+from paas.buildpacks import service_images
+from paas.buildpacks.service_images import ServiceImageRecipe
+from paas.core import names, validation
+from paas.core.container import Limits
+from paas.core.context import Context
+from paas.core.output import BuildLog
+from paas.errors import Conflict, NotFound, PaasError, PermissionDenied
+from paas.scheduler import networks
+from paas.scheduler import service_containers as sc
+from paas.services import access, lookup
+from paas.services import config as config_service
+from paas.services.containers import app_network
+from paas.store import App
+
+log = logging.getLogger("paas.services.backing")
+
+SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+ALIAS_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,49}$")
+BACKUP_RE = re.compile(r"^[a-z0-9-]+-\d{8}T\d{6}(\d{6})?Z\.[a-z]+$")
+HEALTH_TIMEOUT = 60.0
+
+Emit = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a service plugin tells the shared rules about its kind."""
+
+    name: str  # postgres, redis: the command namespace
+    title: str  # Postgres
+    env_var: str  # DATABASE_URL: what a link sets unless --alias says NAME (NAME_URL)
+    addons: tuple[str, ...]  # app.json addon names this kind provides (heroku-postgresql, ...)
+    recipe: ServiceImageRecipe
+    data_path: str  # the volume's mount point
+    url: Callable[[Record], str]  # the URL a linked app gets
+    health: Callable[[docker.DockerClient, Container, Record], tuple[bool, str]]
+    setup: Callable[[docker.DockerClient, Container, Record], None]  # after each container start
+    export_cmd: Callable[[Record], tuple[list[str], dict[str, str]]]  # (command, exec env)
+    import_cmd: Callable[[Record], tuple[list[str], dict[str, str]]]
+    connect_cmd: Callable[[Record], tuple[list[str], dict[str, str]]]
+    backup_ext: str = "dump"
+    # As a linked app will connect: over TCP to the address on the app's network, with the password
+    # (and TLS for Postgres); the link completes only when this passes.
+    reachable: Callable[[docker.DockerClient, Container, Record, str], tuple[bool, str]] | None = None
+    after_import: Callable[[docker.DockerClient, Container, Record], None] | None = None
+
+    def env_key(self, alias: str | None) -> str:
+        return f"{alias}_URL" if alias else self.env_var
+
+
+@dataclass
+class Link:
+    app: str
+    alias: str | None = None
+
+
+@dataclass
+class Record:
+    kind: str
+    name: str
+    password: str
+    created_at: str
+    links: list[Link] = field(default_factory=list)
+    schedule: str | None = None  # a cron expression (UTC) for postgres:backup-schedule
+    keep: int | None = None  # how many scheduled backups to keep
+    last_scheduled: str | None = None
+
+    @property
+    def host(self) -> str:
+        return names.service_host(self.kind, self.name)
+
+    @property
+    def database(self) -> str:
+        return self.name
+
+    def linked_apps(self) -> set[str]:
+        return {link.app for link in self.links}
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: str
+    size: int
+    created_at: str
+    sha256: str
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """A loaded service plugin's kind, for what spans kinds (the dashboard's panels)."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def kinds() -> list[Kind]:
+    return [_KINDS[k] for k in sorted(_KINDS)]
+
+
+def kind_named(name: str) -> Kind:
+    if name not in _KINDS:
+        raise NotFound(f"no service kind {name!r}")
+    return _KINDS[name]
+
+
+# ---------------------------------------------------------------- records on disk
+
+
+def check_name(name: str, kind: Kind) -> str:
+    if not isinstance(name, str) or not SERVICE_NAME_RE.fullmatch(name) or name.endswith("-"):
+        raise PaasError(
+            f"invalid {kind.name} service name {name!r}: 1-30 lowercase letters, digits and dashes, "
+            "starting with a letter"
+        )
+    return name
+
+
+def _record_path(ctx: Context, kind: Kind, name: str) -> Path:
+    return names.service_dir(ctx.settings, kind.name, name) / "service.json"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Atomically, 0600 from the first byte (the record holds the password)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save(ctx: Context, record: Record) -> None:
+    path = names.service_dir(ctx.settings, record.kind, record.name) / "service.json"
+    _write_private(path, json.dumps(asdict(record), indent=2, sort_keys=True).encode())
+
+
+def load(ctx: Context, kind: Kind, name: str) -> Record | None:
+    path = _record_path(ctx, kind, name)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    links = [Link(**link) for link in data.pop("links", [])]
+    return Record(**{**data, "links": links})
+
+
+def get(ctx: Context, kind: Kind, name: str) -> Record:
+    check_name(name, kind)
+    record = load(ctx, kind, name)
+    if record is None:
+        raise NotFound(f"{kind.name} service {name!r} does not exist")
+    return record
+
+
+def all_records(ctx: Context, kind: Kind) -> list[Record]:
+    root = names.services_dir(ctx.settings, kind.name)
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in sorted(root.iterdir()):
+        if SERVICE_NAME_RE.fullmatch(folder.name) and (record := load(ctx, kind, folder.name)):
+            out.append(record)
+    return out
+
+
+class Busy(Exception):
+    """Another process changes this service now (the reconcile pass skips it this time)."""
+
+
+@contextmanager
+def service_lock(ctx: Context, kind: Kind, name: str, wait: bool = True) -> Iterator[None]:
+    """One change to a service at a time (commands, pushes and the server are separate
+    processes); the reconcile pass never waits, so it never undoes a link half made."""
+    ctx.settings.locks_dir.mkdir(parents=True, exist_ok=True)
+    with open(ctx.settings.locks_dir / f"service-{kind.name}-{name}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(name) from None
+        yield
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- containers
+
+
+def _spec(ctx: Context, kind: Kind, record: Record, image: str) -> sc.ServiceSpec:
+    s = ctx.settings
+    return sc.ServiceSpec(
+        instance=s.instance_id,
+        kind=kind.name,
+        name=record.name,
+        image=image,
+        volume=names.service_volume(s.instance_id, kind.name, record.name),
+        data_path=kind.data_path,
+        limits=Limits(s.default_memory, s.default_cpus, s.default_pids),
+        env={"PAAS_SERVICE": record.name},
+    )
+
+
+def container_of(ctx: Context, kind: Kind, name: str) -> Container | None:
+    return sc.find(ctx.docker, ctx.settings.instance_id, kind.name, name)
+
+
+def _running(ctx: Context, kind: Kind, record: Record) -> Container:
+    container = container_of(ctx, kind, record.name)
+    if container is None or container.status not in sc.RUNNING:
+        raise PaasError(
+            f"{kind.name} service {record.name!r} is not running (the server restarts it; try again)"
+        )
+    return container
+
+
+def wait_healthy(
+    ctx: Context,
+    kind: Kind,
+    record: Record,
+    container: Container,
+    timeout: float = HEALTH_TIMEOUT,
+    network: str | None = None,
+) -> None:
+    """The kind's health check; with `network`, also as an app there will connect."""
+    what = f"{kind.name} service {record.name}"
+
+    def probe() -> tuple[bool, str]:
+        healthy, why = kind.health(ctx.docker, container, record)
+        if not healthy or network is None or kind.reachable is None:
+            return healthy, why
+        address = sc.address_on(container, network)
+        if address is None:
+            return False, f"no address on {network}"
+        return kind.reachable(ctx.docker, container, record, address)
+
+    sc.wait_healthy(ctx.docker, container, probe, timeout, what)
+
+
+def _start_container(ctx: Context, kind: Kind, record: Record, log: BuildLog) -> Container:
+    image = service_images.ensure_image(ctx.settings, ctx.docker, kind.recipe, log.detail)
+    container = sc.create(ctx.docker, _spec(ctx, kind, record, image))
+    wait_healthy(ctx, kind, record, container)
+    kind.setup(ctx.docker, container, record)
+    wait_healthy(ctx, kind, record, container)
+    return container
+
+
+def state(ctx: Context, kind: Kind, name: str) -> str:
+    container = container_of(ctx, kind, name)
+    return "missing" if container is None else container.status
+
+
+# ---------------------------------------------------------------- create, destroy, list, info
+
+
+def create(ctx: Context, kind: Kind, name: str, log: BuildLog) -> Record:
+    """A new service with a generated password; a failure leaves nothing behind."""
+    check_name(name, kind)
+    with service_lock(ctx, kind, name):
+        if load(ctx, kind, name) is not None:
+            raise Conflict(f"{kind.name} service {name!r} already exists")
+        if container_of(ctx, kind, name) is not None:
+            raise Conflict(f"a {kind.name} container named {name!r} exists without a record; remove it first")
+        record = Record(kind=kind.name, name=name, password=secrets.token_hex(24), created_at=now_iso())
+        log.step(f"Creating {kind.name} service {name}")
+        try:
+            _start_container(ctx, kind, record, log)
+            _save(ctx, record)
+        except BaseException:
+            _remove_container_and_volume(ctx, kind, name)
+            _record_path(ctx, kind, name).unlink(missing_ok=True)
+            raise
+    ctx.store.add_event(None, ctx.actor, f"{kind.name}:create", name)
+    log.done(f"{kind.title} service {name} created")
+    return record
+
+
+def _remove_container_and_volume(ctx: Context, kind: Kind, name: str) -> None:
+    container = container_of(ctx, kind, name)
+    if container is not None:
+        sc.remove(container)
+    sc.remove_volume(ctx.docker, names.service_volume(ctx.settings.instance_id, kind.name, name))
+
+
+def destroy(
+    ctx: Context, kind: Kind, name: str, confirm: str | None, keep_backup: bool, log: BuildLog
+) -> Backup | None:
+    """Refused while linked; a final backup is kept unless `keep_backup` is False."""
+    record = get(ctx, kind, name)
+    if record.links:
+        apps = ", ".join(sorted(record.linked_apps()))
+        raise Conflict(f"{kind.name} service {name} is linked to {apps}: unlink it first")
+    if confirm != name:
+        raise PaasError(
+            f"this destroys {kind.name} service {name} and its data; run again with --confirm {name}"
+        )
+    final = None
+    with service_lock(ctx, kind, name):
+        record = get(ctx, kind, name)
+        if record.links:
+            raise Conflict(f"{kind.name} service {name} was linked meanwhile: unlink it first")
+        if keep_backup:
+            if container_of(ctx, kind, name) is None:
+                raise PaasError(
+                    f"{kind.name} service {name} has no container to back up; destroy it with --no-backup"
+                )
+            final = _backup_locked(ctx, kind, record, "final")
+            where = _backups_dir(ctx, kind, name) / final.id
+            log.step(f"Kept a final backup: {final.id} ({final.size} bytes) in {where}")
+        _remove_container_and_volume(ctx, kind, name)
+        _record_path(ctx, kind, name).unlink(missing_ok=True)
+    ctx.store.add_event(None, ctx.actor, f"{kind.name}:destroy", name)
+    log.done(f"{kind.title} service {name} destroyed")
+    return final
+
+
+def list_services(ctx: Context, kind: Kind) -> list[dict]:
+    return [
+        {
+            "name": r.name,
+            "state": state(ctx, kind, r.name),
+            "links": sorted(r.linked_apps()),
+            "created_at": r.created_at,
+        }
+        for r in all_records(ctx, kind)
+    ]
+
+
+def mask(url: str, password: str) -> str:
+    return url.replace(password, "********")
+
+
+def info(ctx: Context, kind: Kind, name: str) -> dict:
+    """Admins see the password in the URL; others see it masked."""
+    record = get(ctx, kind, name)
+    container = container_of(ctx, kind, name)
+    url = kind.url(record)
+    return {
+        "name": record.name,
+        "kind": kind.name,
+        "state": "missing" if container is None else container.status,
+        "url": url if ctx.is_admin else mask(url, record.password),
+        "host": record.host,
+        "links": [{"app": link.app, "config_var": kind.env_key(link.alias)} for link in record.links],
+        "created_at": record.created_at,
+        "container": container.name if container is not None else None,
+        "image": (container.attrs.get("Config") or {}).get("Image") if container is not None else None,
+        "volume": names.service_volume(ctx.settings.instance_id, kind.name, name),
+        "backups": len(list_backups(ctx, kind, name)),
+        "backup_schedule": record.schedule,
+        "backup_keep": record.keep,
+    }
+
+
+def links_of_app(ctx: Context, kinds: list[Kind], app_name: str) -> list[dict]:
+    """For an app's page: the services linked to it, with their state."""
+    out = []
+    for kind in kinds:
+        for record in all_records(ctx, kind):
+            for link in record.links:
+                if link.app == app_name:
+                    out.append(
+                        {
+                            "kind": kind.name,
+                            "name": record.name,
+                            "config_var": kind.env_key(link.alias),
+                            "state": state(ctx, kind, record.name),
+                        }
+                    )
+    return out
+
+
+# ---------------------------------------------------------------- link, unlink
+
+
+def authorize_link(ctx: Context, app: App) -> None:
+    """Linking gives the app the service's password: `manage` on the app, and an admin's say
+    (services belong to the server: services/access.py ADMIN_ONLY)."""
+    access.require(ctx, app.name, "manage")
+    if not access.is_admin(ctx):
+        raise PermissionDenied("only an admin may link or unlink a service")
+
+
+def _check_alias(alias: str | None) -> str | None:
+    if alias is None:
+        return None
+    if not ALIAS_RE.fullmatch(alias):
+        raise PaasError(f"invalid alias {alias!r}: uppercase letters, digits and _, starting with a letter")
+    return alias
+
+
+def _join_network(ctx: Context, kind: Kind, record: Record, container: Container, app: App) -> str:
+    network = app_network(ctx, app)
+    sc.connect(ctx.docker, container, network, record.host)
+    return network
+
+
+def link(ctx: Context, kind: Kind, name: str, app_name: str, alias: str | None, log: BuildLog) -> None:
+    """Join the app's network, check health, then set the URL: a new release + restart.
+
+    The link is recorded before the release (so the reconcile pass keeps the network) and taken
+    back if the release fails. The service lock is never held while waiting for the app's lock
+    (a first push holds that one and takes this one for app.json addons)."""
+    _check_alias(alias)
+    record = get(ctx, kind, name)
+    app = lookup.get_app(ctx, app_name)
+    authorize_link(ctx, app)
+    key = kind.env_key(alias)
+    new = Link(app.name, alias)
+    with service_lock(ctx, kind, name):
+        record = get(ctx, kind, name)
+        if any(link.app == app.name and kind.env_key(link.alias) == key for link in record.links):
+            raise Conflict(f"{kind.name} service {name} is already linked to {app.name} as {key}")
+        current = ctx.store.get_config(app.id).get(key)
+        if current is not None and current != kind.url(record):
+            raise Conflict(f"{app.name} already has {key} set: unset it, or link with --alias NAME")
+        container = _running(ctx, kind, record)
+        network = _join_network(ctx, kind, record, container, app)
+        try:
+            wait_healthy(ctx, kind, record, container, network=network)
+        except BaseException:
+            if app.name not in record.linked_apps():
+                sc.disconnect(ctx.docker, container, network)
+            raise
+        record.links.append(new)
+        _save(ctx, record)
+    try:
+        log.step(f"Linking {kind.name} service {name} to {app.name} as {key}")
+        config_service.set_config(ctx, app.name, {key: kind.url(record)}, log, restart=True)
+    except BaseException:
+        _drop_link(ctx, kind, name, new)
+        raise
+    ctx.store.add_event(app.name, ctx.actor, f"{kind.name}:link", f"{name} as {key}")
+
+
+def _drop_link(ctx: Context, kind: Kind, name: str, gone: Link) -> None:
+    """Forget one link; leave the app's network when no other link of the app remains."""
+    with service_lock(ctx, kind, name):
+        record = load(ctx, kind, name)
+        if record is None:
+            return
+        record.links = [link for link in record.links if link != gone]
+        _save(ctx, record)
+        container = container_of(ctx, kind, name)
+        if container is not None and gone.app not in record.linked_apps():
+            sc.disconnect(ctx.docker, container, names.app_network(ctx.settings.instance_id, gone.app))
+
+
+def unlink(ctx: Context, kind: Kind, name: str, app_name: str, log: BuildLog) -> None:
+    """Unset the URL (a new release), then forget the link and leave the app's network; a
+    release that fails leaves the link as it was."""
+    record = get(ctx, kind, name)
+    app = lookup.get_app(ctx, app_name)
+    authorize_link(ctx, app)
+    mine = [link for link in record.links if link.app == app.name]
+    if not mine:
+        raise NotFound(f"{kind.name} service {name} is not linked to {app.name}")
+    config = ctx.store.get_config(app.id)
+    keys = [
+        kind.env_key(link.alias) for link in mine if config.get(kind.env_key(link.alias)) == kind.url(record)
+    ]
+    if keys:
+        log.step(f"Unlinking {kind.name} service {name} from {app.name} ({', '.join(keys)})")
+        config_service.unset_config(ctx, app.name, keys, log, restart=True)
+    for link in mine:
+        _drop_link(ctx, kind, name, link)
+    ctx.store.add_event(app.name, ctx.actor, f"{kind.name}:unlink", name)
+
+
+def addon_kind(entry: Any) -> tuple[str, str | None] | None:
+    """(addon name, alias) of one app.json `addons` entry: "heroku-postgresql[:plan]" or
+    {"plan": "heroku-postgresql[:plan]", "as": "NAME"}; None for what is not ours to read."""
+    if isinstance(entry, str):
+        return entry.partition(":")[0].strip(), None
+    if isinstance(entry, dict) and isinstance(entry.get("plan"), str):
+        alias = entry.get("as")
+        return entry["plan"].partition(":")[0].strip(), alias if isinstance(alias, str) else None
+    return None
+
+
+def provision_addons(ctx: Context, kind: Kind, app: App, addons: list[Any], log: BuildLog) -> list[str]:
+    """During the first push (the app's lock is held by it): create the services app.json asks
+    for and write their URLs into the app's config, before the release (and its release phase)
+    is made from that config. The service is named after the app (and `-<alias>`)."""
+    ours = [p for p in map(addon_kind, addons) if p is not None and p[0] in kind.addons]
+    if not ours or ctx.store.current_release(app.id) is not None:
+        return []
+    done = []
+    for parsed in ours:
+        alias = parsed[1].upper().removesuffix("_URL") if parsed[1] else None
+        _check_alias(alias)
+        key = kind.env_key(alias)
+        name = app.name if alias is None else f"{app.name}-{alias.lower().replace('_', '-')}"[:30].rstrip("-")
+        record = load(ctx, kind, name)
+        if record is not None and record.linked_apps() - {app.name}:
+            raise Conflict(
+                f"app.json addon {parsed[0]}: {kind.name} service {name} is linked to other apps; "
+                f"link one yourself with {kind.name}:link"
+            )
+        if record is None:
+            record = create(ctx, kind, name, log)
+        with service_lock(ctx, kind, name):
+            record = get(ctx, kind, name)
+            container = _running(ctx, kind, record)
+            network = _join_network(ctx, kind, record, container, app)
+            wait_healthy(ctx, kind, record, container, network=network)
+            config = ctx.store.get_config(app.id)
+            config[key] = kind.url(record)
+            validation.config_size(config)
+            ctx.store.replace_config(app.id, config)
+            if not any(link.app == app.name and kind.env_key(link.alias) == key for link in record.links):
+                record.links.append(Link(app.name, alias))
+                _save(ctx, record)
+        ctx.store.add_event(app.name, ctx.actor, f"{kind.name}:link", f"{name} as {key} (app.json)")
+        log.step(f"app.json addon {parsed[0]}: linked {kind.name} service {name} as {key}")
+        done.append(name)
+    return done
+
+
+def app_destroyed(ctx: Context, kind: Kind, app: App, log: BuildLog) -> None:
+    """The app is gone (and its config with it): drop its links, leave its network, then the
+    network itself can go (apps:destroy could not remove it while we were on it)."""
+    for record in all_records(ctx, kind):
+        if app.name not in record.linked_apps():
+            continue
+        with service_lock(ctx, kind, record.name):
+            fresh = get(ctx, kind, record.name)
+            fresh.links = [link for link in fresh.links if link.app != app.name]
+            _save(ctx, fresh)
+            container = container_of(ctx, kind, record.name)
+            if container is not None:
+                sc.disconnect(ctx.docker, container, names.app_network(ctx.settings.instance_id, app.name))
+        log.step(f"Unlinked {kind.name} service {record.name} (kept; destroy it with {kind.name}:destroy)")
+    networks.remove_app_networks(ctx.docker, ctx.settings.instance_id, app.name)
+
+
+def app_renamed(ctx: Context, kind: Kind, app: App, old_name: str) -> None:
+    """Links follow the new name; the reconcile pass moves the networks (done here too)."""
+    for record in all_records(ctx, kind):
+        if old_name not in record.linked_apps():
+            continue
+        with service_lock(ctx, kind, record.name):
+            fresh = get(ctx, kind, record.name)
+            for link in fresh.links:
+                if link.app == old_name:
+                    link.app = app.name
+            _save(ctx, fresh)
+            _converge_networks(ctx, kind, fresh)
+    networks.remove_app_networks(ctx.docker, ctx.settings.instance_id, old_name)
+
+
+# ---------------------------------------------------------------- reconcile
+
+
+def _converge_networks(ctx: Context, kind: Kind, record: Record) -> list[str]:
+    container = container_of(ctx, kind, record.name)
+    if container is None:
+        return []
+    actions = []
+    wanted: dict[str, App] = {}
+    for app_name in record.linked_apps():
+        app = ctx.store.get_app(app_name)
+        if app is not None:
+            wanted[names.app_network(ctx.settings.instance_id, app.name)] = app
+    have = sc.networks_of(container)
+    for network, app in wanted.items():
+        if network not in have:
+            _join_network(ctx, kind, record, container, app)
+            actions.append(f"joined {network}")
+    for network in have - set(wanted):
+        sc.disconnect(ctx.docker, container, network)
+        actions.append(f"left {network}")
+    return actions
+
+
+_backups_running: set[tuple[str, str]] = set()
+_guard = threading.Lock()
+
+
+def reconcile(ctx: Context, kind: Kind, now: datetime | None = None) -> list[str]:
+    """Containers back (missing: recreated on the kept volume; stopped: started), networks
+    exactly those of the linked apps, scheduled backups started (in a thread)."""
+    actions = []
+    for record in all_records(ctx, kind):
+        try:
+            actions += _reconcile_one(ctx, kind, record, now or datetime.now(UTC))
+        except (PaasError, docker.errors.DockerException) as exc:
+            log.warning("reconcile %s %s: %s", kind.name, record.name, exc)
+    for line in actions:
+        log.info("%s: %s", kind.name, line)
+    return actions
+
+
+def _reconcile_one(ctx: Context, kind: Kind, record: Record, now: datetime) -> list[str]:
+    try:
+        with service_lock(ctx, kind, record.name, wait=False):
+            fresh = load(ctx, kind, record.name)
+            if fresh is None:
+                return []
+            actions = _converge(ctx, kind, fresh)
+    except Busy:
+        return []
+    if fresh.schedule and _due(fresh, now):
+        actions.append(f"{kind.name} {fresh.name}: scheduled backup started")
+        _start_scheduled_backup(ctx, kind, fresh.name, now)
+    return actions
+
+
+def _converge(ctx: Context, kind: Kind, record: Record) -> list[str]:
+    actions = []
+    container = container_of(ctx, kind, record.name)
+    where = f"{kind.name} {record.name}"
+    if container is None:
+        _start_container(ctx, kind, record, BuildLog())
+        actions.append(f"{where}: container was missing, started again on its volume")
+    elif container.status in ("exited", "created", "dead"):
+        container.start()
+        actions.append(f"{where}: was {container.status}, started")
+    return actions + [f"{where}: {a}" for a in _converge_networks(ctx, kind, record)]
+
+
+def _due(record: Record, now: datetime) -> bool:
+    last = datetime.fromisoformat(record.last_scheduled) if record.last_scheduled else None
+    if last is None:  # first pass after scheduling: from now on, no catch-up
+        return False
+    due = croniter(record.schedule, now).get_prev(datetime)
+    return due > last
+
+
+def _start_scheduled_backup(ctx: Context, kind: Kind, name: str, now: datetime) -> None:
+    key = (kind.name, name)
+    with _guard:
+        if key in _backups_running:
+            return
+        _backups_running.add(key)
+    with service_lock(ctx, kind, name):  # marked before it runs: at most once per tick
+        record = get(ctx, kind, name)
+        record.last_scheduled = now.isoformat(timespec="seconds")
+        _save(ctx, record)
+
+    def run() -> None:
+        try:
+            backup(ctx, kind, name, "scheduled")
+            prune_scheduled(ctx, kind, name)
+        except Exception as exc:
+            log.warning("scheduled backup of %s %s failed: %s", kind.name, name, exc)
+            ctx.store.add_event(None, "paas", f"{kind.name}:backup-failed", f"{name}: {exc}"[:300])
+        finally:
+            with _guard:
+                _backups_running.discard(key)
+
+    threading.Thread(target=run, daemon=True, name=f"backup-{kind.name}-{name}").start()
+
+
+def set_schedule(ctx: Context, kind: Kind, name: str, schedule: str, keep: int | None) -> Record:
+    """A cron expression (UTC), or `off`; `keep` scheduled backups are kept (others pruned)."""
+    if keep is not None and not 1 <= keep <= 1000:
+        raise PaasError("--keep must be between 1 and 1000")
+    schedule = schedule.strip()
+    if schedule != "off" and (not croniter.is_valid(schedule) or "\n" in schedule):
+        raise PaasError(f'invalid cron schedule {schedule!r} (five fields, e.g. "0 3 * * *", or off)')
+    with service_lock(ctx, kind, name):
+        record = get(ctx, kind, name)
+        record.schedule = None if schedule == "off" else schedule
+        record.keep = keep if schedule != "off" else None
+        record.last_scheduled = now_iso() if schedule != "off" else None
+        _save(ctx, record)
+    ctx.store.add_event(None, ctx.actor, f"{kind.name}:backup-schedule", f"{name} {schedule}")
+    return record
+
+
+# ---------------------------------------------------------------- export, import, backups
+
+
+def _stderr_line(err: bytes) -> str:
+    lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def export(ctx: Context, kind: Kind, name: str, out: Emit) -> None:
+    """The service's dump (pg_dump custom format, Redis RDB) streamed to `out`."""
+    record = get(ctx, kind, name)
+    container = _running(ctx, kind, record)
+    cmd, env = kind.export_cmd(record)
+    err = bytearray()
+    code = sc.exec_stream(ctx.docker, container, cmd, out, err.extend, env=env)
+    if code != 0:
+        raise PaasError(f"export of {kind.name} service {name} failed: {_stderr_line(bytes(err))}")
+
+
+def import_(ctx: Context, kind: Kind, name: str, read_in: Callable[[int], bytes]) -> None:
+    """Replace the data with a dump read from `read_in`, all or nothing (a bad dump changes
+    nothing)."""
+    record = get(ctx, kind, name)
+    with service_lock(ctx, kind, name):
+        _import_locked(ctx, kind, record, read_in)
+    ctx.store.add_event(None, ctx.actor, f"{kind.name}:import", name)
+
+
+def _import_locked(ctx: Context, kind: Kind, record: Record, read_in: Callable[[int], bytes]) -> None:
+    container = _running(ctx, kind, record)
+    cmd, env = kind.import_cmd(record)
+    err = bytearray()
+    code = sc.exec_stream(ctx.docker, container, cmd, lambda b: err.extend(b), err.extend, read_in, env=env)
+    if code != 0:
+        raise PaasError(
+            f"import into {kind.name} service {record.name} failed, nothing changed: "
+            + _stderr_line(bytes(err))
+        )
+    if kind.after_import is not None:
+        kind.after_import(ctx.docker, container, record)
+        wait_healthy(ctx, kind, record, container)
+
+
+def _backups_dir(ctx: Context, kind: Kind, name: str) -> Path:
+    return names.service_backups_dir(ctx.settings, kind.name, name)
+
+
+def backup(ctx: Context, kind: Kind, name: str, reason: str = "manual") -> Backup:
+    record = get(ctx, kind, name)
+    with service_lock(ctx, kind, name):
+        done = _backup_locked(ctx, kind, record, reason)
+    ctx.store.add_event(None, ctx.actor or "paas", f"{kind.name}:backup", f"{name} {done.id} ({reason})")
+    return done
+
+
+def _backup_locked(ctx: Context, kind: Kind, record: Record, reason: str) -> Backup:
+    """Streamed into a temporary file, fsynced, checksummed, then renamed: a backup that is
+    listed is complete. Scheduled ones are marked so `--keep` prunes only those."""
+    folder = _backups_dir(ctx, kind, record.name)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    backup_id = f"{record.name}-{stamp}.{kind.backup_ext}"
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+
+            def write(data: bytes) -> None:
+                digest.update(data)
+                fh.write(data)
+
+            export(ctx, kind, record.name, write)
+            fh.flush()
+            os.fsync(fh.fileno())
+        meta = {"sha256": digest.hexdigest(), "reason": reason, "created_at": now_iso()}
+        _write_private(folder / f"{backup_id}.json", json.dumps(meta).encode())
+        os.replace(tmp, folder / backup_id)
+        dir_fd = os.open(folder, os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        (folder / f"{backup_id}.json").unlink(missing_ok=True)
+        raise
+    return _describe(folder / backup_id)
+
+
+def _describe(path: Path) -> Backup:
+    try:
+        meta = json.loads(Path(f"{path}.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    stat = path.stat()
+    created = meta.get("created_at") or datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(
+        timespec="seconds"
+    )
+    return Backup(id=path.name, size=stat.st_size, created_at=created, sha256=meta.get("sha256", ""))
+
+
+def list_backups(ctx: Context, kind: Kind, name: str) -> list[Backup]:
+    """Newest first. Backups outlive the service (a final one is kept on destroy): create a
+    service of the same name again to restore one."""
+    check_name(name, kind)
+    folder = _backups_dir(ctx, kind, name)
+    if not folder.is_dir():
+        if load(ctx, kind, name) is None:
+            raise NotFound(f"{kind.name} service {name!r} does not exist and has no backups")
+        return []
+    found = [_describe(p) for p in folder.iterdir() if BACKUP_RE.fullmatch(p.name) and p.is_file()]
+    return sorted(found, key=lambda b: b.id, reverse=True)
+
+
+def backup_path(ctx: Context, kind: Kind, name: str, backup_id: str) -> Path:
+    """The file of one backup, its name checked (never a path from the user), its checksum verified."""
+    check_name(name, kind)
+    if not BACKUP_RE.fullmatch(backup_id or "") or not backup_id.startswith(f"{name}-"):
+        raise PaasError(f"invalid backup id {backup_id!r} (see {kind.name}:backups {name})")
+    path = _backups_dir(ctx, kind, name) / backup_id
+    if not path.is_file():
+        raise NotFound(f"{kind.name} service {name} has no backup {backup_id}")
+    return path
+
+
+def verify(path: Path) -> None:
+    wanted = _describe(path).sha256
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    if not wanted or digest.hexdigest() != wanted:
+        raise PaasError(f"backup {path.name} does not match its checksum: not restored")
+
+
+def restore(ctx: Context, kind: Kind, name: str, backup_id: str) -> None:
+    record = get(ctx, kind, name)
+    path = backup_path(ctx, kind, name, backup_id)
+    verify(path)
+    with service_lock(ctx, kind, name), open(path, "rb") as fh:
+        _import_locked(ctx, kind, record, fh.read)
+    ctx.store.add_event(None, ctx.actor, f"{kind.name}:restore", f"{name} {backup_id}")
+
+
+def prune_scheduled(ctx: Context, kind: Kind, name: str) -> None:
+    record = get(ctx, kind, name)
+    if not record.keep:
+        return
+    scheduled = []
+    for b in list_backups(ctx, kind, name):
+        path = _backups_dir(ctx, kind, name) / b.id
+        try:
+            if json.loads(Path(f"{path}.json").read_text()).get("reason") == "scheduled":
+                scheduled.append(path)
+        except (OSError, ValueError):
+            continue
+    for path in scheduled[record.keep :]:
+        path.unlink(missing_ok=True)
+        Path(f"{path}.json").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- connect, logs
+
+
+def connect(
+    ctx: Context,
+    kind: Kind,
+    name: str,
+    out: Emit,
+    err: Emit,
+    read_in: Callable[[int], bytes],
+    tty: bool,
+    size: tuple[int, int] | None,
+    gone: Callable[[], bool],
+) -> int:
+    """The kind's client (psql, redis-cli) in the service container, attached to the user."""
+    record = get(ctx, kind, name)
+    container = _running(ctx, kind, record)
+    cmd, env = kind.connect_cmd(record)
+    return sc.exec_stream(
+        ctx.docker, container, cmd, out, err, read_in, tty=tty, size=size, env=env, gone=gone
+    )
+
+
+def logs(ctx: Context, kind: Kind, name: str, lines: int = 100) -> list[str]:
+    get(ctx, kind, name)
+    container = container_of(ctx, kind, name)
+    if container is None:
+        raise PaasError(f"{kind.name} service {name} has no container right now (the server recreates it)")
+    raw = container.logs(tail=max(1, min(lines, 10000)), timestamps=True)
+    return raw.decode(errors="replace").splitlines()

@@ -1,0 +1,70 @@
+"""Dashboard pages of backing services (the postgres and redis plugins register this blueprint).
+
+The app page includes `_service_links.html`: the services linked to the app, with their state.
+A service page shows its info (the password masked unless the user is an admin) and backups;
+downloading a backup needs an admin today (the teams issue will make it `manage` on a linked
+app). Rules stay in paas.services.backing: these views only render.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, g, render_template, send_file
+
+from paas.errors import PermissionDenied
+from paas.services import backing
+
+_BLUEPRINT: Blueprint | None = None
+
+
+def may_download(ctx) -> bool:  # type: ignore[no-untyped-def]
+    """The seam for the teams issue: admins only until permissions per app exist."""
+    return bool(ctx.is_admin)
+
+
+def blueprint() -> Blueprint:
+    """One blueprint for every service kind (each plugin returns the same object)."""
+    global _BLUEPRINT
+    if _BLUEPRINT is not None:
+        return _BLUEPRINT
+    bp = Blueprint("services", __name__, template_folder=str(Path(__file__).parent / "backing_templates"))
+
+    @bp.app_context_processor
+    def linked_services() -> dict:
+        def find(app_name: str) -> list[dict]:
+            return backing.links_of_app(g.ctx, backing.kinds(), app_name)
+
+        return {"linked_services": find}
+
+    @bp.get("/services")
+    def index():  # type: ignore[no-untyped-def]
+        rows = [{"kind": k.name, **row} for k in backing.kinds() for row in backing.list_services(g.ctx, k)]
+        return render_template("services.html", rows=rows)
+
+    @bp.get("/services/<kind>/<name>")
+    def service(kind: str, name: str):  # type: ignore[no-untyped-def]
+        k = backing.kind_named(kind)
+        info = backing.info(g.ctx, k, name)
+        return render_template(
+            "service.html",
+            kind=k,
+            info=info,
+            backups=backing.list_backups(g.ctx, k, name),
+            may_download=may_download(g.ctx),
+        )
+
+    @bp.get("/services/<kind>/<name>/backups/<backup_id>")
+    def download(kind: str, name: str, backup_id: str):  # type: ignore[no-untyped-def]
+        k = backing.kind_named(kind)
+        backing.get(g.ctx, k, name)
+        if not may_download(g.ctx):
+            raise PermissionDenied("downloading a backup needs an admin")
+        path = backing.backup_path(g.ctx, k, name, backup_id)  # a checked id, never a path
+        backing.verify(path)
+        return send_file(
+            path, as_attachment=True, download_name=backup_id, mimetype="application/octet-stream"
+        )
+
+    _BLUEPRINT = bp
+    return bp
