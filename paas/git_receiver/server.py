@@ -246,22 +246,21 @@ class SSHServer:
                 if reason is None:
                     continue
                 log.info("ending the SSH session of %s: %s", ctx.actor, reason)
-                try:
+                with self._live_lock:
+                    self._sessions.pop(channel, None)
+                transport = channel.get_transport()
+                try:  # the line, an exit status, EOF: then the client hangs up by itself
                     channel.sendall_stderr(f"\r\nerror: session ended: {reason}\r\n".encode())
+                    channel.send_exit_status(1)
+                    channel.shutdown_write()
                 except (OSError, EOFError, paramiko.SSHException):
                     pass
-                transport = channel.get_transport()
-                channel.close()
-                if transport is not None:
-                    transport.close()
+                if transport is not None:  # a client that does not hang up is cut a little later
+                    threading.Timer(2.0, transport.close).start()
 
     def _logged_in(self, transport: paramiko.Transport, channel: paramiko.Channel, key: SshKey) -> bool:
         """Register a logged-in session (for the per-key cap and key removal); False if over the cap."""
         if not self._key_sessions.open(key):
-            try:
-                channel.sendall_stderr(f"error: {throttle.too_many_sessions(key)}\n".encode())
-            except OSError:
-                pass
             return False
         with self._live_lock:
             self._live[transport] = key
@@ -304,6 +303,12 @@ class SSHServer:
             logged_in()
             registered = self._logged_in(transport, channel, iface.session.key)
             if not registered:
+                # Say why once the client has asked for its command: sent earlier, OpenSSH may
+                # drop the line and see only the closed channel.
+                if _wait_command(iface, transport):
+                    channel.sendall_stderr(
+                        f"error: {throttle.too_many_sessions(iface.session.key)}\n".encode()
+                    )
                 _finish(channel, 1)
                 return
             if not _wait_command(iface, transport):

@@ -11,7 +11,7 @@ from docker.models.containers import Container
 from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.output import split_lines
-from paas.errors import NotFound, PaasError
+from paas.errors import NotFound, PaasError, PermissionDenied
 from paas.scheduler import docker_local as sched
 from paas.services import access
 from paas.services.releases import get_release, parse_version
@@ -112,8 +112,8 @@ def follow(
             threading.Event().wait(0.25)
             ticks += 1
             if ticks % 4 == 0:
-                if not access.still_allowed(ctx):
-                    break
+                if not access.still_allowed(ctx):  # the dashboard's stream ends here too
+                    raise PermissionDenied("session ended: access to the app was removed")
                 watch(initial=False)
     finally:
         for s in streams.values():
