@@ -350,9 +350,17 @@ def test_following_logs_ends_when_access_goes(team: Context) -> None:
     viewer = as_user(team, "view")
     done = threading.Event()
     seen: list[str] = []
-    threading.Thread(
-        target=lambda: (logs.follow(viewer, "shop", seen.append, lambda: False, 1), done.set()), daemon=True
-    ).start()
+    ended: list[Exception] = []
+
+    def follow() -> None:
+        try:
+            logs.follow(viewer, "shop", seen.append, lambda: False, 1)
+        except PaasError as exc:
+            ended.append(exc)
+        done.set()
+
+    threading.Thread(target=follow, daemon=True).start()
     assert not done.wait(1.5)  # following (no containers yet)
     access.remove_access(as_user(team, "owner"), "shop", "view")
     assert done.wait(5)
+    assert [str(e) for e in ended] == ["session ended: access to the app was removed"]
