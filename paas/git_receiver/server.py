@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import shlex
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from paas import commands
 from paas.core.context import Context
 from paas.core.validation import app_name
 from paas.errors import PaasError
-from paas.git_receiver import hostkey
+from paas.git_receiver import hostkey, pack_process
 from paas.services import apps as apps_service
 from paas.services import keys as keys_service
 from paas.store import SshKey
@@ -141,6 +139,7 @@ class SSHServer:
         self._sock: socket.socket | None = None
         self._stopping = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_SESSIONS)
+        self.pack_processes = pack_process.Spawner()
 
     def listen(self) -> tuple[str, int]:
         s = ctx_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -152,6 +151,7 @@ class SSHServer:
 
     def serve_forever(self) -> None:
         assert self._sock is not None
+        self.pack_processes.prepare()
         while not self._stopping.is_set():
             try:
                 conn, _addr = self._sock.accept()
@@ -170,6 +170,7 @@ class SSHServer:
 
     def shutdown(self) -> None:
         self._stopping.set()
+        self.pack_processes.close()
         if self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)
@@ -255,15 +256,11 @@ class SSHServer:
             channel.sendall_stderr(f"error: {exc}\n".encode())
             return 1
         mode = argv[0].removeprefix("git-")
-        env = {**os.environ, "PAAS_ACTOR": ctx.actor or "", "PAAS_ACTOR_ADMIN": "1" if ctx.is_admin else "0"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "paas.git_receiver.pack_process", mode, name],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        return _pump(channel, proc)
+        proc = self.pack_processes.start(mode, name, ctx.actor, ctx.is_admin)
+        try:
+            return _pump(channel, proc)
+        finally:
+            self.pack_processes.prepare()  # the next push finds one warm
 
 
 def _pump(channel: paramiko.Channel, proc: subprocess.Popen) -> int:
