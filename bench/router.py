@@ -7,23 +7,39 @@ gives it the name `localhost` and a self-signed certificate, then runs wrk again
 Targets: HTTP >= 0.9x direct, HTTPS >= 0.8x direct, <= 0.3 ms added at p50. Not a test: it
 prints figures.
 
+Then a route change: the managed nginx (paas.router.nginx.Router, its own prefix) routes --apps
+apps to a loopback backend; one app's route moves to another backend, and the clock runs from
+`set_route` until a request through nginx is answered by the new backend (nginx -t, the atomic
+write, the reload, and the wait for the old workers). Baseline, same run: the same change when it
+routes a single app. Target: <= 1 s with 100 apps (`--route-change-only` skips the wrk part).
+
     PAAS_BUILD_CA_BUNDLE=... .venv/bin/python bench/router.py [--seconds 10] [--connections 4]
+        [--apps 100] [--changes 5] [--route-change-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import unique_app  # noqa: E402
+from paas.core.routes import Route  # noqa: E402
+from paas.router.nginx import Router  # noqa: E402
+from paas.settings import Settings  # noqa: E402
+from tests.e2e.conftest import free_port, unique_app  # noqa: E402
 from tests.e2e.test_https import deploy_echo, https_server, ok  # noqa: E402
 
 WRK = "/usr/bin/wrk"  # Debian's package
@@ -51,11 +67,117 @@ def wrk(url: str, seconds: int, connections: int, host: str | None = None) -> di
     return {"rps": rps, "p50": p50, "p99": p99}
 
 
+def backend(name: str) -> ThreadingHTTPServer:
+    """A loopback HTTP server that answers every GET with its name."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            body = name.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def answer(port: int, host: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        return conn.getresponse().read().decode()
+    except (OSError, http.client.HTTPException):
+        return ""
+    finally:
+        conn.close()
+
+
+def route_change(root: Path, apps: int, changes: int) -> tuple[list[float], list[float]]:
+    """Seconds from set_route until the new backend answers, for `changes` moves of one app's
+    route while nginx routes `apps` apps: (until set_route returned, until live)."""
+    env = {
+        "PAAS_DATA_DIR": str(root / "data"),
+        "PAAS_HTTP_PORT": str(free_port()),
+        "PAAS_HTTP_BIND": "127.0.0.1",
+        "PAAS_HTTPS_PORT": str(free_port()),
+        "PAAS_HTTPS_BIND": "127.0.0.1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        settings = Settings.from_env()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    settings.ensure_dirs()
+    backends = {name: backend(name) for name in ("a", "b")}
+    upstream = {name: f"127.0.0.1:{b.server_address[1]}" for name, b in backends.items()}
+    router = Router(settings)
+    router.start()
+    try:
+        names = [f"app{i:03d}" for i in range(apps)]
+        for name in names:
+            router.set_route(Route(name, [f"{name}.bench.test"], [upstream["a"]]))
+        target = names[len(names) // 2]
+        host = f"{target}.bench.test"
+        returned, live = [], []
+        for i in range(changes):
+            new = "b" if i % 2 == 0 else "a"
+            t0 = time.monotonic()
+            router.set_route(Route(target, [host], [upstream[new]]))
+            returned.append(time.monotonic() - t0)
+            while answer(settings.http_port, host) != new:
+                if time.monotonic() - t0 > 30:
+                    raise SystemExit(f"the route of {target} never moved to backend {new}")
+                time.sleep(0.005)
+            live.append(time.monotonic() - t0)
+        return returned, live
+    finally:
+        router.stop()
+        for b in backends.values():
+            b.shutdown()
+
+
+def route_change_bench(apps: int, changes: int) -> None:
+    figures = {}
+    for count in (1, apps):
+        root = Path(tempfile.mkdtemp(prefix="paas-bench-route-"))
+        root.chmod(0o755)
+        try:
+            figures[count] = route_change(root, count, changes)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"\nroute change of one app ({changes} changes; seconds, median / max)")
+    print(f"{'apps routed':<14}{'set_route':>18}{'live':>18}")
+    for count, (returned, live) in figures.items():
+        print(
+            f"{count:<14}{statistics.median(returned):>10.3f} / {max(returned):.3f}"
+            f"{statistics.median(live):>10.3f} / {max(live):.3f}"
+        )
+    live_many, live_one = statistics.median(figures[apps][1]), statistics.median(figures[1][1])
+    print(f"target: <= 1 s live with {apps} apps: {'met' if max(figures[apps][1]) <= 1 else 'NOT met'}")
+    print(f"route change ratio ({apps} apps / 1 app): {live_many / live_one:.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--apps", type=int, default=100, help="apps routed during the route change")
+    parser.add_argument("--changes", type=int, default=5, help="route changes to time")
+    parser.add_argument("--route-change-only", action="store_true", help="skip the wrk figures")
     opts = parser.parse_args()
+    if opts.route_change_only:
+        route_change_bench(opts.apps, opts.changes)
+        return 0
     root = Path(tempfile.mkdtemp(prefix="paas-bench-router-"))
     root.chmod(0o755)
     try:
@@ -90,6 +212,7 @@ def main() -> int:
         f"({https['rps'] / base['rps']:.2f}x), <= 0.3 ms added at p50 "
         f"(HTTP {http['p50'] - base['p50']:+.2f}, HTTPS {https['p50'] - base['p50']:+.2f})"
     )
+    route_change_bench(opts.apps, opts.changes)
     return 0
 
 

@@ -22,6 +22,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -37,7 +38,7 @@ from paas.buildpacks import detect, dockerfile, layers, runtimes, slugignore, so
 from paas.buildpacks.isolation import build_hardening
 from paas.buildpacks.procfile import parse_procfile
 from paas.buildpacks.result import BuildFailed, BuildResult
-from paas.core import names, validation
+from paas.core import names, timing, validation
 from paas.core.context import Context
 from paas.core.names import APP_PORT, LABEL_PORT, cache_volume, image_repository
 from paas.core.output import BuildLog, split_lines
@@ -195,6 +196,7 @@ class BuildJob:
             self.client.containers.get(name).remove(force=True)
         except docker.errors.NotFound:
             pass
+        created = time.time()
         container = self.client.containers.create(
             image,
             command=["/paas/paas-build", *args],
@@ -211,8 +213,10 @@ class BuildJob:
             },
         )
         self.containers.append(container)
-        with tar:
+        timing.mark(self.app, f"build.{role}.create", created)
+        with timing.phase(self.app, f"build.{role}.copy"), tar:
             container.put_archive("/", tar)
+        ran = time.time()
         container.start()
         limit = self.ctx.settings.build_timeout
         timer = threading.Timer(limit, self._time_out, args=(container,))
@@ -223,6 +227,7 @@ class BuildJob:
             status = container.wait().get("StatusCode", 1)
         finally:
             timer.cancel()
+            timing.mark(self.app, f"build.{role}.run", ran)
         if self.timed_out:
             raise BuildFailed(f"build failed: it took longer than {limit:g} s (PAAS_BUILD_TIMEOUT)")
         if status != 0:
@@ -237,6 +242,36 @@ class BuildJob:
             container.kill()
         except docker.errors.DockerException:
             pass
+
+    def add_layer(self, image: str, tar: IO[bytes], files: dict[str, str], role: str) -> Container:
+        """The tree and `files` (under /app) added to `image` in a container that is created and
+        never started: the commit makes the layer, no build process runs (see layers.py)."""
+        settings = self.ctx.settings
+        name = f"paas-build-{settings.instance_id}-{self.app}-{self.build_id}-{role}"
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        created = time.time()
+        container = self.client.containers.create(
+            image,
+            command=["web"],
+            name=name,
+            user="app",
+            working_dir="/app",
+            labels={
+                names.LABEL_APP: self.app,
+                names.LABEL_BUILD: str(self.build_id),
+                names.LABEL_ROLE: names.ROLE_BUILD,
+                names.LABEL_INSTANCE: settings.instance_id,
+            },
+        )
+        self.containers.append(container)
+        timing.mark(self.app, f"build.{role}.create", created)
+        with timing.phase(self.app, f"build.{role}.copy"), tar:
+            container.put_archive("/", tar)
+            container.put_archive("/app", source.files_tar(files))
+        return container
 
     def output(self, name: str) -> str | None:
         return read_build_output(self.out_dir, name)
@@ -330,6 +365,20 @@ def build(
     config: dict[str, str],
     log: BuildLog,
 ) -> BuildResult:
+    """Build the commit into an app image (the image is the result; nothing runs yet)."""
+    with timing.phase(app, "build"):
+        return _build(ctx, app, build_id, repo, commit_sha, config, log)
+
+
+def _build(
+    ctx: Context,
+    app: str,
+    build_id: int,
+    repo: Repo,
+    commit_sha: str,
+    config: dict[str, str],
+    log: BuildLog,
+) -> BuildResult:
     settings = ctx.settings
     tree = source.SourceTree(repo, commit_sha)
     try:
@@ -364,17 +413,29 @@ def build(
     try:
         if plan.kind == "builtin":
             bp = plan.buildpacks[0].value
-            base = _dependency_layer(job, tree, bp, stack_image, choice, keep)
-            container = job.run(base, ["app", f"builtin:/buildpacks/{bp}"], tree.tar(keep), "app")
+            with timing.phase(app, "build.deps"):
+                base = _dependency_layer(job, tree, bp, stack_image, choice, keep)
+            copied = layers.copy_only_files(bp, tree) if base != stack_image else None
+            with timing.phase(app, "build.tar"):
+                tar = tree.tar(keep)
+            if copied is not None:
+                log.step("Adding the code to the installed dependencies (nothing to compile)")
+                container = job.add_layer(base, tar, copied, "app")
+                release_yaml = layers.COPY_ONLY_RELEASE
+            else:
+                container = job.run(base, ["app", f"builtin:/buildpacks/{bp}"], tar, "app")
+                release_yaml = job.output("release.yml")
             name = plan.name
         else:
             container = job.run(stack_image, ["all", *custom_args], tree.tar(keep), "app")
             name = " + ".join((job.output("names") or "Custom").split("\n")).strip(" +")
-        processes = process_table(job.output("release.yml"), procfile)
+            release_yaml = job.output("release.yml")
+        processes = process_table(release_yaml, procfile)
         if not processes:
             raise BuildFailed("build failed: no process types: add a Procfile (e.g. 'web: gunicorn app:app')")
         container.put_archive("/app", source.files_tar({f".paas/proc/{t}": c for t, c in processes.items()}))
         tag = f"b{build_id}-{settings.instance_id}"
+        committed = time.time()
         container.commit(
             repository=image_repository(app),
             tag=tag,
@@ -388,6 +449,7 @@ def build(
                 f"{names.LABEL_STACK}={choice.stack.name}",
             ],
         )
+        timing.mark(app, "build.commit", committed)
         log.step(f"Discovering process types: {', '.join(sorted(processes))}")
         return BuildResult(
             image=f"{image_repository(app)}:{tag}",

@@ -9,6 +9,10 @@ reuses the first image, so a code-only push installs nothing.
 When the dependency install can read more than the manifests (a requirements line pointing at a
 local path, npm install scripts of the app itself), the key is the whole tree: correct, and no
 faster than a plain rebuild.
+
+When the second step would only copy the code onto the dependency layer (`copy_only_files`), the
+builder adds the tree and the buildpack's fixed files to that image itself, through the Engine
+API, in a container it never starts: a code-only push runs no build process at all.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import posixpath
 import re
 import shlex
+from importlib import resources
 
 from paas.buildpacks.source import SourceTree
 
@@ -128,3 +133,25 @@ def dependency_paths(buildpack: str, tree: SourceTree) -> list[str] | None:
     if buildpack == "nodejs":
         return node_paths(tree)
     return []
+
+
+# Entries whose presence makes the python buildpack's app phase do more than write .profile.d:
+# another package manager's lock file (bin/compile then refuses, or installs with it) or
+# Django's collectstatic (and its default web process in bin/release).
+PYTHON_APP_STEPS = ("Pipfile.lock", "poetry.lock", "uv.lock", "manage.py")
+COPY_ONLY_RELEASE = "---\ndefault_process_types: {}\n"
+
+
+def copy_only_files(buildpack: str, tree: SourceTree) -> dict[str, str] | None:
+    """The files the buildpack's app phase writes when, for this tree, it only copies the code on
+    top of the dependency layer (paths under /app); None when it would run anything else.
+
+    Python with a plain requirements.txt: bin/compile's app phase then only writes
+    .profile.d/python.sh (conf/profile.sh) and bin/release names no default process.
+    """
+    if buildpack != "python" or not tree.is_file("requirements.txt"):
+        return None
+    if any(tree.exists(p) for p in PYTHON_APP_STEPS):
+        return None
+    profile = resources.files("paas.buildpacks").joinpath("builtin/python/conf/profile.sh").read_text()
+    return {".profile.d/python.sh": profile}

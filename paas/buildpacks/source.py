@@ -77,6 +77,10 @@ class SourceTree:
             tree = self._tree(sha)
         return None
 
+    def exists(self, path: str) -> bool:
+        """Whether the tree has an entry (file, link, folder or submodule) at `path`."""
+        return self._entry(path) is not None
+
     def is_file(self, path: str) -> bool:
         entry = self._entry(path)
         return entry is not None and stat.S_ISREG(entry[0])

@@ -4,13 +4,21 @@ One process per push, as git itself does: pack ingestion and the build it trigge
 the SSH server's GIL. It speaks the git protocol on stdin/stdout (dulwich) and builds and deploys
 from the `update` hook, so a failed build rejects the ref and moves nothing. What a push may cost
 (memory, inflated bytes, the packs it leaves) is bounded by `pack_guard`.
+
+Importing what a push needs (dulwich, the docker SDK, the services) takes about 0.3 s, most of
+the start of a code-only push: the SSH server keeps one process warm (`--warm`: imports done,
+waiting for its request as one JSON line on stdin, see `Spawner`) and hands it the next request.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
 import sys
+import threading
+import time
 from typing import Any
 
 from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
@@ -19,6 +27,7 @@ from dulwich.server import Backend, Handler, HookError, ReceivePackHandler, Uplo
 
 from paas.buildpacks.result import BuildFailed
 from paas.buildpacks.source import SourceTree
+from paas.core import timing
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.core.validation import app_name
@@ -30,6 +39,9 @@ from paas.services.locks import AppLock
 from paas.settings import Settings
 
 ZERO_SHA = b"0" * 40
+STARTED = time.time()  # the push's clock (reset when a warm process gets its request)
+WARM = "--warm"
+MODES = ("receive-pack", "upload-pack")
 logger = logging.getLogger("paas.push")
 
 
@@ -71,6 +83,8 @@ class DeployHook:
             push.check_push_ref(ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed)
         except PaasError as exc:
             raise HookError(str(exc)) from None
+        if self.deployed is None:
+            timing.mark(self.app, "pack", STARTED)
         log = BuildLog(self._progress)
         try:
             # Access may have gone since the SSH server let the push in: check before any work.
@@ -86,7 +100,8 @@ class DeployHook:
             push.check_ref_unmoved(ref_name.decode("utf-8", "replace"), old_sha, current, ZERO_SHA)
             self.deployed = ref_name.decode("utf-8", "replace")
             self.deployed_sha = new_sha
-            push.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
+            with timing.phase(self.app, "push"):
+                push.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
         except HookError:
             raise
         except BuildFailed:
@@ -139,8 +154,92 @@ def _pusher(settings: Settings) -> Context:
     return ctx.for_actor(os.environ.get("PAAS_ACTOR") or None, False, user_id=-1)
 
 
+class Spawner:
+    """The SSH server's pack processes: one is spawned ahead (at start, and after each request
+    it served) and imports while nobody waits; a request takes it, or spawns one cold when there
+    is none (concurrent pushes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._warm: subprocess.Popen | None = None
+        self._closed = False
+
+    @staticmethod
+    def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "paas.git_receiver.pack_process", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+
+    def prepare(self) -> None:
+        """Have a warm process waiting for the next request."""
+        with self._lock:
+            if not self._closed and (self._warm is None or self._warm.poll() is not None):
+                self._warm = self._spawn([WARM], dict(os.environ))
+
+    def start(
+        self, mode: str, app: str, actor: str | None, is_admin: bool, user_id: int | None = None
+    ) -> subprocess.Popen:
+        """A pack process serving `mode` for `app` on its stdin/stdout, for the acting user."""
+        with self._lock:
+            proc, self._warm = self._warm, None
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            request = {"mode": mode, "app": app, "actor": actor or "", "admin": is_admin, "id": user_id}
+            try:
+                proc.stdin.write(json.dumps(request).encode() + b"\n")
+                proc.stdin.flush()
+                return proc
+            except OSError:  # it died since: spawn one
+                proc.kill()
+                proc.wait()
+        env = {
+            **os.environ,
+            "PAAS_ACTOR": actor or "",
+            "PAAS_ACTOR_ID": str(user_id or ""),
+            "PAAS_ACTOR_ADMIN": "1" if is_admin else "0",
+        }
+        return self._spawn([mode, app], env)
+
+    def close(self) -> None:
+        """End the warm process (EOF on its stdin ends it)."""
+        with self._lock:
+            self._closed = True
+            proc, self._warm = self._warm, None
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _warm_request(argv: list[str]) -> list[str] | None:
+    """In a warm process: wait for the request (one JSON line from the SSH server), then run as
+    if spawned for it. None when the server went away first."""
+    global STARTED
+    line = sys.stdin.buffer.readline()
+    if not line:
+        return None
+    request = json.loads(line)
+    STARTED = time.time()
+    os.environ["PAAS_ACTOR"] = str(request["actor"])
+    os.environ["PAAS_ACTOR_ADMIN"] = "1" if request["admin"] is True else "0"
+    os.environ["PAAS_ACTOR_ID"] = str(request["id"]) if isinstance(request.get("id"), int) else ""
+    return [argv[0], str(request["mode"]), str(request["app"])]
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] not in ("receive-pack", "upload-pack"):
+    if argv[1:] == [WARM]:
+        request = _warm_request(argv)
+        if request is None:
+            return 0
+        argv = request
+    if len(argv) != 3 or argv[1] not in MODES:
         sys.stderr.write("usage: pack_process receive-pack|upload-pack <app>\n")
         return 2
     settings = Settings.from_env()
@@ -166,6 +265,7 @@ def main(argv: list[str]) -> int:
             UploadPackHandler(_OneRepo(repo), ["/"], proto).handle()
             return 0
         ctx = _pusher(settings)
+        timing.mark(app, "startup", STARTED)
         _limit_push_size(repo, settings.max_push_bytes)
         push_lock = pack_guard.PushLock(repo_path)
         push_lock.acquire_shared()

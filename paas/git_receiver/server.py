@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import shlex
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from paas import commands
 from paas.core.context import Context
 from paas.core.validation import app_name
 from paas.errors import PaasError
-from paas.git_receiver import hostkey
+from paas.git_receiver import hostkey, pack_process
 from paas.services import access, throttle
 from paas.services import apps as apps_service
 from paas.services import keys as keys_service
@@ -185,6 +183,7 @@ class SSHServer:
         self._pending: dict[paramiko.Transport, float] = {}  # not logged in yet: their deadline
         # Sessions running a command: re-checked against the store (removed key, lost access).
         self._sessions: dict[paramiko.Channel, tuple[str, Context]] = {}
+        self.pack_processes = pack_process.Spawner()
 
     def listen(self) -> tuple[str, int]:
         s = ctx_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -197,6 +196,7 @@ class SSHServer:
     def serve_forever(self) -> None:
         assert self._sock is not None
         threading.Thread(target=self._watch, daemon=True, name="ssh-watch").start()
+        self.pack_processes.prepare()
         while not self._stopping.is_set():
             try:
                 conn, addr = self._sock.accept()
@@ -274,6 +274,7 @@ class SSHServer:
 
     def shutdown(self) -> None:
         self._stopping.set()
+        self.pack_processes.close()
         if self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)
@@ -396,20 +397,11 @@ class SSHServer:
             channel.sendall_stderr(f"error: {exc}\n".encode())
             return 1
         mode = argv[0].removeprefix("git-")
-        env = {
-            **os.environ,
-            "PAAS_ACTOR": ctx.actor or "",
-            "PAAS_ACTOR_ID": str(ctx.user_id or ""),
-            "PAAS_ACTOR_ADMIN": "1" if ctx.is_admin else "0",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "paas.git_receiver.pack_process", mode, name],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        return _pump(channel, proc)
+        proc = self.pack_processes.start(mode, name, ctx.actor, ctx.is_admin, ctx.user_id)
+        try:
+            return _pump(channel, proc)
+        finally:
+            self.pack_processes.prepare()  # the next push finds one warm
 
 
 def _revoked(base: Context, fingerprint: str, ctx: Context) -> str | None:

@@ -18,6 +18,10 @@ from paas.core.manifest import StartupCheck
 from paas.core.names import LABEL_INDEX, LABEL_TYPE
 from paas.scheduler.docker_local import ProcessFailed, container_ip, container_port, log_tail, started_at
 
+FAST_POLL = 0.02  # seconds between probes while a new process boots
+FAST_POLL_FOR = 3.0  # seconds of fast probing, then SLOW_POLL
+SLOW_POLL = 0.1
+
 
 def crashed(container: Container) -> str | None:
     """Why the container is no longer a healthy first run, or None."""
@@ -50,7 +54,8 @@ def wait_until_serving(container: Container, timeout: float, host: str = "localh
     the check talks to the container's own address on the bridge network. An answer, not just an
     accepted connection, is required: a gunicorn whose workers fail to boot accepts, then dies.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     port = container_port(container)
     while True:
         container.reload()
@@ -65,7 +70,8 @@ def wait_until_serving(container: Container, timeout: float, host: str = "localh
                 f"web process did not bind $PORT ({port}) and answer within {int(timeout)} s",
                 log_tail(container),
             )
-        time.sleep(0.1)
+        # Most apps answer within a second or two: poll fast then, gently after.
+        time.sleep(FAST_POLL if time.monotonic() - started < FAST_POLL_FOR else SLOW_POLL)
 
 
 def settle(containers: list[Container], seconds: float) -> None:

@@ -9,9 +9,14 @@ format: {"healthchecks": {"web": [{"type": "startup", "path": "/health", "conten
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
+
 from docker.models.containers import Container
 
-from paas.core import manifest, names, validation
+from paas.core import manifest, names, timing, validation
 from paas.core.context import Context
 from paas.core.manifest import StartupCheck
 from paas.core.output import BuildLog
@@ -19,6 +24,7 @@ from paas.scheduler import health
 from paas.services import access, lookup
 from paas.store import App, Build
 
+logger = logging.getLogger("paas.deploy")
 DISABLED_SETTING = "checks_disabled"
 ALL = "_all_"
 
@@ -74,12 +80,42 @@ def report(ctx: Context, app_name: str) -> dict:
     }
 
 
-def run_checks(ctx: Context, app: App, build: Build, started: list[Container], log: BuildLog) -> None:
-    """Default and app.json checks for each new container (unless disabled), then the settle."""
+def run_checks(
+    ctx: Context,
+    app: App,
+    build: Build,
+    started: list[Container],
+    log: BuildLog,
+    meanwhile: Callable[[], None] | None = None,
+) -> None:
+    """Default and app.json checks for each new container (unless disabled), then the settle.
+
+    `meanwhile` runs in a thread alongside (the router's check of the next route): the checks
+    mostly wait, and nothing it does decides whether they pass. Its errors are only logged:
+    what it prepares is done again if needed."""
+    worker = threading.Thread(target=_quietly, args=(meanwhile,), daemon=True) if meanwhile else None
+    if worker is not None:
+        worker.start()
+    try:
+        _run_checks(ctx, app, build, started, log)
+    finally:
+        if worker is not None:
+            worker.join()
+
+
+def _quietly(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except Exception:
+        logger.exception("preparing the route alongside the checks failed (it is done again)")
+
+
+def _run_checks(ctx: Context, app: App, build: Build, started: list[Container], log: BuildLog) -> None:
     custom = checks_for(build)
     disabled = disabled_types(ctx, app)
     host = lookup.hostnames(ctx, app.name)[0]
     checked = []
+    checking = time.time()
     for c in started:
         ptype = c.labels.get(names.LABEL_TYPE, "")
         if is_disabled(disabled, ptype):
@@ -92,4 +128,6 @@ def run_checks(ctx: Context, app: App, build: Build, started: list[Container], l
                 health.run_startup_check(c, check, host)
     if disabled:
         log.detail("checks disabled for " + ", ".join(sorted("all" if d == ALL else d for d in disabled)))
-    health.settle(checked, ctx.settings.settle_seconds)
+    timing.mark(app.name, "deploy.checks", checking)
+    with timing.phase(app.name, "deploy.settle"):
+        health.settle(checked, ctx.settings.settle_seconds)

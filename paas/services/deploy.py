@@ -8,17 +8,19 @@ any failure stops the new containers and leaves the running release untouched.
 
 from __future__ import annotations
 
+import time
+
 import docker
 
 from paas.buildpacks import builder
-from paas.core import names
+from paas.core import names, timing
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
 from paas.services import checks, gc, release_phase
 from paas.services.containers import container_settings
-from paas.services.routing import route_app
+from paas.services.routing import app_route, router
 from paas.store import App, Release
 
 
@@ -56,6 +58,7 @@ def deploy_release(
                 release_phase.run_predeploy(ctx, app, release, build.image, predeploy, log)
             release_phase.run_release_command(ctx, app, release, build.image, build.processes, log)
         port = builder.image_port(client, build.image)
+        starting = time.time()
         for ptype, quantity in sorted(release.formation.items()):
             if ptype not in build.processes or (only_types is not None and ptype not in only_types):
                 continue
@@ -65,8 +68,12 @@ def deploy_release(
                 )
                 log.detail(f"starting {spec.dyno}")
                 started.append(sched.start_process(client, spec))
-        checks.run_checks(ctx, app, build, started, log)
-        route_app(ctx, app.name, [*started, *kept])
+        timing.mark(app.name, "deploy.start", starting)
+        # Their ports are known once started; nginx -t of the new route runs while they settle.
+        route = app_route(ctx, app.name, [*started, *kept])
+        checks.run_checks(ctx, app, build, started, log, meanwhile=lambda: router(ctx).precheck_route(route))
+        with timing.phase(app.name, "deploy.route"):
+            router(ctx).set_route(route)
     except Exception as exc:
         sched.stop_and_remove(started, timeout=2)
         # Only a new release can fail here: a restart of the current one leaves it current.
@@ -86,7 +93,8 @@ def deploy_release(
         ctx.store.set_stopped(app.id, False)
     if replaced:
         log.detail(f"stopping {len(replaced)} old process(es)")
-        sched.stop_and_remove(replaced, timeout=stop_timeout(ctx, app))
+        with timing.phase(app.name, "deploy.stop"):
+            sched.stop_and_remove(replaced, timeout=stop_timeout(ctx, app))
     try:
         gc.collect(ctx, app)
     except (PaasError, docker.errors.DockerException) as exc:  # garbage can wait for the next deploy

@@ -86,7 +86,7 @@ def make_zip_bomb(dest: Path, size: int = 512 << 20) -> Path:
 
 
 class PackWatcher:
-    """Samples the peak RSS (VmHWM) of the server's pack processes for one app, from /proc."""
+    """Samples the peak RSS (VmHWM) of the server's pack processes (one push at a time), from /proc."""
 
     def __init__(self, server_pid: int, app: str) -> None:
         self.server_pid = server_pid
@@ -126,7 +126,9 @@ class PackWatcher:
                 ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            if ppid == self.server_pid and b"receive-pack" in argv and self.app.encode() in argv:
+            # A pack process is spawned warm (`--warm`) and learns its app later: count every
+            # pack process of the server (one push at a time here).
+            if ppid == self.server_pid and b"paas.git_receiver.pack_process" in argv:
                 found.append(int(entry))
                 self.pids.add(int(entry))
         return found

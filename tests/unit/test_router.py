@@ -82,3 +82,50 @@ def test_unsafe_dashboard_values_never_reach_the_config(router: Router) -> None:
     with pytest.raises(PaasError, match="unsafe"):
         router.set_dashboard("paas.localhost; include /etc/passwd", "127.0.0.1:5000")
     assert not (router.apps_dir / "_dashboard.conf").exists()
+
+
+def _count_nginx_t(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+    real = subprocess.run
+
+    def counting(args: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        if "-t" in args:
+            calls.append(args)
+        return real(args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("paas.router.nginx.subprocess.run", counting)
+    return calls
+
+
+def test_a_prechecked_route_is_installed_without_a_second_nginx_t(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router.set_route(Route("other", ["other.localhost"], ["127.0.0.1:1"]))
+    calls = _count_nginx_t(monkeypatch)
+    route = Route("hello", ["hello.localhost"], ["127.0.0.1:2"])
+    router.precheck_route(route)
+    router.set_route(route)
+    assert len(calls) == 1
+    assert "127.0.0.1:2" in (router.apps_dir / "hello.conf").read_text()
+
+
+def test_a_precheck_stands_for_nothing_once_another_route_changed(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router.set_route(Route("first", ["first.localhost"], ["127.0.0.1:1"]))
+    calls = _count_nginx_t(monkeypatch)
+    route = Route("hello", ["hello.localhost"], ["127.0.0.1:2"])
+    router.precheck_route(route)
+    router.set_route(Route("other", ["other.localhost"], ["127.0.0.1:1"]))  # the candidate changed
+    router.set_route(route)
+    assert len(calls) == 3
+    assert router.routed_apps() == ["first", "hello", "other"]
+
+
+def test_a_precheck_that_nginx_rejects_installs_nothing(router: Router) -> None:
+    bad = Route("bad", ["bad.localhost"], ["127.0.0.1:99999"])
+    with pytest.raises(PaasError, match="nginx -t"):
+        router.precheck_route(bad)
+    with pytest.raises(PaasError, match="nginx -t"):
+        router.set_route(bad)
+    assert router.routed_apps() == []
