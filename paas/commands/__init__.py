@@ -189,7 +189,9 @@ def _authorize(env: CommandEnv, name: str, reg: Registered, params: dict[str, An
     if name in access_service.ADMIN_ONLY and not access_service.is_admin(env.ctx):
         raise PermissionDenied(f"only an admin may run {name}")
     if name in access_service.OPERATIONS:
-        if isinstance(app, str):
+        if app == access_service.DASHBOARD_SUBJECT and name in access_service.DASHBOARD_OPERATIONS:
+            access_service.require_admin(env.ctx, name)  # `certs:add paas ...`: the dashboard's own
+        elif isinstance(app, str):
             access_service.authorize(env.ctx, app, name)
     elif reg.from_plugin and name not in access_service.APP_LESS and not access_service.is_admin(env.ctx):
         raise PermissionDenied(f"only an admin may run {name} (its plugin declares no permission)")

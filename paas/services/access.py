@@ -165,6 +165,16 @@ SERVICE_COMMANDS = tuple(
 ADMIN_ONLY = frozenset(SERVICE_COMMANDS)
 
 
+# `paas` (a reserved app name) stands for the dashboard in the certificate commands: admins only.
+DASHBOARD_SUBJECT = "paas"
+DASHBOARD_OPERATIONS = frozenset(op for op in OPERATIONS if op.startswith(("certs:", "letsencrypt:")))
+
+
+def require_admin(ctx: Context, operation: str) -> None:
+    if not is_admin(ctx):
+        raise PermissionDenied(f"only an admin may run {operation} for the dashboard")
+
+
 def declare(operation: str, permission: str) -> None:
     """A third-party plugin's command joins the table (it cannot change a core entry)."""
     if permission not in (*PERMISSIONS, OWNER):
