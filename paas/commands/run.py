@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import socket
-import struct
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -14,6 +13,7 @@ import docker
 
 from paas.commands import CommandEnv, command
 from paas.errors import PaasError
+from paas.scheduler.service_containers import demux
 from paas.services import oneoff
 
 
@@ -99,7 +99,7 @@ def pump(
             while data := raw.recv(65536):
                 stdio.write(data)
         else:
-            _demux(raw, stdio)
+            demux(raw, stdio.write, stdio.write_err)
     except OSError:
         kill()
     finally:
@@ -112,27 +112,6 @@ def _resize(container, cols: int, rows: int) -> None:  # type: ignore[no-untyped
         container.resize(height=rows, width=cols)
     except docker.errors.DockerException:
         pass
-
-
-def _recv_exact(raw: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = raw.recv(n - len(buf))
-        if not chunk:
-            return b""
-        buf += chunk
-    return buf
-
-
-def _demux(raw: socket.socket, stdio) -> None:  # type: ignore[no-untyped-def]
-    """Docker's multiplexed stream without a TTY: 8-byte headers (stream, size) per frame."""
-    while header := _recv_exact(raw, 8):
-        stream, size = struct.unpack(">BxxxL", header)
-        data = _recv_exact(raw, size)
-        if stream == 2:
-            stdio.write_err(data)
-        else:
-            stdio.write(data)
 
 
 @command(

@@ -157,6 +157,14 @@ def _recv_exact(raw: socket.socket, n: int) -> bytes:
     return buf
 
 
+def demux(raw: socket.socket, out: Callable[[bytes], None], err: Callable[[bytes], None]) -> None:
+    """Docker's multiplexed stream without a TTY (8-byte headers: stream, size) to out/err."""
+    while header := _recv_exact(raw, 8):
+        stream, length = struct.unpack(">BxxxL", header)
+        data = _recv_exact(raw, length)
+        (err if stream == 2 else out)(data)
+
+
 def exec_stream(
     client: docker.DockerClient,
     container: Container,
@@ -209,10 +217,7 @@ def exec_stream(
             while data := raw.recv(1 << 16):
                 out(data)
         else:
-            while header := _recv_exact(raw, 8):
-                stream, length = struct.unpack(">BxxxL", header)
-                data = _recv_exact(raw, length)
-                (err if stream == 2 else out)(data)
+            demux(raw, out, err)
     except OSError:
         pass
     finally:
