@@ -188,14 +188,27 @@ class BuildJob:
         ]
         self.containers: list[Container] = []
 
-    def run(self, image: str, args: list[str], tar: IO[bytes], role: str) -> Container:
-        """Run `paas-build <args>` in a new container with the tree in it; fail on non-zero exit."""
-        settings = self.ctx.settings
-        name = f"paas-build-{settings.instance_id}-{self.app}-{self.build_id}-{role}"
+    def _fresh_name(self, role: str) -> str:
+        """The container name of this build's `role`, freed of a leftover of an earlier try."""
+        name = f"paas-build-{self.ctx.settings.instance_id}-{self.app}-{self.build_id}-{role}"
         try:
             self.client.containers.get(name).remove(force=True)
         except docker.errors.NotFound:
             pass
+        return name
+
+    def _labels(self) -> dict[str, str]:
+        return {
+            names.LABEL_APP: self.app,
+            names.LABEL_BUILD: str(self.build_id),
+            names.LABEL_ROLE: names.ROLE_BUILD,
+            names.LABEL_INSTANCE: self.ctx.settings.instance_id,
+        }
+
+    def run(self, image: str, args: list[str], tar: IO[bytes], role: str) -> Container:
+        """Run `paas-build <args>` in a new container with the tree in it; fail on non-zero exit."""
+        settings = self.ctx.settings
+        name = self._fresh_name(role)
         created = time.time()
         container = self.client.containers.create(
             image,
@@ -205,12 +218,7 @@ class BuildJob:
             working_dir="/app",
             mounts=self.mounts,
             **build_hardening(self.client, settings, self.app),
-            labels={
-                names.LABEL_APP: self.app,
-                names.LABEL_BUILD: str(self.build_id),
-                names.LABEL_ROLE: names.ROLE_BUILD,
-                names.LABEL_INSTANCE: settings.instance_id,
-            },
+            labels=self._labels(),
         )
         self.containers.append(container)
         timing.mark(self.app, f"build.{role}.create", created)
@@ -246,12 +254,7 @@ class BuildJob:
     def add_layer(self, image: str, tar: IO[bytes], files: dict[str, str], role: str) -> Container:
         """The tree and `files` (under /app) added to `image` in a container that is created and
         never started: the commit makes the layer, no build process runs (see layers.py)."""
-        settings = self.ctx.settings
-        name = f"paas-build-{settings.instance_id}-{self.app}-{self.build_id}-{role}"
-        try:
-            self.client.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
+        name = self._fresh_name(role)
         created = time.time()
         container = self.client.containers.create(
             image,
@@ -259,12 +262,7 @@ class BuildJob:
             name=name,
             user="app",
             working_dir="/app",
-            labels={
-                names.LABEL_APP: self.app,
-                names.LABEL_BUILD: str(self.build_id),
-                names.LABEL_ROLE: names.ROLE_BUILD,
-                names.LABEL_INSTANCE: settings.instance_id,
-            },
+            labels=self._labels(),
         )
         self.containers.append(container)
         timing.mark(self.app, f"build.{role}.create", created)
