@@ -49,15 +49,22 @@ def _summary(env: CommandEnv, s: service.Subject, info: pem.CertInfo) -> None:
         env.echo(f"       not covered (stay on plain HTTP): {', '.join(missing)}")
 
 
+def _install(
+    env: CommandEnv, app: str, crt: str | None, key: str | None, *, replace: bool, done: str
+) -> None:
+    """certs:add and certs:update read the same input and differ only in whether one may be there."""
+    cert_data, key_data = _read_pair(env, crt, key)
+    s, info = service.add(env.ctx, app, cert_data, key_data, replace=replace)
+    env.echo(f"-----> {done}")
+    _summary(env, s, info)
+
+
 @define("certs:add", "Add a certificate and key (host: CRT KEY files; SSH: a tar of server.crt+server.key).")
 @click.argument("app")
 @click.argument("crt", required=False)
 @click.argument("key", required=False)
 def certs_add(env: CommandEnv, app: str, crt: str | None, key: str | None) -> None:
-    cert_data, key_data = _read_pair(env, crt, key)
-    s, info = service.add(env.ctx, app, cert_data, key_data, replace=False)
-    env.echo(f"-----> Certificate added to {app}")
-    _summary(env, s, info)
+    _install(env, app, crt, key, replace=False, done=f"Certificate added to {app}")
 
 
 @define("certs:update", "Replace the app's certificate and key (same input as certs:add).")
@@ -65,10 +72,7 @@ def certs_add(env: CommandEnv, app: str, crt: str | None, key: str | None) -> No
 @click.argument("crt", required=False)
 @click.argument("key", required=False)
 def certs_update(env: CommandEnv, app: str, crt: str | None, key: str | None) -> None:
-    cert_data, key_data = _read_pair(env, crt, key)
-    s, info = service.add(env.ctx, app, cert_data, key_data, replace=True)
-    env.echo(f"-----> Certificate of {app} updated")
-    _summary(env, s, info)
+    _install(env, app, crt, key, replace=True, done=f"Certificate of {app} updated")
 
 
 @define("certs:remove", "Remove the app's certificate (plain HTTP again).")
