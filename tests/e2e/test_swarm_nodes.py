@@ -144,7 +144,7 @@ def test_a_published_image_pulls_on_a_worker_and_gc_removes_it_everywhere(
             pulled = node.docker("pull", ref)
             assert pulled.returncode == 0, pulled.stderr
     client.images.remove(old)  # the manager's own GC dropped this release's image
-    removed = registry.gc(settings, client, address)
+    removed = registry.gc(settings, client, address, wait=300)
     assert refs[0] in removed and refs[1] not in removed
     for node in swarm_cluster.nodes:
         assert node.docker("image", "inspect", refs[0]).returncode != 0, node.name
