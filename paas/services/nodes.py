@@ -20,9 +20,7 @@ def _require_admin(ctx: Context, what: str) -> None:
 
 def advertise_address(ctx: Context) -> str:
     """PAAS_SWARM_ADVERTISE_ADDR, else docker0's address (what simulated nodes reach us by)."""
-    if ctx.settings.swarm_advertise_addr:
-        return swarm_cluster.check_address(ctx.settings.swarm_advertise_addr)
-    return ctx.shared("swarm-advertise", lambda: swarm_cluster.default_advertise_address(ctx.docker))
+    return ctx.shared("swarm-advertise", lambda: swarm_cluster.advertise_address(ctx.settings, ctx.docker))
 
 
 def ensure_swarm(ctx: Context) -> str:
