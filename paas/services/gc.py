@@ -7,7 +7,6 @@ import docker
 from paas.core import names
 from paas.core.context import Context
 from paas.core.names import image_repository
-from paas.services import nodes
 from paas.store import App
 
 
@@ -45,8 +44,6 @@ def collect(ctx: Context, app: App) -> list[str]:
         removed += [d.get("Deleted", "") for d in pruned.get("ImagesDeleted") or [] if d.get("Deleted")]
     except docker.errors.APIError:
         pass  # another prune is running
-    if removed:  # what the manager dropped goes from the registry and every swarm node too
-        removed += nodes.collect_nodes(ctx)
     return removed
 
 
