@@ -251,6 +251,7 @@ class Allowed:
     `authorize`. An operation the table lacks is a KeyError, as in `authorize`."""
 
     granted: frozenset[str]
+    admin: bool = False
 
     def __call__(self, operation: str) -> bool:
         return OPERATIONS[operation] in self.granted
@@ -258,12 +259,20 @@ class Allowed:
     def __bool__(self) -> bool:  # may the actor see the app at all
         return bool(self.granted)
 
+    def describe(self) -> str:
+        """What the app page tells the actor about their own access."""
+        if self.admin:
+            return "admin: every permission"
+        if OWNER in self.granted:
+            return "owner: every permission"
+        return ", ".join(p for p in PERMISSIONS if p in self.granted) or "none"
+
 
 def allowed_on(ctx: Context, app_name: str) -> Allowed:
     """The actor's rights on an app by name: nothing for an app they cannot view (or none such).
     Asking records no denial: nothing was attempted."""
     app = ctx.store.get_app(app_name) if validation.APP_NAME_RE.fullmatch(app_name or "") else None
-    return Allowed(permissions_of(ctx, app) if app is not None else frozenset())
+    return Allowed(permissions_of(ctx, app) if app is not None else frozenset(), is_admin(ctx))
 
 
 def allowed(ctx: Context, app_name: str, operation: str) -> bool:
