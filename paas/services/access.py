@@ -275,6 +275,24 @@ def allowed_on(ctx: Context, app_name: str) -> Allowed:
     return Allowed(permissions_of(ctx, app) if app is not None else frozenset(), is_admin(ctx))
 
 
+def allowed_on_apps(ctx: Context, apps: Iterable[App]) -> dict[str, Allowed]:
+    """`allowed_on` for many apps in one query (the app list): the same answers."""
+    admin = is_admin(ctx)
+    uid = None if admin else _user_id(ctx)
+    grants = ctx.store.grants_of_user(uid) if uid is not None else {}
+    every = frozenset((*PERMISSIONS, OWNER))
+    out = {}
+    for app in apps:
+        if admin or (uid is not None and app.owner_id == uid):
+            granted = every
+        elif app.id in grants:
+            granted = frozenset(("view", *grants[app.id]))
+        else:
+            granted = frozenset()
+        out[app.name] = Allowed(granted, admin)
+    return out
+
+
 def allowed(ctx: Context, app_name: str, operation: str) -> bool:
     """Whether `authorize(ctx, app_name, operation)` would let the actor through."""
     return allowed_on(ctx, app_name)(operation)

@@ -83,6 +83,8 @@ def action(anchor: str) -> Callable:
                     raise
                 detail = "\n".join(log.tail(FLASH_DETAIL_LINES))
                 flash(f"{exc}\n{detail}".strip(), "error")
+            if not access.allowed_on(ctx(), app):  # they took their own access away
+                return redirect(url_for("pages.apps"), 303)
             return redirect(url_for("pages.app", app=app) + f"#{anchor}", 303)
 
         return view
@@ -95,7 +97,7 @@ def action(anchor: str) -> Callable:
 def apps():  # type: ignore[no-untyped-def]
     c = ctx()
     summaries = overview.summaries(c)
-    may = {a.name: access.allowed_on(c, a.name) for a in summaries}
+    may = access.allowed_on_apps(c, c.store.list_apps())
     return render_template("apps.html", apps=summaries, may=may, may_create=access.may_create(c))
 
 

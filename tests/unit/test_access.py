@@ -421,3 +421,13 @@ def test_may_create_says_what_require_create_does(tmp_path: Path) -> None:
             else:
                 passed = True
             assert access.may_create(user) is passed, (setting, name)
+
+
+def test_allowed_on_apps_answers_as_allowed_on_each(team: Context) -> None:
+    apps.create_app(as_user(team, "none"), "own")  # an app of the role without access to shop
+    for role in access.ROLES:
+        ctx = as_user(team, role)
+        many = access.allowed_on_apps(ctx, team.store.list_apps())
+        for name in ("shop", "own"):
+            one = access.allowed_on(ctx, name)
+            assert many[name] == one, (role, name)

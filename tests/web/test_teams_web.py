@@ -332,3 +332,11 @@ def test_what_the_teams_pages_echo_is_escaped(team: Site) -> None:
     team.ctx.store.add_event("demo", "owner", "config", "<img src=x onerror=alert(1)>")
     page = team.login("admin").get("/apps/demo").text
     assert "<img src=x" not in page and "&lt;img src=x" in page
+
+
+def test_a_manager_who_removes_themselves_lands_on_the_app_list(team: Site) -> None:
+    manager = team.login("manage")
+    resp = post_form(manager, "/apps/demo/access/remove", {"user": "manage"}, page="/apps/demo")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/"
+    page = manager.get("/").text
+    assert "manage has no access to demo any more" in page and 'data-app="demo"' not in page
