@@ -10,6 +10,7 @@ SSH, the host CLI, the dashboard, the API and plugins all call `authorize`/`requ
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from paas.core import validation
 from paas.core.context import Context
@@ -243,6 +244,65 @@ def authorize(ctx: Context, app_name: str, operation: str) -> App:
 def can(ctx: Context, app: App, permission: str) -> bool:
     """For showing only what may be used (the POST is refused anyway by `require`)."""
     return permission in permissions_of(ctx, app)
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What one actor may do with one app, asked by operation name: `allowed("ps:scale")`.
+    The dashboard shows a button only when this says yes; the POST is refused anyway by
+    `authorize`. An operation the table lacks is a KeyError, as in `authorize`."""
+
+    granted: frozenset[str]
+    admin: bool = False
+
+    def __call__(self, operation: str) -> bool:
+        return OPERATIONS[operation] in self.granted
+
+    def __bool__(self) -> bool:  # may the actor see the app at all
+        return bool(self.granted)
+
+    def describe(self) -> str:
+        """What the app page tells the actor about their own access."""
+        if self.admin:
+            return "admin: every permission"
+        if OWNER in self.granted:
+            return "owner: every permission"
+        return ", ".join(p for p in PERMISSIONS if p in self.granted) or "none"
+
+
+def allowed_on(ctx: Context, app_name: str) -> Allowed:
+    """The actor's rights on an app by name: nothing for an app they cannot view (or none such).
+    Asking records no denial: nothing was attempted."""
+    app = ctx.store.get_app(app_name) if validation.APP_NAME_RE.fullmatch(app_name or "") else None
+    return Allowed(permissions_of(ctx, app) if app is not None else frozenset(), is_admin(ctx))
+
+
+def allowed_on_apps(ctx: Context, apps: Iterable[App]) -> dict[str, Allowed]:
+    """`allowed_on` for many apps in one query (the app list): the same answers."""
+    admin = is_admin(ctx)
+    uid = None if admin else _user_id(ctx)
+    grants = ctx.store.grants_of_user(uid) if uid is not None else {}
+    every = frozenset((*PERMISSIONS, OWNER))
+    out = {}
+    for app in apps:
+        if admin or (uid is not None and app.owner_id == uid):
+            granted = every
+        elif app.id in grants:
+            granted = frozenset(("view", *grants[app.id]))
+        else:
+            granted = frozenset()
+        out[app.name] = Allowed(granted, admin)
+    return out
+
+
+def allowed(ctx: Context, app_name: str, operation: str) -> bool:
+    """Whether `authorize(ctx, app_name, operation)` would let the actor through."""
+    return allowed_on(ctx, app_name)(operation)
+
+
+def may_create(ctx: Context) -> bool:
+    """Whether `require_create` would let the actor create an app (the "Create app" form)."""
+    return ctx.settings.app_create != "admins" or is_admin(ctx)
 
 
 def visible_apps(ctx: Context, apps: Iterable[App]) -> list[App]:

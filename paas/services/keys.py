@@ -38,9 +38,10 @@ def parse_public_key(text: str) -> tuple[str, str]:
 
 
 def _require_host(ctx: Context, what: str) -> None:
-    """Who may log in is decided on the server itself (for now), never by a key holder."""
-    if not ctx.on_host:
-        raise PermissionDenied(f"{what} works on the server only (paas {what} ...)")
+    """Who may log in is decided by root on the server or an admin on the dashboard's Users page,
+    never by a key holder (the SSH commands are host-only)."""
+    if not (ctx.on_host or ctx.is_admin):
+        raise PermissionDenied(f"{what} works on the server only (paas {what} ...) or for admins")
 
 
 def _key_name(ctx: Context, user: str) -> str:

@@ -12,6 +12,8 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -66,14 +68,17 @@ def _check_password(password: str) -> str:
 
 
 # users
-def add_user(ctx: Context, name: str, password: str, admin: bool = False) -> User:
+def add_user(ctx: Context, name: str, password: str | None, admin: bool = False) -> User:
+    """A new user; without a password (None) they cannot log in to the dashboard, only use the
+    SSH keys and API tokens they are given."""
     require_admin(ctx, "add users")
     validation.user_name(name)
-    _check_password(password)
+    if password is not None:
+        _check_password(password)
     if ctx.store.get_user(name):
         raise Conflict(f"a user named {name!r} already exists")
     try:
-        user = ctx.store.add_user(name, _hasher.hash(password), admin, now())
+        user = ctx.store.add_user(name, _hasher.hash(password) if password else "", admin, now())
     except sqlite3.IntegrityError:
         raise Conflict(f"a user named {name!r} already exists") from None
     ctx.store.add_event(None, ctx.actor, "users:add", name + (" (admin)" if admin else ""))
@@ -93,9 +98,54 @@ def list_users(ctx: Context) -> list[User]:
     return ctx.store.list_users()
 
 
+@dataclass(frozen=True)
+class Account:
+    """One row of the admins' Users page."""
+
+    name: str
+    is_admin: bool
+    has_password: bool
+    keys: int
+    tokens: int
+    created_at: str
+
+
+def list_accounts(ctx: Context) -> list[Account]:
+    """Every user with how they can get in: a password, how many SSH keys and API tokens."""
+    require_admin(ctx, "list users")
+    keys = Counter(k.user_id for k in ctx.store.list_keys())
+    tokens = Counter(t.user_id for t in ctx.store.list_tokens())
+    return [
+        Account(u.name, u.is_admin, bool(u.password_hash), keys[u.id], tokens[u.id], u.created_at)
+        for u in ctx.store.list_users()
+    ]
+
+
+def _keeps_an_admin(ctx: Context, user: User) -> None:
+    """Nobody locked out: the last admin stays one (root on the host can always make another)."""
+    if user.is_admin and ctx.store.count_admins() <= 1:
+        raise PaasError(f"{user.name} is the only admin: make someone else an admin first")
+
+
+def set_admin(ctx: Context, name: str, admin: bool) -> User:
+    """Make a user an admin (every permission on every app) or take that away; at once, for
+    their open sessions, tokens and SSH keys too (each request reads the user afresh)."""
+    require_admin(ctx, "make admins")
+    user = get_user(ctx, name)
+    if user.is_admin == admin:
+        raise PaasError(f"{user.name} {'is already' if admin else 'is not'} an admin")
+    if not admin:
+        _keeps_an_admin(ctx, user)
+    ctx.store.set_admin(user.id, admin)
+    ctx.store.add_event(None, ctx.actor, "users:admin", f"{name} {'on' if admin else 'off'}")
+    return ctx.store.get_user_by_id(user.id)  # type: ignore[return-value]
+
+
 def remove_user(ctx: Context, name: str) -> None:
+    """The user goes with their keys, sessions and tokens; apps they owned are left to admins."""
     require_admin(ctx, "remove users")
     user = get_user(ctx, name)
+    _keeps_an_admin(ctx, user)
     ctx.store.remove_user(user.id)  # sessions and tokens go with it (ON DELETE CASCADE)
     ctx.store.add_event(None, ctx.actor, "users:remove", name)
 

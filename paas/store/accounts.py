@@ -71,6 +71,12 @@ class AccountsStore:
         with self.transaction() as c:
             c.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
 
+    def set_admin(self, user_id: int, is_admin: bool) -> None:
+        """The user's flag, and their keys' copy of it (kept from before users had keys)."""
+        with self.transaction() as c:
+            c.execute("UPDATE users SET is_admin = ? WHERE id = ?", (int(is_admin), user_id))
+            c.execute("UPDATE ssh_keys SET is_admin = ? WHERE user_id = ?", (int(is_admin), user_id))
+
     def remove_user(self, user_id: int) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM users WHERE id = ?", (user_id,))

@@ -104,6 +104,11 @@ class TeamsStore:
             cur = c.execute("DELETE FROM app_access WHERE app_id = ? AND user_id = ?", (app_id, user_id))
             return cur.rowcount > 0
 
+    def grants_of_user(self, user_id: int) -> dict[int, tuple[str, ...]]:
+        """app id -> the permissions this user was given there (one query for the app list)."""
+        rows = self._all("SELECT app_id, permissions FROM app_access WHERE user_id = ?", (user_id,))
+        return {r["app_id"]: tuple(p for p in r["permissions"].split(",") if p) for r in rows}
+
     def visible_app_ids(self, user_id: int) -> set[int]:
         """Apps the user owns or collaborates on (every collaborator may view)."""
         rows = self._all(

@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from paas.core.context import Context
 from paas.settings import Settings
-from paas.web import api, auth, errors, pages
+from paas.web import accounts, api, auth, errors, pages
 
 MAX_BODY = 1024 * 1024  # config is at most 64 KiB per app; nothing else is bigger
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     csrf = CSRFProtect(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # bearer tokens only: a browser never sends them on its own
     for blueprint in ctx.plugins.blueprints():  # behind the same login (auth.init_app)

@@ -17,17 +17,18 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import PaasError
+from paas.errors import PaasError, PermissionDenied
+from paas.services import access, lookup, overview
 from paas.services import apps as apps_service
 from paas.services import config as config_service
 from paas.services import domains as domains_service
 from paas.services import events as events_service
 from paas.services import formation as formation_service
 from paas.services import logs as logs_service
-from paas.services import lookup, overview
 from paas.services import metrics as metrics_service
 from paas.services import processes as processes_service
 from paas.services import releases as releases_service
+from paas.services import users as users_service
 from paas.store import Release
 from paas.web import charts, streams
 from paas.web.args import int_arg
@@ -67,7 +68,9 @@ def _released(release: Release | None, what: str) -> str:
 
 
 def action(anchor: str) -> Callable:
-    """A form action on one app: run it with a deploy log, flash the outcome, go back."""
+    """A form action on one app: run it with a deploy log, flash the outcome, go back. A refusal
+    by the permission table is its page (403, or 404 for an app the actor cannot view, as the
+    API): the app page showed no such button, so only a forged POST meets it."""
 
     def wrap(fn: Callable[..., str]) -> Callable:
         @wraps(fn)
@@ -76,8 +79,12 @@ def action(anchor: str) -> Callable:
             try:
                 flash(fn(app, log), "ok")
             except PaasError as exc:
+                if isinstance(exc, PermissionDenied) or not access.allowed_on(ctx(), app):
+                    raise
                 detail = "\n".join(log.tail(FLASH_DETAIL_LINES))
                 flash(f"{exc}\n{detail}".strip(), "error")
+            if not access.allowed_on(ctx(), app):  # they took their own access away
+                return redirect(url_for("pages.apps"), 303)
             return redirect(url_for("pages.app", app=app) + f"#{anchor}", 303)
 
         return view
@@ -88,7 +95,10 @@ def action(anchor: str) -> Callable:
 # the apps
 @bp.get("/")
 def apps():  # type: ignore[no-untyped-def]
-    return render_template("apps.html", apps=overview.summaries(ctx()))
+    c = ctx()
+    summaries = overview.summaries(c)
+    may = access.allowed_on_apps(c, c.store.list_apps())
+    return render_template("apps.html", apps=summaries, may=may, may_create=access.may_create(c))
 
 
 @bp.post("/apps")
@@ -108,6 +118,8 @@ def destroy(app: str):  # type: ignore[no-untyped-def]
     try:
         apps_service.destroy_app(ctx(), app, request.form.get("confirm", ""))
     except PaasError as exc:
+        if isinstance(exc, PermissionDenied) or not access.allowed_on(ctx(), app):
+            raise
         flash(str(exc), "error")
         back = request.form.get("back") == "app"
         return redirect(url_for("pages.app", app=app) if back else url_for("pages.apps"), 303)
@@ -124,12 +136,17 @@ def app(app: str):  # type: ignore[no-untyped-def]
     procs = processes_service.list_processes(c, app)
     formation = formation_service.get_formation(c, app)
     types = sorted(set(formation) | {p.type for p in procs})
-    reveal = request.args.get("reveal") == "1"
+    may = access.allowed_on(c, app)
+    reveal = request.args.get("reveal") == "1" and may("config:values")
     now = time.time()
     cpu, mem = charts.charts(metrics_service.history(c, app, at=now), now)
     return render_template(
         "app.html",
         app=summary,
+        may=may,
+        team=access.list_access(c, app) if may("access") else None,
+        permissions=access.PERMISSIONS,
+        user_names=[u.name for u in users_service.list_users(c)] if access.is_admin(c) else [],
         info=info,
         types=[(t, formation.get(t, 0), [p for p in procs if p.type == t]) for t in types],
         config=config_service.get_config(c, app),
@@ -252,3 +269,38 @@ def metrics(app: str):  # type: ignore[no-untyped-def]
     now = time.time()
     cpu, mem = charts.charts(metrics_service.history(c, app, at=now), now)
     return render_template("_metrics.html", cpu=cpu, mem=mem)
+
+
+# access: who else may do what with the app
+def _permissions() -> str:
+    """The ticked boxes as `view,deploy`; view is always given (the service adds it)."""
+    return ",".join(request.form.getlist("permissions")) or "view"
+
+
+@bp.post("/apps/<app>/access")
+@action("access")
+def access_add(app: str, log: BuildLog) -> str:
+    grant = access.add_access(ctx(), app, request.form.get("user", "").strip(), _permissions())
+    return f"{grant.user} may now {', '.join(grant.permissions)} {app}"
+
+
+@bp.post("/apps/<app>/access/update")
+@action("access")
+def access_update(app: str, log: BuildLog) -> str:
+    grant = access.update_access(ctx(), app, request.form.get("user", ""), _permissions())
+    return f"{grant.user} may now {', '.join(grant.permissions)} {app}"
+
+
+@bp.post("/apps/<app>/access/remove")
+@action("access")
+def access_remove(app: str, log: BuildLog) -> str:
+    user = request.form.get("user", "")
+    access.remove_access(ctx(), app, user)
+    return f"{user} has no access to {app} any more"
+
+
+@bp.post("/apps/<app>/transfer")
+@action("access")
+def transfer(app: str, log: BuildLog) -> str:
+    moved = access.transfer(ctx(), app, request.form.get("user", "").strip())
+    return f"{moved.name} now belongs to {request.form.get('user', '').strip()}"

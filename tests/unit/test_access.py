@@ -364,3 +364,70 @@ def test_following_logs_ends_when_access_goes(team: Context) -> None:
     access.remove_access(as_user(team, "owner"), "shop", "view")
     assert done.wait(5)
     assert [str(e) for e in ended] == ["session ended: access to the app was removed"]
+
+
+@pytest.mark.parametrize("role", access.ROLES)
+def test_allowed_answers_what_authorize_would(shared_team: Context, role: str) -> None:
+    """What the dashboard shows (`allowed`) is what the POST behind it gets (`authorize`), for
+    every operation in the table, and asking leaves no denial in the audit log."""
+    ctx = as_user(shared_team, role)
+    rights = access.allowed_on(ctx, "shop")
+    for operation in sorted(access.OPERATIONS):
+        before = len(shared_team.store.list_events(10_000))
+        shown = access.allowed(ctx, "shop", operation)
+        assert len(shared_team.store.list_events(10_000)) == before
+        try:
+            access.authorize(ctx, "shop", operation)
+        except (NotFound, PermissionDenied):
+            passed = False
+        else:
+            passed = True
+        assert shown is passed is rights(operation), (role, operation)
+    assert bool(rights) is (role != "none")
+    assert (
+        rights.describe()
+        == {
+            "none": "none",
+            "view": "view",
+            "deploy": "view, deploy",
+            "operate": "view, operate",
+            "manage": "view, manage",
+            "owner": "owner: every permission",
+            "admin": "admin: every permission",
+        }[role]
+    )
+    with pytest.raises(KeyError):
+        rights("no:such-operation")  # a button for an operation the table lacks is a bug
+
+
+def test_allowed_on_a_missing_or_invalid_name_is_nothing(team: Context) -> None:
+    admin = as_user(team, "admin")
+    for name in ("nosuch", "Not A Name", "", "../shop"):
+        assert not access.allowed_on(admin, name)
+        assert access.allowed(admin, name, "apps:info") is False
+
+
+def test_may_create_says_what_require_create_does(tmp_path: Path) -> None:
+    for setting in ("everyone", "admins"):
+        ctx = host(tmp_path / setting, app_create=setting)
+        keys.add_key(ctx, "root", pubkey(tmp_path, f"root-{setting}"))
+        keys.add_key(ctx, "dev", pubkey(tmp_path, f"dev-{setting}"))
+        for name in ("root", "dev"):
+            user = as_user(ctx, name)
+            try:
+                access.require_create(user)
+            except PermissionDenied:
+                passed = False
+            else:
+                passed = True
+            assert access.may_create(user) is passed, (setting, name)
+
+
+def test_allowed_on_apps_answers_as_allowed_on_each(team: Context) -> None:
+    apps.create_app(as_user(team, "none"), "own")  # an app of the role without access to shop
+    for role in access.ROLES:
+        ctx = as_user(team, role)
+        many = access.allowed_on_apps(ctx, team.store.list_apps())
+        for name in ("shop", "own"):
+            one = access.allowed_on(ctx, name)
+            assert many[name] == one, (role, name)

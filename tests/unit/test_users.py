@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from paas import commands
 from paas.core.context import Context
-from paas.errors import Conflict, PaasError, PermissionDenied, Unauthenticated
-from paas.services import users
+from paas.errors import Conflict, NotFound, PaasError, PermissionDenied, Unauthenticated
+from paas.services import keys, users
 from paas.settings import Settings
 
 
@@ -134,3 +135,75 @@ def test_users_and_tokens_commands(ctx: Context) -> None:
         assert name not in commands.available(on_host=False)
     code, _, err = run(ctx.for_actor("bob", False), "users:list", on_host=False)
     assert (code, err) == (1, "error: only an admin may list users\n")
+
+
+def test_a_user_without_a_password_cannot_log_in(ctx: Context) -> None:
+    dana = users.add_user(ctx, "dana", None)
+    assert dana.password_hash == ""
+    for attempt in ("", "anything at all"):
+        with pytest.raises(Unauthenticated):
+            users.login(ctx, "dana", attempt, "::1")
+    with pytest.raises(PaasError, match="a password needs"):
+        users.add_user(ctx, "erin", "short")
+
+
+def test_admin_rights_are_given_and_taken_and_the_last_admin_stays(ctx: Context) -> None:
+    users.add_user(ctx, "alice", "a long password", admin=True)
+    users.add_user(ctx, "bob", "a long password")
+    bob = ctx.for_actor("bob", is_admin=False)
+    with pytest.raises(PermissionDenied, match="only an admin"):
+        users.set_admin(bob, "bob", True)
+    with pytest.raises(PermissionDenied, match="only an admin"):
+        users.list_accounts(bob)
+    assert users.set_admin(ctx, "bob", True).is_admin
+    with pytest.raises(PaasError, match="bob is already an admin"):
+        users.set_admin(ctx, "bob", True)
+    assert not users.set_admin(ctx, "alice", False).is_admin
+    with pytest.raises(PaasError, match="^bob is the only admin: make someone else an admin first$"):
+        users.set_admin(ctx, "bob", False)
+    with pytest.raises(PaasError, match="^bob is the only admin"):
+        users.remove_user(ctx, "bob")
+    with pytest.raises(NotFound):
+        users.set_admin(ctx, "nosuch", True)
+    actions = [(e["action"], e["detail"]) for e in ctx.store.list_events(10)]
+    assert ("users:admin", "bob on") in actions and ("users:admin", "alice off") in actions
+    users.remove_user(ctx, "alice")  # no admin any more: nobody is locked out by this
+
+
+def test_accounts_count_keys_and_tokens(ctx: Context, tmp_path: Path) -> None:
+    users.add_user(ctx, "alice", "a long password", admin=True)
+    users.add_user(ctx, "bob", None)
+    users.create_token(ctx, "alice")
+    users.create_token(ctx, "alice")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    keys.add_key(ctx, "bob", (tmp_path / "k.pub").read_text())
+    rows = {a.name: a for a in users.list_accounts(ctx)}
+    assert (rows["alice"].is_admin, rows["alice"].has_password, rows["alice"].keys, rows["alice"].tokens) == (
+        True,
+        True,
+        0,
+        2,
+    )
+    assert (rows["bob"].is_admin, rows["bob"].has_password, rows["bob"].keys, rows["bob"].tokens) == (
+        False,
+        False,
+        1,
+        0,
+    )
+
+
+def test_an_admin_off_the_host_may_add_and_remove_keys_and_nobody_else(ctx: Context, tmp_path: Path) -> None:
+    users.add_user(ctx, "alice", "a long password", admin=True)
+    users.add_user(ctx, "bob", "a long password")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    pub = (tmp_path / "k.pub").read_text()
+    bob = ctx.for_actor("bob", is_admin=False)
+    with pytest.raises(PermissionDenied):
+        keys.add_key(bob, "bob", pub)
+    alice = ctx.for_actor("alice", is_admin=True)  # on the dashboard: an admin, not on the host
+    key = keys.add_key(alice, "bob", pub)
+    assert ctx.store.user_of_key(key.fingerprint).name == "bob"  # type: ignore[union-attr]
+    with pytest.raises(PermissionDenied):
+        keys.remove_key(bob, key.name)
+    keys.remove_key(alice, key.name)
+    assert ctx.store.user_of_key(key.fingerprint) is None
