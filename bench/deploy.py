@@ -100,9 +100,10 @@ PUSH_ROWS = [
     ("image -> release (store, settings)", "-release"),
     ("container start", "deploy.start"),
     ("checks (answers HTTP)", "deploy.checks"),
-    ("settle (rest of it)", "deploy.settle"),
-    ("router switch", "deploy.route"),
+    ("router: new beside old (in the settle)", "deploy.route.both"),
     ("router serves it (bench sees it)", "-served"),
+    ("settle (rest of it)", "deploy.settle"),
+    ("router: old ones out (after serving)", "deploy.route"),
     ("old-process stop (after serving)", "deploy.stop"),
 ]
 DOCKERFILE_ROWS = [
@@ -134,8 +135,9 @@ def push_breakdown(phases: dict[str, tuple[float, float]], served: float) -> dic
             out["-prebuild"] = phases["build"][0] - phases["pack"][1]
     if "build" in phases and "deploy.start" in phases:
         out["-release"] = phases["deploy.start"][0] - phases["build"][1]
-    if "deploy.route" in phases:
-        out["-served"] = max(0.0, served - phases["deploy.route"][1])
+    first_route = phases.get("deploy.route.both") or phases.get("deploy.route")
+    if first_route:  # from the first switch that sends it traffic
+        out["-served"] = max(0.0, served - first_route[1])
     return out
 
 

@@ -2,6 +2,13 @@
 straight to the app's container, through nginx over HTTP, and through nginx over HTTPS
 (HTTP/1.1 over TLS 1.3 with the app's certificate, SNI `localhost`).
 
+Fair by construction: the same wrk (one thread, the same connections and seconds) for each;
+"direct" talks to the container's own address, where the router sends its requests (not the
+published loopback port: docker-proxy there costs more CPU per request than nginx), and sends
+the headers the router adds (X-Forwarded-*, X-Real-IP, X-Request-Start), so the app does the
+same work per request on both paths. The baseline is the mean of a direct run before and one
+after the routed ones (the machine is shared). Shown, not counted: the published port.
+
 Starts a `paas server` on loopback high ports, deploys a small app (Python's http.server),
 gives it the name `localhost` and a self-signed certificate, then runs wrk against the three.
 Targets: HTTP >= 0.9x direct, HTTPS >= 0.8x direct, <= 0.3 ms added at p50. Not a test: it
@@ -33,11 +40,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import docker
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from paas.core import names  # noqa: E402
 from paas.core.routes import Route  # noqa: E402
 from paas.router.nginx import Router  # noqa: E402
+from paas.scheduler.docker_local import host_port  # noqa: E402
 from paas.settings import Settings  # noqa: E402
 from tests.e2e.conftest import free_port, unique_app  # noqa: E402
 from tests.e2e.test_https import deploy_echo, https_server, ok  # noqa: E402
@@ -53,10 +64,10 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def wrk(url: str, seconds: int, connections: int, host: str | None = None) -> dict[str, float]:
+def wrk(url: str, seconds: int, connections: int, headers: dict[str, str] | None = None) -> dict[str, float]:
     args = [WRK, "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", url]
-    if host:
-        args[1:1] = ["-H", f"Host: {host}"]
+    for name, value in (headers or {}).items():
+        args[1:1] = ["-H", f"{name}: {value}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -167,6 +178,18 @@ def route_change_bench(apps: int, changes: int) -> None:
     print(f"route change ratio ({apps} apps / 1 app): {live_many / live_one:.2f}")
 
 
+def published_port(app: str) -> int | None:
+    """The loopback port docker published the app's web process on (shown for comparison)."""
+    client = docker.from_env()
+    try:
+        for c in client.containers.list(filters={"label": f"{names.LABEL_APP}={app}"}):
+            if c.labels.get(names.LABEL_TYPE) == "web":
+                return host_port(c)
+    finally:
+        client.close()
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -188,17 +211,31 @@ def main() -> int:
             ok(server.ssh("certs:generate", app))
             ok(server.ssh("certs:redirect", app, "off"))
             conf = (server.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf").read_text()
-            upstream = re.search(r"server (127\.0\.0\.1:\d+) ", conf).group(1)  # type: ignore[union-attr]
+            upstream = re.search(r"server (\S+) max_fails", conf).group(1)  # type: ignore[union-attr]
+            published = published_port(app)
             secs, conns = opts.seconds, opts.connections
+            # what nginx sends the app (app.conf.j2), so that the app's work per request is the same
+            routed_headers = {
+                "Host": "localhost",
+                "X-Real-IP": "127.0.0.1",
+                "X-Forwarded-For": "127.0.0.1",
+                "X-Forwarded-Proto": "http",
+                "X-Forwarded-Port": str(server.http_port),
+                "X-Request-Start": f"t={time.time():.3f}",
+            }
             runs = {
-                "direct": wrk(f"http://{upstream}/", secs, conns),
-                "router http": wrk(f"http://127.0.0.1:{server.http_port}/", secs, conns, "localhost"),
+                "direct": wrk(f"http://{upstream}/", secs, conns, routed_headers),
+                "router http": wrk(
+                    f"http://127.0.0.1:{server.http_port}/", secs, conns, {"Host": "localhost"}
+                ),
                 "router https": wrk(f"https://localhost:{server.https_port}/", secs, conns),
             }
             # direct again: the machine is shared, so the baseline is measured on both sides
-            again = wrk(f"http://{upstream}/", secs, conns)
+            again = wrk(f"http://{upstream}/", secs, conns, routed_headers)
             base = {k: (runs["direct"][k] + again[k]) / 2 for k in again}
             runs["direct"] = base
+            if published:
+                runs["(docker-proxy)"] = wrk(f"http://127.0.0.1:{published}/", secs, conns, routed_headers)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"wrk -t1 -c{opts.connections} -d{opts.seconds}s, keep-alive, {opts.connections} connections")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,11 +245,13 @@ class Plugins:
 
 
 _loaded: dict[frozenset[str], Plugins] = {}
+_loading = threading.Lock()  # a warm pack process loads them in a thread while its push may start
 
 
 def plugins(disabled: set[str]) -> Plugins:
     """The process's plugins, loaded once (a server restart picks up newly installed ones)."""
     key = frozenset(disabled)
-    if key not in _loaded:
-        _loaded[key] = Plugins(set(key))
-    return _loaded[key]
+    with _loading:
+        if key not in _loaded:
+            _loaded[key] = Plugins(set(key))
+        return _loaded[key]

@@ -251,9 +251,9 @@ class BuildJob:
         except docker.errors.DockerException:
             pass
 
-    def add_layer(self, image: str, tar: IO[bytes], files: dict[str, str], role: str) -> Container:
-        """The tree and `files` (under /app) added to `image` in a container that is created and
-        never started: the commit makes the layer, no build process runs (see layers.py)."""
+    def add_layer(self, image: str, tar: IO[bytes], role: str) -> Container:
+        """The tree (with the buildpack's files in it) added to `image` in a container that is
+        created and never started: the commit makes the layer, no build process runs (layers.py)."""
         name = self._fresh_name(role)
         created = time.time()
         container = self.client.containers.create(
@@ -268,7 +268,6 @@ class BuildJob:
         timing.mark(self.app, f"build.{role}.create", created)
         with timing.phase(self.app, f"build.{role}.copy"), tar:
             container.put_archive("/", tar)
-            container.put_archive("/app", source.files_tar(files))
         return container
 
     def output(self, name: str) -> str | None:
@@ -354,6 +353,18 @@ def _custom_args(plan: detect.Plan) -> tuple[list[str], list[Mount]]:
     return args, mounts
 
 
+def _processes(release_yaml: str | None, procfile: dict[str, str]) -> dict[str, str]:
+    processes = process_table(release_yaml, procfile)
+    if not processes:
+        raise BuildFailed("build failed: no process types: add a Procfile (e.g. 'web: gunicorn app:app')")
+    return processes
+
+
+def _proc_files(processes: dict[str, str]) -> dict[str, str]:
+    """The process table as the launcher reads it: one file per type under /app/.paas/proc."""
+    return {f".paas/proc/{t}": c for t, c in processes.items()}
+
+
 def build(
     ctx: Context,
     app: str,
@@ -414,24 +425,25 @@ def _build(
             with timing.phase(app, "build.deps"):
                 base = _dependency_layer(job, tree, bp, stack_image, choice, keep)
             copied = layers.copy_only_files(bp, tree) if base != stack_image else None
-            with timing.phase(app, "build.tar"):
-                tar = tree.tar(keep)
             if copied is not None:
+                # Nothing runs: the process table is known now and goes in with the code, one copy.
+                processes = _processes(layers.COPY_ONLY_RELEASE, procfile)
+                with timing.phase(app, "build.tar"):
+                    tar = tree.tar(keep, extra={**copied, **_proc_files(processes)})
                 log.step("Adding the code to the installed dependencies (nothing to compile)")
-                container = job.add_layer(base, tar, copied, "app")
-                release_yaml = layers.COPY_ONLY_RELEASE
+                container = job.add_layer(base, tar, "app")
             else:
+                with timing.phase(app, "build.tar"):
+                    tar = tree.tar(keep)
                 container = job.run(base, ["app", f"builtin:/buildpacks/{bp}"], tar, "app")
-                release_yaml = job.output("release.yml")
+                processes = _processes(job.output("release.yml"), procfile)
+                container.put_archive("/app", source.files_tar(_proc_files(processes)))
             name = plan.name
         else:
             container = job.run(stack_image, ["all", *custom_args], tree.tar(keep), "app")
             name = " + ".join((job.output("names") or "Custom").split("\n")).strip(" +")
-            release_yaml = job.output("release.yml")
-        processes = process_table(release_yaml, procfile)
-        if not processes:
-            raise BuildFailed("build failed: no process types: add a Procfile (e.g. 'web: gunicorn app:app')")
-        container.put_archive("/app", source.files_tar({f".paas/proc/{t}": c for t, c in processes.items()}))
+            processes = _processes(job.output("release.yml"), procfile)
+            container.put_archive("/app", source.files_tar(_proc_files(processes)))
         tag = f"b{build_id}-{settings.instance_id}"
         committed = time.time()
         container.commit(
@@ -459,4 +471,6 @@ def _build(
     except docker.errors.DockerException as exc:
         raise BuildFailed(f"build failed: docker: {exc}") from None
     finally:
-        job.close()
+        # The build container and scratch folder go while the release starts: not a daemon
+        # thread, so the process (a push's) still waits for it before it exits.
+        threading.Thread(target=job.close, name=f"build-{build_id}-cleanup").start()

@@ -149,9 +149,11 @@ class SourceTree:
         keep: Callable[[str], bool] | None = None,
         launcher: bool = True,
         prefix: str = "app/",
+        extra: dict[str, str] | None = None,
     ) -> IO[bytes]:
         """A tar (spooled to disk when large) with the tree under `app/`, owned by the app user,
-        plus the launcher at `/start`. `keep(path)` filters files (e.g. `.slugignore`)."""
+        plus the launcher at `/start`. `keep(path)` filters files (e.g. `.slugignore`); `extra`
+        files (paths under `app/`) come last, over the tree's (the buildpack's fixed files)."""
         out = tempfile.SpooledTemporaryFile(max_size=32 << 20)
         with tarfile.open(fileobj=out, mode="w") as tar:
             seen_dirs = {""}
@@ -181,6 +183,14 @@ class SourceTree:
                     tar.addfile(info)
                 else:
                     _add(tar, prefix + path, blob.data, 0o755 if mode & 0o111 else 0o644, mtime=self.mtime)
+            for path, text in (extra or {}).items():
+                parts = path.split("/")
+                for i in range(1, len(parts)):
+                    d = prefix + "/".join(parts[:i])
+                    if d not in seen_dirs:
+                        _add_dir(tar, d)
+                        seen_dirs.add(d)
+                _add(tar, prefix + path, text.encode(), 0o644)
             if launcher:
                 _add(tar, "start", launcher_bytes("start"), 0o755, uid=0)
         out.seek(0)

@@ -210,7 +210,13 @@ def app_containers(
 
 
 def web_upstreams(containers: Iterable[Container]) -> list[str]:
-    """`127.0.0.1:<port>` for every running web container."""
+    """`<container address>:<port>` for every running web container.
+
+    The router talks to the container on its own network, as the health checks do: the published
+    loopback port goes through docker-proxy, a userland copy that cost more CPU per request than
+    nginx itself (bench/router.py). The published port is the fallback for a container without
+    an address of its own.
+    """
     upstreams = []
     for c in containers:
         if c.labels.get(LABEL_TYPE) != "web":
@@ -220,6 +226,10 @@ def web_upstreams(containers: Iterable[Container]) -> list[str]:
         except docker.errors.NotFound:
             continue
         if c.status != "running":
+            continue
+        ip = container_ip(c)
+        if ip:
+            upstreams.append(f"{ip}:{container_port(c)}")
             continue
         port = host_port(c)
         if port:

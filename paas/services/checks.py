@@ -87,20 +87,27 @@ def run_checks(
     started: list[Container],
     log: BuildLog,
     meanwhile: Callable[[], None] | None = None,
+    before_settle: Callable[[], None] | None = None,
 ) -> None:
     """Default and app.json checks for each new container (unless disabled), then the settle.
 
     `meanwhile` runs in a thread alongside (the router's check of the next route): the checks
     mostly wait, and nothing it does decides whether they pass. Its errors are only logged:
-    what it prepares is done again if needed."""
+    what it prepares is done again if needed. `before_settle` runs once the checks passed (and
+    `meanwhile` ended), inside the settle period: the settle counts from the start, so its time
+    is not added."""
     worker = threading.Thread(target=_quietly, args=(meanwhile,), daemon=True) if meanwhile else None
     if worker is not None:
         worker.start()
     try:
-        _run_checks(ctx, app, build, started, log)
+        checked = _run_checks(ctx, app, build, started, log)
     finally:
         if worker is not None:
             worker.join()
+    if before_settle is not None:
+        before_settle()
+    with timing.phase(app.name, "deploy.settle"):
+        health.settle(checked, ctx.settings.settle_seconds)
 
 
 def _quietly(work: Callable[[], None]) -> None:
@@ -110,7 +117,10 @@ def _quietly(work: Callable[[], None]) -> None:
         logger.exception("preparing the route alongside the checks failed (it is done again)")
 
 
-def _run_checks(ctx: Context, app: App, build: Build, started: list[Container], log: BuildLog) -> None:
+def _run_checks(
+    ctx: Context, app: App, build: Build, started: list[Container], log: BuildLog
+) -> list[Container]:
+    """The checks; the containers the settle period then covers."""
     custom = checks_for(build)
     disabled = disabled_types(ctx, app)
     host = lookup.hostnames(ctx, app.name)[0]
@@ -129,5 +139,4 @@ def _run_checks(ctx: Context, app: App, build: Build, started: list[Container], 
     if disabled:
         log.detail("checks disabled for " + ", ".join(sorted("all" if d == ALL else d for d in disabled)))
     timing.mark(app.name, "deploy.checks", checking)
-    with timing.phase(app.name, "deploy.settle"):
-        health.settle(checked, ctx.settings.settle_seconds)
+    return checked

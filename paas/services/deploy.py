@@ -51,6 +51,7 @@ def deploy_release(
     replaced = [c for c in current if only_types is None or c.labels.get(names.LABEL_TYPE) in only_types]
     kept = [c for c in current if c not in replaced]
     started = []
+    switched = False  # whether the router sends traffic to the new processes yet
     try:
         settings = container_settings(ctx, app, release)  # plugins may refuse: nothing started yet
         if release.status == "pending" and only_types is None:  # a new release: its release phase first
@@ -69,12 +70,41 @@ def deploy_release(
                 log.detail(f"starting {spec.dyno}")
                 started.append(sched.start_process(client, spec))
         timing.mark(app.name, "deploy.start", starting)
-        # Their ports are known once started; nginx -t of the new route runs while they settle.
+        # Their addresses are known once started: nginx -t of the routes runs while they boot.
         route = app_route(ctx, app.name, [*started, *kept])
-        checks.run_checks(ctx, app, build, started, log, meanwhile=lambda: router(ctx).precheck_route(route))
+        # Once the new processes answer, they serve beside the old ones for the rest of the settle
+        # period (one that dies meanwhile fails over to the old ones: proxy_next_upstream), so the
+        # new release takes traffic a settle period sooner; then the old ones leave the route.
+        both = app_route(ctx, app.name, [*started, *current])
+        early = both.upstreams != route.upstreams and bool(route.upstreams)
+
+        def side_by_side() -> None:
+            nonlocal switched
+            with timing.phase(app.name, "deploy.route.both"):
+                router(ctx).set_route(both)
+            switched = True
+            try:
+                router(ctx).precheck_route(route)
+            except PaasError:
+                pass  # set_route checks it again, and says why
+
+        checks.run_checks(
+            ctx,
+            app,
+            build,
+            started,
+            log,
+            meanwhile=lambda: router(ctx).precheck_route(both if early else route),
+            before_settle=side_by_side if early else None,
+        )
         with timing.phase(app.name, "deploy.route"):
             router(ctx).set_route(route)
     except Exception as exc:
+        if switched:  # the old processes alone again, before the new ones stop
+            try:
+                router(ctx).set_route(app_route(ctx, app.name, current))
+            except (PaasError, docker.errors.DockerException) as undo:
+                log.detail(f"could not route the old processes alone again: {undo}")
         sched.stop_and_remove(started, timeout=2)
         # Only a new release can fail here: a restart of the current one leaves it current.
         if release.status == "pending":

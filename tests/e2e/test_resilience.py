@@ -11,7 +11,8 @@ import time
 
 import docker
 
-from tests.e2e.conftest import PaasServer, restart_dockerd, unique_app, wait_for
+from paas.scheduler.docker_local import container_ip, container_port
+from tests.e2e.conftest import PaasServer, restart_dockerd, shutdown, unique_app, wait_for
 
 
 def push(paas: PaasServer, src, *args: str):  # type: ignore[no-untyped-def]
@@ -99,14 +100,60 @@ def test_the_router_never_points_at_a_container_that_is_gone(paas: PaasServer) -
     assert all(paas.get(host)[0] == 200 for _ in range(20))
     assert wait_for(lambda: len(app_containers(app)) == 2, timeout=30)
     conf = (paas.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf").read_text()
-    ports = {c.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"] for c in app_containers(app)}
+    # the router talks to each container on its own address (the one the health checks use)
+    addresses = {f"{container_ip(c)}:{container_port(c)}" for c in app_containers(app)}
     assert wait_for(
         lambda: all(
-            f"127.0.0.1:{p}" in (paas.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf").read_text()
-            for p in ports
+            f"server {a} " in (paas.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf").read_text()
+            for a in addresses
         ),
         timeout=15,
     ), conf
+
+
+def test_a_process_that_dies_while_it_settles_beside_the_old_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Once its checks pass, a new process serves beside the old one for the rest of the settle
+    period. One that dies then fails the deploy; no request fails meanwhile (nginx moves on to
+    the old process) and afterwards the old version is routed alone again."""
+    server = PaasServer(tmp_path)
+    server.env["PAAS_SETTLE_SECONDS"] = "4"
+    try:
+        server.start_with_key()
+        app, src = deployed(server, "stdlib-web", "settle")
+        host = f"{app}.localhost"
+        old_conf = (server.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf").read_text()
+        commit(server, src, {"VERSION": "2\n", "DIE_AFTER": "2\n"}, "v2 dies 2 s after it starts")
+        answers: list[tuple[int, str]] = []
+        done = threading.Event()
+
+        def load() -> None:
+            while not done.is_set():
+                try:
+                    answers.append(server.get(host))
+                except OSError as exc:
+                    answers.append((0, str(exc)))
+                time.sleep(0.02)
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            r = push(server, src)
+        finally:
+            done.set()
+            loader.join()
+        assert r.returncode != 0
+        assert "! [remote rejected] main -> main (deploy failed)" in r.stderr
+        assert "web.1 crashed and was restarted" in r.stderr or "web.1 exited" in r.stderr, r.stderr
+        failed = [a for a in answers if a[0] != 200]
+        assert not failed, failed[:5]
+        bodies = {body.split(" web.")[0] for _status, body in answers}
+        assert bodies == {"version 1", "version 2"}, bodies  # v2 served beside v1 while it lived
+        assert server.get(host)[1].startswith("version 1 web.1")
+        assert {c.labels["paas.release"] for c in app_containers(app)} == {"1"}
+        conf = (server.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf").read_text()
+        assert conf == old_conf  # the old process alone again
+    finally:
+        shutdown(server)
 
 
 def test_concurrent_pushes_to_one_app_and_to_three_apps(paas: PaasServer) -> None:

@@ -1,6 +1,7 @@
 """A dependency-free web app for resilience tests: behaviour comes from small files in the repo."""
 
 import os
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,6 +13,8 @@ def read(name: str, default: str = "") -> str:
 
 
 time.sleep(float(read("BOOT_DELAY", "0")))
+if read("DIE_AFTER"):  # serves, then dies (docker restarts it, and it dies again)
+    threading.Timer(float(read("DIE_AFTER")), os._exit, args=(3,)).start()
 VERSION = read("VERSION", "1")
 HEALTH = read("HEALTH", "ok")
 
