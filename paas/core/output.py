@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from typing import IO
+
+from paas.core.validation import terminal_text
 
 Sink = Callable[[str], None]
 KEEP_HEAD = 2000  # a build's output kept for builds:output: the start and the end
@@ -115,3 +120,32 @@ def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[s
             yield raw.decode("utf-8", errors="replace").removesuffix("\r")
     for raw in splitter.close():
         yield raw.decode("utf-8", errors="replace").removesuffix("\r")
+
+
+class TerminalWriter(io.TextIOBase):
+    """A text stream that shows control characters as escapes before they reach a terminal.
+
+    What a command prints holds text from users and apps (config values, app and build output,
+    names in events): an ESC sequence there could set the reader's clipboard (OSC 52), move the
+    cursor or forge lines. Line breaks and tabs pass; escaping is per character, so it does not
+    matter how writes are cut."""
+
+    def __init__(self, inner: IO[str]) -> None:
+        self.inner = inner
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.inner.write(terminal_text(s))
+        return len(s)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def json_text(data: object) -> str:
+    """JSON for a terminal: non-ASCII stays readable, but every unprintable character (C1 codes,
+    U+2028 ...) is a JSON escape, so the text is still JSON after `TerminalWriter`."""
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    return "".join(c if c.isprintable() or c in "\n" else json.dumps(c)[1:-1] for c in text)

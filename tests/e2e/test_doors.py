@@ -325,6 +325,51 @@ def test_app_output_reaches_the_terminal_escaped(paas: PaasServer) -> None:
     assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
 
 
+OSC52 = "\x1b]52;c;cHduZWQ=\x07"  # sets the reader's clipboard to "pwned"
+
+
+def _terminal_safe(text: str) -> bool:
+    return all(c.isprintable() or c in "\n\t" for c in text)
+
+
+def test_build_release_and_config_output_reach_the_pusher_escaped(paas: PaasServer) -> None:
+    """Before: a build's and a release phase's ESC sequences went to `git push` raw (`remote:`
+    lines), and `config:get` printed a value's raw."""
+    bp = paas.data_dir / "buildpacks" / "esc-printer"
+    (bp / "bin").mkdir(parents=True, exist_ok=True)
+    for name, body in (
+        ("detect", "echo EscPrinter"),
+        ("compile", "printf -- '-----> compiling \\033]52;c;cHduZWQ=\\007 \\033[2Jok\\r\\n'"),
+        ("release", "echo '--- {}'"),
+    ):
+        (bp / "bin" / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bp / "bin" / name).chmod(0o755)
+    app = unique_app("escpush")
+    src = paas.make_repo("tiny-worker", app)
+    (src / ".buildpacks").write_text(f"{bp}\n")
+    (src / "Procfile").write_text(
+        "release: printf 'release \\033]52;c;cmVs\\007 done\\n'\nworker: exec sleep 1000000\n"
+    )
+    assert paas.git(src, "add", "-A").returncode == 0
+    assert paas.git(src, "commit", "-qm", "print escapes").returncode == 0
+    paas.git(src, "remote", "add", "paas", f"paas:{app}")
+    pushed = paas.git(src, "push", "paas", "main")
+    assert pushed.returncode == 0, pushed.output
+    assert "remote: -----> compiling \\x1b]52;c;cHduZWQ=\\x07 \\x1b[2Jok" in pushed.stderr, pushed.stderr
+    assert "release \\x1b]52;c;cmVs\\x07 done" in pushed.stderr, pushed.stderr
+    assert "\x1b" not in pushed.stderr and "\x07" not in pushed.stderr
+
+    assert paas.ssh("config:set", app, f"EVIL=a{OSC52}b").returncode == 0
+    for argv in (("config:get", app, "EVIL"), ("config", app), ("config:export", app), ("events",)):
+        shown = paas.ssh(*argv)
+        assert shown.returncode == 0, shown.output
+        assert _terminal_safe(shown.stdout) and _terminal_safe(shown.stderr), argv
+    assert paas.ssh("config:get", app, "EVIL").stdout == "a\\x1b]52;c;cHduZWQ=\\x07b\n"
+    # The host CLI's output goes through the same writer.
+    assert paas.host("config:get", app, "EVIL").stdout == "a\\x1b]52;c;cHduZWQ=\\x07b\n"
+    assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
+
+
 def test_a_parent_wildcard_never_captures_an_unrouted_app_name(tmp_path: Path) -> None:
     """PAAS_DOMAIN=apps.localhost, an app holding `*.localhost` (stored before this rule, which
     now refuses it): before, it served victim.apps.localhost while the victim had no route."""
