@@ -133,3 +133,8 @@ def service_dir(settings: Settings, kind: str, name: str) -> Path:
 
 def service_backups_dir(settings: Settings, kind: str, name: str) -> Path:
     return service_dir(settings, kind, name) / "backups"
+
+
+def jobs_dir(settings: Settings, app: str) -> Path:
+    """Background deploys started from the web (see services/jobs.py): state and output files."""
+    return settings.data_dir / "jobs" / app

@@ -2,10 +2,16 @@
 
 Each endpoint calls the service function its SSH command calls: same release, same event (the
 token's user as actor), same message, in `{"id": ..., "message": ...}` with a fitting status.
+
+A change that deploys answers when it is done, with the new state (what scripts and CI expect:
+the answer says whether it took, and a failure carries the end of its output). Such a wait holds
+a worker thread, so only half of a worker's threads may wait on deploys at once; past that the
+call gets 429 and Retry-After, and the pages keep their threads.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -15,7 +21,7 @@ from flask import Blueprint, g, jsonify, request
 from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import PaasError
+from paas.errors import PaasError, Throttled
 from paas.services import apps as apps_service
 from paas.services import config as config_service
 from paas.services import domains as domains_service
@@ -47,14 +53,25 @@ def body() -> dict[str, Any]:
     return data
 
 
+def _deploy_slots() -> threading.BoundedSemaphore:
+    """This worker's share of threads that may wait on a deploy (half of them, at least one)."""
+    threads = ctx().settings.web_threads
+    return ctx().shared("api-deploy-slots", lambda: threading.BoundedSemaphore(max(1, threads // 2)))
+
+
 def deploying(fn: Callable[[BuildLog], T]) -> T:
     """Run a change that deploys; if it fails, the error carries the end of its output."""
+    slots = _deploy_slots()
+    if not slots.acquire(blocking=False):
+        raise Throttled("too many deploys are waiting on this dashboard worker; try again shortly", 5)
     log = BuildLog()
     try:
         return fn(log)
     except PaasError as exc:
         exc.api_extra = {"output": log.tail(OUTPUT_LINES)}  # type: ignore[attr-defined]
         raise
+    finally:
+        slots.release()
 
 
 def _user(u: User) -> dict:

@@ -443,3 +443,101 @@ def test_the_dashboard_on_a_host_of_its_own_with_a_host_only_cookie(tmp_path: Pa
         assert "Domain" not in cookie
     finally:
         shutdown(server)
+
+
+def _browser(server: PaasServer, name: str, password: str) -> requests.Session:
+    """A logged-in browser session through nginx."""
+    web = requests.Session()
+    web.headers["Host"] = f"paas.localhost:{server.http_port}"
+    base = f"http://127.0.0.1:{server.http_port}"
+    page = web.get(f"{base}/login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    login = web.post(
+        f"{base}/login",
+        data={"username": name, "password": password, "csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert login.status_code == 303, login.text
+    return web
+
+
+def _job_state(page: str) -> str:
+    found = re.search(r'id="job" data-state="(\w+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def _job_events(web: requests.Session, base: str, job_path: str) -> str:
+    """A job's output stream (through nginx, to the evented gunicorn) until its `done` event."""
+    with web.get(f"{base}{job_path}/stream", stream=True, timeout=60) as resp:
+        assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+        seen = ""
+        for chunk in resp.iter_content(chunk_size=None, decode_unicode=True):
+            seen += chunk
+            if "event: done" in seen and seen.endswith("\n\n"):
+                return seen
+    raise AssertionError(seen)
+
+
+def test_deploys_from_the_dashboard_leave_its_pages_answering(tmp_path: Path) -> None:
+    """Before: each restart posted from the dashboard held a gunicorn thread for its whole run,
+    so with 2 threads two deploys hung every page. Now the form is answered at once with the
+    job's page, whose output streams from the evented gunicorn."""
+    server = PaasServer(tmp_path)
+    server.env["PAAS_WEB_WORKERS"] = "1"
+    server.env["PAAS_WEB_THREADS"] = "2"
+    try:
+        server.start_with_key()
+        app = unique_app("slowboot")
+        src = server.make_repo("stdlib-web", app)
+        (src / "app.json").unlink()  # no health-check path: ready when it listens, after its boot
+        (src / "BOOT_DELAY").write_text("3\n")
+        assert server.git(src, "add", "-A").returncode == 0
+        assert server.git(src, "commit", "-qm", "boot slowly").returncode == 0
+        server.git(src, "remote", "add", "paas", f"paas:{app}")
+        pushed = server.git(src, "push", "paas", "main")
+        assert pushed.returncode == 0, pushed.output
+        server.add_user("dora", "correct horse battery", admin=True)
+        web = _browser(server, "dora", "correct horse battery")
+        base = f"http://127.0.0.1:{server.http_port}"
+        page = web.get(f"{base}/apps/{app}", timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+        answers: list[tuple[float, requests.Response]] = []
+
+        def restart() -> None:
+            started = time.monotonic()
+            resp = web.post(
+                f"{base}/apps/{app}/restart", data={"csrf_token": token}, allow_redirects=False, timeout=60
+            )
+            answers.append((time.monotonic() - started, resp))
+
+        posts = [threading.Thread(target=restart) for _ in range(4)]  # 4 deploys, 2 threads
+        for t in posts:
+            t.start()
+        for t in posts:
+            t.join()
+        assert len(answers) == 4
+        for took, resp in answers:
+            assert resp.status_code == 303 and "/jobs/" in resp.headers["Location"], resp.text
+            assert took < 2.0, [a[0] for a in answers]
+        jobs = [resp.headers["Location"].split("?")[0] for _, resp in answers]
+        # The deploys queue on the app's lock (about 3 s each); meanwhile every page answers.
+        timings = []
+        for _ in range(10):
+            started = time.monotonic()
+            assert web.get(f"{base}/", timeout=5).status_code == 200
+            timings.append(time.monotonic() - started)
+        states = [_job_state(web.get(f"{base}{j}", timeout=5).text) for j in jobs]
+        assert {"queued", "running"} & set(states), states  # the deploys were still going on
+        assert max(timings) < 1.0, timings
+        # Each job's output comes live, then its outcome.
+        for job in jobs:
+            events = _job_events(web, base, job)
+            assert "data:        starting web.1" in events, events
+            assert '"state": "succeeded"' in events, events
+        final = web.get(f"{base}{jobs[-1]}", timeout=5).text
+        assert 'data-state="succeeded"' in final and f"Restarted {app}" in final
+    finally:
+        shutdown(server)
