@@ -236,6 +236,61 @@ def test_login_posts_are_rate_limited_by_nginx(own_server: PaasServer) -> None:
     assert statuses[:10] == [401] * 10
 
 
+def test_more_than_ten_logins_at_once_from_one_address_are_refused(own_server: PaasServer) -> None:
+    """Before: any number of login POSTs from one address ran at once (an argon2 hash each).
+    Ten held open (their bodies not sent yet) and the eleventh is refused by nginx."""
+    server = own_server
+    server.add_user("lena", "correct horse battery", admin=True)
+    held = []
+    try:
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
+            s.sendall(
+                b"POST /login HTTP/1.1\r\nHost: paas.localhost\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nuser"
+            )
+            held.append(s)
+        time.sleep(0.5)  # nginx has read their headers
+        refused = _login(server, "lena", "correct horse battery")
+        assert refused.status_code == 429, (refused.status_code, refused.text[:200])
+    finally:
+        for s in held:
+            s.close()
+    assert wait_for(lambda: _login(server, "lena", "correct horse battery").status_code == 303, timeout=10)
+
+
+def test_api_calls_without_a_well_formed_token_are_rate_limited_by_nginx(own_server: PaasServer) -> None:
+    """Before: calls with no token (or not a `paas_...` one) were never counted anywhere. Now
+    nginx limits them per address; well-formed wrong tokens are counted by the store (JSON 429)."""
+    server = own_server
+    server.add_user("tim", "correct horse battery", admin=True)
+    token = server.token("tim")
+    base = f"http://127.0.0.1:{server.http_port}/api/v1/apps"
+    host = {"Host": "paas.localhost"}
+    answers = [
+        requests.get(base, headers={**host, "Authorization": auth}, timeout=10)
+        for auth in ["", "Basic dGltOnB3", "Bearer not-ours"] * 12
+    ]
+    statuses = [r.status_code for r in answers]
+    assert 429 in statuses and set(statuses) <= {401, 429}, statuses
+    assert statuses[:20] == [401] * 20
+    from_nginx = next(r for r in answers if r.status_code == 429)
+    assert "rate_limited" not in from_nginx.text  # nginx's page: gunicorn never saw it
+    # A good token from the same address is not held back by that ...
+    assert (
+        requests.get(base, headers={**host, "Authorization": f"Bearer {token}"}, timeout=10).status_code
+        == 200
+    )
+    # ... and well-formed guesses are counted by the store, which then locks the address out.
+    guesses = [
+        requests.get(base, headers={**host, "Authorization": f"Bearer paas_guess{i}"}, timeout=10)
+        for i in range(25)
+    ]
+    locked = guesses[-1]
+    assert locked.status_code == 429 and locked.json()["id"] == "rate_limited", locked.text
+    assert int(locked.headers["Retry-After"]) > 0
+
+
 def test_unclaimed_names_under_the_apps_domain_are_not_captured_by_a_parent_wildcard(
     own_server: PaasServer,
 ) -> None:
