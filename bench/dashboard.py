@@ -198,7 +198,7 @@ def main() -> None:
         router.start()
         web.start()
         web.wait_ready()
-        router.set_dashboard(settings.dashboard_host, web.upstream, web.streams_upstream)
+        router.set_dashboard(settings.dashboard_host, web.upstream, streams=web.streams_upstream)
         browser = Browser(http_port, settings.dashboard_host, token)
         browser.login()
         one = names[min(7, len(names) - 1)]
