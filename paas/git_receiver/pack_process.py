@@ -29,7 +29,7 @@ from paas.buildpacks.result import BuildFailed
 from paas.buildpacks.source import SourceTree
 from paas.core import timing
 from paas.core.context import Context
-from paas.core.output import BuildLog
+from paas.core.output import BuildLog, configure_logging
 from paas.core.validation import app_name, printable, terminal_text
 from paas.errors import PaasError
 from paas.git_receiver import pack_guard, repo_head
@@ -247,10 +247,8 @@ def main(argv: list[str]) -> int:
         return 2
     settings = Settings.from_env()
     settings.ensure_dirs()
-    logging.basicConfig(
-        level=logging.INFO,
-        filename=settings.log_path,
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    configure_logging(
+        logging.INFO, str(settings.log_path), "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
     )
     app = app_name(argv[2])
     pack_guard.limit_memory(settings.push_memory)

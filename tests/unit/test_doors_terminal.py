@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from paas import commands
 from paas.core.context import Context
-from paas.core.output import TerminalWriter, json_text
+from paas.core.output import LogFormatter, TerminalWriter, json_text
 from paas.settings import Settings
 
 OSC52 = "\x1b]52;c;cHduZWQ=\x07"
@@ -84,3 +85,24 @@ def test_an_export_with_control_characters_is_the_same_value_for_bash(ctx: Conte
         ["bash", "-c", out + 'printf %s "$EVIL"'], capture_output=True, text=True, check=True
     ).stdout
     assert shown == value
+
+
+def test_log_lines_hold_no_control_characters_and_no_forged_lines() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(LogFormatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("paas.test-doors")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("request GET %s failed", f"/x{OSC52}\nERROR forged line")
+        try:
+            raise RuntimeError(f"boom{OSC52}")
+        except RuntimeError:
+            logger.exception("bug")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "WARNING request GET /x\\x1b]52;c;cHduZWQ=\\x07\\nERROR forged line failed"
+    assert lines[1] == "ERROR bug" and lines[2].startswith("Traceback")  # tracebacks keep their lines
+    assert _terminal_safe(stream.getvalue())
