@@ -594,5 +594,27 @@ def test_deploys_from_the_dashboard_leave_its_pages_answering(tmp_path: Path) ->
             assert '"state": "succeeded"' in events, events
         final = web.get(f"{base}{jobs[-1]}", timeout=5).text
         assert 'data-state="succeeded"' in final and f"Restarted {app}" in final
+
+        # The API: a synchronous deploy may hold one of the two threads, not both ...
+        api = requests.Session()
+        api.headers.update({"Host": "paas.localhost", "Authorization": f"Bearer {server.token('dora')}"})
+        waiting: list[requests.Response] = []
+        first = threading.Thread(
+            target=lambda: waiting.append(api.delete(f"{base}/api/v1/apps/{app}/dynos", timeout=60))
+        )
+        first.start()
+        time.sleep(1.0)
+        second = api.delete(f"{base}/api/v1/apps/{app}/dynos", timeout=60)
+        assert second.status_code == 429 and second.json()["id"] == "rate_limited", second.text
+        assert web.get(f"{base}/", timeout=5).status_code == 200
+        first.join()
+        assert waiting[0].status_code == 200, waiting[0].text
+        # ... and one that asks for it answers at once with a job, followed through nginx.
+        started = api.delete(
+            f"{base}/api/v1/apps/{app}/dynos", headers={"Prefer": "respond-async"}, timeout=10
+        )
+        assert started.status_code == 202, started.text
+        events = _job_events(api, base, started.headers["Location"])
+        assert "data:        starting web.1" in events and '"state": "succeeded"' in events, events
     finally:
         shutdown(server)
