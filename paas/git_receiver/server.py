@@ -311,6 +311,7 @@ class SSHServer:
                         f"error: {throttle.too_many_sessions(iface.session.key)}\n".encode()
                     )
                 _finish(channel, 1)
+                transport.join(timeout=5)  # the client hangs up first, having read the line
                 return
             if not _wait_command(iface, transport):
                 channel.close()
