@@ -7,6 +7,7 @@ import sys
 
 from paas import commands
 from paas.core.context import Context
+from paas.core.validation import printable
 from paas.errors import PaasError
 from paas.settings import Settings
 from paas.terminal import TerminalStdio
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx = Context.open(Settings.from_env(), actor="host", is_admin=True, on_host=True)
     except (PaasError, OSError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {printable(str(exc))}\n")
         return 1
     stdio = TerminalStdio()
     env = commands.CommandEnv(

@@ -12,6 +12,7 @@ import docker
 
 from paas.commands import CommandEnv
 from paas.core.context import Context
+from paas.core.output import configure_logging
 from paas.errors import PaasError
 from paas.git_receiver import repo_head
 from paas.git_receiver.server import SSHServer
@@ -20,7 +21,7 @@ from paas.web.process import DashboardProcess
 
 
 def run_server(env: CommandEnv) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(logging.INFO)
     ctx = env.ctx
     settings = ctx.settings
     stop = threading.Event()  # tells the other threads; set from the main loop only

@@ -59,7 +59,7 @@ def image_port(client: docker.DockerClient, image: str) -> int:
     except docker.errors.DockerException:
         return APP_PORT
     value = labels.get(LABEL_PORT, "")
-    return int(value) if value.isdigit() and 0 < int(value) < 65536 else APP_PORT
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 65536 else APP_PORT
 
 
 def _buildpacks_dir() -> Path:

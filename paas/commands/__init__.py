@@ -9,7 +9,6 @@ runs in a thread of the server, so all output goes through the session's `Comman
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import traceback
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import IO, Any
 import click
 
 from paas.core.context import Context
-from paas.core.output import BuildLog
+from paas.core.output import BuildLog, TerminalWriter, json_text
 from paas.errors import PaasError, PermissionDenied
 from paas.plugins import Plugins
 from paas.services import access as access_service
@@ -48,6 +47,15 @@ class CommandEnv:
 
     quiet: bool = False  # Dokku's --quiet: no `=====>`/`----->` header lines
 
+    def __post_init__(self) -> None:
+        # Every front end's text output (SSH and the host CLI) passes here: control characters
+        # from users and apps reach the terminal escaped. `run` and the like write raw bytes to
+        # `stdio`, which is the user's own terminal session.
+        if not isinstance(self.out, TerminalWriter):
+            self.out = TerminalWriter(self.out)
+        if not isinstance(self.err, TerminalWriter):
+            self.err = TerminalWriter(self.err)
+
     def echo(self, text: str = "") -> None:
         if self.quiet and text.startswith(HEADERS):
             return
@@ -66,7 +74,7 @@ class CommandEnv:
         return BuildLog(sink)
 
     def json(self, data: object) -> None:
-        self.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+        self.echo(json_text(data))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ def show(env: CommandEnv, app: str, fmt: str) -> None:
 alias("config:show", "config")
 
 
-@command("config:get", "Print one config value, exactly as stored.")
+@command(
+    "config:get", "Print one config value (control characters escaped; `config --format json` keeps them)."
+)
 @click.argument("app")
 @click.argument("key")
 def get(env: CommandEnv, app: str, key: str) -> None:
@@ -85,11 +87,28 @@ def export(env: CommandEnv, app: str, fmt: str) -> None:
     if fmt == "json":
         env.json(config)
     elif fmt == "shell":  # one line, for `env $(ssh paas config:export app --format shell) cmd`
-        env.echo(" ".join(f"{k}={shlex.quote(v)}" for k, v in config.items()))
+        env.echo(" ".join(f"{k}={_shell_quote(v)}" for k, v in config.items()))
     else:
         prefix = "export " if fmt == "exports" else ""
         for key, value in config.items():
-            env.echo(f"{prefix}{key}={shlex.quote(value)}")
+            env.echo(f"{prefix}{key}={_shell_quote(value)}")
+
+
+def _shell_quote(value: str) -> str:
+    """shlex.quote, or bash's $'...' for a value with control characters: the same value for
+    the shell, and nothing raw for the terminal the export is printed on."""
+    if all(c.isprintable() or c in "\n\t" for c in value):
+        return shlex.quote(value)
+    named = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+    def one(c: str) -> str:
+        if c in named:
+            return named[c]
+        if c.isprintable():
+            return c
+        return f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\U{ord(c):08x}"
+
+    return "$'" + "".join(one(c) for c in value) + "'"
 
 
 @command("config:keys", "List the names of an app's config vars, one a line.")

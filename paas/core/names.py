@@ -163,3 +163,8 @@ def registry_certs_dir(endpoint: str) -> Path:
 
 def node_gc_service(instance: str, stamp: str) -> str:
     return f"paas-{instance}-node-gc-{stamp}"
+
+
+def jobs_dir(settings: Settings, app: str) -> Path:
+    """Background deploys started from the web (see services/jobs.py): state and output files."""
+    return settings.data_dir / "jobs" / app

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from typing import IO
+
+from paas.core.validation import printable, terminal_text
 
 Sink = Callable[[str], None]
 KEEP_HEAD = 2000  # a build's output kept for builds:output: the start and the end
@@ -115,3 +121,57 @@ def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[s
             yield raw.decode("utf-8", errors="replace").removesuffix("\r")
     for raw in splitter.close():
         yield raw.decode("utf-8", errors="replace").removesuffix("\r")
+
+
+class TerminalWriter(io.TextIOBase):
+    """A text stream that shows control characters as escapes before they reach a terminal.
+
+    What a command prints holds text from users and apps (config values, app and build output,
+    names in events): an ESC sequence there could set the reader's clipboard (OSC 52), move the
+    cursor or forge lines. Line breaks and tabs pass; escaping is per character, so it does not
+    matter how writes are cut."""
+
+    def __init__(self, inner: IO[str]) -> None:
+        self.inner = inner
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.inner.write(terminal_text(s))
+        return len(s)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def json_text(data: object) -> str:
+    """JSON for a terminal: non-ASCII stays readable, but every unprintable character (C1 codes,
+    U+2028 ...) is a JSON escape, so the text is still JSON after `TerminalWriter`."""
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    return "".join(c if c.isprintable() or c in "\n" else json.dumps(c)[1:-1] for c in text)
+
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+class LogFormatter(logging.Formatter):
+    """Log lines that hold user text (a request path, a name, an app's words) read as one line
+    each, with control characters escaped: no forged lines in the log, no ESC sequence reaching
+    the admin who tails it. A traceback keeps its line breaks."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
+        return terminal_text(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return terminal_text(super().formatStack(stack_info))
+
+
+def configure_logging(level: int = logging.INFO, filename: str | None = None, fmt: str = LOG_FORMAT) -> None:
+    """The process's log (stderr, or a file) through `LogFormatter`."""
+    handler: logging.Handler = logging.FileHandler(filename) if filename else logging.StreamHandler()
+    handler.setFormatter(LogFormatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler])

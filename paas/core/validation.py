@@ -115,6 +115,12 @@ def terminal_safe(text: str) -> str:
     return "\t".join(printable(part) for part in str(text).split("\t"))
 
 
+def terminal_text(text: str) -> str:
+    """`terminal_safe` for text of many lines: line breaks stay, every other control character
+    (a CR that overwrites a line, ESC, BEL, C1 codes) is shown as an escape."""
+    return "\n".join(terminal_safe(line) for line in str(text).split("\n"))
+
+
 def site_path(target: str | None) -> bool:
     """Whether `target` is a path on this site, safe as a redirect target after login.
 

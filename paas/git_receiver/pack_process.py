@@ -29,8 +29,8 @@ from paas.buildpacks.result import BuildFailed
 from paas.buildpacks.source import SourceTree
 from paas.core import engine, timing
 from paas.core.context import Context
-from paas.core.output import BuildLog
-from paas.core.validation import app_name
+from paas.core.output import BuildLog, configure_logging
+from paas.core.validation import app_name, printable, terminal_text
 from paas.errors import PaasError
 from paas.git_receiver import pack_guard, repo_head
 from paas.plugins import plugins
@@ -69,9 +69,12 @@ class DeployHook:
         self.deployed_sha: bytes | None = None
 
     def _progress(self, text: str) -> None:
+        """A line for the pusher's terminal as `remote: ...`: the build's and the release
+        phase's output are the app's, so their control characters go as escapes."""
         handler = self.handler
         if handler is not None and handler.has_capability(b"side-band-64k"):
-            handler.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode("utf-8", "replace"))
+            safe = terminal_text(text)
+            handler.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, safe.encode("utf-8", "replace"))
 
     def ref_moved(self) -> bool:
         """Whether this push moved its deploy branch (else its pack is garbage)."""
@@ -83,7 +86,7 @@ class DeployHook:
         try:
             push.check_push_ref(ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed)
         except PaasError as exc:
-            raise HookError(str(exc)) from None
+            raise HookError(printable(str(exc))) from None
         if self.deployed is None:
             timing.mark(self.app, "pack", STARTED)
         log = BuildLog(self._progress)
@@ -111,7 +114,7 @@ class DeployHook:
             raise HookError("deploy failed") from None
         except PaasError as exc:
             log.error(str(exc))
-            raise HookError(str(exc)) from None
+            raise HookError(printable(str(exc))) from None
         except Exception:
             logger.exception("push to %s failed", self.app)
             log.error("internal error during the deploy (see the server log)")
@@ -263,10 +266,8 @@ def main(argv: list[str]) -> int:
         return 2
     settings = Settings.from_env()
     settings.ensure_dirs()
-    logging.basicConfig(
-        level=logging.INFO,
-        filename=settings.log_path,
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    configure_logging(
+        logging.INFO, str(settings.log_path), "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
     )
     app = app_name(argv[2])
     pack_guard.limit_memory(settings.push_memory)
@@ -310,11 +311,12 @@ if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv))
     except PaasError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {printable(str(exc))}\n")
         sys.exit(1)
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:  # a protocol error from a broken client, or a bug: one line, details logged
         logger.exception("git request failed")
-        sys.stderr.write(f"error: git request failed: {exc.__class__.__name__}: {str(exc)[:200]}\n")
+        why = printable(str(exc)[:200])
+        sys.stderr.write(f"error: git request failed: {exc.__class__.__name__}: {why}\n")
         sys.exit(1)

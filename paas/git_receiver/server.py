@@ -24,7 +24,7 @@ from dulwich.repo import Repo
 
 from paas import commands
 from paas.core.context import Context
-from paas.core.validation import app_name
+from paas.core.validation import app_name, printable
 from paas.errors import PaasError
 from paas.git_receiver import hostkey, pack_process
 from paas.services import access, throttle
@@ -311,6 +311,7 @@ class SSHServer:
                         f"error: {throttle.too_many_sessions(iface.session.key)}\n".encode()
                     )
                 _finish(channel, 1)
+                transport.join(timeout=5)  # the client hangs up first, having read the line
                 return
             if not _wait_command(iface, transport):
                 channel.close()
@@ -357,7 +358,7 @@ class SSHServer:
         try:
             argv = shlex.split(raw)
         except ValueError as exc:
-            channel.sendall_stderr(f"error: cannot parse the command: {exc}\n".encode())
+            channel.sendall_stderr(f"error: cannot parse the command: {printable(str(exc))}\n".encode())
             return 1
         if argv and argv[0] in GIT_COMMANDS:
             return self._git(channel, ctx, argv)
@@ -394,7 +395,7 @@ class SSHServer:
                 if not repo_path.exists():
                     raise PaasError(f"app {name!r} has no code yet: git push first")
         except PaasError as exc:
-            channel.sendall_stderr(f"error: {exc}\n".encode())
+            channel.sendall_stderr(f"error: {printable(str(exc))}\n".encode())
             return 1
         mode = argv[0].removeprefix("git-")
         proc = self.pack_processes.start(mode, name, ctx.actor, ctx.is_admin, ctx.user_id)

@@ -164,7 +164,7 @@ def container_ip(container: Container) -> str | None:
 
 def container_port(container: Container) -> int:
     value = container.labels.get(LABEL_PORT, "")
-    return int(value) if value.isdigit() else APP_PORT
+    return int(value) if value.isascii() and value.isdigit() else APP_PORT
 
 
 def log_tail(container: Container, n: int = 30) -> list[str]:

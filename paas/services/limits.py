@@ -49,7 +49,7 @@ def parse_cpus(text: str) -> float:
 
 
 def parse_pids(text: str) -> int:
-    if not str(text).isdigit() or not MIN_PIDS <= int(text) <= MAX_PIDS:
+    if not (str(text).isascii() and str(text).isdigit()) or not MIN_PIDS <= int(text) <= MAX_PIDS:
         raise PaasError(f"invalid pids {text!r}: use a whole number from {MIN_PIDS} to {MAX_PIDS}")
     return int(text)
 

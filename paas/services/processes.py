@@ -118,7 +118,7 @@ def set_property(ctx: Context, app_name: str, key: str, value: str | None) -> No
         raise PaasError(f"unknown ps property {key!r}; known: {', '.join(sorted(PS_SETTINGS))}")
     setting, low, high = PS_SETTINGS[key]
     if value is not None:
-        if not value.isdigit() or not low <= int(value) <= high:
+        if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
             raise PaasError(f"{key} must be a whole number of seconds from {low} to {high}")
         value = str(int(value))
     ctx.store.set_setting(app.id, setting, value)

@@ -50,7 +50,7 @@ def list_releases(ctx: Context, app_name: str) -> list[ReleaseView]:
 
 def parse_version(text: str) -> int:
     raw = text[1:] if text[:1] in ("v", "V") else text
-    if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
         raise PaasError(f"invalid release {text!r}: use vN, e.g. v3")
     return int(raw)
 

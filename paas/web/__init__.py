@@ -6,6 +6,7 @@ throttling) is in the service layer, so a change made here is the one `ssh paas 
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from paas.core.context import Context
+from paas.core.output import configure_logging
 from paas.settings import Settings
 from paas.web import accounts, api, auth, errors, pages
 
@@ -39,6 +41,8 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     """One per gunicorn worker: each opens its own store connection (SQLite, WAL)."""
     settings = settings or (ctx.settings if ctx else Settings.from_env())
     ctx = ctx or Context.open(settings)
+    if not logging.getLogger().handlers:  # under gunicorn: our loggers' lines, escaped (web.log)
+        configure_logging(logging.INFO)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=_secret_key(settings),

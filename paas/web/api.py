@@ -2,24 +2,33 @@
 
 Each endpoint calls the service function its SSH command calls: same release, same event (the
 token's user as actor), same message, in `{"id": ..., "message": ...}` with a fitting status.
+
+A change that deploys answers when it is done, with the new state (what scripts and CI expect:
+the answer says whether it took, and a failure carries the end of its output). Such a wait holds
+a worker thread, so only half of a worker's threads may wait on deploys at once; past that the
+call gets 429 and Retry-After, and the pages keep their threads. A client that would rather not
+wait sends `Prefer: respond-async` and gets 202 with the deploy's job (as the dashboard's forms
+do), to poll at its URL or follow at its `/stream`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import PaasError
+from paas.errors import PaasError, Throttled
 from paas.services import apps as apps_service
 from paas.services import config as config_service
 from paas.services import domains as domains_service
 from paas.services import formation as formation_service
+from paas.services import jobs as jobs_service
 from paas.services import logs as logs_service
 from paas.services import lookup, overview
 from paas.services import metrics as metrics_service
@@ -47,14 +56,50 @@ def body() -> dict[str, Any]:
     return data
 
 
+def _deploy_slots() -> threading.BoundedSemaphore:
+    """This worker's share of threads that may wait on a deploy (half of them, at least one)."""
+    threads = ctx().settings.web_threads
+    return ctx().shared("api-deploy-slots", lambda: threading.BoundedSemaphore(max(1, threads // 2)))
+
+
 def deploying(fn: Callable[[BuildLog], T]) -> T:
     """Run a change that deploys; if it fails, the error carries the end of its output."""
+    slots = _deploy_slots()
+    if not slots.acquire(blocking=False):
+        raise Throttled("too many deploys are waiting on this dashboard worker; try again shortly", 5)
     log = BuildLog()
     try:
         return fn(log)
     except PaasError as exc:
         exc.api_extra = {"output": log.tail(OUTPUT_LINES)}  # type: ignore[attr-defined]
         raise
+    finally:
+        slots.release()
+
+
+def wants_async() -> bool:
+    """RFC 7240 `Prefer: respond-async`: start the deploy as a job and answer 202 at once."""
+    return "respond-async" in request.headers.get("Prefer", "").lower()
+
+
+def _outcome(result: object) -> str:
+    if isinstance(result, Release):
+        return f"{result.description}: released v{result.version}"
+    return "done"
+
+
+def _job_json(job: jobs_service.Job) -> dict:
+    return {**job.as_json(), "url": url_for("api.job", app=job.app, job_id=job.id)}
+
+
+def started(app: str, operation: str, title: str, fn: Callable[[BuildLog], object]) -> Response:
+    """The deploy as a background job (`fn` must not use the request: it runs after it)."""
+    job = jobs_service.start(ctx(), app, operation, title, lambda log: _outcome(fn(log)))
+    resp = jsonify(_job_json(job))
+    resp.status_code = 202
+    resp.headers["Location"] = url_for("api.job", app=job.app, job_id=job.id)
+    resp.headers["Preference-Applied"] = "respond-async"
+    return resp
 
 
 def _user(u: User) -> dict:
@@ -126,7 +171,14 @@ def config_patch(app: str):  # type: ignore[no-untyped-def]
             values[key] = value
         else:
             raise PaasError(f"the value of {key} must be a string (or null to unset it)")
-    release = deploying(lambda log: config_service.update_config(ctx(), app, values, unset, log))
+    c = ctx()
+
+    def change(log: BuildLog) -> Release | None:
+        return config_service.update_config(c, app, values, unset, log)
+
+    if wants_async():
+        return started(app, "config:set", "Update config", change)
+    release = deploying(change)
     return _release_header(jsonify(config_service.get_config(ctx(), app)), release)
 
 
@@ -147,8 +199,14 @@ def _scale(app: str, pairs: list[tuple[Any, Any]]) -> Any:
         if not isinstance(ptype, str):
             raise PaasError('each update needs a process type: {"type": "web", "quantity": 2}')
         args.append(f"{ptype}={_quantity(quantity, ptype)}")
-    changes = formation_service.parse_scale_args(args)
-    release = deploying(lambda log: formation_service.scale(ctx(), app, changes, log))
+    changes, c = formation_service.parse_scale_args(args), ctx()
+
+    def change(log: BuildLog) -> Release | None:
+        return formation_service.scale(c, app, changes, log)
+
+    if wants_async():
+        return started(app, "ps:scale", "Scale " + " ".join(f"{t}={n}" for t, n in changes.items()), change)
+    release = deploying(change)
     return _release_header(jsonify(_formation(app)), release)
 
 
@@ -177,8 +235,16 @@ def dynos(app: str):  # type: ignore[no-untyped-def]
 
 @bp.delete("/apps/<app>/dynos")
 def restart(app: str):  # type: ignore[no-untyped-def]
-    ptype = request.args.get("type") or None
-    deploying(lambda log: processes_service.restart(ctx(), app, ptype, log))
+    ptype, c = request.args.get("type") or None, ctx()
+
+    def change(log: BuildLog) -> None:
+        processes_service.restart(c, app, ptype, log)
+
+    if wants_async():
+        if ptype is not None:
+            validation.process_type(ptype)
+        return started(app, "ps:restart", "Restart" + (f" {ptype}" if ptype else ""), change)
+    deploying(change)
     return jsonify([p.as_json() for p in processes_service.list_processes(ctx(), app)])
 
 
@@ -193,9 +259,16 @@ def rollback(app: str):  # type: ignore[no-untyped-def]
     target = body().get("release")
     if target is not None and (isinstance(target, bool) or not isinstance(target, str | int)):
         raise PaasError('give the release to roll back to: {"release": "v3"} (or null for the previous)')
-    release = deploying(
-        lambda log: releases_service.rollback(ctx(), app, None if target is None else str(target), log)
-    )
+    version, c = None if target is None else str(target), ctx()
+
+    def change(log: BuildLog) -> Release:
+        return releases_service.rollback(c, app, version, log)
+
+    if wants_async():
+        return started(
+            app, "releases:rollback", f"Roll back to {version[:20]}" if version else "Roll back", change
+        )
+    release = deploying(change)
     view = releases_service.release_info(ctx(), app, f"v{release.version}")
     return _release_header(jsonify(view.as_json()), release), 201
 
@@ -210,6 +283,22 @@ def build_output(app: str, version: str):  # type: ignore[no-untyped-def]
     view = releases_service.release_info(ctx(), app, version)
     output = logs_service.build_output(ctx(), app, f"v{view.release.version}")
     return jsonify({"version": view.release.version, "output": output})
+
+
+# jobs: deploys started with Prefer: respond-async
+@bp.get("/apps/<app>/jobs/<job_id>")
+def job(app: str, job_id: str):  # type: ignore[no-untyped-def]
+    found = jobs_service.get(ctx(), app, job_id)
+    text, _ = jobs_service.output(ctx(), app, job_id)
+    return jsonify({**_job_json(found), "output": text.splitlines()})
+
+
+@bp.get("/apps/<app>/jobs/<job_id>/stream")
+def job_stream(app: str, job_id: str):  # type: ignore[no-untyped-def]
+    jobs_service.get(ctx(), app, job_id)  # errors now, as JSON, not inside the stream
+    last = request.headers.get("Last-Event-ID") or "0"
+    offset = int(last) if last.isascii() and last.isdigit() else 0
+    return streams.sse_response(streams.job_events(ctx(), app, job_id, offset))
 
 
 # domains

@@ -160,6 +160,24 @@ SCHEMAS: dict[str, S] = {
         "required": ["name", "destroyed"],
         "properties": {"name": STRING, "destroyed": {"type": "boolean"}},
     },
+    "Job": {
+        "type": "object",
+        "description": "a deploy running in the background (asked for with Prefer: respond-async)",
+        "required": ["id", "app", "operation", "title", "state", "message", "created_at", "url"],
+        "properties": {
+            "id": STRING,
+            "app": STRING,
+            "operation": STRING,
+            "title": STRING,
+            "user": _nullable(STRING),
+            "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "interrupted"]},
+            "message": {**STRING, "description": "the outcome (or the error) once it ended"},
+            "created_at": STAMP,
+            "ended_at": _nullable(STAMP),
+            "url": STRING,
+            "output": {"type": "array", "items": STRING, "description": "its output so far (GET only)"},
+        },
+    },
     "Logs": {
         "type": "object",
         "required": ["lines"],
@@ -232,6 +250,22 @@ APP = _path("app", "the app's name", APP_NAME)
 LINES = _query("lines", {"type": "integer", "minimum": 1, "maximum": 10000}, "how many lines first")
 TYPE = _query("type", STRING, "only this process type")
 DEPLOYS = "401 404 400 409 422"
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "enum": ["respond-async"]},
+    "description": "respond-async: answer 202 at once with the deploy's job (Location: its URL)",
+}
+
+
+def _deploy_op(
+    summary: str, ok: S, status: str = "200", body: S | None = None, params: list[S] | None = None
+) -> S:
+    """A change that deploys: its result when done, or (Prefer: respond-async) 202 and a job."""
+    op = _op(summary, ok, DEPLOYS, status, body, [*(params or []), PREFER])
+    op["responses"]["202"] = {"description": "started in the background", **_json(_ref("Job"))}
+    return op
 
 
 def _list(name: str) -> S:
@@ -256,35 +290,31 @@ def paths() -> S:
         "/apps/{app}/config": {
             "parameters": [APP],
             "get": _op("Config vars", _ref("Config")),
-            "patch": _op(
-                "Set and unset config vars (new release)", _ref("Config"), DEPLOYS, body=_ref("ConfigPatch")
+            "patch": _deploy_op(
+                "Set and unset config vars (new release)", _ref("Config"), body=_ref("ConfigPatch")
             ),
         },
         "/apps/{app}/formation": {
             "parameters": [APP],
             "get": _op("The formation: count per process type", _list("Formation")),
-            "patch": _op(
-                "Scale several process types", _list("Formation"), DEPLOYS, body=_ref("FormationBatch")
+            "patch": _deploy_op(
+                "Scale several process types", _list("Formation"), body=_ref("FormationBatch")
             ),
         },
         "/apps/{app}/formation/{type}": {
             "parameters": [APP, _path("type", "a process type")],
-            "patch": _op("Scale one process type", _list("Formation"), DEPLOYS, body=_ref("Quantity")),
+            "patch": _deploy_op("Scale one process type", _list("Formation"), body=_ref("Quantity")),
         },
         "/apps/{app}/dynos": {
             "parameters": [APP],
             "get": _op("Running processes (as ps)", _list("Dyno")),
-            "delete": _op("Restart without downtime (all, or ?type=)", _list("Dyno"), DEPLOYS, params=[TYPE]),
+            "delete": _deploy_op("Restart without downtime (all, or ?type=)", _list("Dyno"), params=[TYPE]),
         },
         "/apps/{app}/releases": {
             "parameters": [APP],
             "get": _op("Releases, newest first", _list("Release")),
-            "post": _op(
-                "Roll back: a new release from an earlier one",
-                _ref("Release"),
-                DEPLOYS,
-                "201",
-                _ref("Rollback"),
+            "post": _deploy_op(
+                "Roll back: a new release from an earlier one", _ref("Release"), "201", _ref("Rollback")
             ),
         },
         "/apps/{app}/releases/{version}": {
@@ -314,6 +344,24 @@ def paths() -> S:
                 "Live logs as Server-Sent Events (one line per event; id is its timestamp)",
                 STRING,
                 params=[LINES, TYPE],
+                content_type="text/event-stream",
+            ),
+        },
+        "/apps/{app}/jobs/{job_id}": {
+            "parameters": [
+                APP,
+                _path("job_id", "as the 202 gave it", {"type": "string", "pattern": "^[0-9a-f]{16}$"}),
+            ],
+            "get": _op("A deploy started with Prefer: respond-async: its state and output", _ref("Job")),
+        },
+        "/apps/{app}/jobs/{job_id}/stream": {
+            "parameters": [
+                APP,
+                _path("job_id", "as the 202 gave it", {"type": "string", "pattern": "^[0-9a-f]{16}$"}),
+            ],
+            "get": _op(
+                "A job's output as Server-Sent Events (id: byte offset), then a `done` event with the job",
+                STRING,
                 content_type="text/event-stream",
             ),
         },

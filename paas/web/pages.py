@@ -1,8 +1,10 @@
 """The dashboard's pages and form actions.
 
 A form action calls the same service function as the SSH command (same release, event, and
-message), then redirects back (POST/redirect/GET) with the outcome as a flash message; a deploy
-that fails shows the end of its output.
+message), then redirects (POST/redirect/GET). A change that deploys (scale, restart, config,
+rollback ...) runs as a background job (`paas.services.jobs`): the form is answered at once with
+the job's page, which streams its output, so no deploy holds a worker thread; a quick change
+(domains) redirects back with the outcome as a flash message.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from paas.services import config as config_service
 from paas.services import domains as domains_service
 from paas.services import events as events_service
 from paas.services import formation as formation_service
+from paas.services import jobs as jobs_service
 from paas.services import logs as logs_service
 from paas.services import metrics as metrics_service
 from paas.services import processes as processes_service
@@ -36,7 +39,6 @@ from paas.web.auth import flash
 
 bp = Blueprint("pages", __name__)
 SHOWN_RELEASES = 20
-FLASH_DETAIL_LINES = 15
 
 
 def ctx() -> Context:
@@ -68,24 +70,49 @@ def _released(release: Release | None, what: str) -> str:
 
 
 def action(anchor: str) -> Callable:
-    """A form action on one app: run it with a deploy log, flash the outcome, go back. A refusal
-    by the permission table is its page (403, or 404 for an app the actor cannot view, as the
-    API): the app page showed no such button, so only a forged POST meets it."""
+    """A quick form action on one app: run it, flash the outcome, go back. A refusal by the
+    permission table is its page (403, or 404 for an app the actor cannot view, as the API): the
+    app page showed no such button, so only a forged POST meets it."""
 
-    def wrap(fn: Callable[..., str]) -> Callable:
+    def wrap(fn: Callable[[str], str]) -> Callable:
         @wraps(fn)
         def view(app: str) -> Response:
-            log = BuildLog()
             try:
-                flash(fn(app, log), "ok")
+                flash(fn(app), "ok")
             except PaasError as exc:
                 if isinstance(exc, PermissionDenied) or not access.allowed_on(ctx(), app):
                     raise
-                detail = "\n".join(log.tail(FLASH_DETAIL_LINES))
-                flash(f"{exc}\n{detail}".strip(), "error")
+                flash(str(exc), "error")
             if not access.allowed_on(ctx(), app):  # they took their own access away
                 return redirect(url_for("pages.apps"), 303)
             return redirect(url_for("pages.app", app=app) + f"#{anchor}", 303)
+
+        return view
+
+    return wrap
+
+
+Deploy = tuple[str, jobs_service.Work]  # the job's title and its work
+JOB_ANCHORS = ("processes", "config", "releases")  # where on the app page a job's form was
+
+
+def deploys(anchor: str, operation: str) -> Callable:
+    """A form action that deploys: the view parses the form (in the request) and returns the
+    work; it runs as a job and the browser goes to the job's page. A form that does not parse
+    goes back with the error; a change the user may not make is refused as in `action`."""
+
+    def wrap(fn: Callable[[str], Deploy]) -> Callable:
+        @wraps(fn)
+        def view(app: str) -> Response:
+            try:
+                title, work = fn(app)
+                job = jobs_service.start(ctx(), app, operation, title, work)
+            except PaasError as exc:
+                if isinstance(exc, PermissionDenied) or not access.allowed_on(ctx(), app):
+                    raise  # its page, as in `action`
+                flash(str(exc), "error")
+                return redirect(url_for("pages.app", app=app) + f"#{anchor}", 303)
+            return redirect(url_for("pages.job", app=job.app, job_id=job.id, back=anchor), 303)
 
         return view
 
@@ -160,63 +187,89 @@ def app(app: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/apps/<app>/scale")
-@action("processes")
-def scale(app: str, log: BuildLog) -> str:
+@deploys("processes", "ps:scale")
+def scale(app: str) -> Deploy:
     changes = formation_service.parse_scale_args(
         [f"{request.form.get('type', '')}={request.form.get('quantity', '')}"]
     )
-    release = formation_service.scale(ctx(), app, changes, log)
-    what = "Scaled " + " ".join(f"{t}={n}" for t, n in changes.items())
-    return what + (
-        f": released v{release.version}"
-        if release
-        else ". Stored: applies when the app is deployed or started"
-    )
+    c, what = ctx(), "Scaled " + " ".join(f"{t}={n}" for t, n in changes.items())
+
+    def work(log: BuildLog) -> str:
+        release = formation_service.scale(c, app, changes, log)
+        if release is None:
+            return what + ". Stored: applies when the app is deployed or started"
+        return what + f": released v{release.version}"
+
+    return what.replace("Scaled", "Scale", 1), work
 
 
 @bp.post("/apps/<app>/restart")
-@action("processes")
-def restart(app: str, log: BuildLog) -> str:
-    ptype = request.form.get("type") or None
-    processes_service.restart(ctx(), app, ptype, log)
-    return f"Restarted {app}" + (f" ({ptype})" if ptype else "")
+@deploys("processes", "ps:restart")
+def restart(app: str) -> Deploy:
+    c, ptype = ctx(), request.form.get("type") or None
+    if ptype is not None:
+        validation.process_type(ptype)
+    what = f"{app}" + (f" ({ptype})" if ptype else "")
+
+    def work(log: BuildLog) -> str:
+        processes_service.restart(c, app, ptype, log)
+        return f"Restarted {what}"
+
+    return f"Restart {what}", work
 
 
 @bp.post("/apps/<app>/stop")
-@action("processes")
-def stop(app: str, log: BuildLog) -> str:
-    count = processes_service.stop(ctx(), app, log)
-    return f"Stopped {count} process(es) of {app}"
+@deploys("processes", "ps:stop")
+def stop(app: str) -> Deploy:
+    c = ctx()
+
+    def work(log: BuildLog) -> str:
+        return f"Stopped {processes_service.stop(c, app, log)} process(es) of {app}"
+
+    return f"Stop {app}", work
 
 
 @bp.post("/apps/<app>/start")
-@action("processes")
-def start(app: str, log: BuildLog) -> str:
-    processes_service.start(ctx(), app, log)
-    return f"Started {app}"
+@deploys("processes", "ps:start")
+def start(app: str) -> Deploy:
+    c = ctx()
+
+    def work(log: BuildLog) -> str:
+        processes_service.start(c, app, log)
+        return f"Started {app}"
+
+    return f"Start {app}", work
 
 
 @bp.post("/apps/<app>/config")
-@action("config")
-def config_set(app: str, log: BuildLog) -> str:
-    key = request.form.get("key", "")
+@deploys("config", "config:set")
+def config_set(app: str) -> Deploy:
+    c, key = ctx(), request.form.get("key", "")
     # Browsers send a textarea's line breaks as CRLF (HTML forms do); the value typed had LF.
     value = request.form.get("value", "").replace("\r\n", "\n")
-    release = config_service.set_config(ctx(), app, {key: value}, log)
-    return _released(release, f"Set {key}")
+    validation.config_key(key)
+
+    def work(log: BuildLog) -> str:
+        return _released(config_service.set_config(c, app, {key: value}, log), f"Set {key}")
+
+    return f"Set {key}", work
 
 
 @bp.post("/apps/<app>/config/unset")
-@action("config")
-def config_unset(app: str, log: BuildLog) -> str:
-    key = request.form.get("key", "")
-    release = config_service.unset_config(ctx(), app, [key], log)
-    return _released(release, f"Unset {key}")
+@deploys("config", "config:unset")
+def config_unset(app: str) -> Deploy:
+    c, key = ctx(), request.form.get("key", "")
+    validation.config_key(key)
+
+    def work(log: BuildLog) -> str:
+        return _released(config_service.unset_config(c, app, [key], log), f"Unset {key}")
+
+    return f"Unset {key}", work
 
 
 @bp.post("/apps/<app>/domains")
 @action("domains")
-def domain_add(app: str, log: BuildLog) -> str:
+def domain_add(app: str) -> str:
     hostname = request.form.get("hostname", "")
     domains_service.add_domains(ctx(), app, [hostname])
     return f"Added {validation.domain(hostname)}"
@@ -224,17 +277,53 @@ def domain_add(app: str, log: BuildLog) -> str:
 
 @bp.post("/apps/<app>/domains/remove")
 @action("domains")
-def domain_remove(app: str, log: BuildLog) -> str:
+def domain_remove(app: str) -> str:
     hostname = request.form.get("hostname", "")
     domains_service.remove_domains(ctx(), app, [hostname])
     return f"Removed {hostname}"
 
 
 @bp.post("/apps/<app>/rollback")
-@action("releases")
-def rollback(app: str, log: BuildLog) -> str:
-    release = releases_service.rollback(ctx(), app, request.form.get("version") or None, log)
-    return f"{release.description}: released v{release.version}"
+@deploys("releases", "releases:rollback")
+def rollback(app: str) -> Deploy:
+    c, version = ctx(), request.form.get("version") or None
+
+    def work(log: BuildLog) -> str:
+        release = releases_service.rollback(c, app, version, log)
+        return f"{release.description}: released v{release.version}"
+
+    return f"Roll back to {version[:20]}" if version else "Roll back", work
+
+
+@bp.get("/apps/<app>/jobs/<job_id>")
+def job(app: str, job_id: str):  # type: ignore[no-untyped-def]
+    """A deploy started here: its output so far, then live from the stream server."""
+    found = jobs_service.get(ctx(), app, job_id)
+    output, offset = jobs_service.output(ctx(), app, job_id)
+    back = request.args.get("back", "")
+    anchor = back if back in JOB_ANCHORS else ""
+    return render_template("job.html", job=found, output=output, offset=offset, anchor=anchor)
+
+
+@bp.get("/apps/<app>/jobs/<job_id>/done")
+def job_done(app: str, job_id: str):  # type: ignore[no-untyped-def]
+    """Where a job's page sends the browser once the job succeeded: back to the app, with the
+    outcome as a flash message (as a form that does not deploy answers)."""
+    found = jobs_service.get(ctx(), app, job_id)
+    if not found.done:
+        return redirect(url_for("pages.job", app=found.app, job_id=found.id), 303)
+    flash(found.message, "ok" if found.state == "succeeded" else "error")
+    back = request.args.get("back", "")
+    anchor = f"#{back}" if back in JOB_ANCHORS else ""
+    return redirect(url_for("pages.app", app=found.app) + anchor, 303)
+
+
+@bp.get("/apps/<app>/jobs/<job_id>/stream")
+def job_stream(app: str, job_id: str):  # type: ignore[no-untyped-def]
+    jobs_service.get(ctx(), app, job_id)  # errors now, as a page, not inside the stream
+    last = request.headers.get("Last-Event-ID") or request.args.get("from") or "0"
+    offset = int(last) if last.isascii() and last.isdigit() else 0
+    return streams.sse_response(streams.job_events(ctx(), app, job_id, offset))
 
 
 @bp.get("/apps/<app>/releases/<version>/build")
@@ -279,21 +368,21 @@ def _permissions() -> str:
 
 @bp.post("/apps/<app>/access")
 @action("access")
-def access_add(app: str, log: BuildLog) -> str:
+def access_add(app: str) -> str:
     grant = access.add_access(ctx(), app, request.form.get("user", "").strip(), _permissions())
     return f"{grant.user} may now {', '.join(grant.permissions)} {app}"
 
 
 @bp.post("/apps/<app>/access/update")
 @action("access")
-def access_update(app: str, log: BuildLog) -> str:
+def access_update(app: str) -> str:
     grant = access.update_access(ctx(), app, request.form.get("user", ""), _permissions())
     return f"{grant.user} may now {', '.join(grant.permissions)} {app}"
 
 
 @bp.post("/apps/<app>/access/remove")
 @action("access")
-def access_remove(app: str, log: BuildLog) -> str:
+def access_remove(app: str) -> str:
     user = request.form.get("user", "")
     access.remove_access(ctx(), app, user)
     return f"{user} has no access to {app} any more"
@@ -301,6 +390,6 @@ def access_remove(app: str, log: BuildLog) -> str:
 
 @bp.post("/apps/<app>/transfer")
 @action("access")
-def transfer(app: str, log: BuildLog) -> str:
+def transfer(app: str) -> str:
     moved = access.transfer(ctx(), app, request.form.get("user", "").strip())
     return f"{moved.name} now belongs to {request.form.get('user', '').strip()}"

@@ -1,7 +1,8 @@
 """The dashboard's gunicorns, run and watched by `paas server`.
 
-Pages and the API run on gthread workers (a deploy that waits for health checks holds a
-thread). Live log streams (Server-Sent Events) run on a second gunicorn with one gevent worker,
+Pages and the API run on gthread workers (a deploy from a page runs as a background job,
+`paas.services.jobs`; one from the API holds a thread, at most half of them). Live log streams
+and deploy jobs' output (Server-Sent Events) run on a second gunicorn with one gevent worker,
 on a loopback port that nginx sends the stream paths to: an open browser tab costs a greenlet
 there, not a thread of the pages. Its listening socket (loopback, a free port) is made here and
 passed down, so it keeps its port across restarts and never collides. A gunicorn that a killed

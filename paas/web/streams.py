@@ -1,12 +1,14 @@
-"""Live logs as Server-Sent Events: `logs -t` run in a thread, its lines sent as events.
+"""Live logs and deploy jobs' output as Server-Sent Events (served by the evented gunicorn).
 
-Each event's id is the line's timestamp, so a browser that reconnects (EventSource does it on
-its own) sends Last-Event-ID and gets only what it has not seen. A comment every few seconds
-keeps proxies from closing an idle stream and tells us when the browser has gone.
+A log line's event id is its timestamp, a job line's the byte offset after it, so a browser that
+reconnects (EventSource does it on its own) sends Last-Event-ID and gets only what it has not
+seen. A comment every few seconds keeps proxies from closing an idle stream and tells us when
+the browser has gone.
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from flask import Response
 
 from paas.core.context import Context
 from paas.errors import PaasError
+from paas.services import jobs as jobs_service
 from paas.services import logs as logs_service
 
 HEARTBEAT = 10.0
@@ -66,6 +69,24 @@ def log_events(
             yield _event(item)
     finally:
         stop.set()  # the browser went away (or the stream ended): stop following
+
+
+def job_events(ctx: Context, app: str, job_id: str, offset: int) -> Iterator[str]:
+    """A job's lines from `offset`, then one `done` event with the ended job (as JSON)."""
+    gone = threading.Event()
+    try:
+        yield "retry: 2000\n\n"
+        for item in jobs_service.follow(ctx, app, job_id, offset, gone.is_set):
+            if item is None:
+                yield ": keep-alive\n\n"
+            elif isinstance(item, jobs_service.Job):
+                yield f"event: done\ndata: {json.dumps(item.as_json())}\n\n"
+                return
+            else:
+                line, after = item
+                yield f"id: {after}\ndata: {line.replace(chr(13), '')}\n\n"
+    finally:
+        gone.set()
 
 
 def sse_response(events: Iterator[str]) -> Response:

@@ -210,6 +210,17 @@ def running_server(root: Path, key_name: str = "alice") -> Iterator[PaasServer]:
         shutdown(server)
 
 
+def _images(client: docker.DockerClient, reference: str) -> list:
+    """images.list inspects each image it lists: one that another test (on the same dockerd)
+    removes meanwhile is NotFound; list again."""
+    for _ in range(5):
+        try:
+            return client.images.list(filters={"reference": reference})
+        except docker.errors.NotFound:
+            time.sleep(0.2)
+    return client.images.list(filters={"reference": reference})
+
+
 def shutdown(server: PaasServer) -> None:
     """Stop the server (kill it if it will not stop) and always remove what the test made."""
     try:
@@ -257,7 +268,7 @@ def cleanup_instance(server: PaasServer) -> None:
     client = docker.from_env()
     for c in client.containers.list(all=True, filters={"label": f"paas.instance={instance}"}):
         c.remove(force=True)
-    for img in client.images.list(filters={"reference": "paas/app-*"}):
+    for img in _images(client, "paas/app-*"):
         for tag in img.tags:
             if tag.endswith(f"-{instance}"):
                 client.images.remove(tag, force=True)

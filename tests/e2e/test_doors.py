@@ -236,6 +236,61 @@ def test_login_posts_are_rate_limited_by_nginx(own_server: PaasServer) -> None:
     assert statuses[:10] == [401] * 10
 
 
+def test_more_than_ten_logins_at_once_from_one_address_are_refused(own_server: PaasServer) -> None:
+    """Before: any number of login POSTs from one address ran at once (an argon2 hash each).
+    Ten held open (their bodies not sent yet) and the eleventh is refused by nginx."""
+    server = own_server
+    server.add_user("lena", "correct horse battery", admin=True)
+    held = []
+    try:
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
+            s.sendall(
+                b"POST /login HTTP/1.1\r\nHost: paas.localhost\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nuser"
+            )
+            held.append(s)
+        time.sleep(0.5)  # nginx has read their headers
+        refused = _login(server, "lena", "correct horse battery")
+        assert refused.status_code == 429, (refused.status_code, refused.text[:200])
+    finally:
+        for s in held:
+            s.close()
+    assert wait_for(lambda: _login(server, "lena", "correct horse battery").status_code == 303, timeout=10)
+
+
+def test_api_calls_without_a_well_formed_token_are_rate_limited_by_nginx(own_server: PaasServer) -> None:
+    """Before: calls with no token (or not a `paas_...` one) were never counted anywhere. Now
+    nginx limits them per address; well-formed wrong tokens are counted by the store (JSON 429)."""
+    server = own_server
+    server.add_user("tim", "correct horse battery", admin=True)
+    token = server.token("tim")
+    base = f"http://127.0.0.1:{server.http_port}/api/v1/apps"
+    host = {"Host": "paas.localhost"}
+    answers = [
+        requests.get(base, headers={**host, "Authorization": auth}, timeout=10)
+        for auth in ["", "Basic dGltOnB3", "Bearer not-ours"] * 12
+    ]
+    statuses = [r.status_code for r in answers]
+    assert 429 in statuses and set(statuses) <= {401, 429}, statuses
+    assert statuses[:20] == [401] * 20
+    from_nginx = next(r for r in answers if r.status_code == 429)
+    assert "rate_limited" not in from_nginx.text  # nginx's page: gunicorn never saw it
+    # A good token from the same address is not held back by that ...
+    assert (
+        requests.get(base, headers={**host, "Authorization": f"Bearer {token}"}, timeout=10).status_code
+        == 200
+    )
+    # ... and well-formed guesses are counted by the store, which then locks the address out.
+    guesses = [
+        requests.get(base, headers={**host, "Authorization": f"Bearer paas_guess{i}"}, timeout=10)
+        for i in range(25)
+    ]
+    locked = guesses[-1]
+    assert locked.status_code == 429 and locked.json()["id"] == "rate_limited", locked.text
+    assert int(locked.headers["Retry-After"]) > 0
+
+
 def test_unclaimed_names_under_the_apps_domain_are_not_captured_by_a_parent_wildcard(
     own_server: PaasServer,
 ) -> None:
@@ -325,6 +380,51 @@ def test_app_output_reaches_the_terminal_escaped(paas: PaasServer) -> None:
     assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
 
 
+OSC52 = "\x1b]52;c;cHduZWQ=\x07"  # sets the reader's clipboard to "pwned"
+
+
+def _terminal_safe(text: str) -> bool:
+    return all(c.isprintable() or c in "\n\t" for c in text)
+
+
+def test_build_release_and_config_output_reach_the_pusher_escaped(paas: PaasServer) -> None:
+    """Before: a build's and a release phase's ESC sequences went to `git push` raw (`remote:`
+    lines), and `config:get` printed a value's raw."""
+    bp = paas.data_dir / "buildpacks" / "esc-printer"
+    (bp / "bin").mkdir(parents=True, exist_ok=True)
+    for name, body in (
+        ("detect", "echo EscPrinter"),
+        ("compile", "printf -- '-----> compiling \\033]52;c;cHduZWQ=\\007 \\033[2Jok\\r\\n'"),
+        ("release", "echo '--- {}'"),
+    ):
+        (bp / "bin" / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bp / "bin" / name).chmod(0o755)
+    app = unique_app("escpush")
+    src = paas.make_repo("tiny-worker", app)
+    (src / ".buildpacks").write_text(f"{bp}\n")
+    (src / "Procfile").write_text(
+        "release: printf 'release \\033]52;c;cmVs\\007 done\\n'\nworker: exec sleep 1000000\n"
+    )
+    assert paas.git(src, "add", "-A").returncode == 0
+    assert paas.git(src, "commit", "-qm", "print escapes").returncode == 0
+    paas.git(src, "remote", "add", "paas", f"paas:{app}")
+    pushed = paas.git(src, "push", "paas", "main")
+    assert pushed.returncode == 0, pushed.output
+    assert "remote: -----> compiling \\x1b]52;c;cHduZWQ=\\x07 \\x1b[2Jok" in pushed.stderr, pushed.stderr
+    assert "release \\x1b]52;c;cmVs\\x07 done" in pushed.stderr, pushed.stderr
+    assert "\x1b" not in pushed.stderr and "\x07" not in pushed.stderr
+
+    assert paas.ssh("config:set", app, f"EVIL=a{OSC52}b").returncode == 0
+    for argv in (("config:get", app, "EVIL"), ("config", app), ("config:export", app), ("events",)):
+        shown = paas.ssh(*argv)
+        assert shown.returncode == 0, shown.output
+        assert _terminal_safe(shown.stdout) and _terminal_safe(shown.stderr), argv
+    assert paas.ssh("config:get", app, "EVIL").stdout == "a\\x1b]52;c;cHduZWQ=\\x07b\n"
+    # The host CLI's output goes through the same writer.
+    assert paas.host("config:get", app, "EVIL").stdout == "a\\x1b]52;c;cHduZWQ=\\x07b\n"
+    assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
+
+
 def test_a_parent_wildcard_never_captures_an_unrouted_app_name(tmp_path: Path) -> None:
     """PAAS_DOMAIN=apps.localhost, an app holding `*.localhost` (stored before this rule, which
     now refuses it): before, it served victim.apps.localhost while the victim had no route."""
@@ -396,5 +496,125 @@ def test_the_dashboard_on_a_host_of_its_own_with_a_host_only_cookie(tmp_path: Pa
         cookie = next(line for line in login.splitlines() if line.lower().startswith("set-cookie:"))
         assert "__Host-paas_session=" in cookie and "Secure" in cookie and "Path=/" in cookie
         assert "Domain" not in cookie
+    finally:
+        shutdown(server)
+
+
+def _browser(server: PaasServer, name: str, password: str) -> requests.Session:
+    """A logged-in browser session through nginx."""
+    web = requests.Session()
+    web.headers["Host"] = f"paas.localhost:{server.http_port}"
+    base = f"http://127.0.0.1:{server.http_port}"
+    page = web.get(f"{base}/login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    login = web.post(
+        f"{base}/login",
+        data={"username": name, "password": password, "csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert login.status_code == 303, login.text
+    return web
+
+
+def _job_state(page: str) -> str:
+    found = re.search(r'id="job" data-state="(\w+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def _job_events(web: requests.Session, base: str, job_path: str) -> str:
+    """A job's output stream (through nginx, to the evented gunicorn) until its `done` event."""
+    with web.get(f"{base}{job_path}/stream", stream=True, timeout=60) as resp:
+        assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+        seen = ""
+        for chunk in resp.iter_content(chunk_size=None, decode_unicode=True):
+            seen += chunk
+            if "event: done" in seen and seen.endswith("\n\n"):
+                return seen
+    raise AssertionError(seen)
+
+
+def test_deploys_from_the_dashboard_leave_its_pages_answering(tmp_path: Path) -> None:
+    """Before: each restart posted from the dashboard held a gunicorn thread for its whole run,
+    so with 2 threads two deploys hung every page. Now the form is answered at once with the
+    job's page, whose output streams from the evented gunicorn."""
+    server = PaasServer(tmp_path)
+    server.env["PAAS_WEB_WORKERS"] = "1"
+    server.env["PAAS_WEB_THREADS"] = "2"
+    try:
+        server.start_with_key()
+        app = unique_app("slowboot")
+        src = server.make_repo("stdlib-web", app)
+        (src / "app.json").unlink()  # no health-check path: ready when it listens, after its boot
+        (src / "BOOT_DELAY").write_text("3\n")
+        assert server.git(src, "add", "-A").returncode == 0
+        assert server.git(src, "commit", "-qm", "boot slowly").returncode == 0
+        server.git(src, "remote", "add", "paas", f"paas:{app}")
+        pushed = server.git(src, "push", "paas", "main")
+        assert pushed.returncode == 0, pushed.output
+        server.add_user("dora", "correct horse battery", admin=True)
+        web = _browser(server, "dora", "correct horse battery")
+        base = f"http://127.0.0.1:{server.http_port}"
+        page = web.get(f"{base}/apps/{app}", timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+        answers: list[tuple[float, requests.Response]] = []
+
+        def restart() -> None:
+            started = time.monotonic()
+            resp = web.post(
+                f"{base}/apps/{app}/restart", data={"csrf_token": token}, allow_redirects=False, timeout=60
+            )
+            answers.append((time.monotonic() - started, resp))
+
+        posts = [threading.Thread(target=restart) for _ in range(4)]  # 4 deploys, 2 threads
+        for t in posts:
+            t.start()
+        for t in posts:
+            t.join()
+        assert len(answers) == 4
+        for took, resp in answers:
+            assert resp.status_code == 303 and "/jobs/" in resp.headers["Location"], resp.text
+            assert took < 2.0, [a[0] for a in answers]
+        jobs = [resp.headers["Location"].split("?")[0] for _, resp in answers]
+        # The deploys queue on the app's lock (about 3 s each); meanwhile every page answers.
+        timings = []
+        for _ in range(10):
+            started = time.monotonic()
+            assert web.get(f"{base}/", timeout=5).status_code == 200
+            timings.append(time.monotonic() - started)
+        states = [_job_state(web.get(f"{base}{j}", timeout=5).text) for j in jobs]
+        assert {"queued", "running"} & set(states), states  # the deploys were still going on
+        assert max(timings) < 1.0, timings
+        # Each job's output comes live, then its outcome.
+        for job in jobs:
+            events = _job_events(web, base, job)
+            assert "data:        starting web.1" in events, events
+            assert '"state": "succeeded"' in events, events
+        final = web.get(f"{base}{jobs[-1]}", timeout=5).text
+        assert 'data-state="succeeded"' in final and f"Restarted {app}" in final
+
+        # The API: a synchronous deploy may hold one of the two threads, not both ...
+        api = requests.Session()
+        api.headers.update({"Host": "paas.localhost", "Authorization": f"Bearer {server.token('dora')}"})
+        waiting: list[requests.Response] = []
+        first = threading.Thread(
+            target=lambda: waiting.append(api.delete(f"{base}/api/v1/apps/{app}/dynos", timeout=60))
+        )
+        first.start()
+        time.sleep(1.0)
+        second = api.delete(f"{base}/api/v1/apps/{app}/dynos", timeout=60)
+        assert second.status_code == 429 and second.json()["id"] == "rate_limited", second.text
+        assert web.get(f"{base}/", timeout=5).status_code == 200
+        first.join()
+        assert waiting[0].status_code == 200, waiting[0].text
+        # ... and one that asks for it answers at once with a job, followed through nginx.
+        started = api.delete(
+            f"{base}/api/v1/apps/{app}/dynos", headers={"Prefer": "respond-async"}, timeout=10
+        )
+        assert started.status_code == 202, started.text
+        events = _job_events(api, base, started.headers["Location"])
+        assert "data:        starting web.1" in events and '"state": "succeeded"' in events, events
     finally:
         shutdown(server)

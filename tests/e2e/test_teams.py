@@ -125,6 +125,9 @@ API_OPS: list[tuple[str, str, object, str]] = [
     ("GET", "/apps/{app}/logs?lines=1", None, "logs"),
     ("GET", "/apps/{app}/log-stream?lines=1", None, "logs"),
     ("GET", "/apps/{app}/metrics?seconds=60", None, "metrics"),
+    # A job is looked up by those who may view the app (then it needs what the job ran).
+    ("GET", "/apps/{app}/jobs/0123456789abcdef", None, "apps:info"),
+    ("GET", "/apps/{app}/jobs/0123456789abcdef/stream", None, "apps:info"),
 ]
 
 
@@ -260,6 +263,7 @@ def test_every_api_operation_answers_as_the_table_says(team: Team) -> None:
     covered = {(m, p.split("?")[0].replace("{doomed}", "{app}")) for m, p, _, _ in API_OPS}
     covered = {(m, p.replace("/nosuchtype", "/{type}").replace("/v1", "/{version}")) for m, p in covered}
     covered = {(m, p.replace("/nosuch.example.com", "/{hostname}")) for m, p in covered}
+    covered = {(m, p.replace("/0123456789abcdef", "/{job_id}")) for m, p in covered}
     assert documented == covered, "give each new API operation its entry in API_OPS"
 
     doomed = team.doomed

@@ -38,6 +38,8 @@ def test_main_config_fences_the_apps_domain_and_limits_logins(router: Router) ->
     assert "zone=paas_login" in main and "limit_req_status 429;" in main
     dash = (router.apps_dir / "_dashboard.conf").read_text()
     assert "location = /login {\n        limit_req zone=paas_login" in dash
+    assert "limit_conn paas_login_conn 10;" in dash and "zone=paas_login_conn" in main
+    assert dash.count("limit_req zone=paas_bad_token") == 2  # /api/ and the API's streams
     assert "proxy_pass http://127.0.0.1:5001;" in dash  # the streams
     assert nginx_t(router).returncode == 0
 

@@ -4,6 +4,7 @@ real argon2, real nginx -t for routes; no server process."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,31 @@ def post_form(client: FlaskClient, path: str, data: dict, page: str | None = Non
     """POST a form the way a browser does: with the CSRF token of the page it came from."""
     token = csrf_token(client, page or ("/login" if path == "/login" else "/"))
     return client.post(path, data={**data, "csrf_token": token}, **kwargs)
+
+
+JOB_STATE = re.compile(r'id="job" data-state="(\w+)"')
+
+
+def finish_job(client: FlaskClient, resp, timeout: float = 30):  # type: ignore[no-untyped-def]
+    """A deploy form's answer is the job's page (303 at once); wait until the job has ended and
+    return its page."""
+    assert resp.status_code == 303, resp.text
+    location = resp.headers["Location"]
+    assert "/jobs/" in location, location
+    deadline = time.monotonic() + timeout
+    while True:
+        page = client.get(location)
+        state = JOB_STATE.search(page.text)
+        assert state, page.text
+        if state.group(1) in ("succeeded", "failed", "interrupted"):
+            return page
+        assert time.monotonic() < deadline, page.text
+        time.sleep(0.02)
+
+
+def post_deploy(client: FlaskClient, path: str, data: dict, page: str | None = None):  # type: ignore[no-untyped-def]
+    """POST a form that deploys and wait for its job: the ended job's page."""
+    return finish_job(client, post_form(client, path, data, page=page))
 
 
 @pytest.fixture

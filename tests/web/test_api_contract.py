@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from paas import commands
 from paas.services import users
 from paas.web.openapi import document
-from tests.web.conftest import Site, bearer, post_form
+from tests.web.conftest import Site, bearer, post_deploy, post_form
 
 # The document says what is valid JSON; the services refuse more (reserved names, sizes, ...),
 # with a documented 400, so "every schema-valid request succeeds" is not a property we promise.
@@ -177,7 +177,7 @@ def test_the_api_and_the_dashboard_do_what_the_ssh_command_does(site: Site) -> N
         client.patch("/api/v1/apps/demo/config", headers=h, json={"GREETING": "hi there"}).status_code == 200
     )
     assert last_event(site) == via_ssh
-    post_form(browser, "/apps/demo/config", {"key": "OTHER", "value": "x"}, page="/apps/demo")
+    post_deploy(browser, "/apps/demo/config", {"key": "OTHER", "value": "x"}, page="/apps/demo")
     assert last_event(site) == ("alice", "config", "Set OTHER")
 
     assert ssh(site, "alice", "domains:add", "other", "www.other.example")[0] == 0

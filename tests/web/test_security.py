@@ -8,7 +8,7 @@ import pytest
 
 from paas.services import users
 from paas.web import create_app
-from tests.web.conftest import PASSWORD, Site, bearer, csrf_token, post_form
+from tests.web.conftest import PASSWORD, Site, bearer, csrf_token, post_deploy, post_form
 
 SAMPLE_ARGS = {
     "app": "demo",
@@ -19,6 +19,7 @@ SAMPLE_ARGS = {
     "kind": "postgres",
     "name": "db",
     "backup_id": "20260101T000000Z",
+    "job_id": "0123456789abcdef",
 }
 PUBLIC = {"auth.login", "static"}
 
@@ -88,8 +89,7 @@ def test_logout_needs_the_csrf_token_too(site: Site) -> None:
 def test_config_values_are_masked_until_revealed_and_always_escaped(site: Site) -> None:
     evil = "<script>alert(1)</script>"
     client = site.login()
-    resp = post_form(client, "/apps/demo/config", {"key": "EVIL", "value": evil}, page="/apps/demo")
-    assert resp.status_code == 303
+    post_deploy(client, "/apps/demo/config", {"key": "EVIL", "value": evil}, page="/apps/demo")
     assert site.ctx.store.get_config(site.ctx.store.get_app("demo").id) == {"EVIL": evil}
     masked = client.get("/apps/demo")
     assert "EVIL" in masked.text and "alert(1)" not in masked.text

@@ -60,3 +60,35 @@ if (metrics) {
   refresh();
   setInterval(refresh, 5000);
 }
+
+// A deploy started from a form: its output so far is on the page; the rest comes live. When it
+// succeeds, back to the app page (its outcome is flashed there); a failure stays, with its output.
+const jobBox = document.getElementById("job-lines");
+if (jobBox) {
+  const job = document.getElementById("job");
+  const ended = (state) => ["succeeded", "failed", "interrupted"].includes(state);
+  const backIfDone = (state) => {
+    if (state === "succeeded" && job.dataset.done) window.location.assign(job.dataset.done);
+  };
+  if (ended(job.dataset.state)) {
+    backIfDone(job.dataset.state);
+  } else {
+    const state = document.getElementById("job-state");
+    const source = new EventSource(new URL(jobBox.dataset.url, window.location.href));
+    source.onmessage = (event) => {
+      state.textContent = "running";
+      jobBox.appendChild(document.createTextNode(event.data + "\n"));
+      jobBox.scrollTop = jobBox.scrollHeight;
+    };
+    source.addEventListener("done", (event) => {
+      source.close();
+      const finished = JSON.parse(event.data);
+      const outcome = document.getElementById("job-outcome");
+      state.textContent = finished.state;
+      document.getElementById("job-message").textContent = finished.message;
+      outcome.className = "job-outcome job-" + (finished.state === "succeeded" ? "ok" : "error");
+      outcome.hidden = false;
+      backIfDone(finished.state);
+    });
+  }
+}
