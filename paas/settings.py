@@ -114,6 +114,7 @@ class Settings:
     acme_email: str | None = None
     acme_ca_bundle: str | None = None
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
+    scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -164,6 +165,7 @@ class Settings:
             acme_email=os.environ.get("PAAS_ACME_EMAIL") or None,
             acme_ca_bundle=os.environ.get("PAAS_ACME_CA_BUNDLE") or None,
             app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
+            scheduler=_choice("PAAS_SCHEDULER", ("docker-local", "swarm")),
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

@@ -138,6 +138,7 @@ COMMAND_MODULES = (
     "report",
     "resource",
     "run",
+    "scheduler",
     "server",
     "tokens",
     "urls",
