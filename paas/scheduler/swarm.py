@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import docker
 from docker.models.services import Service
+from docker.utils import parse_bytes
 from docker.types import (
     EndpointSpec,
     Mount,
@@ -259,7 +260,7 @@ class Swarm:
             mounts.append(Mount(b.target, str(b.source), type="bind", read_only=b.read_only))
         resources = Resources(
             cpu_limit=int(limits.cpus * 1e9) if limits.cpus else None,
-            mem_limit=limits.memory or None,
+            mem_limit=parse_bytes(limits.memory) if limits.memory else None,
         )
         if limits.pids:
             resources.setdefault("Limits", {})["Pids"] = limits.pids
@@ -268,7 +269,7 @@ class Swarm:
         network = settings.networks[0]
         return self.client.services.create(
             self.publish(spec.image),
-            command=[ptype],
+            args=[ptype],  # the image's entrypoint runs the process type, as on docker-local
             name=names.swarm_service(spec.instance, spec.app, ptype, spec.release, uuid.uuid4().hex[:6]),
             env=[f"{k}={v}" for k, v in env.items()],
             labels=labels,
