@@ -63,6 +63,39 @@ def _choice(name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _address(name: str) -> str | None:
+    """An IP address or nothing (it reaches the nodes' shell lines and registry names)."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise SystemExit(f"error: {name} must be an IP address, got {raw!r}") from None
+
+
+def _port(name: str, default: int) -> int:
+    value = _int(name, default)
+    if not 1 <= value <= 65535:
+        raise SystemExit(f"error: {name} must be a port (1-65535), got {value}")
+    return value
+
+
+def _port_range(name: str, default: tuple[int, int]) -> tuple[int, int]:
+    """`LOW-HIGH`, both ports, LOW <= HIGH."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    low, sep, high = raw.partition("-")
+    try:
+        pair = (int(low), int(high)) if sep else (int(low), int(low))
+    except ValueError:
+        raise SystemExit(f"error: {name} must be a port range like 32768-60999, got {raw!r}") from None
+    if not (1 <= pair[0] <= pair[1] <= 65535):
+        raise SystemExit(f"error: {name} must be a port range like 32768-60999, got {raw!r}")
+    return pair
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of a running PaaS; read once, passed down explicitly."""
@@ -116,6 +149,12 @@ class Settings:
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
     scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
     extra: dict[str, str] = field(default_factory=dict)
+    # More hosts (Docker Swarm): the address nodes reach this manager by (default: docker0's),
+    # the private registry's port on it, and the published app ports a worker opens to the
+    # manager only (docker's dynamic range: host-mode ports without a number get one from it).
+    swarm_advertise_addr: str | None = None
+    registry_port: int = 5001
+    swarm_app_ports: tuple[int, int] = (32768, 60999)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -169,6 +208,9 @@ class Settings:
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),
+            swarm_advertise_addr=_address("PAAS_SWARM_ADVERTISE_ADDR"),
+            registry_port=_port("PAAS_REGISTRY_PORT", 5001),
+            swarm_app_ports=_port_range("PAAS_SWARM_APP_PORTS", (32768, 60999)),
         )
 
     # Paths under the data dir, in one place so nobody builds them by hand.

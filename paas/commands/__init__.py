@@ -131,6 +131,7 @@ COMMAND_MODULES = (
     "help",
     "keys",
     "logs",
+    "nodes",
     "plugins",
     "ps",
     "releases",

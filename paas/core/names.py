@@ -152,3 +152,33 @@ def service_dir(settings: Settings, kind: str, name: str) -> Path:
 
 def service_backups_dir(settings: Settings, kind: str, name: str) -> Path:
     return service_dir(settings, kind, name) / "backups"
+
+
+# More hosts (paas/scheduler/swarm_cluster.py, registry.py): the private registry the nodes pull from
+ROLE_REGISTRY = "registry"
+ROLE_NODE_GC = "node-gc"  # the global job that removes old app images on every node
+LABEL_REGISTRY_ENDPOINT = "paas.registry.endpoint"  # addr:port the registry container publishes
+REGISTRY_INTERNAL_PORT = 5000
+DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")  # dockerd reads a registry's CA and client cert here
+
+
+def registry_container(instance: str) -> str:
+    return f"paas-{instance}-registry"
+
+
+def registry_volume(instance: str) -> str:
+    return f"paas-{instance}-registry-data"
+
+
+def registry_dir(settings: Settings) -> Path:
+    """The registry's CA, its server certificate and the nodes' client certificate (0600)."""
+    return settings.data_dir / "registry"
+
+
+def registry_certs_dir(endpoint: str) -> Path:
+    """Where a docker engine looks for the CA and client certificate of registry `addr:port`."""
+    return DOCKER_CERTS_DIR / endpoint
+
+
+def node_gc_service(instance: str, stamp: str) -> str:
+    return f"paas-{instance}-node-gc-{stamp}"

@@ -164,7 +164,9 @@ SERVICE_COMMANDS = tuple(
         "unlink",
     )
 )
-ADMIN_ONLY = frozenset(SERVICE_COMMANDS)
+# The swarm's nodes belong to the server too (and the join command prints its join token).
+NODE_COMMANDS = ("nodes:list", "nodes:join-command", "nodes:drain", "nodes:activate", "nodes:remove")
+ADMIN_ONLY = frozenset((*SERVICE_COMMANDS, *NODE_COMMANDS))
 
 
 # `paas` (a reserved app name) stands for the dashboard in the certificate commands: admins only.

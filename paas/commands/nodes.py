@@ -1,0 +1,67 @@
+"""nodes:*: the swarm's hosts (admins only; the rules are in paas/services/nodes.py)."""
+
+from __future__ import annotations
+
+import click
+
+from paas.commands import FORMAT_OPTION, CommandEnv, command
+from paas.core.validation import printable
+from paas.services import nodes as nodes_service
+
+
+@command("nodes:list", "List the swarm's nodes: name, address, role, state, availability, processes.")
+@FORMAT_OPTION
+def list_(env: CommandEnv, fmt: str) -> None:
+    found = nodes_service.list_nodes(env.ctx)
+    if fmt == "json":
+        env.json(
+            [
+                {
+                    "id": n.id,
+                    "name": n.name,
+                    "address": n.address,
+                    "role": n.role,
+                    "state": n.state,
+                    "availability": n.availability,
+                    "processes": n.tasks,
+                    "self": n.is_self,
+                }
+                for n in found
+            ]
+        )
+        return
+    env.echo(f"{'NAME':<24} {'ADDRESS':<16} {'ROLE':<8} {'STATE':<8} {'AVAILABILITY':<12} PROCESSES")
+    for n in found:
+        name = printable(n.name) + (" *" if n.is_self else "")  # a hostname came from the node
+        env.echo(f"{name:<24} {n.address:<16} {n.role:<8} {n.state:<8} {n.availability:<12} {n.tasks}")
+
+
+@command(
+    "nodes:join-command",
+    "Print the shell lines that make a new Debian host (root, docker.io running) a node.",
+)
+def join_command(env: CommandEnv) -> None:
+    for line in nodes_service.join_command(env.ctx):
+        env.echo(line)
+
+
+@command("nodes:drain", "Move every process off a node and place none there (until nodes:activate).")
+@click.argument("node")
+def drain(env: CommandEnv, node: str) -> None:
+    n = nodes_service.drain(env.ctx, node)
+    env.echo(f"-----> {printable(n.name)} is draining: its processes move to the other nodes")
+
+
+@command("nodes:activate", "Let a drained node take processes again.")
+@click.argument("node")
+def activate(env: CommandEnv, node: str) -> None:
+    n = nodes_service.activate(env.ctx, node)
+    env.echo(f"-----> {printable(n.name)} is active")
+
+
+@command("nodes:remove", "Forget a node that is down or has left (--force: one still up).")
+@click.argument("node")
+@click.option("--force", is_flag=True, help="Remove it even if it is still up.")
+def remove(env: CommandEnv, node: str, force: bool) -> None:
+    n = nodes_service.remove(env.ctx, node, force=force)
+    env.echo(f"-----> {printable(n.name)} removed from the swarm")

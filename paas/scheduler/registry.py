@@ -1,0 +1,495 @@
+"""The private registry every swarm node pulls app images from, run by the PaaS itself.
+
+Why a registry and not copying images to each node (`docker save | docker load`): a node that
+joins later, or a task rescheduled onto a node after another died, pulls what it needs by itself,
+at the moment Swarm places the task; layers shared by every app image (the stack) travel once per
+node; and Swarm's own pull-on-schedule logic stays in charge.
+
+It is Debian's `docker-registry` package in an image built locally on the stack (no outside
+registry), one container on the manager published on the advertise address only. It speaks TLS
+with a CA of its own and asks every client for a certificate that CA signed (mutual TLS): the
+join lines install the CA and the client certificate on a node, so the nodes can pull and
+nobody else can even list it. The manager's own engine gets the same files (it pushes).
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import ipaddress
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from docker.types import Mount, RestartPolicy, ServiceMode
+
+from paas.buildpacks import stack
+from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image
+from paas.core import names
+from paas.errors import PaasError
+from paas.settings import Settings
+
+CONFIG_PATH = "/etc/paas-registry.yml"
+CERTS_IN_CONTAINER = "/certs"
+STORAGE_IN_CONTAINER = "/var/lib/docker-registry"
+
+CONFIG = f"""version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {STORAGE_IN_CONTAINER}
+  delete:
+    enabled: true
+http:
+  addr: :{names.REGISTRY_INTERNAL_PORT}
+  tls:
+    certificate: {CERTS_IN_CONTAINER}/server.crt
+    key: {CERTS_IN_CONTAINER}/server.key
+    clientcas:
+      - {CERTS_IN_CONTAINER}/ca.crt
+"""
+
+RECIPE = ServiceImageRecipe(
+    kind="registry",
+    packages=("docker-registry",),
+    files=((CONFIG_PATH, 0o644, CONFIG),),
+    # root in the container, but with no capability at all (it reads the 0600 certificates)
+    after=f"mkdir -p {STORAGE_IN_CONTAINER} && chown root:root {STORAGE_IN_CONTAINER}"
+    f" && chmod 700 {STORAGE_IN_CONTAINER}",
+    entrypoint=("/usr/bin/docker-registry", "serve", CONFIG_PATH),
+)
+
+# Run on every node by the GC job (the stack's python3, docker's API on its socket): remove the
+# registry's app tags no kept release uses. A tag still used by a container is refused by docker
+# and stays; the manager's own `paas/app-*` tags are never touched (docker-local keeps them).
+NODE_GC_SCRIPT = r"""
+import http.client, json, os, socket, urllib.parse
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect("/var/run/docker.sock")
+def call(method, path):
+    c = C("docker"); c.request(method, path); r = c.getresponse(); body = r.read(); c.close()
+    return r.status, body
+prefix, keep = os.environ["PAAS_PREFIX"], set(json.loads(os.environ["PAAS_KEEP"]))
+status, body = call("GET", "/images/json")
+for image in json.loads(body):
+    for tag in image.get("RepoTags") or []:
+        if tag.startswith(prefix) and tag not in keep:
+            status, _ = call("DELETE", "/images/" + urllib.parse.quote(tag, safe=""))
+            print(tag, status)
+"""
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """What a node needs to pull: the registry's `addr:port` and the PEM files to trust it."""
+
+    endpoint: str
+    ca_pem: bytes
+    client_cert_pem: bytes
+    client_key_pem: bytes
+
+
+def endpoint(settings: Settings, address: str) -> str:
+    host = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+    return f"{host}:{settings.registry_port}"
+
+
+# Certificates: a CA of this PaaS, the registry's server certificate (for the advertise address),
+# one client certificate shared by the nodes. Made once, kept 0600 in the data dir.
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Certificate | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    ca: bool = False,
+    ip: str | None = None,
+    client: bool = False,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.subject if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ip:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+    if not ca:
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def _server_cert_matches(path: Path, address: str) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        ips = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.IPAddress
+        )
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    return ipaddress.ip_address(address) in ips
+
+
+def ensure_certificates(settings: Settings, address: str) -> Path:
+    """The CA, server and client certificates (the server's renewed when the address changed)."""
+    d = names.registry_dir(settings)
+    ca_cert, ca_key = d / "ca.crt", d / "ca.key"
+    if not ca_cert.exists() or not ca_key.exists():
+        key = _key()
+        _write(ca_key, _pem_key(key))
+        _write(
+            ca_cert,
+            _cert("paas registry CA", key, None, key, ca=True).public_bytes(serialization.Encoding.PEM),
+        )
+    ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+    signer = serialization.load_pem_private_key(ca_key.read_bytes(), None)
+    assert isinstance(signer, ec.EllipticCurvePrivateKey)
+    if not _server_cert_matches(d / "server.crt", address) or not (d / "server.key").exists():
+        key = _key()
+        _write(d / "server.key", _pem_key(key))
+        cert = _cert(f"paas registry {address}", key, ca, signer, ip=address)
+        _write(d / "server.crt", cert.public_bytes(serialization.Encoding.PEM))
+    if not (d / "client.cert").exists() or not (d / "client.key").exists():
+        key = _key()
+        _write(d / "client.key", _pem_key(key))
+        _write(
+            d / "client.cert",
+            _cert("paas node", key, ca, signer, client=True).public_bytes(serialization.Encoding.PEM),
+        )
+    return d
+
+
+def access(settings: Settings, address: str) -> RegistryAccess:
+    d = ensure_certificates(settings, address)
+    return RegistryAccess(
+        endpoint=endpoint(settings, address),
+        ca_pem=(d / "ca.crt").read_bytes(),
+        client_cert_pem=(d / "client.cert").read_bytes(),
+        client_key_pem=(d / "client.key").read_bytes(),
+    )
+
+
+def trust_on_this_host(settings: Settings, address: str) -> None:
+    """The manager's own engine pushes and pulls like a node: the same files in its certs.d."""
+    a = access(settings, address)
+    target = names.registry_certs_dir(a.endpoint)
+    for name, data in (
+        ("ca.crt", a.ca_pem),
+        ("client.cert", a.client_cert_pem),
+        ("client.key", a.client_key_pem),
+    ):
+        if not (target / name).exists() or (target / name).read_bytes() != data:
+            _write(target / name, data)
+
+
+def untrust_on_this_host(settings: Settings, address: str) -> None:
+    shutil.rmtree(names.registry_certs_dir(endpoint(settings, address)), ignore_errors=True)
+
+
+def _labels(settings: Settings, ep: str) -> dict[str, str]:
+    return {
+        names.LABEL_INSTANCE: settings.instance_id,
+        names.LABEL_ROLE: names.ROLE_REGISTRY,
+        names.LABEL_REGISTRY_ENDPOINT: ep,
+    }
+
+
+def ensure_registry(
+    settings: Settings,
+    client: docker.DockerClient,
+    address: str,
+    progress: Callable[[str], None] = lambda _l: None,
+) -> RegistryAccess:
+    """The registry container running on `address:PAAS_REGISTRY_PORT`, and this host trusting it."""
+    a = access(settings, address)
+    trust_on_this_host(settings, address)
+    name = names.registry_container(settings.instance_id)
+    with _lock(settings):
+        try:
+            existing = client.containers.get(name)
+        except docker.errors.NotFound:
+            existing = None
+        image = ensure_image(settings, client, RECIPE, progress)
+        if existing is not None:
+            same = (
+                existing.labels.get(names.LABEL_REGISTRY_ENDPOINT) == a.endpoint
+                and existing.attrs["Config"]["Image"] == image
+            )
+            if same and existing.status == "running":
+                return a
+            if same:
+                existing.start()
+                _wait_ready(settings, a)
+                return a
+            existing.remove(force=True)  # another port or address, or a new image: the data volume stays
+        volume = names.registry_volume(settings.instance_id)
+        try:
+            client.volumes.get(volume)
+        except docker.errors.NotFound:
+            client.volumes.create(
+                volume,
+                labels={names.LABEL_INSTANCE: settings.instance_id, names.LABEL_ROLE: names.ROLE_REGISTRY},
+            )
+        try:
+            client.containers.run(
+                image,
+                name=name,
+                detach=True,
+                labels=_labels(settings, a.endpoint),
+                ports={f"{names.REGISTRY_INTERNAL_PORT}/tcp": (address, settings.registry_port)},
+                mounts=[
+                    Mount(STORAGE_IN_CONTAINER, volume, type="volume"),
+                    Mount(CERTS_IN_CONTAINER, str(names.registry_dir(settings)), type="bind", read_only=True),
+                ],
+                restart_policy={"Name": "always"},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                read_only=True,
+                tmpfs={"/tmp": "size=64m"},
+                mem_limit="256m",
+                pids_limit=256,
+            )
+        except docker.errors.APIError as exc:
+            raise PaasError(f"cannot start the registry on {a.endpoint}: {exc.explanation or exc}") from None
+        _wait_ready(settings, a)
+    return a
+
+
+def _session(settings: Settings) -> requests.Session:
+    d = names.registry_dir(settings)
+    s = requests.Session()
+    s.trust_env = False  # straight to the registry: never through an HTTP(S)_PROXY of the environment
+    s.cert = (str(d / "client.cert"), str(d / "client.key"))
+    s.verify = str(d / "ca.crt")
+    return s
+
+
+def _wait_ready(settings: Settings, a: RegistryAccess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    with _session(settings) as s:
+        while True:
+            try:
+                if s.get(f"https://{a.endpoint}/v2/", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise PaasError(f"the registry on {a.endpoint} does not answer")
+            time.sleep(0.2)
+
+
+@contextmanager
+def _lock(settings: Settings) -> Iterator[None]:
+    """Pushes, registry GC and (re)starting the registry never overlap."""
+    settings.locks_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.locks_dir / "registry.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def remote_ref(ep: str, local: str) -> str:
+    """`paas/app-x:b3-...` as every node names it: `addr:port/paas/app-x:b3-...`."""
+    return f"{ep}/{local}"
+
+
+def _push(client: docker.DockerClient, ref: str) -> None:
+    repository, _, tag = ref.rpartition(":")
+    try:
+        for chunk in client.api.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in chunk:
+                detail = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
+                raise PaasError(f"pushing {ref} failed: {detail}")
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"pushing {ref} failed: {exc}") from None
+
+
+def has_workers(client: docker.DockerClient) -> bool:
+    try:
+        return len(client.api.nodes()) > 1
+    except docker.errors.DockerException:
+        return False
+
+
+def publish(
+    settings: Settings, client: docker.DockerClient, address: str, local_tag: str, always: bool = False
+) -> str:
+    """The reference every node can pull `local_tag` by (pushed to the private registry). On a
+    swarm with no other node the local tag is returned unchanged (nothing would pull it), unless
+    `always`."""
+    if not always and not has_workers(client):
+        return local_tag
+    a = ensure_registry(settings, client, address)
+    ref = remote_ref(a.endpoint, local_tag)
+    repository, _, tag = ref.rpartition(":")
+    try:
+        client.images.get(local_tag).tag(repository, tag)
+    except docker.errors.ImageNotFound:
+        raise PaasError(f"no image {local_tag} to publish") from None
+    with _lock(settings):
+        _push(client, ref)
+    return ref
+
+
+def publish_stack(settings: Settings, client: docker.DockerClient, address: str) -> str:
+    """The default stack in the registry: what the node GC job runs on (its layer is shared with
+    every app image, so a node pulls almost nothing)."""
+    return publish(settings, client, address, stack.DEFAULT_STACK.image, always=True)
+
+
+def _registry_tags(settings: Settings, a: RegistryAccess) -> Iterator[tuple[str, str]]:
+    with _session(settings) as s:
+        repos = s.get(f"https://{a.endpoint}/v2/_catalog", timeout=10).json().get("repositories") or []
+        for repo in repos:
+            tags = s.get(f"https://{a.endpoint}/v2/{repo}/tags/list", timeout=10).json().get("tags") or []
+            for tag in tags:
+                yield repo, tag
+
+
+def _delete_from_registry(settings: Settings, a: RegistryAccess, repo: str, tag: str) -> None:
+    accept = ", ".join(
+        (
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        )
+    )
+    with _session(settings) as s:
+        head = s.head(
+            f"https://{a.endpoint}/v2/{repo}/manifests/{tag}", headers={"Accept": accept}, timeout=10
+        )
+        digest = head.headers.get("Docker-Content-Digest")
+        if head.status_code == 200 and digest:
+            s.delete(f"https://{a.endpoint}/v2/{repo}/manifests/{digest}", timeout=10)
+
+
+def wanted_refs(settings: Settings, client: docker.DockerClient, a: RegistryAccess) -> set[str]:
+    """What nodes keep: the registry names of the app images the manager still has (its own GC
+    decides which releases stay for rollback), and the stack."""
+    keep = {remote_ref(a.endpoint, stack.DEFAULT_STACK.image)}
+    for image in client.images.list(filters={"reference": "paas/app-*"}):
+        for tag in image.tags:
+            if tag.startswith("paas/app-"):
+                keep.add(remote_ref(a.endpoint, tag))
+    return keep
+
+
+def gc(settings: Settings, client: docker.DockerClient, address: str, timeout: float = 300) -> list[str]:
+    """Remove old app images everywhere: from the registry (then its blobs), and on every node
+    (a global job). Returns the registry references removed. Drained and down nodes are skipped
+    by Swarm; they are cleaned the next time."""
+    name = names.registry_container(settings.instance_id)
+    try:
+        client.containers.get(name)
+    except docker.errors.NotFound:
+        return []  # nothing was ever published
+    a = ensure_registry(settings, client, address)
+    keep = wanted_refs(settings, client, a)
+    removed = []
+    with _lock(settings):
+        for repo, tag in list(_registry_tags(settings, a)):
+            ref = f"{a.endpoint}/{repo}:{tag}"
+            if ref not in keep:
+                _delete_from_registry(settings, a, repo, tag)
+                removed.append(ref)
+        if removed:
+            client.containers.get(name).exec_run(
+                ["/usr/bin/docker-registry", "garbage-collect", "--delete-untagged", CONFIG_PATH]
+            )
+    _node_gc(settings, client, a, keep, timeout)
+    return removed
+
+
+def _node_gc(
+    settings: Settings, client: docker.DockerClient, a: RegistryAccess, keep: set[str], timeout: float
+) -> None:
+    """One global job: a task on every available node removes the registry tags not kept."""
+    image = publish_stack(settings, client, address=a.endpoint.rsplit(":", 1)[0].strip("[]"))
+    service_name = names.node_gc_service(settings.instance_id, uuid.uuid4().hex[:8])
+    try:
+        service = client.services.create(
+            image,
+            command=["python3", "-c", NODE_GC_SCRIPT],
+            name=service_name,
+            env=[f"PAAS_PREFIX={a.endpoint}/paas/app-", f"PAAS_KEEP={json.dumps(sorted(keep))}"],
+            mode=ServiceMode("global-job"),
+            mounts=[Mount("/var/run/docker.sock", "/var/run/docker.sock", type="bind")],
+            labels={names.LABEL_INSTANCE: settings.instance_id, names.LABEL_ROLE: names.ROLE_NODE_GC},
+            restart_policy=RestartPolicy(condition="none"),
+        )
+    except docker.errors.APIError as exc:
+        raise PaasError(f"cannot start the image cleanup on the nodes: {exc.explanation or exc}") from None
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tasks = service.tasks()
+            states = [t["Status"]["State"] for t in tasks]
+            if tasks and all(s in ("complete", "failed", "rejected", "shutdown", "orphaned") for s in states):
+                break
+            time.sleep(0.5)
+    finally:
+        try:
+            service.remove()
+        except docker.errors.APIError:
+            pass
+
+
+def remove_registry(settings: Settings, client: docker.DockerClient, address: str) -> None:
+    """The registry container, its data and this host's trust in it (tests, uninstall)."""
+    for c in client.containers.list(
+        all=True,
+        filters={
+            "label": [
+                f"{names.LABEL_INSTANCE}={settings.instance_id}",
+                f"{names.LABEL_ROLE}={names.ROLE_REGISTRY}",
+            ]
+        },
+    ):
+        c.remove(force=True)
+    try:
+        client.volumes.get(names.registry_volume(settings.instance_id)).remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    untrust_on_this_host(settings, address)

@@ -1,0 +1,250 @@
+"""The swarm itself: this host's dockerd as its manager, the nodes that joined it, and the shell
+lines that make a new Debian host one of them.
+
+Docker Swarm does the clustering; this module only asks it. The swarm is initialised the first
+time it is needed (never left: the engine may be shared). The join lines work on any root shell
+with docker.io running, systemd or not (they write files and talk to dockerd, nothing else):
+
+1. trust the PaaS's private registry: its CA and a client certificate under
+   /etc/docker/certs.d/<addr:port>/ (read by dockerd at every pull, no restart);
+2. close the host's published app ports to everyone but the manager (a DOCKER-USER rule: the
+   router on the manager is the only client they have);
+3. `docker swarm join` (skipped when the host is already in a swarm, so the lines can be re-run).
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import shlex
+from dataclasses import dataclass
+
+import docker
+
+from paas.errors import NotFound, PaasError
+
+SWARM_PORT = 2377
+# Overlay networks of the swarm get /24s from here, away from docker's bridges (172.17/16...)
+# and the app networks' pool (PAAS_NETWORK_POOL, 10.199/16 by default).
+SWARM_ADDRESS_POOL = "10.201.0.0/16"
+NODE_REF_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One swarm node as `nodes:list` shows it."""
+
+    id: str
+    name: str
+    address: str
+    role: str  # manager, worker
+    state: str  # ready, down, unknown, disconnected
+    availability: str  # active, pause, drain
+    tasks: int  # running tasks (processes) on it
+    is_self: bool = False  # the engine this PaaS talks to
+
+
+def default_advertise_address(client: docker.DockerClient) -> str:
+    """docker0's address (the gateway of the default bridge): what containers on this host, and
+    so the simulated nodes, reach the host by. Real multi-machine setups set
+    PAAS_SWARM_ADVERTISE_ADDR to the host's LAN address instead."""
+    try:
+        config = client.networks.get("bridge").attrs["IPAM"]["Config"]
+    except (docker.errors.DockerException, KeyError, TypeError):
+        config = []
+    for entry in config or []:
+        gateway = (entry or {}).get("Gateway")
+        if gateway and ipaddress.ip_address(gateway).version == 4:
+            return gateway
+    raise PaasError("cannot find docker0's address: set PAAS_SWARM_ADVERTISE_ADDR to this host's address")
+
+
+def check_address(address: str) -> str:
+    """An IP address (it reaches shell lines and registry names): nothing else."""
+    try:
+        return str(ipaddress.ip_address(address.strip()))
+    except ValueError:
+        raise PaasError(f"PAAS_SWARM_ADVERTISE_ADDR must be an IP address, got {address!r}") from None
+
+
+def _local_state(client: docker.DockerClient) -> dict:
+    try:
+        return client.info().get("Swarm") or {}
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"docker is not reachable: {exc}") from None
+
+
+def swarm_active(client: docker.DockerClient) -> bool:
+    """Whether this engine is a swarm manager already (without initialising anything)."""
+    state = _local_state(client)
+    return state.get("LocalNodeState") == "active" and bool(state.get("ControlAvailable"))
+
+
+def ensure_swarm(client: docker.DockerClient, advertise_addr: str) -> None:
+    """Make this engine a swarm manager, once; later calls (and a swarm made by hand) are kept."""
+    state = _local_state(client)
+    if state.get("LocalNodeState") == "active":
+        if not state.get("ControlAvailable"):
+            raise PaasError("this docker engine is a swarm worker: run paas on a manager")
+        return
+    if state.get("LocalNodeState") not in (None, "inactive"):
+        raise PaasError(f"this docker engine's swarm is {state.get('LocalNodeState')}: try again shortly")
+    try:
+        client.swarm.init(
+            advertise_addr=advertise_addr,
+            listen_addr=f"0.0.0.0:{SWARM_PORT}",
+            default_addr_pool=[SWARM_ADDRESS_POOL],
+            subnet_size=24,
+        )
+    except docker.errors.APIError as exc:
+        if "already part of a swarm" in str(exc):  # a concurrent first ask won the race
+            return
+        raise PaasError(f"cannot initialise the swarm: {exc.explanation or exc}") from None
+
+
+def worker_token(client: docker.DockerClient) -> str:
+    try:
+        client.swarm.reload()
+        return client.swarm.attrs["JoinTokens"]["Worker"]
+    except (docker.errors.DockerException, KeyError) as exc:
+        raise PaasError(f"cannot read the swarm's join token: {exc}") from None
+
+
+def _write_file_line(path: str, content: bytes) -> str:
+    """A shell line writing `content` to `path` (base64: one quoted word, any bytes)."""
+    return f"echo {base64.b64encode(content).decode()} | base64 -d > {shlex.quote(path)}"
+
+
+def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
+    """Published ports in `ports` answer the manager only. Docker DNATs a published port before
+    the packet reaches DOCKER-USER, so the rule matches the port the client asked for
+    (conntrack's original destination), and only connections docker itself translated."""
+    rule = (
+        f"DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctorigdstport {ports[0]}:{ports[1]}"
+        f" ! -s {manager_addr} -j DROP"
+    )
+    return [
+        "iptables -N DOCKER-USER 2>/dev/null || true",
+        f"iptables -C {rule} 2>/dev/null || iptables -I {rule}",
+    ]
+
+
+def join_lines(
+    client: docker.DockerClient,
+    advertise_addr: str,
+    registry: str,
+    ca_pem: bytes,
+    client_cert_pem: bytes,
+    client_key_pem: bytes,
+    ports: tuple[int, int],
+) -> list[str]:
+    """The shell lines that make a Debian host with docker.io a worker of this swarm: trust the
+    private registry (`registry` is `addr:port`), close the app ports to strangers, join."""
+    certs = f"/etc/docker/certs.d/{registry}"
+    token = worker_token(client)
+    return [
+        f"mkdir -p {shlex.quote(certs)}",
+        _write_file_line(f"{certs}/ca.crt", ca_pem),
+        _write_file_line(f"{certs}/client.cert", client_cert_pem),
+        f"(umask 077 && {_write_file_line(f'{certs}/client.key', client_key_pem)})",
+        *firewall_lines(advertise_addr, ports),
+        "docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active"
+        f" || docker swarm join --token {shlex.quote(token)} {advertise_addr}:{SWARM_PORT}",
+    ]
+
+
+def _address(node: dict) -> str:
+    addr = (node.get("Status") or {}).get("Addr") or ""
+    manager = (node.get("ManagerStatus") or {}).get("Addr") or ""
+    if (not addr or addr == "0.0.0.0") and manager:
+        addr = manager.rsplit(":", 1)[0]
+    return addr
+
+
+def list_nodes(client: docker.DockerClient) -> list[NodeInfo]:
+    """Every node of the swarm, managers first, then by name."""
+    try:
+        nodes = client.api.nodes()
+        tasks = client.api.tasks(filters={"desired-state": "running"})
+        self_id = _local_state(client).get("NodeID")
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
+    running: dict[str, int] = {}
+    for t in tasks:
+        if (t.get("Status") or {}).get("State") == "running" and t.get("NodeID"):
+            running[t["NodeID"]] = running.get(t["NodeID"], 0) + 1
+    out = [
+        NodeInfo(
+            id=n["ID"],
+            name=(n.get("Description") or {}).get("Hostname") or n["ID"][:12],
+            address=_address(n),
+            role=(n.get("Spec") or {}).get("Role", "worker"),
+            state=(n.get("Status") or {}).get("State", "unknown"),
+            availability=(n.get("Spec") or {}).get("Availability", "active"),
+            tasks=running.get(n["ID"], 0),
+            is_self=n["ID"] == self_id,
+        )
+        for n in nodes
+    ]
+    return sorted(out, key=lambda n: (n.role != "manager", n.name, n.id))
+
+
+def find_node(client: docker.DockerClient, ref: str) -> NodeInfo:
+    """A node by its name, its ID or a unique ID prefix."""
+    if not ref or len(ref) > 128 or not set(ref) <= NODE_REF_CHARS:
+        raise PaasError(f"not a node name or ID: {ref!r}")
+    nodes = list_nodes(client)
+    by_name = [n for n in nodes if n.name == ref]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        raise PaasError(
+            f"{len(by_name)} nodes are named {ref}: use its ID ({', '.join(n.id[:12] for n in by_name)})"
+        )
+    by_id = [n for n in nodes if n.id.startswith(ref)]
+    if len(by_id) == 1:
+        return by_id[0]
+    if len(by_id) > 1:
+        raise PaasError(f"{ref} is the start of {len(by_id)} node IDs: give more of it")
+    raise NotFound(f"no node {ref}: see nodes:list")
+
+
+def set_availability(client: docker.DockerClient, node: NodeInfo, availability: str) -> None:
+    """drain (its tasks move to other nodes), active, or pause."""
+    try:
+        raw = client.nodes.get(node.id)
+        spec = dict(raw.attrs["Spec"])
+        spec["Availability"] = availability
+        raw.update(spec)
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"cannot set {node.name} to {availability}: {_explain(exc)}") from None
+
+
+def drain(client: docker.DockerClient, node: NodeInfo) -> None:
+    set_availability(client, node, "drain")
+
+
+def activate(client: docker.DockerClient, node: NodeInfo) -> None:
+    set_availability(client, node, "active")
+
+
+def remove(client: docker.DockerClient, node: NodeInfo, force: bool = False) -> None:
+    """Forget a node. Docker refuses one still up (unless forced): its engine would keep
+    running tasks nobody watches."""
+    if node.is_self:
+        raise PaasError(f"{node.name} is this server's own engine (the manager): it cannot be removed")
+    if node.role == "manager":
+        raise PaasError(f"{node.name} is a manager: demote it first (docker node demote)")
+    try:
+        client.api.remove_node(node.id, force=force)
+    except docker.errors.DockerException as exc:
+        text = _explain(exc)
+        if "is not down" in text:
+            raise PaasError(
+                f"{node.name} is still up: run `docker swarm leave` on it (or nodes:remove --force)"
+            ) from None
+        raise PaasError(f"cannot remove {node.name}: {text}") from None
+
+
+def _explain(exc: docker.errors.DockerException) -> str:
+    return str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0]

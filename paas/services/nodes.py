@@ -1,0 +1,97 @@
+"""More hosts: the swarm's nodes, how a new one joins, and the registry they pull from.
+
+Admins only (nodes belong to the server, like backing services): every entry point checks it,
+whichever front end called. The swarm is initialised the first time it is asked for.
+"""
+
+from __future__ import annotations
+
+from paas.core.context import Context
+from paas.errors import PermissionDenied
+from paas.scheduler import registry, swarm_cluster
+from paas.scheduler.swarm_cluster import NodeInfo
+from paas.services import access
+
+
+def _require_admin(ctx: Context, what: str) -> None:
+    if not access.is_admin(ctx):
+        raise PermissionDenied(f"only an admin may {what}")
+
+
+def advertise_address(ctx: Context) -> str:
+    """PAAS_SWARM_ADVERTISE_ADDR, else docker0's address (what simulated nodes reach us by)."""
+    if ctx.settings.swarm_advertise_addr:
+        return swarm_cluster.check_address(ctx.settings.swarm_advertise_addr)
+    return ctx.shared("swarm-advertise", lambda: swarm_cluster.default_advertise_address(ctx.docker))
+
+
+def ensure_swarm(ctx: Context) -> str:
+    """This engine a swarm manager (made so on first ask); returns the advertise address."""
+    address = advertise_address(ctx)
+    swarm_cluster.ensure_swarm(ctx.docker, address)
+    return address
+
+
+def list_nodes(ctx: Context) -> list[NodeInfo]:
+    _require_admin(ctx, "list the nodes")
+    ensure_swarm(ctx)
+    return swarm_cluster.list_nodes(ctx.docker)
+
+
+def join_command(ctx: Context) -> list[str]:
+    """The lines a root shell on a new Debian host (docker.io running) pastes to become a node:
+    the swarm and the registry are started here first, so the lines work at once."""
+    _require_admin(ctx, "see the join command (it holds the swarm's join token)")
+    address = ensure_swarm(ctx)
+    a = registry.ensure_registry(ctx.settings, ctx.docker, address)
+    return swarm_cluster.join_lines(
+        ctx.docker,
+        address,
+        a.endpoint,
+        a.ca_pem,
+        a.client_cert_pem,
+        a.client_key_pem,
+        ctx.settings.swarm_app_ports,
+    )
+
+
+def _node(ctx: Context, ref: str, what: str) -> NodeInfo:
+    _require_admin(ctx, what)
+    ensure_swarm(ctx)
+    return swarm_cluster.find_node(ctx.docker, ref)
+
+
+def drain(ctx: Context, ref: str) -> NodeInfo:
+    """No new processes on the node, and Swarm moves its running ones to the others."""
+    node = _node(ctx, ref, "drain a node")
+    swarm_cluster.drain(ctx.docker, node)
+    ctx.store.add_event(None, ctx.actor, "nodes:drain", node.name)
+    return node
+
+
+def activate(ctx: Context, ref: str) -> NodeInfo:
+    node = _node(ctx, ref, "activate a node")
+    swarm_cluster.activate(ctx.docker, node)
+    ctx.store.add_event(None, ctx.actor, "nodes:activate", node.name)
+    return node
+
+
+def remove(ctx: Context, ref: str, force: bool = False) -> NodeInfo:
+    node = _node(ctx, ref, "remove a node")
+    swarm_cluster.remove(ctx.docker, node, force=force)
+    ctx.store.add_event(None, ctx.actor, "nodes:remove", node.name)
+    return node
+
+
+def publish(ctx: Context, local_tag: str) -> str:
+    """The reference every node pulls `local_tag` by (the local tag itself while no other node
+    exists): for the swarm scheduler, before it creates or updates a service."""
+    return registry.publish(ctx.settings, ctx.docker, ensure_swarm(ctx), local_tag)
+
+
+def collect_nodes(ctx: Context) -> list[str]:
+    """After the manager's own image GC: the registry and every node drop the app images the
+    manager no longer keeps. Nothing to do if no image was ever published."""
+    if not swarm_cluster.swarm_active(ctx.docker):
+        return []
+    return registry.gc(ctx.settings, ctx.docker, advertise_address(ctx))

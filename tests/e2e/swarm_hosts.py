@@ -1,0 +1,292 @@
+"""Simulated hosts for the Swarm tests: containers running their own dockerd, joined to this
+host's swarm with exactly the lines `nodes:join-command` prints.
+
+A node container grows from the stack image plus Debian's docker.io (built locally, cached by
+the hash of its recipe like the service images). `--privileged` fails on these machines, so the
+container gets the few capabilities a dockerd needs, and its PID 1 (`paas-node-init`) first
+re-mounts each cgroup v1 controller read-write, then runs dockerd in a restart loop (no systemd
+there, like many small real hosts). /var/lib/docker is a docker volume, so the inner dockerd
+uses overlay2 on the host's disk instead of vfs on top of overlayfs.
+
+Use it from a test module with `from tests.e2e.swarm_hosts import swarm_cluster  # noqa: F401`
+(a session fixture) and the `SwarmCluster` it yields:
+
+    cluster.manager_address           the manager's advertise address (docker0's, 172.17.0.1)
+    cluster.nodes                     the simulated nodes (2), each a `SimulatedNode`
+    cluster.join(server)              run `nodes:join-command`'s lines from a PaasServer on each node
+    node.name / node.address          its hostname (the swarm node's name) and its IP
+    node.run_lines(lines)             run shell lines as root on it (what an operator pastes)
+    node.docker(*args)                the docker CLI of the node's own dockerd
+    node.kill() / node.start()        the host dies (its container is killed) / comes back
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import pytest
+
+from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image
+from paas.scheduler import registry
+from paas.scheduler import swarm_cluster as cluster_ops
+from paas.settings import Settings
+from tests.e2e.conftest import PaasServer, free_port, shutdown, wait_for
+
+NODE_COUNT = 2
+NODE_LABEL = "paas.test.swarm-node"  # on node containers and volumes: what teardown removes
+
+# PID 1 of a simulated host. Docker gives the container read-only cgroup v1 mounts; dockerd needs
+# them writable. Then dockerd runs in a loop (a host whose engine crashes gets it back), and
+# SIGTERM stops it cleanly (a stopped node leaves the swarm's view as `down`).
+NODE_INIT = r"""#!/bin/sh
+set -u
+if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+  mount -o remount,rw /sys/fs/cgroup 2>/dev/null || true
+  awk '$9 == "cgroup" { print $5, $NF }' /proc/self/mountinfo | while read -r dir opts; do
+    opts=${opts#rw,}
+    umount "$dir" && mount -t cgroup -o "$opts" cgroup "$dir" \
+      || mount -t cgroup -o "none,$opts" cgroup "$dir" || echo "paas-node-init: cannot remount $dir" >&2
+  done
+fi
+export DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
+running=1
+child=
+trap 'running=0; [ -n "$child" ] && kill -TERM "$child"' TERM INT
+while [ "$running" = 1 ]; do
+  rm -f /var/run/docker.pid
+  dockerd --storage-driver overlay2 >>/var/log/dockerd.log 2>&1 &
+  child=$!
+  wait "$child"
+  [ "$running" = 1 ] && sleep 1
+done
+wait
+"""
+
+NODE_RECIPE = ServiceImageRecipe(
+    kind="swarm-node",
+    packages=("docker.io", "docker-cli", "iptables", "iproute2", "procps"),
+    files=(("/usr/local/sbin/paas-node-init", 0o755, NODE_INIT),),
+    entrypoint=("/usr/local/sbin/paas-node-init",),
+)
+
+NODE_RUN_OPTIONS = {
+    "cap_add": ["SYS_ADMIN", "NET_ADMIN"],
+    "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+    "sysctls": {"net.ipv6.conf.all.disable_ipv6": "0"},
+    "init": True,  # tini reaps what dockerd's children leave behind
+}
+
+
+def node_image(client: docker.DockerClient) -> str:
+    """The simulated host's image, built on first use (about a minute) and reused by tag."""
+    scratch = Path(tempfile.gettempdir()) / "paas-swarm-hosts"  # only its build lock lives here
+    return ensure_image(Settings(data_dir=scratch), client, NODE_RECIPE, lambda _line: None)
+
+
+@dataclass
+class SimulatedNode:
+    """One simulated host: a container on docker0 with its own dockerd."""
+
+    client: docker.DockerClient
+    name: str
+    image: str
+    volume: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def container(self):  # type: ignore[no-untyped-def]
+        return self.client.containers.get(self.name)
+
+    @property
+    def address(self) -> str:
+        c = self.container
+        return c.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+
+    def create(self) -> None:
+        self.client.volumes.create(self.volume, labels=self.labels)
+        self.client.containers.run(
+            self.image,
+            name=self.name,
+            hostname=self.name,
+            detach=True,
+            labels=self.labels,
+            volumes={self.volume: {"bind": "/var/lib/docker", "mode": "rw"}},
+            **NODE_RUN_OPTIONS,
+        )
+        self.wait_engine()
+
+    def wait_engine(self, timeout: float = 60) -> None:
+        """Until the node's own dockerd answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.exec("docker info >/dev/null 2>&1").returncode == 0:
+                return
+            time.sleep(0.5)
+        log = self.exec("tail -n 30 /var/log/dockerd.log").stdout
+        raise RuntimeError(f"dockerd did not start on {self.name}:\n{log}")
+
+    def exec(self, script: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """`sh -c script` as root on the node (the docker CLI: no SDK call streams like a shell)."""
+        return subprocess.run(
+            ["docker", "exec", self.name, "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def run_lines(self, lines: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """The lines as an operator pastes them into a root shell: one script, stop at the first error."""
+        return self.exec("set -e\n" + "\n".join(lines) + "\n", timeout=timeout)
+
+    def docker(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "exec", self.name, "docker", *args], capture_output=True, text=True, timeout=timeout
+        )
+
+    def kill(self) -> None:
+        """The host dies: no goodbye to the swarm."""
+        self.container.kill()
+
+    def start(self) -> None:
+        """The host comes back (its dockerd rejoins the swarm by itself)."""
+        self.container.start()
+        self.wait_engine()
+
+    def remove(self) -> None:
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        try:
+            self.client.volumes.get(self.volume).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+@dataclass
+class SwarmCluster:
+    """This host's dockerd (the manager) and the simulated nodes, made once per test session."""
+
+    client: docker.DockerClient
+    manager_address: str
+    nodes: list[SimulatedNode]
+
+    def node(self, name: str) -> SimulatedNode:
+        return next(n for n in self.nodes if n.name == name)
+
+    def swarm_node(self, name: str) -> dict | None:
+        """The manager's view of a node (by hostname), None if it has none."""
+        for n in self.client.api.nodes():
+            if n["Description"]["Hostname"] == name:
+                return n
+        return None
+
+    def state(self, name: str) -> str | None:
+        n = self.swarm_node(name)
+        return n["Status"]["State"] if n else None
+
+    def join(self, server: PaasServer, timeout: float = 90) -> list[str]:
+        """Run the lines `nodes:join-command` prints, verbatim, on every simulated node, then wait
+        until the manager sees each one ready. Safe to repeat (a joined node only gets the new
+        server's registry files). Returns the lines."""
+        printed = server.ssh("nodes:join-command")
+        if printed.returncode != 0:
+            raise RuntimeError(f"nodes:join-command failed: {printed.output}")
+        lines = printed.stdout.splitlines()
+        for node in self.nodes:
+            ran = node.run_lines(lines)
+            if ran.returncode != 0:
+                raise RuntimeError(f"the join lines failed on {node.name}: {ran.stdout}{ran.stderr}")
+        for node in self.nodes:
+            if not wait_for(lambda n=node: self.state(n.name) == "ready", timeout=timeout, interval=0.5):
+                raise RuntimeError(f"{node.name} did not become ready: {self.state(node.name)}")
+        return lines
+
+    def restore(self, timeout: float = 90) -> None:
+        """Every node running, ready and active again (after a test killed or drained one)."""
+        for node in self.nodes:
+            if not node.container.attrs["State"]["Running"]:
+                node.start()
+            raw = self.swarm_node(node.name)
+            if raw and raw["Spec"].get("Availability") != "active":
+                spec = dict(raw["Spec"], Availability="active")
+                self.client.api.update_node(raw["ID"], raw["Version"]["Index"], spec)
+        for node in self.nodes:
+            wait_for(lambda n=node: self.state(n.name) in ("ready", None), timeout=timeout, interval=0.5)
+
+    def forget(self) -> None:
+        """Remove the simulated nodes: their containers, volumes and their entries in the swarm."""
+        for node in self.nodes:
+            node.remove()
+        for node in self.nodes:
+            wait_for(lambda n=node: self.state(n.name) in ("down", None), timeout=60, interval=0.5)
+            raw = self.swarm_node(node.name)
+            if raw:
+                try:
+                    self.client.api.remove_node(raw["ID"], force=True)
+                except docker.errors.APIError:
+                    pass
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster() -> Iterator[SwarmCluster]:
+    """The manager (this host's dockerd, put in swarm mode if it is not) plus NODE_COUNT simulated
+    nodes, started but not joined: `cluster.join(server)` joins them with that server's lines."""
+    client = docker.from_env()
+    address = cluster_ops.default_advertise_address(client)
+    cluster_ops.ensure_swarm(client, address)
+    image = node_image(client)
+    token = uuid.uuid4().hex[:6]
+    nodes = [
+        SimulatedNode(
+            client,
+            name=f"paas-node-{token}-{i}",
+            image=image,
+            volume=f"paas-node-{token}-{i}-docker",
+            labels={NODE_LABEL: token},
+        )
+        for i in range(1, NODE_COUNT + 1)
+    ]
+    cluster = SwarmCluster(client, address, nodes)
+    try:
+        for node in nodes:
+            node.create()
+        yield cluster
+    finally:
+        cluster.forget()
+
+
+def start_swarm_server(root: Path) -> PaasServer:
+    """A PaasServer with a registry port of its own (servers of other tests run at the same time)."""
+    server = PaasServer(root)
+    server.env["PAAS_REGISTRY_PORT"] = str(free_port())
+    return server.start_with_key()
+
+
+def stop_swarm_server(server: PaasServer, client: docker.DockerClient, address: str) -> None:
+    """Stop the server, remove what it made and this host's trust in its registry."""
+    try:
+        shutdown(server)
+    finally:
+        settings = Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
+        registry.remove_registry(settings, client, address)
+
+
+@pytest.fixture(scope="module")
+def swarm_server(
+    tmp_path_factory: pytest.TempPathFactory, swarm_cluster: SwarmCluster
+) -> Iterator[PaasServer]:
+    """A started server whose nodes joined with its printed lines: a 3-node swarm to deploy to."""
+    server = start_swarm_server(tmp_path_factory.mktemp("swarm"))
+    try:
+        swarm_cluster.join(server)
+        yield server
+    finally:
+        stop_swarm_server(server, swarm_cluster.client, swarm_cluster.manager_address)
