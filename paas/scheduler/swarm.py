@@ -25,7 +25,6 @@ from typing import NamedTuple
 
 import docker
 from docker.models.services import Service
-from docker.utils import parse_bytes
 from docker.types import (
     EndpointSpec,
     Mount,
@@ -34,6 +33,7 @@ from docker.types import (
     RestartPolicy,
     ServiceMode,
 )
+from docker.utils import parse_bytes
 
 from paas.core import names
 from paas.core.names import APP_PORT, LABEL_PORT, LABEL_RELEASE, LABEL_TYPE
@@ -42,6 +42,7 @@ from paas.scheduler.docker_local import FORBIDDEN_SOURCES, run_user
 from paas.scheduler.interface import ProcessRow, ProcessSpec
 
 CRASHES = ("failed", "rejected", "complete", "orphaned")  # a task that ended on its own
+REJECTIONS = 3  # rejections of one slot (by different nodes, mostly) before a deploy gives up
 BOOTING = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting")
 
 
@@ -150,7 +151,10 @@ class TaskProbe:
             for t in self.tasks
             if t.get("Slot") == self.index and (t.get("Status") or {}).get("State") in CRASHES
         ]
-        if not ended:
+        # A node that cannot run it (cannot pull, lacks a mount) rejects the task and swarm places
+        # it on another: only a slot rejected again and again has no node to run on.
+        rejected = [t for t in ended if (t.get("Status") or {}).get("State") == "rejected"]
+        if not ended or (len(rejected) == len(ended) and len(rejected) < REJECTIONS):
             return None
         status = ended[-1].get("Status") or {}
         why = status.get("Err") or status.get("Message") or status.get("State")
@@ -180,10 +184,12 @@ class Swarm:
         instance: str,
         publish: Callable[[str], str] = lambda image: image,
         stop_grace: int = 30,
+        constraints: tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.instance = instance
         self.stop_grace = stop_grace  # seconds between SIGTERM and SIGKILL, fixed per service
+        self.constraints = constraints  # PAAS_SWARM_CONSTRAINTS: which nodes run apps
         self.publish = publish  # the image reference every node can pull (paas.scheduler.registry)
         self._nodes: dict[str, Node] | None = None
 
@@ -221,6 +227,7 @@ class Swarm:
         return int(value) if value.isdigit() else APP_PORT
 
     def start(self, specs: Sequence[ProcessSpec]) -> list[Service]:
+        images = {spec.image: self.publish(spec.image) for spec in specs}  # may initialise the swarm
         self.require_manager()
         by_type: dict[str, list[ProcessSpec]] = {}
         for spec in specs:
@@ -228,13 +235,14 @@ class Swarm:
         started: list[Service] = []
         try:
             for ptype in sorted(by_type):
-                started.append(self._create(by_type[ptype][0], len(by_type[ptype])))
+                first = by_type[ptype][0]
+                started.append(self._create(first, images[first.image], len(by_type[ptype])))
         except BaseException:
             self.stop(started, timeout=1)
             raise
         return started
 
-    def _create(self, spec: ProcessSpec, replicas: int) -> Service:
+    def _create(self, spec: ProcessSpec, image: str, replicas: int) -> Service:
         settings = spec.settings
         ptype = spec.process_type
         limits = settings.limits_for(ptype)
@@ -268,7 +276,7 @@ class Swarm:
             raise PaasError(f"{spec.app} has no network for swarm services")
         network = settings.networks[0]
         return self.client.services.create(
-            self.publish(spec.image),
+            image,
             args=[ptype],  # the image's entrypoint runs the process type, as on docker-local
             name=names.swarm_service(spec.instance, spec.app, ptype, spec.release, uuid.uuid4().hex[:6]),
             env=[f"{k}={v}" for k, v in env.items()],
@@ -288,7 +296,7 @@ class Swarm:
             networks=[NetworkAttachmentConfig(network, aliases=[ptype])],
             endpoint_spec=EndpointSpec(mode="dnsrr", ports=ports),
             # A host path exists on the manager only: such processes stay there.
-            constraints=["node.role==manager"] if mounts else None,
+            constraints=[*self.constraints, *(["node.role==manager"] if mounts else [])] or None,
         )
 
     def probes(self, started: Iterable[Service]) -> list[TaskProbe]:

@@ -11,7 +11,7 @@ from paas.errors import PaasError
 from paas.scheduler import swarm
 from paas.scheduler.docker_local import DockerLocal
 from paas.scheduler.interface import Scheduler
-from paas.services import access
+from paas.services import access, nodes
 from paas.store import App
 
 
@@ -27,7 +27,13 @@ def by_name(ctx: Context, name: str, app: App | None = None) -> Scheduler:
         return DockerLocal(ctx.docker, ctx.settings.instance_id)
     if name == names.SCHEDULER_SWARM:
         grace = stop_timeout(ctx, app) if app is not None else ctx.settings.stop_timeout
-        return swarm.Swarm(ctx.docker, ctx.settings.instance_id, stop_grace=grace)
+        return swarm.Swarm(
+            ctx.docker,
+            ctx.settings.instance_id,
+            publish=lambda image: nodes.publish(ctx, image),  # the private registry, once nodes joined
+            stop_grace=grace,
+            constraints=ctx.settings.swarm_constraints,
+        )
     raise PaasError(f"unknown scheduler {name!r}: use one of {', '.join(names.SCHEDULERS)}")
 
 
@@ -49,6 +55,6 @@ def report(ctx: Context, app_name: str) -> dict[str, str]:
 
 
 def require_ready(ctx: Context, name: str) -> None:
-    """A swarm app needs this host to be a swarm manager (`nodes:list` initialises the swarm)."""
-    if name == names.SCHEDULER_SWARM and not swarm.is_manager(ctx.docker):
-        raise PaasError("this host is not a swarm manager yet: run `nodes:list` to initialise the swarm")
+    """A swarm app needs this host to be a swarm manager: the swarm is initialised on first ask."""
+    if name == names.SCHEDULER_SWARM:
+        nodes.ensure_swarm(ctx)

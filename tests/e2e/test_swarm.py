@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +17,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from paas.scheduler import registry
 from paas.scheduler import swarm as swarm_scheduler
 from paas.settings import Settings
-from tests.e2e.conftest import PaasServer, shutdown, unique_app, wait_for
+from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
+from tests.e2e.swarm_hosts import SwarmCluster, swarm_cluster  # noqa: F401
 
 ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at
 
@@ -48,14 +51,46 @@ def remove_swarm_objects(server: PaasServer) -> None:
         wait_for(tasks_gone, timeout=60)
 
 
+def label_node(client: docker.DockerClient, node_id: str, key: str, value: str | None) -> None:
+    """Add (or, with None, remove) a label of a swarm node, retrying on a concurrent update."""
+    for _ in range(10):
+        raw = client.api.inspect_node(node_id)
+        spec = raw["Spec"]
+        labels = dict(spec.get("Labels") or {})
+        if value is None:
+            labels.pop(key, None)
+        else:
+            labels[key] = value
+        try:
+            client.api.update_node(node_id, raw["Version"]["Index"], {**spec, "Labels": labels})
+            return
+        except docker.errors.APIError as exc:
+            if "update out of sequence" not in str(exc):
+                raise
+    raise RuntimeError(f"cannot label node {node_id}")
+
+
 @contextmanager
-def swarm_server(root: Path) -> Iterator[PaasServer]:
+def swarm_server(root: Path, cluster: SwarmCluster | None = None) -> Iterator[PaasServer]:
+    """A server whose new apps run on the swarm, with a registry of its own; with `cluster`, its
+    simulated nodes joined with the lines this server's `nodes:join-command` printed."""
     client = docker.from_env()
     ensure_single_node_swarm(client)
     server = PaasServer(root)
+    label = f"paas-test-{uuid.uuid4().hex[:6]}"
     server.env["PAAS_SCHEDULER"] = "swarm"
+    server.env["PAAS_REGISTRY_PORT"] = str(free_port())
+    # The host's swarm is shared with other tests' simulated nodes, which trust only their own
+    # server's registry: this server's apps run on this host and on its own nodes only.
+    server.env["PAAS_SWARM_CONSTRAINTS"] = f"node.labels.{label}==yes"
+    label_node(client, client.info()["Swarm"]["NodeID"], label, "yes")
     try:
-        yield server.start_with_key()
+        server.start_with_key()
+        if cluster is not None:
+            cluster.join(server)
+            for node in cluster.nodes:
+                label_node(client, cluster.swarm_node(node.name)["ID"], label, "yes")
+        yield server
     finally:
         try:
             if server.proc and server.proc.poll() is None:
@@ -63,6 +98,9 @@ def swarm_server(root: Path) -> Iterator[PaasServer]:
         finally:
             remove_swarm_objects(server)
             shutdown(server)
+            settings = Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
+            registry.remove_registry(settings, client, ADVERTISE)
+            label_node(client, client.info()["Swarm"]["NodeID"], label, None)
 
 
 @pytest.fixture(scope="module")
