@@ -357,27 +357,29 @@ class Swarm:
         handle.scale(replicas)
 
     def rows(self, app: str) -> list[ProcessRow]:
+        self.forget_nodes()
+        return [row for svc in self.processes(app) for row in self.rows_for(svc)]
+
+    def rows_for(self, svc: Service) -> list[ProcessRow]:
+        """One row per slot: the task swarm wants running there, and the node it is on."""
         out = []
-        nodes = node_addresses(self.client) if is_manager(self.client) else {}
-        for svc in self.processes(app):
-            tasks = _tasks(self.client, svc.id)
-            for slot in range(1, self.replicas(svc) + 1):
-                task = _current(tasks, slot)
-                if task is None:
-                    continue
-                status = task.get("Status") or {}
-                ended = [t for t in tasks if t.get("Slot") == slot and t is not task]
-                state = status.get("State", "unknown")
-                out.append(
-                    ProcessRow(
-                        type=self.type_of(svc),
-                        index=slot,
-                        state=state,
-                        release=self.release_of(svc),
-                        started_at=parse_time(status.get("Timestamp")) if state == "running" else None,
-                        restarts=len(ended),
-                        id=task["ID"][:12],
-                        node=nodes.get(task.get("NodeID", ""), NO_NODE).hostname,
-                    )
+        tasks = _tasks(self.client, svc.id)
+        for slot in range(1, self.replicas(svc) + 1):
+            task = _current(tasks, slot)
+            if task is None:
+                continue
+            status = task.get("Status") or {}
+            state = status.get("State", "unknown")
+            out.append(
+                ProcessRow(
+                    type=self.type_of(svc),
+                    index=slot,
+                    state=state,
+                    release=self.release_of(svc),
+                    started_at=parse_time(status.get("Timestamp")) if state == "running" else None,
+                    restarts=sum(1 for t in tasks if t.get("Slot") == slot and t is not task),
+                    id=task["ID"][:12],
+                    node=self.nodes().get(task.get("NodeID", ""), NO_NODE).hostname,
                 )
+            )
         return out

@@ -20,8 +20,11 @@ import pytest
 from paas.scheduler import registry
 from paas.scheduler import swarm as swarm_scheduler
 from paas.settings import Settings
+from tests.e2e import swarm_hosts
 from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
-from tests.e2e.swarm_hosts import SwarmCluster, swarm_cluster  # noqa: F401
+from tests.e2e.swarm_hosts import SwarmCluster
+
+swarm_cluster = swarm_hosts.swarm_cluster  # the session fixture: this host + 2 simulated nodes
 
 ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at
 
@@ -71,7 +74,9 @@ def label_node(client: docker.DockerClient, node_id: str, key: str, value: str |
 
 
 @contextmanager
-def swarm_server(root: Path, cluster: SwarmCluster | None = None) -> Iterator[PaasServer]:
+def swarm_server(
+    root: Path, cluster: SwarmCluster | None = None, boot_timeout: int = 30
+) -> Iterator[PaasServer]:
     """A server whose new apps run on the swarm, with a registry of its own; with `cluster`, its
     simulated nodes joined with the lines this server's `nodes:join-command` printed."""
     client = docker.from_env()
@@ -79,6 +84,7 @@ def swarm_server(root: Path, cluster: SwarmCluster | None = None) -> Iterator[Pa
     server = PaasServer(root)
     label = f"paas-test-{uuid.uuid4().hex[:6]}"
     server.env["PAAS_SCHEDULER"] = "swarm"
+    server.env["PAAS_BOOT_TIMEOUT"] = str(boot_timeout)  # a node's first pull of the stack takes a while
     server.env["PAAS_REGISTRY_PORT"] = str(free_port())
     # The host's swarm is shared with other tests' simulated nodes, which trust only their own
     # server's registry: this server's apps run on this host and on its own nodes only.
@@ -299,3 +305,91 @@ def test_reconcile_follows_a_task_that_swarm_replaced(swarm_paas: PaasServer) ->
 
     wait_for(serving_again, timeout=60, interval=0.5)
     assert paas.get(host)[1].startswith("version 1 web.1")
+
+
+# ---------------------------------------------------------------- three nodes: this host + 2 simulated
+
+
+@pytest.fixture(scope="module")
+def cluster_paas(
+    tmp_path_factory: pytest.TempPathFactory, swarm_cluster: SwarmCluster
+) -> Iterator[PaasServer]:
+    root = tmp_path_factory.mktemp("swarm3")
+    with swarm_server(root, swarm_cluster, boot_timeout=240) as server:
+        yield server
+
+
+def running_nodes(paas: PaasServer, app: str) -> dict[str, str]:
+    """dyno -> node of every running process."""
+    return {p["dyno"]: p["node"] for p in ps(paas, app) if p["state"] == "running"}
+
+
+def test_web_4_spreads_over_nodes_and_survives_deploys_drains_and_a_dead_node(
+    cluster_paas: PaasServer,
+    swarm_cluster: SwarmCluster,
+) -> None:
+    paas, cluster = cluster_paas, swarm_cluster
+    app, src = deployed(paas, "sw3")
+    host = f"{app}.localhost"
+    r = paas.ssh("apps:scale", app, "web=4")
+    assert r.returncode == 0, r.output
+    placed = running_nodes(paas, app)
+    assert sorted(placed) == ["web.1", "web.2", "web.3", "web.4"]
+    assert len(set(placed.values())) >= 2, placed
+    ours = {n.name for n in cluster.nodes} | {docker.from_env().info()["Name"]}
+    assert set(placed.values()) <= ours
+    seen = {paas.get(host)[1].split()[2] for _ in range(60)}
+    assert seen == {"web.1", "web.2", "web.3", "web.4"}  # every task answers through the router
+
+    # A rolling deploy under load fails no request.
+    commit(paas, src, {"VERSION": "2\n"}, "v2")
+    with Load(paas, host) as load:
+        r = push(paas, src)
+        assert r.returncode == 0, r.output
+        time.sleep(1)
+    assert load.count > 50 and load.failures == [], f"{len(load.failures)}/{load.count}: {load.failures[:5]}"
+    assert paas.get(host)[1].startswith("version 2")
+
+    # nodes:drain moves the processes off a node without failed requests.
+    placed = running_nodes(paas, app)
+    victim = next(n for n in cluster.nodes if n.name in placed.values())
+    with Load(paas, host) as load:
+        r = paas.ssh("nodes:drain", victim.name)
+        assert r.returncode == 0, r.output
+
+        def moved_off() -> bool:
+            now = running_nodes(paas, app)
+            return len(now) == 4 and victim.name not in now.values()
+
+        assert wait_for(moved_off, timeout=120, interval=1), ps(paas, app)
+        time.sleep(2)
+    assert load.failures == [], f"{len(load.failures)}/{load.count}: {load.failures[:5]}"
+    assert paas.ssh("nodes:activate", victim.name).returncode == 0
+    # Spread again over the nodes (a restart places the tasks anew).
+    assert paas.ssh("ps:restart", app).returncode == 0
+
+    # A node dies: the app keeps serving and is back to 4 running processes within 60 s.
+    placed = running_nodes(paas, app)
+    victim = next(n for n in cluster.nodes if n.name in placed.values())
+    with Load(paas, host) as load:
+        killed = time.monotonic()
+        victim.kill()
+
+        def four_elsewhere() -> bool:
+            now = running_nodes(paas, app)
+            return len(now) == 4 and victim.name not in now.values()
+
+        assert wait_for(four_elsewhere, timeout=60, interval=1), ps(paas, app)
+        recovered = time.monotonic() - killed
+        time.sleep(2)
+    served = load.count - len(load.failures)
+    assert served > 20 and paas.get(host)[0] == 200, load.failures[:5]
+    assert recovered < 60
+    # ... and reconcile copes with it coming back: still 4, still serving, routes only to live tasks.
+    victim.start()
+    assert wait_for(lambda: cluster.state(victim.name) == "ready", timeout=120, interval=1)
+    time.sleep(5)
+    assert len(running_nodes(paas, app)) == 4
+    with Load(paas, host) as load:
+        time.sleep(3)
+    assert load.failures == [], load.failures[:5]
