@@ -118,10 +118,11 @@ def _write_file_line(path: str, content: bytes) -> str:
 def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
     """Published ports in `ports` answer the manager only. Docker DNATs a published port before
     the packet reaches DOCKER-USER, so the rule matches the port the client asked for
-    (conntrack's original destination), and only connections docker itself translated."""
+    (conntrack's original destination), and only connections docker itself translated, in the
+    client's direction (the replies come from the container's own address)."""
     rule = (
-        f"DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctorigdstport {ports[0]}:{ports[1]}"
-        f" ! -s {manager_addr} -j DROP"
+        "DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
+        f" --ctorigdstport {ports[0]}:{ports[1]} ! -s {manager_addr} -j DROP"
     )
     return [
         "iptables -N DOCKER-USER 2>/dev/null || true",

@@ -209,6 +209,16 @@ class SwarmCluster:
                 raise RuntimeError(f"{node.name} did not become ready: {self.state(node.name)}")
         return lines
 
+    def rejoin(self, node: SimulatedNode, lines: list[str], timeout: float = 90) -> None:
+        """A node the swarm forgot (nodes:remove) joins again: it leaves its old swarm, then runs
+        the same printed lines."""
+        node.docker("swarm", "leave", "--force")
+        ran = node.run_lines(lines)
+        if ran.returncode != 0:
+            raise RuntimeError(f"the join lines failed on {node.name}: {ran.stdout}{ran.stderr}")
+        if not wait_for(lambda: self.state(node.name) == "ready", timeout=timeout, interval=0.5):
+            raise RuntimeError(f"{node.name} did not become ready again: {self.state(node.name)}")
+
     def restore(self, timeout: float = 90) -> None:
         """Every node running, ready and active again (after a test killed or drained one)."""
         for node in self.nodes:

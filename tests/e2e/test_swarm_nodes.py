@@ -4,16 +4,38 @@
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+import tarfile
+import urllib.request
+import uuid
+from pathlib import Path
 
-from tests.e2e.conftest import PaasServer
-from tests.e2e.swarm_hosts import SwarmCluster, swarm_cluster, swarm_server  # noqa: F401
+import docker
+
+from paas.buildpacks import stack
+from paas.core import names
+from paas.scheduler import registry
+from paas.settings import Settings
+from tests.e2e import swarm_hosts
+from tests.e2e.conftest import PaasServer, wait_for
+from tests.e2e.swarm_hosts import NODE_LABEL, SwarmCluster
+
+swarm_cluster = swarm_hosts.swarm_cluster  # the fixtures, for this module's tests
+swarm_server = swarm_hosts.swarm_server
 
 
 def listed(server: PaasServer) -> dict[str, dict]:
     out = server.ssh("nodes:list", "--format", "json")
     assert out.returncode == 0, out.output
     return {n["name"]: n for n in json.loads(out.stdout)}
+
+
+def join_lines(server: PaasServer) -> list[str]:
+    out = server.ssh("nodes:join-command")
+    assert out.returncode == 0, out.output
+    return out.stdout.splitlines()
 
 
 def test_two_hosts_join_with_the_printed_lines(swarm_server: PaasServer, swarm_cluster: SwarmCluster) -> None:
@@ -29,3 +51,178 @@ def test_two_hosts_join_with_the_printed_lines(swarm_server: PaasServer, swarm_c
     assert text.returncode == 0 and "STATE" in text.stdout
     for sim in swarm_cluster.nodes:
         assert sim.name in text.stdout
+
+
+def test_drain_and_activate(swarm_server: PaasServer, swarm_cluster: SwarmCluster) -> None:
+    node = swarm_cluster.nodes[0]
+    try:
+        drained = swarm_server.ssh("nodes:drain", node.name)
+        assert drained.returncode == 0, drained.output
+        assert listed(swarm_server)[node.name]["availability"] == "drain"
+        active = swarm_server.ssh("nodes:activate", node.name)
+        assert active.returncode == 0, active.output
+        assert listed(swarm_server)[node.name]["availability"] == "active"
+    finally:
+        swarm_cluster.restore()
+
+
+def test_bad_node_names_get_one_line(swarm_server: PaasServer) -> None:
+    for bad in ("no-such-node", "../../etc", "$(id)"):
+        out = swarm_server.ssh("nodes:drain", bad)
+        assert out.returncode != 0
+        assert len(out.stderr.strip().splitlines()) == 1, out.output
+        assert "Traceback" not in out.output
+
+
+def test_the_manager_cannot_be_removed(swarm_server: PaasServer) -> None:
+    me = next(n for n in listed(swarm_server).values() if n["self"])
+    out = swarm_server.ssh("nodes:remove", me["name"])
+    assert out.returncode != 0 and "manager" in out.stderr, out.output
+
+
+def test_a_killed_node_shows_down_then_is_removed_and_joins_again(
+    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    node = swarm_cluster.nodes[1]
+    try:
+        up = swarm_server.ssh("nodes:remove", node.name)
+        assert up.returncode != 0 and "still up" in up.stderr, up.output  # docker refuses a live one
+        node.kill()
+        assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "down", timeout=60, interval=1)
+        gone = swarm_server.ssh("nodes:remove", node.name)
+        assert gone.returncode == 0, gone.output
+        assert node.name not in listed(swarm_server)
+        node.start()
+        swarm_cluster.rejoin(node, join_lines(swarm_server))
+        assert listed(swarm_server)[node.name]["state"] == "ready"
+    finally:
+        swarm_cluster.restore()
+
+
+def test_only_admins_see_nodes(swarm_server: PaasServer, tmp_path: Path) -> None:
+    key = tmp_path / "bob"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    added = swarm_server.host("ssh-keys:add", "bob", str(key) + ".pub")
+    assert added.returncode == 0, added.output
+    for args in (("nodes:list",), ("nodes:join-command",), ("nodes:drain", "x")):
+        out = swarm_server.ssh(*args, key=key)
+        assert out.returncode != 0 and "only an admin" in out.stderr, out.output
+        assert "SWMTKN" not in out.output
+
+
+def server_settings(server: PaasServer) -> Settings:
+    return Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
+
+
+def tiny_app_image(client: docker.DockerClient, settings: Settings) -> str:
+    """An app-named image built here (FROM scratch: nothing pulled), like a build's result."""
+    tag = f"{names.image_repository('probe')}:b1-{uuid.uuid4().hex[:6]}-{settings.instance_id}"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, text in (("Dockerfile", "FROM scratch\nCOPY probe /probe\n"), ("probe", uuid.uuid4().hex)):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    buf.seek(0)
+    client.images.build(
+        fileobj=buf, custom_context=True, tag=tag, labels={names.LABEL_INSTANCE: settings.instance_id}
+    )
+    return tag
+
+
+def test_a_published_image_pulls_on_a_worker_and_gc_removes_it_everywhere(
+    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    settings = server_settings(swarm_server)
+    old, kept = tiny_app_image(client, settings), tiny_app_image(client, settings)
+    refs = [registry.publish(settings, client, address, tag) for tag in (old, kept)]
+    endpoint = registry.endpoint(settings, address)
+    assert all(r.startswith(f"{endpoint}/paas/app-probe:") for r in refs), refs
+    for node in swarm_cluster.nodes:  # trusted through the files the join lines wrote
+        for ref in refs:
+            pulled = node.docker("pull", ref)
+            assert pulled.returncode == 0, pulled.stderr
+    client.images.remove(old)  # the manager's own GC dropped this release's image
+    removed = registry.gc(settings, client, address)
+    assert refs[0] in removed and refs[1] not in removed
+    for node in swarm_cluster.nodes:
+        assert node.docker("image", "inspect", refs[0]).returncode != 0, node.name
+        assert node.docker("image", "inspect", refs[1]).returncode == 0, node.name
+    with registry._session(settings) as s:
+        tags = s.get(f"https://{endpoint}/v2/paas/app-probe/tags/list", timeout=10).json().get("tags") or []
+    assert refs[1].rsplit(":", 1)[1] in tags and refs[0].rsplit(":", 1)[1] not in tags
+
+
+def stranger(client: docker.DockerClient, script: str) -> subprocess.CompletedProcess[str]:
+    """A container on docker0 that is neither the manager nor a node: any other machine."""
+    return subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--label",
+            f"{NODE_LABEL}=stranger",
+            stack.LATEST_ALIAS,
+            "sh",
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_registry_refuses_clients_without_the_nodes_certificate(
+    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    settings = server_settings(swarm_server)
+    endpoint = registry.ensure_registry(
+        settings, swarm_cluster.client, swarm_cluster.manager_address
+    ).endpoint
+    refused = stranger(swarm_cluster.client, f"curl -sk --max-time 5 https://{endpoint}/v2/_catalog")
+    assert refused.returncode != 0 and "repositories" not in refused.stdout, refused
+    node = swarm_cluster.nodes[0]  # a node, with the files the join lines wrote, gets in
+    certs = f"/etc/docker/certs.d/{endpoint}"
+    allowed = node.exec(  # from the folder: curl reads a colon in --cert as a password separator
+        f"cd {certs} && curl -s --max-time 5 --cacert ca.crt --cert ./client.cert --key ./client.key"
+        f" https://{endpoint}/v2/_catalog"
+    )
+    assert allowed.returncode == 0 and "repositories" in allowed.stdout, allowed
+
+
+def test_a_workers_app_ports_answer_the_manager_only(
+    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    settings = server_settings(swarm_server)
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    image = registry.publish(settings, client, address, stack.DEFAULT_STACK.image)
+    node = swarm_cluster.nodes[0]
+    low = settings.swarm_app_ports[0]
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    started = node.docker(
+        "run", "-d", "--name", name, "-p", f"{low + 7}:8000", "-p", f"{low - 7}:8000", image,
+        "python3", "-m", "http.server", "8000",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        url = f"http://{node.address}:{low + 7}/"
+        assert wait_for(lambda: _get(url) == 200, timeout=30), "the manager cannot reach the app port"
+        blocked = stranger(client, f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {url}")
+        assert blocked.returncode != 0 and blocked.stdout in ("", "000"), blocked
+        # Only the app port range is closed: the rule is not a blanket firewall of the host.
+        other = stranger(
+            client, f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 http://{node.address}:{low - 7}/"
+        )
+        assert other.stdout == "200", other
+    finally:
+        node.docker("rm", "-f", name)
+
+
+def _get(url: str) -> int | None:
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=3) as r:
+            return r.status
+    except OSError:
+        return None
