@@ -8,6 +8,8 @@ deploy lock is held is skipped: the deploy owns it until it ends.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import docker
 
@@ -19,7 +21,7 @@ from paas.scheduler import docker_local as sched
 from paas.scheduler import health
 from paas.scheduler.interface import ProcessSpec
 from paas.scheduler.swarm import Swarm
-from paas.services import schedulers
+from paas.services import nodes, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
@@ -199,4 +201,34 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
             log.info("reconcile %s: %s", app.name, "; ".join(actions))
             done[app.name] = actions
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)
+    _collect_on_nodes(ctx)
     return done
+
+
+NODE_GC_SECONDS = 600.0  # how often the registry and the nodes drop images the manager dropped
+_node_gc = {"last": 0.0, "running": False}
+_node_gc_lock = threading.Lock()
+
+
+def _collect_on_nodes(ctx: Context) -> None:
+    """Every NODE_GC_SECONDS, when some app runs on the swarm: the node GC (a global job, which
+    may take minutes) on a thread of its own, so the reconcile loop never waits for it."""
+    with _node_gc_lock:
+        if _node_gc["running"] or time.monotonic() - _node_gc["last"] < NODE_GC_SECONDS:
+            return
+        if not any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
+            return
+        _node_gc.update(running=True, last=time.monotonic())
+
+    def run() -> None:
+        try:
+            removed = nodes.collect_nodes(ctx)
+            if removed:
+                log.info("node GC removed %d image(s) from the registry and the nodes", len(removed))
+        except (PaasError, docker.errors.DockerException) as exc:
+            log.warning("node GC: %s", exc)
+        finally:
+            with _node_gc_lock:
+                _node_gc["running"] = False
+
+    threading.Thread(target=run, name="paas-node-gc", daemon=True).start()

@@ -257,10 +257,14 @@ def cleanup_instance(server: PaasServer) -> None:
     client = docker.from_env()
     for c in client.containers.list(all=True, filters={"label": f"paas.instance={instance}"}):
         c.remove(force=True)
-    for img in client.images.list(filters={"reference": "paas/app-*"}):
-        for tag in img.tags:
+    # The raw listing: the SDK's inspects each image, which fails when another test removes one.
+    for img in client.api.images(filters={"reference": "paas/app-*"}):
+        for tag in img.get("RepoTags") or []:
             if tag.endswith(f"-{instance}"):
-                client.images.remove(tag, force=True)
+                try:
+                    client.images.remove(tag, force=True)
+                except docker.errors.ImageNotFound:
+                    pass
     for v in client.volumes.list(filters={"name": f"paas-cache-{instance}"}):
         v.remove(force=True)
     for v in client.volumes.list(filters={"label": f"paas.instance={instance}"}):  # backing services' data
