@@ -353,6 +353,27 @@ class Swarm:
             return False
         return (task.get("Status") or {}).get("State") in ("running", *BOOTING)
 
+    def log_lines(self, handle: Service, tail: int) -> list[tuple[str, str, str]]:
+        """(docker timestamp, dyno, text) of the service's last lines, from every node (Swarm
+        collects them; tasks' ids say which slot wrote each line)."""
+        slots = {t["ID"]: t.get("Slot", 0) for t in _tasks(self.client, handle.id)}
+        try:
+            raw = self.client.api.service_logs(
+                handle.id, stdout=True, stderr=True, timestamps=True, tail=tail, details=True
+            )
+            if not isinstance(raw, bytes):
+                raw = b"".join(raw)
+        except docker.errors.DockerException:
+            return []
+        out = []
+        for line in raw.decode("utf-8", "replace").splitlines():
+            ts, _, rest = line.partition(" ")
+            details, _, text = rest.partition(" ")
+            attrs = dict(kv.partition("=")[::2] for kv in details.split(","))
+            slot = slots.get(attrs.get("com.docker.swarm.task.id", ""), 0)
+            out.append((ts, f"{self.type_of(handle)}.{slot}", text.rstrip("\r")))
+        return out
+
     def scale(self, handle: Service, replicas: int) -> None:
         handle.scale(replicas)
 

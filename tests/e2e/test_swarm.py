@@ -208,6 +208,8 @@ def test_a_swarm_app_runs_as_services_and_serves_every_replica(swarm_paas: PaasS
     seen = {paas.get(host)[1].split()[2] for _ in range(30)}
     assert seen == {"web.1", "web.2", "web.3"}  # the router reaches every task
     assert len(services_of(app)) == 1  # the old release's service is gone
+    logs = paas.ssh("logs", app, "-n", "2000").stdout
+    assert "app[web.3]: version 1 listening on 5000" in logs  # swarm's logs, by dyno
 
 
 def test_a_rolling_deploy_under_load_fails_no_request(swarm_paas: PaasServer) -> None:
