@@ -208,6 +208,11 @@ def test_a_swarm_app_runs_as_services_and_serves_every_replica(swarm_paas: PaasS
     seen = {paas.get(host)[1].split()[2] for _ in range(30)}
     assert seen == {"web.1", "web.2", "web.3"}  # the router reaches every task
     assert len(services_of(app)) == 1  # the old release's service is gone
+    # One-offs join the app's overlay, where `web` names every web task (dnsrr).
+    ran = paas.ssh(
+        "run", app, "python3", "-c", "'import socket; print(len(socket.gethostbyname_ex(\"web\")[2]))'"
+    )
+    assert ran.returncode == 0 and ran.stdout.strip().splitlines()[-1] == "3", ran.output
     logs = paas.ssh("logs", app, "-n", "2000").stdout
     assert "app[web.3]: version 1 listening on 5000" in logs  # swarm's logs, by dyno
 
