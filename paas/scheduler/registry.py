@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.models.services
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -416,10 +417,11 @@ def wanted_refs(settings: Settings, client: docker.DockerClient, a: RegistryAcce
     return keep
 
 
-def gc(settings: Settings, client: docker.DockerClient, address: str, timeout: float = 300) -> list[str]:
+def gc(settings: Settings, client: docker.DockerClient, address: str, wait: float = 0) -> list[str]:
     """Remove old app images everywhere: from the registry (then its blobs), and on every node
-    (a global job). Returns the registry references removed. Drained and down nodes are skipped
-    by Swarm; they are cleaned the next time."""
+    (a global job, left to run unless `wait` seconds are given; finished jobs are swept the next
+    time). Returns the registry references removed. Swarm skips drained and down nodes; they
+    are cleaned the next time."""
     name = names.registry_container(settings.instance_id)
     try:
         client.containers.get(name)
@@ -429,27 +431,76 @@ def gc(settings: Settings, client: docker.DockerClient, address: str, timeout: f
     keep = wanted_refs(settings, client, a)
     removed = []
     with _lock(settings):
-        for repo, tag in list(_registry_tags(settings, a)):
-            ref = f"{a.endpoint}/{repo}:{tag}"
-            if ref not in keep:
-                _delete_from_registry(settings, a, repo, tag)
-                removed.append(ref)
+        try:
+            for repo, tag in list(_registry_tags(settings, a)):
+                ref = f"{a.endpoint}/{repo}:{tag}"
+                if ref not in keep:
+                    _delete_from_registry(settings, a, repo, tag)
+                    removed.append(ref)
+        except (requests.RequestException, ValueError) as exc:  # ValueError: a body that is not JSON
+            raise PaasError(f"the registry on {a.endpoint} did not answer its cleanup: {exc}") from None
         if removed:
             client.containers.get(name).exec_run(
                 ["/usr/bin/docker-registry", "garbage-collect", "--delete-untagged", CONFIG_PATH]
             )
-    _node_gc(settings, client, a, keep, timeout)
+    _sweep_jobs(settings, client)
+    service = _node_gc(settings, client, a, keep)
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline and not _finished(service):
+        time.sleep(0.5)
+    if wait:
+        _remove_service(service)
     return removed
 
 
+FINISHED = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned"})
+STALE_JOB_SECONDS = 600.0  # a job whose node went down never finishes: swept after this
+
+
+def _finished(service: docker.models.services.Service) -> bool:
+    try:
+        tasks = service.tasks()
+    except docker.errors.DockerException:
+        return True
+    return bool(tasks) and all(t["Status"]["State"] in FINISHED for t in tasks)
+
+
+def _remove_service(service: docker.models.services.Service) -> None:
+    try:
+        service.remove()
+    except docker.errors.APIError:
+        pass
+
+
+def _jobs(settings: Settings, client: docker.DockerClient) -> list[docker.models.services.Service]:
+    label = [f"{names.LABEL_INSTANCE}={settings.instance_id}", f"{names.LABEL_ROLE}={names.ROLE_NODE_GC}"]
+    try:
+        return client.services.list(filters={"label": label})
+    except docker.errors.DockerException:
+        return []
+
+
+def _sweep_jobs(settings: Settings, client: docker.DockerClient) -> None:
+    """Earlier GC jobs that are done (or hopeless) go."""
+    now = time.time()
+    for service in _jobs(settings, client):
+        created = (service.attrs.get("CreatedAt") or "")[:19]
+        try:
+            age = now - datetime.datetime.fromisoformat(created).replace(tzinfo=datetime.UTC).timestamp()
+        except ValueError:
+            age = STALE_JOB_SECONDS
+        if _finished(service) or age >= STALE_JOB_SECONDS:
+            _remove_service(service)
+
+
 def _node_gc(
-    settings: Settings, client: docker.DockerClient, a: RegistryAccess, keep: set[str], timeout: float
-) -> None:
+    settings: Settings, client: docker.DockerClient, a: RegistryAccess, keep: set[str]
+) -> docker.models.services.Service:
     """One global job: a task on every available node removes the registry tags not kept."""
     image = publish_stack(settings, client, address=a.endpoint.rsplit(":", 1)[0].strip("[]"))
     service_name = names.node_gc_service(settings.instance_id, uuid.uuid4().hex[:8])
     try:
-        service = client.services.create(
+        return client.services.create(
             image,
             command=["python3", "-c", NODE_GC_SCRIPT],
             name=service_name,
@@ -461,23 +512,12 @@ def _node_gc(
         )
     except docker.errors.APIError as exc:
         raise PaasError(f"cannot start the image cleanup on the nodes: {exc.explanation or exc}") from None
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            tasks = service.tasks()
-            states = [t["Status"]["State"] for t in tasks]
-            if tasks and all(s in ("complete", "failed", "rejected", "shutdown", "orphaned") for s in states):
-                break
-            time.sleep(0.5)
-    finally:
-        try:
-            service.remove()
-        except docker.errors.APIError:
-            pass
 
 
 def remove_registry(settings: Settings, client: docker.DockerClient, address: str) -> None:
-    """The registry container, its data and this host's trust in it (tests, uninstall)."""
+    """The registry container, its data, the GC jobs and this host's trust in it (tests, uninstall)."""
+    for service in _jobs(settings, client):
+        _remove_service(service)
     for c in client.containers.list(
         all=True,
         filters={

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import docker
 
 from paas.errors import NotFound, PaasError
+from paas.settings import Settings
 
 SWARM_PORT = 2377
 # Overlay networks of the swarm get /24s from here, away from docker's bridges (172.17/16...)
@@ -57,6 +58,14 @@ def default_advertise_address(client: docker.DockerClient) -> str:
         if gateway and ipaddress.ip_address(gateway).version == 4:
             return gateway
     raise PaasError("cannot find docker0's address: set PAAS_SWARM_ADVERTISE_ADDR to this host's address")
+
+
+def advertise_address(settings: Settings, client: docker.DockerClient) -> str:
+    """PAAS_SWARM_ADVERTISE_ADDR, else docker0's address: what the nodes reach this host by
+    (the swarm's advertise address and the registry's)."""
+    if settings.swarm_advertise_addr:
+        return check_address(settings.swarm_advertise_addr)
+    return default_advertise_address(client)
 
 
 def check_address(address: str) -> str:
@@ -120,13 +129,14 @@ def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
     the packet reaches DOCKER-USER, so the rule matches the port the client asked for
     (conntrack's original destination), and only connections docker itself translated, in the
     client's direction (the replies come from the container's own address)."""
+    tables = "ip6tables" if ipaddress.ip_address(manager_addr).version == 6 else "iptables"
     rule = (
         "DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
         f" --ctorigdstport {ports[0]}:{ports[1]} ! -s {manager_addr} -j DROP"
     )
     return [
-        "iptables -N DOCKER-USER 2>/dev/null || true",
-        f"iptables -C {rule} 2>/dev/null || iptables -I {rule}",
+        f"{tables} -N DOCKER-USER 2>/dev/null || true",
+        f"{tables} -C {rule} 2>/dev/null || {tables} -I {rule}",
     ]
 
 

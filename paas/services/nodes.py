@@ -20,9 +20,7 @@ def _require_admin(ctx: Context, what: str) -> None:
 
 def advertise_address(ctx: Context) -> str:
     """PAAS_SWARM_ADVERTISE_ADDR, else docker0's address (what simulated nodes reach us by)."""
-    if ctx.settings.swarm_advertise_addr:
-        return swarm_cluster.check_address(ctx.settings.swarm_advertise_addr)
-    return ctx.shared("swarm-advertise", lambda: swarm_cluster.default_advertise_address(ctx.docker))
+    return ctx.shared("swarm-advertise", lambda: swarm_cluster.advertise_address(ctx.settings, ctx.docker))
 
 
 def ensure_swarm(ctx: Context) -> str:
@@ -91,7 +89,9 @@ def publish(ctx: Context, local_tag: str) -> str:
 
 def collect_nodes(ctx: Context) -> list[str]:
     """After the manager's own image GC: the registry and every node drop the app images the
-    manager no longer keeps. Nothing to do if no image was ever published."""
+    manager no longer keeps. Nothing to do if no image was ever published. It may take a while
+    (the first time it publishes the stack for its job): call it off the deploy path (the server's
+    reconcile loop does, on a thread)."""
     if not swarm_cluster.swarm_active(ctx.docker):
         return []
     return registry.gc(ctx.settings, ctx.docker, advertise_address(ctx))

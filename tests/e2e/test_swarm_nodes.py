@@ -99,6 +99,17 @@ def test_a_killed_node_shows_down_then_is_removed_and_joins_again(
         swarm_cluster.restore()
 
 
+def test_a_killed_node_comes_back_by_itself(swarm_server: PaasServer, swarm_cluster: SwarmCluster) -> None:
+    node = swarm_cluster.nodes[0]
+    try:
+        node.kill()
+        assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "down", timeout=60, interval=1)
+        node.start()  # its dockerd kept the swarm's state on its volume: no join lines needed
+        assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "ready", timeout=60, interval=1)
+    finally:
+        swarm_cluster.restore()
+
+
 def test_only_admins_see_nodes(swarm_server: PaasServer, tmp_path: Path) -> None:
     key = tmp_path / "bob"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
@@ -144,7 +155,7 @@ def test_a_published_image_pulls_on_a_worker_and_gc_removes_it_everywhere(
             pulled = node.docker("pull", ref)
             assert pulled.returncode == 0, pulled.stderr
     client.images.remove(old)  # the manager's own GC dropped this release's image
-    removed = registry.gc(settings, client, address)
+    removed = registry.gc(settings, client, address, wait=300)
     assert refs[0] in removed and refs[1] not in removed
     for node in swarm_cluster.nodes:
         assert node.docker("image", "inspect", refs[0]).returncode != 0, node.name

@@ -1,0 +1,179 @@
+"""The swarm's join lines, node lookup, the registry's certificates and the swarm settings
+(pure logic; the e2e tests in tests/e2e/test_swarm_nodes.py run the lines on simulated hosts)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from paas.errors import NotFound, PaasError
+from paas.scheduler import registry, swarm_cluster
+from paas.settings import Settings
+
+TOKEN = "SWMTKN-1-abcdef0123456789-0123456789abcdef"
+
+
+class FakeSwarm:
+    attrs = {"JoinTokens": {"Worker": TOKEN, "Manager": "SWMTKN-1-manager"}}
+
+    def reload(self) -> None:
+        pass
+
+
+class FakeAPI:
+    def __init__(self, nodes: list[dict]) -> None:
+        self._nodes = nodes
+
+    def nodes(self) -> list[dict]:
+        return self._nodes
+
+    def tasks(self, filters: dict) -> list[dict]:
+        return [
+            {"NodeID": "aaa111", "Status": {"State": "running"}},
+            {"NodeID": "aaa111", "Status": {"State": "running"}},
+            {"NodeID": "bbb222", "Status": {"State": "preparing"}},
+        ]
+
+
+class FakeClient:
+    def __init__(self, nodes: list[dict] | None = None) -> None:
+        self.swarm = FakeSwarm()
+        self.api = FakeAPI(nodes or [])
+
+    def info(self) -> dict:
+        return {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True, "NodeID": "aaa111"}}
+
+
+def node(id: str, host: str, role: str = "worker", state: str = "ready", addr: str = "10.0.0.5") -> dict:
+    return {
+        "ID": id,
+        "Description": {"Hostname": host},
+        "Spec": {"Role": role, "Availability": "active"},
+        "Status": {"State": state, "Addr": addr},
+        **({"ManagerStatus": {"Addr": "172.17.0.1:2377"}} if role == "manager" else {}),
+    }
+
+
+def lines() -> list[str]:
+    return swarm_cluster.join_lines(
+        FakeClient(),  # type: ignore[arg-type]
+        "172.17.0.1",
+        "172.17.0.1:5001",
+        b"CA PEM\n",
+        b"CERT PEM\n",
+        b"KEY PEM\n",
+        (32768, 60999),
+    )
+
+
+def test_join_lines_write_the_registry_files_then_firewall_then_join() -> None:
+    out = lines()
+    written = {}
+    for line in out:
+        m = re.fullmatch(r"\(?(?:umask 077 && )?echo ([A-Za-z0-9+/=]+) \| base64 -d > (\S+?)\)?", line)
+        if m:
+            written[m.group(2)] = base64.b64decode(m.group(1))
+    certs = "/etc/docker/certs.d/172.17.0.1:5001"
+    assert written == {
+        f"{certs}/ca.crt": b"CA PEM\n",
+        f"{certs}/client.cert": b"CERT PEM\n",
+        f"{certs}/client.key": b"KEY PEM\n",
+    }
+    assert any(
+        line.startswith("(umask 077 && ") and "client.key" in line for line in out
+    )  # the key is root's
+    rule = next(line for line in out if line.startswith("iptables -C"))
+    assert "--ctdir ORIGINAL --ctorigdstport 32768:60999 ! -s 172.17.0.1 -j DROP" in rule
+    assert out[-1].endswith(f"docker swarm join --token {TOKEN} 172.17.0.1:2377")
+    assert out[-1].startswith("docker info")  # skipped when already in a swarm: the lines can be re-run
+    for line in out:
+        shlex.split(line)  # every line is valid shell quoting
+        assert "systemctl" not in line  # hosts without systemd (the simulated ones) run them too
+
+
+def test_nodes_are_listed_with_their_running_tasks() -> None:
+    client = FakeClient([node("bbb222", "w1"), node("aaa111", "mgr", role="manager", addr="0.0.0.0")])
+    found = swarm_cluster.list_nodes(client)  # type: ignore[arg-type]
+    assert [(n.name, n.role, n.tasks, n.is_self) for n in found] == [
+        ("mgr", "manager", 2, True),
+        ("w1", "worker", 0, False),
+    ]
+    assert found[0].address == "172.17.0.1"  # a manager's Status.Addr can be 0.0.0.0
+
+
+def test_find_node_by_name_id_or_prefix_and_refuses_garbage() -> None:
+    client = FakeClient([node("bbb222", "w1"), node("bbc333", "w2"), node("aaa111", "mgr", role="manager")])
+    assert swarm_cluster.find_node(client, "w1").id == "bbb222"  # type: ignore[arg-type]
+    assert swarm_cluster.find_node(client, "bbc").name == "w2"  # type: ignore[arg-type]
+    with pytest.raises(PaasError, match="start of 2 node IDs"):
+        swarm_cluster.find_node(client, "bb")  # type: ignore[arg-type]
+    with pytest.raises(NotFound, match="no node nope"):
+        swarm_cluster.find_node(client, "nope")  # type: ignore[arg-type]
+    for bad in ("$(id)", "a b", "../x/", "", "x" * 200):
+        with pytest.raises(PaasError, match="not a node name"):
+            swarm_cluster.find_node(client, bad)  # type: ignore[arg-type]
+
+
+def test_the_manager_is_never_removed() -> None:
+    me = swarm_cluster.list_nodes(FakeClient([node("aaa111", "mgr", role="manager")]))[0]  # type: ignore[arg-type]
+    with pytest.raises(PaasError, match="cannot be removed"):
+        swarm_cluster.remove(FakeClient(), me)  # type: ignore[arg-type]
+
+
+def test_registry_certificates_chain_to_the_ca_and_follow_the_address(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    d = registry.ensure_certificates(settings, "172.17.0.1")
+    ca = x509.load_pem_x509_certificate((d / "ca.crt").read_bytes())
+    server = x509.load_pem_x509_certificate((d / "server.crt").read_bytes())
+    client = x509.load_pem_x509_certificate((d / "client.cert").read_bytes())
+    for cert in (server, client):
+        cert.verify_directly_issued_by(ca)
+        assert cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365)
+    sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("172.17.0.1")]
+    for f in d.iterdir():
+        assert f.stat().st_mode & 0o077 == 0, f  # keys and certificates are root's only
+    client_before = (d / "client.cert").read_bytes()
+    registry.ensure_certificates(settings, "192.0.2.7")  # a new advertise address: a new server certificate
+    server = x509.load_pem_x509_certificate((d / "server.crt").read_bytes())
+    sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("192.0.2.7")]
+    assert (d / "client.cert").read_bytes() == client_before  # nodes keep the files they have
+    assert isinstance(x509.load_pem_x509_certificate(client_before).public_key(), ec.EllipticCurvePublicKey)
+
+
+def test_registry_names(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, registry_port=5999)
+    assert registry.endpoint(settings, "172.17.0.1") == "172.17.0.1:5999"
+    assert registry.endpoint(settings, "fd00::1") == "[fd00::1]:5999"
+    assert registry.remote_ref("172.17.0.1:5999", "paas/app-x:b1") == "172.17.0.1:5999/paas/app-x:b1"
+
+
+def test_swarm_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAAS_SWARM_ADVERTISE_ADDR", "192.0.2.10")
+    monkeypatch.setenv("PAAS_REGISTRY_PORT", "5005")
+    monkeypatch.setenv("PAAS_SWARM_APP_PORTS", "30000-30999")
+    s = Settings.from_env()
+    assert (s.swarm_advertise_addr, s.registry_port, s.swarm_app_ports) == (
+        "192.0.2.10",
+        5005,
+        (30000, 30999),
+    )
+    for name, bad in (
+        ("PAAS_SWARM_ADVERTISE_ADDR", "host; rm -rf /"),
+        ("PAAS_REGISTRY_PORT", "70000"),
+        ("PAAS_SWARM_APP_PORTS", "40000-30000"),
+        ("PAAS_SWARM_APP_PORTS", "a-b"),
+    ):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(SystemExit, match=name):
+            Settings.from_env()
+        monkeypatch.delenv(name)
