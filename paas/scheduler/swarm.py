@@ -98,6 +98,12 @@ def _current(tasks: list[dict], slot: int) -> dict | None:
     return max(mine, key=lambda t: t.get("CreatedAt", ""), default=None)
 
 
+def _refused(task: dict) -> bool:
+    """The task never ran the app: refused by its node, or its container could not start."""
+    status = task.get("Status") or {}
+    return status.get("State") == "rejected" or "starting container failed" in (status.get("Err") or "")
+
+
 def published_port(task: dict, target: int) -> int | None:
     for p in (task.get("Status") or {}).get("PortStatus", {}).get("Ports") or []:
         if p.get("TargetPort") == target and p.get("PublishedPort"):
@@ -151,16 +157,20 @@ class TaskProbe:
             for t in self.tasks
             if t.get("Slot") == self.index and (t.get("Status") or {}).get("State") in CRASHES
         ]
-        # A node that cannot run it (cannot pull, lacks a mount) rejects the task and swarm places
-        # it on another: only a slot rejected again and again has no node to run on.
-        rejected = [t for t in ended if (t.get("Status") or {}).get("State") == "rejected"]
+        # A node that cannot run it (cannot pull, lacks a mount, the host port it was given is
+        # taken) rejects the task or fails to start it, and swarm tries again, elsewhere or with
+        # another port: only a slot refused again and again has nowhere to run.
+        rejected = [t for t in ended if _refused(t)]
         if not ended or (len(rejected) == len(ended) and len(rejected) < REJECTIONS):
             return None
         status = ended[-1].get("Status") or {}
         why = status.get("Err") or status.get("Message") or status.get("State")
         exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
         if exit_code:
-            why = f"exited with status {exit_code}"
+            err = status.get("Err") or ""  # docker's reason when the container could not even start
+            why = f"exited with status {exit_code}" + (
+                f" ({err})" if err and "non-zero exit" not in err else ""
+            )
         return f"{self.dyno} {why}" + (f" ({len(ended)} time(s))" if len(ended) > 1 else "")
 
     def log_tail(self) -> list[str]:

@@ -294,6 +294,15 @@ def test_bad_scheduler_names_are_one_clear_line(swarm_paas: PaasServer) -> None:
     assert "unknown scheduler 'kubernetes': use one of docker-local, swarm" in line
     assert "Traceback" not in r.output
 
+    # ps:stop removes the services and the route; ps:start brings them back; destroy leaves nothing.
+    assert paas.ssh("ps:stop", app).returncode == 0
+    assert services_of(app) == [] and paas.get(f"{app}.localhost")[0] == 404
+    assert paas.ssh("ps:start", app).returncode == 0
+    assert len(services_of(app)) == 1 and paas.get(f"{app}.localhost")[0] == 200
+    assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
+    assert services_of(app) == []
+    assert docker.from_env().networks.list(filters={"label": f"paas.app={app}"}) == []
+
 
 def test_reconcile_follows_a_task_that_swarm_replaced(swarm_paas: PaasServer) -> None:
     """A task killed under the app: swarm starts another (a new port); the route follows it."""

@@ -114,6 +114,13 @@ def test_what_counts_as_a_crash() -> None:
     )
     probe.refresh()
     assert probe.crashed() == "web.1 No such image (3 time(s))"
+    # The host port it was given was taken: its container never started; swarm retries.
+    taken = task(
+        1, "failed", ContainerStatus={"ExitCode": 128}, Err="starting container failed: bind: address in use"
+    )
+    probe = TaskProbe(swarm_with([taken, task(1, "running")], []), "svc", "web", 1, 5000)
+    probe.refresh()
+    assert probe.crashed() is None
 
 
 def test_scheduler_names_and_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
