@@ -308,8 +308,8 @@ class DockerLocal:
     def upstreams(self, handles: Iterable[Container]) -> list[str]:
         return web_upstreams(handles)
 
-    def stop(self, handles: Iterable[Container], timeout: int) -> None:
-        stop_and_remove(handles, timeout)
+    def stop(self, handles: Iterable[Container], timeout: int, wait: bool = True) -> None:
+        stop_and_remove(handles, timeout)  # always waits: the next deploy may reuse their names
 
     def rows(self, app: str) -> list[ProcessRow]:
         out = []

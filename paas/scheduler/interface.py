@@ -106,8 +106,9 @@ class Scheduler(Protocol):
     def upstreams(self, handles: Sequence[Handle]) -> list[str]:
         """`host:port` of every running web process among `handles`, for the router."""
 
-    def stop(self, handles: Sequence[Handle], timeout: int) -> None:
-        """SIGTERM, `timeout` seconds, SIGKILL, gone."""
+    def stop(self, handles: Sequence[Handle], timeout: int, wait: bool = True) -> None:
+        """SIGTERM, `timeout` seconds, SIGKILL, gone. `wait=False` may return before they are
+        gone (a deploy's old processes, which the route no longer reaches)."""
 
     def rows(self, app: str) -> list[ProcessRow]:
         """What `ps` shows."""

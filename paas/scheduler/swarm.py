@@ -337,9 +337,11 @@ class Swarm:
                     out.add(f"{node.addr}:{published}")
         return sorted(out)
 
-    def stop(self, handles: Iterable[Service], timeout: int) -> None:
+    def stop(self, handles: Iterable[Service], timeout: int, wait: bool = True) -> None:
         """Remove the services; swarm stops their tasks (SIGTERM, the grace period, SIGKILL).
-        Returns once they are gone (or past the grace period), as docker-local does."""
+        With `wait`, returns once they are gone (or past the grace period): the app's network
+        can go then. A deploy does not wait: swarm takes ~4 s to retire tasks, which the route
+        no longer reaches."""
         tasks: list[str] = []
         self.forget_nodes()
         for svc in handles:
@@ -349,7 +351,7 @@ class Swarm:
             except docker.errors.NotFound:
                 continue
         deadline = time.monotonic() + max(timeout, self.stop_grace) + 10
-        while tasks and time.monotonic() < deadline:
+        while wait and tasks and time.monotonic() < deadline:
             tasks = [t for t in tasks if self._task_alive(t)]
             if tasks:
                 time.sleep(0.2)

@@ -112,7 +112,7 @@ def deploy_release(
     if replaced:
         log.detail(f"stopping {len(replaced)} old process(es)")
         with timing.phase(app.name, "deploy.stop"):
-            previous.stop(replaced, timeout=stop_timeout(ctx, app))
+            previous.stop(replaced, timeout=stop_timeout(ctx, app), wait=False)
     try:
         gc.collect(ctx, app)
     except (PaasError, docker.errors.DockerException) as exc:  # garbage can wait for the next deploy

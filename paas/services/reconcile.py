@@ -124,7 +124,7 @@ def _reconcile_swarm(ctx: Context, app: App, swarm: Swarm) -> list[str]:
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None
     if app.stopped or release is None or build is None or not build.image:
         if services:
-            swarm.stop(services, timeout=5)
+            swarm.stop(services, timeout=5, wait=False)
             actions.append(f"removed {len(services)} service(s) of a stopped or undeployed app")
         route_app(ctx, app.name, [])
         return actions
@@ -139,7 +139,7 @@ def _reconcile_swarm(ctx: Context, app: App, swarm: Swarm) -> list[str]:
         else:
             keep[ptype] = svc
     if remove:
-        swarm.stop(remove, timeout=5)
+        swarm.stop(remove, timeout=5, wait=False)
         actions.append(f"removed {len(remove)} stray service(s)")
     for ptype, svc in keep.items():
         if swarm.replicas(svc) != desired[ptype]:
