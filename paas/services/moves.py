@@ -19,7 +19,7 @@ from paas.store import App
 
 def set_scheduler(ctx: Context, app_name: str, name: str, log: BuildLog) -> App:
     app = access.authorize(ctx, app_name, "scheduler:set")
-    target = schedulers.validate(name)
+    target = schedulers.validate(ctx, name)
     with app_lock(ctx, app.name):
         app = ctx.store.get_app_by_id(app.id) or app
         if app.scheduler == target:

@@ -66,6 +66,13 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     scheduler = schedulers.for_app(ctx, app)
     if isinstance(scheduler, Swarm):
         return actions + _reconcile_swarm(ctx, app, scheduler)
+    if not isinstance(scheduler, sched.DockerLocal):  # a plugin's: it converges itself; routes follow
+        release = ctx.store.current_release(app.id)
+        current = [
+            h for h in scheduler.processes(app.name) if release and scheduler.release_of(h) == release.version
+        ]
+        route_app(ctx, app.name, [] if app.stopped else scheduler.upstreams(current))
+        return actions
     containers = sched.app_containers(client, instance, app.name)
     actions.extend(_record_oom_kills(ctx, app, containers))
     release = ctx.store.current_release(app.id)

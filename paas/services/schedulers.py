@@ -22,7 +22,12 @@ def stop_timeout(ctx: Context, app: App) -> int:
 
 
 def by_name(ctx: Context, name: str, app: App | None = None) -> Scheduler:
-    """The scheduler called `name` (for `app`: its stop timeout is fixed when a service starts)."""
+    """The scheduler called `name` (for `app`: its stop timeout is fixed when a service starts);
+    names other than the built-in ones come from plugins (`paas_schedulers`)."""
+    if name not in names.SCHEDULERS:
+        factory = ctx.plugins.schedulers().get(name)
+        if factory is not None:
+            return factory(ctx, app)
     if name == names.SCHEDULER_LOCAL:
         return DockerLocal(ctx.docker, ctx.settings.instance_id)
     if name == names.SCHEDULER_SWARM:
@@ -42,10 +47,15 @@ def for_app(ctx: Context, app: App) -> Scheduler:
     return by_name(ctx, app.scheduler or names.SCHEDULER_LOCAL, app)
 
 
-def validate(name: str) -> str:
+def known(ctx: Context) -> list[str]:
+    """The built-in schedulers, then the plugins'."""
+    return [*names.SCHEDULERS, *sorted(set(ctx.plugins.schedulers()) - set(names.SCHEDULERS))]
+
+
+def validate(ctx: Context, name: str) -> str:
     name = (name or "").strip().lower()
-    if name not in names.SCHEDULERS:
-        raise PaasError(f"unknown scheduler {name!r}: use one of {', '.join(names.SCHEDULERS)}")
+    if name not in known(ctx):
+        raise PaasError(f"unknown scheduler {name!r}: use one of {', '.join(known(ctx))}")
     return name
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from paas.core.context import Context
 from paas.errors import PaasError
+from paas.plugins import Plugins, hookimpl
 from paas.scheduler.docker_local import DockerLocal
 from paas.scheduler.interface import Probe, Scheduler
 from paas.scheduler.swarm import Swarm, TaskProbe
@@ -124,9 +125,10 @@ def test_what_counts_as_a_crash() -> None:
 
 
 def test_scheduler_names_and_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert schedulers.validate(" Swarm ") == "swarm"
+    plain = Context.open(Settings(data_dir=tmp_path / "plain"), is_admin=True)
+    assert schedulers.validate(plain, " Swarm ") == "swarm"
     with pytest.raises(PaasError, match="unknown scheduler 'k8s': use one of docker-local, swarm"):
-        schedulers.validate("k8s")
+        schedulers.validate(plain, "k8s")
     monkeypatch.setenv("PAAS_SCHEDULER", "nomad")
     with pytest.raises(SystemExit, match="PAAS_SCHEDULER must be one of docker-local, swarm"):
         Settings.from_env()
@@ -137,8 +139,28 @@ def test_scheduler_names_and_the_default(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PAAS_SWARM_CONSTRAINTS", "node.labels.x==y;rm -rf /")
     with pytest.raises(SystemExit, match="is not a constraint"):
         Settings.from_env()
-    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
+    ctx = Context.open(Settings(data_dir=tmp_path / "data"), is_admin=True)
     app = ctx.store.create_app("old")
     assert app.scheduler == "docker-local"  # the migration's default: every existing app stays put
     ctx.store.set_app_scheduler(app.id, "swarm")
     assert ctx.store.get_app("old").scheduler == "swarm"  # type: ignore[union-attr]
+
+
+class NomadPlugin:
+    """A plugin providing a scheduler of its own (and trying to take a built-in name)."""
+
+    @hookimpl
+    def paas_schedulers(self) -> dict:
+        return {"nomad": lambda ctx, app: ("nomad scheduler for", app.name if app else None), "swarm": None}
+
+
+def test_a_plugin_provides_a_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pm = Plugins(builtin_dir=tmp_path / "none")
+    pm._register(NomadPlugin(), "nomad", "1", "test")
+    monkeypatch.setattr(Context, "plugins", property(lambda self: pm))
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
+    assert schedulers.known(ctx) == ["docker-local", "swarm", "nomad"]
+    assert schedulers.validate(ctx, "nomad") == "nomad"
+    app = ctx.store.create_app("web1", scheduler="nomad")
+    assert schedulers.for_app(ctx, app) == ("nomad scheduler for", "web1")
+    assert isinstance(schedulers.by_name(ctx, "swarm"), Swarm)  # built-in names stay built-in
