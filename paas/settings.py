@@ -164,6 +164,10 @@ class Settings:
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
     scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
     swarm_constraints: tuple[str, ...] = ()  # placement constraints of every app service (Swarm syntax)
+    # docker-local's loopback ports: below the kernel's ephemeral range, where docker picks the
+    # swarm tasks' host-mode ports (its allocator does not see a 127.0.0.1 port when it picks one
+    # for 0.0.0.0: after a reboot both would start at 32768 and collide).
+    local_ports: tuple[int, int] = (20000, 32767)
     extra: dict[str, str] = field(default_factory=dict)
     # More hosts (Docker Swarm): the address nodes reach this manager by (default: docker0's),
     # the private registry's port on it, and the published app ports a worker opens to the
@@ -222,6 +226,7 @@ class Settings:
             app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
             scheduler=_choice("PAAS_SCHEDULER", ("docker-local", "swarm")),
             swarm_constraints=_constraints("PAAS_SWARM_CONSTRAINTS"),
+            local_ports=_port_range("PAAS_LOCAL_PORTS", (20000, 32767)),
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

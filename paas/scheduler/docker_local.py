@@ -91,13 +91,18 @@ def engine_kwargs(
     return kwargs
 
 
-def start_process(client: docker.DockerClient, spec: ProcessSpec) -> Container:
-    """Start one container; web gets PORT and a loopback-only published port."""
+def start_process(
+    client: docker.DockerClient, spec: ProcessSpec, host_ports: tuple[int, int] | None = None
+) -> Container:
+    """Start one container; web gets PORT and a loopback-only published port (from `host_ports`,
+    PAAS_LOCAL_PORTS, when given; else any free one)."""
     env = {"DYNO": spec.dyno, "PS": spec.dyno}
     ports = None
     if spec.process_type == "web":
         env["PORT"] = str(spec.port)
-        ports = {f"{spec.port}/tcp": ("127.0.0.1", None)}
+        ports = {
+            f"{spec.port}/tcp": ("127.0.0.1", f"{host_ports[0]}-{host_ports[1]}" if host_ports else None)
+        }
     name = f"paas-{spec.app}-{spec.process_type}-{spec.index}-v{spec.release}-{uuid.uuid4().hex[:6]}"
     labels = names.app_labels(
         spec.instance,
@@ -278,9 +283,12 @@ class DockerLocal:
 
     name = names.SCHEDULER_LOCAL
 
-    def __init__(self, client: docker.DockerClient, instance: str) -> None:
+    def __init__(
+        self, client: docker.DockerClient, instance: str, host_ports: tuple[int, int] | None = None
+    ) -> None:
         self.client = client
         self.instance = instance
+        self.host_ports = host_ports
 
     def processes(self, app: str) -> list[Container]:
         return app_containers(self.client, self.instance, app)
@@ -296,7 +304,7 @@ class DockerLocal:
         started: list[Container] = []
         try:
             for spec in specs:
-                started.append(start_process(self.client, spec))
+                started.append(start_process(self.client, spec, self.host_ports))
         except BaseException:
             stop_and_remove(started, timeout=1)
             raise

@@ -160,6 +160,11 @@ class TaskProbe:
         # A node that cannot run it (cannot pull, lacks a mount, the host port it was given is
         # taken) rejects the task or fails to start it, and swarm tries again, elsewhere or with
         # another port: only a slot refused again and again has nowhere to run.
+        # A host port taken by something docker's allocator does not see: the next try gets the
+        # next port, so those only end the deploy through the boot timeout.
+        ended = [
+            t for t in ended if "address already in use" not in ((t.get("Status") or {}).get("Err") or "")
+        ]
         rejected = [t for t in ended if _refused(t)]
         if not ended or (len(rejected) == len(ended) and len(rejected) < REJECTIONS):
             return None

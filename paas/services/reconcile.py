@@ -105,7 +105,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     for ptype, index in missing:
         assert settings is not None
         spec = ProcessSpec(instance, app.name, release.version, ptype, index, build.image, settings, port)
-        container = sched.start_process(client, spec)
+        container = sched.start_process(client, spec, ctx.settings.local_ports)
         started.append(container)
         actions.append(f"started {spec.dyno}")
     for c in started:

@@ -29,7 +29,7 @@ def by_name(ctx: Context, name: str, app: App | None = None) -> Scheduler:
         if factory is not None:
             return factory(ctx, app)
     if name == names.SCHEDULER_LOCAL:
-        return DockerLocal(ctx.docker, ctx.settings.instance_id)
+        return DockerLocal(ctx.docker, ctx.settings.instance_id, ctx.settings.local_ports)
     if name == names.SCHEDULER_SWARM:
         grace = stop_timeout(ctx, app) if app is not None else ctx.settings.stop_timeout
         return swarm.Swarm(
