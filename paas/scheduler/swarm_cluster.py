@@ -124,19 +124,54 @@ def _write_file_line(path: str, content: bytes) -> str:
     return f"echo {base64.b64encode(content).decode()} | base64 -d > {shlex.quote(path)}"
 
 
-def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
+FIREWALL_SCRIPT = "/usr/local/sbin/paas-node-firewall"
+FIREWALL_UNIT = "/etc/systemd/system/paas-node-firewall.service"
+
+# iptables rules are gone after a reboot: on a systemd host this unit puts the rule back once
+# docker has started (dockerd keeps DOCKER-USER's rules when it restarts; it never flushes them).
+FIREWALL_UNIT_TEXT = f"""[Unit]
+Description=paas: published app ports answer the swarm manager only
+After=docker.service
+Wants=docker.service
+
+[Service]
+Type=oneshot
+ExecStart={FIREWALL_SCRIPT}
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def firewall_script(manager_addr: str, ports: tuple[int, int]) -> str:
     """Published ports in `ports` answer the manager only. Docker DNATs a published port before
     the packet reaches DOCKER-USER, so the rule matches the port the client asked for
     (conntrack's original destination), and only connections docker itself translated, in the
-    client's direction (the replies come from the container's own address)."""
+    client's direction (the replies come from the container's own address). Idempotent."""
     tables = "ip6tables" if ipaddress.ip_address(manager_addr).version == 6 else "iptables"
     rule = (
         "DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
         f" --ctorigdstport {ports[0]}:{ports[1]} ! -s {manager_addr} -j DROP"
     )
+    return (
+        "#!/bin/sh\n"
+        "# written by paas nodes:join-command: published app ports answer the swarm manager only\n"
+        "set -e\n"
+        f"{tables} -N DOCKER-USER 2>/dev/null || true\n"
+        f"{tables} -C {rule} 2>/dev/null || {tables} -I {rule}\n"
+    )
+
+
+def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
+    """Install the firewall script, run it, and on a systemd host run it at every boot (a host
+    without systemd runs FIREWALL_SCRIPT from its own boot scripts)."""
     return [
-        f"{tables} -N DOCKER-USER 2>/dev/null || true",
-        f"{tables} -C {rule} 2>/dev/null || {tables} -I {rule}",
+        f"{_write_file_line(FIREWALL_SCRIPT, firewall_script(manager_addr, ports).encode())}"
+        f" && chmod 755 {FIREWALL_SCRIPT}",
+        FIREWALL_SCRIPT,
+        f"if [ -d /run/systemd/system ]; then {_write_file_line(FIREWALL_UNIT, FIREWALL_UNIT_TEXT.encode())}"
+        " && systemctl daemon-reload && systemctl enable --quiet paas-node-firewall.service; fi",
     ]
 
 
@@ -150,7 +185,8 @@ def join_lines(
     ports: tuple[int, int],
 ) -> list[str]:
     """The shell lines that make a Debian host with docker.io a worker of this swarm: trust the
-    private registry (`registry` is `addr:port`), close the app ports to strangers, join."""
+    private registry (`registry` is `addr:port`), close the app ports to strangers (now and
+    after a reboot), join."""
     certs = f"/etc/docker/certs.d/{registry}"
     token = worker_token(client)
     return [

@@ -6,11 +6,18 @@ whichever front end called. The swarm is initialised the first time it is asked 
 
 from __future__ import annotations
 
+import logging
+import threading
+
+import docker
+
 from paas.core.context import Context
-from paas.errors import PermissionDenied
+from paas.errors import PaasError, PermissionDenied
 from paas.scheduler import registry, swarm_cluster
 from paas.scheduler.swarm_cluster import NodeInfo
 from paas.services import access
+
+log = logging.getLogger("paas.nodes")
 
 
 def _require_admin(ctx: Context, what: str) -> None:
@@ -42,6 +49,7 @@ def join_command(ctx: Context) -> list[str]:
     _require_admin(ctx, "see the join command (it holds the swarm's join token)")
     address = ensure_swarm(ctx)
     a = registry.ensure_registry(ctx.settings, ctx.docker, address)
+    _warm_registry(ctx, address)
     return swarm_cluster.join_lines(
         ctx.docker,
         address,
@@ -51,6 +59,25 @@ def join_command(ctx: Context) -> list[str]:
         a.client_key_pem,
         ctx.settings.swarm_app_ports,
     )
+
+
+def _warm_registry(ctx: Context, address: str) -> None:
+    """Push the stack while the operator pastes the lines: it is the big layer of every app image
+    (about 50 s the first time), so the first deploy onto the swarm does not wait for it. Once
+    per server process, on a thread (a host CLI that exits first only leaves it for later)."""
+    state = ctx.shared("registry-warm", dict)
+    if state.get("started"):
+        return
+    state["started"] = True
+    settings, client = ctx.settings, ctx.docker
+
+    def run() -> None:
+        try:
+            registry.publish_stack(settings, client, address)
+        except (PaasError, docker.errors.DockerException) as exc:
+            log.warning("pushing the stack to the registry: %s", exc)
+
+    threading.Thread(target=run, name="paas-registry-warm", daemon=True).start()
 
 
 def _node(ctx: Context, ref: str, what: str) -> NodeInfo:

@@ -44,7 +44,9 @@ NODE_LABEL = "paas.test.swarm-node"  # on node containers and volumes: what tear
 
 # PID 1 of a simulated host. Docker gives the container read-only cgroup v1 mounts; dockerd needs
 # them writable. Then dockerd runs in a loop (a host whose engine crashes gets it back), and
-# SIGTERM stops it cleanly (a stopped node leaves the swarm's view as `down`).
+# SIGTERM stops it cleanly (a stopped node leaves the swarm's view as `down`). At boot it runs
+# the firewall script the join lines installed, as a real host's boot does (systemd unit or
+# its own boot scripts): a container's restart is a reboot, its iptables rules are gone.
 NODE_INIT = r"""#!/bin/sh
 set -u
 if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
@@ -59,10 +61,16 @@ export DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
 running=1
 child=
 trap 'running=0; [ -n "$child" ] && kill -TERM "$child"' TERM INT
+boot=1
 while [ "$running" = 1 ]; do
   rm -f /var/run/docker.pid
   dockerd --storage-driver overlay2 >>/var/log/dockerd.log 2>&1 &
   child=$!
+  if [ "$boot" = 1 ] && [ -x /usr/local/sbin/paas-node-firewall ]; then
+    # this host's boot scripts: what the join lines installed runs again once docker is up
+    (until docker info >/dev/null 2>&1; do sleep 0.2; done; /usr/local/sbin/paas-node-firewall) &
+  fi
+  boot=0
   wait "$child"
   [ "$running" = 1 ] && sleep 1
 done

@@ -106,6 +106,8 @@ def test_a_killed_node_comes_back_by_itself(swarm_server: PaasServer, swarm_clus
         assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "down", timeout=60, interval=1)
         node.start()  # its dockerd kept the swarm's state on its volume: no join lines needed
         assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "ready", timeout=60, interval=1)
+        # A restart is a reboot: iptables rules are gone, and the boot runs the firewall script again.
+        assert wait_for(lambda: "--ctdir ORIGINAL" in node.exec("iptables -S DOCKER-USER").stdout, timeout=30)
     finally:
         swarm_cluster.restore()
 

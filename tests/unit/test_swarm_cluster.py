@@ -78,25 +78,34 @@ def test_join_lines_write_the_registry_files_then_firewall_then_join() -> None:
     out = lines()
     written = {}
     for line in out:
-        m = re.fullmatch(r"\(?(?:umask 077 && )?echo ([A-Za-z0-9+/=]+) \| base64 -d > (\S+?)\)?", line)
-        if m:
+        for m in re.finditer(r"echo ([A-Za-z0-9+/=]+) \| base64 -d > ([^ )]+)", line):
             written[m.group(2)] = base64.b64decode(m.group(1))
     certs = "/etc/docker/certs.d/172.17.0.1:5001"
-    assert written == {
-        f"{certs}/ca.crt": b"CA PEM\n",
-        f"{certs}/client.cert": b"CERT PEM\n",
-        f"{certs}/client.key": b"KEY PEM\n",
-    }
+    assert written[f"{certs}/ca.crt"] == b"CA PEM\n"
+    assert written[f"{certs}/client.cert"] == b"CERT PEM\n"
+    assert written[f"{certs}/client.key"] == b"KEY PEM\n"
     assert any(
         line.startswith("(umask 077 && ") and "client.key" in line for line in out
     )  # the key is root's
-    rule = next(line for line in out if line.startswith("iptables -C"))
-    assert "--ctdir ORIGINAL --ctorigdstport 32768:60999 ! -s 172.17.0.1 -j DROP" in rule
+    script = written[swarm_cluster.FIREWALL_SCRIPT].decode()
+    assert script.startswith("#!/bin/sh\n")
+    assert "--ctdir ORIGINAL --ctorigdstport 32768:60999 ! -s 172.17.0.1 -j DROP" in script
+    assert "iptables -C DOCKER-USER" in script  # idempotent: run again at boot, or by the lines again
+    assert swarm_cluster.FIREWALL_SCRIPT in out  # run now
+    unit = written[swarm_cluster.FIREWALL_UNIT].decode()  # and at every boot of a systemd host
+    assert f"ExecStart={swarm_cluster.FIREWALL_SCRIPT}" in unit and "After=docker.service" in unit
     assert out[-1].endswith(f"docker swarm join --token {TOKEN} 172.17.0.1:2377")
     assert out[-1].startswith("docker info")  # skipped when already in a swarm: the lines can be re-run
     for line in out:
         shlex.split(line)  # every line is valid shell quoting
-        assert "systemctl" not in line  # hosts without systemd (the simulated ones) run them too
+        if "systemctl" in line:  # hosts without systemd (the simulated ones) run the lines too
+            assert line.startswith("if [ -d /run/systemd/system ]; then ")
+
+
+def test_the_firewall_script_uses_ip6tables_for_an_ipv6_manager() -> None:
+    script = swarm_cluster.firewall_script("fd00::1", (30000, 30999))
+    assert "ip6tables -I DOCKER-USER" in script and "! -s fd00::1" in script
+    assert "\niptables" not in script
 
 
 def test_nodes_are_listed_with_their_running_tasks() -> None:
