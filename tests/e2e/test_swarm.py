@@ -208,7 +208,14 @@ def test_a_swarm_app_runs_as_services_and_serves_every_replica(swarm_paas: PaasS
     seen = {paas.get(host)[1].split()[2] for _ in range(30)}
     assert seen == {"web.1", "web.2", "web.3"}  # the router reaches every task
     assert len(services_of(app)) == 1  # the old release's service is gone
-    # One-offs join the app's overlay, where `web` names every web task (dnsrr).
+    # One-offs join the app's overlay, where `web` names every web task (dnsrr), once swarm
+    # retired the old release's task (a deploy does not wait for that).
+    client = docker.from_env()
+    wait_for(
+        lambda: (
+            len(client.containers.list(filters={"label": [f"paas.app={app}", "com.docker.swarm.task"]})) == 3
+        )
+    )
     ran = paas.ssh(
         "run", app, "python3", "-c", "'import socket; print(len(socket.gethostbyname_ex(\"web\")[2]))'"
     )
