@@ -115,6 +115,12 @@ class HookSpecs:
         """On each reconcile pass (every PAAS_RECONCILE_SECONDS in `paas server`): converge the
         plugin's own containers or schedules. Keep it quick; errors are logged."""
 
+    @hookspec
+    def paas_schedulers(self) -> dict[str, Callable[[Context, App | None], Any]]:
+        """At need: more schedulers by name (`scheduler:set <app> <name>`), each a factory given
+        the context and the app (None: any) returning an object with the methods of
+        `paas.scheduler.interface.Scheduler`. Built-in names (docker-local, swarm) stay theirs."""
+
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -238,6 +244,17 @@ class Plugins:
                 out.extend(fn() or [])
             except Exception:
                 log.exception("plugin %s failed in paas_web_blueprints", name)
+        return out
+
+    def schedulers(self) -> dict[str, Callable]:
+        """Scheduler factories by name from `paas_schedulers` (the first plugin to name one wins)."""
+        out: dict[str, Callable] = {}
+        for name, fn, _ in self._impls("paas_schedulers"):
+            try:
+                for key, factory in (fn() or {}).items():
+                    out.setdefault(key, factory)
+            except Exception:
+                log.exception("plugin %s failed in paas_schedulers", name)
         return out
 
     def has(self, hook: str) -> bool:

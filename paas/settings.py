@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,20 @@ def _cidrs(name: str) -> tuple[str, ...]:
                 out.append(str(ipaddress.ip_network(part.strip(), strict=False)))
             except ValueError:
                 raise SystemExit(f"error: {name}: {part.strip()!r} is not an address or CIDR") from None
+    return tuple(out)
+
+
+CONSTRAINT_RE = re.compile(r"[A-Za-z0-9_.\-]+ *(==|!=) *[A-Za-z0-9_.\-]+")
+
+
+def _constraints(name: str) -> tuple[str, ...]:
+    """Comma-separated Swarm placement constraints (`node.role==manager`, `node.labels.apps==yes`)."""
+    out = []
+    for part in os.environ.get(name, "").split(","):
+        if part.strip():
+            if not CONSTRAINT_RE.fullmatch(part.strip()):
+                raise SystemExit(f"error: {name}: {part.strip()!r} is not a constraint like node.labels.x==y")
+            out.append(part.strip())
     return tuple(out)
 
 
@@ -147,6 +162,12 @@ class Settings:
     acme_email: str | None = None
     acme_ca_bundle: str | None = None
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
+    scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
+    swarm_constraints: tuple[str, ...] = ()  # placement constraints of every app service (Swarm syntax)
+    # docker-local's loopback ports: below the kernel's ephemeral range, where docker picks the
+    # swarm tasks' host-mode ports (its allocator does not see a 127.0.0.1 port when it picks one
+    # for 0.0.0.0: after a reboot both would start at 32768 and collide).
+    local_ports: tuple[int, int] = (20000, 32767)
     extra: dict[str, str] = field(default_factory=dict)
     # More hosts (Docker Swarm): the address nodes reach this manager by (default: docker0's),
     # the private registry's port on it, and the published app ports a worker opens to the
@@ -203,6 +224,9 @@ class Settings:
             acme_email=os.environ.get("PAAS_ACME_EMAIL") or None,
             acme_ca_bundle=os.environ.get("PAAS_ACME_CA_BUNDLE") or None,
             app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
+            scheduler=_choice("PAAS_SCHEDULER", ("docker-local", "swarm")),
+            swarm_constraints=_constraints("PAAS_SWARM_CONSTRAINTS"),
+            local_ports=_port_range("PAAS_LOCAL_PORTS", (20000, 32767)),
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

@@ -147,6 +147,7 @@ COMMAND_MODULES = (
     "report",
     "resource",
     "run",
+    "scheduler",
     "server",
     "tokens",
     "urls",

@@ -61,7 +61,7 @@ def ps(env: CommandEnv, app: str, fmt: str) -> None:
             env.echo(f"=== {p.type} ({sum(1 for q in procs if q.type == p.type)})")
         env.echo(
             f"{p.dyno}: {p.state}  up {_uptime(p.uptime_seconds)}  v{p.release}  restarts {p.restarts}"
-            f"  {p.container}"
+            f"  {p.container}" + (f"  on {p.node}" if p.node else "")
         )
 
 

@@ -66,6 +66,25 @@ def app_network(instance: str, app: str) -> str:
     return f"paas-{instance}-{app}"
 
 
+def app_overlay(instance: str, app: str) -> str:
+    """The network of an app the swarm runs: an attachable overlay, so its services on every node,
+    its one-offs and its linked backing services on the manager all reach each other."""
+    return f"paas-{instance}-{app}-overlay"
+
+
+SCHEDULER_LOCAL = "docker-local"
+SCHEDULER_SWARM = "swarm"
+SCHEDULERS = (SCHEDULER_LOCAL, SCHEDULER_SWARM)
+LABEL_SWARM_SERVICE = "com.docker.swarm.service.id"  # docker's own, on every task's container
+LABEL_SWARM_TASK = "com.docker.swarm.task.name"  # `<service>.<slot>.<task id>`
+
+
+def swarm_service(instance: str, app: str, process_type: str, release: int, token: str) -> str:
+    """One swarm service per process type and deploy (the deploy that starts it owns it; the
+    token keeps a restart of the same release apart from what runs). Docker allows 63 characters."""
+    return f"paas-{instance}-{app}-{process_type}-v{release}-{token}"[:63]
+
+
 def build_network(instance: str, app: str) -> str:
     """Builds of the app run apart from every app's processes (build code is untrusted too)."""
     return f"paas-{instance}-{app}-build"

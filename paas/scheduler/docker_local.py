@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -20,30 +19,9 @@ from paas.core import names
 from paas.core.container import ContainerSettings
 from paas.core.names import APP_PORT, APP_UID, LABEL_INDEX, LABEL_PORT, LABEL_TYPE
 from paas.errors import PaasError
+from paas.scheduler.interface import ProcessFailed, ProcessRow, ProcessSpec
 
-
-class ProcessFailed(PaasError):
-    """A new container did not come up; carries its last log lines."""
-
-    def __init__(self, message: str, log_tail: list[str]) -> None:
-        super().__init__(message)
-        self.log_tail = log_tail
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    instance: str
-    app: str
-    release: int
-    process_type: str
-    index: int
-    image: str
-    settings: ContainerSettings  # config, plugin mounts, limits: the same for every container of a release
-    port: int = APP_PORT  # $PORT for web: the builder's choice (EXPOSE for Dockerfile apps)
-
-    @property
-    def dyno(self) -> str:
-        return f"{self.process_type}.{self.index}"
+__all__ = ["DockerLocal", "ProcessFailed", "ProcessSpec"]
 
 
 FORBIDDEN_SOURCES = {Path("/"), Path("/var/run/docker.sock"), Path("/run/docker.sock")}
@@ -113,13 +91,18 @@ def engine_kwargs(
     return kwargs
 
 
-def start_process(client: docker.DockerClient, spec: ProcessSpec) -> Container:
-    """Start one container; web gets PORT and a loopback-only published port."""
+def start_process(
+    client: docker.DockerClient, spec: ProcessSpec, host_ports: tuple[int, int] | None = None
+) -> Container:
+    """Start one container; web gets PORT and a loopback-only published port (from `host_ports`,
+    PAAS_LOCAL_PORTS, when given; else any free one)."""
     env = {"DYNO": spec.dyno, "PS": spec.dyno}
     ports = None
     if spec.process_type == "web":
         env["PORT"] = str(spec.port)
-        ports = {f"{spec.port}/tcp": ("127.0.0.1", None)}
+        ports = {
+            f"{spec.port}/tcp": ("127.0.0.1", f"{host_ports[0]}-{host_ports[1]}" if host_ports else None)
+        }
     name = f"paas-{spec.app}-{spec.process_type}-{spec.index}-v{spec.release}-{uuid.uuid4().hex[:6]}"
     labels = names.app_labels(
         spec.instance,
@@ -206,7 +189,8 @@ def app_containers(
     client: docker.DockerClient, instance: str, app: str, all_states: bool = True
 ) -> list[Container]:
     labels = names.label_filter(instance, app, names.ROLE_PROCESS)
-    return client.containers.list(all=all_states, filters={"label": labels})
+    found = client.containers.list(all=all_states, filters={"label": labels})
+    return [c for c in found if names.LABEL_SWARM_SERVICE not in c.labels]  # the swarm's own tasks
 
 
 def web_upstreams(containers: Iterable[Container]) -> list[str]:
@@ -250,3 +234,115 @@ def stop_and_remove(containers: Iterable[Container], timeout: int) -> None:
             c.remove(force=True)
         except docker.errors.DockerException:
             pass
+
+
+def crashed(container: Container) -> str | None:
+    """Why the container is no longer a healthy first run, or None."""
+    state = container.attrs.get("State", {})
+    name = f"{container.labels.get(LABEL_TYPE)}.{container.labels.get(LABEL_INDEX)}"
+    restarts = container.attrs.get("RestartCount", 0)
+    if state.get("Status") in ("exited", "dead"):
+        return f"{name} exited with status {state.get('ExitCode')}"
+    if state.get("Restarting"):
+        return f"{name} exited with status {state.get('ExitCode')} (restarting)"
+    if restarts:
+        return f"{name} crashed and was restarted ({restarts} time(s))"
+    return None
+
+
+def process_state(state: dict) -> str:
+    """docker's state, with `oom-killed` for a process the kernel killed for passing its memory
+    limit (until it runs again; docker restarts it with a growing delay)."""
+    if state.get("OOMKilled") and (state.get("Restarting") or not state.get("Running")):
+        return "oom-killed"
+    return "restarting" if state.get("Restarting") else state.get("Status", "unknown")
+
+
+class ContainerProbe:
+    """A new container as the checks see it: probed on its own address on its network."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.type = container.labels.get(LABEL_TYPE, "")
+        self.index = int(container.labels.get(LABEL_INDEX, "0") or 0)
+        self.port = container_port(container)
+
+    @property
+    def dyno(self) -> str:
+        return f"{self.type}.{self.index}"
+
+    def refresh(self) -> None:
+        self.container.reload()
+
+    def endpoint(self) -> tuple[str, int] | None:
+        ip = container_ip(self.container)
+        return (ip, self.port) if ip else None
+
+    def crashed(self) -> str | None:
+        return crashed(self.container)
+
+    def log_tail(self) -> list[str]:
+        return log_tail(self.container)
+
+    def started_at(self) -> datetime | None:
+        return started_at(self.container)
+
+
+class DockerLocal:
+    """The `docker-local` scheduler: one container per process on this host's dockerd."""
+
+    name = names.SCHEDULER_LOCAL
+
+    def __init__(
+        self, client: docker.DockerClient, instance: str, host_ports: tuple[int, int] | None = None
+    ) -> None:
+        self.client = client
+        self.instance = instance
+        self.host_ports = host_ports
+
+    def processes(self, app: str) -> list[Container]:
+        return app_containers(self.client, self.instance, app)
+
+    def release_of(self, handle: Container) -> int:
+        value = handle.labels.get(names.LABEL_RELEASE, "")
+        return int(value) if value.isdigit() else 0
+
+    def type_of(self, handle: Container) -> str:
+        return handle.labels.get(LABEL_TYPE, "")
+
+    def start(self, specs: Iterable[ProcessSpec]) -> list[Container]:
+        started: list[Container] = []
+        try:
+            for spec in specs:
+                started.append(start_process(self.client, spec, self.host_ports))
+        except BaseException:
+            stop_and_remove(started, timeout=1)
+            raise
+        return started
+
+    def probes(self, started: Iterable[Container]) -> list[ContainerProbe]:
+        return [ContainerProbe(c) for c in started]
+
+    def upstreams(self, handles: Iterable[Container]) -> list[str]:
+        return web_upstreams(handles)
+
+    def stop(self, handles: Iterable[Container], timeout: int, wait: bool = True) -> None:
+        stop_and_remove(handles, timeout)  # always waits: the next deploy may reuse their names
+
+    def rows(self, app: str) -> list[ProcessRow]:
+        out = []
+        for c in self.processes(app):
+            state = c.attrs.get("State", {})
+            out.append(
+                ProcessRow(
+                    type=c.labels.get(LABEL_TYPE, "?"),
+                    index=int(c.labels.get(LABEL_INDEX, "0") or 0),
+                    state=process_state(state),
+                    release=self.release_of(c),
+                    started_at=started_at(c) if state.get("Running") else None,
+                    restarts=int(c.attrs.get("RestartCount", 0)),
+                    id=c.short_id,
+                    node="",
+                )
+            )
+        return out

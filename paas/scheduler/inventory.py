@@ -32,6 +32,14 @@ def _int(text: str | None) -> int:
     return int(text) if text and text.isdigit() else 0
 
 
+def _index(labels: dict[str, str]) -> int:
+    """The replica number: our label, or the slot in a swarm task's name (`<service>.<slot>.<id>`)."""
+    task = labels.get(names.LABEL_SWARM_TASK)
+    if task and LABEL_INDEX not in labels:
+        return _int(task.rsplit(".", 2)[-2] if task.count(".") >= 2 else None)
+    return _int(labels.get(LABEL_INDEX))
+
+
 def processes(client: docker.DockerClient, instance: str, app: str | None = None) -> list[ProcessRecord]:
     """Every process container of this PaaS instance (or of one app), in any state."""
     labels = names.label_filter(instance, role=names.ROLE_PROCESS)
@@ -44,7 +52,7 @@ def processes(client: docker.DockerClient, instance: str, app: str | None = None
             ProcessRecord(
                 app=lab.get(LABEL_APP, ""),
                 type=lab.get(LABEL_TYPE, "?"),
-                index=_int(lab.get(LABEL_INDEX)),
+                index=_index(lab),
                 release=_int(lab.get(LABEL_RELEASE)),
                 state=row.get("State", "unknown"),
                 container=row["Id"],

@@ -33,9 +33,17 @@ def _used_subnets(client: docker.DockerClient) -> list[ipaddress.IPv4Network]:
 
 
 def ensure(
-    client: docker.DockerClient, name: str, instance: str, app: str, pool: str, lock: Path, prefix: int = 24
+    client: docker.DockerClient,
+    name: str,
+    instance: str,
+    app: str,
+    pool: str,
+    lock: Path,
+    prefix: int = 24,
+    driver: str = "bridge",
 ) -> str:
-    """The network `name`, created on first use with a free subnet of `pool` (/24: 254 addresses)."""
+    """The network `name`, created on first use with a free subnet of `pool` (/24: 254 addresses).
+    `overlay` (a swarm app's) is attachable, so one-offs and backing services can join it too."""
     try:
         client.networks.get(name)
         return name
@@ -56,7 +64,8 @@ def ensure(
             try:
                 client.networks.create(
                     name,
-                    driver="bridge",
+                    driver=driver,
+                    attachable=driver == "overlay",
                     ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
                     labels=names.app_labels(instance, app, names.ROLE_NETWORK),
                 )

@@ -48,6 +48,7 @@ OPERATIONS: dict[str, str] = {
     "urls": "view",
     "config:keys": "view",
     "certs:report": "view",
+    "scheduler:report": "view",
     # deploy
     "git:push": "deploy",
     "git:fetch": "deploy",
@@ -87,6 +88,7 @@ OPERATIONS: dict[str, str] = {
     "access:remove": "manage",
     "apps:rename": "manage",
     "apps:destroy": "manage",
+    "scheduler:set": "manage",
     "storage:list": "manage",
     "storage:mount": "manage",
     "storage:unmount": "manage",

@@ -13,7 +13,7 @@ from paas.core.output import BuildLog
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import networks
-from paas.services import access, routing
+from paas.services import access, routing, schedulers
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.lookup import app_url, get_app
@@ -28,7 +28,7 @@ def create_app(ctx: Context, name: str) -> App:
     if ctx.store.get_app(name):
         raise Conflict(f"app {name!r} already exists")
     try:
-        app = ctx.store.create_app(name, owner)
+        app = ctx.store.create_app(name, owner, ctx.settings.scheduler)
     except sqlite3.IntegrityError:
         raise Conflict(f"app {name!r} already exists") from None
     ctx.store.add_event(name, ctx.actor, "apps:create")
@@ -85,7 +85,8 @@ def rename_app(ctx: Context, old: str, new: str) -> App:
     if ctx.store.get_app(new):
         raise Conflict(f"app {new!r} already exists")
     with app_lock(ctx, old), app_lock(ctx, new):
-        old_containers = sched.app_containers(ctx.docker, ctx.settings.instance_id, old)
+        scheduler = schedulers.for_app(ctx, app)
+        old_processes = scheduler.processes(old)
         ctx.store.rename_app(app.id, new)
         repo = names.repo_path(ctx.settings, old)
         if repo.exists():
@@ -95,7 +96,7 @@ def rename_app(ctx: Context, old: str, new: str) -> App:
         if release is not None and not renamed.stopped:
             deploy_release(ctx, renamed, release, BuildLog())
         routing.router(ctx).remove_app(old)
-        sched.stop_and_remove(old_containers, timeout=stop_timeout(ctx, renamed))
+        scheduler.stop(old_processes, timeout=stop_timeout(ctx, renamed))
         # Named after the old name: a new app of that name must not inherit them. Docker cannot
         # rename a volume; the cache only saves download time, so it goes.
         _remove_volume(ctx, names.cache_volume(ctx.settings.instance_id, old))
@@ -114,6 +115,8 @@ def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | No
         client = ctx.docker
         routing.router(ctx).remove_app(app.name)
         instance = ctx.settings.instance_id
+        scheduler = schedulers.for_app(ctx, app)
+        scheduler.stop(scheduler.processes(app.name), timeout=5)  # swarm services first: no restarts
         # Every container of the app, whatever its role (processes, one-offs, builds, release phase).
         labels = names.label_filter(instance, app.name)
         sched.stop_and_remove(client.containers.list(all=True, filters={"label": labels}), timeout=5)

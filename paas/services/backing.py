@@ -51,7 +51,7 @@ from paas.scheduler import networks
 from paas.scheduler import service_containers as sc
 from paas.services import access, lookup
 from paas.services import config as config_service
-from paas.services.containers import app_network
+from paas.services.containers import app_network, network_name
 from paas.store import App
 
 log = logging.getLogger("paas.services.backing")
@@ -611,7 +611,7 @@ def _converge_networks(ctx: Context, kind: Kind, record: Record) -> list[str]:
     for app_name in record.linked_apps():
         app = ctx.store.get_app(app_name)
         if app is not None:
-            wanted[names.app_network(ctx.settings.instance_id, app.name)] = app
+            wanted[network_name(ctx, app)] = app
     have = sc.networks_of(container)
     for network, app in wanted.items():
         if network not in have:

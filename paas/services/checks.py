@@ -14,13 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from docker.models.containers import Container
-
-from paas.core import manifest, names, timing, validation
+from paas.core import manifest, timing, validation
 from paas.core.context import Context
 from paas.core.manifest import StartupCheck
 from paas.core.output import BuildLog
 from paas.scheduler import health
+from paas.scheduler.interface import Probe
 from paas.services import access, lookup
 from paas.store import App, Build
 
@@ -84,7 +83,7 @@ def run_checks(
     ctx: Context,
     app: App,
     build: Build,
-    started: list[Container],
+    started: list[Probe],
     log: BuildLog,
     meanwhile: Callable[[], None] | None = None,
     before_settle: Callable[[], None] | None = None,
@@ -117,25 +116,22 @@ def _quietly(work: Callable[[], None]) -> None:
         logger.exception("preparing the route alongside the checks failed (it is done again)")
 
 
-def _run_checks(
-    ctx: Context, app: App, build: Build, started: list[Container], log: BuildLog
-) -> list[Container]:
-    """The checks; the containers the settle period then covers."""
+def _run_checks(ctx: Context, app: App, build: Build, started: list[Probe], log: BuildLog) -> list[Probe]:
+    """The checks; the processes the settle period then covers."""
     custom = checks_for(build)
     disabled = disabled_types(ctx, app)
     host = lookup.hostnames(ctx, app.name)[0]
     checked = []
     checking = time.time()
-    for c in started:
-        ptype = c.labels.get(names.LABEL_TYPE, "")
-        if is_disabled(disabled, ptype):
+    for p in started:
+        if is_disabled(disabled, p.type):
             continue
-        checked.append(c)
-        if ptype == "web":
-            health.wait_until_serving(c, ctx.settings.boot_timeout, host)
-            for check in custom.get(ptype, []):
-                log.detail(f"checking {ptype}.{c.labels.get(names.LABEL_INDEX)}: {check.name}")
-                health.run_startup_check(c, check, host)
+        checked.append(p)
+        if p.type == "web":
+            health.wait_until_serving(p, ctx.settings.boot_timeout, host)
+            for check in custom.get(p.type, []):
+                log.detail(f"checking {p.dyno}: {check.name}")
+                health.run_startup_check(p, check, host)
     if disabled:
         log.detail("checks disabled for " + ", ".join(sorted("all" if d == ALL else d for d in disabled)))
     timing.mark(app.name, "deploy.checks", checking)

@@ -17,11 +17,26 @@ from paas.services import limits
 from paas.store import App, Release
 
 
+def network_name(ctx: Context, app: App) -> str:
+    """The app's own network: a bridge on docker-local, an attachable overlay on swarm (its
+    services span the nodes; its one-offs and linked backing services join it on this host)."""
+    if app.scheduler == names.SCHEDULER_SWARM:
+        return names.app_overlay(ctx.settings.instance_id, app.name)
+    return names.app_network(ctx.settings.instance_id, app.name)
+
+
 def app_network(ctx: Context, app: App) -> str:
+    """`network_name`, created on first use."""
     s = ctx.settings
-    name = names.app_network(s.instance_id, app.name)
+    swarm = app.scheduler == names.SCHEDULER_SWARM
     return networks.ensure(
-        ctx.docker, name, s.instance_id, app.name, s.network_pool, s.locks_dir / "networks.lock"
+        ctx.docker,
+        network_name(ctx, app),
+        s.instance_id,
+        app.name,
+        s.network_pool,
+        s.locks_dir / "networks.lock",
+        driver="overlay" if swarm else "bridge",
     )
 
 

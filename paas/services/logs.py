@@ -13,7 +13,8 @@ from paas.core.context import Context
 from paas.core.output import split_lines
 from paas.errors import NotFound, PaasError, PermissionDenied
 from paas.scheduler import docker_local as sched
-from paas.services import access
+from paas.scheduler.swarm import Swarm
+from paas.services import access, schedulers
 from paas.services.releases import get_release, parse_version
 
 MAX_LINES = 10000
@@ -58,6 +59,13 @@ def _check(ctx: Context, app_name: str, lines: int, ptype: str | None) -> str:
 def recent(ctx: Context, app_name: str, lines: int = 100, ptype: str | None = None) -> list[str]:
     app = _check(ctx, app_name, lines, ptype)
     merged: list[tuple[str, str]] = []
+    record = ctx.store.get_app(app)
+    scheduler = schedulers.for_app(ctx, record) if record else None
+    if isinstance(scheduler, Swarm):  # every node's lines, through the manager
+        for svc in scheduler.processes(app):
+            if ptype is None or scheduler.type_of(svc) == ptype:
+                for ts, dyno, text in scheduler.log_lines(svc, lines):
+                    merged.append((ts, f"{_heroku_time(ts)} app[{dyno}]: {text}"))
     for c in _containers(ctx, app, ptype):
         try:
             # Streamed and split with bounded lines: an app may print gigabytes without a newline.

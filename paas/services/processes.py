@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
-from paas.core import names, validation
+from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.scheduler import docker_local as sched
-from paas.services import access
+from paas.services import access, schedulers
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.routing import route_app
@@ -27,39 +26,30 @@ class ProcessInfo:
     uptime_seconds: int | None
     restarts: int
     container: str
+    node: str = ""  # the swarm node it runs on ("" on docker-local: this host)
 
     def as_json(self) -> dict:
         return asdict(self)
-
-
-def process_state(state: dict) -> str:
-    """docker's state, with `oom-killed` for a process the kernel killed for passing its memory
-    limit (until it runs again; docker restarts it with a growing delay)."""
-    if state.get("OOMKilled") and (state.get("Restarting") or not state.get("Running")):
-        return "oom-killed"
-    return "restarting" if state.get("Restarting") else state.get("Status", "unknown")
 
 
 def list_processes(ctx: Context, app_name: str) -> list[ProcessInfo]:
     app = access.authorize(ctx, app_name, "ps")
     now = datetime.now(UTC)
     out = []
-    for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name):
-        state = c.attrs.get("State", {})
-        started = sched.started_at(c) if state.get("Running") else None
-        ptype = c.labels.get(names.LABEL_TYPE, "?")
-        index = int(c.labels.get(names.LABEL_INDEX, "0"))
+    for row in schedulers.for_app(ctx, app).rows(app.name):
+        started = row.started_at
         out.append(
             ProcessInfo(
-                dyno=f"{ptype}.{index}",
-                type=ptype,
-                index=index,
-                state=process_state(state),
-                release=int(c.labels.get(names.LABEL_RELEASE, "0")),
+                dyno=f"{row.type}.{row.index}",
+                type=row.type,
+                index=row.index,
+                state=row.state,
+                release=row.release,
                 started_at=started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else None,
                 uptime_seconds=int((now - started).total_seconds()) if started else None,
-                restarts=int(c.attrs.get("RestartCount", 0)),
-                container=c.short_id,
+                restarts=row.restarts,
+                container=row.id,
+                node=row.node,
             )
         )
     return sorted(out, key=lambda p: (p.type, p.index, p.release))
@@ -87,13 +77,15 @@ def stop(ctx: Context, app_name: str, log: BuildLog) -> int:
     """Stop every process and take the route down; `ps:start` brings them back."""
     app = access.authorize(ctx, app_name, "ps:stop")
     with app_lock(ctx, app.name):
-        containers = sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name)
+        scheduler = schedulers.for_app(ctx, app)
+        handles = scheduler.processes(app.name)
+        count = len(scheduler.rows(app.name))
         ctx.store.set_stopped(app.id, True)
         route_app(ctx, app.name, [])
-        sched.stop_and_remove(containers, timeout=stop_timeout(ctx, app))
+        scheduler.stop(handles, timeout=stop_timeout(ctx, app))
         ctx.store.add_event(app.name, ctx.actor, "ps:stop")
-        log.step(f"Stopped {len(containers)} process(es) of {app.name}")
-        return len(containers)
+        log.step(f"Stopped {count} process(es) of {app.name}")
+        return count
 
 
 def start(ctx: Context, app_name: str, log: BuildLog) -> None:

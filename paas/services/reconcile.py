@@ -8,6 +8,8 @@ deploy lock is held is skipped: the deploy owns it until it ends.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import docker
 
@@ -17,6 +19,9 @@ from paas.core.context import Context
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import health
+from paas.scheduler.interface import ProcessSpec
+from paas.scheduler.swarm import Swarm
+from paas.services import nodes, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
@@ -58,6 +63,16 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
         if leftovers:
             sched.stop_and_remove(leftovers, timeout=1)
             actions.append(f"removed {len(leftovers)} leftover {role} container(s)")
+    scheduler = schedulers.for_app(ctx, app)
+    if isinstance(scheduler, Swarm):
+        return actions + _reconcile_swarm(ctx, app, scheduler)
+    if not isinstance(scheduler, sched.DockerLocal):  # a plugin's: it converges itself; routes follow
+        release = ctx.store.current_release(app.id)
+        current = [
+            h for h in scheduler.processes(app.name) if release and scheduler.release_of(h) == release.version
+        ]
+        route_app(ctx, app.name, [] if app.stopped else scheduler.upstreams(current))
+        return actions
     containers = sched.app_containers(client, instance, app.name)
     actions.extend(_record_oom_kills(ctx, app, containers))
     release = ctx.store.current_release(app.id)
@@ -89,20 +104,68 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     settings = container_settings(ctx, app, release) if missing else None
     for ptype, index in missing:
         assert settings is not None
-        spec = sched.ProcessSpec(
-            instance, app.name, release.version, ptype, index, build.image, settings, port
-        )
-        container = sched.start_process(client, spec)
+        spec = ProcessSpec(instance, app.name, release.version, ptype, index, build.image, settings, port)
+        container = sched.start_process(client, spec, ctx.settings.local_ports)
         started.append(container)
         actions.append(f"started {spec.dyno}")
     for c in started:
         if c.labels.get(names.LABEL_TYPE) == "web":
             try:
-                health.wait_until_serving(c, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
+                probe = sched.ContainerProbe(c)
+                health.wait_until_serving(probe, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
             except PaasError as exc:
                 actions.append(f"{exc}")
     # web_upstreams keeps only the containers that are running now
-    route_app(ctx, app.name, [*keep.values(), *started])
+    route_app(ctx, app.name, sched.web_upstreams([*keep.values(), *started]))
+    return actions
+
+
+def _reconcile_swarm(ctx: Context, app: App, swarm: Swarm) -> list[str]:
+    """Swarm keeps each service's replicas itself (a lost node's tasks start elsewhere; a node
+    that comes back has its old tasks shut down). Here: one service per process type of the
+    current release at the formation's scale, the rest removed, and the route following the
+    running tasks wherever they are now."""
+    actions: list[str] = []
+    services = swarm.processes(app.name)
+    release = ctx.store.current_release(app.id)
+    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    if app.stopped or release is None or build is None or not build.image:
+        if services:
+            swarm.stop(services, timeout=5, wait=False)
+            actions.append(f"removed {len(services)} service(s) of a stopped or undeployed app")
+        route_app(ctx, app.name, [])
+        return actions
+    formation = ctx.store.get_formation(app.id) or release.formation
+    desired = {t: n for t, n in formation.items() if t in build.processes and n > 0}
+    keep: dict[str, object] = {}
+    remove = []
+    for svc in sorted(services, key=lambda s: s.attrs.get("CreatedAt", ""), reverse=True):
+        ptype = swarm.type_of(svc)
+        if swarm.release_of(svc) != release.version or ptype not in desired or ptype in keep:
+            remove.append(svc)
+        else:
+            keep[ptype] = svc
+    if remove:
+        swarm.stop(remove, timeout=5, wait=False)
+        actions.append(f"removed {len(remove)} stray service(s)")
+    for ptype, svc in keep.items():
+        if swarm.replicas(svc) != desired[ptype]:
+            swarm.scale(svc, desired[ptype])
+            actions.append(f"scaled {ptype} to {desired[ptype]}")
+    missing = sorted(set(desired) - set(keep))
+    if missing:
+        port = builder.image_port(ctx.docker, build.image)
+        settings = container_settings(ctx, app, release)
+        specs = [
+            ProcessSpec(
+                ctx.settings.instance_id, app.name, release.version, t, i, build.image, settings, port
+            )
+            for t in missing
+            for i in range(1, desired[t] + 1)
+        ]
+        swarm.start(specs)
+        actions.append("started " + ", ".join(missing))
+    route_app(ctx, app.name, swarm.upstreams(swarm.processes(app.name)))
     return actions
 
 
@@ -145,4 +208,34 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
             log.info("reconcile %s: %s", app.name, "; ".join(actions))
             done[app.name] = actions
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)
+    _collect_on_nodes(ctx)
     return done
+
+
+NODE_GC_SECONDS = 600.0  # how often the registry and the nodes drop images the manager dropped
+_node_gc = {"last": 0.0, "running": False}
+_node_gc_lock = threading.Lock()
+
+
+def _collect_on_nodes(ctx: Context) -> None:
+    """Every NODE_GC_SECONDS, when some app runs on the swarm: the node GC (a global job, which
+    may take minutes) on a thread of its own, so the reconcile loop never waits for it."""
+    with _node_gc_lock:
+        if _node_gc["running"] or time.monotonic() - _node_gc["last"] < NODE_GC_SECONDS:
+            return
+        if not any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
+            return
+        _node_gc.update(running=True, last=time.monotonic())
+
+    def run() -> None:
+        try:
+            removed = nodes.collect_nodes(ctx)
+            if removed:
+                log.info("node GC removed %d image(s) from the registry and the nodes", len(removed))
+        except (PaasError, docker.errors.DockerException) as exc:
+            log.warning("node GC: %s", exc)
+        finally:
+            with _node_gc_lock:
+                _node_gc["running"] = False
+
+    threading.Thread(target=run, name="paas-node-gc", daemon=True).start()

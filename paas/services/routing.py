@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from docker.models.containers import Container
-
-from paas.core import names
 from paas.core.context import Context
 from paas.core.routes import Route, RouteExtras
 from paas.router.nginx import Router
-from paas.scheduler import docker_local as sched
+from paas.services import schedulers
 from paas.services.lookup import hostnames
 
 
@@ -19,19 +16,20 @@ def router(ctx: Context) -> Router:
     return ctx.shared("router", lambda: Router(ctx.settings))
 
 
-def app_route(ctx: Context, app_name: str, web: Iterable[Container]) -> Route:
-    """What the router should serve for the app, given the containers that should take traffic."""
+def app_route(ctx: Context, app_name: str, upstreams: Iterable[str]) -> Route:
+    """What the router should serve for the app, given the `host:port`s that should take traffic
+    (the scheduler's `upstreams` of its web processes)."""
     extras = RouteExtras()
     app = ctx.store.get_app(app_name)
     if app is not None:
         ctx.plugins.call_pre("paas_nginx_app", ctx=ctx, app=app, extras=extras)
-    return Route(app_name, hostnames(ctx, app_name), sched.web_upstreams(web), extras)
+    return Route(app_name, hostnames(ctx, app_name), sorted(upstreams), extras)
 
 
-def route_app(ctx: Context, app_name: str, web: Iterable[Container]) -> None:
-    """Point the router at `web` (an empty list takes the app's route down, unless a plugin
+def route_app(ctx: Context, app_name: str, upstreams: Iterable[str]) -> None:
+    """Point the router at `upstreams` (none takes the app's route down, unless a plugin
     answers for it, as maintenance does)."""
-    router(ctx).set_route(app_route(ctx, app_name, web))
+    router(ctx).set_route(app_route(ctx, app_name, upstreams))
 
 
 def sync_app_route(ctx: Context, app_name: str) -> None:
@@ -40,12 +38,13 @@ def sync_app_route(ctx: Context, app_name: str) -> None:
     if app is None:
         return
     release = ctx.store.current_release(app.id)
-    running = [
-        c
-        for c in sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name, all_states=False)
-        if release and not app.stopped and c.labels.get(names.LABEL_RELEASE) == str(release.version)
+    scheduler = schedulers.for_app(ctx, app)
+    current = [
+        h
+        for h in scheduler.processes(app.name)
+        if release and not app.stopped and scheduler.release_of(h) == release.version
     ]
-    route_app(ctx, app.name, running)
+    route_app(ctx, app.name, scheduler.upstreams(current))
 
 
 def sync_dashboard_route(ctx: Context, upstream: str | None = None, streams: str | None = None) -> None:

@@ -34,6 +34,7 @@ class App:
     created_at: str
     stopped: int = 0
     owner_id: int | None = None  # the user who may do everything with it (None: admins only)
+    scheduler: str = "docker-local"  # what runs its processes (paas.services.schedulers)
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,17 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
             return self._conn.execute(sql, args).fetchall()
 
     # apps
-    def create_app(self, name: str, owner_id: int | None = None) -> App:
+    def create_app(self, name: str, owner_id: int | None = None, scheduler: str = "docker-local") -> App:
         with self.transaction() as c:
             c.execute(
-                "INSERT INTO apps (name, created_at, owner_id) VALUES (?, ?, ?)", (name, now(), owner_id)
+                "INSERT INTO apps (name, created_at, owner_id, scheduler) VALUES (?, ?, ?, ?)",
+                (name, now(), owner_id, scheduler),
             )
         return self.get_app(name)  # type: ignore[return-value]
+
+    def set_app_scheduler(self, app_id: int, scheduler: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE apps SET scheduler = ? WHERE id = ?", (scheduler, app_id))
 
     def get_app_by_id(self, app_id: int) -> App | None:
         row = self._one("SELECT * FROM apps WHERE id = ?", (app_id,))

@@ -271,7 +271,10 @@ def cleanup_instance(server: PaasServer) -> None:
     for img in _images(client, "paas/app-*"):
         for tag in img.tags:
             if tag.endswith(f"-{instance}"):
-                client.images.remove(tag, force=True)
+                try:
+                    client.images.remove(tag, force=True)
+                except docker.errors.ImageNotFound:
+                    pass
     for v in client.volumes.list(filters={"name": f"paas-cache-{instance}"}):
         v.remove(force=True)
     for v in client.volumes.list(filters={"label": f"paas.instance={instance}"}):  # backing services' data

@@ -22,6 +22,7 @@ from paas.core.context import Context
 from paas.core.routes import RouteExtras
 from paas.errors import PaasError
 from paas.plugins import plugins
+from paas.scheduler import docker_local
 from paas.services import routing
 from paas.settings import Settings
 
@@ -44,7 +45,7 @@ def open_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def ctx(open_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
-    monkeypatch.setattr(routing.sched, "app_containers", lambda *a, **k: [])  # nothing runs
+    monkeypatch.setattr(docker_local, "app_containers", lambda *a, **k: [])  # nothing runs
     return Context.open(Settings(data_dir=open_dir, http_port=18080, http_bind="127.0.0.1"), is_admin=True)
 
 

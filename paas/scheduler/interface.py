@@ -1,0 +1,114 @@
+"""The seam between the service layer and what runs processes: docker-local or swarm.
+
+The service layer decides (which release, which checks, when traffic moves, when old processes
+go); a scheduler only does: start a release's processes, say where each one answers, list what
+runs, stop. Both schedulers satisfy `Scheduler`; `paas.services.schedulers.for_app` picks one
+per app. A plugin may provide another through the `paas_scheduler` hook.
+
+A "handle" is whatever a scheduler starts and stops as one unit (a container for docker-local,
+a service for swarm); the service layer only passes handles back to the scheduler that made them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from paas.core.container import ContainerSettings
+from paas.core.names import APP_PORT
+from paas.errors import PaasError
+
+Handle = Any  # opaque to the service layer
+
+
+class ProcessFailed(PaasError):
+    """A new process did not come up; carries its last log lines."""
+
+    def __init__(self, message: str, log_tail: list[str]) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    instance: str
+    app: str
+    release: int
+    process_type: str
+    index: int
+    image: str
+    settings: ContainerSettings  # config, plugin mounts, limits: the same for every container of a release
+    port: int = APP_PORT  # $PORT for web: the builder's choice (EXPOSE for Dockerfile apps)
+
+    @property
+    def dyno(self) -> str:
+        return f"{self.process_type}.{self.index}"
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    """One process as `ps` shows it, whatever runs it."""
+
+    type: str
+    index: int
+    state: str  # running, restarting, exited, oom-killed, starting, failed, ...
+    release: int
+    started_at: datetime | None
+    restarts: int
+    id: str  # container or task id (short)
+    node: str  # the host it runs on ("" when it has not been placed)
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """One new process as the health checks see it (paas.scheduler.health)."""
+
+    type: str
+    index: int
+    port: int  # $PORT inside the process
+
+    @property
+    def dyno(self) -> str: ...
+
+    def refresh(self) -> None:
+        """Read its state again (checks poll)."""
+
+    def endpoint(self) -> tuple[str, int] | None:
+        """Where a check reaches $PORT (an address this host can connect to), None until known."""
+
+    def crashed(self) -> str | None:
+        """Why it is no longer a healthy first run, or None."""
+
+    def log_tail(self) -> list[str]: ...
+
+    def started_at(self) -> datetime | None: ...
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    name: str
+
+    def processes(self, app: str) -> list[Handle]:
+        """Every handle of the app's processes, in any state."""
+
+    def release_of(self, handle: Handle) -> int: ...
+
+    def type_of(self, handle: Handle) -> str: ...
+
+    def start(self, specs: Sequence[ProcessSpec]) -> list[Handle]:
+        """Start these processes of one release (the specs of a type share everything but index)."""
+
+    def probes(self, started: Sequence[Handle]) -> list[Probe]:
+        """What the checks probe for `started`: one per process."""
+
+    def upstreams(self, handles: Sequence[Handle]) -> list[str]:
+        """`host:port` of every running web process among `handles`, for the router."""
+
+    def stop(self, handles: Sequence[Handle], timeout: int, wait: bool = True) -> None:
+        """SIGTERM, `timeout` seconds, SIGKILL, gone. `wait=False` may return before they are
+        gone (a deploy's old processes, which the route no longer reaches)."""
+
+    def rows(self, app: str) -> list[ProcessRow]:
+        """What `ps` shows."""

@@ -1,0 +1,37 @@
+"""`scheduler:set <app> swarm|docker-local`: move an app to another scheduler without downtime.
+
+The current release is deployed on the new scheduler (the same checks as any deploy); the route
+switches to the new processes; only then do the old scheduler's processes stop. A failed check
+leaves the app where it was, still serving. A stopped or undeployed app only records the choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from paas.core.context import Context
+from paas.core.output import BuildLog
+from paas.services import access, schedulers
+from paas.services.deploy import deploy_release
+from paas.services.locks import app_lock
+from paas.store import App
+
+
+def set_scheduler(ctx: Context, app_name: str, name: str, log: BuildLog) -> App:
+    app = access.authorize(ctx, app_name, "scheduler:set")
+    target = schedulers.validate(ctx, name)
+    with app_lock(ctx, app.name):
+        app = ctx.store.get_app_by_id(app.id) or app
+        if app.scheduler == target:
+            log.step(f"{app.name} already runs on {target}")
+            return app
+        schedulers.require_ready(ctx, target)
+        release = ctx.store.current_release(app.id)
+        if release is not None and not app.stopped:
+            log.step(f"Moving {app.name} to {target}: deploying v{release.version} there")
+            formation = {**release.formation, **ctx.store.get_formation(app.id)}
+            deploy_release(ctx, app, replace(release, formation=formation), log, scheduler=target)
+        ctx.store.set_app_scheduler(app.id, target)
+        ctx.store.add_event(app.name, ctx.actor, "scheduler:set", f"{app.scheduler} -> {target}")
+        log.step(f"{app.name} now runs on {target}")
+        return ctx.store.get_app_by_id(app.id) or app

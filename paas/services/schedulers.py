@@ -1,0 +1,70 @@
+"""Which scheduler runs an app (docker-local or swarm), and moving an app between them.
+
+New apps get PAAS_SCHEDULER; `scheduler:set <app> swarm|docker-local` moves one (moves.py).
+"""
+
+from __future__ import annotations
+
+from paas.core import names
+from paas.core.context import Context
+from paas.errors import PaasError
+from paas.scheduler import swarm
+from paas.scheduler.docker_local import DockerLocal
+from paas.scheduler.interface import Scheduler
+from paas.services import access, nodes
+from paas.store import App
+
+
+def stop_timeout(ctx: Context, app: App) -> int:
+    """Seconds between SIGTERM and SIGKILL for the app's processes (ps:set stop-timeout-seconds)."""
+    value = ctx.store.get_setting(app.id, "stop_timeout")
+    return int(value) if value else ctx.settings.stop_timeout
+
+
+def by_name(ctx: Context, name: str, app: App | None = None) -> Scheduler:
+    """The scheduler called `name` (for `app`: its stop timeout is fixed when a service starts);
+    names other than the built-in ones come from plugins (`paas_schedulers`)."""
+    if name not in names.SCHEDULERS:
+        factory = ctx.plugins.schedulers().get(name)
+        if factory is not None:
+            return factory(ctx, app)
+    if name == names.SCHEDULER_LOCAL:
+        return DockerLocal(ctx.docker, ctx.settings.instance_id, ctx.settings.local_ports)
+    if name == names.SCHEDULER_SWARM:
+        grace = stop_timeout(ctx, app) if app is not None else ctx.settings.stop_timeout
+        return swarm.Swarm(
+            ctx.docker,
+            ctx.settings.instance_id,
+            publish=lambda image: nodes.publish(ctx, image),  # the private registry, once nodes joined
+            stop_grace=grace,
+            constraints=ctx.settings.swarm_constraints,
+        )
+    raise PaasError(f"unknown scheduler {name!r}: use one of {', '.join(names.SCHEDULERS)}")
+
+
+def for_app(ctx: Context, app: App) -> Scheduler:
+    """The scheduler that runs `app` now."""
+    return by_name(ctx, app.scheduler or names.SCHEDULER_LOCAL, app)
+
+
+def known(ctx: Context) -> list[str]:
+    """The built-in schedulers, then the plugins'."""
+    return [*names.SCHEDULERS, *sorted(set(ctx.plugins.schedulers()) - set(names.SCHEDULERS))]
+
+
+def validate(ctx: Context, name: str) -> str:
+    name = (name or "").strip().lower()
+    if name not in known(ctx):
+        raise PaasError(f"unknown scheduler {name!r}: use one of {', '.join(known(ctx))}")
+    return name
+
+
+def report(ctx: Context, app_name: str) -> dict[str, str]:
+    app = access.authorize(ctx, app_name, "scheduler:report")
+    return {"app": app.name, "scheduler": app.scheduler, "default": ctx.settings.scheduler}
+
+
+def require_ready(ctx: Context, name: str) -> None:
+    """A swarm app needs this host to be a swarm manager: the swarm is initialised on first ask."""
+    if name == names.SCHEDULER_SWARM:
+        nodes.ensure_swarm(ctx)

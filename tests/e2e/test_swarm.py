@@ -1,0 +1,419 @@
+"""The swarm scheduler against a real swarm: this host's dockerd as the manager (single node here;
+the 3-node tests use the simulated hosts of tests/e2e/swarm_hosts.py), the real nginx router.
+
+Each process type is a swarm service; deploys start the new release's services next to the old
+ones, run the same checks against every task, move the route, then remove the old services."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import docker
+import pytest
+
+from paas.scheduler import registry
+from paas.scheduler import swarm as swarm_scheduler
+from paas.settings import Settings
+from tests.e2e import swarm_hosts
+from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
+from tests.e2e.swarm_hosts import SwarmCluster
+
+swarm_cluster = swarm_hosts.swarm_cluster  # the session fixture: this host + 2 simulated nodes
+
+ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at
+
+
+def ensure_single_node_swarm(client: docker.DockerClient) -> None:
+    """The host dockerd as a swarm manager (never left: other tests may share the swarm)."""
+    if not swarm_scheduler.is_manager(client):
+        client.swarm.init(advertise_addr=ADVERTISE)
+
+
+def remove_swarm_objects(server: PaasServer) -> None:
+    """This test server's services first (their tasks would come back), then what conftest removes."""
+    client = docker.from_env()
+    instance = Settings(data_dir=server.data_dir).instance_id
+    services = client.services.list(filters={"label": f"paas.instance={instance}"})
+    for svc in services:
+        try:
+            svc.remove()
+        except docker.errors.NotFound:
+            pass
+
+    def tasks_gone() -> bool:
+        label = f"paas.instance={instance}"
+        return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
+
+    if services:
+        wait_for(tasks_gone, timeout=60)
+
+
+def label_node(client: docker.DockerClient, node_id: str, key: str, value: str | None) -> None:
+    """Add (or, with None, remove) a label of a swarm node, retrying on a concurrent update."""
+    for _ in range(10):
+        raw = client.api.inspect_node(node_id)
+        spec = raw["Spec"]
+        labels = dict(spec.get("Labels") or {})
+        if value is None:
+            labels.pop(key, None)
+        else:
+            labels[key] = value
+        try:
+            client.api.update_node(node_id, raw["Version"]["Index"], {**spec, "Labels": labels})
+            return
+        except docker.errors.APIError as exc:
+            if "update out of sequence" not in str(exc):
+                raise
+    raise RuntimeError(f"cannot label node {node_id}")
+
+
+@contextmanager
+def swarm_server(
+    root: Path, cluster: SwarmCluster | None = None, boot_timeout: int = 30
+) -> Iterator[PaasServer]:
+    """A server whose new apps run on the swarm, with a registry of its own; with `cluster`, its
+    simulated nodes joined with the lines this server's `nodes:join-command` printed."""
+    client = docker.from_env()
+    ensure_single_node_swarm(client)
+    server = PaasServer(root)
+    label = f"paas-test-{uuid.uuid4().hex[:6]}"
+    server.env["PAAS_SCHEDULER"] = "swarm"
+    server.env["PAAS_BOOT_TIMEOUT"] = str(boot_timeout)  # a node's first pull of the stack takes a while
+    server.env["PAAS_REGISTRY_PORT"] = str(free_port())
+    # The host's swarm is shared with other tests' simulated nodes, which trust only their own
+    # server's registry: this server's apps run on this host and on its own nodes only.
+    server.env["PAAS_SWARM_CONSTRAINTS"] = f"node.labels.{label}==yes"
+    label_node(client, client.info()["Swarm"]["NodeID"], label, "yes")
+    try:
+        server.start_with_key()
+        if cluster is not None:
+            cluster.join(server)
+            for node in cluster.nodes:
+                label_node(client, cluster.swarm_node(node.name)["ID"], label, "yes")
+        yield server
+    finally:
+        try:
+            if server.proc and server.proc.poll() is None:
+                server.stop()  # no reconcile recreating what we remove
+        finally:
+            remove_swarm_objects(server)
+            shutdown(server)
+            settings = Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
+            registry.remove_registry(settings, client, ADVERTISE)
+            label_node(client, client.info()["Swarm"]["NodeID"], label, None)
+
+
+@pytest.fixture(scope="module")
+def swarm_paas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaasServer]:
+    with swarm_server(tmp_path_factory.mktemp("swarm")) as server:
+        yield server
+
+
+def push(paas: PaasServer, src: Path):  # type: ignore[no-untyped-def]
+    return paas.git(src, "push", "paas", "main")
+
+
+def commit(paas: PaasServer, src: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (src / name).write_text(text)
+    assert paas.git(src, "add", "-A").returncode == 0
+    assert paas.git(src, "commit", "-qm", message).returncode == 0
+
+
+def deployed(paas: PaasServer, prefix: str, template: str = "stdlib-web") -> tuple[str, Path]:
+    app = unique_app(prefix)
+    src = paas.make_repo(template, app)
+    paas.git(src, "remote", "add", "paas", f"paas:{app}")
+    r = push(paas, src)
+    assert r.returncode == 0, r.output
+    return app, src
+
+
+def services_of(app: str) -> list:
+    return docker.from_env().services.list(filters={"label": [f"paas.app={app}", "paas.role=process"]})
+
+
+def ps(paas: PaasServer, app: str) -> list[dict]:
+    r = paas.ssh("ps", app, "--format", "json")
+    assert r.returncode == 0, r.output
+    return json.loads(r.stdout)
+
+
+class Load:
+    """GETs through the router in a loop on a thread; every failure is kept."""
+
+    def __init__(self, paas: PaasServer, host: str) -> None:
+        self.paas, self.host = paas, host
+        self.count = 0
+        self.failures: list[str] = []
+        self.bodies: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = self.paas.get(self.host)
+                if status != 200:
+                    self.failures.append(f"HTTP {status}: {body[:80]}")
+                else:
+                    self.bodies.add(body.strip())
+            except Exception as exc:  # any failed request counts
+                self.failures.append(f"{exc.__class__.__name__}: {exc}")
+            self.count += 1
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_a_swarm_app_runs_as_services_and_serves_every_replica(swarm_paas: PaasServer) -> None:
+    paas = swarm_paas
+    app, _src = deployed(paas, "swarm")
+    host = f"{app}.localhost"
+    assert paas.get(host)[1].startswith("version 1 web.1")
+    report = json.loads(paas.ssh("scheduler:report", app, "--format", "json").stdout)
+    assert report == {"app": app, "scheduler": "swarm", "default": "swarm"}
+    svcs = services_of(app)
+    assert len(svcs) == 1
+    labels = svcs[0].attrs["Spec"]["Labels"]
+    assert labels["paas.process_type"] == "web" and labels["paas.release"] == "1"
+    spec = svcs[0].attrs["Spec"]["TaskTemplate"]
+    assert spec["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
+    assert spec["ContainerSpec"]["User"] == "app"  # the image's own unprivileged user
+    assert spec["Resources"]["Limits"]["MemoryBytes"] == 512 << 20
+    assert svcs[0].attrs["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"
+    # The app's network is an attachable overlay of its own.
+    network = docker.from_env().networks.get(spec["Networks"][0]["Target"])
+    assert network.attrs["Driver"] == "overlay" and network.attrs["Attachable"]
+
+    r = paas.ssh("apps:scale", app, "web=3")
+    assert r.returncode == 0, r.output
+    procs = ps(paas, app)
+    assert sorted(p["dyno"] for p in procs) == ["web.1", "web.2", "web.3"]
+    assert {p["state"] for p in procs} == {"running"}
+    node = docker.from_env().info()["Name"]
+    assert {p["node"] for p in procs} == {node}
+    assert f"on {node}" in paas.ssh("ps", app).stdout
+    seen = {paas.get(host)[1].split()[2] for _ in range(30)}
+    assert seen == {"web.1", "web.2", "web.3"}  # the router reaches every task
+    assert len(services_of(app)) == 1  # the old release's service is gone
+    # One-offs join the app's overlay, where `web` names every web task (dnsrr), once swarm
+    # retired the old release's task (a deploy does not wait for that).
+    client = docker.from_env()
+    wait_for(
+        lambda: (
+            len(client.containers.list(filters={"label": [f"paas.app={app}", "com.docker.swarm.task"]})) == 3
+        )
+    )
+    ran = paas.ssh(
+        "run", app, "python3", "-c", "'import socket; print(len(socket.gethostbyname_ex(\"web\")[2]))'"
+    )
+    assert ran.returncode == 0 and ran.stdout.strip().splitlines()[-1] == "3", ran.output
+    logs = paas.ssh("logs", app, "-n", "2000").stdout
+    assert "app[web.3]: version 1 listening on 5000" in logs  # swarm's logs, by dyno
+
+
+def test_a_rolling_deploy_under_load_fails_no_request(swarm_paas: PaasServer) -> None:
+    paas = swarm_paas
+    app, src = deployed(paas, "swroll")
+    host = f"{app}.localhost"
+    assert paas.ssh("apps:scale", app, "web=2").returncode == 0
+    commit(paas, src, {"VERSION": "2\n"}, "v2")
+    with Load(paas, host) as load:
+        time.sleep(0.5)
+        r = push(paas, src)
+        assert r.returncode == 0, r.output
+        time.sleep(1)
+    assert load.count > 50 and load.failures == [], f"{len(load.failures)}/{load.count}: {load.failures[:5]}"
+    assert any(b.startswith("version 1") for b in load.bodies)
+    assert paas.get(host)[1].startswith("version 2")
+    svcs = services_of(app)
+    assert [s.attrs["Spec"]["Labels"]["paas.release"] for s in svcs] == ["3"]  # v2 was the scale
+
+
+def test_a_failing_check_reverts_to_the_running_release(swarm_paas: PaasServer) -> None:
+    paas = swarm_paas
+    app, src = deployed(paas, "swfail")
+    host = f"{app}.localhost"
+    before = {s.id for s in services_of(app)}
+    commit(paas, src, {"VERSION": "2\n", "HEALTH": "broken\n"}, "v2 with a broken health endpoint")
+    r = push(paas, src)
+    assert r.returncode != 0
+    assert "failed check 'health endpoint' (GET /health) after 2 attempt(s): HTTP 500" in r.stderr
+    assert "version 2 listening on 5000" in r.stderr  # the failing task's log lines
+    assert paas.get(host)[1].startswith("version 1 web.1")
+    assert {s.id for s in services_of(app)} == before
+    releases = json.loads(paas.ssh("releases", app, "--format", "json").stdout)
+    assert [x["status"] for x in releases] == ["failed", "current"]
+
+
+def test_moving_between_schedulers_keeps_serving(swarm_paas: PaasServer) -> None:
+    """scheduler:set both ways under load; a docker-local app and a swarm app side by side."""
+    paas = swarm_paas
+    app, _src = deployed(paas, "swmove")
+    other, _ = deployed(paas, "swside")
+    host = f"{app}.localhost"
+    with Load(paas, host) as load:
+        r = paas.ssh("scheduler:set", app, "docker-local")
+        assert r.returncode == 0, r.output
+        assert f"{app} now runs on docker-local" in r.stdout
+        time.sleep(0.5)
+    assert load.count > 20 and load.failures == [], f"{len(load.failures)}/{load.count}: {load.failures[:5]}"
+    assert services_of(app) == []
+    local = docker.from_env().containers.list(filters={"label": [f"paas.app={app}", "paas.role=process"]})
+    local = [c for c in local if "com.docker.swarm.service.id" not in c.labels]  # swarm retires its own
+    assert len(local) == 1
+    assert local[0].attrs["HostConfig"]["PortBindings"]["5000/tcp"][0]["HostIp"] == "127.0.0.1"
+    assert ps(paas, app)[0]["node"] == ""
+    # Side by side: one on docker-local, one on swarm, both routed.
+    assert paas.get(host)[1].startswith("version 1 web.1")
+    assert paas.get(f"{other}.localhost")[1].startswith("version 1 web.1")
+    assert len(services_of(other)) == 1
+
+    with Load(paas, host) as load:
+        r = paas.ssh("scheduler:set", app, "swarm")
+        assert r.returncode == 0, r.output
+        time.sleep(0.5)
+    assert load.count > 20 and load.failures == [], f"{len(load.failures)}/{load.count}: {load.failures[:5]}"
+    assert len(services_of(app)) == 1
+    left = docker.from_env().containers.list(filters={"label": [f"paas.app={app}", "paas.role=process"]})
+    assert [c.name for c in left if "com.docker.swarm.service.id" not in c.labels] == []
+    events = paas.ssh("events", "--app", app).stdout
+    assert "scheduler:set" in events
+
+
+def test_bad_scheduler_names_are_one_clear_line(swarm_paas: PaasServer) -> None:
+    paas = swarm_paas
+    app, _src = deployed(paas, "swbad")
+    r = paas.ssh("scheduler:set", app, "kubernetes")
+    assert r.returncode != 0
+    (line,) = r.stderr.strip().splitlines()
+    assert "unknown scheduler 'kubernetes': use one of docker-local, swarm" in line
+    assert "Traceback" not in r.output
+
+    # ps:stop removes the services and the route; ps:start brings them back; destroy leaves nothing.
+    assert paas.ssh("ps:stop", app).returncode == 0
+    assert services_of(app) == [] and paas.get(f"{app}.localhost")[0] == 404
+    assert paas.ssh("ps:start", app).returncode == 0
+    assert len(services_of(app)) == 1 and paas.get(f"{app}.localhost")[0] == 200
+    assert paas.ssh("apps:destroy", app, "--confirm", app).returncode == 0
+    assert services_of(app) == []
+    assert docker.from_env().networks.list(filters={"label": f"paas.app={app}"}) == []
+
+
+def test_reconcile_follows_a_task_that_swarm_replaced(swarm_paas: PaasServer) -> None:
+    """A task killed under the app: swarm starts another (a new port); the route follows it."""
+    paas = swarm_paas
+    app, _src = deployed(paas, "swheal")
+    host = f"{app}.localhost"
+    client = docker.from_env()
+    (task,) = client.containers.list(filters={"label": [f"paas.app={app}", "com.docker.swarm.task"]})
+    task.kill()
+
+    def serving_again() -> bool:
+        try:
+            return paas.get(host)[0] == 200 and ps(paas, app)[0]["restarts"] >= 1
+        except OSError:
+            return False
+
+    wait_for(serving_again, timeout=60, interval=0.5)
+    assert paas.get(host)[1].startswith("version 1 web.1")
+
+
+# ---------------------------------------------------------------- three nodes: this host + 2 simulated
+
+
+@pytest.fixture(scope="module")
+def cluster_paas(
+    tmp_path_factory: pytest.TempPathFactory, swarm_cluster: SwarmCluster
+) -> Iterator[PaasServer]:
+    root = tmp_path_factory.mktemp("swarm3")
+    with swarm_server(root, swarm_cluster, boot_timeout=240) as server:
+        yield server
+
+
+def running_nodes(paas: PaasServer, app: str) -> dict[str, str]:
+    """dyno -> node of every running process."""
+    return {p["dyno"]: p["node"] for p in ps(paas, app) if p["state"] == "running"}
+
+
+def test_web_4_spreads_over_nodes_and_survives_deploys_drains_and_a_dead_node(
+    cluster_paas: PaasServer,
+    swarm_cluster: SwarmCluster,
+) -> None:
+    paas, cluster = cluster_paas, swarm_cluster
+    app, src = deployed(paas, "sw3")
+    host = f"{app}.localhost"
+    r = paas.ssh("apps:scale", app, "web=4")
+    assert r.returncode == 0, r.output
+    placed = running_nodes(paas, app)
+    assert sorted(placed) == ["web.1", "web.2", "web.3", "web.4"]
+    assert len(set(placed.values())) >= 2, placed
+    ours = {n.name for n in cluster.nodes} | {docker.from_env().info()["Name"]}
+    assert set(placed.values()) <= ours
+    seen = {paas.get(host)[1].split()[2] for _ in range(60)}
+    assert seen == {"web.1", "web.2", "web.3", "web.4"}  # every task answers through the router
+
+    # A rolling deploy under load fails no request.
+    commit(paas, src, {"VERSION": "2\n"}, "v2")
+    with Load(paas, host) as load:
+        r = push(paas, src)
+        assert r.returncode == 0, r.output
+        time.sleep(1)
+    assert load.count > 50 and load.failures == [], f"{len(load.failures)}/{load.count}: {load.failures[:5]}"
+    assert paas.get(host)[1].startswith("version 2")
+
+    # nodes:drain moves the processes off a node without failed requests.
+    placed = running_nodes(paas, app)
+    victim = next(n for n in cluster.nodes if n.name in placed.values())
+    with Load(paas, host) as load:
+        r = paas.ssh("nodes:drain", victim.name)
+        assert r.returncode == 0, r.output
+
+        def moved_off() -> bool:
+            now = running_nodes(paas, app)
+            return len(now) == 4 and victim.name not in now.values()
+
+        assert wait_for(moved_off, timeout=120, interval=1), ps(paas, app)
+        time.sleep(2)
+    assert load.failures == [], f"{len(load.failures)}/{load.count}: {load.failures[:5]}"
+    assert paas.ssh("nodes:activate", victim.name).returncode == 0
+    # Spread again over the nodes (a restart places the tasks anew).
+    assert paas.ssh("ps:restart", app).returncode == 0
+
+    # A node dies: the app keeps serving and is back to 4 running processes within 60 s.
+    placed = running_nodes(paas, app)
+    victim = next(n for n in cluster.nodes if n.name in placed.values())
+    with Load(paas, host) as load:
+        killed = time.monotonic()
+        victim.kill()
+
+        def four_elsewhere() -> bool:
+            now = running_nodes(paas, app)
+            return len(now) == 4 and victim.name not in now.values()
+
+        assert wait_for(four_elsewhere, timeout=60, interval=1), ps(paas, app)
+        recovered = time.monotonic() - killed
+        time.sleep(2)
+    served = load.count - len(load.failures)
+    assert served > 20 and paas.get(host)[0] == 200, load.failures[:5]
+    assert recovered < 60
+    # ... and reconcile copes with it coming back: still 4, still serving, routes only to live tasks.
+    victim.start()
+    assert wait_for(lambda: cluster.state(victim.name) == "ready", timeout=120, interval=1)
+    time.sleep(5)
+    assert len(running_nodes(paas, app)) == 4
+    with Load(paas, host) as load:
+        time.sleep(3)
+    assert load.failures == [], load.failures[:5]
