@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import shlex
+import subprocess
 from dataclasses import dataclass
 
 import docker
@@ -161,6 +162,28 @@ def firewall_script(manager_addr: str, ports: tuple[int, int]) -> str:
         f"{tables} -N DOCKER-USER 2>/dev/null || true\n"
         f"{tables} -C {rule} 2>/dev/null || {tables} -I {rule}\n"
     )
+
+
+# Swarm tasks on the manager publish their host-mode ports on every address too, and their
+# traffic leaves through docker_gwbridge (the bridge of tasks on an overlay). The router reaches
+# them from this host itself, which never passes FORWARD; anyone else is dropped.
+MANAGER_RULE = (
+    "DOCKER-USER -o docker_gwbridge -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
+    " --ctorigdstport {lo}:{hi} -j DROP"
+)
+
+
+def close_manager_ports(ports: tuple[int, int]) -> None:
+    """Close the manager's swarm task ports (`ports`) to every other host. Idempotent; the rule
+    goes with a reboot, so the server applies it again whenever it starts using the swarm."""
+    rule = MANAGER_RULE.format(lo=ports[0], hi=ports[1]).split()
+    try:
+        subprocess.run(["iptables", "-N", "DOCKER-USER"], capture_output=True, check=False)
+        if subprocess.run(["iptables", "-C", *rule], capture_output=True, check=False).returncode:
+            subprocess.run(["iptables", "-I", *rule], capture_output=True, check=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or exc
+        raise PaasError(f"cannot close the swarm's task ports on this host: {detail}") from None
 
 
 def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:

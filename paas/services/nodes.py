@@ -34,6 +34,8 @@ def ensure_swarm(ctx: Context) -> str:
     """This engine a swarm manager (made so on first ask); returns the advertise address."""
     address = advertise_address(ctx)
     swarm_cluster.ensure_swarm(ctx.docker, address)
+    ports = ctx.settings.swarm_app_ports
+    ctx.shared("swarm-manager-firewall", lambda: swarm_cluster.close_manager_ports(ports) or True)
     return address
 
 

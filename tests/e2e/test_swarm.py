@@ -6,7 +6,9 @@ ones, run the same checks against every task, move the route, then remove the ol
 
 from __future__ import annotations
 
+import http.server
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -240,6 +242,60 @@ def test_a_rolling_deploy_under_load_fails_no_request(swarm_paas: PaasServer) ->
     assert paas.get(host)[1].startswith("version 2")
     svcs = services_of(app)
     assert [s.attrs["Spec"]["Labels"]["paas.release"] for s in svcs] == ["3"]  # v2 was the scale
+
+
+@contextmanager
+def outside_machine() -> Iterator[tuple[str, str]]:
+    """A network namespace wired to this host by a veth pair, not by a docker bridge: its packets
+    arrive as another machine's would (docker DNATs them; from a bridge, docker-proxy would
+    answer instead). Yields (the namespace, this host's address as seen from it)."""
+    tag = uuid.uuid4().hex[:6]
+    ns, host_if, ns_if = f"paas-out-{tag}", f"vo{tag}", f"vi{tag}"
+    octet = int(tag[:2], 16)
+    steps = [
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
+        ["ip", "link", "set", ns_if, "netns", ns],
+        ["ip", "addr", "add", f"10.252.{octet}.1/30", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "netns", "exec", ns, "ip", "addr", "add", f"10.252.{octet}.2/30", "dev", ns_if],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"],
+        ["ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", f"10.252.{octet}.1"],
+    ]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        yield ns, f"10.252.{octet}.1"
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)  # takes the veth pair along
+
+
+def test_a_task_on_the_manager_answers_the_router_only(swarm_paas: PaasServer) -> None:
+    """Host-mode ports bind every address of the manager: another machine must not reach a task
+    past the router (its maintenance page, its TLS, its limits)."""
+    paas = swarm_paas
+    app, _src = deployed(paas, "swport")
+    client = docker.from_env()
+    tasks = client.containers.list(filters={"label": [f"paas.app={app}", "com.docker.swarm.task"]})
+    assert tasks
+    port = next(b["HostPort"] for b in tasks[0].ports["5000/tcp"] if b["HostIp"] == "0.0.0.0")
+    assert paas.get(f"{app}.localhost")[1].startswith("version 1")  # the router reaches it
+    with outside_machine() as (ns, host):
+        curl = ["ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                "--max-time", "5"]  # fmt: skip
+        tried = subprocess.run([*curl, f"http://{host}:{port}/"], capture_output=True, text=True)
+        assert tried.returncode != 0 and tried.stdout in ("", "000"), tried
+        # The same machine reaches a port of this host that is not a task's: the wiring works,
+        # and the rule closes the task ports, not the host.
+        server = http.server.ThreadingHTTPServer((host, 0), http.server.SimpleHTTPRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            control = subprocess.run(
+                [*curl, f"http://{host}:{server.server_port}/"], capture_output=True, text=True
+            )
+        finally:
+            server.shutdown()
+        assert control.stdout == "200", control
 
 
 def test_a_failing_check_reverts_to_the_running_release(swarm_paas: PaasServer) -> None:
