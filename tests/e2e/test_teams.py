@@ -96,6 +96,8 @@ SSH_ARGV: dict[str, list[str]] = {
     "letsencrypt:enable": ["letsencrypt:enable", "{gone}"],  # ACME on loopback port 9: refused
     "letsencrypt:disable": ["letsencrypt:disable", "{gone}"],
     "letsencrypt:auto-renew": ["letsencrypt:auto-renew", "{gone}"],
+    "scheduler:report": ["scheduler:report", "{app}"],
+    "scheduler:set": ["scheduler:set", "{gone}", "no-such-scheduler"],
     "postgres:link": ["postgres:link", "nosuchdb", "{app}"],
     "postgres:unlink": ["postgres:unlink", "nosuchdb", "{app}"],
     "redis:link": ["redis:link", "nosuchdb", "{app}"],
