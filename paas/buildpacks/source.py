@@ -169,12 +169,7 @@ class SourceTree:
                 total += blob.raw_length()
                 if total > MAX_TREE_BYTES:
                     raise TreeTooBig(f"the pushed tree is larger than {MAX_TREE_BYTES >> 20} MiB unpacked")
-                parts = path.split("/")
-                for i in range(1, len(parts)):
-                    d = prefix + "/".join(parts[:i])
-                    if d not in seen_dirs:
-                        _add_dir(tar, d)
-                        seen_dirs.add(d)
+                _add_parents(tar, prefix, path, seen_dirs)
                 if stat.S_ISLNK(mode):
                     info = tarfile.TarInfo(prefix + path)
                     info.type = tarfile.SYMTYPE
@@ -184,12 +179,7 @@ class SourceTree:
                 else:
                     _add(tar, prefix + path, blob.data, 0o755 if mode & 0o111 else 0o644, mtime=self.mtime)
             for path, text in (extra or {}).items():
-                parts = path.split("/")
-                for i in range(1, len(parts)):
-                    d = prefix + "/".join(parts[:i])
-                    if d not in seen_dirs:
-                        _add_dir(tar, d)
-                        seen_dirs.add(d)
+                _add_parents(tar, prefix, path, seen_dirs)
                 _add(tar, prefix + path, text.encode(), 0o644)
             if launcher:
                 _add(tar, "start", launcher_bytes("start"), 0o755, uid=0)
@@ -208,6 +198,17 @@ def read_file(repo: Repo, commit_sha: str, path: str) -> str | None:
 
 def source_tar(repo: Repo, commit_sha: str) -> IO[bytes]:
     return SourceTree(repo, commit_sha).tar()
+
+
+def _add_parents(tar: tarfile.TarFile, prefix: str, path: str, seen: set[str]) -> None:
+    """The directories above `path` that the tar does not hold yet, owned by the app user like
+    the files (the pushed tree and the extra files both need them)."""
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        d = prefix + "/".join(parts[:i])
+        if d not in seen:
+            _add_dir(tar, d)
+            seen.add(d)
 
 
 def _add_dir(tar: tarfile.TarFile, name: str, uid: int = APP_UID) -> None:
