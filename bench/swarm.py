@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,29 +28,12 @@ sys.path.insert(0, str(ROOT))
 import docker  # noqa: E402
 
 from bench.router import wrk  # noqa: E402
-from paas.scheduler import swarm_cluster as cluster_ops  # noqa: E402
 from tests.e2e.conftest import PaasServer, free_port, unique_app  # noqa: E402
-from tests.e2e.swarm_hosts import NODE_COUNT, NODE_LABEL, SimulatedNode, SwarmCluster, node_image  # noqa: E402
+from tests.e2e.swarm_hosts import make_cluster  # noqa: E402
 from tests.e2e.test_swarm import commit, swarm_server  # noqa: E402
 
 os.environ.setdefault("PAAS_HTTPS_PORT", str(free_port()))
 os.environ.setdefault("PAAS_HTTPS_BIND", "127.0.0.1")
-
-
-def make_cluster(client: docker.DockerClient) -> SwarmCluster:
-    address = cluster_ops.default_advertise_address(client)
-    cluster_ops.ensure_swarm(client, address)
-    image = node_image(client)
-    token = uuid.uuid4().hex[:6]
-    nodes = [
-        SimulatedNode(
-            client, f"paas-node-{token}-{i}", image, f"paas-node-{token}-{i}-docker", {NODE_LABEL: token}
-        )
-        for i in range(1, NODE_COUNT + 1)
-    ]
-    for node in nodes:
-        node.create()
-    return SwarmCluster(client, address, nodes)
 
 
 def new_app(paas: PaasServer, prefix: str, scheduler: str) -> tuple[str, Path]:

@@ -252,11 +252,10 @@ class SwarmCluster:
                     pass
 
 
-@pytest.fixture(scope="session")
-def swarm_cluster() -> Iterator[SwarmCluster]:
+def make_cluster(client: docker.DockerClient) -> SwarmCluster:
     """The manager (this host's dockerd, put in swarm mode if it is not) plus NODE_COUNT simulated
-    nodes, started but not joined: `cluster.join(server)` joins them with that server's lines."""
-    client = docker.from_env()
+    nodes, started but not joined: `cluster.join(server)` joins them with that server's lines.
+    The caller ends it with `cluster.forget()`."""
     address = cluster_ops.default_advertise_address(client)
     cluster_ops.ensure_swarm(client, address)
     image = node_image(client)
@@ -275,6 +274,17 @@ def swarm_cluster() -> Iterator[SwarmCluster]:
     try:
         for node in nodes:
             node.create()
+    except BaseException:
+        cluster.forget()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster() -> Iterator[SwarmCluster]:
+    """make_cluster's nodes for the whole session."""
+    cluster = make_cluster(docker.from_env())
+    try:
         yield cluster
     finally:
         cluster.forget()
