@@ -174,12 +174,16 @@ class PaasServer:
 
     def deploy_new_app(self, template: str, prefix: str) -> str:
         """A new app from tests/e2e/apps/<template>, pushed to main and deployed; its name."""
+        return self.deploy_new_repo(template, prefix)[0]
+
+    def deploy_new_repo(self, template: str, prefix: str) -> tuple[str, Path]:
+        """deploy_new_app, with the work tree it pushed from (for tests that push again)."""
         app = unique_app(prefix)
         src = self.make_repo(template, app)
         self.git(src, "remote", "add", "paas", f"paas:{app}")
         pushed = self.git(src, "push", "paas", "main")
         assert pushed.returncode == 0, pushed.output
-        return app
+        return app, src
 
     def make_repo(self, template: str, name: str) -> Path:
         """A git work tree copied from tests/e2e/apps/<template>, with one commit."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import docker
 
@@ -26,13 +27,8 @@ def commit(paas: PaasServer, src, files: dict[str, str], message: str) -> None: 
     assert paas.git(src, "commit", "-qm", message).returncode == 0
 
 
-def deployed(paas: PaasServer, template: str, prefix: str):  # type: ignore[no-untyped-def]
-    app = unique_app(prefix)
-    src = paas.make_repo(template, app)
-    paas.git(src, "remote", "add", "paas", f"paas:{app}")
-    r = push(paas, src)
-    assert r.returncode == 0, r.output
-    return app, src
+def deployed(paas: PaasServer, template: str, prefix: str) -> tuple[str, Path]:
+    return paas.deploy_new_repo(template, prefix)
 
 
 def app_containers(app: str, all_states: bool = False) -> list:

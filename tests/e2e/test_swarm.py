@@ -23,7 +23,7 @@ from paas.scheduler import registry
 from paas.scheduler import swarm as swarm_scheduler
 from paas.settings import Settings
 from tests.e2e import swarm_hosts
-from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
+from tests.e2e.conftest import PaasServer, free_port, shutdown, wait_for
 from tests.e2e.swarm_hosts import SwarmCluster
 
 swarm_cluster = swarm_hosts.swarm_cluster  # the session fixture: this host + 2 simulated nodes
@@ -129,12 +129,7 @@ def commit(paas: PaasServer, src: Path, files: dict[str, str], message: str) -> 
 
 
 def deployed(paas: PaasServer, prefix: str, template: str = "stdlib-web") -> tuple[str, Path]:
-    app = unique_app(prefix)
-    src = paas.make_repo(template, app)
-    paas.git(src, "remote", "add", "paas", f"paas:{app}")
-    r = push(paas, src)
-    assert r.returncode == 0, r.output
-    return app, src
+    return paas.deploy_new_repo(template, prefix)
 
 
 def services_of(app: str) -> list:
