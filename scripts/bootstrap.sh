@@ -47,6 +47,40 @@ if [ ! -f "$stamp" ]; then
 fi
 
 mkdir -p "$DATA_DIR"
+# dockerd without its userland proxy: with it, a container asking its bridge's gateway for a
+# published port is answered by docker-proxy, past the iptables rules that keep app code away
+# from other apps' swarm tasks (paas/scheduler/swarm_cluster.py). Other settings there are kept.
+"$PY" - <<'PYEOF'
+import json, os
+path = "/etc/docker/daemon.json"
+try:
+    with open(path) as f:
+        conf = json.load(f)
+except FileNotFoundError:
+    conf = {}
+except ValueError as exc:
+    raise SystemExit(f"error: {path} is not JSON ({exc}): fix it, then run this again")
+if conf.get("userland-proxy") is not False:
+    conf["userland-proxy"] = False
+    os.makedirs("/etc/docker", exist_ok=True)
+    with open(path + ".paas-new", "w") as f:
+        json.dump(conf, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".paas-new", path)
+    print("-----> Set \"userland-proxy\": false in " + path)
+PYEOF
+if docker info >/dev/null 2>&1 && iptables -t nat -S DOCKER 2>/dev/null | grep -q -- ' -j RETURN$'; then
+  say "Restarting docker: it still runs its userland proxy"
+  if command -v systemctl >/dev/null && systemctl is-active --quiet docker 2>/dev/null; then
+    systemctl restart docker
+  elif command -v systemctl >/dev/null && systemctl is-active --quiet paas-dockerd 2>/dev/null; then
+    systemctl restart paas-dockerd  # make install's unit where docker.service is missing
+  else
+    pid=$(cat /var/run/docker.pid)
+    kill "$pid"
+    for _ in $(seq 1 180); do [ -d "/proc/$pid" ] || break; sleep 0.5; done
+  fi
+fi
 if ! docker info >/dev/null 2>&1; then
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     say "Starting docker (systemd)"

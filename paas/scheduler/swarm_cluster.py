@@ -7,9 +7,11 @@ with docker.io running, systemd or not (they write files and talk to dockerd, no
 
 1. trust the PaaS's private registry: its CA and a client certificate under
    /etc/docker/certs.d/<addr:port>/ (read by dockerd at every pull, no restart);
-2. close the host's published app ports to everyone but the manager (a DOCKER-USER rule: the
+2. dockerd without its userland proxy (`"userland-proxy": false`, restarting docker once when
+   it still runs with it): docker-proxy answers containers of the host itself past iptables;
+3. close the host's published app ports to everyone but the manager (a DOCKER-USER rule: the
    router on the manager is the only client they have);
-3. `docker swarm join` (skipped when the host is already in a swarm, so the lines can be re-run).
+4. `docker swarm join` (skipped when the host is already in a swarm, so the lines can be re-run).
 """
 
 from __future__ import annotations
@@ -125,6 +127,70 @@ def _write_file_line(path: str, content: bytes) -> str:
     return f"echo {base64.b64encode(content).decode()} | base64 -d > {shlex.quote(path)}"
 
 
+DAEMON_JSON = "/etc/docker/daemon.json"
+DOCKER_CONFIG_SCRIPT = "/usr/local/sbin/paas-node-docker-config"
+
+# A container asking its bridge's gateway (this host) for a published port is answered by
+# docker-proxy, a process: the connection never crosses FORWARD, so no DOCKER-USER rule sees it,
+# and any app's code on the host would reach every task's port. With the proxy off docker NATs
+# those connections like any other machine's ("hairpin"), and the firewall rule applies.
+# docker adds `-i <bridge> -j RETURN` (no DNAT from its bridges) to nat's DOCKER chain only
+# while its proxy is on: that is how the lines and the server tell.
+DOCKER_CONFIG_SCRIPT_TEXT = f"""#!/bin/sh
+# written by paas nodes:join-command: dockerd without its userland proxy, so that containers on
+# this host meet the app port firewall like any other machine (docker-proxy answers them past it)
+set -e
+proxy_on() {{ iptables -t nat -S DOCKER 2>/dev/null | grep -q -- ' -j RETURN$'; }}
+if ! grep -qs '"userland-proxy": *false' {DAEMON_JSON}; then
+  if [ -s {DAEMON_JSON} ]; then
+    echo 'paas: add "userland-proxy": false to {DAEMON_JSON}, then run these lines again' >&2
+    exit 1
+  fi
+  mkdir -p /etc/docker
+  echo '{{"userland-proxy": false}}' > {DAEMON_JSON}
+fi
+proxy_on || exit 0
+echo 'paas: restarting docker without its userland proxy' >&2
+if [ -d /run/systemd/system ]; then
+  systemctl restart docker
+else
+  kill "$(cat /var/run/docker.pid)"  # this host's own supervisor starts it again
+fi
+tries=0
+until docker info >/dev/null 2>&1 && ! proxy_on; do
+  tries=$((tries + 1))
+  if [ "$tries" -gt 240 ]; then
+    echo 'paas: docker did not come back without its userland proxy: start it, then run these lines again' >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+"""
+
+USERLAND_PROXY_ON = (
+    "this host's dockerd runs its userland proxy, which would let any container here reach swarm"
+    f' tasks past the router: set "userland-proxy": false in {DAEMON_JSON} and restart docker'
+    " (scripts/bootstrap.sh does both)"
+)
+
+
+def userland_proxy_on() -> bool:
+    """Whether this host's dockerd answers its bridges' containers with docker-proxy (see
+    DOCKER_CONFIG_SCRIPT_TEXT). No iptables, or no DOCKER chain: no docker bridge to skip."""
+    try:
+        out = subprocess.run(["iptables", "-t", "nat", "-S", "DOCKER"], capture_output=True, text=True)
+    except OSError:
+        return False
+    return any(
+        line.startswith("-A DOCKER -i ") and line.endswith(" -j RETURN") for line in out.stdout.splitlines()
+    )
+
+
+def require_no_userland_proxy() -> None:
+    if userland_proxy_on():
+        raise PaasError(USERLAND_PROXY_ON)
+
+
 FIREWALL_SCRIPT = "/usr/local/sbin/paas-node-firewall"
 FIREWALL_UNIT = "/etc/systemd/system/paas-node-firewall.service"
 
@@ -208,8 +274,8 @@ def join_lines(
     ports: tuple[int, int],
 ) -> list[str]:
     """The shell lines that make a Debian host with docker.io a worker of this swarm: trust the
-    private registry (`registry` is `addr:port`), close the app ports to strangers (now and
-    after a reboot), join."""
+    private registry (`registry` is `addr:port`), turn docker's userland proxy off, close the
+    app ports to strangers (now and after a reboot), join."""
     certs = f"/etc/docker/certs.d/{registry}"
     token = worker_token(client)
     return [
@@ -217,6 +283,9 @@ def join_lines(
         _write_file_line(f"{certs}/ca.crt", ca_pem),
         _write_file_line(f"{certs}/client.cert", client_cert_pem),
         f"(umask 077 && {_write_file_line(f'{certs}/client.key', client_key_pem)})",
+        f"{_write_file_line(DOCKER_CONFIG_SCRIPT, DOCKER_CONFIG_SCRIPT_TEXT.encode())}"
+        f" && chmod 755 {DOCKER_CONFIG_SCRIPT}",
+        DOCKER_CONFIG_SCRIPT,
         *firewall_lines(advertise_addr, ports),
         "docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active"
         f" || docker swarm join --token {shlex.quote(token)} {advertise_addr}:{SWARM_PORT}",

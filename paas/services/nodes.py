@@ -35,7 +35,13 @@ def ensure_swarm(ctx: Context) -> str:
     address = advertise_address(ctx)
     swarm_cluster.ensure_swarm(ctx.docker, address)
     ports = ctx.settings.swarm_app_ports
-    ctx.shared("swarm-manager-firewall", lambda: swarm_cluster.close_manager_ports(ports) or True)
+
+    def close_ports() -> bool:
+        swarm_cluster.require_no_userland_proxy()  # else the rule misses this host's containers
+        swarm_cluster.close_manager_ports(ports)
+        return True
+
+    ctx.shared("swarm-manager-firewall", close_ports)
     return address
 
 

@@ -42,13 +42,16 @@ from tests.e2e.conftest import PaasServer, free_port, shutdown, wait_for
 NODE_COUNT = 2
 NODE_LABEL = "paas.test.swarm-node"  # on node containers and volumes: what teardown removes
 
-# PID 1 of a simulated host. Docker gives the container read-only cgroup v1 mounts; dockerd needs
-# them writable. Then dockerd runs in a loop (a host whose engine crashes gets it back), and
+# PID 1 of a simulated host. Docker gives the container read-only cgroup v1 mounts and /proc/sys;
+# dockerd needs them writable. Then dockerd runs in a loop (a host whose engine crashes gets it back), and
 # SIGTERM stops it cleanly (a stopped node leaves the swarm's view as `down`). At boot it runs
 # the firewall script the join lines installed, as a real host's boot does (systemd unit or
 # its own boot scripts): a container's restart is a reboot, its iptables rules are gone.
 NODE_INIT = r"""#!/bin/sh
 set -u
+# A real host's /proc/sys is writable: dockerd without its userland proxy (what the join lines
+# ask for) turns on route_localnet for its bridges.
+mount -o remount,rw /proc/sys 2>/dev/null || echo "paas-node-init: cannot remount /proc/sys" >&2
 if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
   mount -o remount,rw /sys/fs/cgroup 2>/dev/null || true
   awk '$9 == "cgroup" { print $5, $NF }' /proc/self/mountinfo | while read -r dir opts; do

@@ -19,6 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from paas.buildpacks import stack
 from paas.scheduler import registry
 from paas.scheduler import swarm as swarm_scheduler
 from paas.settings import Settings
@@ -291,6 +292,46 @@ def test_a_task_on_the_manager_answers_the_router_only(swarm_paas: PaasServer) -
         finally:
             server.shutdown()
         assert control.stdout == "200", control
+
+
+def neighbour_curl(client: docker.DockerClient, network: str, port: int) -> subprocess.CompletedProcess[str]:
+    """A container on `network` of this host asking its own bridge's gateway (this host) for
+    `port`: the way any app's code on this host could try to reach another app's task."""
+    gateway = client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", network, "--label", "paas.test=neighbour", stack.LATEST_ALIAS,
+         "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+         f"http://{gateway}:{port}/"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_neighbour_container_cannot_reach_a_task_past_the_router(swarm_paas: PaasServer) -> None:
+    """From a docker bridge, a connection to this host's own address is answered by docker's
+    userland proxy, which DOCKER-USER never sees: a container on docker0, on an app's bridge or
+    beside the tasks on docker_gwbridge must still not reach a task's port."""
+    paas = swarm_paas
+    app, _src = deployed(paas, "swnear")
+    client = docker.from_env()
+    tasks = client.containers.list(filters={"label": [f"paas.app={app}", "com.docker.swarm.task"]})
+    port = int(next(b["HostPort"] for b in tasks[0].ports["5000/tcp"] if b["HostIp"] == "0.0.0.0"))
+    bridge = client.networks.create(f"paas-test-near-{uuid.uuid4().hex[:6]}", driver="bridge")
+    try:
+        for network in ("bridge", bridge.name, "docker_gwbridge"):
+            tried = neighbour_curl(client, network, port)
+            assert tried.returncode != 0 and tried.stdout in ("", "000"), (network, tried)
+        # The same containers still reach this host's other services (the router, say): the
+        # rule closes the task ports, not the host.
+        server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.SimpleHTTPRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            control = neighbour_curl(client, bridge.name, server.server_port)
+        finally:
+            server.shutdown()
+        assert control.stdout == "200", control
+    finally:
+        bridge.remove()
+    assert paas.get(f"{app}.localhost")[1].startswith("version 1")  # the router still reaches it
 
 
 def test_a_failing_check_reverts_to_the_running_release(swarm_paas: PaasServer) -> None:

@@ -224,6 +224,14 @@ def test_a_workers_app_ports_answer_the_manager_only(
         assert wait_for(lambda: _get(url) == 200, timeout=30), "the manager cannot reach the app port"
         blocked = stranger(client, f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {url}")
         assert blocked.returncode != 0 and blocked.stdout in ("", "000"), blocked
+        # Nor a container on the node itself, asking its bridge's gateway (docker-proxy would
+        # answer it past the rule, were it on).
+        gateway = node.docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "bridge")
+        near = node.docker(
+            "run", "--rm", image, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+            f"http://{gateway.stdout.strip()}:{low + 7}/",
+        )  # fmt: skip
+        assert gateway.stdout.strip() and near.returncode != 0 and near.stdout in ("", "000"), near
         # Only the app port range is closed: the rule is not a blanket firewall of the host.
         other = stranger(
             client, f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 http://{node.address}:{low - 7}/"

@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def lines() -> list[str]:
     )
 
 
-def test_join_lines_write_the_registry_files_then_firewall_then_join() -> None:
+def test_join_lines_write_the_registry_files_then_docker_config_then_firewall_then_join() -> None:
     out = lines()
     written = {}
     for line in out:
@@ -94,6 +95,9 @@ def test_join_lines_write_the_registry_files_then_firewall_then_join() -> None:
     assert swarm_cluster.FIREWALL_SCRIPT in out  # run now
     unit = written[swarm_cluster.FIREWALL_UNIT].decode()  # and at every boot of a systemd host
     assert f"ExecStart={swarm_cluster.FIREWALL_SCRIPT}" in unit and "After=docker.service" in unit
+    config = written[swarm_cluster.DOCKER_CONFIG_SCRIPT].decode()  # docker-proxy off, before the rule
+    assert '{"userland-proxy": false}' in config and "systemctl restart docker" in config
+    assert out.index(swarm_cluster.DOCKER_CONFIG_SCRIPT) < out.index(swarm_cluster.FIREWALL_SCRIPT)
     assert out[-1].endswith(f"docker swarm join --token {TOKEN} 172.17.0.1:2377")
     assert out[-1].startswith("docker info")  # skipped when already in a swarm: the lines can be re-run
     for line in out:
@@ -186,3 +190,26 @@ def test_swarm_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(SystemExit, match=name):
             Settings.from_env()
         monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("chain", "on"),
+    [
+        ("-N DOCKER\n-A DOCKER -i docker0 -j RETURN\n-A DOCKER -i br-1f5a -j RETURN\n", True),
+        (
+            "-N DOCKER\n-A DOCKER ! -i docker_gwbridge -p tcp -m tcp --dport 32768 -j DNAT"
+            " --to-destination 172.18.0.3:5000\n",
+            False,
+        ),
+        ("", False),  # no DOCKER chain: no bridge docker would skip
+    ],
+)
+def test_userland_proxy_is_told_by_the_skip_dnat_rules(
+    monkeypatch: pytest.MonkeyPatch, chain: str, on: bool
+) -> None:
+    done = subprocess.CompletedProcess([], 0, stdout=chain, stderr="")
+    monkeypatch.setattr(swarm_cluster.subprocess, "run", lambda *a, **k: done)
+    assert swarm_cluster.userland_proxy_on() is on
+    if on:
+        with pytest.raises(PaasError, match="userland-proxy"):
+            swarm_cluster.require_no_userland_proxy()
