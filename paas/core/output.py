@@ -105,6 +105,11 @@ class LineSplitter:
             start = nl + 1
         return out
 
+    @property
+    def pending(self) -> bool:
+        """Part of a line waits for its newline (or a cut line for its end)."""
+        return bool(self._buf) or self._cutting
+
     def close(self) -> list[bytes]:
         """The last line, when the stream did not end with a newline."""
         rest = [bytes(self._buf)] if self._buf else []

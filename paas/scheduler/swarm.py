@@ -17,13 +17,15 @@ a failed check removes the new services and the running release never noticed (t
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 import docker
+import requests
 from docker.models.services import Service
 from docker.types import (
     EndpointSpec,
@@ -33,10 +35,12 @@ from docker.types import (
     RestartPolicy,
     ServiceMode,
 )
+from docker.types.daemon import CancellableStream
 from docker.utils import parse_bytes
 
 from paas.core import names
 from paas.core.names import APP_PORT, LABEL_PORT, LABEL_RELEASE, LABEL_TYPE
+from paas.core.output import LineSplitter
 from paas.errors import PaasError
 from paas.scheduler.docker_local import FORBIDDEN_SOURCES, run_user
 from paas.scheduler.interface import ProcessRow, ProcessSpec
@@ -120,6 +124,103 @@ def service_log_tail(client: docker.DockerClient, service_id: str, n: int = 30) 
         return []
     lines = [ln for ln in raw.decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-n:]
+
+
+LOG_TASK = "com.docker.swarm.task.id"  # in the details of each line of a service's logs
+
+
+def _shut(stream: CancellableStream) -> None:
+    try:
+        stream.close()
+    except (docker.errors.DockerException, OSError):  # already closed, or gone
+        pass
+
+
+class ServiceLogs:
+    """A service's log lines as (docker timestamp, dyno, text), from every node: the manager
+    collects them, and each line's details name the task that wrote it (its slot: the dyno).
+
+    Read frame by frame: docker sends one frame per log message, and a long line as several
+    partial messages (16 KiB each, each with its own timestamp and details); a LineSplitter per
+    task joins those and keeps at most MAX_LINE bytes of a line (an app may print gigabytes
+    without a newline). With `follow` it goes on (through new tasks of the service too) until
+    `close()`, from any thread: the SDK's `service_logs` is a bare generator that nothing can
+    end while it waits on its socket, and a removed service's stream never ends on its own; this
+    keeps the response, as the SDK's `containers.logs` does (CancellableStream)."""
+
+    def __init__(self, swarm: Swarm, service: Service, tail: int | str, follow: bool) -> None:
+        self.swarm = swarm
+        self.service = service
+        self.tail = tail
+        self.follow = follow
+        self._lock = threading.Lock()
+        self._stream: CancellableStream | None = None
+        self._closed = False
+        self._slots: dict[str, int] = {}
+
+    def _open(self) -> CancellableStream | None:
+        api = self.swarm.client.api
+        params = {
+            "details": True,
+            "follow": self.follow,
+            "stdout": True,
+            "stderr": True,
+            "timestamps": True,
+            "tail": self.tail,
+        }
+        # APIClient.service_logs, keeping the response (our services never have a TTY).
+        response = api._get(api._url("/services/{0}/logs", self.service.id), params=params, stream=True)
+        stream = CancellableStream(api._get_result_tty(True, response, False), response)
+        with self._lock:
+            if not self._closed:
+                self._stream = stream
+                return stream
+        _shut(stream)  # closed while it was opening
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            _shut(stream)
+
+    def _dyno(self, task: str) -> str:
+        slot = self._slots.get(task)
+        if slot is None:  # a task that started since (a restart, a scale): read them again
+            self._slots = {t["ID"]: t.get("Slot", 0) for t in _tasks(self.swarm.client, self.service.id)}
+            slot = self._slots.setdefault(task, 0)
+        return f"{self.swarm.type_of(self.service)}.{slot}"
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        partial: dict[str, tuple[LineSplitter, bytes]] = {}  # task -> its unfinished line
+        try:
+            stream = self._open()
+            if stream is None:
+                return
+            for frame in stream:
+                ts, _, rest = frame.partition(b" ")
+                details, _, text = rest.partition(b" ")
+                if not ts[:1].isdigit():  # docker's own words ("Error grabbing logs: ...")
+                    continue
+                attrs = dict(kv.partition(b"=")[::2] for kv in details.split(b","))
+                task = attrs.get(LOG_TASK.encode(), b"").decode("ascii", "replace")
+                splitter = partial.pop(task, (LineSplitter(), ts))[0]
+                for line in splitter.feed(text):
+                    yield ts.decode("ascii", "replace"), self._dyno(task), _text(line)
+                if splitter.pending:
+                    partial[task] = (splitter, ts)
+            for task, (splitter, ts) in partial.items():
+                for line in splitter.close():
+                    yield ts.decode("ascii", "replace"), self._dyno(task), _text(line)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return  # the service is gone, or dockerd is
+        finally:
+            self.close()
+
+
+def _text(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").removesuffix("\r")
 
 
 class TaskProbe:
@@ -215,6 +316,11 @@ class Swarm:
 
     def forget_nodes(self) -> None:
         self._nodes = None
+
+    def this_node(self) -> str:
+        """The name of this host's node, as `rows` names nodes ("" outside a swarm)."""
+        node_id = (self.client.info().get("Swarm") or {}).get("NodeID") or ""
+        return self.nodes().get(node_id, NO_NODE).hostname if node_id else ""
 
     def require_manager(self) -> None:
         if not is_manager(self.client):
@@ -371,25 +477,13 @@ class Swarm:
         return (task.get("Status") or {}).get("State") in ("running", *BOOTING)
 
     def log_lines(self, handle: Service, tail: int) -> list[tuple[str, str, str]]:
-        """(docker timestamp, dyno, text) of the service's last lines, from every node (Swarm
-        collects them; tasks' ids say which slot wrote each line)."""
-        slots = {t["ID"]: t.get("Slot", 0) for t in _tasks(self.client, handle.id)}
-        try:
-            raw = self.client.api.service_logs(
-                handle.id, stdout=True, stderr=True, timestamps=True, tail=tail, details=True
-            )
-            if not isinstance(raw, bytes):
-                raw = b"".join(raw)
-        except docker.errors.DockerException:
-            return []
-        out = []
-        for line in raw.decode("utf-8", "replace").splitlines():
-            ts, _, rest = line.partition(" ")
-            details, _, text = rest.partition(" ")
-            attrs = dict(kv.partition("=")[::2] for kv in details.split(","))
-            slot = slots.get(attrs.get("com.docker.swarm.task.id", ""), 0)
-            out.append((ts, f"{self.type_of(handle)}.{slot}", text.rstrip("\r")))
-        return out
+        """(docker timestamp, dyno, text) of the service's last lines, from every node."""
+        return list(ServiceLogs(self, handle, tail, follow=False))
+
+    def follow_logs(self, handle: Service, tail: int | str = 0) -> ServiceLogs:
+        """The service's lines as they come (after its last `tail`, "all" for every one), from
+        every node, until its `close()`: iterate it on a thread of its own."""
+        return ServiceLogs(self, handle, tail, follow=True)
 
     def scale(self, handle: Service, replicas: int) -> None:
         handle.scale(replicas)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import docker
 from docker.models.containers import Container
@@ -85,19 +86,35 @@ def follow(
     lines: int = 100,
     ptype: str | None = None,
 ) -> None:
-    """Print the last `lines`, then every new line until `stopped()`; follows new containers too.
+    """Print the last `lines`, then every new line until `stopped()`; follows new containers
+    (and a swarm app's new services: a deploy starts a service per process type) too.
     Ends when the actor loses access to the app (a dashboard stream as an SSH session)."""
     for line in recent(ctx, app_name, lines, ptype):
         emit(line)
     app = app_name
-    lock = threading.Lock()
-    streams: dict[str, object] = {}
+    record = ctx.store.get_app(app)
+    scheduler = schedulers.for_app(ctx, record) if record else None
+    swarm = scheduler if isinstance(scheduler, Swarm) else None
+    lock = threading.Lock()  # one line at a time
+    guard = threading.Lock()  # `streams`, apart from `lock`: an emit may block on a slow reader
+    streams: dict[str, Any] = {}  # container or service id -> what to close when follow ends
+    services: set[str] = set()  # the swarm services among them
+    ended = threading.Event()  # a stream opened after this closes itself
     failed = threading.Event()
+
+    def keep(key: str, stream: Any) -> bool:
+        with guard:
+            if not ended.is_set():
+                streams[key] = stream
+                return True
+        _close(stream)
+        return False
 
     def pump(container: Container, tail: str | int) -> None:
         try:
             stream = container.logs(stream=True, follow=True, timestamps=True, tail=tail)
-            streams[container.id] = stream
+            if not keep(container.id, stream):
+                return
             for raw in split_lines(stream):
                 for _, line in _format(container, [raw]):
                     with lock:
@@ -107,14 +124,36 @@ def follow(
         except docker.errors.DockerException:
             pass
 
-    def watch(initial: bool) -> None:
-        for c in _containers(ctx, app, ptype):
-            if c.id not in streams:
-                streams[c.id] = None
-                threading.Thread(target=pump, args=(c, 0 if initial else "all"), daemon=True).start()
+    def pump_service(stream: Iterable[tuple[str, str, str]]) -> None:
+        try:
+            for ts, dyno, text in stream:
+                with lock:
+                    emit(f"{_heroku_time(ts)} app[{dyno}]: {text}")
+        except OSError:
+            failed.set()
 
-    watch(initial=True)
+    def watch(initial: bool) -> None:
+        tail = 0 if initial else "all"  # what a process started since printed, all of it
+        for c in _containers(ctx, app, ptype):
+            if c.id not in streams and keep(c.id, None):
+                threading.Thread(target=pump, args=(c, tail), daemon=True).start()
+        if swarm is None:
+            return
+        now = {s.id: s for s in swarm.processes(app) if ptype is None or swarm.type_of(s) == ptype}
+        for gone in services - set(now):  # removed (a deploy's old release): its stream never ends
+            services.discard(gone)
+            with guard:
+                stream = streams.pop(gone, None)
+            _close(stream)
+        for sid, svc in now.items():
+            if sid not in streams:
+                stream = swarm.follow_logs(svc, tail)
+                if keep(sid, stream):
+                    services.add(sid)
+                    threading.Thread(target=pump_service, args=(stream,), daemon=True).start()
+
     try:
+        watch(initial=True)
         ticks = 0
         while not stopped() and not failed.is_set():
             threading.Event().wait(0.25)
@@ -124,13 +163,20 @@ def follow(
                     raise PermissionDenied("session ended: access to the app was removed")
                 watch(initial=False)
     finally:
-        for s in streams.values():
-            close = getattr(s, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - best effort on teardown
-                    pass
+        with guard:
+            ended.set()
+            left = list(streams.values())
+        for s in left:
+            _close(s)
+
+
+def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - best effort on teardown
+            pass
 
 
 def build_output(ctx: Context, app_name: str, version_text: str | None) -> str:

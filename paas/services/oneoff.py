@@ -12,8 +12,11 @@ from paas.core import names, validation
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
-from paas.services import access
+from paas.scheduler import inventory
+from paas.scheduler.swarm import Swarm
+from paas.services import access, schedulers
 from paas.services.containers import container_settings
+from paas.store import App
 
 
 def create_oneoff(
@@ -94,34 +97,56 @@ def start_detached(ctx: Context, app_name: str, command: str) -> Container:
 ENTER_SHELL = 'if [ -x /start ]; then exec /start "$@"; fi; if [ $# -eq 0 ]; then exec /bin/sh; fi; exec "$@"'
 
 
-def enter(
-    ctx: Context, app_name: str, process: str | None, words: list[str], tty: bool
-) -> tuple[Container, str]:
-    """`enter`: an exec in a running process container (web.1, or the first of a type, or the
-    first one); returns the container and the exec id to attach to. No words: a login shell."""
+def enter(ctx: Context, app_name: str, process: str | None, words: list[str], tty: bool) -> tuple[str, str]:
+    """`enter`: an exec in a running process container of this host (web.1, or the first of a
+    type, or the first one); returns the container's id and the exec id to attach to. No words: a
+    login shell. A swarm app's tasks on this host (the manager) count; those on other nodes
+    cannot be reached from here."""
     app = access.authorize(ctx, app_name, "enter")
-    running = sched.app_containers(ctx.docker, ctx.settings.instance_id, app.name, all_states=False)
+    ptype, _, index = (process or "").partition(".")
     if process:
-        ptype, _, index = process.partition(".")
         validation.process_type(ptype)
-        running = [
-            c
-            for c in running
-            if c.labels.get(names.LABEL_TYPE) == ptype
-            and (not index or c.labels.get(names.LABEL_INDEX) == index)
-        ]
-    running.sort(key=lambda c: (c.labels.get(names.LABEL_TYPE) != "web", c.labels.get(names.LABEL_INDEX, "")))
-    if not running:
+    here = [
+        p for p in inventory.processes(ctx.docker, ctx.settings.instance_id, app.name) if p.state == "running"
+    ]
+    found = [p for p in here if _matches(p.type, p.index, ptype, index)]
+    # web first, then by number; the newest release first (a deploy's old process may linger)
+    found.sort(key=lambda p: (p.type != "web", p.type, p.index, -p.release))
+    if not found:
+        _elsewhere(ctx, app, ptype, index, sorted({p.dyno for p in here}))
         raise PaasError(f"{app.name} has no running process {process or ''}".rstrip())
-    container = running[0]
+    proc = found[0]
     cmd = ["/bin/sh", "-c", ENTER_SHELL, "sh", *words]
     exec_id = ctx.docker.api.exec_create(
-        container.id, cmd, stdin=True, tty=tty, environment={"TERM": "xterm"} if tty else None
+        proc.container, cmd, stdin=True, tty=tty, environment={"TERM": "xterm"} if tty else None
     )["Id"]
-    ctx.store.add_event(
-        app.name,
-        ctx.actor,
-        "enter",
-        f"{container.labels.get(names.LABEL_TYPE)}.{container.labels.get(names.LABEL_INDEX)}",
+    ctx.store.add_event(app.name, ctx.actor, "enter", proc.dyno)
+    return proc.container, exec_id
+
+
+def _matches(ptype: str, number: int, want_type: str, want_index: str) -> bool:
+    return (not want_type or ptype == want_type) and (not want_index or str(number) == want_index)
+
+
+def _elsewhere(ctx: Context, app: App, ptype: str, index: str, here: list[str]) -> None:
+    """One clear line when the process runs, but on another node of the swarm."""
+    scheduler = schedulers.for_app(ctx, app)
+    if not isinstance(scheduler, Swarm):
+        return
+    this = scheduler.this_node()
+    rows = [
+        r
+        for r in scheduler.rows(app.name)
+        if r.state == "running" and r.node and r.node != this and _matches(r.type, r.index, ptype, index)
+    ]
+    if not rows:
+        return
+    row = min(rows, key=lambda r: (r.type != "web", r.type, r.index))
+    if here:
+        local = f"here: {', '.join(here)}"
+    else:
+        local = f"none of its processes run here; `run {app.name} <command>` starts a one-off here"
+    raise PaasError(
+        f"{app.name} {row.type}.{row.index} runs on node {row.node}: "
+        f"enter reaches processes on this host only ({local})"
     )
-    return container, exec_id
