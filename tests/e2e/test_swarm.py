@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import select
 import subprocess
 import threading
 import time
@@ -220,6 +222,54 @@ def test_a_swarm_app_runs_as_services_and_serves_every_replica(swarm_paas: PaasS
     assert ran.returncode == 0 and ran.stdout.strip().splitlines()[-1] == "3", ran.output
     logs = paas.ssh("logs", app, "-n", "2000").stdout
     assert "app[web.3]: version 1 listening on 5000" in logs  # swarm's logs, by dyno
+    # enter reaches a task on this host (the manager), by its slot.
+    entered = paas.ssh("enter", app, "web.2", "--", "printenv", "DYNO")
+    assert entered.returncode == 0 and entered.stdout.strip() == "web.2", entered.output
+    assert paas.ssh("enter", app, "--", "printenv", "DYNO").stdout.strip() == "web.1"
+    missing = paas.ssh("enter", app, "web.9")
+    assert missing.returncode == 1 and missing.stderr.strip() == f"error: {app} has no running process web.9"
+
+
+def read_until(proc: subprocess.Popen, needle: str, timeout: float = 30) -> str:
+    """What `proc` printed until `needle` showed up (or `timeout`)."""
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and needle not in seen:
+        select.select([proc.stdout], [], [], 0.5)
+        seen += proc.stdout.read() or ""
+    return seen
+
+
+def test_logs_follow_a_swarm_app_across_a_deploy(swarm_paas: PaasServer) -> None:
+    """`logs -t` streams every service's lines through the manager, and the next release's
+    services too: a deploy starts new ones."""
+    paas = swarm_paas
+    app, src = deployed(paas, "swlogs")
+    host = f"{app}.localhost"
+    proc = subprocess.Popen(
+        ["ssh", "-F", str(paas.ssh_config), "paas", "logs", app, "-t", "-n", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        assert paas.get(host, "/?before-the-deploy")[0] == 200
+        seen = read_until(proc, "GET /?before-the-deploy")
+        assert any("app[web.1]:" in ln and "GET /?before-the-deploy" in ln for ln in seen.splitlines()), seen
+        commit(paas, src, {"VERSION": "2\n"}, "v2")
+        r = push(paas, src)
+        assert r.returncode == 0, r.output
+        assert paas.get(host, "/?after-the-deploy")[1].startswith("version 2")
+        seen += read_until(proc, "GET /?after-the-deploy")
+        assert "GET /?after-the-deploy" in seen, seen
+        assert any(ln.endswith("app[web.1]: version 2 listening on 5000") for ln in seen.splitlines()), seen
+        assert proc.poll() is None  # still following
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_a_rolling_deploy_under_load_fails_no_request(swarm_paas: PaasServer) -> None:
@@ -456,6 +506,11 @@ def test_web_4_spreads_over_nodes_and_survives_deploys_drains_and_a_dead_node(
     assert set(placed.values()) <= ours
     seen = {paas.get(host)[1].split()[2] for _ in range(60)}
     assert seen == {"web.1", "web.2", "web.3", "web.4"}  # every task answers through the router
+    # enter reaches processes on this host only: one on another node gets one clear line.
+    away = next(d for d, n in sorted(placed.items()) if n != docker.from_env().info()["Name"])
+    r = paas.ssh("enter", app, away, "--", "true")
+    assert r.returncode == 1, r.output
+    assert f"{app} {away} runs on node {placed[away]}: enter reaches processes on this host only" in r.stderr
 
     # A rolling deploy under load fails no request.
     commit(paas, src, {"VERSION": "2\n"}, "v2")
