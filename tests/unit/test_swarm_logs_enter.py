@@ -321,3 +321,28 @@ def test_enter_with_nothing_here_suggests_run(ctx: Context, monkeypatch: pytest.
         "shop web.1 runs on node node-b: enter reaches processes on this host only "
         "(none of its processes run here; `run shop <command>` starts a one-off here)"
     )
+
+
+def test_enter_on_docker_local_is_as_before(ctx: Context) -> None:
+    """Containers with our own index label; no swarm to ask where the rest runs."""
+    app = ctx.store.get_app("shop")
+    assert app is not None
+    ctx.store.set_app_scheduler(app.id, "docker-local")
+
+    def local(cid: str, ptype: str, index: int, release: int) -> dict:
+        labels = {"paas.app": "shop", "paas.process_type": ptype, "paas.index": str(index)}
+        return {"Id": cid, "Labels": {**labels, "paas.release": str(release)}, "State": "running"}
+
+    ctx._extra["docker"] = FakeDocker(
+        [
+            local("w2", "worker", 1, 2),
+            local("old", "web", 1, 1),
+            local("new", "web", 1, 2),
+            local("b", "web", 10, 2),
+        ]
+    )
+    assert oneoff.enter(ctx, "shop", None, [], tty=False)[0] == "new"  # web.1 of the newest release
+    assert oneoff.enter(ctx, "shop", "web.10", [], tty=False)[0] == "b"
+    assert oneoff.enter(ctx, "shop", "worker.1", [], tty=False)[0] == "w2"
+    with pytest.raises(PaasError, match="^shop has no running process web.2$"):
+        oneoff.enter(ctx, "shop", "web.2", [], tty=False)
