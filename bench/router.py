@@ -3,11 +3,14 @@ straight to the app's container, through nginx over HTTP, and through nginx over
 (HTTP/1.1 over TLS 1.3 with the app's certificate, SNI `localhost`).
 
 Fair by construction: the same wrk (one thread, the same connections and seconds) for each;
-"direct" talks to the container's own address, where the router sends its requests (not the
-published loopback port: docker-proxy there costs more CPU per request than nginx), and sends
+"direct" talks to the container's own address, where the router sends its requests, and sends
 the headers the router adds (X-Forwarded-*, X-Real-IP, X-Request-Start), so the app does the
-same work per request on both paths. The baseline is the mean of a direct run before and one
-after the routed ones (the machine is shared). Shown, not counted: the published port.
+same work per request on both paths. Every path runs --rounds times in turn and shows its
+medians (the machine is shared). Shown, not counted: the published loopback port (docker's NAT
+with its userland proxy off, as bootstrap.sh sets it; docker-proxy when on, which costs more CPU
+per request than nginx). Each row also shows CPU microseconds per request of wrk itself, the
+router's workers and the app's container: on 2 cores all three share the CPU, so a path's
+requests/s falls with the sum.
 
 Starts a `paas server` on loopback high ports, deploys a small app (Python's http.server),
 gives it the name `localhost` and a self-signed certificate, then runs wrk against the three.
@@ -30,6 +33,7 @@ import argparse
 import http.client
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -64,18 +69,66 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of the router's workers and the app's container, read around each wrk run, so
+    that each path's cost shows per request and per part (wrk's own, the router's, the app's):
+    on a shared 2-core machine that is steadier than requests/s, and says where the time goes."""
+
+    nginx_master: int | None = None
+    container_id: str | None = None
+
+    def router(self) -> float:
+        if self.nginx_master is None:
+            return 0.0
+        total = 0.0
+        for child in Path(f"/proc/{self.nginx_master}/task/{self.nginx_master}/children").read_text().split():
+            try:
+                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a worker that just left
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return total
+
+    def app(self) -> float:
+        """The container's cgroup: cgroup v1 (these machines) or v2 under systemd."""
+        if not self.container_id:
+            return 0.0
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{self.container_id}/cpuacct.usage")
+        if v1.exists():
+            return int(v1.read_text()) * 1e-9
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{self.container_id}.scope/cpu.stat")
+        if v2.exists():
+            return int(v2.read_text().split("usage_usec ", 1)[1].split()[0]) * 1e-6
+        return 0.0
+
+    def read(self) -> tuple[float, float, float]:
+        me = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime, self.router(), self.app()
+
+
+METER = CpuMeter()
+
+
 def wrk(url: str, seconds: int, connections: int, headers: dict[str, str] | None = None) -> dict[str, float]:
     args = [WRK, "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", url]
     for name, value in (headers or {}).items():
         args[1:1] = ["-H", f"{name}: {value}"]
+    before = METER.read()
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    after = METER.read()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     if errors:
         raise SystemExit(f"wrk saw errors on {url}:\n{out}")
-    return {"rps": rps, "p50": p50, "p99": p99}
+    done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    wrk_us, router_us, app_us = ((b - a) / done * 1e6 for a, b in zip(before, after, strict=True))
+    return {"rps": rps, "p50": p50, "p99": p99, "wrk_us": wrk_us, "router_us": router_us, "app_us": app_us}
 
 
 def backend(name: str) -> ThreadingHTTPServer:
@@ -178,6 +231,21 @@ def route_change_bench(apps: int, changes: int) -> None:
     print(f"route change ratio ({apps} apps / 1 app): {live_many / live_one:.2f}")
 
 
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def web_container_id(app: str) -> str | None:
+    client = docker.from_env()
+    try:
+        for c in client.containers.list(filters={"label": f"{names.LABEL_APP}={app}"}):
+            if c.labels.get(names.LABEL_TYPE) == "web":
+                return c.id
+    finally:
+        client.close()
+    return None
+
+
 def published_port(app: str) -> int | None:
     """The loopback port docker published the app's web process on (shown for comparison)."""
     client = docker.from_env()
@@ -194,6 +262,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each path; medians are shown")
     parser.add_argument("--apps", type=int, default=100, help="apps routed during the route change")
     parser.add_argument("--changes", type=int, default=5, help="route changes to time")
     parser.add_argument("--route-change-only", action="store_true", help="skip the wrk figures")
@@ -213,6 +282,8 @@ def main() -> int:
             conf = (server.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf").read_text()
             upstream = re.search(r"server (\S+) max_fails", conf).group(1)  # type: ignore[union-attr]
             published = published_port(app)
+            METER.nginx_master = Router(Settings(data_dir=server.data_dir)).running_pid()
+            METER.container_id = web_container_id(app)
             secs, conns = opts.seconds, opts.connections
             # what nginx sends the app (app.conf.j2), so that the app's work per request is the same
             routed_headers = {
@@ -223,26 +294,35 @@ def main() -> int:
                 "X-Forwarded-Port": str(server.http_port),
                 "X-Request-Start": f"t={time.time():.3f}",
             }
-            runs = {
-                "direct": wrk(f"http://{upstream}/", secs, conns, routed_headers),
-                "router http": wrk(
-                    f"http://127.0.0.1:{server.http_port}/", secs, conns, {"Host": "localhost"}
-                ),
-                "router https": wrk(f"https://localhost:{server.https_port}/", secs, conns),
+            paths = {
+                "direct": (f"http://{upstream}/", routed_headers),
+                "router http": (f"http://127.0.0.1:{server.http_port}/", {"Host": "localhost"}),
+                "router https": (f"https://localhost:{server.https_port}/", {}),
             }
-            # direct again: the machine is shared, so the baseline is measured on both sides
-            again = wrk(f"http://{upstream}/", secs, conns, routed_headers)
-            base = {k: (runs["direct"][k] + again[k]) / 2 for k in again}
-            runs["direct"] = base
             if published:
-                runs["(docker-proxy)"] = wrk(f"http://127.0.0.1:{published}/", secs, conns, routed_headers)
+                paths["(published)"] = (f"http://127.0.0.1:{published}/", routed_headers)
+            # Rounds of every path in turn, each path's median: the machine is shared, and a
+            # neighbour's burst lands in one round of one path, not in the comparison.
+            rounds: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+            for _ in range(opts.rounds):
+                for name, (url, headers) in paths.items():
+                    rounds[name].append(wrk(url, secs, conns, headers))
+            runs = {name: medians(rs) for name, rs in rounds.items()}
+            base = runs["direct"]
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"wrk -t1 -c{opts.connections} -d{opts.seconds}s, keep-alive, {opts.connections} connections")
-    print(f"{'':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'+p50 ms':>9}")
+    print(
+        f"wrk -t1 -c{opts.connections} -d{opts.seconds}s, keep-alive, {opts.connections} connections;"
+        f" medians of {opts.rounds} rounds"
+    )
+    print(f"{'':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'+p50 ms':>9}"
+          f"   CPU us/request: {'wrk':>5}{'router':>7}{'app':>6}")  # fmt: skip
     for name, r in runs.items():
         ratio, added = r["rps"] / base["rps"], r["p50"] - base["p50"]
-        print(f"{name:<14}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{ratio:>7.2f}x{added:>9.2f}")
+        print(
+            f"{name:<14}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{ratio:>7.2f}x{added:>9.2f}"
+            f"{'':>18}{r['wrk_us']:>5.0f}{r['router_us']:>7.0f}{r['app_us']:>6.0f}"
+        )
     http, https = runs["router http"], runs["router https"]
     print(
         f"targets: HTTP >= 0.9x ({http['rps'] / base['rps']:.2f}x), HTTPS >= 0.8x "

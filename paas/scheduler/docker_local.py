@@ -196,10 +196,11 @@ def app_containers(
 def web_upstreams(containers: Iterable[Container]) -> list[str]:
     """`<container address>:<port>` for every running web container.
 
-    The router talks to the container on its own network, as the health checks do: the published
-    loopback port goes through docker-proxy, a userland copy that cost more CPU per request than
-    nginx itself (bench/router.py). The published port is the fallback for a container without
-    an address of its own.
+    The router talks to the container on its own network, as the health checks do: with docker's
+    userland proxy on, the published loopback port goes through docker-proxy, a userland copy
+    that cost more CPU per request than nginx itself (bench/router.py); bootstrap.sh turns it off,
+    but a server's dockerd may run either way. The published port is the fallback for a
+    container without an address of its own.
     """
     upstreams = []
     for c in containers:
