@@ -24,7 +24,7 @@ uninstall:
 
 test: bootstrap
 	.venv/bin/ruff check paas plugins tests bench
-	.venv/bin/python -m pytest -q -p no:cacheprovider tests
+	.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 tests
 
 bench: bootstrap
 	.venv/bin/python bench/deploy.py
