@@ -47,9 +47,10 @@ if [ ! -f "$stamp" ]; then
 fi
 
 mkdir -p "$DATA_DIR"
-# dockerd without its userland proxy: with it, a container asking its bridge's gateway for a
+# dockerd without its userland proxy (with it, a container asking its bridge's gateway for a
 # published port is answered by docker-proxy, past the iptables rules that keep app code away
-# from other apps' swarm tasks (paas/scheduler/swarm_cluster.py). Other settings there are kept.
+# from other apps' swarm tasks) and with no-new-privileges for every container (swarm tasks
+# cannot ask for it themselves): paas/scheduler/swarm_cluster.py. Other settings there are kept.
 "$PY" - <<'PYEOF'
 import json, os
 path = "/etc/docker/daemon.json"
@@ -60,17 +61,19 @@ except FileNotFoundError:
     conf = {}
 except ValueError as exc:
     raise SystemExit(f"error: {path} is not JSON ({exc}): fix it, then run this again")
-if conf.get("userland-proxy") is not False:
-    conf["userland-proxy"] = False
+wanted = {"userland-proxy": False, "no-new-privileges": True}
+if any(conf.get(k) != v for k, v in wanted.items()):
+    conf.update(wanted)
     os.makedirs("/etc/docker", exist_ok=True)
     with open(path + ".paas-new", "w") as f:
         json.dump(conf, f, indent=2)
         f.write("\n")
     os.replace(path + ".paas-new", path)
-    print("-----> Set \"userland-proxy\": false in " + path)
+    print("-----> Set \"userland-proxy\": false and \"no-new-privileges\": true in " + path)
 PYEOF
-if docker info >/dev/null 2>&1 && iptables -t nat -S DOCKER 2>/dev/null | grep -q -- ' -j RETURN$'; then
-  say "Restarting docker: it still runs its userland proxy"
+if docker info >/dev/null 2>&1 && { iptables -t nat -S DOCKER 2>/dev/null | grep -q -- ' -j RETURN$' \
+    || ! docker info -f '{{json .SecurityOptions}}' | grep -q no-new-privileges; }; then
+  say "Restarting docker: it runs without the settings of /etc/docker/daemon.json"
   if command -v systemctl >/dev/null && systemctl is-active --quiet docker 2>/dev/null; then
     systemctl restart docker
   elif command -v systemctl >/dev/null && systemctl is-active --quiet paas-dockerd 2>/dev/null; then

@@ -7,8 +7,10 @@ with docker.io running, systemd or not (they write files and talk to dockerd, no
 
 1. trust the PaaS's private registry: its CA and a client certificate under
    /etc/docker/certs.d/<addr:port>/ (read by dockerd at every pull, no restart);
-2. dockerd without its userland proxy (`"userland-proxy": false`, restarting docker once when
-   it still runs with it): docker-proxy answers containers of the host itself past iptables;
+2. dockerd without its userland proxy and with no-new-privileges for every container (two keys
+   of /etc/docker/daemon.json, restarting docker once when it still runs without them):
+   docker-proxy answers containers of the host itself past iptables, and a swarm service cannot
+   ask for no-new-privileges itself;
 3. close the host's published app ports to everyone but the manager (a DOCKER-USER rule: the
    router on the manager is the only client they have);
 4. `docker swarm join` (skipped when the host is already in a swarm, so the lines can be re-run).
@@ -130,53 +132,57 @@ def _write_file_line(path: str, content: bytes) -> str:
 DAEMON_JSON = "/etc/docker/daemon.json"
 DOCKER_CONFIG_SCRIPT = "/usr/local/sbin/paas-node-docker-config"
 
-# A container asking its bridge's gateway (this host) for a published port is answered by
-# docker-proxy, a process: the connection never crosses FORWARD, so no DOCKER-USER rule sees it,
-# and any app's code on the host would reach every task's port. With the proxy off docker NATs
-# those connections like any other machine's ("hairpin"), and the firewall rule applies.
-# docker adds `-i <bridge> -j RETURN` (no DNAT from its bridges) to nat's DOCKER chain only
-# while its proxy is on: that is how the lines and the server tell.
+# Two engine-wide settings every host of the swarm needs ("daemon.json" keys):
+#
+# - "userland-proxy": false. A container asking its bridge's gateway (this host) for a published
+#   port is answered by docker-proxy, a process: the connection never crosses FORWARD, so no
+#   DOCKER-USER rule sees it, and any app's code on the host would reach every task's port. With
+#   the proxy off docker NATs those connections like any other machine's ("hairpin"), and the
+#   firewall rule applies. docker adds `-i <bridge> -j RETURN` (no DNAT from its bridges) to
+#   nat's DOCKER chain only while its proxy is on: that is how the lines and the server tell.
+# - "no-new-privileges": true. A swarm service cannot ask for it (Engine 20.10's API has no such
+#   field), so the engine gives it to every container; `docker info` lists it among its
+#   SecurityOptions. Without it a task's setuid binaries could make it root inside (no
+#   capabilities, as they are all dropped, but root's files).
+DAEMON_SETTINGS = '{"userland-proxy": false, "no-new-privileges": true}'
 DOCKER_CONFIG_SCRIPT_TEXT = f"""#!/bin/sh
-# written by paas nodes:join-command: dockerd without its userland proxy, so that containers on
-# this host meet the app port firewall like any other machine (docker-proxy answers them past it)
+# written by paas nodes:join-command: dockerd without its userland proxy (so that containers on
+# this host meet the app port firewall like any other machine; docker-proxy answers them past
+# it) and with no-new-privileges for every container (swarm tasks cannot ask for it themselves)
 set -e
+conf={DAEMON_JSON}
 proxy_on() {{ iptables -t nat -S DOCKER 2>/dev/null | grep -q -- ' -j RETURN$'; }}
-if ! grep -qs '"userland-proxy": *false' {DAEMON_JSON}; then
-  if [ -s {DAEMON_JSON} ]; then
-    echo 'paas: add "userland-proxy": false to {DAEMON_JSON}, then run these lines again' >&2
+nnp_off() {{ ! docker info -f '{{{{json .SecurityOptions}}}}' 2>/dev/null | grep -q no-new-privileges; }}
+if ! grep -qs '"userland-proxy": *false' "$conf" || ! grep -qs '"no-new-privileges": *true' "$conf"; then
+  if [ -s "$conf" ] && [ "$(cat "$conf")" != '{{"userland-proxy": false}}' ]; then  # not ours
+    echo 'paas: add {DAEMON_SETTINGS} to {DAEMON_JSON}, then run these lines again' >&2
     exit 1
   fi
   mkdir -p /etc/docker
-  echo '{{"userland-proxy": false}}' > {DAEMON_JSON}
+  echo '{DAEMON_SETTINGS}' > "$conf"
 fi
-proxy_on || exit 0
-echo 'paas: restarting docker without its userland proxy' >&2
+proxy_on || nnp_off || exit 0
+echo 'paas: restarting docker with {DAEMON_JSON}' >&2
 if [ -d /run/systemd/system ]; then
   systemctl restart docker
 else
   kill "$(cat /var/run/docker.pid)"  # this host's own supervisor starts it again
 fi
 tries=0
-until docker info >/dev/null 2>&1 && ! proxy_on; do
+until docker info >/dev/null 2>&1 && ! proxy_on && ! nnp_off; do
   tries=$((tries + 1))
   if [ "$tries" -gt 240 ]; then
-    echo 'paas: docker did not come back without its userland proxy: start it, then run these lines again' >&2
+    echo 'paas: docker did not come back with {DAEMON_JSON}: start it, then run these lines again' >&2
     exit 1
   fi
   sleep 0.5
 done
 """
 
-USERLAND_PROXY_ON = (
-    "this host's dockerd runs its userland proxy, which would let any container here reach swarm"
-    f' tasks past the router: set "userland-proxy": false in {DAEMON_JSON} and restart docker'
-    " (scripts/bootstrap.sh does both)"
-)
-
 
 def userland_proxy_on() -> bool:
     """Whether this host's dockerd answers its bridges' containers with docker-proxy (see
-    DOCKER_CONFIG_SCRIPT_TEXT). No iptables, or no DOCKER chain: no docker bridge to skip."""
+    DAEMON_SETTINGS). No iptables, or no DOCKER chain: no docker bridge to skip."""
     try:
         out = subprocess.run(["iptables", "-t", "nat", "-S", "DOCKER"], capture_output=True, text=True)
     except OSError:
@@ -186,9 +192,24 @@ def userland_proxy_on() -> bool:
     )
 
 
-def require_no_userland_proxy() -> None:
+def require_engine_settings(client: docker.DockerClient) -> None:
+    """The server's own engine runs swarm tasks too: it needs what the join lines set on a node."""
+    missing = []
     if userland_proxy_on():
-        raise PaasError(USERLAND_PROXY_ON)
+        missing.append(
+            '"userland-proxy": false (else any container here reaches swarm tasks past the router)'
+        )
+    try:
+        options = client.info().get("SecurityOptions") or []
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"cannot ask dockerd for its settings: {exc}") from None
+    if not any("no-new-privileges" in str(o) for o in options):
+        missing.append('"no-new-privileges": true (swarm tasks cannot ask for it themselves)')
+    if missing:
+        raise PaasError(
+            f"this host's dockerd needs {' and '.join(missing)} in {DAEMON_JSON}, then a restart of"
+            " docker (scripts/bootstrap.sh does both)"
+        )
 
 
 FIREWALL_SCRIPT = "/usr/local/sbin/paas-node-firewall"
@@ -274,7 +295,7 @@ def join_lines(
     ports: tuple[int, int],
 ) -> list[str]:
     """The shell lines that make a Debian host with docker.io a worker of this swarm: trust the
-    private registry (`registry` is `addr:port`), turn docker's userland proxy off, close the
+    private registry (`registry` is `addr:port`), set the engine's two settings, close the
     app ports to strangers (now and after a reboot), join."""
     certs = f"/etc/docker/certs.d/{registry}"
     token = worker_token(client)

@@ -37,7 +37,7 @@ def ensure_swarm(ctx: Context) -> str:
     ports = ctx.settings.swarm_app_ports
 
     def close_ports() -> bool:
-        swarm_cluster.require_no_userland_proxy()  # else the rule misses this host's containers
+        swarm_cluster.require_engine_settings(ctx.docker)  # what the join lines set on a node
         swarm_cluster.close_manager_ports(ports)
         return True
 

@@ -177,6 +177,12 @@ class Load:
         self._thread.join()
 
 
+def no_new_privs(pid: int) -> str:
+    """The NoNewPrivs flag of a process: 1 when no exec of a setuid binary can raise it."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(line.split()[1] for line in status.splitlines() if line.startswith("NoNewPrivs:"))
+
+
 def test_a_swarm_app_runs_as_services_and_serves_every_replica(swarm_paas: PaasServer) -> None:
     paas = swarm_paas
     app, _src = deployed(paas, "swarm")
@@ -193,6 +199,11 @@ def test_a_swarm_app_runs_as_services_and_serves_every_replica(swarm_paas: PaasS
     assert spec["ContainerSpec"]["User"] == "app"  # the image's own unprivileged user
     assert spec["Resources"]["Limits"]["MemoryBytes"] == 512 << 20
     assert svcs[0].attrs["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"
+    # No service option gives a task no-new-privileges (Engine 20.10): the engine does, for all.
+    task = docker.from_env().containers.list(filters={"label": [f"paas.app={app}", "com.docker.swarm.task"]})[
+        0
+    ]
+    assert no_new_privs(task.attrs["State"]["Pid"]) == "1"
     # The app's network is an attachable overlay of its own.
     network = docker.from_env().networks.get(spec["Networks"][0]["Target"])
     assert network.attrs["Driver"] == "overlay" and network.attrs["Attachable"]

@@ -220,6 +220,10 @@ def test_a_workers_app_ports_answer_the_manager_only(
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     try:
+        # The join lines gave the node's engine no-new-privileges for every container.
+        pid = node.docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip()
+        nnp = node.exec(f"grep '^NoNewPrivs:' /proc/{pid}/status")
+        assert nnp.stdout.split() == ["NoNewPrivs:", "1"], nnp
         url = f"http://{node.address}:{low + 7}/"
         assert wait_for(lambda: _get(url) == 200, timeout=30), "the manager cannot reach the app port"
         blocked = stranger(client, f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {url}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
+import json
 import re
 import shlex
 import subprocess
@@ -96,7 +97,8 @@ def test_join_lines_write_the_registry_files_then_docker_config_then_firewall_th
     unit = written[swarm_cluster.FIREWALL_UNIT].decode()  # and at every boot of a systemd host
     assert f"ExecStart={swarm_cluster.FIREWALL_SCRIPT}" in unit and "After=docker.service" in unit
     config = written[swarm_cluster.DOCKER_CONFIG_SCRIPT].decode()  # docker-proxy off, before the rule
-    assert '{"userland-proxy": false}' in config and "systemctl restart docker" in config
+    assert swarm_cluster.DAEMON_SETTINGS in config and "systemctl restart docker" in config
+    assert json.loads(swarm_cluster.DAEMON_SETTINGS) == {"userland-proxy": False, "no-new-privileges": True}
     assert out.index(swarm_cluster.DOCKER_CONFIG_SCRIPT) < out.index(swarm_cluster.FIREWALL_SCRIPT)
     assert out[-1].endswith(f"docker swarm join --token {TOKEN} 172.17.0.1:2377")
     assert out[-1].startswith("docker info")  # skipped when already in a swarm: the lines can be re-run
@@ -210,6 +212,34 @@ def test_userland_proxy_is_told_by_the_skip_dnat_rules(
     done = subprocess.CompletedProcess([], 0, stdout=chain, stderr="")
     monkeypatch.setattr(swarm_cluster.subprocess, "run", lambda *a, **k: done)
     assert swarm_cluster.userland_proxy_on() is on
-    if on:
-        with pytest.raises(PaasError, match="userland-proxy"):
-            swarm_cluster.require_no_userland_proxy()
+
+
+class EngineInfo:
+    def __init__(self, options: list[str]) -> None:
+        self.options = options
+
+    def info(self) -> dict:
+        return {"SecurityOptions": self.options}
+
+
+@pytest.mark.parametrize(
+    ("proxy_on", "options", "missing"),
+    [
+        (False, ["name=seccomp,profile=default", "name=no-new-privileges"], []),
+        (True, ["name=seccomp,profile=default", "name=no-new-privileges"], ['"userland-proxy": false']),
+        (False, ["name=seccomp,profile=default"], ['"no-new-privileges": true']),
+        (True, [], ['"userland-proxy": false', '"no-new-privileges": true']),
+    ],
+)
+def test_the_server_refuses_the_swarm_on_an_engine_without_the_nodes_settings(
+    monkeypatch: pytest.MonkeyPatch, proxy_on: bool, options: list[str], missing: list[str]
+) -> None:
+    monkeypatch.setattr(swarm_cluster, "userland_proxy_on", lambda: proxy_on)
+    client = EngineInfo(options)
+    if not missing:
+        swarm_cluster.require_engine_settings(client)  # type: ignore[arg-type]
+        return
+    with pytest.raises(PaasError) as err:
+        swarm_cluster.require_engine_settings(client)  # type: ignore[arg-type]
+    assert all(m in str(err.value) for m in missing) and "/etc/docker/daemon.json" in str(err.value)
+    assert "\n" not in str(err.value)  # one line
