@@ -71,8 +71,11 @@ if any(conf.get(k) != v for k, v in wanted.items()):
     os.replace(path + ".paas-new", path)
     print("-----> Set \"userland-proxy\": false and \"no-new-privileges\": true in " + path)
 PYEOF
+# docker info shows neither setting: its proxy leaves skip-DNAT rules in nat's DOCKER chain, and
+# a daemon.json newer than the running dockerd was not read.
+dockerd_started() { date -d "$(ps -o lstart= -p "$(cat /var/run/docker.pid)")" +%s; }
 if docker info >/dev/null 2>&1 && { iptables -t nat -S DOCKER 2>/dev/null | grep -q -- ' -j RETURN$' \
-    || ! docker info -f '{{json .SecurityOptions}}' | grep -q no-new-privileges; }; then
+    || [ "$(stat -c %Y /etc/docker/daemon.json)" -gt "$(dockerd_started)" ]; }; then
   say "Restarting docker: it runs without the settings of /etc/docker/daemon.json"
   if command -v systemctl >/dev/null && systemctl is-active --quiet docker 2>/dev/null; then
     systemctl restart docker

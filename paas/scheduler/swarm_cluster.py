@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import docker
 
+from paas.buildpacks import stack
 from paas.errors import NotFound, PaasError
 from paas.settings import Settings
 
@@ -141,9 +142,10 @@ DOCKER_CONFIG_SCRIPT = "/usr/local/sbin/paas-node-docker-config"
 #   firewall rule applies. docker adds `-i <bridge> -j RETURN` (no DNAT from its bridges) to
 #   nat's DOCKER chain only while its proxy is on: that is how the lines and the server tell.
 # - "no-new-privileges": true. A swarm service cannot ask for it (Engine 20.10's API has no such
-#   field), so the engine gives it to every container; `docker info` lists it among its
-#   SecurityOptions. Without it a task's setuid binaries could make it root inside (no
-#   capabilities, as they are all dropped, but root's files).
+#   field), so the engine gives it to every container. Without it a task's setuid binaries could
+#   make it root inside (no capabilities, as they are all dropped, but root's files). `docker
+#   info` does not show it: the lines restart docker when the file is newer than the running
+#   dockerd, and the server asks a throwaway container.
 DAEMON_SETTINGS = '{"userland-proxy": false, "no-new-privileges": true}'
 DOCKER_CONFIG_SCRIPT_TEXT = f"""#!/bin/sh
 # written by paas nodes:join-command: dockerd without its userland proxy (so that containers on
@@ -152,7 +154,9 @@ DOCKER_CONFIG_SCRIPT_TEXT = f"""#!/bin/sh
 set -e
 conf={DAEMON_JSON}
 proxy_on() {{ iptables -t nat -S DOCKER 2>/dev/null | grep -q -- ' -j RETURN$'; }}
-nnp_off() {{ ! docker info -f '{{{{json .SecurityOptions}}}}' 2>/dev/null | grep -q no-new-privileges; }}
+# docker info does not show no-new-privileges: a file newer than the running dockerd is not read
+pid() {{ cat /var/run/docker.pid; }}
+stale() {{ [ "$(stat -c %Y "$conf")" -gt "$(date -d "$(ps -o lstart= -p "$(pid)")" +%s)" ]; }}
 if ! grep -qs '"userland-proxy": *false' "$conf" || ! grep -qs '"no-new-privileges": *true' "$conf"; then
   if [ -s "$conf" ] && [ "$(cat "$conf")" != '{{"userland-proxy": false}}' ]; then  # not ours
     echo 'paas: add {DAEMON_SETTINGS} to {DAEMON_JSON}, then run these lines again' >&2
@@ -161,15 +165,16 @@ if ! grep -qs '"userland-proxy": *false' "$conf" || ! grep -qs '"no-new-privileg
   mkdir -p /etc/docker
   echo '{DAEMON_SETTINGS}' > "$conf"
 fi
-proxy_on || nnp_off || exit 0
+proxy_on || stale || exit 0
 echo 'paas: restarting docker with {DAEMON_JSON}' >&2
+old=$(pid)
 if [ -d /run/systemd/system ]; then
   systemctl restart docker
 else
-  kill "$(cat /var/run/docker.pid)"  # this host's own supervisor starts it again
+  kill "$old"  # this host's own supervisor starts it again
 fi
 tries=0
-until docker info >/dev/null 2>&1 && ! proxy_on && ! nnp_off; do
+until [ "$(pid 2>/dev/null)" != "$old" ] && docker info >/dev/null 2>&1 && ! proxy_on; do
   tries=$((tries + 1))
   if [ "$tries" -gt 240 ]; then
     echo 'paas: docker did not come back with {DAEMON_JSON}: start it, then run these lines again' >&2
@@ -192,6 +197,21 @@ def userland_proxy_on() -> bool:
     )
 
 
+def gives_no_new_privileges(client: docker.DockerClient) -> bool:
+    """Whether the engine gives a container that asked for nothing no-new-privileges: a
+    throwaway container of the stack image (always here) reads its own flag."""
+    try:
+        out = client.containers.run(
+            stack.LATEST_ALIAS,
+            ["grep", "^NoNewPrivs:", "/proc/self/status"],
+            remove=True,
+            network_disabled=True,
+        )
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"cannot ask dockerd whether it gives no-new-privileges: {exc}") from None
+    return out.split()[-1:] == [b"1"]
+
+
 def require_engine_settings(client: docker.DockerClient) -> None:
     """The server's own engine runs swarm tasks too: it needs what the join lines set on a node."""
     missing = []
@@ -199,11 +219,7 @@ def require_engine_settings(client: docker.DockerClient) -> None:
         missing.append(
             '"userland-proxy": false (else any container here reaches swarm tasks past the router)'
         )
-    try:
-        options = client.info().get("SecurityOptions") or []
-    except docker.errors.DockerException as exc:
-        raise PaasError(f"cannot ask dockerd for its settings: {exc}") from None
-    if not any("no-new-privileges" in str(o) for o in options):
+    if not gives_no_new_privileges(client):
         missing.append('"no-new-privileges": true (swarm tasks cannot ask for it themselves)')
     if missing:
         raise PaasError(

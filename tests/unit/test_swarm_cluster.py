@@ -214,32 +214,39 @@ def test_userland_proxy_is_told_by_the_skip_dnat_rules(
     assert swarm_cluster.userland_proxy_on() is on
 
 
-class EngineInfo:
-    def __init__(self, options: list[str]) -> None:
-        self.options = options
-
-    def info(self) -> dict:
-        return {"SecurityOptions": self.options}
-
-
 @pytest.mark.parametrize(
-    ("proxy_on", "options", "missing"),
+    ("proxy_on", "nnp", "missing"),
     [
-        (False, ["name=seccomp,profile=default", "name=no-new-privileges"], []),
-        (True, ["name=seccomp,profile=default", "name=no-new-privileges"], ['"userland-proxy": false']),
-        (False, ["name=seccomp,profile=default"], ['"no-new-privileges": true']),
-        (True, [], ['"userland-proxy": false', '"no-new-privileges": true']),
+        (False, True, []),
+        (True, True, ['"userland-proxy": false']),
+        (False, False, ['"no-new-privileges": true']),
+        (True, False, ['"userland-proxy": false', '"no-new-privileges": true']),
     ],
 )
 def test_the_server_refuses_the_swarm_on_an_engine_without_the_nodes_settings(
-    monkeypatch: pytest.MonkeyPatch, proxy_on: bool, options: list[str], missing: list[str]
+    monkeypatch: pytest.MonkeyPatch, proxy_on: bool, nnp: bool, missing: list[str]
 ) -> None:
     monkeypatch.setattr(swarm_cluster, "userland_proxy_on", lambda: proxy_on)
-    client = EngineInfo(options)
+    monkeypatch.setattr(swarm_cluster, "gives_no_new_privileges", lambda _client: nnp)
     if not missing:
-        swarm_cluster.require_engine_settings(client)  # type: ignore[arg-type]
+        swarm_cluster.require_engine_settings(FakeClient())  # type: ignore[arg-type]
         return
     with pytest.raises(PaasError) as err:
-        swarm_cluster.require_engine_settings(client)  # type: ignore[arg-type]
+        swarm_cluster.require_engine_settings(FakeClient())  # type: ignore[arg-type]
     assert all(m in str(err.value) for m in missing) and "/etc/docker/daemon.json" in str(err.value)
     assert "\n" not in str(err.value)  # one line
+
+
+class ProbeClient:
+    def __init__(self, out: bytes) -> None:
+        self.containers = self
+        self.out = out
+
+    def run(self, image: str, command: list[str], **kwargs: object) -> bytes:
+        assert kwargs["remove"] and kwargs["network_disabled"]  # a throwaway, offline
+        return self.out
+
+
+def test_no_new_privileges_is_read_off_a_throwaway_container() -> None:
+    assert swarm_cluster.gives_no_new_privileges(ProbeClient(b"NoNewPrivs:\t1\n"))  # type: ignore[arg-type]
+    assert not swarm_cluster.gives_no_new_privileges(ProbeClient(b"NoNewPrivs:\t0\n"))  # type: ignore[arg-type]
