@@ -3,7 +3,8 @@ lines that make a new Debian host one of them.
 
 Docker Swarm does the clustering; this module only asks it. The swarm is initialised the first
 time it is needed (never left: the engine may be shared). The join lines work on any root shell
-with docker.io running, systemd or not (they write files and talk to dockerd, nothing else):
+with docker.io running, systemd or not (they write files, talk to dockerd, and restart it once
+when its settings change):
 
 1. trust the PaaS's private registry: its CA and a client certificate under
    /etc/docker/certs.d/<addr:port>/ (read by dockerd at every pull, no restart);
