@@ -46,6 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import docker
+from docker.models.containers import Container
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -235,24 +236,13 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def web_container_id(app: str) -> str | None:
+def web_container(app: str) -> Container | None:
+    """The app's web container: its cgroup is metered, its published loopback port shown."""
     client = docker.from_env()
     try:
         for c in client.containers.list(filters={"label": f"{names.LABEL_APP}={app}"}):
             if c.labels.get(names.LABEL_TYPE) == "web":
-                return c.id
-    finally:
-        client.close()
-    return None
-
-
-def published_port(app: str) -> int | None:
-    """The loopback port docker published the app's web process on (shown for comparison)."""
-    client = docker.from_env()
-    try:
-        for c in client.containers.list(filters={"label": f"{names.LABEL_APP}={app}"}):
-            if c.labels.get(names.LABEL_TYPE) == "web":
-                return host_port(c)
+                return c
     finally:
         client.close()
     return None
@@ -281,9 +271,10 @@ def main() -> int:
             ok(server.ssh("certs:redirect", app, "off"))
             conf = (server.data_dir / "nginx" / "conf" / "apps" / f"{app}.conf").read_text()
             upstream = re.search(r"server (\S+) max_fails", conf).group(1)  # type: ignore[union-attr]
-            published = published_port(app)
+            web = web_container(app)
+            published = host_port(web) if web else None
             METER.nginx_master = Router(Settings(data_dir=server.data_dir)).running_pid()
-            METER.container_id = web_container_id(app)
+            METER.container_id = web.id if web else None
             secs, conns = opts.seconds, opts.connections
             # what nginx sends the app (app.conf.j2), so that the app's work per request is the same
             routed_headers = {

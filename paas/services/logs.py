@@ -27,6 +27,11 @@ def _heroku_time(docker_ts: str) -> str:
     return f"{main}.{(frac or '0')[:6]:0<6}+00:00"
 
 
+def _line(ts: str, dyno: str, text: str) -> str:
+    """One line as Heroku prints it: its time, the dyno that wrote it, the text."""
+    return f"{_heroku_time(ts)} app[{dyno}]: {text}"
+
+
 def _format(container: Container, lines: Iterable[str]) -> list[tuple[str, str]]:
     """(sort key, formatted line) for each `timestamps=True` line docker gave."""
     dyno = f"{container.labels.get(names.LABEL_TYPE, '?')}.{container.labels.get(names.LABEL_INDEX, '0')}"
@@ -35,7 +40,7 @@ def _format(container: Container, lines: Iterable[str]) -> list[tuple[str, str]]
         ts, _, text = line.partition(" ")
         if not ts:
             continue
-        out.append((ts, f"{_heroku_time(ts)} app[{dyno}]: {text.rstrip(chr(13))}"))
+        out.append((ts, _line(ts, dyno, text.rstrip("\r"))))
     return out
 
 
@@ -66,7 +71,7 @@ def recent(ctx: Context, app_name: str, lines: int = 100, ptype: str | None = No
         for svc in scheduler.processes(app):
             if ptype is None or scheduler.type_of(svc) == ptype:
                 for ts, dyno, text in scheduler.log_lines(svc, lines):
-                    merged.append((ts, f"{_heroku_time(ts)} app[{dyno}]: {text}"))
+                    merged.append((ts, _line(ts, dyno, text)))
     for c in _containers(ctx, app, ptype):
         try:
             # Streamed and split with bounded lines: an app may print gigabytes without a newline.
@@ -128,7 +133,7 @@ def follow(
         try:
             for ts, dyno, text in stream:
                 with lock:
-                    emit(f"{_heroku_time(ts)} app[{dyno}]: {text}")
+                    emit(_line(ts, dyno, text))
         except OSError:
             failed.set()
 
