@@ -206,9 +206,14 @@ def test_real_http01_validation_against_our_router(
     assert "Certificate installed" in out
     (tmp_path / "root.pem").write_bytes(pebble.root_pem())
     ok(curl(server, host, "--cacert", str(tmp_path / "root.pem")))
-    access = (server.data_dir / "nginx" / "logs" / "access.log").read_text()
-    fetched = [line for line in access.splitlines() if "Pebble-VA" in line and "acme-challenge/" in line]
-    assert fetched and all('" 200 ' in line for line in fetched), fetched
+    access_log = server.data_dir / "nginx" / "logs" / "access.log"
+
+    def fetched() -> list[str]:  # nginx writes its access log within a second (buffer=64k flush=1s)
+        lines = access_log.read_text().splitlines()
+        return [ln for ln in lines if "Pebble-VA" in ln and "acme-challenge/" in ln]
+
+    lines = wait_for(fetched, timeout=5)
+    assert lines and all('" 200 ' in line for line in lines), lines
 
     # The dashboard gets its own certificate the same way (an admin's command, on the host).
     dash = f"paas.{DOMAIN}"
