@@ -6,11 +6,12 @@ Fair by construction: the same wrk (one thread, the same connections and seconds
 "direct" talks to the container's own address, where the router sends its requests, and sends
 the headers the router adds (X-Forwarded-*, X-Real-IP, X-Request-Start), so the app does the
 same work per request on both paths. Every path runs --rounds times in turn and shows its
-medians (the machine is shared). Shown, not counted: the published loopback port (docker's NAT
-with its userland proxy off, as bootstrap.sh sets it; docker-proxy when on, which costs more CPU
-per request than nginx). Each row also shows CPU microseconds per request of wrk itself, the
-router's workers and the app's container: on 2 cores all three share the CPU, so a path's
-requests/s falls with the sum.
+medians (the machine is shared); a ratio is the median of each round's own (a path against the
+direct run of the same round, a minute apart at most), with its range. Shown, not counted: the
+published loopback port (docker's NAT with its userland proxy off, as bootstrap.sh sets it;
+docker-proxy when on, which costs more CPU per request than nginx). Each row also shows CPU
+microseconds per request of wrk itself, the router's workers and the app's container: on 2
+cores all three share the CPU, so a path's requests/s falls with the sum.
 
 Starts a `paas server` on loopback high ports, deploys a small app (Python's http.server),
 gives it the name `localhost` and a self-signed certificate, then runs wrk against the three.
@@ -252,7 +253,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each path; medians are shown")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each path; medians are shown")
     parser.add_argument("--apps", type=int, default=100, help="apps routed during the route change")
     parser.add_argument("--changes", type=int, default=5, help="route changes to time")
     parser.add_argument("--route-change-only", action="store_true", help="skip the wrk figures")
@@ -299,26 +300,35 @@ def main() -> int:
                 for name, (url, headers) in paths.items():
                     rounds[name].append(wrk(url, secs, conns, headers))
             runs = {name: medians(rs) for name, rs in rounds.items()}
-            base = runs["direct"]
+            # each round against the direct run of the same round: slow drifts of the shared
+            # machine (and of the app's own speed) cancel out
+            ratios = {
+                n: [r["rps"] / d["rps"] for r, d in zip(rs, rounds["direct"], strict=True)]
+                for n, rs in rounds.items()
+            }
+            added = {
+                n: statistics.median(r["p50"] - d["p50"] for r, d in zip(rs, rounds["direct"], strict=True))
+                for n, rs in rounds.items()
+            }
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(
         f"wrk -t1 -c{opts.connections} -d{opts.seconds}s, keep-alive, {opts.connections} connections;"
         f" medians of {opts.rounds} rounds"
     )
-    print(f"{'':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'+p50 ms':>9}"
+    print(f"{'':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'(range)':>13}{'+p50 ms':>9}"
           f"   CPU us/request: {'wrk':>5}{'router':>7}{'app':>6}")  # fmt: skip
+    ratio = {n: statistics.median(rs) for n, rs in ratios.items()}
     for name, r in runs.items():
-        ratio, added = r["rps"] / base["rps"], r["p50"] - base["p50"]
+        spread = f"({min(ratios[name]):.2f}-{max(ratios[name]):.2f})"
         print(
-            f"{name:<14}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{ratio:>7.2f}x{added:>9.2f}"
-            f"{'':>18}{r['wrk_us']:>5.0f}{r['router_us']:>7.0f}{r['app_us']:>6.0f}"
+            f"{name:<14}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{ratio[name]:>7.2f}x{spread:>13}"
+            f"{added[name]:>9.2f}{'':>18}{r['wrk_us']:>5.0f}{r['router_us']:>7.0f}{r['app_us']:>6.0f}"
         )
-    http, https = runs["router http"], runs["router https"]
     print(
-        f"targets: HTTP >= 0.9x ({http['rps'] / base['rps']:.2f}x), HTTPS >= 0.8x "
-        f"({https['rps'] / base['rps']:.2f}x), <= 0.3 ms added at p50 "
-        f"(HTTP {http['p50'] - base['p50']:+.2f}, HTTPS {https['p50'] - base['p50']:+.2f})"
+        f"targets: HTTP >= 0.9x ({ratio['router http']:.2f}x), HTTPS >= 0.8x "
+        f"({ratio['router https']:.2f}x), <= 0.3 ms added at p50 "
+        f"(HTTP {added['router http']:+.2f}, HTTPS {added['router https']:+.2f})"
     )
     route_change_bench(opts.apps, opts.changes)
     return 0
