@@ -175,6 +175,9 @@ class Settings:
     swarm_advertise_addr: str | None = None
     registry_port: int = 5001
     swarm_app_ports: tuple[int, int] = (32768, 60999)
+    # Locks over what every PaaS instance on this machine's engine shares (the stack and service
+    # images): two instances (a test suite's servers) must not build the same image at once.
+    engine_locks_dir: Path = Path("/run/lock/paas")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -233,6 +236,7 @@ class Settings:
             swarm_advertise_addr=_address("PAAS_SWARM_ADVERTISE_ADDR"),
             registry_port=_port("PAAS_REGISTRY_PORT", 5001),
             swarm_app_ports=_port_range("PAAS_SWARM_APP_PORTS", (32768, 60999)),
+            engine_locks_dir=Path(os.environ.get("PAAS_ENGINE_LOCKS_DIR") or "/run/lock/paas"),
         )
 
     # Paths under the data dir, in one place so nobody builds them by hand.

@@ -98,8 +98,8 @@ def ensure_image(
     image = image_for(settings, client, recipe)
     if _exists(client, image):
         return image
-    settings.locks_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.locks_dir / f"service-image-{recipe.kind}.lock", "w") as lock:
+    settings.engine_locks_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(settings.engine_locks_dir / f"service-image-{recipe.kind}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _exists(client, image):
             return image

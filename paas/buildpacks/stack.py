@@ -22,6 +22,7 @@ from pathlib import Path
 
 import docker
 
+from paas.core import children
 from paas.core.names import APP_UID
 from paas.errors import PaasError
 from paas.settings import Settings
@@ -46,6 +47,10 @@ groupadd --gid {APP_UID} app
 useradd --uid {APP_UID} --gid {APP_UID} --home-dir /app --shell /bin/bash --no-create-home app
 mkdir -p /app /cache /env /etc/paas
 chown app:app /app /cache
+# The modes a Debian system has, whatever umask the process that built this tree ran under: the
+# build and the processes run as the app user and read /etc/paas, /opt/paas and /env.
+chmod 0755 / /app /cache /env /etc/paas
+[ ! -d /opt/paas ] || chmod -R u+rwX,go+rX,go-w /opt/paas
 # nginx (static sites) runs as the app user inside app containers: no system service, no logs here.
 rm -f /etc/nginx/sites-enabled/default
 apt-get clean
@@ -91,7 +96,7 @@ class StackRecipe:
     def setup_script(self) -> str:
         """What runs in the chroot after debootstrap: extra packages, runtime checks, the app user."""
         apt = APT_INSTALL.format(packages=" ".join(self.apt_packages)) if self.apt_packages else ""
-        return apt + self.runtime_checks() + self.pip_templates() + self.post_install
+        return "umask 022\n" + apt + self.runtime_checks() + self.pip_templates() + self.post_install
 
     def pip_templates(self) -> str:
         """pip, unpacked once per Python version: a build copies it into a `--without-pip` venv
@@ -163,7 +168,7 @@ def stack_exists(client: docker.DockerClient, recipe: StackRecipe = DEFAULT_STAC
 
 
 def _run_streaming(cmd: list[str], progress: Callable[[str], None]) -> None:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = children.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: list[str] = []
     for line in proc.stdout:
@@ -175,7 +180,7 @@ def _run_streaming(cmd: list[str], progress: Callable[[str], None]) -> None:
 
 
 def _tar_chunks(root: Path) -> Iterator[bytes]:
-    proc = subprocess.Popen(
+    proc = children.popen(
         ["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-c", "."],
         stdout=subprocess.PIPE,
     )
@@ -204,13 +209,14 @@ def build_stack(
 ) -> str:
     """Build the stack image unless it exists; return its reference.
 
-    A file lock serialises builders: two pushes that both need a new stack build it once.
+    A file lock on the machine serialises builders: two pushes (or two PaaS instances on one
+    engine) that both need a new stack build it once.
     """
     if not force and stack_exists(client, recipe):
         ensure_aliases(client, recipe)
         return recipe.image
-    settings.locks_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.locks_dir / f"stack-{recipe.name}.lock", "w") as lock:
+    settings.engine_locks_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(settings.engine_locks_dir / f"stack-{recipe.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not force and stack_exists(client, recipe):
             ensure_aliases(client, recipe)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import docker
 
+from paas.buildpacks import stack
 from tests.e2e.conftest import APPS_DIR, PaasServer, Result, unique_app
+from tests.e2e.test_stack import assert_app_user_reaches_what_it_needs
 
 
 def _push(paas: PaasServer, src: Path) -> Result:
@@ -83,11 +85,27 @@ def test_flask_runs_heroku_style_and_a_code_only_push_reuses_the_dependency_laye
     assert not [v for v in client.volumes.list(filters={"name": f"-{app}"}) if v.name.endswith(f"-{app}")]
 
 
+def _remove_stack(recipe: stack.StackRecipe) -> None:
+    """As on a fresh machine: no image of the recipe (its alias tags go with it)."""
+    client = docker.from_env()
+    for tag in (recipe.image, f"{stack.STACK_REPOSITORY}:{recipe.name}"):
+        try:
+            client.images.remove(tag, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+    assert not stack.stack_exists(client, recipe)
+
+
 def test_django_pinned_to_python_314_builds_on_the_testing_stack_and_serves_static(paas: PaasServer) -> None:
+    """The first push that pins a runtime only the testing stack has builds that stack, inside the
+    push (under the pack process's memory limit, which its debootstrap must not inherit)."""
+    _remove_stack(stack.TESTING_STACK)
     app, src = _new_app(paas, "django-314", "django")
     host = f"{app}.localhost"
     r = paas.git(src, "push", "paas", "main", timeout=900)
     assert r.returncode == 0, r.output
+    assert "remote: -----> Building the forky stack (once; about two minutes)" in r.stderr
+    assert_app_user_reaches_what_it_needs(stack.TESTING_STACK.image)
     assert "remote: -----> Python 3.14 pinned: forky stack" in r.stderr
     assert "remote: -----> Using Python 3.14." in r.stderr
     assert "remote: -----> Running python manage.py collectstatic --noinput" in r.stderr
