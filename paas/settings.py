@@ -185,7 +185,7 @@ class Settings:
         return cls(
             data_dir=Path(os.environ.get("PAAS_DATA_DIR") or "/var/lib/paas"),
             ssh_port=_int("PAAS_SSH_PORT", 2222),
-            ssh_bind=os.environ.get("PAAS_SSH_BIND") or "0.0.0.0",
+            ssh_bind=_address("PAAS_SSH_BIND") or "0.0.0.0",
             http_port=_int("PAAS_HTTP_PORT", 80),
             http_bind=os.environ.get("PAAS_HTTP_BIND") or "0.0.0.0",
             web_port=_int("PAAS_WEB_PORT", 5000),
