@@ -395,6 +395,7 @@ def test_connect_is_interactive_with_ssh_t(paas: PaasServer, django: dict) -> No
     assert b"answer" in p.stdout and b"42" in p.stdout and b"=#" in p.stdout  # psql's prompt: a terminal
 
 
+@pytest.mark.alone  # restarts dockerd
 def test_service_and_rows_survive_a_dockerd_restart(paas: PaasServer, django: dict) -> None:
     """Heavy (restarts the engine): the only service test that does."""
     app, db = django["app"], django["db"]
