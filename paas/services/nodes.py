@@ -11,6 +11,7 @@ import threading
 
 import docker
 
+from paas.buildpacks import stack
 from paas.core.context import Context
 from paas.errors import PaasError, PermissionDenied
 from paas.scheduler import registry, swarm_cluster
@@ -51,11 +52,15 @@ def list_nodes(ctx: Context) -> list[NodeInfo]:
     return swarm_cluster.list_nodes(ctx.docker)
 
 
-def join_command(ctx: Context) -> list[str]:
+def join_command(ctx: Context, rotate: bool = False) -> list[str]:
     """The lines a root shell on a new Debian host (docker.io running) pastes to become a node:
-    the swarm and the registry are started here first, so the lines work at once."""
+    the swarm and the registry are started here first, so the lines work at once. `rotate`
+    makes a new join token first: every line printed before stops working."""
     _require_admin(ctx, "see the join command (it holds the swarm's join token)")
     address = ensure_swarm(ctx)
+    if rotate:
+        swarm_cluster.rotate_worker_token(ctx.docker)
+        ctx.store.add_event(None, ctx.actor, "nodes:join-command", "rotated the join token")
     a = registry.ensure_registry(ctx.settings, ctx.docker, address)
     _warm_registry(ctx, address)
     return swarm_cluster.join_lines(
@@ -66,6 +71,7 @@ def join_command(ctx: Context) -> list[str]:
         a.client_cert_pem,
         a.client_key_pem,
         ctx.settings.swarm_app_ports,
+        prefetch=(registry.remote_ref(a.endpoint, stack.DEFAULT_STACK.image),),
     )
 
 
@@ -112,7 +118,9 @@ def activate(ctx: Context, ref: str) -> NodeInfo:
 def remove(ctx: Context, ref: str, force: bool = False) -> NodeInfo:
     node = _node(ctx, ref, "remove a node")
     swarm_cluster.remove(ctx.docker, node, force=force)
-    ctx.store.add_event(None, ctx.actor, "nodes:remove", node.name)
+    # The removed host may keep the lines it joined with: they must not let it back in.
+    swarm_cluster.rotate_worker_token(ctx.docker)
+    ctx.store.add_event(None, ctx.actor, "nodes:remove", f"{node.name}; the join token was rotated")
     return node
 
 

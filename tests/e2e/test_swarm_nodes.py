@@ -66,6 +66,16 @@ def test_drain_and_activate(swarm_server: PaasServer, swarm_cluster: SwarmCluste
         swarm_cluster.restore()
 
 
+def test_join_command_rotate_makes_the_printed_lines_stale(swarm_server: PaasServer) -> None:
+    token = lambda lines: next(ln for ln in lines if "swarm join --token" in ln)  # noqa: E731
+    before = token(join_lines(swarm_server))
+    assert token(join_lines(swarm_server)) == before  # printing again does not rotate
+    rotated = swarm_server.ssh("nodes:join-command", "--rotate")
+    assert rotated.returncode == 0, rotated.output
+    assert token(rotated.stdout.splitlines()) != before
+    assert token(join_lines(swarm_server)) == token(rotated.stdout.splitlines())
+
+
 def test_bad_node_names_get_one_line(swarm_server: PaasServer) -> None:
     for bad in ("no-such-node", "../../etc", "$(id)"):
         out = swarm_server.ssh("nodes:drain", bad)
@@ -89,11 +99,19 @@ def test_a_killed_node_shows_down_then_is_removed_and_joins_again(
         assert up.returncode != 0 and "still up" in up.stderr, up.output  # docker refuses a live one
         node.kill()
         assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "down", timeout=60, interval=1)
+        old_lines = join_lines(swarm_server)
         gone = swarm_server.ssh("nodes:remove", node.name)
         assert gone.returncode == 0, gone.output
+        assert "join token was rotated" in gone.stdout
         assert node.name not in listed(swarm_server)
         node.start()
-        swarm_cluster.rejoin(node, join_lines(swarm_server))
+        # The removed host kept the lines it joined with: they no longer let it in (before, swarm
+        # took it back and handed it every task's spec, config vars included).
+        node.docker("swarm", "leave", "--force")
+        refused = node.run_lines(old_lines)
+        assert refused.returncode != 0, refused.stdout
+        assert swarm_cluster.state(node.name) is None
+        swarm_cluster.rejoin(node, join_lines(swarm_server))  # the new lines do
         assert listed(swarm_server)[node.name]["state"] == "ready"
     finally:
         swarm_cluster.restore()
