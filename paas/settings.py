@@ -178,6 +178,8 @@ class Settings:
     # Locks over what every PaaS instance on this machine's engine shares (the stack and service
     # images): two instances (a test suite's servers) must not build the same image at once.
     engine_locks_dir: Path = Path("/run/lock/paas")
+    # Private ranges builds and app containers may not reach (link-local never; see scheduler/egress.py).
+    egress_deny: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -237,6 +239,7 @@ class Settings:
             registry_port=_port("PAAS_REGISTRY_PORT", 5001),
             swarm_app_ports=_port_range("PAAS_SWARM_APP_PORTS", (32768, 60999)),
             engine_locks_dir=Path(os.environ.get("PAAS_ENGINE_LOCKS_DIR") or "/run/lock/paas"),
+            egress_deny=_cidrs("PAAS_EGRESS_DENY"),
         )
 
     # Paths under the data dir, in one place so nobody builds them by hand.

@@ -306,6 +306,46 @@ def close_manager_ports(ports: tuple[int, int]) -> None:
         raise PaasError(f"cannot close the swarm's task ports on this host: {detail}") from None
 
 
+NODES_CHAIN = "PAAS-NODES"  # on the manager: one DROP per other node, for containers' connections
+# A container on the manager reaching another node leaves masqueraded as the manager's address:
+# the one address the nodes' firewall lets open task ports (for the router). The router connects
+# from this host itself (OUTPUT); a container's connection crosses FORWARD, un-DNATed.
+NODES_JUMP = "DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack ! --ctstate DNAT -j " + NODES_CHAIN
+
+
+def other_node_addresses(client: docker.DockerClient) -> set[str]:
+    """The addresses of every node but this one (IPv4: the manager's address family here)."""
+    try:
+        self_id = _local_state(client).get("NodeID")
+        found = {_address(n) for n in client.api.nodes() if n["ID"] != self_id}
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
+    return {a for a in found if a and a != "0.0.0.0" and ipaddress.ip_address(a).version == 4}
+
+
+def guard_node_ports(addresses: set[str], ports: tuple[int, int]) -> None:
+    """Containers on this host cannot open the task ports (`ports`) of the nodes at `addresses`;
+    the chain is rewritten to exactly those addresses. Idempotent."""
+
+    def iptables(*args: str, check: bool = True) -> int:
+        return subprocess.run(["iptables", *args], capture_output=True, text=True, check=check).returncode
+
+    jump = NODES_JUMP.format(lo=ports[0], hi=ports[1]).split()
+    try:
+        iptables("-N", "DOCKER-USER", check=False)
+        iptables("-N", NODES_CHAIN, check=False)
+        iptables("-F", NODES_CHAIN)
+        for addr in sorted(addresses):
+            iptables(
+                "-A", NODES_CHAIN, "-d", addr, "-p", "tcp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"
+            )
+        if iptables("-C", *jump, check=False):
+            iptables("-I", *jump)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or exc
+        raise PaasError(f"cannot close the nodes' task ports to this host's containers: {detail}") from None
+
+
 def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
     """Install the firewall script, run it, and on a systemd host run it at every boot (a host
     without systemd runs FIREWALL_SCRIPT from its own boot scripts)."""

@@ -124,6 +124,25 @@ def remove(ctx: Context, ref: str, force: bool = False) -> NodeInfo:
     return node
 
 
+_guarded: dict[str, frozenset[str]] = {}  # per manager data dir: the node addresses last guarded
+_guard_lock = threading.Lock()
+
+
+def guard_node_ports(ctx: Context) -> None:
+    """Keep this host's containers off the other nodes' task ports (swarm_cluster.NODES_CHAIN):
+    called by every reconcile pass; iptables is touched only when the nodes changed."""
+    if not swarm_cluster.swarm_active(ctx.docker):
+        return
+    addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker))
+    key = str(ctx.settings.data_dir)
+    with _guard_lock:
+        if _guarded.get(key) == addresses:
+            return
+        swarm_cluster.guard_node_ports(set(addresses), ctx.settings.swarm_app_ports)
+        _guarded[key] = addresses
+    log.info("task ports of %d other node(s) closed to this host's containers", len(addresses))
+
+
 def publish(ctx: Context, local_tag: str) -> str:
     """The reference every node pulls `local_tag` by (the local tag itself while no other node
     exists): for the swarm scheduler, before it creates or updates a service."""
