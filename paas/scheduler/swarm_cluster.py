@@ -323,22 +323,28 @@ def other_node_addresses(client: docker.DockerClient) -> set[str]:
     return {a for a in found if a and a != "0.0.0.0" and ipaddress.ip_address(a).version == 4}
 
 
-def guard_node_ports(addresses: set[str], ports: tuple[int, int]) -> None:
+def guard_node_ports(
+    addresses: set[str], ports: tuple[int, int], gone: frozenset[str] | set[str] = frozenset()
+) -> None:
     """Containers on this host cannot open the task ports (`ports`) of the nodes at `addresses`;
-    the chain is rewritten to exactly those addresses. Idempotent."""
+    the rules of the addresses in `gone` (nodes that left) are removed. Idempotent."""
 
     def iptables(*args: str, check: bool = True) -> int:
-        return subprocess.run(["iptables", *args], capture_output=True, text=True, check=check).returncode
+        return subprocess.run(
+            ["iptables", "-w", *args], capture_output=True, text=True, check=check
+        ).returncode
 
     jump = NODES_JUMP.format(lo=ports[0], hi=ports[1]).split()
     try:
         iptables("-N", "DOCKER-USER", check=False)
         iptables("-N", NODES_CHAIN, check=False)
-        iptables("-F", NODES_CHAIN)
-        for addr in sorted(addresses):
-            iptables(
-                "-A", NODES_CHAIN, "-d", addr, "-p", "tcp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"
-            )
+        for addr in sorted(addresses | set(gone)):
+            rule = ["-d", addr, "-p", "tcp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"]
+            present = iptables("-C", NODES_CHAIN, *rule, check=False) == 0
+            if addr in addresses and not present:
+                iptables("-A", NODES_CHAIN, *rule)
+            elif addr not in addresses and present:
+                iptables("-D", NODES_CHAIN, *rule)
         if iptables("-C", *jump, check=False):
             iptables("-I", *jump)
     except (OSError, subprocess.CalledProcessError) as exc:

@@ -136,9 +136,10 @@ def guard_node_ports(ctx: Context) -> None:
     addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker))
     key = str(ctx.settings.data_dir)
     with _guard_lock:
-        if _guarded.get(key) == addresses:
+        before = _guarded.get(key, frozenset())
+        if key in _guarded and before == addresses:
             return
-        swarm_cluster.guard_node_ports(set(addresses), ctx.settings.swarm_app_ports)
+        swarm_cluster.guard_node_ports(set(addresses), ctx.settings.swarm_app_ports, before - addresses)
         _guarded[key] = addresses
     log.info("task ports of %d other node(s) closed to this host's containers", len(addresses))
 

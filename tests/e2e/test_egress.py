@@ -1,7 +1,8 @@
 """Where a build and an app may connect (paas/scheduler/egress.py), attacked from a Dockerfile
-`RUN` step and from a `run` container: a metadata service on a link-local address (set up here
-on a dummy interface, as a cloud server has one), a service on this host's own address, and a
-machine in a private range the operator denies. The internet stays reachable.
+`RUN` step and from a `run` container: a metadata service on a link-local address (another
+machine here: a network namespace routed from this host, as a cloud server's is), a service on
+this host's own address, and a machine in a private range the operator denies. The internet
+stays reachable. And the task ports a swarm node opens to this host (the manager) only.
 
 Before: every one of them answered 200 (a cloud server's IAM role was one `curl` away)."""
 
@@ -11,19 +12,33 @@ import shlex
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import docker
 import pytest
+from docker.types import IPAMConfig, IPAMPool
 
+from paas.buildpacks import stack
+from paas.scheduler import swarm_cluster
 from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
 
 METADATA = "169.254.169.254"
 METADATA_NS = "paas-metadata"
 PRIVATE = "10.253.7.2"  # a machine on the operator's private network
 PRIVATE_NS = "paas-private"
+NODE_NS = "paas-swnode"
+# http.server's own bind looks its address up in DNS, which a namespace cannot reach: seconds.
+SERVE = """
+import http.server, socketserver, sys
+class Server(http.server.ThreadingHTTPServer):
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "machine", self.server_address[1]
+Server((sys.argv[1], int(sys.argv[2])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
 
 
 class Secret(BaseHTTPRequestHandler):
@@ -44,7 +59,7 @@ def _serve(address: str, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def _machine(ns: str, address: str, host_side: str) -> subprocess.Popen:
+def _machine(ns: str, address: str, host_side: str, port: int = 80) -> subprocess.Popen:
     """Another machine: a network namespace holding `address` behind a veth pair, routed from
     this host (so a container's connection to it is forwarded, as to any machine elsewhere), with
     an HTTP server on port 80."""
@@ -65,7 +80,7 @@ def _machine(ns: str, address: str, host_side: str) -> subprocess.Popen:
     for step in steps:
         subprocess.run(step, check=True, capture_output=True)
     return subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-m", "http.server", "80", "--bind", address],
+        ["ip", "netns", "exec", ns, sys.executable, "-c", SERVE, address, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -156,3 +171,43 @@ def test_builds_and_apps_reach_the_internet_and_nothing_of_ours(
         _check(_answers(ran.stdout))
     finally:
         shutdown(paas)
+
+
+def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> None:
+    """A swarm node lets its task ports answer the manager's address only (for the router). A
+    container on the manager leaves masqueraded as that very address: before, it reached every
+    other tenant's tasks on the nodes, past the router's maintenance page, TLS and headers. Here
+    the node is a network namespace routed from this host (a machine elsewhere), whose firewall
+    is the join lines' rule; the container is on a network from the pool, as apps are."""
+    node, manager, port, ports = "198.18.7.2", "198.18.7.1", 40001, (32768, 60999)
+    server = _machine(NODE_NS, node, manager, port)
+    subprocess.run(
+        ["ip", "netns", "exec", NODE_NS, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(port),
+         "!", "-s", manager, "-j", "DROP"],
+        check=True,
+    )  # fmt: skip
+    client = docker.from_env()
+    network = client.networks.create(
+        f"paas-test-guard-{uuid.uuid4().hex[:6]}",
+        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet="10.199.252.0/24")]),
+        labels={"paas.test": "guard"},
+    )
+    url = f"http://{node}:{port}/"
+
+    def from_a_container() -> str:
+        curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", url]
+        run = ["docker", "run", "--rm", "--network", network.name, "--label", "paas.test=guard"]
+        return subprocess.run([*run, stack.LATEST_ALIAS, *curl], capture_output=True, text=True).stdout
+
+    try:
+        assert wait_for(lambda: _status(url) == "200", timeout=20)  # this host (the router) gets in
+        assert from_a_container() == "200"  # the hole, while the node is not guarded
+        swarm_cluster.guard_node_ports({node}, ports)
+        assert from_a_container() == "000"
+        assert _status(url) == "200"  # the router's way in stays open
+    finally:
+        swarm_cluster.guard_node_ports(set(), ports, gone={node})
+        network.remove()
+        server.kill()
+        subprocess.run(["ip", "netns", "del", NODE_NS], capture_output=True)
+        subprocess.run(["ip", "link", "del", f"{NODE_NS[:10]}-h"], capture_output=True)
