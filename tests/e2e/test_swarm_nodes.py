@@ -167,9 +167,11 @@ def test_a_published_image_pulls_on_a_worker_and_gc_removes_it_everywhere(
     client, address = swarm_cluster.client, swarm_cluster.manager_address
     settings = server_settings(swarm_server)
     old, kept = tiny_app_image(client, settings), tiny_app_image(client, settings)
-    refs = [registry.publish(settings, client, address, tag) for tag in (old, kept)]
+    pinned = [registry.publish(settings, client, address, tag) for tag in (old, kept)]
+    refs = [p.split("@")[0] for p in pinned]  # the tags; publish pins each to its digest
     endpoint = registry.endpoint(settings, address)
     assert all(r.startswith(f"{endpoint}/paas/app-probe:") for r in refs), refs
+    assert all(p.split("@")[1].startswith("sha256:") for p in pinned), pinned
     for node in swarm_cluster.nodes:  # trusted through the files the join lines wrote
         for ref in refs:
             pulled = node.docker("pull", ref)
@@ -183,6 +185,33 @@ def test_a_published_image_pulls_on_a_worker_and_gc_removes_it_everywhere(
     with registry._session(settings) as s:
         tags = s.get(f"https://{endpoint}/v2/paas/app-probe/tags/list", timeout=10).json().get("tags") or []
     assert refs[1].rsplit(":", 1)[1] in tags and refs[0].rsplit(":", 1)[1] not in tags
+
+
+def test_a_tag_a_worker_pushes_over_never_reaches_the_tasks(
+    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    """Before: services named images by tag, and every node holds a certificate that may push.
+    A compromised worker (or a removed one that kept its files) pushed `paas/app-<victim>:<tag>`
+    and its code ran in the victim's tasks at their next pull. The scheduler now gets references
+    pinned to the digest the manager's own push stored."""
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    settings = server_settings(swarm_server)
+    tag = tiny_app_image(client, settings)
+    pinned = registry.publish(settings, client, address, tag)  # what the swarm scheduler deploys
+    remote_tag = pinned.split("@")[0]
+    evil, victim_node = swarm_cluster.nodes
+    pushed = evil.exec(
+        "mkdir -p /tmp/evil && cd /tmp/evil && printf 'FROM scratch\\nCOPY x /probe\\n' > Dockerfile"
+        f" && echo evil > x && docker build -q -t {remote_tag} . && docker push {remote_tag}"
+    )
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr  # the hole item 1 still leaves
+    original = client.images.get(tag).id
+    assert victim_node.docker("pull", pinned).returncode == 0
+    got = victim_node.docker("image", "inspect", "--format", "{{.Id}}", pinned).stdout.strip()
+    assert got == original  # the manager's image, whatever the tag says now
+    assert victim_node.docker("pull", remote_tag).returncode == 0
+    overwritten = victim_node.docker("image", "inspect", "--format", "{{.Id}}", remote_tag).stdout.strip()
+    assert overwritten != original  # (the tag itself did move: the attack was real)
 
 
 def stranger(client: docker.DockerClient, script: str) -> subprocess.CompletedProcess[str]:
