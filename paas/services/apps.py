@@ -131,7 +131,7 @@ def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | No
         _remove_volume(ctx, names.cache_volume(ctx.settings.instance_id, app.name))
         networks.remove_app_networks(client, instance, app.name)
         shutil.rmtree(names.repo_path(ctx.settings, app.name), ignore_errors=True)
-        shutil.rmtree(names.jobs_dir(ctx.settings, app.name), ignore_errors=True)  # deploys from the web
+        shutil.rmtree(names.jobs_dir(ctx.settings, app.id), ignore_errors=True)  # deploys from the web
         ctx.store.delete_app(app.id)
-        ctx.store.add_event(app.name, ctx.actor, "apps:destroy")
+        ctx.store.add_event(app, ctx.actor, "apps:destroy")
     ctx.plugins.call_post("paas_app_destroyed", ctx=ctx, app=app, log=log or BuildLog())
