@@ -53,7 +53,7 @@ def app_info(ctx: Context, name: str) -> dict:
     """Everything `apps:info` shows, with stable keys (also the JSON shape)."""
     app = access.authorize(ctx, name, "apps:info")
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     procs = list_processes(ctx, name)
     return {
         "name": app.name,

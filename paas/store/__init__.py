@@ -311,6 +311,10 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
     def get_build(self, build_id: int) -> Build | None:
         return self._build(self._one("SELECT * FROM builds WHERE id = ?", (build_id,)))
 
+    def build_of(self, release: Release | None) -> Build | None:
+        """The build a release runs (None: no release, or one without a build)."""
+        return self.get_build(release.build_id) if release is not None and release.build_id else None
+
     # releases
     def _release(self, row: sqlite3.Row | None) -> Release | None:
         if row is None:
