@@ -140,8 +140,6 @@ APP_LESS = frozenset(
         "redis:create",
         "postgres:list",  # one's own services (admins: all)
         "redis:list",
-        "services",  # the dashboard's list of one's own services
-        "account",  # the API's "who am I"
     }
 )
 
@@ -202,6 +200,408 @@ ADMIN_ONLY = frozenset(
 # as is renewing every certificate at once (`letsencrypt:auto-renew` without an app).
 DASHBOARD_SUBJECT = "paas"
 DASHBOARD_OPERATIONS = frozenset(op for op in OPERATIONS if op.startswith(("certs:", "letsencrypt:")))
+
+
+# What each public service function is. An operation above: it checks that operation's rule
+# first. Or one of these: PURE reads and changes nothing of anyone's (parsing, formatting, names);
+# ASK answers what the actor may do from this table (a button shown, an early refusal); SIGN_IN
+# decides who the actor is (logins, sessions, tokens, keys); INTERNAL is for other services, the
+# plugins' hooks and the server's own loops, after a check of their own or for no actor (no front
+# end calls one); JOB is a web deploy job's: `view` on the app and the operation the job runs.
+# A backing service's operation is named for postgres; the redis kind's is the same with its own.
+PURE, ASK, SIGN_IN, INTERNAL, JOB = "pure", "ask", "sign-in", "internal", "job"
+# A dashboard or API route that is not an operation: PUBLIC answers before sign-in (the login
+# page, its CSS); SIGNED_IN shows any signed-in user nothing of anyone else's (logout, "who am I").
+PUBLIC, SIGNED_IN = "public", "signed-in"
+
+ENTRIES: dict[str, dict[str, str]] = {
+    "access": {
+        **dict.fromkeys(
+            (
+                "known",
+                "require_admin",
+                "declare",
+                "actor_id",
+                "is_admin",
+                "permissions_of",
+                "require",
+                "authorize",
+                "can",
+                "allowed_on",
+                "allowed_on_apps",
+                "allowed",
+                "may_create",
+                "visible_apps",
+                "still_allowed",
+                "owns",
+                "require_owner",
+                "may_create_service",
+                "require_service_create",
+                "require_user",
+                "require_create",
+            ),
+            ASK,
+        ),
+        "parse_permissions": PURE,
+        "user_named": INTERNAL,
+        "list_access": "access",
+        "add_access": "access:add",
+        "update_access": "access:update",
+        "remove_access": "access:remove",
+        "transfer": "apps:transfer",
+    },
+    "apps": {
+        "create_app": "apps:create",
+        "ensure_app": "git:push",
+        "app_info": "apps:info",
+        "rename_app": "apps:rename",
+        "destroy_app": "apps:destroy",
+    },
+    "backing": {
+        **dict.fromkeys(
+            ("register", "kinds", "kind_named", "check_name", "now_iso", "mask", "addon_kind", "verify"), PURE
+        ),
+        **dict.fromkeys(
+            (
+                "load",
+                "get",
+                "all_records",
+                "service_lock",
+                "container_of",
+                "wait_healthy",
+                "state",
+                "provision_addons",
+                "app_destroyed",
+                "app_renamed",
+                "reconcile",
+                "prune_scheduled",
+            ),
+            INTERNAL,
+        ),
+        "create": "postgres:create",
+        "destroy": "postgres:destroy",
+        "list_services": "postgres:list",
+        "info": "postgres:info",
+        "links_of_app": "apps:info",
+        "link": "postgres:link",
+        "unlink": "postgres:unlink",
+        "set_schedule": "postgres:backup-schedule",
+        "export": "postgres:export",
+        "import_": "postgres:import",
+        "backup": "postgres:backup",
+        "list_backups": "postgres:backups",
+        "backup_path": "postgres:backups",
+        "restore": "postgres:restore",
+        "connect": "postgres:connect",
+        "logs": "postgres:logs",
+    },
+    "checks": {
+        "checks_for": PURE,
+        "is_disabled": PURE,
+        "disabled_types": INTERNAL,
+        "run_checks": INTERNAL,
+        "set_checks": "checks:enable",
+        "report": "checks:report",
+    },
+    "config": {
+        "get_config": "config",
+        "get_value": "config:get",
+        "set_config": "config:set",
+        "unset_config": "config:unset",
+        "update_config": "config:set",
+    },
+    "containers": dict.fromkeys(("network_name", "app_network", "container_settings"), INTERNAL),
+    "deploy": {"deploy_release": INTERNAL},
+    "disk": {
+        "human": PURE,
+        "learn_docker_root": PURE,
+        **dict.fromkeys(("docker_root", "spaces", "require_free"), INTERNAL),
+    },
+    "doctor": {"report": "doctor", "fix": "doctor"},
+    "domains": {
+        "list_domains": "domains",
+        "check_claim": INTERNAL,
+        "add_domains": "domains:add",
+        "remove_domains": "domains:remove",
+        "set_domains": "domains:set",
+        "clear_domains": "domains:clear",
+    },
+    "events": {"list_events": "events"},
+    "first_deploy": {"initial_config": PURE, "describe": PURE, "prepare": INTERNAL, "after_deploy": INTERNAL},
+    "formation": {
+        "parse_scale_args": PURE,
+        "check_changes": PURE,
+        "get_formation": "ps",
+        "scale": "ps:scale",
+    },
+    "gc": {"collect": INTERNAL},
+    "jobs": dict.fromkeys(("start", "get", "output", "follow"), JOB),
+    "keys": {
+        "fingerprint_of_blob": PURE,
+        "parse_public_key": PURE,
+        "add_key": "ssh-keys:add",
+        "list_keys": "ssh-keys:list",
+        "remove_key": "ssh-keys:remove",
+        "authenticate": SIGN_IN,
+        "session_context": SIGN_IN,
+    },
+    "limits": {
+        **dict.fromkeys(("parse_memory", "parse_cpus", "parse_pids", "defaults"), PURE),
+        **dict.fromkeys(("stored", "save", "effective"), INTERNAL),
+    },
+    "locks": {"is_held": INTERNAL, "app_lock": INTERNAL},
+    "logfiles": {"config": PURE, "rotate": INTERNAL},
+    "logs": {"check": "logs", "recent": "logs", "follow": "logs", "build_output": "builds:output"},
+    "lookup": {
+        "get_app": "apps:exists",
+        "list_apps": "apps:list",
+        "app_url": PURE,
+        "app_urls": "urls",
+        "hostnames": INTERNAL,
+    },
+    "metrics": {"cpu_percent": PURE, "sample": "metrics", "current": "metrics", "history": "metrics"},
+    "moves": {"set_scheduler": "scheduler:set"},
+    "nodes": {
+        **dict.fromkeys(("advertise_address", "ensure_swarm", "publish", "collect_nodes"), INTERNAL),
+        "list_nodes": "nodes:list",
+        "join_command": "nodes:join-command",
+        "drain": "nodes:drain",
+        "activate": "nodes:activate",
+        "remove": "nodes:remove",
+    },
+    "oneoff": {"create_oneoff": "run", "start_detached": "run:detached", "enter": "enter"},
+    "overview": {"status_of": PURE, "summaries": "apps:list", "summary": "apps:info"},
+    "processes": {
+        "list_processes": "ps",
+        "restart": "ps:restart",
+        "stop": "ps:stop",
+        "start": "ps:start",
+        "set_property": "ps:set",
+        "properties": "ps:report",
+    },
+    "push": {
+        **dict.fromkeys(("check_push_ref", "check_ref_unmoved", "read_manifest"), PURE),
+        "deploy_push": "git:push",
+        "rebuild": "ps:rebuild",
+    },
+    "reconcile": {"reconcile_app": INTERNAL, "reconcile_all": INTERNAL},
+    "release_phase": dict.fromkeys(
+        ("run_oneoff", "run_release_command", "run_predeploy", "run_postdeploy"), INTERNAL
+    ),
+    "releases": {
+        "list_releases": "releases",
+        "parse_version": PURE,
+        "get_release": INTERNAL,
+        "release_info": "releases:info",
+        "new_release": INTERNAL,
+        "default_formation": PURE,
+        "rollback": "releases:rollback",
+    },
+    "repo": {"purge_cache": "repo:purge-cache"},
+    "resources": {
+        "set_limits": "resource:limit",
+        "clear_limits": "resource:limit-clear",
+        "report": "resource:report",
+    },
+    "routing": {
+        **dict.fromkeys(
+            ("router", "app_route", "route_app", "sync_app_route", "sync_dashboard_route"), INTERNAL
+        ),
+        "stop_router": "router:stop",
+    },
+    "schedulers": {
+        **dict.fromkeys(("stop_timeout", "by_name", "for_app", "require_ready"), INTERNAL),
+        "known": PURE,
+        "validate": PURE,
+        "report": "scheduler:report",
+    },
+    "throttle": {"too_many_sessions": PURE, "key_revoked": SIGN_IN},
+    "users": {
+        "add_user": "users:add",
+        "list_users": "users:list",
+        "list_accounts": "users:list",
+        "set_admin": "users:admin",
+        "remove_user": "users:remove",
+        "set_password": "users:passwd",
+        "create_token": "tokens:create",
+        "list_tokens": "tokens:list",
+        "revoke_token": "tokens:revoke",
+        **dict.fromkeys(
+            (
+                "throttle_state",
+                "login",
+                "start_session",
+                "session_user",
+                "end_session",
+                "add_flash",
+                "take_flashes",
+                "token_user",
+            ),
+            SIGN_IN,
+        ),
+    },
+    # the built-in plugins' (paas_plugins.<name>.<module>)
+    "certs.letsencrypt": {
+        "is_public": PURE,
+        **dict.fromkeys(("names_for", "obtain", "issue", "due", "enabled", "reconcile"), INTERNAL),
+        "enable": "letsencrypt:enable",
+        "disable": "letsencrypt:disable",
+        "auto_renew": "letsencrypt:auto-renew",
+    },
+    "certs.pem": dict.fromkeys(
+        ("now", "describe", "check_pair", "read_info", "from_tar", "self_signed"), PURE
+    ),
+    "certs.service": {
+        **dict.fromkeys(
+            (
+                "certs_root",
+                "app_subject",
+                "subject",
+                "dashboard_subject",
+                "all_subjects",
+                "get",
+                "put",
+                "has_cert",
+                "current_info",
+                "route_tls",
+                "acme_root",
+                "nginx_extras",
+                "sync",
+                "install",
+                "remove_files",
+                "after_destroy",
+            ),
+            INTERNAL,
+        ),
+        "add": "certs:add",
+        "generate": "certs:generate",
+        "remove": "certs:remove",
+        "set_flag": "certs:redirect",
+        "report": "certs:report",
+        "reports": "letsencrypt:list",
+    },
+    "cron.jobs": dict.fromkeys(("job_id", "check_id", "parse_entries"), PURE),
+    "cron.runs": dict.fromkeys(("containers", "is_running", "last_run", "run_job", "remove_stale"), INTERNAL),
+    "cron.service": {
+        **dict.fromkeys(("jobs_of", "scheduler", "reconcile", "find_job"), INTERNAL),
+        "check_manifest": PURE,
+        "list_jobs": "cron:list",
+        "run_now": "cron:run",
+    },
+    "cron.ticker": {"utcnow": PURE, "iso": PURE, "load_state": INTERNAL},
+    "maintenance.service": {
+        **dict.fromkeys(("page_dir", "page_path", "plain_page", "blocked_by"), PURE),
+        **dict.fromkeys(
+            (
+                "is_on",
+                "app_page",
+                "refresh_page",
+                "nginx_extras",
+                "after_deploy",
+                "after_destroy",
+                "after_rename",
+            ),
+            INTERNAL,
+        ),
+        "report": "maintenance:report",
+        "enable": "maintenance:on",
+        "disable": "maintenance:off",
+    },
+    "postgres.kind": dict.fromkeys(
+        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "connect_cmd"), INTERNAL
+    ),
+    "redis.kind": dict.fromkeys(
+        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "after_import", "connect_cmd"),
+        INTERNAL,
+    ),
+    "storage.service": {
+        **dict.fromkeys(("check_name", "check_container_path"), PURE),
+        **dict.fromkeys(
+            (
+                "storage_root",
+                "check_host_dir",
+                "parse_mount",
+                "list_mounts",
+                "checked_mounts",
+                "unmounted_dirs",
+            ),
+            INTERNAL,
+        ),
+        "ensure_directory": "storage:ensure-directory",
+        "mounts_of": "storage:list",
+        "mount": "storage:mount",
+        "unmount": "storage:unmount",
+    },
+}
+
+# Every dashboard and API route (Flask endpoint, plugins' blueprints included) -> its operation.
+ROUTES: dict[str, str] = {
+    "static": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.logout": SIGNED_IN,
+    # the dashboard
+    "pages.apps": "apps:list",
+    "pages.create_app": "apps:create",
+    "pages.destroy": "apps:destroy",
+    "pages.app": "apps:info",
+    "pages.scale": "ps:scale",
+    "pages.restart": "ps:restart",
+    "pages.stop": "ps:stop",
+    "pages.start": "ps:start",
+    "pages.config_set": "config:set",
+    "pages.config_unset": "config:unset",
+    "pages.domain_add": "domains:add",
+    "pages.domain_remove": "domains:remove",
+    "pages.rollback": "releases:rollback",
+    "pages.job": JOB,
+    "pages.job_done": JOB,
+    "pages.job_stream": JOB,
+    "pages.build_output": "builds:output",
+    "pages.logs": "logs",
+    "pages.log_stream": "logs",
+    "pages.metrics": "metrics",
+    "pages.access_add": "access:add",
+    "pages.access_update": "access:update",
+    "pages.access_remove": "access:remove",
+    "pages.transfer": "apps:transfer",
+    "accounts.users": "users:list",
+    "accounts.add": "users:add",
+    "accounts.add_key": "ssh-keys:add",
+    "accounts.password": "users:passwd",
+    "accounts.admin": "users:admin",
+    "accounts.remove": "users:remove",
+    # backing services (the postgres and redis plugins' blueprint)
+    "services.index": "postgres:list",
+    "services.service": "postgres:info",
+    "services.download": "postgres:backups",
+    # the API
+    "api.openapi": SIGNED_IN,
+    "api.account": SIGNED_IN,
+    "api.users": "users:list",
+    "api.apps": "apps:list",
+    "api.create_app": "apps:create",
+    "api.app_info": "apps:info",
+    "api.destroy": "apps:destroy",
+    "api.config": "config",
+    "api.config_patch": "config:set",
+    "api.formation": "ps",
+    "api.formation_batch": "ps:scale",
+    "api.formation_one": "ps:scale",
+    "api.dynos": "ps",
+    "api.restart": "ps:restart",
+    "api.releases": "releases",
+    "api.rollback": "releases:rollback",
+    "api.release": "releases:info",
+    "api.build_output": "builds:output",
+    "api.job": JOB,
+    "api.job_stream": JOB,
+    "api.domains": "domains",
+    "api.domain_add": "domains:add",
+    "api.domain_remove": "domains:remove",
+    "api.logs": "logs",
+    "api.log_stream": "logs",
+    "api.metrics": "metrics",
+}
 
 
 def known(operation: str) -> bool:

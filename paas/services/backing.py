@@ -778,12 +778,12 @@ def _start_scheduled_backup(ctx: Context, kind: Kind, name: str, now: datetime) 
 
 def set_schedule(ctx: Context, kind: Kind, name: str, schedule: str, keep: int | None) -> Record:
     """A cron expression (UTC), or `off`; `keep` scheduled backups are kept (others pruned)."""
+    _require(ctx, kind, name, f"{kind.name}:backup-schedule")
     if keep is not None and not 1 <= keep <= 1000:
         raise PaasError("--keep must be between 1 and 1000")
     schedule = schedule.strip()
     if schedule != "off" and (not croniter.is_valid(schedule) or "\n" in schedule):
         raise PaasError(f'invalid cron schedule {schedule!r} (five fields, e.g. "0 3 * * *", or off)')
-    _require(ctx, kind, name, f"{kind.name}:backup-schedule")
     with service_lock(ctx, kind, name):
         record = get(ctx, kind, name)
         record.schedule = None if schedule == "off" else schedule

@@ -132,6 +132,7 @@ def report(ctx: Context) -> Report:
 
 def fix(ctx: Context, found: Report) -> list[str]:
     """Remove the orphans found: containers first (they hold networks and images)."""
+    access.require_admin(ctx, "doctor")
     client = ctx.docker
     done = []
     order = {"container": 0, "network": 1, "image": 2, "volume": 3}

@@ -95,11 +95,3 @@ def session_context(ctx: Context, fingerprint: str) -> Context | None:
     if user is None:
         return None
     return ctx.for_actor(user.name, user.is_admin, user_id=user.id)
-
-
-def key_user(ctx: Context, key: SshKey) -> str | None:
-    """The name of the user a key belongs to (for ssh-keys:list)."""
-    if key.user_id is None:
-        return None
-    user = ctx.store.get_user_by_id(key.user_id)
-    return user.name if user else None

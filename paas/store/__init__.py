@@ -69,6 +69,7 @@ class SshKey:
     is_admin: bool
     created_at: str
     user_id: int | None = None  # the user the key logs in as
+    user: str | None = None  # that user's name (filled by `list_keys`)
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,11 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
         return self._key(self._one("SELECT * FROM ssh_keys WHERE name = ?", (name,)))
 
     def list_keys(self) -> list[SshKey]:
-        return [self._key(r) for r in self._all("SELECT * FROM ssh_keys ORDER BY name")]  # type: ignore[misc]
+        rows = self._all(
+            "SELECT ssh_keys.*, users.name AS user FROM ssh_keys"
+            " LEFT JOIN users ON users.id = ssh_keys.user_id ORDER BY ssh_keys.name"
+        )
+        return [self._key(r) for r in rows]  # type: ignore[misc]
 
     def remove_key(self, name: str) -> bool:
         with self.transaction() as c:

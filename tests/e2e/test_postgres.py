@@ -136,11 +136,12 @@ def test_the_password_is_shown_to_admins_only(paas: PaasServer, django: dict) ->
         json.loads(ok(paas.ssh("postgres:info", db, "--format", "json")))["url"].split(":")[2].split("@")[0]
     )
     assert len(password) >= 32
-    # Services belong to the server: a user who is no admin cannot even read one.
-    for args in (["postgres:info", db], ["postgres:list", "--format", "json"]):
-        as_bob = paas.ssh(*args, key=key)
-        assert as_bob.returncode == 1 and password not in as_bob.output, as_bob.output
-        assert as_bob.stderr == f"error: only an admin may run {args[0]}\n"
+    # A service is its owner's (here the admin's, who created it): to another user it does not
+    # exist, in the list or by name.
+    as_bob = paas.ssh("postgres:info", db, key=key)
+    assert as_bob.returncode == 1 and password not in as_bob.output, as_bob.output
+    assert as_bob.stderr == f"error: postgres service {db!r} does not exist\n"
+    assert json.loads(ok(paas.ssh("postgres:list", "--format", "json", key=key))) == []
     assert password not in ok(paas.ssh("postgres:logs", db, "-n", "200"))
 
 
