@@ -162,6 +162,8 @@ class Settings:
     acme_email: str | None = None
     acme_ca_bundle: str | None = None
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
+    service_create: str = "admins"  # who may create backing services (and app.json addons): admins or users
+    services_per_user: int = 2  # how many backing services one non-admin user may own
     scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
     swarm_constraints: tuple[str, ...] = ()  # placement constraints of every app service (Swarm syntax)
     # docker-local's loopback ports: below the kernel's ephemeral range, where docker picks the
@@ -229,6 +231,8 @@ class Settings:
             acme_email=os.environ.get("PAAS_ACME_EMAIL") or None,
             acme_ca_bundle=os.environ.get("PAAS_ACME_CA_BUNDLE") or None,
             app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
+            service_create=_choice("PAAS_SERVICE_CREATE", ("admins", "users")),
+            services_per_user=max(0, _int("PAAS_SERVICES_PER_USER", 2)),
             scheduler=_choice("PAAS_SCHEDULER", ("docker-local", "swarm")),
             swarm_constraints=_constraints("PAAS_SWARM_CONSTRAINTS"),
             local_ports=_port_range("PAAS_LOCAL_PORTS", (20000, 32767)),
