@@ -139,6 +139,8 @@ APP_LESS = frozenset(
         "events:off",
         "events:list",  # `events`: the events of the apps the actor may view
         "letsencrypt:list",  # the apps the actor may view
+        "quota:report",  # the actor's own (admins: anyone's)
+        "quota:set",  # admins only
     }
 )
 
@@ -198,6 +200,11 @@ def _user_id(ctx: Context) -> int | None:
         user = ctx.store.get_user(ctx.actor)
         return user.id if user else None
     return None
+
+
+def current_user_id(ctx: Context) -> int | None:
+    """The acting user's id (None on the host or for a name no user has)."""
+    return _user_id(ctx)
 
 
 def is_admin(ctx: Context) -> bool:
@@ -405,17 +412,3 @@ def remove_access(ctx: Context, app_name: str, user_name: str) -> None:
     if not ctx.store.remove_grant(app.id, user.id):
         raise NotFound(f"{user.name} has no access to {app.name}")
     _audit(ctx, app, "access:remove", user.name)
-
-
-def transfer(ctx: Context, app_name: str, user_name: str) -> App:
-    """The user becomes the owner; the previous owner keeps view, deploy and operate (as Heroku)."""
-    app = authorize(ctx, app_name, "apps:transfer")
-    user = _collaborator(ctx, user_name)
-    if user.id == app.owner_id:
-        raise PaasError(f"{user.name} already owns {app.name}")
-    ctx.store.transfer_app(app.id, user.id)
-    if app.owner_id is not None and ctx.store.get_user_by_id(app.owner_id) is not None:
-        ctx.store.set_grant(app.id, app.owner_id, DEFAULT_GRANT, now())
-    _audit(ctx, app, "apps:transfer", f"to {user.name}")
-    ctx.store.add_event(app.name, ctx.actor, "apps:transfer", f"to {user.name}")
-    return ctx.store.get_app(app.name)  # type: ignore[return-value]

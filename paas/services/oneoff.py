@@ -14,7 +14,7 @@ from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import inventory
 from paas.scheduler.swarm import Swarm
-from paas.services import access, schedulers
+from paas.services import access, quotas, schedulers
 from paas.services.containers import container_settings
 from paas.store import App
 
@@ -37,6 +37,7 @@ def create_oneoff(
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None
     if release is None or build is None or not build.image:
         raise PaasError(f"{app.name} has not been deployed yet")
+    quotas.require_oneoff(ctx, app)
     if command in build.processes:
         cmd = [command]
     else:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
-from paas.services import access
+from paas.services import access, quotas
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
 from paas.store import App, Release
@@ -116,6 +116,7 @@ def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLo
         if build is None or not build.image:
             raise PaasError(f"v{target.version} has no image to run")
         formation = formation_for(ctx, app, build.processes)
+        quotas.require_room(ctx, app, formation)
         release = new_release(
             ctx,
             app,

@@ -391,5 +391,5 @@ def access_remove(app: str) -> str:
 @bp.post("/apps/<app>/transfer")
 @action("access")
 def transfer(app: str) -> str:
-    moved = access.transfer(ctx(), app, request.form.get("user", "").strip())
+    moved = apps_service.transfer(ctx(), app, request.form.get("user", "").strip())
     return f"{moved.name} now belongs to {request.form.get('user', '').strip()}"
