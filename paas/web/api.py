@@ -30,7 +30,7 @@ from paas.services import domains as domains_service
 from paas.services import formation as formation_service
 from paas.services import jobs as jobs_service
 from paas.services import logs as logs_service
-from paas.services import lookup, overview
+from paas.services import lookup, overview, quotas
 from paas.services import metrics as metrics_service
 from paas.services import processes as processes_service
 from paas.services import releases as releases_service
@@ -116,6 +116,11 @@ def _release_header(resp: Any, release: Release | None) -> Any:
 @bp.get("/account")
 def account():  # type: ignore[no-untyped-def]
     return jsonify(_user(g.user))
+
+
+@bp.get("/account/quotas")
+def account_quotas():  # type: ignore[no-untyped-def]
+    return jsonify(quotas.report(ctx())[0])
 
 
 @bp.get("/users")

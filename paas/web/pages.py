@@ -20,7 +20,7 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError, PermissionDenied
-from paas.services import access, lookup, overview
+from paas.services import access, lookup, overview, quotas
 from paas.services import apps as apps_service
 from paas.services import config as config_service
 from paas.services import domains as domains_service
@@ -125,7 +125,19 @@ def apps():  # type: ignore[no-untyped-def]
     c = ctx()
     summaries = overview.summaries(c)
     may = access.allowed_on_apps(c, c.store.list_apps())
-    return render_template("apps.html", apps=summaries, may=may, may_create=access.may_create(c))
+    mine = quotas.report(c)[0]
+    usage = [
+        (name, quotas.show(name, q["used"]), quotas.show(name, q["limit"]), q["used"] >= q["limit"])
+        for name, q in mine["quotas"].items()
+    ]
+    return render_template(
+        "apps.html",
+        apps=summaries,
+        may=may,
+        may_create=access.may_create(c),
+        usage=usage,
+        quota_admin=mine["admin"],
+    )
 
 
 @bp.post("/apps")
