@@ -323,8 +323,17 @@ def visible_apps(ctx: Context, apps: Iterable[App]) -> list[App]:
 
 
 def still_allowed(ctx: Context) -> bool:
-    """Whether everything this context was allowed still is (an open SSH session re-checks)."""
-    if not ctx.checked or is_admin(ctx):
+    """Whether everything this context was allowed still is (an open SSH session re-checks): an
+    admin's ends when they are demoted or removed, anyone else's when access to an app goes."""
+    if ctx.on_host:
+        return True
+    if ctx.is_admin:
+        uid = _user_id(ctx)
+        if uid is None:
+            return True  # an admin context of the platform's own: no user behind it
+        user = ctx.store.get_user_by_id(uid)
+        return user is not None and user.is_admin
+    if not ctx.checked:
         return True
     for app_id, permission in list(ctx.checked):
         app = ctx.store.get_app_by_id(app_id)

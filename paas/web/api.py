@@ -303,7 +303,8 @@ def job_stream(app: str, job_id: str):  # type: ignore[no-untyped-def]
     jobs_service.get(ctx(), app, job_id)  # errors now, as JSON, not inside the stream
     last = request.headers.get("Last-Event-ID") or "0"
     offset = int(last) if last.isascii() and last.isdigit() else 0
-    return streams.sse_response(streams.job_events(ctx(), app, job_id, offset))
+    c = ctx()
+    return streams.guarded(lambda alive: streams.job_events(c, app, job_id, offset, alive))
 
 
 # domains
@@ -348,7 +349,8 @@ def log_stream(app: str):  # type: ignore[no-untyped-def]
     if ptype is not None:
         validation.process_type(ptype)
     last = request.headers.get("Last-Event-ID") or None
-    return streams.sse_response(streams.log_events(ctx(), name, ptype, lines, last))
+    c = ctx()
+    return streams.guarded(lambda alive: streams.log_events(c, name, ptype, lines, last, alive))
 
 
 @bp.get("/apps/<app>/metrics")

@@ -55,3 +55,12 @@ def test_build_containers_carry_the_caps(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(isolation.networks, "ensure", lambda *a, **k: "paas-build-net")
     kwargs = isolation.build_hardening(None, Settings(data_dir=tmp_path), "shop")  # type: ignore[arg-type]
     assert kwargs["log_config"] == {"type": "json-file", "config": LOG_OPTIONS}
+
+
+def test_nginx_caps_streams_per_address_as_the_stream_server_does() -> None:
+    from paas.services import throttle
+
+    for name in ("dashboard.conf.j2", "dashboard_tls.conf.j2"):
+        text = (ROOT / "paas" / "router" / "templates" / name).read_text()
+        assert f"limit_conn paas_streams {throttle.MAX_STREAMS_PER_ADDRESS};" in text
+    assert throttle.MAX_STREAMS_PER_USER < throttle.MAX_STREAMS_PER_ADDRESS < 1000  # room for others

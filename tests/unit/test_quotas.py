@@ -263,3 +263,14 @@ def test_quota_commands_are_in_the_permission_table() -> None:
     assert {"quota:set", "quota:report"} <= access.APP_LESS
     with pytest.raises(PermissionDenied):
         quotas.set_quotas(Context(settings=Settings(), store=None, actor="x"), "bob", ["apps=1"])  # type: ignore[arg-type]
+
+
+def test_an_admins_open_session_ends_when_they_are_demoted(ctx: Context) -> None:
+    from paas.services import users
+
+    users.set_admin(ctx, "bob", True)
+    session = as_user(ctx, "bob")  # what the SSH server holds for an open `logs -t`
+    assert access.still_allowed(session)
+    users.set_admin(ctx, "bob", False)
+    assert not access.still_allowed(session)
+    assert access.still_allowed(Context(settings=ctx.settings, store=ctx.store, actor="paas", is_admin=True))
