@@ -1,0 +1,242 @@
+"""What each app adds to the disk, measured by `paas server` every PAAS_DISK_CHECK_SECONDS, and
+the stop of an app whose owner is past their disk quota.
+
+An app's parts: its git repo, its build cache volume, its images above the stack (the stack is
+shared: counted for nobody, once per layer even when several of the app's images share it),
+the writable layers of its containers (processes, one-offs, cron, builds), their docker logs,
+and the storage folders mounted into them. Sizes are allocated blocks, hard links once: what
+fills the disk. When a user's apps pass the quota, their running apps that write the most
+(containers and logs: what stopping them frees) are stopped one by one until the rest fits,
+each with a `quota:disk` event; their other apps keep serving, and pushes are refused
+(`quotas.require_disk`) until they are back under it. A check is a poll: an app writing fast
+can pass its quota by what it writes in one interval before it is stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.models.containers import Container
+
+from paas.buildpacks.stack import STACK_REPOSITORY
+from paas.core import names
+from paas.core.context import Context
+from paas.core.output import BuildLog
+from paas.errors import PaasError
+from paas.scheduler import docker_local as sched
+from paas.services import processes, quotas
+from paas.store import App
+
+log = logging.getLogger("paas.disk")
+PARTS = ("repo", "cache", "images", "containers", "logs", "storage")
+RUNTIME = ("containers", "logs")  # what stopping an app frees at once
+MIN_FREED = 1 << 20  # an app that would free less than this is not stopped for the quota
+
+
+def allocated(path: Path, seen: set[tuple[int, int]] | None = None) -> int:
+    """Bytes of disk under `path` (allocated blocks; symlinks not followed, hard links once)."""
+    seen = set() if seen is None else seen
+    total = 0
+    stack = [str(path)]
+    while stack:
+        top = stack.pop()
+        try:
+            info = os.lstat(top)
+        except OSError:
+            continue  # gone meanwhile (a container removed, a file deleted)
+        if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+        total += info.st_blocks * 512
+        if stat.S_ISDIR(info.st_mode):
+            try:
+                with os.scandir(top) as entries:
+                    stack.extend(e.path for e in entries)
+            except OSError:
+                continue
+    return total
+
+
+@dataclass
+class Engine:
+    """What one pass reads from dockerd once, for every app."""
+
+    containers: dict[str, list[Container]]  # app name -> its containers (every role)
+    stack_ids: set[str]
+
+
+def _engine(ctx: Context) -> Engine:
+    client = ctx.docker
+    by_app: dict[str, list[Container]] = {}
+    for c in client.containers.list(
+        all=True, filters={"label": names.label_filter(ctx.settings.instance_id)}
+    ):
+        app = c.labels.get(names.LABEL_APP)
+        if app:
+            by_app.setdefault(app, []).append(c)
+    stack_ids = {i.id for i in client.images.list(name=STACK_REPOSITORY)}
+    return Engine(by_app, stack_ids)
+
+
+def _writable_layer(ctx: Context, container: Container) -> int:
+    data = (container.attrs.get("GraphDriver") or {}).get("Data") or {}
+    upper = data.get("UpperDir")
+    if upper:
+        return allocated(Path(upper))
+    try:  # another storage driver: ask dockerd (slower: it walks the layer itself)
+        return int(ctx.docker.api.inspect_container(container.id, size=True).get("SizeRw") or 0)
+    except docker.errors.DockerException:
+        return 0
+
+
+def _log_files(container: Container) -> int:
+    path = container.attrs.get("LogPath") or ""
+    total = 0
+    if path:
+        for candidate in (path, *(f"{path}.{n}" for n in range(1, 10))):
+            try:
+                total += os.stat(candidate).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def _images(ctx: Context, app: App, stack_ids: set[str]) -> int:
+    """The layers of the app's images above the stack, each layer once."""
+    suffix = f"-{ctx.settings.instance_id}"
+    seen: set[object] = set()
+    total = 0
+    for image in ctx.docker.images.list(name=names.image_repository(app.name)):
+        if not any(t.endswith(suffix) for t in image.tags):
+            continue
+        try:
+            history = image.history()
+        except docker.errors.DockerException:
+            continue
+        for entry in history:  # newest first, down to the stack
+            if entry.get("Id") in stack_ids:
+                break
+            key = (
+                entry["Id"]
+                if entry.get("Id") not in (None, "", "<missing>")
+                else (
+                    entry.get("Created"),
+                    entry.get("CreatedBy"),
+                    entry.get("Size"),
+                )
+            )
+            if key in seen:
+                continue
+            seen.add(key)
+            total += int(entry.get("Size") or 0)
+    return total
+
+
+def _cache(ctx: Context, app: App) -> int:
+    try:
+        volume = ctx.docker.volumes.get(names.cache_volume(ctx.settings.instance_id, app.name))
+    except docker.errors.DockerException:
+        return 0
+    mountpoint = volume.attrs.get("Mountpoint")
+    return allocated(Path(mountpoint)) if mountpoint else 0
+
+
+def _storage(ctx: Context, containers: list[Container]) -> int:
+    """Storage folders (under the data dir's storage/) bind-mounted into the app's containers."""
+    root = str(ctx.settings.storage_dir.resolve())
+    sources = {
+        m.get("Source", "")
+        for c in containers
+        for m in c.attrs.get("Mounts") or []
+        if m.get("Type") == "bind" and (m.get("Source", "") + "/").startswith(root + "/")
+    }
+    seen: set[tuple[int, int]] = set()
+    return sum(allocated(Path(s), seen) for s in sorted(sources))
+
+
+def measure_app(ctx: Context, app: App, engine: Engine) -> dict[str, int]:
+    containers = engine.containers.get(app.name, [])
+    return {
+        "repo": allocated(names.repo_path(ctx.settings, app.name)),
+        "cache": _cache(ctx, app),
+        "images": _images(ctx, app, engine.stack_ids),
+        "containers": sum(_writable_layer(ctx, c) for c in containers),
+        "logs": sum(_log_files(c) for c in containers),
+        "storage": _storage(ctx, containers),
+    }
+
+
+def measure(ctx: Context) -> dict[int, dict[str, int]]:
+    """Every app's parts, kept in the store (what quota:report and pushes read)."""
+    engine = _engine(ctx)
+    out: dict[int, dict[str, int]] = {}
+    for app in ctx.store.list_apps():
+        try:
+            parts = measure_app(ctx, app, engine)
+        except (PaasError, docker.errors.DockerException, OSError) as exc:
+            log.warning("measuring the disk of %s: %s", app.name, exc)
+            continue
+        ctx.store.set_disk_usage(app.id, parts, time.time())
+        out[app.id] = parts
+    return out
+
+
+def enforce(ctx: Context, measured: dict[int, dict[str, int]]) -> list[str]:
+    """Stop, for each user past their disk quota, the running apps that write the most until the
+    rest fits; their other apps keep running. Apps owned by admins are not stopped."""
+    stopped: list[str] = []
+    apps = {a.id: a for a in ctx.store.list_apps()}
+    owners = {a.owner_id for a in apps.values() if a.owner_id is not None}
+    for owner_id in sorted(owners):  # type: ignore[type-var]
+        user = ctx.store.get_user_by_id(owner_id)  # type: ignore[arg-type]
+        if user is None or user.is_admin:
+            continue
+        quota = quotas.of_user(ctx, user.id)["disk"]
+        mine = [a for a in apps.values() if a.owner_id == user.id and a.id in measured]
+        used = sum(sum(measured[a.id].values()) for a in mine)
+        writers = sorted(
+            (a for a in mine if not a.stopped and sum(measured[a.id][p] for p in RUNTIME) >= MIN_FREED),
+            key=lambda a: -sum(measured[a.id][p] for p in RUNTIME),
+        )
+        for app in writers:
+            if used <= quota:
+                break
+            freed = sum(measured[app.id][p] for p in RUNTIME)
+            if _stop(ctx, app, user.name, quota, used, freed):
+                used -= freed
+                stopped.append(app.name)
+                ctx.store.set_disk_usage(
+                    app.id, {**measured[app.id], **dict.fromkeys(RUNTIME, 0)}, time.time()
+                )
+    return stopped
+
+
+def _stop(ctx: Context, app: App, owner: str, quota: int, used: int, freed: int) -> bool:
+    why = (
+        f"stopped: the disk quota of {owner} ({quotas.size_text(quota)}) is exceeded:"
+        f" {quotas.size_text(used)} used, {quotas.size_text(freed)} written by {app.name}'s containers"
+    )
+    system = ctx.for_actor("paas", True)
+    ctx.store.add_event(app.name, "paas", "quota:disk", why)
+    log.warning("%s: %s", app.name, why)
+    try:
+        processes.stop(system, app.name, BuildLog())
+    except PaasError as exc:  # a deploy holds it: the next pass tries again
+        log.warning("stopping %s for its disk quota: %s", app.name, exc)
+        return False
+    labels = names.label_filter(ctx.settings.instance_id, app.name, names.ROLE_RUN)
+    sched.stop_and_remove(ctx.docker.containers.list(all=True, filters={"label": labels}), timeout=1)
+    return True
+
+
+def check(ctx: Context) -> list[str]:
+    """One pass: measure every app, then stop what passes its owner's quota."""
+    return enforce(ctx, measure(ctx))
