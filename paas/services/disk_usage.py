@@ -37,6 +37,7 @@ log = logging.getLogger("paas.disk")
 PARTS = ("repo", "cache", "images", "containers", "logs", "storage")
 RUNTIME = ("containers", "logs")  # what stopping an app frees at once
 MIN_FREED = 1 << 20  # an app that would free less than this is not stopped for the quota
+STACK_IMPORTED = "Imported from"  # the history comment of a stack's layer (`docker import`)
 
 
 def allocated(path: Path, seen: set[tuple[int, int]] | None = None) -> int:
@@ -76,13 +77,15 @@ class Engine:
 def _engine(ctx: Context) -> Engine:
     client = ctx.docker
     by_app: dict[str, list[Container]] = {}
-    for c in client.containers.list(
-        all=True, filters={"label": names.label_filter(ctx.settings.instance_id)}
-    ):
+    ours = {"label": names.label_filter(ctx.settings.instance_id)}
+    for c in client.containers.list(all=True, filters=ours, ignore_removed=True):  # builds come and go
         app = c.labels.get(names.LABEL_APP)
         if app:
             by_app.setdefault(app, []).append(c)
-    stack_ids = {i.id for i in client.images.list(name=STACK_REPOSITORY)}
+    try:
+        stack_ids = {i.id for i in client.images.list(name=STACK_REPOSITORY)}
+    except docker.errors.NotFound:  # one removed while listed (a stack rebuilt): the next pass
+        stack_ids = set()
     return Engine(by_app, stack_ids)
 
 
@@ -114,7 +117,11 @@ def _images(ctx: Context, app: App, stack_ids: set[str]) -> int:
     suffix = f"-{ctx.settings.instance_id}"
     seen: set[object] = set()
     total = 0
-    for image in ctx.docker.images.list(name=names.image_repository(app.name)):
+    try:
+        images = ctx.docker.images.list(name=names.image_repository(app.name))
+    except docker.errors.NotFound:  # one removed while listed (image GC after a deploy)
+        images = []
+    for image in images:
         if not any(t.endswith(suffix) for t in image.tags):
             continue
         try:
@@ -122,8 +129,8 @@ def _images(ctx: Context, app: App, stack_ids: set[str]) -> int:
         except docker.errors.DockerException:
             continue
         for entry in history:  # newest first, down to the stack
-            if entry.get("Id") in stack_ids:
-                break
+            if entry.get("Id") in stack_ids or (entry.get("Comment") or "").startswith(STACK_IMPORTED):
+                break  # the stack (an older one, untagged since, is found by how it was made)
             key = (
                 entry["Id"]
                 if entry.get("Id") not in (None, "", "<missing>")

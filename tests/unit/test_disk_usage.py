@@ -83,3 +83,24 @@ def test_an_app_that_frees_nothing_is_not_stopped(ctx: Context, monkeypatch: pyt
     monkeypatch.setattr(disk_usage.processes, "stop", lambda *a: pytest.fail("stopped"))
     app = apps.create_app(as_user(ctx, "bob"), "big-repo")
     assert disk_usage.enforce(ctx, {app.id: parts(repo=50 * MIB, containers=100)}) == []
+
+
+def test_image_layers_above_the_stack_count_once_per_app(ctx: Context) -> None:
+    instance = ctx.settings.instance_id
+    stack = {"Id": "sha256:stack", "Size": 750 * MIB, "Comment": "Imported from -", "CreatedBy": ""}
+    old_stack = {"Id": "sha256:old", "Size": 740 * MIB, "Comment": "Imported from -", "CreatedBy": ""}
+    deps = {"Id": "sha256:deps", "Size": 17 * MIB, "Comment": "", "CreatedBy": "deps"}
+
+    def image(tag: str, *entries: dict) -> SimpleNamespace:
+        return SimpleNamespace(tags=[tag], history=lambda: list(entries))
+
+    images = [
+        image(f"paas/app-shop:b2-{instance}", {"Id": "sha256:b2", "Size": 2 * MIB}, deps, stack),
+        image(f"paas/app-shop:b1-{instance}", {"Id": "sha256:b1", "Size": 2 * MIB}, deps, stack),
+        image(f"paas/app-shop:deps-x-{instance}", deps, stack),
+        image(f"paas/app-shop:b0-{instance}", {"Id": "<missing>", "Size": MIB, "Created": 1}, old_stack),
+        image("paas/app-shop:b9-another-instance", {"Id": "sha256:theirs", "Size": 99 * MIB}, stack),
+    ]
+    ctx._extra["docker"] = SimpleNamespace(images=SimpleNamespace(list=lambda name: images))
+    app = apps.create_app(ctx, "shop")
+    assert disk_usage._images(ctx, app, {"sha256:stack"}) == (2 + 2 + 17 + 1) * MIB
