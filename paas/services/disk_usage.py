@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-from docker.models.containers import Container
 
 from paas.buildpacks.stack import STACK_REPOSITORY
 from paas.core import names
@@ -66,45 +65,89 @@ def allocated(path: Path, seen: set[tuple[int, int]] | None = None) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Box:
+    """One container as a pass needs it."""
+
+    id: str
+    upper: str | None  # its writable layer on the host (overlay2), if known
+    log_path: str
+    binds: tuple[str, ...]  # host folders mounted into it
+
+
 @dataclass
 class Engine:
-    """What one pass reads from dockerd once, for every app."""
+    """What one pass reads from dockerd, once for every app: two listings, plus an inspect of
+    each container and the history of each image not seen before (neither ever changes)."""
 
-    containers: dict[str, list[Container]]  # app name -> its containers (every role)
+    containers: dict[str, list[Box]]  # app name -> its containers (every role)
+    images: dict[str, list[str]]  # image repository -> ids of this instance's images in it
     stack_ids: set[str]
+    volumes: dict[str, str]  # this instance's cache volumes -> where they are on the host
+
+
+# What never changes for a container or an image id: kept between passes (for those that remain).
+_boxes: dict[str, tuple[str | None, str]] = {}
+_histories: dict[str, list[dict]] = {}
 
 
 def _engine(ctx: Context) -> Engine:
-    client = ctx.docker
-    by_app: dict[str, list[Container]] = {}
-    ours = {"label": names.label_filter(ctx.settings.instance_id)}
-    for c in client.containers.list(all=True, filters=ours, ignore_removed=True):  # builds come and go
-        app = c.labels.get(names.LABEL_APP)
-        if app:
-            by_app.setdefault(app, []).append(c)
-    try:
-        stack_ids = {i.id for i in client.images.list(name=STACK_REPOSITORY)}
-    except docker.errors.NotFound:  # one removed while listed (a stack rebuilt): the next pass
-        stack_ids = set()
-    return Engine(by_app, stack_ids)
+    api = ctx.docker.api
+    suffix = f"-{ctx.settings.instance_id}"
+    by_app: dict[str, list[Box]] = {}
+    seen_boxes = set()
+    for row in api.containers(all=True, filters={"label": names.label_filter(ctx.settings.instance_id)}):
+        app = (row.get("Labels") or {}).get(names.LABEL_APP)
+        if not app:
+            continue
+        cid = row["Id"]
+        if cid not in _boxes:
+            try:
+                attrs = api.inspect_container(cid)
+            except docker.errors.NotFound:  # builds and one-offs come and go
+                continue
+            upper = ((attrs.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+            _boxes[cid] = (upper, attrs.get("LogPath") or "")
+        seen_boxes.add(cid)
+        upper, log_path = _boxes[cid]
+        binds = tuple(m.get("Source", "") for m in row.get("Mounts") or [] if m.get("Type") == "bind")
+        by_app.setdefault(app, []).append(Box(cid, upper, log_path, binds))
+    images: dict[str, list[str]] = {}
+    stack_ids: set[str] = set()
+    for row in api.images(filters={"reference": ["paas/app-*", f"{STACK_REPOSITORY}:*"]}):
+        for tag in row.get("RepoTags") or []:
+            repository = tag.rpartition(":")[0]
+            if repository == STACK_REPOSITORY:
+                stack_ids.add(row["Id"])
+            elif tag.endswith(suffix):
+                images.setdefault(repository, []).append(row["Id"])
+    for gone in set(_boxes) - seen_boxes:
+        del _boxes[gone]
+    kept = {i for ids in images.values() for i in ids}
+    for gone in set(_histories) - kept:
+        del _histories[gone]
+    prefix = names.cache_volume(ctx.settings.instance_id, "")
+    volumes = {
+        v["Name"]: v.get("Mountpoint") or ""
+        for v in api.volumes(filters={"name": prefix}).get("Volumes") or []
+        if v["Name"].startswith(prefix)
+    }
+    return Engine(by_app, images, stack_ids, volumes)
 
 
-def _writable_layer(ctx: Context, container: Container) -> int:
-    data = (container.attrs.get("GraphDriver") or {}).get("Data") or {}
-    upper = data.get("UpperDir")
-    if upper:
-        return allocated(Path(upper))
+def _writable_layer(ctx: Context, box: Box) -> int:
+    if box.upper:
+        return allocated(Path(box.upper))
     try:  # another storage driver: ask dockerd (slower: it walks the layer itself)
-        return int(ctx.docker.api.inspect_container(container.id, size=True).get("SizeRw") or 0)
+        return int(ctx.docker.api.inspect_container(box.id, size=True).get("SizeRw") or 0)
     except docker.errors.DockerException:
         return 0
 
 
-def _log_files(container: Container) -> int:
-    path = container.attrs.get("LogPath") or ""
+def _log_files(box: Box) -> int:
     total = 0
-    if path:
-        for candidate in (path, *(f"{path}.{n}" for n in range(1, 10))):
+    if box.log_path:
+        for candidate in (box.log_path, *(f"{box.log_path}.{n}" for n in range(1, 10))):
             try:
                 total += os.stat(candidate).st_blocks * 512
             except OSError:
@@ -112,33 +155,28 @@ def _log_files(container: Container) -> int:
     return total
 
 
-def _images(ctx: Context, app: App, stack_ids: set[str]) -> int:
+def _history(ctx: Context, image_id: str) -> list[dict]:
+    if image_id not in _histories:
+        _histories[image_id] = ctx.docker.api.history(image_id)
+    return _histories[image_id]
+
+
+def _images(ctx: Context, app: App, engine: Engine) -> int:
     """The layers of the app's images above the stack, each layer once."""
-    suffix = f"-{ctx.settings.instance_id}"
     seen: set[object] = set()
     total = 0
-    try:
-        images = ctx.docker.images.list(name=names.image_repository(app.name))
-    except docker.errors.NotFound:  # one removed while listed (image GC after a deploy)
-        images = []
-    for image in images:
-        if not any(t.endswith(suffix) for t in image.tags):
-            continue
+    for image_id in dict.fromkeys(engine.images.get(names.image_repository(app.name), [])):
         try:
-            history = image.history()
-        except docker.errors.DockerException:
+            history = _history(ctx, image_id)
+        except docker.errors.DockerException:  # removed meanwhile (image GC after a deploy)
             continue
         for entry in history:  # newest first, down to the stack
-            if entry.get("Id") in stack_ids or (entry.get("Comment") or "").startswith(STACK_IMPORTED):
+            if entry.get("Id") in engine.stack_ids or (entry.get("Comment") or "").startswith(STACK_IMPORTED):
                 break  # the stack (an older one, untagged since, is found by how it was made)
             key = (
                 entry["Id"]
                 if entry.get("Id") not in (None, "", "<missing>")
-                else (
-                    entry.get("Created"),
-                    entry.get("CreatedBy"),
-                    entry.get("Size"),
-                )
+                else (entry.get("Created"), entry.get("CreatedBy"), entry.get("Size"))
             )
             if key in seen:
                 continue
@@ -147,37 +185,28 @@ def _images(ctx: Context, app: App, stack_ids: set[str]) -> int:
     return total
 
 
-def _cache(ctx: Context, app: App) -> int:
-    try:
-        volume = ctx.docker.volumes.get(names.cache_volume(ctx.settings.instance_id, app.name))
-    except docker.errors.DockerException:
-        return 0
-    mountpoint = volume.attrs.get("Mountpoint")
+def _cache(ctx: Context, app: App, engine: Engine) -> int:
+    mountpoint = engine.volumes.get(names.cache_volume(ctx.settings.instance_id, app.name))
     return allocated(Path(mountpoint)) if mountpoint else 0
 
 
-def _storage(ctx: Context, containers: list[Container]) -> int:
+def _storage(ctx: Context, boxes: list[Box]) -> int:
     """Storage folders (under the data dir's storage/) bind-mounted into the app's containers."""
     root = str(ctx.settings.storage_dir.resolve())
-    sources = {
-        m.get("Source", "")
-        for c in containers
-        for m in c.attrs.get("Mounts") or []
-        if m.get("Type") == "bind" and (m.get("Source", "") + "/").startswith(root + "/")
-    }
+    sources = {src for b in boxes for src in b.binds if (src + "/").startswith(root + "/")}
     seen: set[tuple[int, int]] = set()
-    return sum(allocated(Path(s), seen) for s in sorted(sources))
+    return sum(allocated(Path(src), seen) for src in sorted(sources))
 
 
 def measure_app(ctx: Context, app: App, engine: Engine) -> dict[str, int]:
-    containers = engine.containers.get(app.name, [])
+    boxes = engine.containers.get(app.name, [])
     return {
         "repo": allocated(names.repo_path(ctx.settings, app.name)),
-        "cache": _cache(ctx, app),
-        "images": _images(ctx, app, engine.stack_ids),
-        "containers": sum(_writable_layer(ctx, c) for c in containers),
-        "logs": sum(_log_files(c) for c in containers),
-        "storage": _storage(ctx, containers),
+        "cache": _cache(ctx, app, engine),
+        "images": _images(ctx, app, engine),
+        "containers": sum(_writable_layer(ctx, b) for b in boxes),
+        "logs": sum(_log_files(b) for b in boxes),
+        "storage": _storage(ctx, boxes),
     }
 
 

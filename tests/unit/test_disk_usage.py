@@ -86,21 +86,16 @@ def test_an_app_that_frees_nothing_is_not_stopped(ctx: Context, monkeypatch: pyt
 
 
 def test_image_layers_above_the_stack_count_once_per_app(ctx: Context) -> None:
-    instance = ctx.settings.instance_id
     stack = {"Id": "sha256:stack", "Size": 750 * MIB, "Comment": "Imported from -", "CreatedBy": ""}
     old_stack = {"Id": "sha256:old", "Size": 740 * MIB, "Comment": "Imported from -", "CreatedBy": ""}
     deps = {"Id": "sha256:deps", "Size": 17 * MIB, "Comment": "", "CreatedBy": "deps"}
-
-    def image(tag: str, *entries: dict) -> SimpleNamespace:
-        return SimpleNamespace(tags=[tag], history=lambda: list(entries))
-
-    images = [
-        image(f"paas/app-shop:b2-{instance}", {"Id": "sha256:b2", "Size": 2 * MIB}, deps, stack),
-        image(f"paas/app-shop:b1-{instance}", {"Id": "sha256:b1", "Size": 2 * MIB}, deps, stack),
-        image(f"paas/app-shop:deps-x-{instance}", deps, stack),
-        image(f"paas/app-shop:b0-{instance}", {"Id": "<missing>", "Size": MIB, "Created": 1}, old_stack),
-        image("paas/app-shop:b9-another-instance", {"Id": "sha256:theirs", "Size": 99 * MIB}, stack),
-    ]
-    ctx._extra["docker"] = SimpleNamespace(images=SimpleNamespace(list=lambda name: images))
+    histories = {
+        "b2": [{"Id": "sha256:b2", "Size": 2 * MIB}, deps, stack],
+        "b1": [{"Id": "sha256:b1", "Size": 2 * MIB}, deps, stack],
+        "deps": [deps, stack],
+        "b0": [{"Id": "<missing>", "Size": MIB, "Created": 1}, old_stack],  # on a stack since rebuilt
+    }
+    ctx._extra["docker"] = SimpleNamespace(api=SimpleNamespace(history=lambda image_id: histories[image_id]))
+    engine = disk_usage.Engine({}, {"paas/app-shop": ["b2", "b1", "deps", "b0", "b1"]}, {"sha256:stack"}, {})
     app = apps.create_app(ctx, "shop")
-    assert disk_usage._images(ctx, app, {"sha256:stack"}) == (2 + 2 + 17 + 1) * MIB
+    assert disk_usage._images(ctx, app, engine) == (2 + 2 + 17 + 1) * MIB
