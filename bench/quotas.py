@@ -213,7 +213,9 @@ def _server(root: Path, owner: str, admin: bool, apps: int, disk_seconds: str) -
     root.mkdir(parents=True)
     server = PaasServer(root)
     server.env["PAAS_DISK_CHECK_SECONDS"] = disk_seconds
-    server.env["PAAS_QUOTA_APPS"] = str(apps + 10)
+    server.env["PAAS_QUOTA_APPS"] = str(apps + 10)  # room for the 100 apps: every check is still made
+    server.env["PAAS_QUOTA_PROCESSES"] = str(apps + 10)
+    server.env["PAAS_QUOTA_MEMORY"] = f"{apps + 10}g"
     added = server.host("ssh-keys:add", "root-admin", str(server.key) + ".pub")  # the first: an admin
     assert added.returncode == 0, added.output
     ctx = Context.open(Settings(data_dir=server.data_dir))
