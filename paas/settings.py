@@ -137,6 +137,7 @@ class Settings:
     log_keep: int = 5  # rotated files kept per log: the total stays under (log_keep + 1) x max
     log_rotate_seconds: float = 60.0
     min_free_disk: int = 2 << 30  # pushes are refused below this much free space
+    disk_reserve: int = 1 << 30  # below this, the apps that write the most are stopped (the store's room)
     build_timeout: float = 1800.0
     max_push_bytes: int = 1 << 30
     max_object_bytes: int = 100 << 20  # one object, inflated (GitHub refuses files over 100 MiB too)
@@ -217,6 +218,7 @@ class Settings:
             log_keep=max(1, _int("PAAS_LOG_KEEP", 5)),
             log_rotate_seconds=max(1.0, _float("PAAS_LOG_ROTATE_SECONDS", 60)),
             min_free_disk=_size("PAAS_MIN_FREE_DISK", "2g"),
+            disk_reserve=_size("PAAS_DISK_RESERVE", "1g"),
             build_timeout=_float("PAAS_BUILD_TIMEOUT", 1800),
             max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
             max_object_bytes=_int("PAAS_MAX_OBJECT_BYTES", 100 << 20),

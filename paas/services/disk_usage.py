@@ -29,7 +29,7 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
-from paas.services import processes, quotas
+from paas.services import disk, processes, quotas
 from paas.store import App
 
 log = logging.getLogger("paas.disk")
@@ -246,7 +246,12 @@ def enforce(ctx: Context, measured: dict[int, dict[str, int]]) -> list[str]:
             if used <= quota:
                 break
             freed = sum(measured[app.id][p] for p in RUNTIME)
-            if _stop(ctx, app, user.name, quota, used, freed):
+            written = f"{quotas.size_text(freed)} written by {app.name}'s containers"
+            why = (
+                f"stopped: the disk quota of {user.name} ({quotas.size_text(quota)}) is exceeded:"
+                f" {quotas.size_text(used)} used, {written}"
+            )
+            if _stop(ctx, app, why):
                 used -= freed
                 stopped.append(app.name)
                 ctx.store.set_disk_usage(
@@ -255,11 +260,43 @@ def enforce(ctx: Context, measured: dict[int, dict[str, int]]) -> list[str]:
     return stopped
 
 
-def _stop(ctx: Context, app: App, owner: str, quota: int, used: int, freed: int) -> bool:
-    why = (
-        f"stopped: the disk quota of {owner} ({quotas.size_text(quota)}) is exceeded:"
-        f" {quotas.size_text(used)} used, {quotas.size_text(freed)} written by {app.name}'s containers"
+def keep_reserve(ctx: Context, measured: dict[int, dict[str, int]]) -> list[str]:
+    """Whatever the quotas, the last PAAS_DISK_RESERVE of the data dir's and docker's disks is
+    the platform's (store, keys, certificates): below it, the running apps that write the most
+    (any owner but admins) are stopped until what they free brings it back."""
+    reserve = ctx.settings.disk_reserve
+    free = min((s.free for s in disk.spaces(ctx)), default=reserve)
+    if free >= reserve:
+        return []
+    apps = ctx.store.list_apps()
+    admins = {u.id for u in ctx.store.list_users() if u.is_admin}
+    writers = sorted(
+        (
+            a
+            for a in apps
+            if a.id in measured
+            and not a.stopped
+            and a.owner_id not in admins
+            and sum(measured[a.id][p] for p in RUNTIME) >= MIN_FREED
+        ),
+        key=lambda a: -sum(measured[a.id][p] for p in RUNTIME),
     )
+    stopped = []
+    for app in writers:
+        if free >= reserve:
+            break
+        freed = sum(measured[app.id][p] for p in RUNTIME)
+        why = (
+            f"stopped: the disk is nearly full ({quotas.size_text(free)} free, PAAS_DISK_RESERVE is"
+            f" {quotas.size_text(reserve)}): {quotas.size_text(freed)} written by {app.name}'s containers"
+        )
+        if _stop(ctx, app, why):
+            free += freed
+            stopped.append(app.name)
+    return stopped
+
+
+def _stop(ctx: Context, app: App, why: str) -> bool:
     system = ctx.for_actor("paas", True)
     ctx.store.add_event(app.name, "paas", "quota:disk", why)
     log.warning("%s: %s", app.name, why)
@@ -274,5 +311,9 @@ def _stop(ctx: Context, app: App, owner: str, quota: int, used: int, freed: int)
 
 
 def check(ctx: Context) -> list[str]:
-    """One pass: measure every app, then stop what passes its owner's quota."""
-    return enforce(ctx, measure(ctx))
+    """One pass: measure every app, then stop what passes its owner's quota, then what eats
+    into the platform's reserve."""
+    measured = measure(ctx)
+    stopped = enforce(ctx, measured)
+    fresh = ctx.store.disk_usage(list(measured))  # with what the stops freed
+    return stopped + keep_reserve(ctx, {i: fresh.get(i, p) for i, p in measured.items()})

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from paas.core.context import Context
-from paas.services import apps, disk_usage, quotas
+from paas.services import apps, disk, disk_usage, quotas
 from paas.settings import Settings
 from tests.unit.test_access import as_user, pubkey
 
@@ -99,3 +99,36 @@ def test_image_layers_above_the_stack_count_once_per_app(ctx: Context) -> None:
     engine = disk_usage.Engine({}, {"paas/app-shop": ["b2", "b1", "deps", "b0", "b1"]}, {"sha256:stack"}, {})
     app = apps.create_app(ctx, "shop")
     assert disk_usage._images(ctx, app, engine) == (2 + 2 + 17 + 1) * MIB
+
+
+def test_below_the_reserve_the_biggest_writers_stop_whatever_their_quotas(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped: list[str] = []
+    monkeypatch.setattr(disk_usage.processes, "stop", lambda c, name, log: stopped.append(name))
+    free = [disk.Space("data dir", "/x", 300 * MIB, 100 << 30)]
+    monkeypatch.setattr(disk_usage.disk, "spaces", lambda ctx: free)
+    bob, carol, admin = (as_user(ctx, n) for n in ("bob", "carol", "admin"))
+    quotas.set_quotas(ctx, "bob", ["disk=100g"])
+    quotas.set_quotas(ctx, "carol", ["disk=100g"])
+    big, small, tiny = (
+        apps.create_app(bob, "big"),
+        apps.create_app(carol, "small"),
+        apps.create_app(bob, "tiny"),
+    )
+    own = apps.create_app(admin, "own")
+    measured = {
+        big.id: parts(containers=500 * MIB),
+        small.id: parts(logs=400 * MIB),
+        tiny.id: parts(containers=300 * MIB),
+        own.id: parts(containers=900 * MIB),  # an admin's: never stopped
+    }
+    assert disk_usage.keep_reserve(ctx, measured) == ["big", "small"]  # 300m + 500m + 400m >= 1g
+    assert stopped == ["big", "small"]
+    details = [e["detail"] for e in ctx.store.list_events() if e["action"] == "quota:disk"]
+    assert details[0] == (
+        "stopped: the disk is nearly full (300m free, PAAS_DISK_RESERVE is 1g):"
+        " 500m written by big's containers"
+    )
+    free[0] = disk.Space("data dir", "/x", 2 << 30, 100 << 30)
+    assert disk_usage.keep_reserve(ctx, measured) == []
