@@ -14,6 +14,8 @@ held by either: they set them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import docker
@@ -24,6 +26,7 @@ from paas.core.container import Limits
 from paas.core.context import Context
 from paas.errors import NotFound, PaasError, PermissionDenied, QuotaExceeded
 from paas.services import access, limits
+from paas.services.locks import app_lock
 from paas.services.release_phase import RELEASE_TYPE
 from paas.store import App, User
 
@@ -236,6 +239,18 @@ def oneoffs_running(ctx: Context, owner_id: int) -> int:
         for c in found
         if (c.get("Labels") or {}).get(names.LABEL_APP) in owned and c.get("State") in ("created", "running")
     )
+
+
+@contextmanager
+def oneoff_slot(ctx: Context, app: App) -> Iterator[None]:
+    """Refuse a one-off past the owner's quota, and hold their count until the caller has made
+    its container: sessions started at once cannot all pass the same count."""
+    if not _held(ctx, app.owner_id):
+        yield
+        return
+    with app_lock(ctx, f"quota-oneoffs-{app.owner_id}"):  # a lock file per owner, not per app
+        require_oneoff(ctx, app)
+        yield
 
 
 def require_oneoff(ctx: Context, app: App) -> None:

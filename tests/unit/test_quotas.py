@@ -274,3 +274,29 @@ def test_an_admins_open_session_ends_when_they_are_demoted(ctx: Context) -> None
     users.set_admin(ctx, "bob", False)
     assert not access.still_allowed(session)
     assert access.still_allowed(Context(settings=ctx.settings, store=ctx.store, actor="paas", is_admin=True))
+
+
+def test_one_offs_started_at_once_cannot_all_pass_the_same_count(ctx: Context) -> None:
+    import threading
+    import time
+
+    app = deployed(ctx, "shop", "bob")
+    rows: list[dict] = []
+    ctx._extra["docker"] = SimpleNamespace(api=FakeApi(rows))
+    outcomes: list[str] = []
+
+    def session() -> None:
+        try:
+            with quotas.oneoff_slot(as_user(ctx, "bob"), app):
+                time.sleep(0.2)  # creating the container
+                rows.append({"Labels": {names.LABEL_APP: "shop"}, "State": "created"})
+            outcomes.append("created")
+        except QuotaExceeded:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=session) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["created", "created", "refused", "refused", "refused"]  # quota 2
