@@ -296,17 +296,24 @@ def keep_reserve(ctx: Context, measured: dict[int, dict[str, int]]) -> list[str]
     return stopped
 
 
+# Containers that hold no deploy lock or are the deploy's own: removed at once (a build or a
+# release phase that writes fails its push; a one-off or a cron run ends).
+UNLOCKED_ROLES = (names.ROLE_RUN, names.ROLE_CRON, names.ROLE_BUILD, names.ROLE_ONEOFF)
+
+
 def _stop(ctx: Context, app: App, why: str) -> bool:
-    system = ctx.for_actor("paas", True)
+    """The app's one-offs, cron runs, builds and release phase go at once; then its processes
+    (`ps:stop`, which waits for a running deploy of the app to end: it fails without its build)."""
     ctx.store.add_event(app.name, "paas", "quota:disk", why)
     log.warning("%s: %s", app.name, why)
+    for role in UNLOCKED_ROLES:
+        labels = names.label_filter(ctx.settings.instance_id, app.name, role)
+        sched.stop_and_remove(ctx.docker.containers.list(all=True, filters={"label": labels}), timeout=1)
     try:
-        processes.stop(system, app.name, BuildLog())
-    except PaasError as exc:  # a deploy holds it: the next pass tries again
+        processes.stop(ctx.for_actor("paas", True), app.name, BuildLog())
+    except PaasError as exc:  # the next pass tries again
         log.warning("stopping %s for its disk quota: %s", app.name, exc)
         return False
-    labels = names.label_filter(ctx.settings.instance_id, app.name, names.ROLE_RUN)
-    sched.stop_and_remove(ctx.docker.containers.list(all=True, filters={"label": labels}), timeout=1)
     return True
 
 
