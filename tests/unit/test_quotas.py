@@ -245,6 +245,8 @@ def test_quota_set_is_for_admins_and_report_shows_usage(ctx: Context) -> None:
     code, _, err = run(as_user(ctx, "bob"), "quota:report", "carol")
     assert (code, err) == (1, "error: only an admin may see another user's quotas\n")
     assert run(as_user(ctx, "admin"), "quota:report", "carol")[0] == 0
+    code, out, _ = run(ctx, "quota:report", "--format", "json")  # root on the host: everyone
+    assert code == 0 and [d["user"] for d in json.loads(out)] == ["admin", "bob", "carol"]
     assert run(as_user(ctx, "admin"), "quota:set", "bob", "apps=default")[0] == 0
     assert quotas.of_user(ctx, ctx.store.get_user("bob").id)["apps"] == 3  # type: ignore[union-attr]
 
