@@ -142,6 +142,7 @@ COMMAND_MODULES = (
     "nodes",
     "plugins",
     "ps",
+    "quota",
     "releases",
     "repo",
     "report",

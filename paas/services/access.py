@@ -140,6 +140,7 @@ APP_LESS = frozenset(
         "redis:create",
         "postgres:list",  # one's own services (admins: all)
         "redis:list",
+        "quota:report",  # one's own usage against one's quotas (admins: anyone's)
     }
 )
 
@@ -193,6 +194,7 @@ ADMIN_ONLY = frozenset(
         "server",
         "router:stop",
         "stack:build",
+        "quota:set",  # per-user quotas: the operator's
     }
 )
 
@@ -248,7 +250,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         "add_access": "access:add",
         "update_access": "access:update",
         "remove_access": "access:remove",
-        "transfer": "apps:transfer",
     },
     "apps": {
         "create_app": "apps:create",
@@ -256,6 +257,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "app_info": "apps:info",
         "rename_app": "apps:rename",
         "destroy_app": "apps:destroy",
+        "transfer": "apps:transfer",
     },
     "backing": {
         **dict.fromkeys(
@@ -316,6 +318,10 @@ ENTRIES: dict[str, dict[str, str]] = {
         "human": PURE,
         "learn_docker_root": PURE,
         **dict.fromkeys(("docker_root", "spaces", "require_free"), INTERNAL),
+    },
+    "disk_usage": {
+        "allocated": PURE,
+        **dict.fromkeys(("measure", "measure_app", "check", "enforce", "keep_reserve"), INTERNAL),
     },
     "doctor": {"report": "doctor", "fix": "doctor"},
     "domains": {
@@ -417,6 +423,30 @@ ENTRIES: dict[str, dict[str, str]] = {
         "validate": PURE,
         "report": "scheduler:report",
     },
+    "quotas": {
+        "report": "quota:report",
+        "set_quotas": "quota:set",
+        **dict.fromkeys(("parse_assignment", "show", "size_text", "max_cpus", "defaults"), PURE),
+        **dict.fromkeys(
+            (
+                "of_user",
+                "usage",
+                "user_load",
+                "app_load",
+                "running_formation",
+                "oneoffs_running",
+                "oneoff_slot",
+                "disk_used",
+                "require_app_slot",
+                "require_ceilings",
+                "require_disk",
+                "require_oneoff",
+                "require_room",
+                "require_transfer",
+            ),
+            INTERNAL,
+        ),
+    },
     "throttle": {"too_many_sessions": PURE, "key_revoked": SIGN_IN, "source_of": PURE},
     "users": {
         "add_user": "users:add",
@@ -438,6 +468,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "add_flash",
                 "take_flashes",
                 "token_user",
+                "still_signed_in",
             ),
             SIGN_IN,
         ),
@@ -579,6 +610,7 @@ ROUTES: dict[str, str] = {
     # the API
     "api.openapi": SIGNED_IN,
     "api.account": SIGNED_IN,
+    "api.account_quotas": "quota:report",
     "api.users": "users:list",
     "api.apps": "apps:list",
     "api.create_app": "apps:create",
@@ -757,8 +789,17 @@ def visible_apps(ctx: Context, apps: Iterable[App]) -> list[App]:
 
 
 def still_allowed(ctx: Context) -> bool:
-    """Whether everything this context was allowed still is (an open SSH session re-checks)."""
-    if not ctx.checked or is_admin(ctx):
+    """Whether everything this context was allowed still is (an open SSH session re-checks): an
+    admin's ends when they are demoted or removed, anyone else's when access to an app goes."""
+    if ctx.on_host:
+        return True
+    if ctx.is_admin:
+        uid = actor_id(ctx)
+        if uid is None:
+            return True  # an admin context of the platform's own: no user behind it
+        user = ctx.store.get_user_by_id(uid)
+        return user is not None and user.is_admin
+    if not ctx.checked:
         return True
     for app_id, permission in list(ctx.checked):
         app = ctx.store.get_app_by_id(app_id)
@@ -906,17 +947,3 @@ def remove_access(ctx: Context, app_name: str, user_name: str) -> None:
     if not ctx.store.remove_grant(app.id, user.id):
         raise NotFound(f"{user.name} has no access to {app.name}")
     _audit(ctx, app, "access:remove", user.name)
-
-
-def transfer(ctx: Context, app_name: str, user_name: str) -> App:
-    """The user becomes the owner; the previous owner keeps view, deploy and operate (as Heroku)."""
-    app = authorize(ctx, app_name, "apps:transfer")
-    user = user_named(ctx, user_name)
-    if user.id == app.owner_id:
-        raise PaasError(f"{user.name} already owns {app.name}")
-    ctx.store.transfer_app(app.id, user.id)
-    if app.owner_id is not None and ctx.store.get_user_by_id(app.owner_id) is not None:
-        ctx.store.set_grant(app.id, app.owner_id, DEFAULT_GRANT, now())
-    _audit(ctx, app, "apps:transfer", f"to {user.name}")
-    ctx.store.add_event(app.name, ctx.actor, "apps:transfer", f"to {user.name}")
-    return ctx.store.get_app(app.name)  # type: ignore[return-value]

@@ -19,7 +19,7 @@ from paas.core.manifest import Manifest, PushedSource
 from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
-from paas.services import access, disk, first_deploy, lookup, release_phase
+from paas.services import access, disk, first_deploy, lookup, quotas, release_phase
 from paas.services import apps as apps_service
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
@@ -61,6 +61,8 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched."""
     app = apps_service.ensure_app(ctx, app_name)
     disk.require_free(ctx)  # before anything is built or changed
+    quotas.require_disk(ctx, app)
+    quotas.require_room(ctx, app, quotas.running_formation(ctx, app) or {"web": 1})  # known after the build
     tree = SourceTree(repo, commit_sha)
     manifest = read_manifest(tree, log)
     ctx.plugins.call_pre(
@@ -88,6 +90,7 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     build = ctx.store.get_build(build_id)
     ctx.plugins.call_post("paas_post_build", ctx=ctx, app=app, build=build, log=log)
     formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)
+    quotas.require_room(ctx, app, formation)
     release = ctx.store.create_release(
         app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
     )

@@ -8,7 +8,7 @@ from paas.core import names
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
-from paas.services import access
+from paas.services import access, quotas
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
 from paas.store import App, Release
@@ -118,6 +118,7 @@ def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLo
         if build is None or not build.image:
             raise PaasError(f"v{target.version} has no image to run")
         formation = default_formation(build.processes, ctx.store.get_formation(app.id))
+        quotas.require_room(ctx, app, formation)
         release = new_release(
             ctx,
             app,

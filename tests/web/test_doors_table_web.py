@@ -83,6 +83,7 @@ ROUTE_CALLS: dict[str, tuple[str, str, dict | None, dict]] = {
     "services.download": ("GET", "/services/postgres/shopdb/backups/{backup}", None, {}),
     "api.openapi": ("GET", "/api/v1/openapi.json", None, {}),
     "api.account": ("GET", "/api/v1/account", None, {}),
+    "api.account_quotas": ("GET", "/api/v1/account/quotas", None, {}),
     "api.users": ("GET", "/api/v1/users", None, {}),
     "api.apps": ("GET", "/api/v1/apps", None, {}),
     "api.create_app": ("POST", "/api/v1/apps", {"name": "fresh"}, {}),
