@@ -10,7 +10,7 @@ import time
 
 import docker
 
-from paas.commands import CommandEnv
+from paas.commands import CommandEnv, command
 from paas.core.context import Context
 from paas.core.output import configure_logging
 from paas.errors import PaasError
@@ -18,6 +18,13 @@ from paas.git_receiver import repo_head
 from paas.git_receiver.server import SSHServer
 from paas.services import disk_usage, logfiles, reconcile, routing
 from paas.web.process import DashboardProcess
+
+
+# Registered when this module is imported (paas.cli does): paas.commands never imports it, since
+# the server runs the SSH door, which dispatches every command.
+@command("server", "Run the SSH receiver and the managed nginx (foreground).", host_only=True)
+def server(env: CommandEnv) -> int:
+    return run_server(env)
 
 
 def run_server(env: CommandEnv) -> int:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import docker
 
-from paas.core import names
+from paas.core import names, networks
 from paas.core.container import log_config
-from paas.scheduler import networks
 from paas.settings import Settings
 
 

@@ -50,12 +50,11 @@ from docker.models.containers import Container
 
 from paas.buildpacks import service_images
 from paas.buildpacks.service_images import ServiceImageRecipe
-from paas.core import names, validation
+from paas.core import names, networks, validation
 from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, NotFound, PaasError
-from paas.scheduler import networks
 from paas.scheduler import service_containers as sc
 from paas.services import access
 from paas.services import config as config_service

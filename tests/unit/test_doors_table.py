@@ -31,6 +31,7 @@ import pytest
 
 import paas.services
 from paas import commands
+from paas import server as _server  # noqa: F401 (registers `paas server`, as paas.cli does)
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PermissionDenied
