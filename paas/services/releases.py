@@ -90,8 +90,11 @@ def formation_for(ctx: Context, app: App, processes: dict[str, str]) -> dict[str
     return {t: stored.get(t, 1 if t == "web" else 0) for t in sorted(processes)}
 
 
-def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLog) -> Release:
-    """A new release with an earlier release's build and config (the formation stays)."""
+def rollback(
+    ctx: Context, app_name: str, version_text: str | None, log: BuildLog, reason: str | None = None
+) -> Release:
+    """A new release with an earlier release's build and config (the formation stays).
+    `reason` says why when it is automatic (the post-deploy watch); it is recorded and told."""
     app = access.authorize(ctx, app_name, "releases:rollback")
     with app_lock(ctx, app.name):
         current = ctx.store.current_release(app.id)
@@ -127,7 +130,9 @@ def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLo
         )
         ctx.store.replace_config(app.id, target.config)
         ctx.store.set_formation(app.id, formation)
-        ctx.store.add_event(
-            app.name, ctx.actor, "releases:rollback", f"v{target.version} as v{release.version}"
+        detail = f"v{target.version} as v{release.version}" + (f" ({reason})" if reason else "")
+        ctx.store.add_event(app.name, ctx.actor, "releases:rollback", detail[:300])
+        ctx.plugins.call_post(
+            "paas_rolled_back", ctx=ctx, app=app, release=release, target=target, reason=reason, log=log
         )
         return release
