@@ -77,6 +77,7 @@ OPERATIONS: dict[str, str] = {
     "maintenance:off": "operate",
     "checks:enable": "operate",
     "checks:disable": "operate",
+    "checks:watch": "operate",  # the post-deploy watch (metrics plugin)
     # manage
     "domains:add": "manage",
     "domains:remove": "manage",
