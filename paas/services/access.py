@@ -108,6 +108,12 @@ OPERATIONS: dict[str, str] = {
     "postgres:unlink": "manage",
     "redis:link": "manage",
     "redis:unlink": "manage",
+    # an app's webhooks (notifications plugin; --all, the platform-wide ones: admins)
+    "notifications:add": "manage",
+    "notifications:remove": "manage",
+    "notifications:list": "manage",  # the URLs may hold tokens
+    "notifications:test": "manage",
+    "notifications:log": "manage",
     # owner
     "apps:transfer": OWNER,
 }
