@@ -7,11 +7,13 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.conftest import PaasServer, wait_for
+from tests.e2e.conftest import PaasServer, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +61,47 @@ class Load:
         ]
 
 
+class Receiver:
+    """A webhook receiver on loopback that keeps every request (headers, body)."""
+
+    def __init__(self) -> None:
+        got: list[tuple[dict[str, str], bytes]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                got.append(
+                    (
+                        {k.lower(): v for k, v in self.headers.items()},
+                        self.rfile.read(int(self.headers["Content-Length"])),
+                    )
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.got = got
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/paas"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self, secret: str) -> list[dict]:
+        """Every event received, each verified (a bad signature raises)."""
+        return [Webhook(secret).verify(body, headers) for headers, body in list(self.got)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _add_hook(paas: PaasServer, app: str, url: str) -> str:
+    added = paas.ssh("notifications:add", app, url, "--format", "json")
+    assert added.returncode == 0, added.output
+    return json.loads(added.stdout)["secret"]
+
+
 def _commit(paas: PaasServer, src: Path, files: dict[str, str], message: str) -> None:
     for name, text in files.items():
         (src / name).write_text(text)
@@ -77,6 +120,10 @@ def test_a_release_answering_500_to_half_the_requests_is_rolled_back_under_load(
     host = f"{app}.localhost"
     watch = paas.ssh("checks:watch", app, "--window", "120", "--min-requests", "20")
     assert watch.returncode == 0 and "120 s after each deploy" in watch.stdout, watch.output
+    receiver = Receiver()
+    secret = _add_hook(paas, app, receiver.url)
+    down = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    _add_hook(paas, app, down)
     with Load(paas, host) as load:
         time.sleep(4)  # v1 serves: its requests are the baseline
         _commit(paas, src, {"VERSION": "2\n", "FAIL_EVERY": "2\n"}, "half of it fails")
@@ -110,6 +157,31 @@ def test_a_release_answering_500_to_half_the_requests_is_rolled_back_under_load(
     )
     text = paas.ssh("metrics", app).stdout
     assert "p95" in text and "v2:" in text and "rolled back" in text, text
+    # The webhook got the deploy, and the rollback with its reason, each signed.
+    try:
+
+        def rolled_back_event() -> list[dict]:
+            events = receiver.events(secret)
+            return events if any(e["type"] == "release.rolled_back" for e in events) else []
+
+        events = wait_for(rolled_back_event, timeout=15)
+    finally:
+        receiver.close()
+    kinds = [(e["type"], e["data"].get("release")) for e in events]
+    assert ("deploy.started", 2) in kinds and ("deploy.succeeded", 2) in kinds, kinds
+    rolled = next(e for e in events if e["type"] == "release.rolled_back")
+    assert rolled["data"]["reason"].startswith("v2 rolled back: 5xx") and rolled["data"]["to"] == 1
+    assert rolled["data"]["by"] == "watch" and rolled["data"]["automatic"] is True
+
+    # The receiver that is down gets retries (5 s, then 30 s apart), each in the delivery log.
+    def retried() -> list[dict]:
+        log = json.loads(paas.ssh("notifications:log", app, "--format", "json").stdout)
+        mine = [d for d in log if d["state"] == "pending" and len(d["tries"]) >= 2]
+        return mine
+
+    pending = wait_for(retried, timeout=30, interval=1)
+    assert pending, paas.ssh("notifications:log", app).output
+    assert all(t["status"] is None and "Connection" in t["error"] for t in pending[0]["tries"])
     print(
         f"v2 served {served:.1f} s ({len(v2)} answers) before the rollback; {len(load.seen)} requests in all"
     )
