@@ -55,19 +55,19 @@ def _x(t: float, start: float, end: float) -> float:
     return round(min(max((t - start) / (end - start), 0.0), 1.0) * W, 1)
 
 
+LABEL_GAP = 24.0  # a label closer than this to a newer one's is left out (its line and tooltip stay)
+
+
 def markers(marks: list[dict], start: float, end: float) -> list[Marker]:
     out = []
-    for m in marks:
+    labelled = W + LABEL_GAP
+    for m in sorted(marks, key=lambda m: (m["at"], m["version"]), reverse=True):
         rolled = m.get("rolled_back")
         title = f"v{m['version']}: {m['description']}" + (f" ({rolled})" if rolled else "")
-        out.append(
-            Marker(
-                _x(m["at"], start, end),
-                f"v{m['version']}",
-                "marker rolled-back" if rolled else "marker",
-                title,
-            )
-        )
+        x = _x(m["at"], start, end)
+        label = f"v{m['version']}" if labelled - x >= LABEL_GAP else ""
+        labelled = x if label else labelled
+        out.append(Marker(x, label, "marker rolled-back" if rolled else "marker", title))
     return out
 
 
@@ -86,9 +86,10 @@ def chart(
     for i, (name, pts) in enumerate(lines.items()):
         if not pts:
             continue
-        coords = " ".join(
-            f"{_x(t, start, end)},{round(H - min(v / top, 1.0) * (H - TOP), 1)}" for t, v in sorted(pts)
-        )
+        xy = [(_x(t, start, end), round(H - min(v / top, 1.0) * (H - TOP), 1)) for t, v in sorted(pts)]
+        if len(xy) == 1:  # one sample: a short dash, not an invisible point
+            xy.append((min(xy[0][0] + 3, W), xy[0][1]))
+        coords = " ".join(f"{x},{y}" for x, y in xy)
         series.append(Series(name, f"line-{i % COLORS}", coords, fmt(pts[-1][1])))
     return Chart(title, fmt(top), series, marks)
 

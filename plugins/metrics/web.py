@@ -14,7 +14,8 @@ from . import charts, prometheus, service
 from .commands import _watch_line
 from .watch import ms, pct
 
-RANGES = ("1h", "24h", "7d")
+RANGES = ("15m", "1h", "24h", "7d")
+DEFAULT_RANGE = "1h"
 _FOLDER = Path(__file__).parent
 
 
@@ -34,8 +35,8 @@ def blueprint() -> Blueprint:
     @bp.app_context_processor
     def app_metrics() -> dict:
         def find(app_name: str) -> dict | None:
-            wanted = request.args.get("range", "1h")
-            chosen = wanted if wanted in RANGES else "1h"
+            wanted = request.args.get("range", DEFAULT_RANGE)
+            chosen = wanted if wanted in RANGES else DEFAULT_RANGE
             try:
                 report = service.report(g.ctx, app_name, chosen)
             except (NotFound, PermissionDenied):
