@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import NotFound, PaasError
+from paas.errors import Conflict, NotFound, PaasError
 from paas.services import access
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
@@ -91,15 +91,24 @@ def formation_for(ctx: Context, app: App, processes: dict[str, str]) -> dict[str
 
 
 def rollback(
-    ctx: Context, app_name: str, version_text: str | None, log: BuildLog, reason: str | None = None
+    ctx: Context,
+    app_name: str,
+    version_text: str | None,
+    log: BuildLog,
+    reason: str | None = None,
+    only_from: int | None = None,
 ) -> Release:
     """A new release with an earlier release's build and config (the formation stays).
-    `reason` says why when it is automatic (the post-deploy watch); it is recorded and told."""
+    `reason` says why when it is automatic (the post-deploy watch); it is recorded and told.
+    With `only_from`, nothing happens unless that release is still the current one once the
+    app's lock is held (a deploy that got there first wins: Conflict)."""
     app = access.authorize(ctx, app_name, "releases:rollback")
     with app_lock(ctx, app.name):
         current = ctx.store.current_release(app.id)
         if current is None:
             raise PaasError(f"{app.name} has no release to roll back from")
+        if only_from is not None and current.version != only_from:
+            raise Conflict(f"v{only_from} of {app.name} is no longer current (v{current.version} is)")
         if version_text is None:
             older = [
                 r

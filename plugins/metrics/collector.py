@@ -17,7 +17,7 @@ from collections import defaultdict
 from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import PaasError
+from paas.errors import Conflict, PaasError
 from paas.services import metrics as process_metrics
 from paas.services import processes, releases
 from paas.store import Sample
@@ -120,11 +120,10 @@ def roll_back(ctx: Context, hist: History, w: Watch, why: str) -> None:
     actor = ctx.for_actor(service.WATCH_ACTOR, is_admin=True)
     out = BuildLog(lambda text: log.info("%s: %s", w.app, text.rstrip()))
     try:
-        current = actor.store.current_release(actor.store.get_app(w.app).id)  # type: ignore[union-attr]
-        if current is None or current.version != w.release:
-            hist.set_watch_state(w.app, w.release, "superseded", why, only_if="rolling-back")
-            return  # someone deployed meanwhile: theirs is watched now
-        releases.rollback(actor, w.app, f"v{w.previous}", out, reason=why)
+        releases.rollback(actor, w.app, f"v{w.previous}", out, reason=why, only_from=w.release)
+    except Conflict:  # someone deployed meanwhile: theirs is watched now
+        hist.set_watch_state(w.app, w.release, "superseded", why, only_if="rolling-back")
+        return
     except Exception as exc:
         log.warning("%s: %s, and the rollback failed: %s", w.app, why, exc)
         actor.store.add_event(w.app, service.WATCH_ACTOR, "watch:rollback-failed", f"{why}; {exc}"[:300])

@@ -288,3 +288,23 @@ def test_process_sampling_sums_per_type(ctx: Context, monkeypatch) -> None:  # t
     points = service.history(ctx).process_points("shop", 10, now - 10)
     assert points["web"][0].cpu == 15.0 and points["web"][0].mem == 300
     assert points["worker"][0].cpu == 0.0 and points["worker"][0].mem == 50
+
+
+def test_the_watch_never_rolls_back_a_release_that_is_no_longer_current(ctx: Context) -> None:
+    """A push that got the app's lock first wins: the watch's rollback of v1 finds v2 current."""
+    from paas.core.output import BuildLog
+    from paas.errors import Conflict
+    from paas.services import releases
+
+    app = ctx.store.create_app("raced")
+    _release(ctx, app.id)
+    _release(ctx, app.id)
+    with pytest.raises(Conflict, match="no longer current"):
+        releases.rollback(ctx, "raced", "v1", BuildLog(), reason="v1 rolled back: test", only_from=1)
+    h = service.history(ctx)
+    h.start_watch(
+        Watch("raced", 1, 0, T0, T0 + 300, "rolling-back", "why", watch.plan(watch.WatchSettings(), Stats()))
+    )
+    collector.roll_back(ctx, h, h.watches(app="raced")[0], "why")
+    assert h.watches(app="raced")[0].state == "superseded"
+    assert [r.version for r in ctx.store.list_releases(app.id)] == [2, 1]  # nothing new
