@@ -15,6 +15,7 @@ rebinding DNS server could answer differently). Redirects are not followed.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import ssl
 import time
@@ -141,5 +142,18 @@ def post(url: str, secret: str, msg_id: str, body: bytes, private_ok: bool) -> O
     except PaasError as exc:
         return Outcome(None, str(exc), time.monotonic() - started)
     except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        return Outcome(None, f"{type(reason).__name__}: {reason}"[:300], time.monotonic() - started)
+        return Outcome(None, _why(exc), time.monotonic() - started)
+
+
+def _why(exc: Exception) -> str:
+    """One short line for the delivery log (NewConnectionError is a ConnectTimeoutError too)."""
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        found = re.search(r"\[Errno -?\d+\] ([^)\]]+)", str(exc))
+        return f"cannot connect: {found.group(1) if found else exc}"[:300]
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return f"no connection within {TIMEOUT.connect_timeout:g} s"
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return f"no answer within {TIMEOUT.read_timeout:g} s"
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return f"TLS failed: {exc}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
