@@ -56,6 +56,16 @@ def _nginx_token(value: object) -> str:
 
 
 _PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
+_VARIABLE = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
+def _variable(app: str) -> str:
+    """The app's part of an nginx variable and log format name (app names have no "_", so
+    "-" -> "_" keeps them apart)."""
+    name = app.replace("-", "_")
+    if not _VARIABLE.fullmatch(name):
+        raise PaasError(f"refusing unsafe app name in nginx config: {app!r}")
+    return name
 
 
 def _nginx_path(value: object) -> str:
@@ -175,7 +185,7 @@ class Router:
             metrics_log=route.extras.metrics_log,
             access_log=str(self.prefix / "logs" / "access.log"),
             log_buffer=LOG_BUFFER,
-            var=route.app.replace("-", "_"),  # an nginx variable's name: app names have no "_"
+            var=_variable(route.app),
             server_directives=[directive(d) for d in route.extras.server],
             locations={
                 location_path(p): [directive(d) for d in ds] for p, ds in route.extras.locations.items()

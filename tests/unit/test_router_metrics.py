@@ -89,3 +89,14 @@ def test_without_a_metrics_log_the_route_is_as_before(router: Router) -> None:
     router.set_route(Route("plain", ["plain.localhost"], ["127.0.0.1:1"], RouteExtras(), {"127.0.0.1:1": 3}))
     text = (router.apps_dir / "plain.conf").read_text()
     assert "map " not in text and "log_format" not in text and "access_log" not in text
+
+
+def test_an_app_name_that_could_break_out_of_the_log_format_is_refused(
+    router: Router, tmp_path: Path
+) -> None:
+    extras = RouteExtras()
+    extras.set_metrics_log(str(tmp_path / "metrics.log"))
+    for evil in ("a'b", "a b", "a;b", "a$b"):
+        with pytest.raises(PaasError, match="unsafe"):
+            router.set_route(Route(evil, ["x.localhost"], ["127.0.0.1:1"], extras, {"127.0.0.1:1": 1}))
+    assert router.routed_apps() == []
