@@ -39,6 +39,7 @@ from docker.types.daemon import CancellableStream
 from docker.utils import parse_bytes
 
 from paas.core import names
+from paas.core.container import LOG_OPTIONS
 from paas.core.names import APP_PORT, LABEL_PORT, LABEL_RELEASE, LABEL_TYPE
 from paas.core.output import LineSplitter
 from paas.errors import PaasError
@@ -47,6 +48,8 @@ from paas.scheduler.interface import ProcessRow, ProcessSpec
 
 CRASHES = ("failed", "rejected", "complete", "orphaned")  # a task that ended on its own
 REJECTIONS = 3  # rejections of one slot (by different nodes, mostly) before a deploy gives up
+# Before a task's container starts: placed, then its node pulls the image ("preparing").
+PREPARING = ("new", "allocated", "pending", "assigned", "accepted", "preparing")
 BOOTING = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting")
 
 
@@ -288,6 +291,10 @@ class TaskProbe:
             return None
         return parse_time((task.get("Status") or {}).get("Timestamp"))
 
+    def preparing(self) -> bool:
+        task = self._task()
+        return task is None or (task.get("Status") or {}).get("State") in PREPARING
+
 
 class Swarm:
     """The `swarm` scheduler, driven from a manager node (this host)."""
@@ -413,7 +420,7 @@ class Swarm:
             restart_policy=RestartPolicy(condition="any", delay=1_000_000_000),
             stop_grace_period=self.stop_grace * 1_000_000_000,
             log_driver="json-file",
-            log_driver_options={"max-size": "10m", "max-file": "3"},
+            log_driver_options=dict(LOG_OPTIONS),
             networks=[NetworkAttachmentConfig(network, aliases=[ptype])],
             endpoint_spec=EndpointSpec(mode="dnsrr", ports=ports),
             # A host path exists on the manager only: such processes stay there.

@@ -8,13 +8,23 @@ from paas.core.context import Context
 from paas.core.routes import Route, RouteExtras
 from paas.router.nginx import Router
 from paas.scheduler.interface import Handle, Scheduler
-from paas.services import schedulers
+from paas.services import access, schedulers
 from paas.services.lookup import hostnames
 
 
 def router(ctx: Context) -> Router:
     """The managed nginx of this process (one per process, shared by every context copy)."""
     return ctx.shared("router", lambda: Router(ctx.settings))
+
+
+def stop_router(ctx: Context) -> bool:
+    """`router:stop`: stop the managed nginx a stopped server left serving (whether one ran)."""
+    access.require_admin(ctx, "router:stop")
+    r = router(ctx)
+    if r.running_pid() is None:
+        return False
+    r.stop()
+    return True
 
 
 def tagged(scheduler: Scheduler, handles: Sequence[Handle]) -> dict[str, int]:
