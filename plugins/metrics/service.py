@@ -14,12 +14,13 @@ from typing import Any
 
 from paas.core.context import Context
 from paas.core.routes import RouteExtras
-from paas.errors import PaasError, PermissionDenied
+from paas.errors import PaasError
 from paas.services import access
 from paas.store import App, Release
 
+from . import prometheus
 from . import watch as watch_rules
-from .history import MAX_SINCE, TIERS, History, Watch, merged, step_for
+from .history import MAX_SINCE, History, Watch, merged, step_for
 from .stats import Stats
 
 WATCH_ACTOR = "watch"  # who rolls back; its own rollback releases are not watched again
@@ -54,7 +55,7 @@ def epoch(iso: str) -> float:
     return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
-def markers(ctx: Context, app: App, since: float) -> list[dict]:
+def _markers(ctx: Context, app: App, since: float) -> list[dict]:
     """The releases made in the range (the charts draw a line at each), with why a watch rolled
     one back."""
     reasons = {w.release: w.reason for w in history(ctx).watches(app=app.name) if w.reason}
@@ -122,7 +123,7 @@ def report(ctx: Context, app_name: str, since_text: str | None = None, now: floa
             ptype: [{"at": p.at, "cpu_percent": round(p.cpu, 2), "mem_bytes": int(p.mem)} for p in pts]
             for ptype, pts in sorted(procs.items())
         },
-        "markers": markers(ctx, app, since),
+        "markers": _markers(ctx, app, since),
         "watch": watches[-1].as_json() if watches else None,
         "watch_settings": asdict(watch_settings(ctx, app)),
     }
@@ -201,10 +202,7 @@ def start_watch(ctx: Context, app: App, release: Release, now: float | None = No
 
 
 # Prometheus
-def require_admin(ctx: Context) -> None:
-    if not access.is_admin(ctx):
-        raise PermissionDenied("only an admin may read the metrics of every app")
-
-
-def retention() -> list[dict]:
-    return [{"step": step, "kept": kept} for step, kept in TIERS]
+def prometheus_text(ctx: Context) -> bytes:
+    """Every app's metrics in the Prometheus text format: the server's, so admins only."""
+    access.require_admin(ctx, "metrics:prometheus")
+    return prometheus.exposition(history(ctx))

@@ -59,7 +59,6 @@ def blueprint() -> Blueprint:
 
     @bp.get("/api/v1/metrics")
     def exposition():  # type: ignore[no-untyped-def]
-        service.require_admin(g.ctx)
-        return Response(prometheus.exposition(service.history(g.ctx)), content_type=prometheus.CONTENT_TYPE)
+        return Response(service.prometheus_text(g.ctx), content_type=prometheus.CONTENT_TYPE)
 
     return bp

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from paas.core.context import Context
-from paas.errors import NotFound, PaasError, PermissionDenied
+from paas.errors import NotFound, PaasError
 from paas.services import access
 
 from . import send
@@ -52,8 +52,7 @@ def store(ctx: Context) -> NotificationStore:
 def _scope(ctx: Context, app_name: str | None, operation: str) -> str | None:
     """The app the actor may manage the hooks of, or None for the platform-wide ones (admins)."""
     if app_name is None:
-        if not access.is_admin(ctx):
-            raise PermissionDenied(f"only an admin may run {operation} --all")
+        access.require_admin(ctx, operation, f"run {operation} --all")
         return None
     return access.authorize(ctx, app_name, operation).name
 

@@ -263,8 +263,8 @@ def test_a_viewer_of_another_app_sees_nothing(ctx: Context) -> None:
         service.report(stranger, "secret")
     with pytest.raises(PaasError):
         service.set_watch(stranger, "secret", {"enabled": False})
-    with pytest.raises(PaasError, match="admin"):
-        service.require_admin(stranger)
+    with pytest.raises(PaasError, match="only an admin may run metrics:prometheus"):
+        service.prometheus_text(stranger)
 
 
 def test_process_sampling_sums_per_type(ctx: Context, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -36,7 +36,7 @@ def _ctx(tmp_path: Path) -> SimpleNamespace:
 
 def test_three_restarts_within_the_window_are_one_crash_loop(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    app = SimpleNamespace(name="loopy")
+    app = ctx.store.create_app("loopy")
     for t, n in [(0, 0), (10, 1), (20, 2)]:
         assert reconcile._record_crash_loops(ctx, app, [_container("c1", n)], now=t) == []
     assert reconcile._record_crash_loops(ctx, app, [_container("c1", 3)], now=30) == [
@@ -50,7 +50,7 @@ def test_three_restarts_within_the_window_are_one_crash_loop(tmp_path: Path) -> 
 
 def test_restarts_spread_over_more_than_the_window_are_no_loop(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    app = SimpleNamespace(name="slow")
+    app = ctx.store.create_app("slow")
     window = reconcile.CRASH_LOOP_SECONDS
     for i in range(6):
         assert reconcile._record_crash_loops(ctx, app, [_container("c2", i)], now=i * window / 2 + 1) == []
@@ -59,7 +59,7 @@ def test_restarts_spread_over_more_than_the_window_are_no_loop(tmp_path: Path) -
 
 def test_an_oom_kill_reaches_plugins_once(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    app = SimpleNamespace(name="hungry")
+    app = ctx.store.create_app("hungry")
     killed = _container("c3", 1, oom=True, finished="t1")
     assert reconcile._record_oom_kills(ctx, app, [killed]) == ["web.1 was OOM-killed"]
     assert reconcile._record_oom_kills(ctx, app, [killed]) == []
