@@ -91,6 +91,7 @@ def run_server(env: CommandEnv) -> int:
     else:
         router.set_dashboard(settings.dashboard_host, None)
     env.echo(f"-----> data in {settings.data_dir}")
+    ctx.plugins.call_post("paas_server_started", ctx=ctx, stop=stop)  # their threads: metrics, deliveries
     env.echo("=====> paas is ready")
     while not signalled:
         time.sleep(0.2)

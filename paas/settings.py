@@ -282,6 +282,12 @@ class Settings:
         return self.data_dir / "nginx"
 
     @property
+    def metrics_log_path(self) -> Path:
+        """The router's metrics lines (one per request, tagged with app and release), when the
+        metrics plugin asks for them; rotated with nginx's other logs."""
+        return self.nginx_dir / "logs" / "metrics.log"
+
+    @property
     def locks_dir(self) -> Path:
         return self.data_dir / "locks"
 

@@ -86,6 +86,7 @@ OPERATIONS: dict[str, str] = {
     "maintenance:off": "operate",
     "checks:enable": "operate",
     "checks:disable": "operate",
+    "checks:watch": "operate",  # the post-deploy watch (metrics plugin)
     # manage
     "domains:add": "manage",
     "domains:remove": "manage",
@@ -117,6 +118,12 @@ OPERATIONS: dict[str, str] = {
     "postgres:unlink": "manage",
     "redis:link": "manage",
     "redis:unlink": "manage",
+    # an app's webhooks (notifications plugin; --all, the platform-wide ones: admins)
+    "notifications:add": "manage",
+    "notifications:remove": "manage",
+    "notifications:list": "manage",  # the URLs may hold tokens
+    "notifications:test": "manage",
+    "notifications:log": "manage",
     # owner
     "apps:transfer": OWNER,
 }
@@ -195,6 +202,7 @@ ADMIN_ONLY = frozenset(
         "router:stop",
         "stack:build",
         "quota:set",  # per-user quotas: the operator's
+        "metrics:prometheus",  # every app's metrics for the operator's Prometheus (metrics plugin)
     }
 )
 
@@ -369,7 +377,15 @@ ENTRIES: dict[str, dict[str, str]] = {
     "moves": {"set_scheduler": "scheduler:set"},
     "nodes": {
         **dict.fromkeys(
-            ("advertise_address", "ensure_swarm", "publish", "collect_nodes", "guard_node_ports"), INTERNAL
+            (
+                "advertise_address",
+                "ensure_swarm",
+                "publish",
+                "collect_nodes",
+                "guard_node_ports",
+                "watch_nodes",
+            ),
+            INTERNAL,
         ),
         "list_nodes": "nodes:list",
         "join_command": "nodes:join-command",
@@ -413,7 +429,7 @@ ENTRIES: dict[str, dict[str, str]] = {
     },
     "routing": {
         **dict.fromkeys(
-            ("router", "app_route", "route_app", "sync_app_route", "sync_dashboard_route"), INTERNAL
+            ("router", "tagged", "app_route", "route_app", "sync_app_route", "sync_dashboard_route"), INTERNAL
         ),
         "stop_router": "router:stop",
     },
@@ -481,6 +497,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "disable": "letsencrypt:disable",
         "auto_renew": "letsencrypt:auto-renew",
     },
+    "certs.expiry": {"check": INTERNAL},
     "certs.pem": dict.fromkeys(
         ("now", "describe", "check_pair", "read_info", "from_tar", "self_signed"), PURE
     ),
@@ -522,6 +539,41 @@ ENTRIES: dict[str, dict[str, str]] = {
         "run_now": "cron:run",
     },
     "cron.ticker": {"utcnow": PURE, "iso": PURE, "load_state": INTERNAL},
+    "metrics.charts": dict.fromkeys(("nice_ceiling", "markers", "chart", "charts"), PURE),
+    "metrics.collector": {
+        "count": PURE,
+        **dict.fromkeys(
+            ("judge", "restarts", "roll_back", "sample_processes", "run_sampler", "start"), INTERNAL
+        ),
+    },
+    "metrics.history": dict.fromkeys(("step_for", "merged"), PURE),
+    "metrics.prometheus": {"exposition": INTERNAL},
+    "metrics.service": {
+        **dict.fromkeys(("parse_since", "epoch"), PURE),
+        **dict.fromkeys(("history", "nginx_extras", "watch_settings", "start_watch"), INTERNAL),
+        "report": "metrics",
+        "watch_report": "checks:watch",
+        "set_watch": "checks:watch",
+        "prometheus_text": "metrics:prometheus",
+    },
+    "metrics.stats": {"parse": PURE},
+    "metrics.watch": dict.fromkeys(
+        ("check_values", "effective", "plan", "read_plan", "pct", "ms", "verdict"), PURE
+    ),
+    "metrics.web": {"blueprint": INTERNAL},
+    "notifications.send": {
+        **dict.fromkeys(("parse_url", "resolve", "check", "headers"), PURE),
+        "post": INTERNAL,
+    },
+    "notifications.service": {
+        **dict.fromkeys(("parse_events", "new_secret"), PURE),
+        **dict.fromkeys(("store", "notify", "attempt", "send_due"), INTERNAL),
+        "add": "notifications:add",
+        "list_hooks": "notifications:list",
+        "remove": "notifications:remove",
+        "log": "notifications:log",
+        "test": "notifications:test",
+    },
     "maintenance.service": {
         **dict.fromkeys(("page_dir", "page_path", "plain_page", "blocked_by"), PURE),
         **dict.fromkeys(
@@ -635,6 +687,10 @@ ROUTES: dict[str, str] = {
     "api.logs": "logs",
     "api.log_stream": "logs",
     "api.metrics": "metrics",
+    # the metrics plugin's blueprint
+    "metrics.static": SIGNED_IN,  # its charts' CSS
+    "metrics.history": "metrics",
+    "metrics.exposition": "metrics:prometheus",
 }
 
 

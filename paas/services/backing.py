@@ -768,6 +768,9 @@ def _start_scheduled_backup(ctx: Context, kind: Kind, name: str, now: datetime) 
         except Exception as exc:
             log.warning("scheduled backup of %s %s failed: %s", kind.name, name, exc)
             ctx.store.add_event(None, "paas", f"{kind.name}:backup-failed", f"{name}: {exc}"[:300])
+            ctx.plugins.call_post(
+                "paas_backup_failed", ctx=ctx, service=f"{kind.name}:{name}", error=str(exc)[:300]
+            )
         finally:
             with _guard:
                 _backups_running.discard(key)

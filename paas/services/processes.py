@@ -82,7 +82,7 @@ def stop(ctx: Context, app_name: str, log: BuildLog) -> int:
         handles = scheduler.processes(app.name)
         count = len(scheduler.rows(app.name))
         ctx.store.set_stopped(app.id, True)
-        route_app(ctx, app.name, [])
+        route_app(ctx, app.name, {})
         scheduler.stop(handles, timeout=stop_timeout(ctx, app))
         ctx.store.add_event(app.name, ctx.actor, "ps:stop")
         log.step(f"Stopped {count} process(es) of {app.name}")

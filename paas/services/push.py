@@ -82,6 +82,14 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
         ctx.store.finish_build(build_id, "failed", log.text())
         ctx.store.prune_build_outputs(app.id, ctx.settings.keep_build_outputs)
         ctx.store.add_event(app.name, ctx.actor, "build:failed", commit_sha[:7])
+        ctx.plugins.call_post(
+            "paas_deploy_failed",
+            ctx=ctx,
+            app=app,
+            release=None,
+            error=f"build of {commit_sha[:7]} failed: {exc}"[:300],
+            log=log,
+        )
         raise BuildFailed("build failed") from exc
     ctx.store.finish_build(
         build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack

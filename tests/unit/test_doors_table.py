@@ -75,6 +75,8 @@ certs = importlib.import_module("paas_plugins.certs.service")
 letsencrypt = importlib.import_module("paas_plugins.certs.letsencrypt")
 cron = importlib.import_module("paas_plugins.cron.service")
 maintenance = importlib.import_module("paas_plugins.maintenance.service")
+app_metrics = importlib.import_module("paas_plugins.metrics.service")
+notifications = importlib.import_module("paas_plugins.notifications.service")
 
 ROLES = ("anonymous", *access.ROLES)
 MARKERS = {access.PURE, access.ASK, access.SIGN_IN, access.INTERNAL, access.JOB}
@@ -423,6 +425,30 @@ CALLS: dict[str, list[Call]] = {
         Call(lambda c, w: maintenance.report(c, APP)),
         Call(lambda c, w: maintenance.report(c), refusals={}, label="of every app one may view"),
     ],
+    "metrics.service.report": [Call(lambda c, w: app_metrics.report(c, APP, "1h"))],
+    "metrics.service.watch_report": [Call(lambda c, w: app_metrics.watch_report(c, APP))],
+    "metrics.service.set_watch": [Call(lambda c, w: app_metrics.set_watch(c, APP, {"window": 60}))],
+    "metrics.service.prometheus_text": [Call(lambda c, w: app_metrics.prometheus_text(c))],
+    # a TEST-NET address: no lookup, refused to non-admins (after the table's check) as private
+    "notifications.service.add": [
+        Call(lambda c, w: notifications.add(c, APP, "http://192.0.2.1/hook", None, False)),
+        Call(
+            lambda c, w: notifications.add(c, None, "http://192.0.2.1/hook", None, False),
+            admin_what="run notifications:add --all",
+            label="platform-wide",
+        ),
+    ],
+    "notifications.service.list_hooks": [
+        Call(lambda c, w: notifications.list_hooks(c, APP)),
+        Call(
+            lambda c, w: notifications.list_hooks(c, None),
+            admin_what="run notifications:list --all",
+            label="platform-wide",
+        ),
+    ],
+    "notifications.service.remove": [Call(lambda c, w: notifications.remove(c, APP, 999))],
+    "notifications.service.log": [Call(lambda c, w: notifications.log(c, APP))],
+    "notifications.service.test": [Call(lambda c, w: notifications.test(c, APP, None))],
     "maintenance.service.enable": [Call(lambda c, w: maintenance.enable(c, APP))],
     "maintenance.service.disable": [Call(lambda c, w: maintenance.disable(c, APP))],
     "storage.service.ensure_directory": [
@@ -684,6 +710,13 @@ COMMAND_ARGV: dict[str, list[str]] = {
     "letsencrypt:enable": ["letsencrypt:enable", APP],
     "letsencrypt:list": ["letsencrypt:list"],
     "logs": ["logs", APP, "-n", "1"],
+    "metrics": ["metrics", APP, "--since", "1h"],
+    "checks:watch": ["checks:watch", APP, "--window", "5"],
+    "notifications:add": ["notifications:add", APP, "http://192.0.2.1/hook"],
+    "notifications:list": ["notifications:list", APP],
+    "notifications:remove": ["notifications:remove", APP, "999"],
+    "notifications:test": ["notifications:test", APP],
+    "notifications:log": ["notifications:log", APP],
     "maintenance:off": ["maintenance:off", APP],
     "maintenance:on": ["maintenance:on", APP],
     "maintenance:report": ["maintenance:report", APP],
