@@ -167,7 +167,9 @@ SERVICE_COMMANDS = tuple(
 )
 # The swarm's nodes belong to the server too (and the join command prints its join token).
 NODE_COMMANDS = ("nodes:list", "nodes:join-command", "nodes:drain", "nodes:activate", "nodes:remove")
-ADMIN_ONLY = frozenset((*SERVICE_COMMANDS, *NODE_COMMANDS))
+# Platform backups hold every secret and a restore replaces everything (plugins/backup).
+BACKUP_COMMANDS = ("backup:create", "backup:list", "backup:verify", "backup:restore", "backup:schedule")
+ADMIN_ONLY = frozenset((*SERVICE_COMMANDS, *NODE_COMMANDS, *BACKUP_COMMANDS))
 
 
 # `paas` (a reserved app name) stands for the dashboard in the certificate commands: admins only.

@@ -910,3 +910,98 @@ def logs(ctx: Context, kind: Kind, name: str, lines: int = 100) -> list[str]:
         raise PaasError(f"{kind.name} service {name} has no container right now (the server recreates it)")
     raw = container.logs(tail=max(1, min(lines, 10000)), timestamps=True)
     return raw.decode(errors="replace").splitlines()
+
+
+# ---------------------------------------------------------------- whole-platform backups (plugins/backup)
+
+
+def backup_paths(ctx: Context, kind: Kind) -> list[Path]:
+    """The records (with their passwords) go into a platform backup; their own backups do not
+    (the dump taken with it is newer)."""
+    return [_record_path(ctx, kind, r.name) for r in all_records(ctx, kind)]
+
+
+def dump_all(ctx: Context, kind: Kind, folder: Path, log: BuildLog) -> list[str]:
+    """Each service's dump into `folder/<name>.<ext>`, with its sha256 beside it; taken under
+    the service's lock (consistent per service). A service whose dump fails fails the backup."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    done = []
+    for record in all_records(ctx, kind):
+        path = folder / f"{record.name}.{kind.backup_ext}"
+        digest = hashlib.sha256()
+        log.detail(f"dumping {kind.name} service {record.name}")
+        with service_lock(ctx, kind, record.name), open(path, "wb") as fh:
+
+            def write(data: bytes, fh: Any = fh, digest: Any = digest) -> None:
+                digest.update(data)
+                fh.write(data)
+
+            try:
+                export(ctx, kind, record.name, write)
+            except PaasError as exc:
+                raise PaasError(f"{kind.name} service {record.name}: {exc}") from None
+        Path(f"{path}.sha256").write_text(digest.hexdigest() + "\n")
+        done.append(record.name)
+    return done
+
+
+def restore_all(
+    ctx: Context, kind: Kind, root: Path, dumps: Path, apps: set[str] | None, log: BuildLog
+) -> list[str]:
+    """From a backup laid out at `root` (records under `services/<kind>/`) with dumps in `dumps`:
+    each service's container started on a new volume and its dump loaded (checksum first). With
+    `apps`, only the services linked to one of them, and not over a service that exists here.
+    Returns what came back; raises naming every service that did not."""
+    records_dir = root / names.services_dir(ctx.settings, kind.name).relative_to(ctx.settings.data_dir)
+    restored, failed = [], []
+    for folder in sorted(records_dir.iterdir()) if records_dir.is_dir() else []:
+        try:
+            data = json.loads((folder / "service.json").read_text())
+            links = [Link(**link) for link in data.pop("links", [])]
+            record = Record(**{**data, "links": links})
+            check_name(record.name, kind)
+        except (OSError, ValueError, TypeError, PaasError):
+            continue
+        if apps is not None and not record.linked_apps() & apps:
+            continue
+        try:
+            _restore_one(ctx, kind, record, dumps, apps is not None, log)
+            restored.append(record.name)
+        except (PaasError, OSError, docker.errors.DockerException) as exc:
+            log.error(f"{kind.name} service {record.name} did not come back: {exc}")
+            failed.append(f"{record.name} ({exc})")
+    if failed:
+        raise PaasError(f"{kind.name} services not restored: {'; '.join(failed)}")
+    return restored
+
+
+def _restore_one(
+    ctx: Context, kind: Kind, record: Record, dumps: Path, into_running: bool, log: BuildLog
+) -> None:
+    dump = dumps / f"{record.name}.{kind.backup_ext}"
+    wanted = Path(f"{dump}.sha256").read_text().strip() if Path(f"{dump}.sha256").is_file() else ""
+    digest = hashlib.sha256()
+    with open(dump, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    if not wanted or digest.hexdigest() != wanted:
+        raise PaasError(f"the dump of {record.name} does not match its checksum")
+    log.step(f"Restoring {kind.name} service {record.name}")
+    with service_lock(ctx, kind, record.name):
+        if into_running:
+            if load(ctx, kind, record.name) is not None:
+                raise Conflict(f"a {kind.name} service {record.name} exists here; not replaced")
+            record.links = [link for link in record.links if ctx.store.get_app(link.app) is not None]
+            record.last_scheduled = now_iso() if record.schedule else None
+            _save(ctx, record)
+        container = container_of(ctx, kind, record.name)
+        if container is None:
+            container = _start_container(ctx, kind, record, log)
+        elif container.status not in sc.RUNNING:
+            container.start()
+        wait_healthy(ctx, kind, record, container)
+        with open(dump, "rb") as fh:
+            _import_locked(ctx, kind, record, fh.read)
+        _converge_networks(ctx, kind, record)
+    ctx.store.add_event(None, ctx.actor, f"{kind.name}:restore", f"{record.name} (platform backup)")
+    log.detail(f"{kind.name} service {record.name}: data loaded ({dump.stat().st_size} bytes)")

@@ -18,9 +18,22 @@ from paas.store.accounts import AccountsStore, ApiToken, User
 from paas.store.db import connect
 from paas.store.overview import OverviewStore
 from paas.store.samples import Sample, SamplesStore
+from paas.store.snapshot import AppCopy, SnapshotStore
 from paas.store.teams import Grant, TeamsStore
 
-__all__ = ["ApiToken", "App", "Grant", "Build", "Release", "Sample", "SshKey", "Store", "User", "now"]
+__all__ = [
+    "ApiToken",
+    "App",
+    "AppCopy",
+    "Grant",
+    "Build",
+    "Release",
+    "Sample",
+    "SshKey",
+    "Store",
+    "User",
+    "now",
+]
 
 
 def now() -> str:
@@ -77,7 +90,7 @@ class Release:
     created_at: str
 
 
-class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
+class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, SnapshotStore):
     """A thin repository over SQLite; one instance per process, safe across threads."""
 
     def __init__(self, path: Path) -> None:
