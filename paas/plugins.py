@@ -135,13 +135,13 @@ class HookSpecs:
         empty; checksummed and encrypted with the rest). Raise to fail the backup."""
 
     @hookspec
-    def paas_backup_restore(self, ctx: Context, source: RestoreSource, log: BuildLog) -> None:
+    def paas_backup_restore(self, ctx: Context, source: RestoreSource, log: BuildLog) -> str | None:
         """During `backup:restore`, after the store and the files are back and before the apps are
         rebuilt: load the plugin's dumps (`source.dumps / <plugin name>`) and mend state that
         names the old data dir (`source.relocate`). With `source.apps` (`--app`), only what
         belongs to those apps, and their files are not copied for you (take them from
-        `source.root`). Raise to report the plugin's part as failed: the restore goes on and
-        says what came back."""
+        `source.root`). Return a line saying what came back; raise to report the plugin's part as
+        failed: the restore goes on and says what came back."""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from docker.models.containers import Container
 from paas.buildpacks import service_images
 from paas.buildpacks.service_images import ServiceImageRecipe
 from paas.core import names, validation
+from paas.core.backup import RestoreSource
 from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
@@ -945,34 +946,44 @@ def dump_all(ctx: Context, kind: Kind, folder: Path, log: BuildLog) -> list[str]
     return done
 
 
-def restore_all(
-    ctx: Context, kind: Kind, root: Path, dumps: Path, apps: set[str] | None, log: BuildLog
-) -> list[str]:
-    """From a backup laid out at `root` (records under `services/<kind>/`) with dumps in `dumps`:
-    each service's container started on a new volume and its dump loaded (checksum first). With
-    `apps`, only the services linked to one of them, and not over a service that exists here.
-    Returns what came back; raises naming every service that did not."""
-    records_dir = root / names.services_dir(ctx.settings, kind.name).relative_to(ctx.settings.data_dir)
+def restore_all(ctx: Context, kind: Kind, source: RestoreSource, log: BuildLog) -> str:
+    """After a platform restore (the records are back in place) or into a running platform
+    (`source.apps`: the services linked to those apps, records taken from the backup, never over
+    a service that exists here): each service's container started on a new volume and its dump
+    loaded (checksum first). Says what came back; raises naming every service that did not."""
+    dumps = source.dumps / kind.name
+    if source.whole:
+        records = all_records(ctx, kind)
+    else:
+        records = []
+        kept = source.root / names.services_dir(ctx.settings, kind.name).relative_to(ctx.settings.data_dir)
+        for folder in sorted(kept.iterdir()) if kept.is_dir() else []:
+            try:
+                data = json.loads((folder / "service.json").read_text())
+                links = [Link(**link) for link in data.pop("links", [])]
+                records.append(check_record(Record(**{**data, "links": links}), kind))
+            except (OSError, ValueError, TypeError, PaasError):
+                continue
     restored, failed = [], []
-    for folder in sorted(records_dir.iterdir()) if records_dir.is_dir() else []:
-        try:
-            data = json.loads((folder / "service.json").read_text())
-            links = [Link(**link) for link in data.pop("links", [])]
-            record = Record(**{**data, "links": links})
-            check_name(record.name, kind)
-        except (OSError, ValueError, TypeError, PaasError):
-            continue
-        if apps is not None and not record.linked_apps() & apps:
+    for record in records:
+        if not any(source.includes(a) for a in record.linked_apps()) and not source.whole:
             continue
         try:
-            _restore_one(ctx, kind, record, dumps, apps is not None, log)
+            _restore_one(ctx, kind, record, dumps, not source.whole, log)
             restored.append(record.name)
         except (PaasError, OSError, docker.errors.DockerException) as exc:
             log.error(f"{kind.name} service {record.name} did not come back: {exc}")
             failed.append(f"{record.name} ({exc})")
     if failed:
         raise PaasError(f"{kind.name} services not restored: {'; '.join(failed)}")
-    return restored
+    return f"{len(restored)} service(s) with their data: {', '.join(restored)}" if restored else "no services"
+
+
+def check_record(record: Record, kind: Kind) -> Record:
+    check_name(record.name, kind)
+    if record.kind != kind.name:
+        raise PaasError(f"{record.name} is a {record.kind} service, not {kind.name}")
+    return record
 
 
 def _restore_one(

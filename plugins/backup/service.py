@@ -442,8 +442,8 @@ def _source(
 def _plugins_restore(ctx: Context, source: RestoreSource, report: Report, log_: BuildLog) -> None:
     for name, call in ctx.plugins.each("paas_backup_restore"):
         try:
-            call(ctx=ctx, source=source, log=log_)
-            report.ok(f"plugin {name}")
+            said = call(ctx=ctx, source=source, log=log_)
+            report.ok(f"plugin {name}", said if isinstance(said, str) else "done")
         except Exception as exc:
             log.warning("backup restore: plugin %s: %s", name, exc)
             log_.error(f"{name}: {exc}")
@@ -496,7 +496,8 @@ def _restore_all(
             src = scratch / rel
             if src.exists() or src.is_symlink():
                 _merge(src, ctx.settings.data_dir / rel)
-        report.ok("files", ", ".join(p for p in manifest["paths"] if p != names.BACKUP_STAGING))
+        tops = dict.fromkeys(Path(p).parts[0] for p in manifest["paths"] if p != names.BACKUP_STAGING)
+        report.ok("files", ", ".join(tops))
         _plugins_restore(ctx, _source(ctx, manifest, scratch, None), report, log_)
         for i, (entry, lock) in enumerate(zip(entries, locks, strict=True), 1):
             try:

@@ -49,7 +49,7 @@ def paas_app_destroyed(ctx: Context, app: App) -> None:
 
 
 @hookimpl
-def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> None:
+def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
     """Certificates and the ACME account come back with the files of a platform restore; an app
     restored alone gets its certificate folder under its new id."""
-    service.restore_from_backup(ctx, source, log)
+    return service.restore_from_backup(ctx, source, log)

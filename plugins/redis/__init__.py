@@ -76,6 +76,5 @@ def paas_backup_dump(ctx: Context, folder: Path, log: BuildLog) -> None:
 
 
 @hookimpl
-def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> None:
-    apps = None if source.apps is None else set(source.apps)
-    backing.restore_all(ctx, KIND, source.root, source.dumps / KIND.name, apps, log)
+def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
+    return backing.restore_all(ctx, KIND, source, log)

@@ -49,5 +49,5 @@ def paas_backup_paths(ctx: Context) -> list[Path]:
 
 
 @hookimpl
-def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> None:
-    service.restore_from_backup(ctx, source, log)
+def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
+    return service.restore_from_backup(ctx, source, log)

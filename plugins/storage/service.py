@@ -252,11 +252,12 @@ def unmounted_dirs(ctx: Context) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and str(p) not in used)
 
 
-def restore_from_backup(ctx: Context, source: RestoreSource, log: BuildLog) -> None:
+def restore_from_backup(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
     """After a platform restore (the folders are back already) or of some apps (their mounted
     folders come from the backup unless one of that name is here): mounts taken on another data
     dir name the folders where they are now."""
     root = storage_root(ctx)
+    moved_mounts = folders = 0
     for app in ctx.store.list_apps():
         if not source.includes(app.name):
             continue
@@ -272,7 +273,10 @@ def restore_from_backup(ctx: Context, source: RestoreSource, log: BuildLog) -> N
             if kept.is_dir():
                 root.mkdir(parents=True, exist_ok=True, mode=ROOT_MODE)
                 os.replace(kept, folder)
+                folders += 1
                 log.detail(f"storage folder {folder} restored for {app.name}")
         if moved != mounts:
             _save(ctx, app, moved)
+            moved_mounts += len(moved)
             log.detail(f"{app.name}: {len(moved)} storage mount(s) now under {root}")
+    return f"{folders} folder(s) restored, {moved_mounts} mount(s) moved to this data dir"
