@@ -26,6 +26,7 @@ REMOTE_RE = re.compile(r"^(sftp|s3|rest):[A-Za-z0-9@:/._~%+=,\[\]-]{1,500}$")
 LOCAL_RE = re.compile(r"^/[A-Za-z0-9/._@+=,-]{0,500}$")
 SNAPSHOT_RE = re.compile(r"^[0-9a-f]{8,64}$")
 PROGRESS_SECONDS = 2.0
+LOCK_WAIT = 120.0
 Emit = Callable[[str], None]
 
 
@@ -61,6 +62,10 @@ class Snapshot:
     tags: tuple[str, ...]
 
 
+class Locked(Exception):
+    """Another restic holds the repository's lock."""
+
+
 def binary() -> str:
     found = shutil.which("restic")
     if found is None:
@@ -93,6 +98,10 @@ class Restic:
             why = "the backup key does not open it (another key, or not a paas backup)"
         elif "unable to open config file" in text or "Is there a repository at" in text:
             why = "there is no backup repository there"
+        elif "already locked" in text:
+            why = (
+                "another restic holds its lock (a backup or a prune); try again (`restic unlock` if it died)"
+            )
         elif "no matching ID found" in text or "no snapshot matched" in text or "invalid id" in text:
             why = "no such backup"
         else:
@@ -100,22 +109,30 @@ class Restic:
         return PaasError(f"{what} at {shown(self.repository)} failed: {why[:400]}")
 
     def run(self, args: list[str], what: str, cwd: Path | None = None, timeout: float = 24 * 3600) -> str:
+        """restic with `args`; a repository locked by another restic (a list beside a prune) is
+        tried again for up to LOCK_WAIT seconds (restic 0.14 has no --retry-lock)."""
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            proc = subprocess.run(
-                [binary(), *args],
-                env=self._env(),
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            raise PaasError(f"{what} at {shown(self.repository)} took longer than {int(timeout)} s") from None
-        if proc.returncode != 0:
-            raise self._fail(what, proc.stderr)
-        return proc.stdout
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                proc = subprocess.run(
+                    [binary(), *args],
+                    env=self._env(),
+                    cwd=cwd,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    stdin=subprocess.DEVNULL,
+                )
+            except subprocess.TimeoutExpired:
+                raise PaasError(
+                    f"{what} at {shown(self.repository)} took longer than {int(timeout)} s"
+                ) from None
+            if proc.returncode == 0:
+                return proc.stdout
+            if "already locked" not in proc.stderr or time.monotonic() > deadline:
+                raise self._fail(what, proc.stderr)
+            time.sleep(2)
 
     def exists(self) -> bool:
         """Whether the repository opens with the key (False: there is none; a wrong key raises)."""
@@ -132,7 +149,17 @@ class Restic:
 
     def backup(self, paths: list[str], cwd: Path, tags: list[str], emit: Emit) -> tuple[str, dict]:
         """A snapshot of `paths` (relative to `cwd`, kept relative); progress lines go to `emit`
-        every few seconds. Returns (snapshot id, restic's summary)."""
+        every few seconds. Returns (snapshot id, restic's summary). Waits for a prune's lock."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                return self._backup(paths, cwd, tags, emit)
+            except Locked:
+                if time.monotonic() > deadline:
+                    raise self._fail("the backup", "repository is already locked") from None
+                time.sleep(2)
+
+    def _backup(self, paths: list[str], cwd: Path, tags: list[str], emit: Emit) -> tuple[str, dict]:
         args = ["backup", "--json", "--one-file-system"]
         for tag in tags:
             args += ["--tag", tag]
@@ -167,6 +194,8 @@ class Restic:
         code = proc.wait()
         reader.join(5)
         if code != 0 or not summary.get("snapshot_id"):
+            if "already locked" in "".join(err):
+                raise Locked()
             raise self._fail("the backup", "".join(err) or f"restic exited with {code}")
         return summary["snapshot_id"], summary
 

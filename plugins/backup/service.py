@@ -216,10 +216,10 @@ class Created:
 def create(ctx: Context, target: str | None, log_: BuildLog, scheduled: bool = False) -> Created:
     """One snapshot of the whole platform (see the module's docstring for what and in which order)."""
     _require_admin(ctx, "back up the platform")
-    repo = engine(ctx, target)
     started = time.monotonic()
     staging = names.backup_staging_dir(ctx.settings)
     try:
+        repo = engine(ctx, target)
         with _one_at_a_time(ctx):
             if not repo.exists():
                 log_.step(f"Creating the backup repository at {shown(repo.repository)}")

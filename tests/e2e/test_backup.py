@@ -10,16 +10,18 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
 import pytest
 
 from paas.settings import Settings
-from tests.e2e.conftest import PaasServer, shutdown, unique_app, wait_for
+from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
 from tests.e2e.test_https import CA, cert_tar, served_fingerprint, ssh_stdin
 from tests.e2e.test_postgres import cleanup_services
 
@@ -238,3 +240,160 @@ def api_apps(server: PaasServer, token: str) -> list[str]:
         return sorted(a["name"] for a in json.loads(body))
     finally:
         conn.close()
+
+
+@contextmanager
+def moto_s3() -> Iterator[str]:
+    """A local S3 (moto's server mode) on loopback: never the internet."""
+    port = free_port()
+    binary = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for(lambda: port_open(port), timeout=30), "moto_server did not start"
+        yield f"s3:http://127.0.0.1:{port}/paas-backups"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def corrupt(repo: Path) -> Path:
+    """Flip bytes in the middle of the largest pack: the data restic reads back."""
+    pack = max((p for p in (repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    pack.chmod(0o600)
+    data = bytearray(pack.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    pack.write_bytes(bytes(data))
+    return pack
+
+
+def test_s3_target_one_app_restore_refusals_and_a_corrupted_backup(tmp_path: Path, key_file: Path) -> None:
+    server = new_server(tmp_path / "s", key_file)
+    server.env.update(AWS_ACCESS_KEY_ID="paas-test", AWS_SECRET_ACCESS_KEY="paas-test-secret")
+    app, cache = unique_app("shop"), unique_app("cache")
+    bob_key = tmp_path / "bob_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(bob_key)], check=True)
+    try:
+        with moto_s3() as s3:
+            server.start_with_key("alice")
+            push_app(server, app, "shop")
+            ok(server.ssh("redis:create", cache))
+            ok(server.ssh("redis:link", cache, app))
+            ssh_in(server, "SET basket 3\n", "redis:connect", cache)
+            ok(server.ssh("storage:ensure-directory", f"{app}-files"))
+            ok(server.ssh("storage:mount", app, f"{server.data_dir}/storage/{app}-files:/app/storage"))
+            (server.data_dir / "storage" / f"{app}-files" / "receipt.txt").write_text("paid\n")
+            ok(server.ssh("ps:restart", app))
+            ok(server.host("ssh-keys:add", "bob", f"{bob_key}.pub"))
+
+            # admins only: bob's key is refused with one line, whatever he asks
+            for args in (
+                ["backup:list", "--from", s3],
+                ["backup:create", "--to", s3],
+                ["backup:restore", "latest", "--from", s3, "--app", app],
+                ["backup:schedule", "off"],
+            ):
+                refused(server.ssh(*args, key=bob_key), "only an admin")
+
+            first = ok(server.ssh("backup:create", "--to", s3))  # over SSH: progress streams back
+            assert "Dumping the data of redis" in first and "Backup " in first, first
+            (server.data_dir / "storage" / f"{app}-files" / "later.txt").write_text("after the backup\n")
+            second = ok(server.ssh("backup:create", "--to", s3))
+            assert "Backup " in second
+            listed = json.loads(ok(server.ssh("backup:list", "--from", s3, "--format", "json")))
+            assert len(listed) == 2
+            backup_id = listed[1]["id"]  # the first one: without later.txt
+            verified = ok(server.ssh("backup:verify", backup_id, "--from", s3))
+            assert "is intact" in verified, verified
+
+            # a platform with apps is not replaced unless told to
+            refused(server.host("backup:restore", backup_id, "--from", s3), "this platform has 1 app")
+            refused(server.host("backup:restore", backup_id, "--from", s3, "--app", app), "exists here")
+            refused(server.host("backup:restore", "../x", "--from", s3), "invalid backup id")
+            refused(server.host("backup:create", "--to", str(server.data_dir / "b")), "in the data dir")
+
+            # one app (and its service and storage folder) into this running platform
+            ok(server.ssh("apps:destroy", app, "--confirm", app))
+            ok(server.ssh("redis:destroy", cache, "--confirm", cache, "--no-backup"))
+            shutil.rmtree(server.data_dir / "storage" / f"{app}-files")
+            assert server.get(f"{app}.localhost")[0] != 200
+            restored = server.host("backup:restore", backup_id, "--from", s3, "--app", app)
+            assert restored.returncode == 0, restored.output
+            assert "ok      app " in restored.stdout, restored.stdout
+            assert server.get(f"{app}.localhost") == (200, "hello\n")
+            assert server.get(f"{app}.localhost", "/file/receipt.txt") == (200, "paid\n")
+            assert server.get(f"{app}.localhost", "/file/later.txt")[0] == 404
+            assert ssh_in(server, "GET basket\n", "redis:connect", cache).strip() == "3"
+            assert f"{app}" in ok(server.ssh("apps:list"))
+            events = ok(server.ssh("events", "-n", "50"))
+            assert "backup:create" in events and "backup:restore" in events
+
+        # a corrupted backup is refused by verify and by restore, and nothing changes
+        local = tmp_path / "local-backups"
+        ok(server.host("backup:create", "--to", str(local)))
+        good = json.loads(ok(server.host("backup:list", "--from", str(local), "--format", "json")))[0]["id"]
+        ok(server.host("backup:verify", good, "--from", str(local)))
+        corrupt(local)
+        bad = server.host("backup:verify", good, "--from", str(local))
+        assert bad.returncode != 0 and "Traceback" not in bad.output, bad.output
+        assert "failed" in bad.stderr, bad.stderr
+        apps_before = ok(server.ssh("apps:list"))
+        bad = server.host("backup:restore", good, "--from", str(local), "--force", "--app", app)
+        assert bad.returncode != 0 and "Traceback" not in bad.output, bad.output
+        assert ok(server.ssh("apps:list")) == apps_before
+        assert server.get(f"{app}.localhost") == (200, "hello\n")  # untouched
+        assert "backup:verify-failed" in ok(server.ssh("events", "-n", "20"))
+
+        # a wrong key opens nothing
+        wrong = tmp_path / "wrong.key"
+        wrong.write_text("not the key\n")
+        wrong.chmod(0o600)
+        server.env["PAAS_BACKUP_PASSWORD_FILE"] = str(wrong)
+        refused(server.host("backup:list", "--from", str(local)), "the backup key does not open it")
+    finally:
+        shutdown(server)
+        cleanup_services(server)
+
+
+def test_scheduled_backups_run_prune_and_say_when_they_fail(tmp_path: Path, key_file: Path) -> None:
+    server = new_server(tmp_path / "s", key_file)
+    target = tmp_path / "scheduled"
+    try:
+        server.start_with_key("alice")
+        refused(server.ssh("backup:schedule", "'61 * * * *'", "--to", str(target)), "invalid cron schedule")
+        out = ok(server.ssh("backup:schedule", "'* * * * *'", "--keep", "1", "--to", str(target)))
+        assert "Backups at '* * * * *'" in out, out
+
+        def scheduled() -> list:
+            listed = server.host("backup:list", "--from", str(target), "--format", "json")
+            return json.loads(listed.stdout) if listed.returncode == 0 else []
+
+        assert wait_for(lambda: len(scheduled()) >= 1, timeout=150, interval=3), server.log_path.read_text()[
+            -2000:
+        ]
+        assert "scheduled" in scheduled()[0]["tags"]
+        # the next tick fails: the key became readable by others
+        key_file.chmod(0o644)
+        try:
+            failed = wait_for(lambda: "FAILED" in ok(server.ssh("backup:schedule")), timeout=150, interval=3)
+            assert failed, ok(server.ssh("backup:schedule"))
+            assert "readable by others" in ok(server.ssh("backup:schedule"))
+            assert "backup:failed" in ok(server.ssh("events", "-n", "20"))
+        finally:
+            key_file.chmod(0o600)
+        assert len(scheduled()) == 1  # --keep 1
+        ok(server.ssh("backup:schedule", "off"))
+        assert "no backup schedule" in ok(server.ssh("backup:schedule"))
+    finally:
+        shutdown(server)
