@@ -52,7 +52,10 @@ def check_copy(path: Path) -> int:
             f"the backup's store has schema {version}, newer than this paas knows ({latest_schema()}): "
             "upgrade paas first"
         )
-    connect(path).close()  # the scratch copy migrated to this code's schema
+    try:
+        connect(path).close()  # the scratch copy migrated to this code's schema
+    except sqlite3.DatabaseError as exc:
+        raise PaasError(f"the store in the backup cannot be brought to this schema: {exc}") from None
     return version
 
 

@@ -33,7 +33,7 @@ Emit = Callable[[str], None]
 def check_target(target: str, data_dir: Path) -> str:
     """A repository restic can open, given by an admin: a local folder (absolute, outside the
     data dir: a backup on the disk it guards is no backup) or sftp:, s3:, rest:."""
-    target = (target or "").strip()
+    target = target or ""
     if REMOTE_RE.fullmatch(target):
         return target
     if not LOCAL_RE.fullmatch(target) or "/../" in target + "/" or "//" in target:
