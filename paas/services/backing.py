@@ -86,6 +86,9 @@ class Kind:
     # (and TLS for Postgres); the link completes only when this passes.
     reachable: Callable[[docker.DockerClient, Container, Record, str], tuple[bool, str]] | None = None
     after_import: Callable[[docker.DockerClient, Container, Record], None] | None = None
+    # The dump for a platform backup, if not `export_cmd`'s: uncompressed, so the backup engine
+    # deduplicates it between snapshots (a compressed dump changes throughout for one new row).
+    snapshot_cmd: Callable[[Record], tuple[list[str], dict[str, str]]] | None = None
 
     def env_key(self, alias: str | None) -> str:
         return f"{alias}_URL" if alias else self.env_var
@@ -728,11 +731,12 @@ def _stderr_line(err: bytes) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def export(ctx: Context, kind: Kind, name: str, out: Emit) -> None:
-    """The service's dump (pg_dump custom format, Redis RDB) streamed to `out`."""
+def export(ctx: Context, kind: Kind, name: str, out: Emit, snapshot: bool = False) -> None:
+    """The service's dump (pg_dump custom format, Redis RDB) streamed to `out` (`snapshot`: the
+    kind's dump for a platform backup)."""
     record = get(ctx, kind, name)
     container = _running(ctx, kind, record)
-    cmd, env = kind.export_cmd(record)
+    cmd, env = (kind.snapshot_cmd if snapshot and kind.snapshot_cmd else kind.export_cmd)(record)
     err = bytearray()
     code = sc.exec_stream(ctx.docker, container, cmd, out, err.extend, env=env)
     if code != 0:
@@ -938,7 +942,7 @@ def dump_all(ctx: Context, kind: Kind, folder: Path, log: BuildLog) -> list[str]
                 fh.write(data)
 
             try:
-                export(ctx, kind, record.name, write)
+                export(ctx, kind, record.name, write, snapshot=True)
             except PaasError as exc:
                 raise PaasError(f"{kind.name} service {record.name}: {exc}") from None
         Path(f"{path}.sha256").write_text(digest.hexdigest() + "\n")

@@ -9,6 +9,7 @@ from dataclasses import asdict
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, define
+from paas.core.output import BuildLog
 from paas.errors import PaasError
 
 from . import service
@@ -79,7 +80,8 @@ def restore(
     env: CommandEnv, backup_id: str, target: str | None, force: bool, app: str | None, fmt: str
 ) -> None:
     force = force or bool(env.extras.get("force"))
-    report = service.restore(env.ctx, backup_id, target, force, app, env.progress())
+    progress = env.progress() if fmt != "json" else BuildLog(lambda line: env.err.write(line))
+    report = service.restore(env.ctx, backup_id, target, force, app, progress)
     if fmt == "json":
         env.json(asdict(report))
     else:
@@ -87,7 +89,8 @@ def restore(
         for o in report.outcomes:
             env.echo(f"       {'ok    ' if o.ok else 'FAILED'}  {o.part}: {o.detail}")
         if not app:
-            env.echo("       restart paas server (systemctl restart paas) to serve the restored SSH host key")
+            env.echo("       restart paas server (systemctl restart paas): the restored SSH host key and")
+            env.echo("       dashboard session key are used from its next start")
     if report.failed:
         raise PaasError(
             f"restore incomplete: {len(report.failed)} part(s) did not come back: "

@@ -160,7 +160,7 @@ class Restic:
                 time.sleep(2)
 
     def _backup(self, paths: list[str], cwd: Path, tags: list[str], emit: Emit) -> tuple[str, dict]:
-        args = ["backup", "--json", "--one-file-system"]
+        args = ["backup", "--json"]
         for tag in tags:
             args += ["--tag", tag]
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

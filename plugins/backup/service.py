@@ -147,7 +147,6 @@ def _paths(ctx: Context, log_: BuildLog) -> list[str]:
         s.repos_dir,
         s.plugins_dir,
         s.host_key_path,
-        s.host_key_path.with_name(s.host_key_path.name + ".pub"),
         s.web_secret_path,
         s.data_dir / "buildpacks",
     ]
@@ -291,7 +290,10 @@ def _check_layout(root: Path) -> dict:
 
 
 def _scratch(ctx: Context) -> Path:
+    """A new scratch folder (called under `_one_at_a_time`: any other left there is from a
+    restore or verify that was killed, and goes)."""
     parent = names.backup_scratch_parent(ctx.settings)
+    shutil.rmtree(parent, ignore_errors=True)
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return Path(tempfile.mkdtemp(dir=parent, prefix="restore-"))
 
@@ -312,17 +314,18 @@ def verify(ctx: Context, backup_id: str, target: str | None, log_: BuildLog) -> 
     _require_admin(ctx, "verify a backup")
     check_id(backup_id)
     repo = engine(ctx, target)
-    scratch = _scratch(ctx)
-    try:
+    with _one_at_a_time(ctx):
+        scratch = _scratch(ctx)
         try:
-            manifest = _fetch(ctx, repo, backup_id, scratch, log_)
-        except PaasError as exc:
-            detail = f"{backup_id}: {exc}"[:300]
-            ctx.store.add_event(None, ctx.actor or "paas", "backup:verify-failed", detail)
-            raise
-        size = sum(p.stat().st_size for p in scratch.rglob("*") if p.is_file())
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                manifest = _fetch(ctx, repo, backup_id, scratch, log_)
+            except PaasError as exc:
+                detail = f"{backup_id}: {exc}"[:300]
+                ctx.store.add_event(None, ctx.actor or "paas", "backup:verify-failed", detail)
+                raise
+            size = sum(p.stat().st_size for p in scratch.rglob("*") if p.is_file())
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     ctx.store.add_event(None, ctx.actor or "paas", "backup:verify", backup_id)
     return {
         "id": backup_id,
