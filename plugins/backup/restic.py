@@ -184,7 +184,7 @@ class Restic:
             except ValueError:
                 continue
             kind = msg.get("message_type")
-            if kind == "status" and time.monotonic() - last >= PROGRESS_SECONDS:
+            if kind == "status" and msg.get("total_bytes") and time.monotonic() - last >= PROGRESS_SECONDS:
                 last = time.monotonic()
                 done, total = msg.get("bytes_done", 0), msg.get("total_bytes", 0)
                 pct = msg.get("percent_done", 0.0) * 100

@@ -413,7 +413,10 @@ def restore(
     with _one_at_a_time(ctx):
         scratch = _scratch(ctx)
         try:
-            manifest = _fetch(ctx, repo, backup_id, scratch, log_)
+            try:
+                manifest = _fetch(ctx, repo, backup_id, scratch, log_)
+            except PaasError as exc:
+                raise PaasError(f"{exc}; nothing was restored, nothing here changed") from None
             where = f"{manifest['hostname']} at {manifest['created_at']}"
             report.ok("backup", f"{backup_id} of {where}: checksums match")
             if app is None:
