@@ -1009,12 +1009,10 @@ def _restore_one(
             record.links = [link for link in record.links if ctx.store.get_app(link.app) is not None]
             record.last_scheduled = now_iso() if record.schedule else None
             _save(ctx, record)
-        container = container_of(ctx, kind, record.name)
-        if container is None:
-            container = _start_container(ctx, kind, record, log)
-        elif container.status not in sc.RUNNING:
-            container.start()
-        wait_healthy(ctx, kind, record, container)
+        # A container there already (the reconcile pass's from the restored record, or one this
+        # platform had before --force) may hold another password: a new one on a new volume.
+        _remove_container_and_volume(ctx, kind, record.name)
+        _start_container(ctx, kind, record, log)
         with open(dump, "rb") as fh:
             _import_locked(ctx, kind, record, fh.read)
         _converge_networks(ctx, kind, record)

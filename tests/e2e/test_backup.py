@@ -24,6 +24,7 @@ from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
 from tests.e2e.test_https import CA, cert_tar, served_fingerprint, ssh_stdin
 from tests.e2e.test_postgres import cleanup_services
+from tests.e2e.test_redis import PING
 
 FIXTURE = Path(__file__).resolve().parents[2] / "plugins" / "backup" / "fixtures" / "backup-app"
 BUILD_CA = os.environ.get("PAAS_BUILD_CA_BUNDLE", "")
@@ -338,6 +339,18 @@ def test_s3_target_one_app_restore_refusals_and_a_corrupted_backup(tmp_path: Pat
             assert f"{app}" in ok(server.ssh("apps:list"))
             events = ok(server.ssh("events", "-n", "50"))
             assert "backup:create" in events and "backup:restore" in events
+
+            # the whole platform over this one (--force): its app destroyed first, and a service
+            # made again meanwhile (another password) replaced by the backup's, which the app uses
+            ok(server.ssh("redis:unlink", cache, app))
+            ok(server.ssh("redis:destroy", cache, "--confirm", cache, "--no-backup"))
+            ok(server.ssh("redis:create", cache))
+            restored = server.host("backup:restore", backup_id, "--from", s3, "--force")
+            assert restored.returncode == 0, restored.output
+            assert f"ok      destroyed {app}: --force" in restored.stdout, restored.stdout
+            assert server.get(f"{app}.localhost") == (200, "hello\n")
+            assert ssh_in(server, "GET basket\n", "redis:connect", cache).strip() == "3"
+            assert "PONG" in ok(server.ssh("run", app, PING)), "the app's REDIS_URL opens the service"
 
         # a corrupted backup is refused by verify and by restore, and nothing changes
         local = tmp_path / "local-backups"

@@ -338,3 +338,56 @@ def test_a_restore_source_moves_paths_to_this_data_dir(tmp_path: Path) -> None:
     assert source.relocate("/var/lib/paas/storage/x", Path("/srv/paas")) == "/srv/paas/storage/x"
     assert source.relocate("/var/lib/paasx/storage", Path("/srv/paas")) == "/var/lib/paasx/storage"
     assert source.includes("shop") and not source.includes("blog") and not source.whole
+
+
+# ---------------------------------------------------------------- a restore onto another data dir
+
+
+@needs_restic
+def test_a_half_failed_restore_says_what_came_back_and_moves_paths(
+    ctx: Context, tmp_path: Path, key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server A's backup onto server B (another data dir): the store, repos, certificates and
+    storage come back, mounts follow the new data dir; one app's rebuild fails and the report
+    (printed, exit 1, kept in last-restore.json) says so while the other app is back."""
+    blog = ctx.store.create_app("blog")
+    (ctx.settings.repos_dir / "blog.git").mkdir()
+    folder = ctx.settings.storage_dir / "blog-files"
+    folder.mkdir(parents=True)
+    (folder / "note.txt").write_text("kept\n")
+    mount = [{"host": str(folder), "container": "/app/storage", "read_only": False}]
+    ctx.store.set_setting(blog.id, "storage_mounts", json.dumps(mount))
+    for app in (ctx.store.get_app("shop"), blog):
+        build = ctx.store.create_build(app.id, "c0ffee", "test")  # type: ignore[union-attr]
+        release = ctx.store.create_release(app.id, build, {}, {"web": 1}, "Deploy", "test")  # type: ignore[union-attr]
+        ctx.store.set_release_status(release.id, "succeeded")
+    target = tmp_path / "backups"
+    done = service.create(ctx, str(target), BuildLog())
+
+    b = Context.open(dataclasses.replace(ctx.settings, data_dir=tmp_path / "b"), actor="host", is_admin=True)
+    built: list[str] = []
+
+    def rebuild(ctx_: Context, name: str, log_: BuildLog):  # type: ignore[no-untyped-def]
+        built.append(name)
+        if name == "blog":
+            raise PaasError("the build failed: no space left")
+        return None
+
+    monkeypatch.setattr(service.push, "redeploy_current", rebuild)
+    code, out, err = run(b, "backup:restore", done.id, "--from", str(target))
+    assert code == 1, out + err
+    assert "FAILED  app blog: the build failed: no space left" in out, out
+    assert "ok      app shop" in out and "ok      store: 2 app(s)" in out, out
+    assert err.startswith("error: restore incomplete: 1 part(s) did not come back: app blog"), err
+    assert sorted(built) == ["blog", "shop"]
+    report = json.loads((b.settings.plugins_dir / "backup" / "last-restore.json").read_text())
+    assert [o["part"] for o in report["outcomes"] if not o["ok"]] == ["app blog"]
+    # the store, the files, and the mount moved to b's data dir
+    shop = b.store.get_app("shop")
+    assert shop is not None and b.store.get_config(shop.id) == {"SECRET": SECRET}
+    assert (b.settings.repos_dir / "shop.git" / "HEAD").is_file()
+    assert (b.settings.plugins_dir / "certs" / f"app-{shop.id}" / "server.key").read_text().endswith(SECRET)
+    moved = json.loads(b.store.get_setting(b.store.get_app("blog").id, "storage_mounts"))  # type: ignore[union-attr]
+    assert moved[0]["host"] == str(b.settings.storage_dir / "blog-files")
+    assert (b.settings.storage_dir / "blog-files" / "note.txt").read_text() == "kept\n"
+    assert not list(service.names.backup_scratch_parent(b.settings).iterdir())
