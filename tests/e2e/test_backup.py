@@ -146,6 +146,7 @@ def test_the_platform_comes_back_on_a_new_server(tmp_path: Path, key_file: Path)
         ok(a.ssh("access:add", shop, "bob", "--permissions", "view"))
         a.add_user("carol", "carol's long password", admin=True)
         token = a.token("carol")
+        ok(a.ssh("backup:schedule", "'0 3 * * *'", "--keep", "7", "--to", str(target)))
 
         def observe(server: PaasServer) -> dict:
             return {
@@ -160,6 +161,11 @@ def test_the_platform_comes_back_on_a_new_server(tmp_path: Path, key_file: Path)
                 "bob config": server.ssh("config:set", shop, "X=1", key=bob_key).returncode,
                 "shop ps": re.findall(r"^(web\.\d+): running .* (v\d+) ", ok(server.ssh("ps", shop)), re.M),
                 "api": api_apps(server, token),
+                "cron": [
+                    (r["id"], r["schedule"], r["command"])
+                    for r in json.loads(ok(server.ssh("cron:list", site, "--format", "json")))
+                ],
+                "backup schedule": ok(server.ssh("backup:schedule")).splitlines()[0],
             }
 
         before = observe(a)
@@ -167,6 +173,7 @@ def test_the_platform_comes_back_on_a_new_server(tmp_path: Path, key_file: Path)
         assert before["blog file"] == (200, "kept across servers\n")
         assert before["cert"] is not None and before["rows"] and before["visits"] == "42"
         assert before["bob config"] != 0 and shop in before["bob apps"] and blog not in before["bob apps"]
+        assert before["cron"] and "Backups at '0 3 * * *'" in before["backup schedule"]
         password_hashes = fingerprint_db(a, "SELECT name, password_hash FROM users ORDER BY name")
 
         out = ok(a.host("backup:create", "--to", str(target)))
