@@ -16,7 +16,7 @@ from paas.core.output import configure_logging
 from paas.errors import PaasError
 from paas.git_receiver import repo_head
 from paas.git_receiver.server import SSHServer
-from paas.services import logfiles, reconcile, routing
+from paas.services import disk_usage, logfiles, reconcile, routing
 from paas.web.process import DashboardProcess
 
 
@@ -62,6 +62,7 @@ def run_server(env: CommandEnv) -> int:
     except (PaasError, docker.errors.DockerException) as exc:
         env.err.write(f"warning: could not reconcile: {exc}\n")
     threading.Thread(target=_reconcile_loop, args=(ctx, stop), daemon=True, name="reconcile").start()
+    threading.Thread(target=_disk_loop, args=(ctx, stop), daemon=True, name="disk").start()
     env.echo(f"-----> SSH receiver listening on {host}:{port}")
     adopted = " (adopted the nginx a previous server left running)" if router.adopted else ""
     env.echo(
@@ -102,6 +103,19 @@ def run_server(env: CommandEnv) -> int:
     if web is not None:
         web.stop()
     return 0
+
+
+def _disk_loop(ctx: Context, stop: threading.Event) -> None:
+    """Measure every app's disk and stop what passes its owner's quota, at start and every
+    PAAS_DISK_CHECK_SECONDS (a thread of its own: walking folders never delays a reconcile)."""
+    log = logging.getLogger("paas.disk")
+    while True:
+        try:
+            disk_usage.check(ctx)
+        except Exception:  # keep measuring whatever happened in one pass
+            log.exception("disk pass failed")
+        if stop.wait(ctx.settings.disk_check_seconds):
+            return
 
 
 def _reconcile_loop(ctx: Context, stop: threading.Event) -> None:

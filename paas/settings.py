@@ -137,6 +137,7 @@ class Settings:
     log_keep: int = 5  # rotated files kept per log: the total stays under (log_keep + 1) x max
     log_rotate_seconds: float = 60.0
     min_free_disk: int = 2 << 30  # pushes are refused below this much free space
+    disk_reserve: int = 1 << 30  # below this, the apps that write the most are stopped (the store's room)
     build_timeout: float = 1800.0
     max_push_bytes: int = 1 << 30
     max_object_bytes: int = 100 << 20  # one object, inflated (GitHub refuses files over 100 MiB too)
@@ -153,6 +154,17 @@ class Settings:
     build_memory: str = "2g"
     build_cpus: float = 0.0  # 0: no CPU limit (builds are what the pusher waits for)
     build_pids: int = 1024
+    # Ceilings of one process that only an admin may pass with `resource:limit` (0 CPUs: the
+    # machine's cores), and what each user may hold unless `quota:set` says otherwise.
+    max_memory: int = 4 << 30
+    max_cpus: float = 0.0
+    max_pids: int = 4096
+    quota_apps: int = 10
+    quota_processes: int = 10
+    quota_memory: int = 4 << 30  # the memory limits of a user's running processes, summed
+    quota_oneoffs: int = 3  # `run`/`run:detached` containers at once
+    quota_disk: int = 5 << 30  # repos, build caches, images (above the stack), containers, logs
+    disk_check_seconds: float = 30.0  # how often `paas server` measures the apps' disk use
     network_pool: str = "10.199.0.0/16"  # app networks are /24s from here (not docker's small default pool)
     # TLS: the router's HTTPS listener (0 turns it off), proxies whose X-Forwarded-* are kept, ACME.
     https_port: int = 443
@@ -162,6 +174,8 @@ class Settings:
     acme_email: str | None = None
     acme_ca_bundle: str | None = None
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
+    service_create: str = "admins"  # who may create backing services (and app.json addons): admins or users
+    services_per_user: int = 2  # how many backing services one non-admin user may own
     scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
     swarm_constraints: tuple[str, ...] = ()  # placement constraints of every app service (Swarm syntax)
     # docker-local's loopback ports: below the kernel's ephemeral range, where docker picks the
@@ -212,6 +226,7 @@ class Settings:
             log_keep=max(1, _int("PAAS_LOG_KEEP", 5)),
             log_rotate_seconds=max(1.0, _float("PAAS_LOG_ROTATE_SECONDS", 60)),
             min_free_disk=_size("PAAS_MIN_FREE_DISK", "2g"),
+            disk_reserve=_size("PAAS_DISK_RESERVE", "1g"),
             build_timeout=_float("PAAS_BUILD_TIMEOUT", 1800),
             max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
             max_object_bytes=_int("PAAS_MAX_OBJECT_BYTES", 100 << 20),
@@ -225,6 +240,15 @@ class Settings:
             build_memory=os.environ.get("PAAS_BUILD_MEMORY") or "2g",
             build_cpus=_float("PAAS_BUILD_CPUS", 0.0),
             build_pids=_int("PAAS_BUILD_PIDS", 1024),
+            max_memory=_size("PAAS_MAX_MEMORY", "4g"),
+            max_cpus=max(0.0, _float("PAAS_MAX_CPUS", 0.0)),
+            max_pids=max(1, _int("PAAS_MAX_PIDS", 4096)),
+            quota_apps=max(0, _int("PAAS_QUOTA_APPS", 10)),
+            quota_processes=max(0, _int("PAAS_QUOTA_PROCESSES", 10)),
+            quota_memory=_size("PAAS_QUOTA_MEMORY", "4g"),
+            quota_oneoffs=max(0, _int("PAAS_QUOTA_ONEOFFS", 3)),
+            quota_disk=_size("PAAS_QUOTA_DISK", "5g"),
+            disk_check_seconds=max(1.0, _float("PAAS_DISK_CHECK_SECONDS", 30)),
             network_pool=os.environ.get("PAAS_NETWORK_POOL") or "10.199.0.0/16",
             https_port=_int("PAAS_HTTPS_PORT", 443),
             https_bind=os.environ.get("PAAS_HTTPS_BIND") or "0.0.0.0",
@@ -233,6 +257,8 @@ class Settings:
             acme_email=os.environ.get("PAAS_ACME_EMAIL") or None,
             acme_ca_bundle=os.environ.get("PAAS_ACME_CA_BUNDLE") or None,
             app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
+            service_create=_choice("PAAS_SERVICE_CREATE", ("admins", "users")),
+            services_per_user=max(0, _int("PAAS_SERVICES_PER_USER", 2)),
             scheduler=_choice("PAAS_SCHEDULER", ("docker-local", "swarm")),
             swarm_constraints=_constraints("PAAS_SWARM_CONSTRAINTS"),
             local_ports=_port_range("PAAS_LOCAL_PORTS", (20000, 32767)),

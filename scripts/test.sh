@@ -4,8 +4,9 @@
 #      of a test's time is spent waiting on builds, boots and the network, not on the 2 cores);
 #      each test file runs on one worker (its module fixtures start servers and pebble once),
 #      and the Swarm files share one worker, one set of simulated hosts and one registry;
-#   2. the tests marked `alone` (they restart dockerd, which would break every other test's
-#      containers), one after another with nothing beside them.
+#   2. the tests marked `alone`, one after another with nothing beside them: those that restart
+#      dockerd (it would stop every other test's containers) and those that measure time (a
+#      bomb refused within 10 s, a neighbour's answers during a fork bomb, logins under a flood).
 # Both phases run even if the first fails; the exit status says whether both passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."

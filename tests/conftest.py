@@ -13,6 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+# The simulated hosts' session fixtures (swarm_cluster, cluster_paas): registered once, so every
+# Swarm test file shares one set of nodes and one joined server (a module's alias of a session
+# fixture would be a session fixture of its own).
+pytest_plugins = ["tests.e2e.swarm_hosts"]
+
 GIT_CONFIG = "# The suite's own global git config: a fresh machine has none.\n"
 
 

@@ -13,12 +13,12 @@ from paas.core.output import BuildLog
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import networks
-from paas.services import access, routing, schedulers
+from paas.services import access, quotas, routing, schedulers
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.lookup import app_url, get_app
 from paas.services.processes import list_processes
-from paas.store import App
+from paas.store import App, now
 
 
 def create_app(ctx: Context, name: str) -> App:
@@ -27,6 +27,7 @@ def create_app(ctx: Context, name: str) -> App:
     owner = access.require_create(ctx)
     if ctx.store.get_app(name):
         raise Conflict(f"app {name!r} already exists")
+    quotas.require_app_slot(ctx, owner)
     try:
         app = ctx.store.create_app(name, owner, ctx.settings.scheduler)
     except sqlite3.IntegrityError:
@@ -49,11 +50,27 @@ def ensure_app(ctx: Context, name: str) -> App:
         return access.authorize(ctx, name, "git:push")
 
 
+def transfer(ctx: Context, app_name: str, user_name: str) -> App:
+    """apps:transfer: the user becomes the owner, if their quotas hold the app (nobody fills a
+    neighbour's); the previous owner keeps view, deploy and operate (as Heroku)."""
+    app = access.authorize(ctx, app_name, "apps:transfer")
+    user = access.user_named(ctx, user_name)
+    if user.id == app.owner_id:
+        raise PaasError(f"{user.name} already owns {app.name}")
+    quotas.require_transfer(ctx, app, user.id)
+    ctx.store.transfer_app(app.id, user.id)
+    if app.owner_id is not None and ctx.store.get_user_by_id(app.owner_id) is not None:
+        ctx.store.set_grant(app.id, app.owner_id, access.DEFAULT_GRANT, now())
+    ctx.store.add_event(None, ctx.actor, "apps:transfer", f"{app.name}: to {user.name}")  # the admins' audit
+    ctx.store.add_event(app.name, ctx.actor, "apps:transfer", f"to {user.name}")
+    return ctx.store.get_app(app.name)  # type: ignore[return-value]
+
+
 def app_info(ctx: Context, name: str) -> dict:
     """Everything `apps:info` shows, with stable keys (also the JSON shape)."""
     app = access.authorize(ctx, name, "apps:info")
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     procs = list_processes(ctx, name)
     return {
         "name": app.name,
@@ -131,7 +148,7 @@ def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | No
         _remove_volume(ctx, names.cache_volume(ctx.settings.instance_id, app.name))
         networks.remove_app_networks(client, instance, app.name)
         shutil.rmtree(names.repo_path(ctx.settings, app.name), ignore_errors=True)
-        shutil.rmtree(names.jobs_dir(ctx.settings, app.name), ignore_errors=True)  # deploys from the web
+        shutil.rmtree(names.jobs_dir(ctx.settings, app.id), ignore_errors=True)  # deploys from the web
         ctx.store.delete_app(app.id)
-        ctx.store.add_event(app.name, ctx.actor, "apps:destroy")
+        ctx.store.add_event(app, ctx.actor, "apps:destroy")
     ctx.plugins.call_post("paas_app_destroyed", ctx=ctx, app=app, log=log or BuildLog())

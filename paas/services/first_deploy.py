@@ -80,7 +80,7 @@ def after_deploy(ctx: Context, app: App, release: Release, setup: FirstDeploy, l
     """After the first successful deploy: app.json's `scripts.postdeploy`."""
     if not (setup.first and setup.manifest and setup.manifest.postdeploy):
         return
-    build = ctx.store.get_build(release.build_id) if release.build_id else None
+    build = ctx.store.build_of(release)
     if build is None or not build.image:
         return
     run_postdeploy(ctx, app, release, build.image, setup.manifest.postdeploy, log)

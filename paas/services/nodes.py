@@ -13,17 +13,12 @@ import docker
 
 from paas.buildpacks import stack
 from paas.core.context import Context
-from paas.errors import PaasError, PermissionDenied
+from paas.errors import PaasError
 from paas.scheduler import registry, swarm_cluster
 from paas.scheduler.swarm_cluster import NodeInfo
 from paas.services import access
 
 log = logging.getLogger("paas.nodes")
-
-
-def _require_admin(ctx: Context, what: str) -> None:
-    if not access.is_admin(ctx):
-        raise PermissionDenied(f"only an admin may {what}")
 
 
 def advertise_address(ctx: Context) -> str:
@@ -47,7 +42,7 @@ def ensure_swarm(ctx: Context) -> str:
 
 
 def list_nodes(ctx: Context) -> list[NodeInfo]:
-    _require_admin(ctx, "list the nodes")
+    access.require_admin(ctx, "nodes:list")
     ensure_swarm(ctx)
     return swarm_cluster.list_nodes(ctx.docker)
 
@@ -56,7 +51,7 @@ def join_command(ctx: Context, rotate: bool = False) -> list[str]:
     """The lines a root shell on a new Debian host (docker.io running) pastes to become a node:
     the swarm and the registry are started here first, so the lines work at once. `rotate`
     makes a new join token first: every line printed before stops working."""
-    _require_admin(ctx, "see the join command (it holds the swarm's join token)")
+    access.require_admin(ctx, "nodes:join-command")  # it holds the swarm's join token
     address = ensure_swarm(ctx)
     if rotate:
         swarm_cluster.rotate_worker_token(ctx.docker)
@@ -94,29 +89,29 @@ def _warm_registry(ctx: Context, address: str) -> None:
     threading.Thread(target=run, name="paas-registry-warm", daemon=True).start()
 
 
-def _node(ctx: Context, ref: str, what: str) -> NodeInfo:
-    _require_admin(ctx, what)
+def _node(ctx: Context, ref: str, operation: str) -> NodeInfo:
+    access.require_admin(ctx, operation)
     ensure_swarm(ctx)
     return swarm_cluster.find_node(ctx.docker, ref)
 
 
 def drain(ctx: Context, ref: str) -> NodeInfo:
     """No new processes on the node, and Swarm moves its running ones to the others."""
-    node = _node(ctx, ref, "drain a node")
+    node = _node(ctx, ref, "nodes:drain")
     swarm_cluster.drain(ctx.docker, node)
     ctx.store.add_event(None, ctx.actor, "nodes:drain", node.name)
     return node
 
 
 def activate(ctx: Context, ref: str) -> NodeInfo:
-    node = _node(ctx, ref, "activate a node")
+    node = _node(ctx, ref, "nodes:activate")
     swarm_cluster.activate(ctx.docker, node)
     ctx.store.add_event(None, ctx.actor, "nodes:activate", node.name)
     return node
 
 
 def remove(ctx: Context, ref: str, force: bool = False) -> NodeInfo:
-    node = _node(ctx, ref, "remove a node")
+    node = _node(ctx, ref, "nodes:remove")
     swarm_cluster.remove(ctx.docker, node, force=force)
     # The removed host may keep the lines it joined with: they must not let it back in.
     swarm_cluster.rotate_worker_token(ctx.docker)

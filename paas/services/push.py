@@ -19,12 +19,12 @@ from paas.core.context import Context
 from paas.core.manifest import Manifest, PushedSource
 from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
-from paas.errors import PaasError, PermissionDenied
-from paas.services import access, disk, first_deploy, lookup, release_phase
+from paas.errors import PaasError
+from paas.services import access, disk, first_deploy, lookup, quotas, release_phase
 from paas.services import apps as apps_service
 from paas.services.deploy import deploy_release
-from paas.services.formation import default_formation
 from paas.services.locks import app_lock
+from paas.services.releases import default_formation
 from paas.store import Release
 
 
@@ -62,6 +62,8 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched."""
     app = apps_service.ensure_app(ctx, app_name)
     disk.require_free(ctx)  # before anything is built or changed
+    quotas.require_disk(ctx, app)
+    quotas.require_room(ctx, app, quotas.running_formation(ctx, app) or {"web": 1})  # known after the build
     tree = SourceTree(repo, commit_sha)
     manifest = read_manifest(tree, log)
     ctx.plugins.call_pre(
@@ -89,6 +91,7 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     build = ctx.store.get_build(build_id)
     ctx.plugins.call_post("paas_post_build", ctx=ctx, app=app, build=build, log=log)
     formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)
+    quotas.require_room(ctx, app, formation)
     release = ctx.store.create_release(
         app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
     )
@@ -110,7 +113,7 @@ def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:
     """`ps:rebuild`: build the current release's commit again and deploy it, like a push of it."""
     app = access.authorize(ctx, app_name, "ps:rebuild")
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if build is None:
         raise PaasError(f"{app.name} has not been deployed yet: push it first")
     repo = Repo(str(names.repo_path(ctx.settings, app.name)))
@@ -127,8 +130,7 @@ def redeploy_current(ctx: Context, app_name: str, log: BuildLog) -> Release | No
     release history stays as it was. Builds whose images are gone can no longer be rolled back to
     and are marked so. A stopped app is built, not started. The caller holds the app's lock.
     Returns the release deployed (None: the app was never deployed)."""
-    if not access.is_admin(ctx):
-        raise PermissionDenied("only an admin may rebuild an app from a backup")
+    access.require_admin(ctx, "backup:restore", "rebuild an app from a backup")
     app = lookup.get_app(ctx, app_name)
     release = ctx.store.current_release(app.id)
     build = ctx.store.get_build(release.build_id) if release and release.build_id else None

@@ -76,7 +76,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     containers = sched.app_containers(client, instance, app.name)
     actions.extend(_record_oom_kills(ctx, app, containers))
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if app.stopped or release is None or build is None or not build.image:
         if containers:
             sched.stop_and_remove(containers, timeout=5)
@@ -128,7 +128,7 @@ def _reconcile_swarm(ctx: Context, app: App, swarm: Swarm) -> list[str]:
     actions: list[str] = []
     services = swarm.processes(app.name)
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if app.stopped or release is None or build is None or not build.image:
         if services:
             swarm.stop(services, timeout=5, wait=False)

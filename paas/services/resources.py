@@ -8,12 +8,12 @@ How limits combine and parse is in limits.py (the containers of every release re
 
 from __future__ import annotations
 
-from paas.core import validation
+from paas.core import names, validation
 from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import access
+from paas.services import access, quotas
 from paas.services.limits import (
     ALL_TYPES,
     defaults,
@@ -63,9 +63,11 @@ def set_limits(
         parse_cpus(cpus) if cpus is not None else None,
         parse_pids(pids) if pids is not None else None,
     )
+    quotas.require_ceilings(ctx, new)
     with app_lock(ctx, app.name):
         before = stored(ctx, app)
         after = {**before, key: new.over(before.get(key, Limits()))}
+        quotas.require_room(ctx, app, quotas.running_formation(ctx, app), after)
         save(ctx, app, after)
         what = " ".join(f"{k}={v}" for k, v in new.as_dict().items() if v is not None)
         try:
@@ -85,6 +87,7 @@ def clear_limits(ctx: Context, app_name: str, process_type: str | None, log: Bui
         if key not in before:
             raise PaasError(f"{app.name} has no limits set for {process_type or 'all process types'}")
         after = {t: lim for t, lim in before.items() if t != key}
+        quotas.require_room(ctx, app, quotas.running_formation(ctx, app), after)  # the defaults may be more
         save(ctx, app, after)
         try:
             release = _redeploy(ctx, app, f"Clear limits of {process_type or 'all'}", log)
@@ -99,8 +102,8 @@ def report(ctx: Context, app_name: str) -> dict:
     app = access.authorize(ctx, app_name, "resource:report")
     base, per_type = effective(ctx, app)
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
-    types = sorted({*(build.processes if build else {}), *per_type} - {"release"})
+    build = ctx.store.build_of(release)
+    types = sorted({*(build.processes if build else {}), *per_type} - {names.RELEASE_PROCESS})
     return {
         "defaults": defaults(ctx.settings).as_dict(),
         "app": base.as_dict(),

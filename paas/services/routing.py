@@ -7,13 +7,23 @@ from collections.abc import Iterable
 from paas.core.context import Context
 from paas.core.routes import Route, RouteExtras
 from paas.router.nginx import Router
-from paas.services import schedulers
+from paas.services import access, schedulers
 from paas.services.lookup import hostnames
 
 
 def router(ctx: Context) -> Router:
     """The managed nginx of this process (one per process, shared by every context copy)."""
     return ctx.shared("router", lambda: Router(ctx.settings))
+
+
+def stop_router(ctx: Context) -> bool:
+    """`router:stop`: stop the managed nginx a stopped server left serving (whether one ran)."""
+    access.require_admin(ctx, "router:stop")
+    r = router(ctx)
+    if r.running_pid() is None:
+        return False
+    r.stop()
+    return True
 
 
 def app_route(ctx: Context, app_name: str, upstreams: Iterable[str]) -> Route:

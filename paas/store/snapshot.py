@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paas.errors import PaasError
-from paas.store.db import _migrations, connect
+from paas.store.db import _migrations, connect, fresh_id
 
 if TYPE_CHECKING:
     import threading
@@ -94,9 +94,27 @@ class SnapshotStore:
         source = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
         try:
             with self._lock:
+                given = _ids_given(self._conn)
                 source.backup(self._conn)
+                # ids this store gave before stay retired: what was keyed by them (a removed
+                # app's folders) never passes to a new row
+                for table, last in given.items():
+                    self._conn.execute(
+                        "UPDATE retired_ids SET last = MAX(last, ?) WHERE tbl = ?", (last, table)
+                    )
         finally:
             source.close()
+
+    def users_from(self, copy: Path) -> dict[int, int | None]:
+        """Each user id of `copy` -> the id of the user of that name here (None: none here)."""
+        src = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+        try:
+            theirs = src.execute("SELECT id, name FROM users").fetchall()
+        finally:
+            src.close()
+        with self._lock:
+            ours = dict(self._conn.execute("SELECT name, id FROM users").fetchall())
+        return {uid: ours.get(name) for uid, name in theirs}
 
     def copy_app_from(self, copy: Path, name: str) -> AppCopy:
         """Copy app `name` and every row that belongs to it (by a foreign key to `apps`, or to a
@@ -120,6 +138,19 @@ class SnapshotStore:
             return result
         finally:
             src.close()
+
+
+def _retired_tables(conn: sqlite3.Connection) -> set[str]:
+    """Tables whose ids are never given twice (migration 0008's `retired_ids`), if any."""
+    try:
+        return {r[0] for r in conn.execute("SELECT tbl FROM retired_ids").fetchall()}
+    except sqlite3.OperationalError:
+        return set()
+
+
+def _ids_given(conn: sqlite3.Connection) -> dict[str, int]:
+    """The highest id each such table ever gave."""
+    return {t: fresh_id(conn, t) - 1 for t in _retired_tables(conn)}
 
 
 def _foreign_keys(conn: sqlite3.Connection, table: str) -> dict[str, str]:
@@ -177,6 +208,7 @@ def _copy_app(src: sqlite3.Connection, dst: sqlite3.Connection, app_row: sqlite3
 
     result = AppCopy(app_id=0)
     maps: dict[str, dict[int, int]] = {}
+    retired = _retired_tables(dst)
 
     def insert(table: str, row: sqlite3.Row, fks: dict[str, str]) -> None:
         columns = _columns(dst, table)
@@ -195,9 +227,15 @@ def _copy_app(src: sqlite3.Connection, dst: sqlite3.Connection, app_row: sqlite3
                 result.skipped.append(f"a row of {table} (its {col} is not on this platform)")
                 return
             values[col] = value
+        if key is not None and table in retired:
+            values[key] = fresh_id(dst, table)
         cols = ", ".join(f'"{c}"' for c in values)
         marks = ", ".join("?" for _ in values)
-        cur = dst.execute(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', tuple(values.values()))
+        verb = "INSERT" if table == "apps" else "INSERT OR IGNORE"  # a row this store has already stays
+        cur = dst.execute(f'{verb} INTO "{table}" ({cols}) VALUES ({marks})', tuple(values.values()))
+        if cur.rowcount == 0:
+            result.skipped.append(f"a row of {table} that is here already")
+            return
         if key is not None:
             maps.setdefault(table, {})[row[key]] = int(cur.lastrowid)  # type: ignore[arg-type]
         result.rows[table] = result.rows.get(table, 0) + 1

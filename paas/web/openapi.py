@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from paas.core.validation import APP_NAME_RE, MAX_SCALE, PROCESS_TYPE_RE
+from paas.services.jobs import JOB_ID_RE
+from paas.services.logs import MAX_LINES
+from paas.services.metrics import RETENTION
+
 S = dict[str, Any]
 
 
@@ -20,7 +25,11 @@ def _nullable(schema: S) -> S:
 
 
 STRING: S = {"type": "string"}
-APP_NAME: S = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,29}$", "description": "not ending in '-'"}
+# The rules' own patterns and limits (paas.core.validation, the services), never copies of them.
+APP_NAME: S = {"type": "string", "pattern": APP_NAME_RE.pattern, "description": "not ending in '-'"}
+PROCESS_TYPE: S = {"type": "string", "pattern": PROCESS_TYPE_RE.pattern}
+QUANTITY: S = {"type": "integer", "minimum": 0, "maximum": MAX_SCALE}
+JOB_ID: S = {"type": "string", "pattern": JOB_ID_RE.pattern}
 INT: S = {"type": "integer"}
 STAMP: S = {"type": "string", "description": "UTC, like 2026-11-28T03:00:51Z"}
 
@@ -38,6 +47,28 @@ SCHEMAS: dict[str, S] = {
         "type": "object",
         "required": ["name", "admin", "created_at"],
         "properties": {"name": STRING, "admin": {"type": "boolean"}, "created_at": STAMP},
+    },
+    "Quotas": {
+        "type": "object",
+        "required": ["user", "admin", "quotas", "disk"],
+        "properties": {
+            "user": STRING,
+            "admin": {"type": "boolean", "description": "admins are not held by quotas"},
+            "quotas": {
+                "type": "object",
+                "description": "apps, processes, memory, oneoffs, disk (memory and disk in bytes)",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["limit", "used", "default"],
+                    "properties": {"limit": INT, "used": INT, "default": {"type": "boolean"}},
+                },
+            },
+            "disk": {
+                "type": "object",
+                "description": "each app's last measured bytes by part (repo, cache, images, ...)",
+                "additionalProperties": {"type": "object", "additionalProperties": INT},
+            },
+        },
     },
     "AppSummary": {
         "type": "object",
@@ -91,7 +122,7 @@ SCHEMAS: dict[str, S] = {
     "Formation": {
         "type": "object",
         "required": ["type", "quantity"],
-        "properties": {"type": STRING, "quantity": {"type": "integer", "minimum": 0, "maximum": 100}},
+        "properties": {"type": PROCESS_TYPE, "quantity": QUANTITY},
     },
     "FormationBatch": {
         "type": "object",
@@ -101,7 +132,7 @@ SCHEMAS: dict[str, S] = {
     "Quantity": {
         "type": "object",
         "required": ["quantity"],
-        "properties": {"quantity": {"type": "integer", "minimum": 0, "maximum": 100}},
+        "properties": {"quantity": QUANTITY},
     },
     "Dyno": {
         "type": "object",
@@ -247,7 +278,7 @@ def _query(name: str, schema: S, description: str) -> S:
 
 
 APP = _path("app", "the app's name", APP_NAME)
-LINES = _query("lines", {"type": "integer", "minimum": 1, "maximum": 10000}, "how many lines first")
+LINES = _query("lines", {"type": "integer", "minimum": 1, "maximum": MAX_LINES}, "how many lines first")
 TYPE = _query("type", STRING, "only this process type")
 DEPLOYS = "401 404 400 409 422"
 PREFER = {
@@ -275,6 +306,7 @@ def _list(name: str) -> S:
 def paths() -> S:
     return {
         "/account": {"get": _op("The token's user", _ref("User"), "401")},
+        "/account/quotas": {"get": _op("The token's user's quotas and usage", _ref("Quotas"), "401")},
         "/users": {"get": _op("Every user (admins only)", _list("User"), "401 403")},
         "/apps": {
             "get": _op("Every app with its status and process counts", _list("AppSummary"), "401"),
@@ -350,14 +382,14 @@ def paths() -> S:
         "/apps/{app}/jobs/{job_id}": {
             "parameters": [
                 APP,
-                _path("job_id", "as the 202 gave it", {"type": "string", "pattern": "^[0-9a-f]{16}$"}),
+                _path("job_id", "as the 202 gave it", JOB_ID),
             ],
             "get": _op("A deploy started with Prefer: respond-async: its state and output", _ref("Job")),
         },
         "/apps/{app}/jobs/{job_id}/stream": {
             "parameters": [
                 APP,
-                _path("job_id", "as the 202 gave it", {"type": "string", "pattern": "^[0-9a-f]{16}$"}),
+                _path("job_id", "as the 202 gave it", JOB_ID),
             ],
             "get": _op(
                 "A job's output as Server-Sent Events (id: byte offset), then a `done` event with the job",
@@ -370,7 +402,9 @@ def paths() -> S:
             "get": _op(
                 "CPU and memory per process (sampled now, kept 15 minutes)",
                 _ref("Metrics"),
-                params=[_query("seconds", {"type": "integer", "minimum": 1, "maximum": 900}, "how far back")],
+                params=[
+                    _query("seconds", {"type": "integer", "minimum": 1, "maximum": RETENTION}, "how far back")
+                ],
             ),
         },
         "/openapi.json": {"get": _op("This document", {"type": "object"}, "401")},

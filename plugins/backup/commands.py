@@ -38,7 +38,7 @@ def create(env: CommandEnv, target: str | None) -> None:
 @FORMAT_OPTION
 def list_(env: CommandEnv, target: str | None, fmt: str) -> None:
     snapshots = service.list_backups(env.ctx, target)
-    failure = service.schedule_line(service.load_schedule(env.ctx))
+    failure = service.schedule_line(service.schedule(env.ctx, None, None, None))
     if fmt == "json":
         env.json(
             [{"id": s.short_id, "time": s.time, "host": s.hostname, "tags": list(s.tags)} for s in snapshots]

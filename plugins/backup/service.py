@@ -17,6 +17,7 @@ deployed. What came back and what did not is reported (and kept in last-restore.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -40,7 +41,7 @@ from paas.core import names
 from paas.core.backup import RestoreSource
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import Conflict, PaasError, PermissionDenied
+from paas.errors import Conflict, PaasError
 from paas.services import access, push, routing
 from paas.services import apps as apps_service
 from paas.services.locks import AppLock
@@ -58,9 +59,8 @@ REPORT_FILE = "last-restore.json"
 KEY_HELP = "mkdir -p {dir} && (umask 077; head -c 32 /dev/urandom | base64 > {path})"
 
 
-def _require_admin(ctx: Context, what: str) -> None:
-    if not access.is_admin(ctx):
-        raise PermissionDenied(f"only an admin may {what}")
+def _require_admin(ctx: Context, operation: str) -> None:
+    access.require_admin(ctx, operation)
 
 
 def now_iso() -> str:
@@ -214,7 +214,7 @@ class Created:
 
 def create(ctx: Context, target: str | None, log_: BuildLog, scheduled: bool = False) -> Created:
     """One snapshot of the whole platform (see the module's docstring for what and in which order)."""
-    _require_admin(ctx, "back up the platform")
+    _require_admin(ctx, "backup:create")
     started = time.monotonic()
     staging = names.backup_staging_dir(ctx.settings)
     try:
@@ -264,7 +264,7 @@ def create(ctx: Context, target: str | None, log_: BuildLog, scheduled: bool = F
 
 
 def list_backups(ctx: Context, target: str | None) -> list[Snapshot]:
-    _require_admin(ctx, "list the platform's backups")
+    _require_admin(ctx, "backup:list")
     return engine(ctx, target).snapshots(names.BACKUP_TAG)
 
 
@@ -311,7 +311,7 @@ def _fetch(ctx: Context, repo: Restic, backup_id: str, scratch: Path, log_: Buil
 def verify(ctx: Context, backup_id: str, target: str | None, log_: BuildLog) -> dict:
     """restic's check, then the snapshot restored into a scratch folder and every file checked;
     the running platform is not touched."""
-    _require_admin(ctx, "verify a backup")
+    _require_admin(ctx, "backup:verify")
     check_id(backup_id)
     repo = engine(ctx, target)
     with _one_at_a_time(ctx):
@@ -394,7 +394,7 @@ def restore(
 ) -> Report:
     """The whole platform from a backup (refused over one with apps unless `force`, which
     destroys them first), or with `app` one app and its services into this running platform."""
-    _require_admin(ctx, "restore a backup")
+    _require_admin(ctx, "backup:restore")
     check_id(backup_id)
     repo = engine(ctx, target)
     if app is None:
@@ -543,6 +543,9 @@ def _restore_app(
         else:
             report.fail("repo", f"the backup has no repo of {app}")
         source = _source(ctx, manifest, scratch, {app: (entry["id"], copied.app_id)})
+        source = dataclasses.replace(
+            source, users=ctx.store.users_from(scratch / names.BACKUP_STAGING / STORE_COPY)
+        )
         _plugins_restore(ctx, source, report, log_)
         _rebuild(ctx, entry, report, log_, "(1/1)")
     finally:
@@ -577,7 +580,7 @@ def _save_schedule(ctx: Context, data: dict) -> None:
 def schedule(ctx: Context, cron: str | None, keep: int | None, target: str | None) -> dict:
     """Set (a cron expression in UTC, `--keep N` scheduled backups kept) or stop (`off`) the
     schedule; without `cron`, show it. Checked now: a schedule that cannot run is refused."""
-    _require_admin(ctx, "schedule backups")
+    _require_admin(ctx, "backup:schedule")
     current = load_schedule(ctx)
     if cron is None:
         return current

@@ -46,6 +46,7 @@ def _idle_flood(
     return held
 
 
+@pytest.mark.alone  # a real client's login within 10 s under the flood: measured on a quiet machine
 def test_idle_socket_flood_does_not_lock_out_a_real_client(own_server: PaasServer) -> None:
     """Before: 128 idle sockets (and ~9 new a second) locked every client out."""
     server = own_server
@@ -535,6 +536,7 @@ def _job_events(web: requests.Session, base: str, job_path: str) -> str:
     raise AssertionError(seen)
 
 
+@pytest.mark.alone  # page times during deploys: measured on a quiet machine
 def test_deploys_from_the_dashboard_leave_its_pages_answering(tmp_path: Path) -> None:
     """Before: each restart posted from the dashboard held a gunicorn thread for its whole run,
     so with 2 threads two deploys hung every page. Now the form is answered at once with the

@@ -22,95 +22,8 @@ import docker
 import pytest
 
 from paas.buildpacks import stack
-from paas.scheduler import registry
-from paas.scheduler import swarm as swarm_scheduler
-from paas.settings import Settings
-from tests.e2e import swarm_hosts
-from tests.e2e.conftest import PaasServer, free_port, shutdown, wait_for
-from tests.e2e.swarm_hosts import SwarmCluster
-
-swarm_cluster = swarm_hosts.swarm_cluster  # the session fixture: this host + 2 simulated nodes
-
-ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at
-
-
-def ensure_single_node_swarm(client: docker.DockerClient) -> None:
-    """The host dockerd as a swarm manager (never left: other tests may share the swarm)."""
-    if not swarm_scheduler.is_manager(client):
-        client.swarm.init(advertise_addr=ADVERTISE)
-
-
-def remove_swarm_objects(server: PaasServer) -> None:
-    """This test server's services first (their tasks would come back), then what conftest removes."""
-    client = docker.from_env()
-    instance = Settings(data_dir=server.data_dir).instance_id
-    services = client.services.list(filters={"label": f"paas.instance={instance}"})
-    for svc in services:
-        try:
-            svc.remove()
-        except docker.errors.NotFound:
-            pass
-
-    def tasks_gone() -> bool:
-        label = f"paas.instance={instance}"
-        return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
-
-    if services:
-        wait_for(tasks_gone, timeout=60)
-
-
-def label_node(client: docker.DockerClient, node_id: str, key: str, value: str | None) -> None:
-    """Add (or, with None, remove) a label of a swarm node, retrying on a concurrent update."""
-    for _ in range(10):
-        raw = client.api.inspect_node(node_id)
-        spec = raw["Spec"]
-        labels = dict(spec.get("Labels") or {})
-        if value is None:
-            labels.pop(key, None)
-        else:
-            labels[key] = value
-        try:
-            client.api.update_node(node_id, raw["Version"]["Index"], {**spec, "Labels": labels})
-            return
-        except docker.errors.APIError as exc:
-            if "update out of sequence" not in str(exc):
-                raise
-    raise RuntimeError(f"cannot label node {node_id}")
-
-
-@contextmanager
-def swarm_server(root: Path, cluster: SwarmCluster | None = None) -> Iterator[PaasServer]:
-    """A server whose new apps run on the swarm, with a registry of its own; with `cluster`, its
-    simulated nodes joined with the lines this server's `nodes:join-command` printed."""
-    client = docker.from_env()
-    ensure_single_node_swarm(client)
-    server = PaasServer(root)
-    label = f"paas-test-{uuid.uuid4().hex[:6]}"
-    server.env["PAAS_SCHEDULER"] = "swarm"
-    # PAAS_BOOT_TIMEOUT stays the suite's 30 s on every node: a new node pulls the stack while it
-    # joins, and a pull never counts against a process's boot time.
-    server.env["PAAS_REGISTRY_PORT"] = str(free_port())
-    # The host's swarm is shared with other tests' simulated nodes, which trust only their own
-    # server's registry: this server's apps run on this host and on its own nodes only.
-    server.env["PAAS_SWARM_CONSTRAINTS"] = f"node.labels.{label}==yes"
-    label_node(client, client.info()["Swarm"]["NodeID"], label, "yes")
-    try:
-        server.start_with_key()
-        if cluster is not None:
-            cluster.join(server)
-            for node in cluster.nodes:
-                label_node(client, cluster.swarm_node(node.name)["ID"], label, "yes")
-        yield server
-    finally:
-        try:
-            if server.proc and server.proc.poll() is None:
-                server.stop()  # no reconcile recreating what we remove
-        finally:
-            remove_swarm_objects(server)
-            shutdown(server)
-            settings = Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
-            registry.remove_registry(settings, client, ADVERTISE)
-            label_node(client, client.info()["Swarm"]["NodeID"], label, None)
+from tests.e2e.conftest import PaasServer, wait_for
+from tests.e2e.swarm_hosts import SwarmCluster, swarm_server
 
 
 @pytest.fixture(scope="module")
@@ -486,15 +399,6 @@ def test_reconcile_follows_a_task_that_swarm_replaced(swarm_paas: PaasServer) ->
 
 
 # ---------------------------------------------------------------- three nodes: this host + 2 simulated
-
-
-@pytest.fixture(scope="module")
-def cluster_paas(
-    tmp_path_factory: pytest.TempPathFactory, swarm_cluster: SwarmCluster
-) -> Iterator[PaasServer]:
-    root = tmp_path_factory.mktemp("swarm3")
-    with swarm_server(root, swarm_cluster) as server:
-        yield server
 
 
 def running_nodes(paas: PaasServer, app: str) -> dict[str, str]:
