@@ -193,7 +193,10 @@ class Restic:
                 summary = msg
         code = proc.wait()
         reader.join(5)
-        if code != 0 or not summary.get("snapshot_id"):
+        if code == 3 and summary.get("snapshot_id"):  # made, but some files vanished while read
+            for line in err[-5:]:
+                emit(f"warning: {line.strip()[:300]}")
+        elif code != 0 or not summary.get("snapshot_id"):
             if "already locked" in "".join(err):
                 raise Locked()
             raise self._fail("the backup", "".join(err) or f"restic exited with {code}")

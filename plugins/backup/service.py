@@ -497,7 +497,7 @@ def _restore_all(
         report.ok("store", f"{len(entries)} app(s), {manifest.get('users', '?')} user(s)")
         log_.step("Restoring files: app repos, certificates, storage, plugin state, SSH host key")
         for rel in manifest["paths"]:
-            if rel == names.BACKUP_STAGING or ".." in Path(rel).parts:
+            if rel == names.BACKUP_STAGING or ".." in Path(rel).parts or Path(rel).is_absolute():
                 continue
             src = scratch / rel
             if src.exists() or src.is_symlink():
