@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import click
     import flask
 
+    from paas.core.backup import RestoreSource
     from paas.core.container import ContainerSettings
     from paas.core.context import Context
     from paas.core.manifest import PushedSource
@@ -165,6 +166,27 @@ class HookSpecs:
         """At need: more schedulers by name (`scheduler:set <app> <name>`), each a factory given
         the context and the app (None: any) returning an object with the methods of
         `paas.scheduler.interface.Scheduler`. Built-in names (docker-local, swarm) stay theirs."""
+
+    @hookspec
+    def paas_backup_paths(self, ctx: Context) -> list[Path]:
+        """While `backup:create` runs: files and folders under the data dir holding the plugin's
+        state beyond its own folder (`plugins_dir/<name>`, always in a backup), e.g. the storage
+        folders. They are read as they are; a database belongs in `paas_backup_dump`."""
+
+    @hookspec
+    def paas_backup_dump(self, ctx: Context, folder: Path, log: BuildLog) -> None:
+        """While `backup:create` runs, before any file is read: write a consistent dump of state
+        kept outside the data dir (a database in a container) into `folder` (the plugin's own,
+        empty; checksummed and encrypted with the rest). Raise to fail the backup."""
+
+    @hookspec
+    def paas_backup_restore(self, ctx: Context, source: RestoreSource, log: BuildLog) -> str | None:
+        """During `backup:restore`, after the store and the files are back and before the apps are
+        rebuilt: load the plugin's dumps (`source.dumps / <plugin name>`) and mend state that
+        names the old data dir (`source.relocate`). With `source.apps` (`--app`), only what
+        belongs to those apps, and their files are not copied for you (take them from
+        `source.root`). Return a line saying what came back; raise to report the plugin's part as
+        failed: the restore goes on and says what came back."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +324,15 @@ class Plugins:
             except Exception:
                 log.exception("plugin %s failed in paas_schedulers", name)
         return out
+
+    def each(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:
+        """(plugin name, a call taking the hook's keyword arguments) per implementation, for a
+        caller that gives each plugin its own arguments and reports each one's outcome."""
+
+        def bind(fn: Callable, argnames: list[str]) -> Callable[..., Any]:
+            return lambda **kwargs: fn(**{a: kwargs[a] for a in argnames})
+
+        return [(name, bind(fn, argnames)) for name, fn, argnames in self._impls(hook)]
 
     def has(self, hook: str) -> bool:
         return bool(getattr(self.pm.hook, hook).get_hookimpls())

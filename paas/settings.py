@@ -194,6 +194,10 @@ class Settings:
     engine_locks_dir: Path = Path("/run/lock/paas")
     # Private ranges builds and app containers may not reach (link-local never; see scheduler/egress.py).
     egress_deny: tuple[str, ...] = ()
+    # Backups (plugins/backup): where they go unless --to says (a restic repository), and the file
+    # holding the key that encrypts them: kept off this machine too, never in the data dir.
+    backup_target: str | None = None
+    backup_password_file: Path = Path("/etc/paas/backup.key")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -266,6 +270,8 @@ class Settings:
             swarm_app_ports=_port_range("PAAS_SWARM_APP_PORTS", (32768, 60999)),
             engine_locks_dir=Path(os.environ.get("PAAS_ENGINE_LOCKS_DIR") or "/run/lock/paas"),
             egress_deny=_cidrs("PAAS_EGRESS_DENY"),
+            backup_target=(os.environ.get("PAAS_BACKUP_TARGET") or "").strip() or None,
+            backup_password_file=Path(os.environ.get("PAAS_BACKUP_PASSWORD_FILE") or "/etc/paas/backup.key"),
         )
 
     # Paths under the data dir, in one place so nobody builds them by hand.

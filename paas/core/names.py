@@ -193,3 +193,29 @@ def jobs_dir(settings: Settings, app_id: int) -> Path:
     """Background deploys started from the web (see services/jobs.py): state and output files,
     by the app's id (a rename keeps them; a new app of an old name starts with none)."""
     return settings.data_dir / "jobs" / str(int(app_id))
+
+
+# Backups (plugins/backup): restic's repository cache and the scratch folders of a backup being
+# made or restored live beside the data, never in what a backup reads.
+BACKUP_TAG = "paas"  # every snapshot of a paas backup carries it
+BACKUP_SCHEDULED_TAG = "scheduled"  # and the scheduled ones this (backup:schedule --keep prunes them)
+BACKUP_STAGING = "backup-staging"  # in the data dir: the store's copy, the dumps, the manifest
+BACKUP_DUMPS = "dumps"  # in the staging folder: one folder per plugin
+
+
+def backup_staging_dir(settings: Settings) -> Path:
+    return settings.data_dir / BACKUP_STAGING
+
+
+def backup_cache_dir(settings: Settings) -> Path:
+    return settings.data_dir / "backup-cache"
+
+
+def backup_scratch_parent(settings: Settings) -> Path:
+    """Where a restore or a verify lays a backup out (on the data dir's disk, so files move in)."""
+    return settings.data_dir / "backup-scratch"
+
+
+def backup_state_dir(settings: Settings) -> Path:
+    """The backup plugin's own state (its schedule, the last restore's report): in every backup."""
+    return settings.plugins_dir / "backup"

@@ -203,6 +203,12 @@ ADMIN_ONLY = frozenset(
         "stack:build",
         "quota:set",  # per-user quotas: the operator's
         "metrics:prometheus",  # every app's metrics for the operator's Prometheus (metrics plugin)
+        # platform backups hold every secret, and a restore replaces everything (plugins/backup)
+        "backup:create",
+        "backup:list",
+        "backup:verify",
+        "backup:restore",
+        "backup:schedule",
     }
 )
 
@@ -269,7 +275,18 @@ ENTRIES: dict[str, dict[str, str]] = {
     },
     "backing": {
         **dict.fromkeys(
-            ("register", "kinds", "kind_named", "check_name", "now_iso", "mask", "addon_kind", "verify"), PURE
+            (
+                "register",
+                "kinds",
+                "kind_named",
+                "check_name",
+                "now_iso",
+                "mask",
+                "addon_kind",
+                "verify",
+                "check_record",
+            ),
+            PURE,
         ),
         **dict.fromkeys(
             (
@@ -285,6 +302,10 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "app_renamed",
                 "reconcile",
                 "prune_scheduled",
+                # a platform backup's part (plugins/backup checks that an admin asks)
+                "backup_paths",
+                "dump_all",
+                "restore_all",
             ),
             INTERNAL,
         ),
@@ -407,6 +428,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         **dict.fromkeys(("check_push_ref", "check_ref_unmoved", "read_manifest"), PURE),
         "deploy_push": "git:push",
         "rebuild": "ps:rebuild",
+        "redeploy_current": "backup:restore",
     },
     "reconcile": {"reconcile_app": INTERNAL, "reconcile_all": INTERNAL, "guard_egress": INTERNAL},
     "release_phase": dict.fromkeys(
@@ -520,6 +542,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "install",
                 "remove_files",
                 "after_destroy",
+                "restore_from_backup",
             ),
             INTERNAL,
         ),
@@ -593,12 +616,23 @@ ENTRIES: dict[str, dict[str, str]] = {
         "disable": "maintenance:off",
     },
     "postgres.kind": dict.fromkeys(
-        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "connect_cmd"), INTERNAL
+        ("url", "health", "reachable", "setup", "export_cmd", "snapshot_cmd", "import_cmd", "connect_cmd"),
+        INTERNAL,
     ),
     "redis.kind": dict.fromkeys(
         ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "after_import", "connect_cmd"),
         INTERNAL,
     ),
+    "backup.restic": dict.fromkeys(("check_target", "shown", "binary", "mib"), PURE),
+    "backup.service": {
+        **dict.fromkeys(("now_iso", "check_id", "schedule_line"), PURE),
+        **dict.fromkeys(("key_file", "engine", "load_schedule", "last_report", "reconcile"), INTERNAL),
+        "create": "backup:create",
+        "list_backups": "backup:list",
+        "verify": "backup:verify",
+        "restore": "backup:restore",
+        "schedule": "backup:schedule",
+    },
     "storage.service": {
         **dict.fromkeys(("check_name", "check_container_path"), PURE),
         **dict.fromkeys(
@@ -609,6 +643,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "list_mounts",
                 "checked_mounts",
                 "unmounted_dirs",
+                "restore_from_backup",
             ),
             INTERNAL,
         ),

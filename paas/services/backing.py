@@ -51,6 +51,7 @@ from docker.models.containers import Container
 from paas.buildpacks import service_images
 from paas.buildpacks.service_images import ServiceImageRecipe
 from paas.core import names, networks, validation
+from paas.core.backup import RestoreSource
 from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
@@ -92,6 +93,9 @@ class Kind:
     # (and TLS for Postgres); the link completes only when this passes.
     reachable: Callable[[docker.DockerClient, Container, Record, str], tuple[bool, str]] | None = None
     after_import: Callable[[docker.DockerClient, Container, Record], None] | None = None
+    # The dump for a platform backup, if not `export_cmd`'s: uncompressed, so the backup engine
+    # deduplicates it between snapshots (a compressed dump changes throughout for one new row).
+    snapshot_cmd: Callable[[Record], tuple[list[str], dict[str, str]]] | None = None
 
     def env_key(self, alias: str | None) -> str:
         return f"{alias}_URL" if alias else self.env_var
@@ -809,10 +813,11 @@ def export(ctx: Context, kind: Kind, name: str, out: Emit) -> None:
     _export(ctx, kind, _require(ctx, kind, name, f"{kind.name}:export"), out)
 
 
-def _export(ctx: Context, kind: Kind, record: Record, out: Emit) -> None:
+def _export(ctx: Context, kind: Kind, record: Record, out: Emit, snapshot: bool = False) -> None:
+    """`snapshot`: the kind's dump for a platform backup (the caller checked who asks)."""
     name = record.name
     container = _running(ctx, kind, record)
-    cmd, env = kind.export_cmd(record)
+    cmd, env = (kind.snapshot_cmd if snapshot and kind.snapshot_cmd else kind.export_cmd)(record)
     err = bytearray()
     code = sc.exec_stream(ctx.docker, container, cmd, out, err.extend, env=env)
     if code != 0:
@@ -1018,3 +1023,112 @@ def logs(ctx: Context, kind: Kind, name: str, lines: int = 100) -> list[str]:
         raise PaasError(f"{kind.name} service {name} has no container right now (the server recreates it)")
     raw = container.logs(tail=max(1, min(lines, 10000)), timestamps=True)
     return raw.decode(errors="replace").splitlines()
+
+
+# ---------------------------------------------------------------- whole-platform backups (plugins/backup)
+
+
+def backup_paths(ctx: Context, kind: Kind) -> list[Path]:
+    """The records (with their passwords) go into a platform backup; their own backups do not
+    (the dump taken with it is newer)."""
+    return [_record_path(ctx, kind, r.name) for r in all_records(ctx, kind)]
+
+
+def dump_all(ctx: Context, kind: Kind, folder: Path, log: BuildLog) -> list[str]:
+    """Each service's dump into `folder/<name>.<ext>`, with its sha256 beside it; taken under
+    the service's lock (consistent per service). A service whose dump fails fails the backup."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    done = []
+    for record in all_records(ctx, kind):
+        path = folder / f"{record.name}.{kind.backup_ext}"
+        digest = hashlib.sha256()
+        log.detail(f"dumping {kind.name} service {record.name}")
+        with service_lock(ctx, kind, record.name), open(path, "wb") as fh:
+
+            def write(data: bytes, fh: Any = fh, digest: Any = digest) -> None:
+                digest.update(data)
+                fh.write(data)
+
+            try:
+                _export(ctx, kind, record, write, snapshot=True)
+            except PaasError as exc:
+                raise PaasError(f"{kind.name} service {record.name}: {exc}") from None
+        Path(f"{path}.sha256").write_text(digest.hexdigest() + "\n")
+        done.append(record.name)
+    return done
+
+
+def restore_all(ctx: Context, kind: Kind, source: RestoreSource, log: BuildLog) -> str:
+    """After a platform restore (the records are back in place) or into a running platform
+    (`source.apps`: the services linked to those apps, records taken from the backup, never over
+    a service that exists here): each service's container started on a new volume and its dump
+    loaded (checksum first). Says what came back; raises naming every service that did not."""
+    dumps = source.dumps / kind.name
+    if source.whole:
+        records = all_records(ctx, kind)
+    else:
+        records = []
+        kept = source.root / names.services_dir(ctx.settings, kind.name).relative_to(ctx.settings.data_dir)
+        for folder in sorted(kept.iterdir()) if kept.is_dir() else []:
+            try:
+                data = json.loads((folder / "service.json").read_text())
+                links = [Link(**link) for link in data.pop("links", [])]
+                records.append(check_record(Record(**{**data, "links": links}), kind))
+            except (OSError, ValueError, TypeError, PaasError):
+                continue
+    restored, failed = [], []
+    for record in records:
+        if not any(source.includes(a) for a in record.linked_apps()) and not source.whole:
+            continue
+        try:
+            if not source.whole:  # into this platform: its ids, not the backup's
+                record.owner_id = source.user_here(record.owner_id)
+                record.links = [
+                    Link(link.app, link.alias, source.app_here(link.app, link.app_id))
+                    for link in record.links
+                    if source.app_here(link.app, link.app_id) is not None
+                ]
+            _restore_one(ctx, kind, record, dumps, not source.whole, log)
+            restored.append(record.name)
+        except (PaasError, OSError, docker.errors.DockerException) as exc:
+            log.error(f"{kind.name} service {record.name} did not come back: {exc}")
+            failed.append(f"{record.name} ({exc})")
+    if failed:
+        raise PaasError(f"{kind.name} services not restored: {'; '.join(failed)}")
+    return f"{len(restored)} service(s) with their data: {', '.join(restored)}" if restored else "no services"
+
+
+def check_record(record: Record, kind: Kind) -> Record:
+    check_name(record.name, kind)
+    if record.kind != kind.name:
+        raise PaasError(f"{record.name} is a {record.kind} service, not {kind.name}")
+    return record
+
+
+def _restore_one(
+    ctx: Context, kind: Kind, record: Record, dumps: Path, into_running: bool, log: BuildLog
+) -> None:
+    dump = dumps / f"{record.name}.{kind.backup_ext}"
+    wanted = Path(f"{dump}.sha256").read_text().strip() if Path(f"{dump}.sha256").is_file() else ""
+    digest = hashlib.sha256()
+    with open(dump, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    if not wanted or digest.hexdigest() != wanted:
+        raise PaasError(f"the dump of {record.name} does not match its checksum")
+    log.step(f"Restoring {kind.name} service {record.name}")
+    with service_lock(ctx, kind, record.name):
+        if into_running:
+            if load(ctx, kind, record.name) is not None:
+                raise Conflict(f"a {kind.name} service {record.name} exists here; not replaced")
+            record.last_scheduled = now_iso() if record.schedule else None
+            _save(ctx, record)
+        # A container there already (the reconcile pass's from the restored record, or one this
+        # platform had before --force) may hold another password: a new one on a new volume.
+        _remove_container_and_volume(ctx, kind, record.name)
+        _start_container(ctx, kind, record, log)
+        with open(dump, "rb") as fh:
+            _import_locked(ctx, kind, record, fh.read)
+        _converge_networks(ctx, kind, record)
+    ctx.store.add_event(None, ctx.actor, f"{kind.name}:restore", f"{record.name} (platform backup)")
+    log.detail(f"{kind.name} service {record.name}: data loaded ({dump.stat().st_size} bytes)")

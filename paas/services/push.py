@@ -7,6 +7,7 @@ moved (see git_receiver.pack_process).
 
 from __future__ import annotations
 
+import docker
 from dulwich.repo import Repo
 
 from paas.buildpacks import builder
@@ -129,3 +130,34 @@ def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:
             return deploy_push(ctx, app.name, repo, build.commit_sha, log)
     finally:
         repo.close()
+
+
+def redeploy_current(ctx: Context, app_name: str, log: BuildLog) -> Release | None:
+    """After a restore (the images are gone, the records are back): build the current release's
+    commit from the repo into that release's own build again and deploy the same release, so the
+    release history stays as it was. Builds whose images are gone can no longer be rolled back to
+    and are marked so. A stopped app is built, not started. The caller holds the app's lock.
+    Returns the release deployed (None: the app was never deployed)."""
+    access.require_admin(ctx, "backup:restore", "rebuild an app from a backup")
+    app = lookup.get_app(ctx, app_name)
+    release = ctx.store.current_release(app.id)
+    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    if release is None or build is None:
+        return None
+    repo = Repo(str(names.repo_path(ctx.settings, app.name)))
+    try:
+        result = builder.build(ctx, app.name, build.id, repo, build.commit_sha, release.config, log)
+    finally:
+        repo.close()
+    ctx.store.finish_build(
+        build.id, "succeeded", build.output, result.image, result.processes, result.buildpack
+    )
+    for other in ctx.store.list_builds(app.id):
+        if other.id != build.id and other.image:
+            try:
+                ctx.docker.images.get(other.image)
+            except docker.errors.ImageNotFound:
+                ctx.store.forget_image(other.id)
+    if not app.stopped:
+        deploy_release(ctx, app, release, log)
+    return release

@@ -19,11 +19,13 @@ from paas.store.db import connect, fresh_id
 from paas.store.overview import OverviewStore
 from paas.store.quotas import QuotasStore
 from paas.store.samples import Sample, SamplesStore
+from paas.store.snapshot import AppCopy, SnapshotStore
 from paas.store.teams import Grant, TeamsStore
 
 __all__ = [
     "ApiToken",
     "App",
+    "AppCopy",
     "Grant",
     "Build",
     "Release",
@@ -102,7 +104,7 @@ class Release:
     created_at: str
 
 
-class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore):
+class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore, SnapshotStore):
     """A thin repository over SQLite; one instance per process, safe across threads."""
 
     def __init__(self, path: Path) -> None:

@@ -14,7 +14,9 @@ from .commands import COMMANDS
 if TYPE_CHECKING:
     import click
 
+    from paas.core.backup import RestoreSource
     from paas.core.context import Context
+    from paas.core.output import BuildLog
     from paas.core.routes import RouteExtras
     from paas.store import App
 
@@ -45,3 +47,10 @@ def paas_reconcile(ctx: Context) -> None:
 @hookimpl
 def paas_app_destroyed(ctx: Context, app: App) -> None:
     service.after_destroy(ctx, app)
+
+
+@hookimpl
+def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
+    """Certificates and the ACME account come back with the files of a platform restore; an app
+    restored alone gets its certificate folder under its new id."""
+    return service.restore_from_backup(ctx, source, log)

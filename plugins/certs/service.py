@@ -21,7 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas.core.backup import RestoreSource
 from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.core.routes import RouteExtras, RouteTls
 from paas.errors import PaasError
 from paas.services import access, routing
@@ -348,3 +350,22 @@ def reports(ctx: Context) -> list[Report]:
 
 def after_destroy(ctx: Context, app: App) -> None:
     shutil.rmtree(_folder(ctx, app), ignore_errors=True)
+
+
+def restore_from_backup(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
+    """`backup:restore --app`: the app's certificate folder from the backup, under its id here
+    (a platform restore brings every folder back as it was, the ACME account's key with them)."""
+    if source.whole:
+        return f"{sum(1 for s in all_subjects(ctx) if has_cert(s))} certificate(s) in place"
+    done = 0
+    for name, (old_id, new_id) in (source.apps or {}).items():
+        kept = source.root / certs_root(ctx).relative_to(ctx.settings.data_dir) / f"app-{old_id}"
+        if not (kept / CERT_FILE).is_file():
+            continue
+        target = certs_root(ctx) / f"app-{new_id}"
+        _ensure_folder(certs_root(ctx))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(kept, target)
+        done += 1
+        log.detail(f"certificate of {name} restored")
+    return f"{done} certificate(s) restored"

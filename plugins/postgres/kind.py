@@ -118,6 +118,13 @@ def export_cmd(record: Record) -> tuple[list[str], dict[str, str]]:
     return ["pg_dump", "-h", SOCKET, "-U", "postgres", "-Fc", "--no-owner", "--no-acl", record.database], {}
 
 
+def snapshot_cmd(record: Record) -> tuple[list[str], dict[str, str]]:
+    """For platform backups: the same custom format uncompressed (-Z0); restic compresses it and
+    stores only the chunks that changed since the last snapshot."""
+    cmd, env = export_cmd(record)
+    return [*cmd[:-1], "-Z0", cmd[-1]], env
+
+
 def import_cmd(record: Record) -> tuple[list[str], dict[str, str]]:
     """All or nothing: one transaction, stop at the first error (garbage changes nothing)."""
     return [
@@ -156,4 +163,5 @@ KIND = Kind(
     connect_cmd=connect_cmd,
     backup_ext="dump",
     reachable=reachable,
+    snapshot_cmd=snapshot_cmd,
 )

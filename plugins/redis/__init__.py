@@ -7,11 +7,13 @@ paas.services.backing, and the commands are made by paas.commands.backing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from paas.commands.backing import commands_for
+from paas.core.backup import RestoreSource
 from paas.core.context import Context
 from paas.core.manifest import PushedSource
 from paas.core.output import BuildLog
@@ -61,3 +63,18 @@ def paas_app_renamed(ctx: Context, app: App, old_name: str) -> None:
 @hookimpl
 def paas_reconcile(ctx: Context) -> None:
     backing.reconcile(ctx, KIND)
+
+
+@hookimpl
+def paas_backup_paths(ctx: Context) -> list[Path]:
+    return backing.backup_paths(ctx, KIND)
+
+
+@hookimpl
+def paas_backup_dump(ctx: Context, folder: Path, log: BuildLog) -> None:
+    backing.dump_all(ctx, KIND, folder, log)
+
+
+@hookimpl
+def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
+    return backing.restore_all(ctx, KIND, source, log)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from paas.core.backup import RestoreSource
 from paas.core.container import ContainerSettings
 from paas.core.context import Context
 from paas.core.output import BuildLog
@@ -39,3 +40,14 @@ def paas_app_destroyed(ctx: Context, app: App, log: BuildLog) -> None:
     """The data outlives the app, as in Dokku: say where it is."""
     for path in service.unmounted_dirs(ctx):
         log.step(f"Storage kept: {path} (no app mounts it now; remove it by hand)")
+
+
+@hookimpl
+def paas_backup_paths(ctx: Context) -> list[Path]:
+    """The storage folders' files are in a platform backup (read as they are while it runs)."""
+    return [service.storage_root(ctx)]
+
+
+@hookimpl
+def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
+    return service.restore_from_backup(ctx, source, log)

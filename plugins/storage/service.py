@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paas.core import names
+from paas.core.backup import RestoreSource
 from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import Conflict, NotFound, PaasError
 from paas.services import access
 from paas.services.locks import app_lock
@@ -293,3 +295,33 @@ def unmounted_dirs(ctx: Context) -> list[Path]:
         return []
     used = {m.host for a in ctx.store.list_apps() for m in list_mounts(ctx, a)}
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and str(p) not in used)
+
+
+def restore_from_backup(ctx: Context, source: RestoreSource, log: BuildLog) -> str:
+    """After a platform restore (the folders are back already) or of some apps (their mounted
+    folders come from the backup unless one of that name is here): mounts taken on another data
+    dir name the folders where they are now."""
+    root = storage_root(ctx)
+    moved_mounts = folders = 0
+    for app in ctx.store.list_apps():
+        if not source.includes(app.name):
+            continue
+        mounts = list_mounts(ctx, app)
+        moved = [
+            Mount(source.relocate(m.host, ctx.settings.data_dir), m.container, m.read_only) for m in mounts
+        ]
+        for m in moved:
+            folder = Path(m.host)
+            if source.whole or folder.parent != root or folder.exists():
+                continue
+            kept = source.root / folder.relative_to(ctx.settings.data_dir)
+            if kept.is_dir():
+                root.mkdir(parents=True, exist_ok=True, mode=ROOT_MODE)
+                os.replace(kept, folder)
+                folders += 1
+                log.detail(f"storage folder {folder} restored for {app.name}")
+        if moved != mounts:
+            _save(ctx, app, moved)
+            moved_mounts += len(moved)
+            log.detail(f"{app.name}: {len(moved)} storage mount(s) now under {root}")
+    return f"{folders} folder(s) restored, {moved_mounts} mount(s) moved to this data dir"

@@ -71,6 +71,7 @@ ROOT = Path(__file__).resolve().parents[2]
 plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
 PG = importlib.import_module("paas_plugins.postgres.kind").KIND
 storage = importlib.import_module("paas_plugins.storage.service")
+backup = importlib.import_module("paas_plugins.backup.service")
 certs = importlib.import_module("paas_plugins.certs.service")
 letsencrypt = importlib.import_module("paas_plugins.certs.letsencrypt")
 cron = importlib.import_module("paas_plugins.cron.service")
@@ -369,6 +370,9 @@ CALLS: dict[str, list[Call]] = {
     "processes.properties": [Call(lambda c, w: processes.properties(c, APP))],
     "push.deploy_push": [Call(lambda c, w: push.deploy_push(c, APP, None, "b" * 40, B()))],  # type: ignore[arg-type]
     "push.rebuild": [Call(lambda c, w: push.rebuild(c, APP, B()))],
+    "push.redeploy_current": [
+        Call(lambda c, w: push.redeploy_current(c, APP, B()), admin_what="rebuild an app from a backup")
+    ],
     "releases.list_releases": [Call(lambda c, w: releases.list_releases(c, APP))],
     "releases.release_info": [Call(lambda c, w: releases.release_info(c, APP, "v1"))],
     "releases.rollback": [Call(lambda c, w: releases.rollback(c, APP, "v1", B()))],
@@ -460,6 +464,24 @@ CALLS: dict[str, list[Call]] = {
         ),
     ],
     "storage.service.mounts_of": [Call(lambda c, w: storage.mounts_of(c, APP))],
+    # a target that is no target: an admin passes the check and is refused just after it
+    "backup.service.create": [Call(lambda c, w: backup.create(c, "relative", B()))],
+    "backup.service.list_backups": [Call(lambda c, w: backup.list_backups(c, "relative"))],
+    "backup.service.verify": [Call(lambda c, w: backup.verify(c, "latest", "relative", B()))],
+    "backup.service.restore": [
+        Call(lambda c, w: backup.restore(c, "latest", "relative", False, None, B())),
+        Call(
+            lambda c, w: backup.restore(c, "latest", "relative", True, APP, B()),
+            label="one app, --force",
+        ),
+    ],
+    "backup.service.schedule": [
+        Call(lambda c, w: backup.schedule(c, None, None, None)),
+        Call(
+            lambda c, w: backup.schedule(c, "0 3 * * *", 2, "relative"),
+            label="set",
+        ),
+    ],
     "storage.service.mount": [
         Call(lambda c, w: storage.mount(c, APP, f"{c.settings.storage_dir}/shopdata:/data"), owned=FOLDER)
     ],
@@ -672,6 +694,11 @@ COMMAND_ARGV: dict[str, list[str]] = {
     "apps:scale": ["apps:scale", APP, "nosuchtype=1"],
     "apps:transfer": ["apps:transfer", APP, "nosuchuser"],
     "builds:output": ["builds:output", APP],
+    "backup:create": ["backup:create", "--to", "relative"],
+    "backup:list": ["backup:list", "--from", "relative"],
+    "backup:restore": ["backup:restore", "latest", "--from", "relative"],
+    "backup:schedule": ["backup:schedule"],
+    "backup:verify": ["backup:verify", "latest", "--from", "relative"],
     "certs:add": ["certs:add", APP],
     "certs:generate": ["certs:generate", "nosuch-app-x"],
     "certs:hsts": ["certs:hsts", APP, "on"],
