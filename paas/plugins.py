@@ -71,8 +71,8 @@ class HookSpecs:
     @hookspec
     def paas_app_destroying(self, ctx: Context, app: App, log: BuildLog) -> None:
         """Before an app is destroyed, while everything of it is still there (Dokku's
-        `pre-delete`): a review app's `pr-predestroy`, an app's own dependants. Errors are logged
-        and the destroy goes on: an app can always be destroyed."""
+        `pre-delete`), under the app's lock: a review app's `pr-predestroy`, an app's own
+        dependants. Errors are logged and the destroy goes on: an app can always be destroyed."""
 
     @hookspec
     def paas_receive_branch(

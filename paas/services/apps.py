@@ -168,9 +168,10 @@ def remove_app(ctx: Context, app: App, log: BuildLog) -> None:
     """What `apps:destroy` does once its rule passed (a review app's end: its branch deleted, the
     stale timer, its parent destroyed). Plugins act first (`paas_app_destroying`: a review app's
     pr-predestroy, its parent's review apps), then everything of the app goes, then they clean up
-    their own state (`paas_app_destroyed`)."""
-    ctx.plugins.call_post("paas_app_destroying", ctx=ctx, app=app, log=log)
+    their own state (`paas_app_destroyed`). The app's lock is held from the first hook on: the
+    reconcile pass leaves the one-offs of a locked app alone."""
     with app_lock(ctx, app.name):
+        ctx.plugins.call_post("paas_app_destroying", ctx=ctx, app=app, log=log)
         client = ctx.docker
         routing.router(ctx).remove_app(app.name)
         instance = ctx.settings.instance_id

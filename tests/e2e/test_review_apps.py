@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
 from dulwich.client import SSHGitClient, SubprocessSSHVendor
 from dulwich.repo import Repo
 
 from paas.settings import Settings
-from tests.e2e.conftest import PaasServer, Result, wait_for
+from tests.e2e.conftest import PaasServer, Result, unique_app, wait_for
+from tests.e2e.test_postgres import cleanup_services
 
 FIXTURE = Path(__file__).resolve().parents[2] / "plugins" / "postgres" / "fixtures" / "django-pg"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
@@ -225,3 +228,173 @@ def test_a_review_app_nobody_pushed_goes_stale(paas: PaasServer, light: dict) ->
     assert paas.get(f"{app}.localhost") == (200, "version 1 web.1\n")
     events = json.loads(ok(paas.ssh("events", "-n", "200", "--format", "json")))
     assert any(e["action"] == "review-apps:stale" and e["app"] == name for e in events)
+
+
+def test_a_failed_first_push_leaves_no_review_app(paas: PaasServer, light: dict) -> None:
+    app, src = light["app"], light["src"]
+    ok(paas.git(src, "checkout", "-q", "-b", "broken", "main"))
+    commit(paas, src, {"HEALTH": "bad"}, "fails its health check")
+    pushed = paas.git(src, "push", "paas", "broken")
+    refused(pushed, "[remote rejected] broken -> broken (deploy failed)")
+    name = re.search(r"Creating review app ([a-z0-9-]+) ", pushed.stderr).group(1)  # type: ignore[union-attr]
+    assert f"removing the review app {name}: its first deploy failed" in pushed.stderr
+    refused(paas.ssh("apps:info", name), f"app '{name}' does not exist")
+    assert not containers_of(paas, name)
+    assert "broken" not in {r["branch"] for r in listed(paas, app)["review_apps"]}
+    assert ok(paas.git(src, "ls-remote", "paas", "broken")).strip() == ""
+
+
+def test_destroying_the_parent_destroys_its_review_apps(paas: PaasServer, light: dict) -> None:
+    app = light["app"]
+    children = [r["name"] for r in listed(paas, app)["review_apps"]]
+    assert children  # the safe names' review apps, at least
+    gone = paas.ssh("apps:destroy", app, "--confirm", app)
+    assert gone.returncode == 0, gone.output
+    for name in children:
+        assert f"Destroying review app {name} of {app}" in gone.stdout
+        refused(paas.ssh("apps:info", name), f"app '{name}' does not exist")
+        assert not containers_of(paas, name)
+
+
+# ---------------------------------------------------------------- Postgres: each app its own
+
+VERSION_VIEW = """
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def version(request):
+    here = Path(__file__).resolve().parent.parent
+    env = " ".join(os.environ.get(k, "-") for k in ("GREETING", "PROD_ONLY", "PLAIN"))
+    return HttpResponse(f"{(here / 'VERSION').read_text().strip()} {env}\\n")
+
+
+urlpatterns.append(path("version", version))
+"""
+COUNT = "from notes.models import Note; print('predestroy notes:', Note.objects.count())"
+SEED = "from notes.models import Note; Note.objects.create(text='seeded')"
+APP_JSON = {
+    "addons": ["heroku-postgresql"],
+    "scripts": {"pr-predestroy": f'python manage.py shell -c "{COUNT}"'},
+    "environments": {
+        "review": {
+            "env": {"GREETING": "review", "PROD_ONLY": {"required": False}},
+            "scripts": {"postdeploy": f'python manage.py shell -c "{SEED}"'},
+        }
+    },
+}
+
+
+def browser(paas: PaasServer, name: str, password: str) -> requests.Session:
+    """A signed-in dashboard session through nginx."""
+    web = requests.Session()
+    web.headers["Host"] = f"paas.localhost:{paas.http_port}"
+    base = f"http://127.0.0.1:{paas.http_port}"
+    page = web.get(f"{base}/login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    login = web.post(
+        f"{base}/login", data={"username": name, "password": password, "csrf_token": token}, timeout=30
+    )
+    assert login.status_code == 200, login.text
+    return web
+
+
+@pytest.fixture(scope="module")
+def pg(paas: PaasServer):  # type: ignore[no-untyped-def]
+    """A Django parent whose app.json asks for Postgres (and says what differs in review apps),
+    serving main with a note in its database; then its branch `feature/pg` pushed once."""
+    app = unique_app("rvpg")
+    src = paas.root / "src" / app
+    shutil.copytree(FIXTURE, src)
+    (src / "app.json").write_text(json.dumps(APP_JSON))
+    (src / "VERSION").write_text("main\n")
+    with open(src / "mysite" / "urls.py", "a") as fh:
+        fh.write(VERSION_VIEW)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "first"]):
+        ok(paas.git(src, *args))
+    ok(paas.git(src, "remote", "add", "paas", f"paas:{app}"))
+    ok(paas.git(src, "push", "paas", "main"))
+    ok(paas.ssh("config:set", app, "GREETING=main", "PROD_ONLY=parent-secret", "PLAIN=kept"))
+    assert paas.get(f"{app}.localhost", "/add/main-note") == (200, "added main-note\n")
+    ok(paas.ssh("review-apps:enable", app, "--stale-days", "2"))
+    ok(paas.git(src, "checkout", "-qb", "feature/pg"))
+    commit(paas, src, {"VERSION": "feature-1\n"}, "feature, first")
+    pushed = paas.git(src, "push", "paas", "feature/pg")
+    assert pushed.returncode == 0, pushed.output
+    name, url = review_of(pushed, app)
+    yield {"app": app, "src": src, "name": name, "url": url, "push": pushed}
+    cleanup_services(paas)
+
+
+def test_a_branch_push_makes_a_review_app_with_a_postgres_of_its_own(paas: PaasServer, pg: dict) -> None:
+    app, name, out = pg["app"], pg["name"], pg["push"].stderr
+    assert pg["url"] == f"http://{name}.localhost:{paas.http_port}"
+    assert f"remote: =====> Review app of {app} for branch feature/pg: {pg['url']}" in out
+    assert f"app.json addon heroku-postgresql: linked postgres service {name} as DATABASE_URL" in out
+    assert out.count("Running postdeploy") == 1
+    # The branch's code and app.json's review environment; the parent keeps serving main.
+    assert paas.get(f"{name}.localhost", "/version") == (200, "feature-1 review - kept\n")
+    assert paas.get(f"{app}.localhost", "/version") == (200, "main main parent-secret kept\n")
+    # Its own database: the postdeploy's seed, not the parent's note; what it adds stays its own.
+    assert paas.get(f"{name}.localhost", "/notes") == (200, "seeded\n")
+    assert paas.get(f"{name}.localhost", "/add/review-note") == (200, "added review-note\n")
+    assert paas.get(f"{app}.localhost", "/notes") == (200, "main-note\n")
+    parent_url = ok(paas.ssh("config:get", app, "DATABASE_URL")).strip()
+    review_url = ok(paas.ssh("config:get", name, "DATABASE_URL")).strip()
+    assert parent_url.endswith(f"@paas-postgres-{app}:5432/{app}")
+    assert review_url.endswith(f"@paas-postgres-{name}:5432/{name}")
+    info = json.loads(ok(paas.ssh("postgres:info", name, "--format", "json")))
+    assert info["state"] == "running" and info["links"] == [{"app": name, "config_var": "DATABASE_URL"}]
+    refused(paas.ssh("config:get", name, "PROD_ONLY"), "PROD_ONLY")  # marked not to copy
+    row = listed(paas, app)["review_apps"][0]
+    assert (row["name"], row["branch"], row["url"], row["release"]) == (name, "feature/pg", pg["url"], 1)
+    # The dashboard: the parent's page lists it, its own page names the parent.
+    paas.add_user(f"web-{app}", "a long password", admin=True)
+    web = browser(paas, f"web-{app}", "a long password")
+    base = f"http://127.0.0.1:{paas.http_port}"
+    page = web.get(f"{base}/apps/{app}", timeout=30).text
+    panel = page[page.index('id="review-apps"') :]
+    assert f'data-app="{name}"' in panel and "feature/pg" in panel and pg["url"] in panel
+    assert "just now" in panel or "min ago" in panel  # last push, age
+    own = web.get(f"{base}/apps/{name}", timeout=30).text
+    assert f'The review app of <a href="/apps/{app}">{app}</a>' in own
+
+
+def test_pushing_the_branch_again_redeploys_it(paas: PaasServer, pg: dict) -> None:
+    app, name, src = pg["app"], pg["name"], pg["src"]
+    commit(paas, src, {"VERSION": "feature-2\n"}, "feature, second")
+    pushed = paas.git(src, "push", "paas", "feature/pg")
+    assert pushed.returncode == 0, pushed.output
+    assert review_of(pushed, app) == (name, pg["url"])
+    assert "Creating review app" not in pushed.stderr and "Running postdeploy" not in pushed.stderr
+    assert paas.get(f"{name}.localhost", "/version") == (200, "feature-2 review - kept\n")
+    assert paas.get(f"{name}.localhost", "/notes") == (200, "seeded\nreview-note\n")  # seeded once
+    assert [r["release"] for r in listed(paas, app)["review_apps"]] == [2]
+    assert paas.get(f"{app}.localhost", "/version") == (200, "main main parent-secret kept\n")
+
+
+def test_deleting_the_branch_destroys_the_review_app_and_its_database(paas: PaasServer, pg: dict) -> None:
+    app, name, src = pg["app"], pg["name"], pg["src"]
+    instance = Settings(data_dir=paas.data_dir).instance_id
+    client = docker.from_env()
+    volume = f"paas-{instance}-postgres-{name}"
+    assert client.volumes.list(filters={"name": volume})
+    pushed = paas.git(src, "push", "paas", ":feature/pg")
+    assert pushed.returncode == 0, pushed.output
+    out = pushed.stderr
+    assert "Running pr-predestroy" in out and "predestroy notes: 2" in out, out  # before its database went
+    assert f"Destroyed postgres service {name}, the review app's own" in out
+    assert f"Destroyed review app {name} of {app}" in out
+    refused(paas.ssh("apps:info", name), f"app '{name}' does not exist")
+    refused(paas.ssh("postgres:info", name), f"postgres service '{name}' does not exist")
+    assert not containers_of(paas, name)
+    assert not client.containers.list(all=True, filters={"name": f"paas-{instance}-postgres-{name}"})
+    assert not [v for v in client.volumes.list(filters={"name": volume}) if v.name == volume]
+    assert paas.get(f"{name}.localhost", "/version")[0] == 404
+    assert ok(paas.git(src, "ls-remote", "paas", "feature/pg")).strip() == ""
+    assert listed(paas, app)["review_apps"] == []
+    # The parent, its database and its data are untouched.
+    assert paas.get(f"{app}.localhost", "/version") == (200, "main main parent-secret kept\n")
+    assert paas.get(f"{app}.localhost", "/notes") == (200, "main-note\n")
+    assert json.loads(ok(paas.ssh("postgres:info", app, "--format", "json")))["state"] == "running"
