@@ -488,7 +488,9 @@ ENTRIES: dict[str, dict[str, str]] = {
     # the built-in plugins' (paas_plugins.<name>.<module>)
     "certs.letsencrypt": {
         "is_public": PURE,
-        **dict.fromkeys(("names_for", "obtain", "issue", "due", "enabled", "reconcile"), INTERNAL),
+        **dict.fromkeys(
+            ("names_for", "obtain", "issue", "due", "enabled", "reconcile", "follow_parent"), INTERNAL
+        ),
         "enable": "letsencrypt:enable",
         "disable": "letsencrypt:disable",
         "auto_renew": "letsencrypt:auto-renew",
@@ -509,6 +511,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "has_cert",
                 "current_info",
                 "route_tls",
+                "parent_tls",
                 "acme_root",
                 "nginx_extras",
                 "sync",

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import click
 
     from paas.core.context import Context
+    from paas.core.output import BuildLog
     from paas.core.routes import RouteExtras
     from paas.store import App
 
@@ -44,3 +45,9 @@ def paas_reconcile(ctx: Context) -> None:
 @hookimpl
 def paas_app_destroyed(ctx: Context, app: App) -> None:
     service.after_destroy(ctx, app)
+
+
+@hookimpl
+def paas_post_deploy(ctx: Context, app: App, log: BuildLog) -> None:
+    """A review app's HTTPS, as its parent has it (once, after its first deploy)."""
+    letsencrypt.follow_parent(ctx, app, log)

@@ -22,7 +22,8 @@ from dulwich.client import SSHGitClient, SubprocessSSHVendor
 from dulwich.repo import Repo
 
 from paas.settings import Settings
-from tests.e2e.conftest import PaasServer, Result, unique_app, wait_for
+from tests.e2e.conftest import PaasServer, Result, shutdown, unique_app, wait_for
+from tests.e2e.test_https import CA, cert_tar, curl, fingerprint, served_fingerprint, ssh_stdin
 from tests.e2e.test_postgres import cleanup_services
 
 FIXTURE = Path(__file__).resolve().parents[2] / "plugins" / "postgres" / "fixtures" / "django-pg"
@@ -254,6 +255,41 @@ def test_destroying_the_parent_destroys_its_review_apps(paas: PaasServer, light:
         assert f"Destroying review app {name} of {app}" in gone.stdout
         refused(paas.ssh("apps:info", name), f"app '{name}' does not exist")
         assert not containers_of(paas, name)
+
+
+def test_a_parents_wildcard_certificate_serves_its_review_apps_over_https(tmp_path: Path) -> None:
+    """Under a domain with a wildcard certificate on the parent (`*.rv.test`), the review app is
+    served over HTTPS at once, with that certificate; the push says so."""
+    server = PaasServer(tmp_path)
+    server.env["PAAS_DOMAIN"] = "rv.test"
+    try:
+        server.start_with_key()
+        app, src = server.deploy_new_repo("stdlib-web", "tls")
+        ca = CA("review-ca")
+        (tmp_path / "ca.pem").write_bytes(ca.pem)
+        cert, key = ca.leaf(["*.rv.test"])
+        ok(Result(*_completed(ssh_stdin(server, cert_tar(cert, key), "certs:add", app))))
+        ok(server.ssh("review-apps:enable", app))
+        ok(server.git(src, "checkout", "-qb", "secure"))
+        commit(server, src, {"VERSION": "secure"}, "over https")
+        pushed = server.git(src, "push", "paas", "secure")
+        assert pushed.returncode == 0, pushed.output
+        name = re.search(r"Creating review app ([a-z0-9-]+) ", pushed.stderr).group(1)  # type: ignore[union-attr]
+        host = f"{name}.rv.test"
+        assert f"HTTPS: https://{host}:{server.https_port} ({app}'s certificate covers it)" in pushed.stderr
+        got = curl(server, host, "--cacert", str(tmp_path / "ca.pem"))
+        assert (got.returncode, got.stdout) == (0, "version secure web.1\n"), got.stderr
+        assert served_fingerprint(server, host) == fingerprint(cert)
+        plain = curl(server, host, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", https=False)
+        assert plain.stdout == f"301 https://{host}:{server.https_port}/", (
+            plain.stdout
+        )  # the parent's redirect
+    finally:
+        shutdown(server)
+
+
+def _completed(p: subprocess.CompletedProcess) -> tuple[int, str, str]:
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
 # ---------------------------------------------------------------- Postgres: each app its own

@@ -351,3 +351,68 @@ def test_a_branch_whose_review_name_is_another_apps_is_refused_before_anything(
     said = push.push_branch(as_user(ctx, "deploy"), "shop", b"refs/heads/hijack", sha, None, repo, BuildLog())
     assert said == "Deleted branch hijack (it had no review app)" and ctx.store.get_app(victim.name) == victim
     repo.close()
+
+
+# ---------------------------------------------------------------- HTTPS, as the parent has it
+
+certs = importlib.import_module("paas_plugins.certs.service")
+letsencrypt = importlib.import_module("paas_plugins.certs.letsencrypt")
+pem = importlib.import_module("paas_plugins.certs.pem")
+
+
+def _give_cert(ctx: Context, app: str, names: list[str]) -> None:
+    s = certs.app_subject(ctx, ctx.store.get_app(app))
+    pair = pem.self_signed(names)
+    certs._ensure_folder(s.folder)
+    certs._write_private(s.key_path, pair.key_pem)
+    certs._write_private(s.cert_path, pair.cert_pem)
+
+
+def test_a_parents_wildcard_certificate_serves_its_review_apps(ctx: Context) -> None:
+    from paas.core.routes import RouteExtras
+
+    child = child_of(ctx, "shop", "feature")
+    extras = RouteExtras()
+    certs.nginx_extras(ctx, certs.app_subject(ctx, child), extras)
+    assert extras.tls is None  # the parent has none
+    _give_cert(ctx, "shop", ["shop.localhost"])  # not a wildcard: does not cover the review app
+    certs.nginx_extras(ctx, certs.app_subject(ctx, child), extras)
+    assert extras.tls is None
+    _give_cert(ctx, "shop", ["*.localhost"])
+    certs.nginx_extras(ctx, certs.app_subject(ctx, child), extras)
+    parent = certs.app_subject(ctx, ctx.store.get_app("shop"))
+    assert extras.tls is not None and extras.tls.cert_path == str(parent.cert_path)
+    lines: list[str] = []
+    letsencrypt.follow_parent(ctx, child, BuildLog(lines.append))
+    assert lines == [f"-----> HTTPS: https://{child.name}.localhost (shop's certificate covers it)\n"]
+    letsencrypt.follow_parent(ctx, child, BuildLog(lines.append))
+    assert len(lines) == 1  # decided once
+    # Its own certificate, once it has one, wins.
+    _give_cert(ctx, child.name, [f"{child.name}.localhost"])
+    certs.nginx_extras(ctx, certs.app_subject(ctx, child), extras)
+    assert extras.tls.cert_path == str(certs.app_subject(ctx, child).cert_path)  # type: ignore[union-attr]
+
+
+def test_a_parent_on_acme_gets_its_review_apps_ordered_by_the_renewal_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = Context.open(
+        Settings(data_dir=tmp_path / "data", domain="apps.example.com"),
+        actor="host",
+        is_admin=True,
+        on_host=True,
+    )
+    monkeypatch.setattr(certs, "sync", lambda c, s: None)  # no router here
+    ctx.store.create_app("shop")
+    certs.put(ctx, certs.app_subject(ctx, ctx.store.get_app("shop")), certs.S_ACME, "on")
+    child = child_of(ctx, "shop", "feature")
+    lines: list[str] = []
+    letsencrypt.follow_parent(ctx, child, BuildLog(lines.append))
+    s = certs.app_subject(ctx, child)
+    assert certs.get(ctx, s, certs.S_ACME) == "on" and letsencrypt.due(ctx, s)
+    assert s in letsencrypt.enabled(ctx)
+    assert "is being ordered from ACME, as shop has one" in lines[0]
+    plain = child_of(ctx, "shop", "other")
+    certs.put(ctx, certs.app_subject(ctx, ctx.store.get_app("shop")), certs.S_ACME, None)
+    letsencrypt.follow_parent(ctx, plain, BuildLog(lines.append))
+    assert certs.get(ctx, certs.app_subject(ctx, plain), certs.S_ACME) is None and len(lines) == 1
