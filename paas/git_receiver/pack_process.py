@@ -12,6 +12,7 @@ waiting for its request as one JSON line on stdin, see `Spawner`) and hands it t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -68,6 +69,7 @@ class DeployHook:
         self.deployed: str | None = None  # one deploy per push
         self.deployed_sha: bytes | None = None
         self.branches: dict[bytes, bytes | None] = {}  # other branches a plugin took: where they go
+        self.branch_locks: list[AppLock] = []  # theirs, held until the refs have moved
 
     def _progress(self, text: str) -> None:
         """A line for the pusher's terminal as `remote: ...`: the build's and the release
@@ -134,8 +136,13 @@ class DeployHook:
         log = BuildLog(self._progress)
         deleting = new_sha == ZERO_SHA
         try:
+            access.authorize(self.ctx, self.app, "git:push")  # before any work or lock
             if not deleting:  # the same walk limits as a deploy, before any work
                 SourceTree(self.repo, new_sha.decode()).check()
+            # One push of a branch at a time, until its ref has moved (as the deploy branch's).
+            lock = AppLock(self.ctx, f"{self.app}@{hashlib.sha256(ref_name).hexdigest()[:16]}")
+            lock.acquire(on_wait=lambda: log.step("Waiting for another push of this branch to end"))
+            self.branch_locks.append(lock)
             said = push.push_branch(
                 self.ctx,
                 self.app,
@@ -339,6 +346,8 @@ def main(argv: list[str]) -> int:
         finally:
             _head_follows(repo, app, hook.deployed)
             hook.lock.release()
+            for lock in hook.branch_locks:
+                lock.release()
             refused = not hook.ref_moved()
             pack_guard.after_push(repo_path, push_lock, ingest.new_pack if refused else None)
             push_lock.release()

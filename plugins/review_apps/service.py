@@ -221,16 +221,17 @@ def receive_branch(
             f" (review-apps:enable {app.name} makes a review app of each other branch)"
         )
     name = review.name if review is not None else review_name(app.name, branch)
-    if review is None and ctx.store.get_app(name) is not None:
-        raise Conflict(
-            f"the review app name {name} for branch {branch!r} is another app's: rename the branch"
-        )
     created: App | None = None
     try:
         with locks.app_lock(
             ctx, name, on_wait=lambda: log.step(f"Waiting for another deploy of {name} to end")
         ):
             push.check_branch_unmoved(repo, branch, old_sha)
+            review = ctx.store.review_app_of_branch(app.id, branch)  # again, under the lock
+            if review is None and ctx.store.get_app(name) is not None:
+                raise Conflict(
+                    f"the review app name {name} for branch {branch!r} is another app's: rename the branch"
+                )
             if review is None:
                 config = review_config(ctx, app, name, branch, _manifest(repo, new_sha))
                 created = apps_service.create_review_app(ctx, app, name, branch)
