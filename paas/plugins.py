@@ -32,6 +32,7 @@ from paas.store import App
 if TYPE_CHECKING:
     import click
     import flask
+    from dulwich.repo import Repo
 
     from paas.core.backup import RestoreSource
     from paas.core.container import ContainerSettings
@@ -67,6 +68,30 @@ class HookSpecs:
     def paas_app_destroyed(self, ctx: Context, app: App, log: BuildLog) -> None:
         """After an app and its records were removed: clean up the plugin's own state; `log`
         reaches whoever destroyed it (say what was kept)."""
+
+    @hookspec
+    def paas_app_destroying(self, ctx: Context, app: App, log: BuildLog) -> None:
+        """Before an app is destroyed, while everything of it is still there (Dokku's
+        `pre-delete`), under the app's lock: a review app's `pr-predestroy`, an app's own
+        dependants. Errors are logged and the destroy goes on: an app can always be destroyed."""
+
+    @hookspec
+    def paas_receive_branch(
+        self,
+        ctx: Context,
+        app: App,
+        branch: str,
+        old_sha: str | None,
+        new_sha: str | None,
+        repo: Repo,
+        log: BuildLog,
+    ) -> str | None:
+        """A push to `app` of a branch that does not deploy it (not main or master): `new_sha`
+        None deletes the branch, `old_sha` None creates it; the pack is in `repo` and the ref has
+        not moved yet. Return a line for the pusher (the push took it: the ref moves), None to
+        leave it to another plugin, or raise `PaasError` to reject the ref with that message.
+        The first plugin to take it wins; when none does, the ref is refused with the deploy
+        branch hint. `access` already let the pusher `git:push` to `app`."""
 
     @hookspec
     def paas_app_renamed(self, ctx: Context, app: App, old_name: str) -> None:
@@ -278,6 +303,22 @@ class Plugins:
                 log.exception("plugin %s failed in %s", name, hook)
                 raise PluginError(f"plugin {name} failed in {hook}: {exc.__class__.__name__}") from exc
         return results
+
+    def call_first(self, hook: str, **kwargs: Any) -> Any:
+        """A hook one plugin answers: the first result that is not None (None: nobody took it).
+        Its `PaasError` is the operation's own (a refusal, a failed build) and passes unchanged;
+        anything else fails it with one line naming the plugin."""
+        for name, fn, argnames in self._impls(hook):
+            try:
+                result = fn(**{a: kwargs[a] for a in argnames})
+            except PaasError:
+                raise
+            except Exception as exc:
+                log.exception("plugin %s failed in %s", name, hook)
+                raise PluginError(f"plugin {name} failed in {hook}: {exc.__class__.__name__}") from exc
+            if result is not None:
+                return result
+        return None
 
     def call_post(self, hook: str, **kwargs: Any) -> None:
         """A hook after the fact: errors are logged and recorded as events (on the `app` passed,

@@ -15,6 +15,9 @@ git. What each part means:
 - `addons`: backing services to create and link (read by the service plugins);
 - `watch`: the post-deploy watch of the metrics plugin ({"window": 300, "max_5xx_ratio": 0.1,
   ...}), which validates it.
+- `scripts.pr-predestroy`: run in a review app before it is destroyed (Heroku);
+- `environments.review`: what differs in a review app (the review_apps plugin): its `env`,
+  `formation` and `scripts` override the top level's key by key, its `addons` replace them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from paas.errors import PaasError
 
 MAX_QUANTITY = 100
 # Keys we act on, and descriptive ones (Heroku's schema) that need nothing from us.
-KNOWN_KEYS = {"env", "formation", "scripts", "healthchecks", "cron", "addons", "watch"}
+KNOWN_KEYS = {"env", "formation", "scripts", "healthchecks", "cron", "addons", "watch", "environments"}
+ENVIRONMENTS = ("review",)  # the environments paas deploys (Heroku also has `test`, for its CI)
+ENVIRONMENT_KEYS = ("env", "formation", "addons", "scripts")  # what one may override
 DESCRIPTIVE_KEYS = {"name", "description", "keywords", "website", "repository", "logo", "success_url"}
 
 
@@ -76,12 +81,34 @@ class Manifest:
     cron: list[CronEntry] = field(default_factory=list)
     addons: list[Any] = field(default_factory=list)
     watch: dict[str, Any] = field(default_factory=dict)  # the metrics plugin checks its values
+    predestroy: str | None = None  # scripts.pr-predestroy: before a review app is destroyed
     data: dict = field(default_factory=dict)  # the object as read: what the build keeps
 
     @property
     def ignored_keys(self) -> list[str]:
-        """Top-level keys we do not support: the build log names them, nothing fails."""
-        return sorted(k for k in self.data if k not in KNOWN_KEYS | DESCRIPTIVE_KEYS)
+        """Keys we do not support: the build log names them, nothing fails."""
+        top = [k for k in self.data if k not in KNOWN_KEYS | DESCRIPTIVE_KEYS]
+        environments = self.data.get("environments") or {}
+        for name, over in environments.items():
+            if name not in ENVIRONMENTS:
+                top.append(f"environments.{name}")
+            else:
+                top.extend(f"environments.{name}.{k}" for k in over if k not in ENVIRONMENT_KEYS)
+        return sorted(top)
+
+    def for_environment(self, name: str) -> Manifest:
+        """The manifest as `environments.<name>` changes it: `env`, `formation` and `scripts`
+        key by key over the top level's, `addons` replaced when it names any."""
+        over = (self.data.get("environments") or {}).get(name) or {}
+        if not over:
+            return self
+        merged = {k: v for k, v in self.data.items() if k != "environments"}
+        for key in ("env", "formation", "scripts"):
+            if key in over:
+                merged[key] = {**(self.data.get(key) or {}), **over[key]}
+        if "addons" in over:
+            merged["addons"] = over["addons"]
+        return from_data({**merged, "environments": self.data.get("environments")})
 
 
 def parse(text: str) -> Manifest:
@@ -112,6 +139,7 @@ def from_data(data: object) -> Manifest:
     dokku = scripts.get("dokku") or {}
     if not isinstance(dokku, dict):
         raise AppJsonError("app.json: scripts.dokku must be an object of predeploy/postdeploy")
+    _environments(data.get("environments"))
     return Manifest(
         env=_env(data.get("env") or {}),
         formation=_formation(data.get("formation") or {}),
@@ -122,8 +150,34 @@ def from_data(data: object) -> Manifest:
         cron=_cron(data.get("cron")),
         addons=addons,
         watch=watch,
+        predestroy=_script(scripts.get("pr-predestroy"), "scripts.pr-predestroy"),
         data=data,
     )
+
+
+def _environments(raw: object) -> None:
+    """The shape of `environments` (each one's parts are checked like the top level's when that
+    environment is deployed, and here: a broken review environment fails the push that brings it)."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise AppJsonError(
+            "app.json: environments must be an object of name: {env, formation, addons, scripts}"
+        )
+    for name, over in raw.items():
+        if not isinstance(over, dict):
+            raise AppJsonError(f"app.json: environments.{name} must be an object")
+        if name not in ENVIRONMENTS:
+            continue
+        for key, kind in (("env", dict), ("formation", dict), ("scripts", dict), ("addons", list)):
+            if key in over and not isinstance(over[key], kind):
+                raise AppJsonError(
+                    f"app.json: environments.{name}.{key} must be {'a list' if kind is list else 'an object'}"
+                )
+        try:
+            from_data({**{k: v for k, v in over.items() if k in ENVIRONMENT_KEYS}})
+        except AppJsonError as exc:
+            raise AppJsonError(str(exc).replace("app.json: ", f"app.json: environments.{name}.", 1)) from None
 
 
 def _env(raw: object) -> dict[str, EnvSpec]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
+from dulwich.refs import check_ref_format
+
 from paas.errors import PaasError
 
 APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
@@ -13,6 +15,7 @@ KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PROCESS_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}$")
 BRANCHES_THAT_DEPLOY = ("main", "master")
+MAX_BRANCH_BYTES = 240  # a loose ref is a file: its name must fit the file system's 255 bytes
 
 
 def app_name(name: str) -> str:
@@ -25,6 +28,29 @@ def app_name(name: str) -> str:
     if name in RESERVED_APP_NAMES:
         raise PaasError(f"app name {name!r} is reserved")
     return name
+
+
+def branch_name(ref: bytes) -> str:
+    """The branch of a pushed `refs/heads/<branch>`, if git itself could have made it (`git
+    check-ref-format`: no `..`, no spaces or control characters, no `.lock` ...), UTF-8 and at
+    most MAX_BRANCH_BYTES long; a one-line refusal otherwise."""
+    shown = printable(ref.decode("utf-8", "replace"))[:80]
+    if not ref.startswith(b"refs/heads/"):
+        raise PaasError(f"only branches can be pushed, not {shown!r}")
+    raw = ref.removeprefix(b"refs/heads/")
+    if not check_ref_format(ref) or not raw:
+        raise PaasError(
+            f"invalid branch name {shown.removeprefix('refs/heads/')!r}: see git check-ref-format"
+        )
+    try:
+        branch = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PaasError(f"invalid branch name {shown.removeprefix('refs/heads/')!r}: not UTF-8") from None
+    if len(raw) > MAX_BRANCH_BYTES:
+        raise PaasError(f"branch name too long ({len(raw)} bytes, at most {MAX_BRANCH_BYTES})")
+    if not branch.isprintable():
+        raise PaasError(f"invalid branch name {printable(branch)[:80]!r}: it holds control characters")
+    return branch
 
 
 def key_name(name: str) -> str:

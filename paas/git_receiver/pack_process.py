@@ -12,6 +12,7 @@ waiting for its request as one JSON line on stdin, see `Spawner`) and hands it t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -67,6 +68,8 @@ class DeployHook:
         self.lock = AppLock(ctx, app)
         self.deployed: str | None = None  # one deploy per push
         self.deployed_sha: bytes | None = None
+        self.branches: dict[bytes, bytes | None] = {}  # other branches a plugin took: where they go
+        self.branch_locks: list[AppLock] = []  # theirs, held until the refs have moved
 
     def _progress(self, text: str) -> None:
         """A line for the pusher's terminal as `remote: ...`: the build's and the release
@@ -77,16 +80,22 @@ class DeployHook:
             handler.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, safe.encode("utf-8", "replace"))
 
     def ref_moved(self) -> bool:
-        """Whether this push moved its deploy branch (else its pack is garbage)."""
-        if self.deployed is None:
-            return False
-        return self.repo.refs.as_dict().get(self.deployed.encode()) == self.deployed_sha
+        """Whether this push moved its deploy branch or a branch a plugin took (else its pack is
+        garbage)."""
+        refs = self.repo.refs.as_dict()
+        if self.deployed is not None and refs.get(self.deployed.encode()) == self.deployed_sha:
+            return True
+        return any(sha is not None and refs.get(ref) == sha for ref, sha in self.branches.items())
 
     def execute(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
         try:
-            push.check_push_ref(ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed)
+            deploys = push.check_push_ref(
+                ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed
+            )
         except PaasError as exc:
             raise HookError(printable(str(exc))) from None
+        if not deploys:
+            return self._other_branch(ref_name, old_sha, new_sha)
         if self.deployed is None:
             timing.mark(self.app, "pack", STARTED)
         log = BuildLog(self._progress)
@@ -119,6 +128,44 @@ class DeployHook:
             logger.exception("push to %s failed", self.app)
             log.error("internal error during the deploy (see the server log)")
             raise HookError("internal error") from None
+        return None, None
+
+    def _other_branch(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
+        """A branch that does not deploy the app: the plugins may take it (review apps), each
+        under its own lock; the app's own lock is not needed."""
+        log = BuildLog(self._progress)
+        deleting = new_sha == ZERO_SHA
+        try:
+            access.authorize(self.ctx, self.app, "git:push")  # before any work or lock
+            if not deleting:  # the same walk limits as a deploy, before any work
+                SourceTree(self.repo, new_sha.decode()).check()
+            # One push of a branch at a time, until its ref has moved (as the deploy branch's).
+            lock = AppLock(self.ctx, f"{self.app}@{hashlib.sha256(ref_name).hexdigest()[:16]}")
+            lock.acquire(on_wait=lambda: log.step("Waiting for another push of this branch to end"))
+            self.branch_locks.append(lock)
+            said = push.push_branch(
+                self.ctx,
+                self.app,
+                ref_name,
+                None if old_sha == ZERO_SHA else old_sha.decode(),
+                None if deleting else new_sha.decode(),
+                self.repo,
+                log,
+            )
+        except BuildFailed:
+            raise HookError("build failed") from None
+        except DeployFailed:
+            raise HookError("deploy failed") from None
+        except PaasError as exc:
+            log.error(str(exc))
+            raise HookError(printable(str(exc))) from None
+        except Exception:
+            logger.exception("push of %r to %s failed", ref_name, self.app)
+            log.error("internal error during the push (see the server log)")
+            raise HookError("internal error") from None
+        self.branches[ref_name] = None if deleting else new_sha
+        if said:
+            log.done(said)
         return None, None
 
 
@@ -299,6 +346,8 @@ def main(argv: list[str]) -> int:
         finally:
             _head_follows(repo, app, hook.deployed)
             hook.lock.release()
+            for lock in hook.branch_locks:
+                lock.release()
             refused = not hook.ref_moved()
             pack_guard.after_push(repo_path, push_lock, ingest.new_pack if refused else None)
             push_lock.release()

@@ -58,6 +58,7 @@ OPERATIONS: dict[str, str] = {
     "config:keys": "view",
     "certs:report": "view",
     "scheduler:report": "view",
+    "review-apps:list": "view",
     # deploy
     "git:push": "deploy",
     "git:fetch": "deploy",
@@ -75,6 +76,7 @@ OPERATIONS: dict[str, str] = {
     "run:detached": "deploy",
     "enter": "deploy",  # a shell in a running process: as much as `run`
     "ps:rebuild": "deploy",
+    "review-apps:destroy": "deploy",  # as much as deleting the branch (`git push paas :branch`)
     # operate
     "apps:scale": "operate",
     "ps:scale": "operate",
@@ -124,6 +126,8 @@ OPERATIONS: dict[str, str] = {
     "notifications:list": "manage",  # the URLs may hold tokens
     "notifications:test": "manage",
     "notifications:log": "manage",
+    "review-apps:enable": "manage",
+    "review-apps:disable": "manage",
     # owner
     "apps:transfer": OWNER,
 }
@@ -235,6 +239,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         **dict.fromkeys(
             (
                 "known",
+                "access_app",
                 "require_admin",
                 "declare",
                 "actor_id",
@@ -260,12 +265,15 @@ ENTRIES: dict[str, dict[str, str]] = {
         ),
         "parse_permissions": PURE,
         "user_named": INTERNAL,
+        "require_own_access": INTERNAL,
         "list_access": "access",
         "add_access": "access:add",
         "update_access": "access:update",
         "remove_access": "access:remove",
     },
     "apps": {
+        "create_review_app": INTERNAL,
+        "remove_app": INTERNAL,
         "create_app": "apps:create",
         "ensure_app": "git:push",
         "app_info": "apps:info",
@@ -425,7 +433,11 @@ ENTRIES: dict[str, dict[str, str]] = {
         "properties": "ps:report",
     },
     "push": {
-        **dict.fromkeys(("check_push_ref", "check_ref_unmoved", "read_manifest"), PURE),
+        **dict.fromkeys(
+            ("check_push_ref", "check_ref_unmoved", "check_branch_unmoved", "read_manifest"), PURE
+        ),
+        "build_and_deploy": INTERNAL,
+        "push_branch": "git:push",
         "deploy_push": "git:push",
         "rebuild": "ps:rebuild",
         "redeploy_current": "backup:restore",
@@ -514,7 +526,9 @@ ENTRIES: dict[str, dict[str, str]] = {
     # the built-in plugins' (paas_plugins.<name>.<module>)
     "certs.letsencrypt": {
         "is_public": PURE,
-        **dict.fromkeys(("names_for", "obtain", "issue", "due", "enabled", "reconcile"), INTERNAL),
+        **dict.fromkeys(
+            ("names_for", "obtain", "issue", "due", "enabled", "reconcile", "follow_parent"), INTERNAL
+        ),
         "enable": "letsencrypt:enable",
         "disable": "letsencrypt:disable",
         "auto_renew": "letsencrypt:auto-renew",
@@ -536,6 +550,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "has_cert",
                 "current_info",
                 "route_tls",
+                "parent_tls",
                 "acme_root",
                 "nginx_extras",
                 "sync",
@@ -633,6 +648,18 @@ ENTRIES: dict[str, dict[str, str]] = {
         "restore": "backup:restore",
         "schedule": "backup:schedule",
     },
+    "review_apps.service": {
+        **dict.fromkeys(("review_name", "parse_stale_days"), PURE),
+        **dict.fromkeys(
+            ("settings_of", "review_config", "receive_branch", "before_destroy", "stale", "remove_stale"),
+            INTERNAL,
+        ),
+        "enable": "review-apps:enable",
+        "disable": "review-apps:disable",
+        "report": "review-apps:list",
+        "destroy": "review-apps:destroy",
+    },
+    "review_apps.web": {"blueprint": PURE},
     "storage.service": {
         **dict.fromkeys(("check_name", "check_container_path"), PURE),
         **dict.fromkeys(
@@ -694,6 +721,8 @@ ROUTES: dict[str, str] = {
     "services.index": "postgres:list",
     "services.service": "postgres:info",
     "services.download": "postgres:backups",
+    # review apps (the review_apps plugin's blueprint)
+    "review_apps.destroy": "review-apps:destroy",
     # the API
     "api.openapi": SIGNED_IN,
     "api.account": SIGNED_IN,
@@ -768,6 +797,15 @@ def is_admin(ctx: Context) -> bool:
     return ctx.is_admin or ctx.on_host
 
 
+def access_app(ctx: Context, app: App) -> App:
+    """The app whose owner and collaborators decide about `app`: a review app's parent (its
+    collaborators get the same permissions on its review apps, no more), else the app itself. A
+    review app whose parent is gone (being destroyed with it) is its own owner's."""
+    if app.parent_id is None:
+        return app
+    return ctx.store.get_app_by_id(app.parent_id) or app
+
+
 def permissions_of(ctx: Context, app: App) -> frozenset[str]:
     """What the actor may do with the app: empty when they may not even see it."""
     if is_admin(ctx):
@@ -775,6 +813,7 @@ def permissions_of(ctx: Context, app: App) -> frozenset[str]:
     uid = actor_id(ctx)
     if uid is None:
         return frozenset()
+    app = access_app(ctx, app)
     if app.owner_id == uid:
         return frozenset((*PERMISSIONS, OWNER))
     grant = ctx.store.grant_of(app.id, uid)
@@ -851,10 +890,11 @@ def allowed_on_apps(ctx: Context, apps: Iterable[App]) -> dict[str, Allowed]:
     every = frozenset((*PERMISSIONS, OWNER))
     out = {}
     for app in apps:
+        decides = app.parent_id if app.parent_id is not None else app.id  # a review app: its parent's
         if admin or (uid is not None and app.owner_id == uid):
             granted = every
-        elif app.id in grants:
-            granted = frozenset(("view", *grants[app.id]))
+        elif decides in grants:
+            granted = frozenset(("view", *grants[decides]))
         else:
             granted = frozenset()
         out[app.name] = Allowed(granted, admin)
@@ -992,9 +1032,22 @@ def _audit(ctx: Context, app: App, action: str, detail: str) -> None:
     ctx.store.add_event(None, ctx.actor, action, f"{app.name}: {detail}")
 
 
+def require_own_access(ctx: Context, app: App, operation: str) -> None:
+    """A review app has its parent's owner and collaborators: they are changed on the parent."""
+    if app.parent_id is None:
+        return
+    parent = ctx.store.get_app_by_id(app.parent_id)
+    if parent is not None:
+        raise PaasError(
+            f"{app.name} is a review app of {parent.name} and has its access:"
+            f" run {operation} on {parent.name}"
+        )
+
+
 def list_access(ctx: Context, app_name: str) -> dict:
-    """The owner and every collaborator with their permissions (also the JSON shape)."""
-    app = authorize(ctx, app_name, "access")
+    """The owner and every collaborator with their permissions (also the JSON shape); for a
+    review app, its parent's (which decide)."""
+    app = access_app(ctx, authorize(ctx, app_name, "access"))
     owner = ctx.store.get_user_by_id(app.owner_id) if app.owner_id is not None else None
     return {
         "app": app.name,
@@ -1007,6 +1060,7 @@ def list_access(ctx: Context, app_name: str) -> dict:
 
 def add_access(ctx: Context, app_name: str, user_name: str, permissions: str | None = None) -> Grant:
     app = authorize(ctx, app_name, "access:add")
+    require_own_access(ctx, app, "access:add")
     user = user_named(ctx, user_name)
     perms = parse_permissions(permissions)
     if user.id == app.owner_id:
@@ -1020,6 +1074,7 @@ def add_access(ctx: Context, app_name: str, user_name: str, permissions: str | N
 
 def update_access(ctx: Context, app_name: str, user_name: str, permissions: str) -> Grant:
     app = authorize(ctx, app_name, "access:update")
+    require_own_access(ctx, app, "access:update")
     user = user_named(ctx, user_name)
     perms = parse_permissions(permissions)
     if ctx.store.grant_of(app.id, user.id) is None:
@@ -1032,6 +1087,7 @@ def update_access(ctx: Context, app_name: str, user_name: str, permissions: str)
 def remove_access(ctx: Context, app_name: str, user_name: str) -> None:
     """Takes effect at once: their next command, API request, or open SSH session is refused."""
     app = authorize(ctx, app_name, "access:remove")
+    require_own_access(ctx, app, "access:remove")
     user = user_named(ctx, user_name)
     if user.id == app.owner_id:
         raise PaasError(f"{user.name} owns {app.name}: transfer it first (apps:transfer)")

@@ -42,17 +42,48 @@ def ensure_app(ctx: Context, name: str) -> App:
     exist and may not take the name either."""
     validation.app_name(name)
     if ctx.store.get_app(name) is not None:
-        return access.authorize(ctx, name, "git:push")
+        return _not_review(ctx, access.authorize(ctx, name, "git:push"))
     try:
         return create_app(ctx, name)
     except Conflict:  # created concurrently by another push
-        return access.authorize(ctx, name, "git:push")
+        return _not_review(ctx, access.authorize(ctx, name, "git:push"))
+
+
+def _not_review(ctx: Context, app: App) -> App:
+    """A review app is built from its branch of the parent's repo: it has no repo to push to."""
+    if app.parent_id is not None:
+        parent = ctx.store.get_app_by_id(app.parent_id)
+        review = ctx.store.review_app(app.id)
+        if parent is not None and review is not None:
+            raise PaasError(
+                f"{app.name} is the review app of {parent.name}'s branch {review.branch!r}: push that branch"
+                f" to {parent.name} (git push paas {review.branch} with paas:{parent.name} as the remote)"
+            )
+    return app
+
+
+def create_review_app(ctx: Context, parent: App, name: str, branch: str) -> App:
+    """A review app of `parent` (the review_apps plugin has checked `git:push` on the parent and
+    made the name): owned by the parent's owner, within their apps quota, with the parent's
+    scheduler; `paas_app_created` sees it with its `parent_id`."""
+    validation.app_name(name)
+    if ctx.store.get_app(name):
+        raise Conflict(f"app {name!r} already exists")
+    quotas.require_app_slot(ctx, parent.owner_id)
+    try:
+        app = ctx.store.create_app(name, parent.owner_id, parent.scheduler, review=(parent.id, branch))
+    except sqlite3.IntegrityError:
+        raise Conflict(f"app {name!r} already exists") from None
+    ctx.store.add_event(app, ctx.actor, "apps:create", f"review app of {parent.name}, branch {branch}")
+    ctx.plugins.call_post("paas_app_created", ctx=ctx, app=app)
+    return app
 
 
 def transfer(ctx: Context, app_name: str, user_name: str) -> App:
     """apps:transfer: the user becomes the owner, if their quotas hold the app (nobody fills a
     neighbour's); the previous owner keeps view, deploy and operate (as Heroku)."""
     app = access.authorize(ctx, app_name, "apps:transfer")
+    access.require_own_access(ctx, app, "apps:transfer")
     user = access.user_named(ctx, user_name)
     if user.id == app.owner_id:
         raise PaasError(f"{user.name} already owns {app.name}")
@@ -68,6 +99,7 @@ def transfer(ctx: Context, app_name: str, user_name: str) -> App:
 def app_info(ctx: Context, name: str) -> dict:
     """Everything `apps:info` shows, with stable keys (also the JSON shape)."""
     app = access.authorize(ctx, name, "apps:info")
+    parent = ctx.store.get_app_by_id(app.parent_id) if app.parent_id is not None else None
     release = ctx.store.current_release(app.id)
     build = ctx.store.build_of(release)
     procs = list_processes(ctx, name)
@@ -83,7 +115,8 @@ def app_info(ctx: Context, name: str) -> dict:
         "formation": ctx.store.get_formation(app.id),
         "processes": {p.dyno: p.state for p in procs},
         "stopped": bool(app.stopped),
-        "git_remote": f"paas:{app.name}",
+        "git_remote": f"paas:{parent.name if parent else app.name}",
+        "parent": parent.name if parent else None,  # a review app's
     }
 
 
@@ -127,7 +160,17 @@ def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | No
     app = access.authorize(ctx, name, "apps:destroy")
     if confirm != app.name:
         raise PaasError(f"this destroys {app.name} and its data; run again with --confirm {app.name}")
+    remove_app(ctx, app, log or BuildLog())
+
+
+def remove_app(ctx: Context, app: App, log: BuildLog) -> None:
+    """What `apps:destroy` does once its rule passed (a review app's end: its branch deleted, the
+    stale timer, its parent destroyed). Plugins act first (`paas_app_destroying`: a review app's
+    pr-predestroy, its parent's review apps), then everything of the app goes, then they clean up
+    their own state (`paas_app_destroyed`). The app's lock is held from the first hook on: the
+    reconcile pass leaves the one-offs of a locked app alone."""
     with app_lock(ctx, app.name):
+        ctx.plugins.call_post("paas_app_destroying", ctx=ctx, app=app, log=log)
         client = ctx.docker
         routing.router(ctx).remove_app(app.name)
         instance = ctx.settings.instance_id
@@ -150,4 +193,4 @@ def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | No
         shutil.rmtree(names.jobs_dir(ctx.settings, app.id), ignore_errors=True)  # deploys from the web
         ctx.store.delete_app(app.id)
         ctx.store.add_event(app, ctx.actor, "apps:destroy")
-    ctx.plugins.call_post("paas_app_destroyed", ctx=ctx, app=app, log=log or BuildLog())
+    ctx.plugins.call_post("paas_app_destroyed", ctx=ctx, app=app, log=log)

@@ -23,7 +23,9 @@ health, set the password, dump and restore); everything else is here, the same f
   running release to restart yet). They only create: an existing service of the derived name is
   linked only when the pusher owns it.
 - When an app is destroyed, its services are kept for their owner, unlinked; one that is no
-  longer linked to any app gets a final backup. The destroy's output says so.
+  longer linked to any app gets a final backup. The destroy's output says so. A review app's
+  addons (made by its first push) are its own: they are destroyed with it, without a backup,
+  unless their owner linked them to another app meanwhile.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class Record:
     keep: int | None = None  # how many scheduled backups to keep
     last_scheduled: str | None = None
     owner_id: int | None = None  # the user who created it (None: the admins')
+    review_app_id: int | None = None  # a review app's addon: destroyed with that app, data and all
 
     @property
     def host(self) -> str:
@@ -606,10 +609,14 @@ def provision_addons(ctx: Context, kind: Kind, app: App, addons: list[Any], log:
                     f"app.json addon {parsed[0]}: {kind.name} service {name} is linked to other apps; "
                     f"link one yourself with {kind.name}:link"
                 )
+        made = record is None
         if record is None:
             record = create(ctx, kind, name, log)
         with service_lock(ctx, kind, name):
             record = get(ctx, kind, name)
+            if made and app.parent_id is not None:  # a review app's own: it goes with the app
+                record.review_app_id = app.id
+                _save(ctx, record)
             container = _running(ctx, kind, record)
             network = _join_network(ctx, kind, record, container, app)
             wait_healthy(ctx, kind, record, container, network=network)
@@ -632,12 +639,19 @@ def app_destroyed(ctx: Context, kind: Kind, app: App, log: BuildLog) -> None:
     final backup first (its data was the app's). Then the network itself can go (apps:destroy
     could not remove it while we were on it)."""
     for record in all_records(ctx, kind):
-        if not record.links_of(app):
+        if not record.links_of(app) and record.review_app_id != app.id:
             continue
         final, why = None, ""
         with service_lock(ctx, kind, record.name):
             fresh = get(ctx, kind, record.name)
             fresh.links = [link for link in fresh.links if link.app_id != app.id]
+            if fresh.review_app_id == app.id and not fresh.links:
+                _remove_container_and_volume(ctx, kind, record.name)
+                _record_path(ctx, kind, record.name).unlink(missing_ok=True)
+                log.step(f"Destroyed {kind.name} service {record.name}, the review app's own")
+                ctx.store.add_event(None, ctx.actor, f"{kind.name}:destroy", f"{record.name} with {app.name}")
+                continue
+            fresh.review_app_id = None  # linked elsewhere meanwhile: kept like any other
             _save(ctx, fresh)
             container = container_of(ctx, kind, record.name)
             if container is not None:

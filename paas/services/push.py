@@ -14,7 +14,7 @@ from paas.buildpacks import builder
 from paas.buildpacks.result import BuildFailed
 from paas.buildpacks.source import SourceTree
 from paas.core import manifest as manifest_mod
-from paas.core import names
+from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.manifest import Manifest, PushedSource
 from paas.core.output import BuildLog
@@ -25,19 +25,25 @@ from paas.services import apps as apps_service
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
 from paas.services.releases import default_formation
-from paas.store import Release
+from paas.store import App, Release
+
+REVIEW_ENVIRONMENT = "review"  # app.json's environment of review apps (a parent's pushed branches)
 
 
-def check_push_ref(ref: str, deleting: bool, already_deployed: str | None) -> None:
-    """Which pushed refs may deploy: main or master, not deleted, one per push."""
+def check_push_ref(ref: str, deleting: bool, already_deployed: str | None) -> bool:
+    """Which pushed refs may deploy: main or master, not deleted, one per push. False: another
+    branch, which the plugins may take (`push_branch`: review apps)."""
     branch = ref.removeprefix("refs/heads/")
-    if not ref.startswith("refs/heads/") or branch not in BRANCHES_THAT_DEPLOY:
+    if not ref.startswith("refs/heads/"):
         raise PaasError(f"only main or master deploys: use 'git push paas {branch}:main'")
+    if branch not in BRANCHES_THAT_DEPLOY:
+        return False
     if deleting:
         raise PaasError(f"deleting {branch} is not allowed")
     if already_deployed is not None:
         done = already_deployed.removeprefix("refs/heads/")
         raise PaasError(f"push one deploy branch at a time: {done} was deployed, {branch} was not")
+    return True
 
 
 def check_ref_unmoved(ref: str, old_sha: bytes, current: bytes | None, zero: bytes) -> None:
@@ -58,14 +64,61 @@ def read_manifest(tree: SourceTree, log: BuildLog) -> Manifest | None:
     return manifest
 
 
+def check_branch_unmoved(repo: Repo, branch: str, old_sha: str | None) -> None:
+    """`check_ref_unmoved` for a branch that does not deploy (a plugin's, under its own lock)."""
+    zero = b"0" * 40
+    ref = f"refs/heads/{branch}"
+    current = repo.refs.as_dict().get(ref.encode())
+    check_ref_unmoved(ref, old_sha.encode() if old_sha else zero, current, zero)
+
+
 def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
     """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched."""
     app = apps_service.ensure_app(ctx, app_name)
+    return build_and_deploy(ctx, app, repo, commit_sha, log)
+
+
+def push_branch(
+    ctx: Context,
+    app_name: str,
+    ref: bytes,
+    old_sha: str | None,
+    new_sha: str | None,
+    repo: Repo,
+    log: BuildLog,
+) -> str:
+    """A pushed branch that does not deploy `app_name` itself (`new_sha` None: deleted), offered
+    to the plugins (`paas_receive_branch`: the review_apps plugin makes a review app of it); the
+    line the plugin gives back. Refused with the deploy branch hint when no plugin takes it."""
+    app = access.authorize(ctx, app_name, "git:push")
+    branch = validation.branch_name(ref)
+    said = ctx.plugins.call_first(
+        "paas_receive_branch",
+        ctx=ctx,
+        app=app,
+        branch=branch,
+        old_sha=old_sha,
+        new_sha=new_sha,
+        repo=repo,
+        log=log,
+    )
+    if said is None:
+        raise PaasError(f"only main or master deploys: use 'git push paas {branch}:main'")
+    return str(said)
+
+
+def build_and_deploy(
+    ctx: Context, app: App, repo: Repo, commit_sha: str, log: BuildLog, environment: str | None = None
+) -> Release:
+    """`deploy_push` once the app is known and may be pushed (also a review app's build from its
+    parent's repo, with app.json's `environments.<environment>` applied)."""
     disk.require_free(ctx)  # before anything is built or changed
     quotas.require_disk(ctx, app)
     quotas.require_room(ctx, app, quotas.running_formation(ctx, app) or {"web": 1})  # known after the build
     tree = SourceTree(repo, commit_sha)
     manifest = read_manifest(tree, log)
+    if manifest is not None and environment is not None:
+        manifest = manifest.for_environment(environment)
     ctx.plugins.call_pre(
         "paas_pre_build",
         ctx=ctx,
@@ -124,10 +177,14 @@ def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:
     build = ctx.store.build_of(release)
     if build is None:
         raise PaasError(f"{app.name} has not been deployed yet: push it first")
-    repo = Repo(str(names.repo_path(ctx.settings, app.name)))
+    # A review app's commit is in its parent's repo, and app.json's review environment applies.
+    parent = ctx.store.get_app_by_id(app.parent_id) if app.parent_id is not None else None
+    repo = Repo(str(names.repo_path(ctx.settings, parent.name if parent else app.name)))
     try:
         with app_lock(ctx, app.name):
-            return deploy_push(ctx, app.name, repo, build.commit_sha, log)
+            return build_and_deploy(
+                ctx, app, repo, build.commit_sha, log, environment=REVIEW_ENVIRONMENT if parent else None
+            )
     finally:
         repo.close()
 

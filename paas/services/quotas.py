@@ -208,11 +208,18 @@ def require_app_slot(ctx: Context, owner_id: int | None) -> None:
 
 
 def require_transfer(ctx: Context, app: App, new_owner_id: int) -> None:
-    """The receiving user's quotas must hold the app (a tenant cannot fill a neighbour's)."""
+    """The receiving user's quotas must hold the app (a tenant cannot fill a neighbour's), with
+    its review apps, which go with it."""
     if access.is_admin(ctx):
         return
-    require_app_slot(ctx, new_owner_id)
-    brings = app_load(ctx, app)
+    family = [app, *(a for r in ctx.store.review_apps_of(app.id) if (a := ctx.store.get_app_by_id(r.app_id)))]
+    owned = len(ctx.store.apps_owned_by(new_owner_id))
+    if owned + len(family) > of_user(ctx, new_owner_id)["apps"]:
+        more = f"; {app.name} brings {len(family)} with its review apps" if len(family) > 1 else ""
+        raise _over(ctx, new_owner_id, "apps", f"they own {owned} app(s) already{more}")
+    brings = Load()
+    for member in family:
+        brings += app_load(ctx, member)
     now = user_load(ctx, new_owner_id)
     after = now + brings
     quota = of_user(ctx, new_owner_id)

@@ -18,6 +18,7 @@ from paas.store.accounts import AccountsStore, ApiToken, User
 from paas.store.db import connect, fresh_id
 from paas.store.overview import OverviewStore
 from paas.store.quotas import QuotasStore
+from paas.store.review import ReviewApp, ReviewStore
 from paas.store.samples import Sample, SamplesStore
 from paas.store.snapshot import AppCopy, SnapshotStore
 from paas.store.teams import Grant, TeamsStore
@@ -29,6 +30,7 @@ __all__ = [
     "Grant",
     "Build",
     "Release",
+    "ReviewApp",
     "Sample",
     "SshKey",
     "StorageDir",
@@ -50,6 +52,7 @@ class App:
     stopped: int = 0
     owner_id: int | None = None  # the user who may do everything with it (None: admins only)
     scheduler: str = "docker-local"  # what runs its processes (paas.services.schedulers)
+    parent_id: int | None = None  # a review app's parent: its permissions and owner are the parent's
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class Release:
     created_at: str
 
 
-class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore, SnapshotStore):
+class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore, SnapshotStore, ReviewStore):
     """A thin repository over SQLite; one instance per process, safe across threads."""
 
     def __init__(self, path: Path) -> None:
@@ -135,12 +138,29 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore,
             return self._conn.execute(sql, args).fetchall()
 
     # apps
-    def create_app(self, name: str, owner_id: int | None = None, scheduler: str = "docker-local") -> App:
+    def create_app(
+        self,
+        name: str,
+        owner_id: int | None = None,
+        scheduler: str = "docker-local",
+        review: tuple[int, str] | None = None,
+    ) -> App:
+        """A new app; `review` (parent id, branch) makes it a review app of that parent, in the
+        same transaction (no moment where it exists without its parent)."""
         with self.transaction() as c:
+            app_id = fresh_id(c, "apps")
+            stamp = now()
             c.execute(
-                "INSERT INTO apps (id, name, created_at, owner_id, scheduler) VALUES (?, ?, ?, ?, ?)",
-                (fresh_id(c, "apps"), name, now(), owner_id, scheduler),
+                "INSERT INTO apps (id, name, created_at, owner_id, scheduler, parent_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (app_id, name, stamp, owner_id, scheduler, review[0] if review else None),
             )
+            if review is not None:
+                c.execute(
+                    "INSERT INTO review_apps (app_id, parent_id, branch, created_at, pushed_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (app_id, review[0], review[1], stamp, stamp),
+                )
         return self.get_app(name)  # type: ignore[return-value]
 
     def set_app_scheduler(self, app_id: int, scheduler: str) -> None:

@@ -67,9 +67,10 @@ class TeamsStore:
             c.execute("UPDATE apps SET owner_id = ? WHERE id = ?", (user_id, app_id))
 
     def transfer_app(self, app_id: int, user_id: int) -> None:
-        """The new owner has every permission: a grant of theirs would only confuse `access`."""
+        """The new owner has every permission: a grant of theirs would only confuse `access`.
+        The app's review apps go with it (they are always their parent's owner's)."""
         with self.transaction() as c:
-            c.execute("UPDATE apps SET owner_id = ? WHERE id = ?", (user_id, app_id))
+            c.execute("UPDATE apps SET owner_id = ? WHERE id = ? OR parent_id = ?", (user_id, app_id, app_id))
             c.execute("DELETE FROM app_access WHERE app_id = ? AND user_id = ?", (app_id, user_id))
 
     # grants
@@ -112,10 +113,13 @@ class TeamsStore:
         return {r["app_id"]: tuple(p for p in r["permissions"].split(",") if p) for r in rows}
 
     def visible_app_ids(self, user_id: int) -> set[int]:
-        """Apps the user owns or collaborates on (every collaborator may view)."""
+        """Apps the user owns or collaborates on (every collaborator may view), and the review
+        apps of those they collaborate on (a review app has its parent's collaborators)."""
         rows = self._all(
-            "SELECT id FROM apps WHERE owner_id = ? UNION SELECT app_id FROM app_access WHERE user_id = ?",
-            (user_id, user_id),
+            "SELECT id FROM apps WHERE owner_id = ? UNION SELECT app_id FROM app_access WHERE user_id = ?"
+            " UNION SELECT apps.id FROM apps JOIN app_access ON app_access.app_id = apps.parent_id"
+            " WHERE app_access.user_id = ?",
+            (user_id, user_id, user_id),
         )
         return {r[0] for r in rows}
 

@@ -54,3 +54,8 @@ def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> s
     """Certificates and the ACME account come back with the files of a platform restore; an app
     restored alone gets its certificate folder under its new id."""
     return service.restore_from_backup(ctx, source, log)
+
+
+def paas_post_deploy(ctx: Context, app: App, log: BuildLog) -> None:
+    """A review app's HTTPS, as its parent has it (once, after its first deploy)."""
+    letsencrypt.follow_parent(ctx, app, log)

@@ -28,8 +28,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.services import access
+from paas.store import App
 
 from . import pem, service
 from .service import S_ACME, S_ACME_ERROR, S_ACME_FAILS, S_ACME_NEXT, Subject
@@ -333,3 +335,35 @@ def _renew(ctx: Context, s: Subject) -> None:
     finally:
         with _running_lock:
             _running.discard(s.folder.name)
+
+
+S_FOLLOWED = "letsencrypt.from-parent"  # a review app's HTTPS was decided from its parent's
+
+
+def follow_parent(ctx: Context, app: App, log: BuildLog) -> None:
+    """After a review app's deploys (`paas_post_deploy`), once: HTTPS as its parent has it. A
+    parent's certificate that covers the review app's name serves it (service.parent_tls); a
+    parent on ACME gets it its own certificate, ordered by the server's renewal loop (the push
+    does not wait for the ACME server)."""
+    if app.parent_id is None:
+        return
+    s = service.app_subject(ctx, app)
+    if service.get(ctx, s, S_FOLLOWED) is not None or service.has_cert(s):
+        return
+    service.put(ctx, s, S_FOLLOWED, "1")
+    parent = ctx.store.get_app_by_id(app.parent_id)
+    if parent is None:
+        return
+    host = s.hostnames[0]
+    if service.parent_tls(ctx, s) is not None:
+        port = ctx.settings.https_port
+        url = f"https://{host}" + ("" if port == 443 else f":{port}")
+        log.step(f"HTTPS: {url} ({parent.name}'s certificate covers it)")
+        return
+    if service.get(ctx, service.app_subject(ctx, parent), S_ACME) != "on" or not is_public(host):
+        return
+    service.put(ctx, s, S_ACME, "on")
+    service.put(ctx, s, S_ACME_NEXT, str(time.time()))  # due now: the renewal loop orders it
+    service.sync(ctx, s)  # the route answers the ACME challenge from now on
+    ctx.store.add_event(app, ctx.actor, "letsencrypt:enable", f"as its parent {parent.name}")
+    log.step(f"HTTPS: a certificate for {host} is being ordered from ACME, as {parent.name} has one")

@@ -182,8 +182,22 @@ def acme_root(ctx: Context) -> Path:
     return ctx.settings.nginx_dir / "acme"
 
 
+def parent_tls(ctx: Context, s: Subject) -> RouteTls | None:
+    """A review app without a certificate of its own is served with its parent's when that one
+    covers the review app's own `<name>.<domain>` (a wildcard certificate): read where the
+    parent keeps it, so a renewal of the parent's serves both."""
+    if s.app is None or s.app.parent_id is None or has_cert(s):
+        return None
+    parent = ctx.store.get_app_by_id(s.app.parent_id)
+    if parent is None:
+        return None
+    tls = route_tls(ctx, app_subject(ctx, parent))
+    info = current_info(app_subject(ctx, parent))
+    return tls if tls is not None and info is not None and info.covers(s.hostnames[0]) else None
+
+
 def nginx_extras(ctx: Context, s: Subject, extras: RouteExtras) -> None:
-    extras.set_tls(route_tls(ctx, s))
+    extras.set_tls(route_tls(ctx, s) or parent_tls(ctx, s))
     if get(ctx, s, S_ACME) == "on":
         extras.set_acme_root(str(acme_root(ctx)))
 

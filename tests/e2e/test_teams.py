@@ -103,6 +103,10 @@ SSH_ARGV: dict[str, list[str]] = {
     "postgres:unlink": ["postgres:unlink", "nosuchdb", "{app}"],
     "redis:link": ["redis:link", "nosuchdb", "{app}"],
     "redis:unlink": ["redis:unlink", "nosuchdb", "{app}"],
+    "review-apps:list": ["review-apps:list", "{app}"],
+    "review-apps:enable": ["review-apps:enable", "{app}", "--stale-days", "soon"],
+    "review-apps:disable": ["review-apps:disable", "{gone}"],
+    "review-apps:destroy": ["review-apps:destroy", "{app}"],  # not a review app: refused after the check
 }
 # Operations that are no command: git over SSH, and what only the API or a command's output shows.
 NOT_COMMANDS = {"git:push", "git:fetch", "config:values", "metrics"}

@@ -78,6 +78,7 @@ cron = importlib.import_module("paas_plugins.cron.service")
 maintenance = importlib.import_module("paas_plugins.maintenance.service")
 app_metrics = importlib.import_module("paas_plugins.metrics.service")
 notifications = importlib.import_module("paas_plugins.notifications.service")
+review = importlib.import_module("paas_plugins.review_apps.service")
 
 ROLES = ("anonymous", *access.ROLES)
 MARKERS = {access.PURE, access.ASK, access.SIGN_IN, access.INTERNAL, access.JOB}
@@ -373,6 +374,9 @@ CALLS: dict[str, list[Call]] = {
     "push.redeploy_current": [
         Call(lambda c, w: push.redeploy_current(c, APP, B()), admin_what="rebuild an app from a backup")
     ],
+    "push.push_branch": [
+        Call(lambda c, w: push.push_branch(c, APP, b"refs/heads/feature", None, "b" * 40, None, B()))  # type: ignore[arg-type]
+    ],
     "releases.list_releases": [Call(lambda c, w: releases.list_releases(c, APP))],
     "releases.release_info": [Call(lambda c, w: releases.release_info(c, APP, "v1"))],
     "releases.rollback": [Call(lambda c, w: releases.rollback(c, APP, "v1", B()))],
@@ -455,6 +459,10 @@ CALLS: dict[str, list[Call]] = {
     "notifications.service.test": [Call(lambda c, w: notifications.test(c, APP, None))],
     "maintenance.service.enable": [Call(lambda c, w: maintenance.enable(c, APP))],
     "maintenance.service.disable": [Call(lambda c, w: maintenance.disable(c, APP))],
+    "review_apps.service.enable": [Call(lambda c, w: review.enable(c, APP, 3))],
+    "review_apps.service.disable": [Call(lambda c, w: review.disable(c, APP))],
+    "review_apps.service.report": [Call(lambda c, w: review.report(c, APP))],
+    "review_apps.service.destroy": [Call(lambda c, w: review.destroy(c, APP, B()))],
     "storage.service.ensure_directory": [
         Call(lambda c, w: storage.ensure_directory(c, "newdir", APP)),
         Call(
@@ -772,6 +780,10 @@ COMMAND_ARGV: dict[str, list[str]] = {
     "resource:limit-clear": ["resource:limit-clear", APP],
     "resource:report": ["resource:report", APP],
     "router:stop": ["router:stop"],
+    "review-apps:destroy": ["review-apps:destroy", APP],
+    "review-apps:disable": ["review-apps:disable", APP],
+    "review-apps:enable": ["review-apps:enable", APP, "--stale-days", "soon"],
+    "review-apps:list": ["review-apps:list", APP],
     "run": ["run", APP, "true"],
     "run:detached": ["run:detached", APP, "true"],
     "scheduler:report": ["scheduler:report", APP],

@@ -32,10 +32,12 @@ def test_build_outputs_never_follow_links_or_read_special_files(tmp_path: Path) 
 
 
 def test_push_refs_that_may_deploy() -> None:
-    push.check_push_ref("refs/heads/main", False, None)
-    push.check_push_ref("refs/heads/master", False, None)
+    assert push.check_push_ref("refs/heads/main", False, None) is True
+    assert push.check_push_ref("refs/heads/master", False, None) is True
+    # Another branch does not deploy the app: the plugins may take it (review apps), or not.
+    assert push.check_push_ref("refs/heads/dev", False, None) is False
+    assert push.check_push_ref("refs/heads/dev", True, "refs/heads/main") is False
     for ref, deleting, done, message in (
-        ("refs/heads/dev", False, None, "only main or master deploys"),
         ("refs/tags/v1", False, None, "only main or master deploys"),
         ("refs/heads/main", True, None, "deleting main is not allowed"),
         ("refs/heads/master", False, "refs/heads/main", "push one deploy branch at a time"),

@@ -81,6 +81,7 @@ ROUTE_CALLS: dict[str, tuple[str, str, dict | None, dict]] = {
     "services.index": ("GET", "/services", None, {}),
     "services.service": ("GET", "/services/postgres/shopdb", None, {}),
     "services.download": ("GET", "/services/postgres/shopdb/backups/{backup}", None, {}),
+    "review_apps.destroy": ("POST", f"/apps/{APP}/review-apps/destroy", {}, {}),
     "api.openapi": ("GET", "/api/v1/openapi.json", None, {}),
     "api.account": ("GET", "/api/v1/account", None, {}),
     "api.account_quotas": ("GET", "/api/v1/account/quotas", None, {}),

@@ -1,0 +1,59 @@
+"""Review apps (issue 32): `git push paas feature-x` makes a disposable copy of the app, built
+from that branch, at its own URL; deleting the branch destroys it. The rules are in service.py,
+the commands in commands.py, the app page's panel in web.py and templates/."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from paas.plugins import hookimpl
+
+from . import service
+from .commands import COMMANDS
+
+if TYPE_CHECKING:
+    import click
+    from dulwich.repo import Repo
+    from flask import Blueprint
+
+    from paas.core.context import Context
+    from paas.core.output import BuildLog
+    from paas.store import App
+
+__version__ = "1.0"
+
+
+@hookimpl
+def paas_commands() -> list[click.Command]:
+    return list(COMMANDS)
+
+
+@hookimpl
+def paas_receive_branch(
+    ctx: Context,
+    app: App,
+    branch: str,
+    old_sha: str | None,
+    new_sha: str | None,
+    repo: Repo,
+    log: BuildLog,
+) -> str | None:
+    return service.receive_branch(ctx, app, branch, old_sha, new_sha, repo, log)
+
+
+@hookimpl(tryfirst=True)  # pr-predestroy while the app's services are still there
+def paas_app_destroying(ctx: Context, app: App, log: BuildLog) -> None:
+    service.before_destroy(ctx, app, log)
+
+
+@hookimpl
+def paas_reconcile(ctx: Context) -> None:
+    service.remove_stale(ctx)
+
+
+@hookimpl
+def paas_web_blueprints() -> list[Blueprint]:
+    """Only the dashboard needs Flask: imported here, not at every command's start."""
+    from .web import blueprint
+
+    return [blueprint()]
