@@ -373,10 +373,11 @@ def build(
     commit_sha: str,
     config: dict[str, str],
     log: BuildLog,
+    options: detect.Options | None = None,
 ) -> BuildResult:
     """Build the commit into an app image (the image is the result; nothing runs yet)."""
     with timing.phase(app, "build"):
-        return _build(ctx, app, build_id, repo, commit_sha, config, log)
+        return _build(ctx, app, build_id, repo, commit_sha, config, log, options or detect.Options())
 
 
 def _build(
@@ -387,13 +388,17 @@ def _build(
     commit_sha: str,
     config: dict[str, str],
     log: BuildLog,
+    options: detect.Options,
 ) -> BuildResult:
     settings = ctx.settings
     tree = source.SourceTree(repo, commit_sha)
     try:
+        if options.build_dir:
+            tree = tree.subdir(options.build_dir)
+            log.step(f"Building {options.build_dir}/ as the app's root (builder build-dir)")
         procfile_text = tree.read("Procfile")
         procfile = parse_procfile(procfile_text) if procfile_text is not None else {}
-        plan = detect.plan(settings, tree, config)
+        plan = detect.plan(settings, tree, config, options)
     except PaasError as exc:
         raise BuildFailed(str(exc)) from None
     client = ctx.docker
@@ -401,7 +406,9 @@ def _build(
 
     if plan.kind == "dockerfile":
         stack_image = stack.build_stack(settings, client, log.detail)
-        return dockerfile.build(ctx, app, build_id, tree, procfile, keep, stack_image, log)
+        return dockerfile.build(
+            ctx, app, build_id, tree, procfile, keep, stack_image, log, options.base_images
+        )
 
     try:
         choice = runtimes.choose(tree.read, plan.runtimes)

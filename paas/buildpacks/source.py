@@ -6,6 +6,7 @@ filesystem: detection, pins and dependency keys read blobs, and the tar is hande
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import stat
@@ -76,6 +77,15 @@ class SourceTree:
                 return None
             tree = self._tree(sha)
         return None
+
+    def subdir(self, path: str) -> SourceTree:
+        """The tree of a folder of this commit, read as if it were the root (`builder:set build-dir`)."""
+        entry = self._entry(path)
+        if entry is None or not stat.S_ISDIR(entry[0]):
+            raise PaasError(f"build-dir {path!r} is not a folder of commit {self.commit_sha[:7]}")
+        sub = copy.copy(self)
+        sub.tree_id = entry[1].decode()
+        return sub
 
     def exists(self, path: str) -> bool:
         """Whether the tree has an entry (file, link, folder or submodule) at `path`."""

@@ -1,4 +1,4 @@
-"""apps:scale (ps:scale), ps (ps:report), ps:restart, ps:stop, ps:start."""
+"""apps:scale (ps:scale), ps, ps:restart, ps:stop, ps:start, ps:rebuild (ps:set/ps:report: properties)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def scale(env: CommandEnv, app: str, scales: tuple[str, ...], fmt: str) -> None:
 alias("ps:scale", "apps:scale")
 
 
-@command("ps", "List an app's processes: type.index, state, uptime, release (alias ps:report).")
+@command("ps", "List an app's processes: type.index, state, uptime, release.")
 @click.argument("app")
 @FORMAT_OPTION
 def ps(env: CommandEnv, app: str, fmt: str) -> None:
@@ -65,9 +65,6 @@ def ps(env: CommandEnv, app: str, fmt: str) -> None:
         )
 
 
-alias("ps:report", "ps")
-
-
 @command("ps:restart", "Restart an app's processes (all, or one type) without downtime.")
 @click.argument("app")
 @click.argument("ptype", required=False)
@@ -87,16 +84,6 @@ def stop(env: CommandEnv, app: str) -> None:
 def start(env: CommandEnv, app: str) -> None:
     env.echo(f"-----> Starting {app}")
     processes_service.start(env.ctx, app, env.progress())
-
-
-@command("ps:set", "Set a process property: ps:set <app> stop-timeout-seconds <n> (no value: default).")
-@click.argument("app")
-@click.argument("key")
-@click.argument("value", required=False)
-def set_(env: CommandEnv, app: str, key: str, value: str | None) -> None:
-    processes_service.set_property(env.ctx, app, key, value)
-    for name, current in processes_service.properties(env.ctx, app).items():
-        env.echo(f"{name}: {current}")
 
 
 @command("ps:rebuild", "Build the current commit again and deploy it (Dokku's).")

@@ -34,7 +34,7 @@ from paas.core.validation import app_name, printable, terminal_text
 from paas.errors import PaasError
 from paas.git_receiver import pack_guard, repo_head
 from paas.plugins import plugins
-from paas.services import access, disk, push
+from paas.services import access, disk, git, push
 from paas.services.deploy import DeployFailed
 from paas.services.locks import AppLock
 from paas.settings import Settings
@@ -84,7 +84,10 @@ class DeployHook:
 
     def execute(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
         try:
-            push.check_push_ref(ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed)
+            branches = git.deploy_branches(self.ctx, self.ctx.store.get_app(self.app))
+            push.check_push_ref(
+                ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed, branches
+            )
         except PaasError as exc:
             raise HookError(printable(str(exc))) from None
         if self.deployed is None:

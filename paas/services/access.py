@@ -109,6 +109,26 @@ OPERATIONS: dict[str, str] = {
     "redis:unlink": "manage",
     # owner
     "apps:transfer": OWNER,
+    # Dokku's property model and the commands beside it (issue 34)
+    "git:report": "view",
+    "builder:report": "view",
+    "builder-herokuish:report": "view",
+    "app-json:report": "view",
+    "buildpacks:report": "view",
+    "buildpacks:list": "view",
+    "git:set": "deploy",
+    "git:from-archive": "deploy",
+    "git:from-image": "deploy",
+    "builder:set": "deploy",
+    "builder-herokuish:set": "deploy",
+    "app-json:set": "deploy",
+    "buildpacks:add": "deploy",
+    "buildpacks:set": "deploy",
+    "buildpacks:remove": "deploy",
+    "buildpacks:clear": "deploy",
+    "repo:gc": "deploy",
+    "checks:skip": "operate",
+    "checks:run": "operate",
 }
 
 # Commands that name no app (or only optionally, and then check through the table): each has its
@@ -139,6 +159,7 @@ APP_LESS = frozenset(
         "events:off",
         "events:list",  # `events`: the events of the apps the actor may view
         "letsencrypt:list",  # the apps the actor may view
+        "version",
     }
 )
 

@@ -13,7 +13,7 @@ from paas.core.output import BuildLog
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import networks
-from paas.services import access, routing, schedulers
+from paas.services import access, properties, routing, schedulers
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.lookup import app_url, get_app
@@ -28,7 +28,7 @@ def create_app(ctx: Context, name: str) -> App:
     if ctx.store.get_app(name):
         raise Conflict(f"app {name!r} already exists")
     try:
-        app = ctx.store.create_app(name, owner, ctx.settings.scheduler)
+        app = ctx.store.create_app(name, owner, properties.value(ctx, None, "scheduler", "selected"))
     except sqlite3.IntegrityError:
         raise Conflict(f"app {name!r} already exists") from None
     ctx.store.add_event(name, ctx.actor, "apps:create")

@@ -19,7 +19,7 @@ from paas.core.manifest import Manifest, PushedSource
 from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
-from paas.services import access, disk, first_deploy, lookup, release_phase
+from paas.services import access, builders, disk, first_deploy, git, lookup, properties, release_phase
 from paas.services import apps as apps_service
 from paas.services.deploy import deploy_release
 from paas.services.formation import default_formation
@@ -27,11 +27,14 @@ from paas.services.locks import app_lock
 from paas.store import Release
 
 
-def check_push_ref(ref: str, deleting: bool, already_deployed: str | None) -> None:
-    """Which pushed refs may deploy: main or master, not deleted, one per push."""
+def check_push_ref(
+    ref: str, deleting: bool, already_deployed: str | None, branches: tuple[str, ...] = BRANCHES_THAT_DEPLOY
+) -> None:
+    """Which pushed refs may deploy: the deploy branches (git.py), not deleted, one per push."""
     branch = ref.removeprefix("refs/heads/")
-    if not ref.startswith("refs/heads/") or branch not in BRANCHES_THAT_DEPLOY:
-        raise PaasError(f"only main or master deploys: use 'git push paas {branch}:main'")
+    if not ref.startswith("refs/heads/") or branch not in branches:
+        which = " or ".join(branches)
+        raise PaasError(f"only {which} deploys: use 'git push paas {branch}:{branches[0]}'")
     if deleting:
         raise PaasError(f"deleting {branch} is not allowed")
     if already_deployed is not None:
@@ -47,8 +50,8 @@ def check_ref_unmoved(ref: str, old_sha: bytes, current: bytes | None, zero: byt
         raise PaasError(f"{branch} moved while this push waited: pull, then push again")
 
 
-def read_manifest(tree: SourceTree, log: BuildLog) -> Manifest | None:
-    text = tree.read("app.json")
+def read_manifest(tree: SourceTree, log: BuildLog, path: str = "app.json") -> Manifest | None:
+    text = tree.read(path)
     if text is None:
         return None
     manifest = manifest_mod.parse(text)
@@ -57,12 +60,18 @@ def read_manifest(tree: SourceTree, log: BuildLog) -> Manifest | None:
     return manifest
 
 
-def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
-    """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched."""
+def deploy_push(
+    ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog, source_image: str | None = None
+) -> Release:
+    """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched.
+    `source_image`: the commit is git:from-image's Dockerfile, which may build FROM that image."""
     app = apps_service.ensure_app(ctx, app_name)
     disk.require_free(ctx)  # before anything is built or changed
+    options = builders.options(ctx, app, source_image)
     tree = SourceTree(repo, commit_sha)
-    manifest = read_manifest(tree, log)
+    if options.build_dir:
+        tree = tree.subdir(options.build_dir)
+    manifest = read_manifest(tree, log, properties.value(ctx, app, "app-json", "appjson-path"))
     ctx.plugins.call_pre(
         "paas_pre_build",
         ctx=ctx,
@@ -72,9 +81,10 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     )
     setup = first_deploy.prepare(ctx, app, manifest, log)  # app.json, on the first deploy only
     build_id = ctx.store.create_build(app.id, commit_sha, ctx.actor, manifest.data if manifest else None)
+    git.set_rev_env(ctx, app, commit_sha)
     config = ctx.store.get_config(app.id)
     try:
-        result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log)
+        result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log, options)
     except PaasError as exc:
         log.error(str(exc))
         ctx.store.finish_build(build_id, "failed", log.text())
@@ -94,6 +104,7 @@ def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: B
     log.step(f"Releasing v{release.version}")
     deploy_release(ctx, app, release, log, predeploy=manifest.dokku_predeploy if manifest else None)
     ctx.store.set_formation(app.id, formation)
+    properties.record(ctx, app, "git", "source-image", source_image)  # a git push: none
     try:
         first_deploy.after_deploy(ctx, app, release, setup, log)
         if manifest and manifest.dokku_postdeploy:
@@ -113,8 +124,9 @@ def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:
     if build is None:
         raise PaasError(f"{app.name} has not been deployed yet: push it first")
     repo = Repo(str(names.repo_path(ctx.settings, app.name)))
+    source_image = properties.raw(ctx, app, "git", "source-image") or None
     try:
         with app_lock(ctx, app.name):
-            return deploy_push(ctx, app.name, repo, build.commit_sha, log)
+            return deploy_push(ctx, app.name, repo, build.commit_sha, log, source_image)
     finally:
         repo.close()
