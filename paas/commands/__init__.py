@@ -137,6 +137,7 @@ COMMAND_MODULES = (
     "domains",
     "enter",
     "events",
+    "git",
     "help",
     "keys",
     "logs",

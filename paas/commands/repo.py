@@ -5,13 +5,20 @@ from __future__ import annotations
 import click
 
 from paas.commands import CommandEnv, command
-from paas.services.repo import purge_cache
+from paas.services import repo as repo_service
 
 
 @command("repo:purge-cache", "Empty an app's build cache (pip/npm downloads); the next build starts cold.")
 @click.argument("app")
 def purge(env: CommandEnv, app: str) -> None:
-    if purge_cache(env.ctx, app):
+    if repo_service.purge_cache(env.ctx, app):
         env.echo(f"-----> Build cache of {app} purged")
     else:
         env.echo(f"-----> {app} has no build cache")
+
+
+@command("repo:gc", "Pack an app's repository and drop objects nothing refers to (git gc).")
+@click.argument("app")
+def gc(env: CommandEnv, app: str) -> None:
+    stats = repo_service.gc(env.ctx, app)
+    env.echo(f"-----> Repository of {app}: {stats['packs']} pack(s), {stats['pruned']} object(s) pruned")

@@ -46,6 +46,10 @@ def repo_path(settings: Settings, app: str) -> Path:
     return settings.repos_dir / f"{app}.git"
 
 
+# In an app's repository: every push holds it shared; a repack or `repo:gc` holds it exclusive.
+REPO_PUSH_LOCK = "paas-push.lock"
+
+
 def app_labels(instance: str, app: str, role: str, **more: str) -> dict[str, str]:
     """The labels every container of an app carries, plus role-specific ones."""
     return {LABEL_INSTANCE: instance, LABEL_APP: app, LABEL_ROLE: role, **more}

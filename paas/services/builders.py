@@ -164,7 +164,10 @@ properties.register(
 
 
 def options(ctx: Context, app: App, source_image: str | None = None) -> detect.Options:
-    """What the builder needs to know from the app's properties."""
+    """What the builder needs to know from the app's properties; a git:from-image commit is
+    always built by the Dockerfile builder, FROM its (vetted) image."""
+    if source_image:
+        return detect.Options(builder="dockerfile", base_images=(source_image,))
     return detect.Options(
         builder=properties.value(ctx, app, "builder", "selected"),
         buildpacks=tuple(buildpack_list(ctx, app)),

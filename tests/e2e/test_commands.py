@@ -370,7 +370,10 @@ def test_help_lists_every_command(paas: PaasServer) -> None:
 def test_ps_set_stop_timeout(paas: PaasServer) -> None:
     name = unique_app("timeout")
     ok(paas.ssh("apps:create", name))
-    assert ok(paas.ssh("ps:set", name, "stop-timeout-seconds", "7")) == "-----> Setting stop-timeout-seconds to 7\n"
+    assert (
+        ok(paas.ssh("ps:set", name, "stop-timeout-seconds", "7"))
+        == "-----> Setting stop-timeout-seconds to 7\n"
+    )
     assert ok(paas.ssh("ps:report", name, "--ps-computed-stop-timeout-seconds")) == "7\n"
     r = paas.ssh("ps:set", name, "stop-timeout-seconds", "abc")
     assert r.returncode == 1 and "whole number of seconds" in r.stderr

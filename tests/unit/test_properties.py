@@ -90,7 +90,9 @@ def test_text_report_is_dokkus_layout(ctx: Context) -> None:
 
 def test_an_unknown_flag_lists_the_valid_ones(ctx: Context) -> None:
     code, _, err = run(ctx, "builder-herokuish:report", "myapp", "--builder-herokuish-invalid-flag")
-    assert code == 1 and err.startswith(" !     Invalid flag passed, valid flags: --builder-herokuish-allowed")
+    assert code == 1 and err.startswith(
+        " !     Invalid flag passed, valid flags: --builder-herokuish-allowed"
+    )
     code, _, err = run(ctx, "git:report", "myapp", "--format", "json", "--git-sha")
     assert code == 1 and "--format flag cannot be specified" in err
 
@@ -239,6 +241,9 @@ def test_the_build_follows_the_apps_properties(ctx: Context) -> None:
         detect.plan(settings, dockerfile_only, {}, detect.Options(builder="herokuish"))
     with pytest.raises(detect.DetectFailed, match="not allowed for this app"):
         detect.plan(settings, Tree({"requirements.txt": ""}), {}, detect.Options(buildpacks_allowed=False))
-    assert detect.plan(settings, dockerfile_only, {}, detect.Options(buildpacks_allowed=False)).kind == "dockerfile"
+    assert (
+        detect.plan(settings, dockerfile_only, {}, detect.Options(buildpacks_allowed=False)).kind
+        == "dockerfile"
+    )
     with pytest.raises(detect.DetectFailed, match="there is no Dockerfile"):
         detect.plan(settings, Tree({}), {}, detect.Options(builder="dockerfile"))
