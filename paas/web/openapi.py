@@ -20,7 +20,7 @@ def _nullable(schema: S) -> S:
 
 
 STRING: S = {"type": "string"}
-APP_NAME: S = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,29}$", "description": "not ending in '-'"}
+APP_NAME: S = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,62}$", "description": "not ending in '-'"}
 INT: S = {"type": "integer"}
 STAMP: S = {"type": "string", "description": "UTC, like 2026-11-28T03:00:51Z"}
 
