@@ -29,9 +29,12 @@ def scale(env: CommandEnv, app: str, scales: tuple[str, ...], fmt: str) -> None:
         formation = formation_service.get_formation(env.ctx, app)
         if fmt == "json":
             env.json(formation)
-        else:
+        else:  # Dokku's table, which scripts parse
+            env.echo(f"-----> Scaling for {app}")
+            env.echo("proctype: qty")
+            env.echo("--------: ---")
             for ptype, count in formation.items():
-                env.echo(f"{ptype}={count}")
+                env.echo(f"{ptype + ':':<5} {count}")
         return
     changes = formation_service.parse_scale_args(list(scales))
     env.echo(f"-----> Scaling {app}: " + " ".join(f"{t}={n}" for t, n in changes.items()))

@@ -1,9 +1,9 @@
 """What app.json asks of an app's first deploy: config on creation, initial scale, postdeploy.
 
 From the manifest of the first pushed commit (paas.core.manifest): `env` values (and
-`generator: "secret"`) become config vars before the first build (so the build sees them),
-`formation` is the initial scale, and `scripts.postdeploy` runs once after the first deploy.
-Later pushes leave config and scale alone.
+`generator: "secret"`) become config vars before the first build (so the build sees them), and
+`scripts.postdeploy` runs once after the first deploy. (`formation` gives each process type new to
+the app its scale, on any deploy: formation.default_formation.)
 """
 
 from __future__ import annotations
@@ -53,10 +53,6 @@ class FirstDeploy:
 
     manifest: Manifest | None
     first: bool
-
-    @property
-    def formation(self) -> dict[str, int]:
-        return dict(self.manifest.formation) if self.first and self.manifest else {}
 
 
 def prepare(ctx: Context, app: App, manifest: Manifest | None, log: BuildLog) -> FirstDeploy:

@@ -14,9 +14,17 @@ from paas.store import Release
 NOT_SCALABLE = {"release": "release runs once per release, before its processes start; it is not scaled"}
 
 
-def default_formation(processes: dict[str, str], stored: dict[str, int]) -> dict[str, int]:
-    """Stored scale for known types; new types get web=1 and 0 for the rest (as Heroku)."""
-    return {t: stored.get(t, 1 if t == "web" else 0) for t in sorted(processes) if t not in NOT_SCALABLE}
+def default_formation(
+    processes: dict[str, str], stored: dict[str, int], manifest: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Stored scale for known types; a type new to the app gets app.json's `formation` quantity,
+    else web=1 and 0 for the rest (as Heroku). Types the build no longer has are dropped."""
+    manifest = manifest or {}
+    return {
+        t: stored.get(t, manifest.get(t, 1 if t == "web" else 0))
+        for t in sorted(processes)
+        if t not in NOT_SCALABLE
+    }
 
 
 def parse_scale_args(args: list[str]) -> dict[str, int]:
@@ -47,12 +55,18 @@ def scale(ctx: Context, app_name: str, changes: dict[str, int], log: BuildLog) -
         for ptype in changes:
             if ptype in NOT_SCALABLE:
                 raise PaasError(NOT_SCALABLE[ptype])
-        known = {t: c for t, c in (build.processes if build else {}).items() if t not in NOT_SCALABLE}
-        unknown = sorted(set(changes) - set(known))
-        if unknown:
-            offer = ", ".join(sorted(known)) or "none yet: push code first"
-            raise PaasError(f"{app.name} has no process type {', '.join(unknown)} (types: {offer})")
-        formation = {**{t: n for t, n in ctx.store.get_formation(app.id).items() if t in known}, **changes}
+        if build is None:  # nothing built yet: stored as asked, for the types the first build has
+            formation = {**ctx.store.get_formation(app.id), **changes}
+        else:
+            known = {t: c for t, c in build.processes.items() if t not in NOT_SCALABLE}
+            unknown = sorted(set(changes) - set(known))
+            if unknown:
+                offer = ", ".join(sorted(known)) or "none"
+                raise PaasError(f"{app.name} has no process type {', '.join(unknown)} (types: {offer})")
+            formation = {
+                **{t: n for t, n in ctx.store.get_formation(app.id).items() if t in known},
+                **changes,
+            }
         description = "Scale " + " ".join(f"{t}={n}" for t, n in sorted(changes.items()))
         release = None
         if current is not None and not app.stopped:

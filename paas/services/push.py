@@ -97,7 +97,9 @@ def deploy_push(
     ctx.store.prune_build_outputs(app.id, ctx.settings.keep_build_outputs)
     build = ctx.store.get_build(build_id)
     ctx.plugins.call_post("paas_post_build", ctx=ctx, app=app, build=build, log=log)
-    formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)
+    formation = default_formation(
+        result.processes, ctx.store.get_formation(app.id), manifest.formation if manifest else None
+    )
     release = ctx.store.create_release(
         app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
     )
