@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -322,7 +323,8 @@ def _dependency_layer(
         def only(path: str) -> bool:
             return path in wanted and (keep is None or keep(path))
 
-    container = job.run(stack_image, ["deps", f"builtin:/buildpacks/{buildpack}"], tree.tar(only), "deps")
+    deps_tar = tree.tar(only, with_git=False)
+    container = job.run(stack_image, ["deps", f"builtin:/buildpacks/{buildpack}"], deps_tar, "deps")
     container.commit(repository=repository, tag=tag, changes=[f"LABEL {names.LABEL_ROLE}={names.ROLE_DEPS}"])
     return f"{repository}:{tag}"
 
@@ -390,8 +392,44 @@ def _build(
     log: BuildLog,
     options: detect.Options,
 ) -> BuildResult:
-    settings = ctx.settings
     tree = source.SourceTree(repo, commit_sha)
+    scratch = None
+    try:
+        if options.keep_git_dir:
+            scratch = tempfile.TemporaryDirectory(prefix="paas-git-dir-")
+            tree.git_dir = clone_git_dir(repo, commit_sha, Path(scratch.name), log)
+        return _build_tree(ctx, app, build_id, tree, config, log, options)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def clone_git_dir(repo: Repo, commit_sha: str, scratch: Path, log: BuildLog) -> Path:
+    """A clone of the app's repository at the commit, without its files: the `.git` that
+    `git keep-git-dir` puts in the build (git status in the app sees the deployed commit)."""
+    dest = scratch / "clone"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(scratch)}
+    for args in (
+        ["clone", "--quiet", "--no-checkout", "--no-hardlinks", str(repo.path), str(dest)],
+        ["-C", str(dest), "reset", "--quiet", commit_sha],
+    ):
+        done = subprocess.run(["git", *args], env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise BuildFailed(f"build failed: keep-git-dir: git {args[0]}: {done.stderr.strip()[:200]}")
+    log.step("Keeping the repository as .git (git keep-git-dir)")
+    return dest / ".git"
+
+
+def _build_tree(
+    ctx: Context,
+    app: str,
+    build_id: int,
+    tree: source.SourceTree,
+    config: dict[str, str],
+    log: BuildLog,
+    options: detect.Options,
+) -> BuildResult:
+    settings = ctx.settings
     try:
         if options.build_dir:
             tree = tree.subdir(options.build_dir)

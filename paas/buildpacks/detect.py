@@ -64,9 +64,12 @@ class Buildpack:
 
     kind: str  # "builtin" | "git" | "dir"
     value: str  # name, URL or resolved host path
+    source: str = field(default="", compare=False)  # as written (a Heroku URL of a built-in, say)
 
     def describe(self) -> str:
-        return self.value if self.kind != "builtin" else f"built-in {self.value}"
+        if self.kind != "builtin":
+            return self.value
+        return f"built-in {self.value}" + (f" ({self.source})" if self.source not in ("", self.value) else "")
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ class Options:
     buildpacks: tuple[str, ...] = ()  # buildpacks:list
     buildpacks_allowed: bool = True  # builder-herokuish allowed
     base_images: tuple[str, ...] = ()  # images a Dockerfile may name besides the stack (git:from-image's)
+    manifest_buildpacks: tuple[str, ...] = ()  # app.json's `buildpacks`, after every other override
     build_dir: str = ""  # a folder of the repository built as the root
+    keep_git_dir: bool = False  # the repository goes into the build as .git (git keep-git-dir)
 
 
 @dataclass(frozen=True)
@@ -102,10 +107,10 @@ def parse_buildpack(settings: Settings, raw: str, origin: str) -> Buildpack:
     value = raw.strip()
     name = value.removeprefix("heroku/")
     if name in BUILTINS:
-        return Buildpack("builtin", name)
+        return Buildpack("builtin", name, value)
     heroku = _HEROKU_BUILTIN.fullmatch(value)
     if heroku:
-        return Buildpack("builtin", heroku.group(1))
+        return Buildpack("builtin", heroku.group(1), value)
     if _GIT_URL.match(value) and not value.split("#", 1)[-1].startswith("-"):
         return Buildpack("git", value)
     path = value.removeprefix("file://")
@@ -125,10 +130,14 @@ def parse_buildpack(settings: Settings, raw: str, origin: str) -> Buildpack:
 
 
 def overrides(
-    settings: Settings, tree: SourceTree, config: dict[str, str], listed: tuple[str, ...] = ()
+    settings: Settings,
+    tree: SourceTree,
+    config: dict[str, str],
+    listed: tuple[str, ...] = (),
+    manifest: tuple[str, ...] = (),
 ) -> Plan | None:
-    """`BUILDPACK_URL` (config) wins over the app's buildpacks:list, which wins over `.buildpacks`
-    (repo); None when none is set."""
+    """`BUILDPACK_URL` (config) wins over the app's buildpacks:list, then `.buildpacks` (repo),
+    then app.json's `buildpacks`; None when none is set."""
     if config.get("BUILDPACK_URL", "").strip():
         bp = parse_buildpack(settings, config["BUILDPACK_URL"], "BUILDPACK_URL")
         return _custom_plan((bp,))
@@ -136,6 +145,8 @@ def overrides(
         return _custom_plan(tuple(parse_buildpack(settings, b, "buildpacks:list") for b in listed))
     text = tree.read(".buildpacks")
     if text is None:
+        if manifest:
+            return _custom_plan(tuple(parse_buildpack(settings, b, "app.json buildpacks") for b in manifest))
         return None
     entries = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     if not entries:
@@ -208,7 +219,7 @@ def plan(
         if not tree.is_file("Dockerfile"):
             raise DetectFailed("the dockerfile builder is selected (builder:set), but there is no Dockerfile")
         return Plan("dockerfile", "Dockerfile")
-    found = overrides(settings, tree, config, options.buildpacks) or detect(
+    found = overrides(settings, tree, config, options.buildpacks, options.manifest_buildpacks) or detect(
         tree, dockerfile=options.builder != "herokuish"
     )
     if found.kind != "dockerfile" and not options.buildpacks_allowed:

@@ -24,6 +24,7 @@ NAMESPACES = {
     "events": "Show the audit log of what changed",
     "git": "Manage app deploys via git",
     "logs": "Manage log integration for an app",
+    "nginx": "Manage the nginx proxy",
     "ps": "Manage app processes",
     "releases": "Manage an app's releases",
     "repo": "Manage the app's repo",

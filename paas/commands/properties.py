@@ -14,7 +14,7 @@ import click
 from paas.commands import CommandEnv, command
 
 # The services that declare namespaces: importing one registers its namespace.
-from paas.services import builders, checks, git, moves, properties, schedulers  # noqa: F401
+from paas.services import builders, checks, git, moves, properties, routing, schedulers  # noqa: F401
 from paas.services.properties import GLOBAL
 
 NO_APPS = "You haven't deployed any applications yet"

@@ -4,7 +4,8 @@ The parsed manifest is kept with its build (as the JSON object it came from), so
 addons of any release read the app.json of the commit that release runs, without going back to
 git. What each part means:
 
-- `env`: config vars set on the first deploy (`"generator": "secret"` makes a random value);
+- `env`: config vars set on the first deploy (`"generator": "secret"` makes a random value;
+  `"sync": true` sets the value again on every deploy);
 - `formation`: the initial scale;
 - `scripts.postdeploy`: a command run once after the first deploy (Heroku);
 - `scripts.dokku.predeploy`: run in the new image before any process starts, on every deploy of a
@@ -12,7 +13,8 @@ git. What each part means:
 - `healthchecks`: Dokku's startup checks per process type ({"web": [{"path": "/health", ...}]});
 - `cron`: Dokku's scheduled commands ([{"command": "...", "schedule": "@daily"}]), run by the
   cron plugin, which validates the schedules;
-- `addons`: backing services to create and link (read by the service plugins).
+- `addons`: backing services to create and link (read by the service plugins);
+- `buildpacks`: the buildpacks to build with, when nothing else names them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from paas.errors import PaasError
 
 MAX_QUANTITY = 100
 # Keys we act on, and descriptive ones (Heroku's schema) that need nothing from us.
-KNOWN_KEYS = {"env", "formation", "scripts", "healthchecks", "cron", "addons"}
+KNOWN_KEYS = {"env", "formation", "scripts", "healthchecks", "cron", "addons", "buildpacks"}
 DESCRIPTIVE_KEYS = {"name", "description", "keywords", "website", "repository", "logo", "success_url"}
 
 
@@ -41,6 +43,7 @@ class EnvSpec:
     value: str | None = None
     generator: str | None = None
     required: bool = True
+    sync: bool = False  # Dokku's: set again on every deploy, over a value changed since
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class CronEntry:
 class Manifest:
     env: dict[str, EnvSpec] = field(default_factory=dict)
     formation: dict[str, int] = field(default_factory=dict)
+    buildpacks: tuple[str, ...] = ()  # used when neither BUILDPACK_URL, buildpacks:list nor .buildpacks is
     postdeploy: str | None = None
     dokku_predeploy: str | None = None
     dokku_postdeploy: str | None = None
@@ -115,8 +119,21 @@ def from_data(data: object) -> Manifest:
         healthchecks=_healthchecks(data.get("healthchecks")),
         cron=_cron(data.get("cron")),
         addons=addons,
+        buildpacks=_buildpacks(data.get("buildpacks")),
         data=data,
     )
+
+
+def _buildpacks(raw: object) -> tuple[str, ...]:
+    """`[{"url": "heroku/python"}, ...]` (Heroku's shape); which URLs are buildpacks is the build's
+    rule (detect.parse_buildpack)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+        isinstance(b, dict) and isinstance(b.get("url"), str) for b in raw
+    ):
+        raise AppJsonError('app.json: buildpacks must be a list of {"url": "..."}')
+    return tuple(b["url"] for b in raw)
 
 
 def _env(raw: object) -> dict[str, EnvSpec]:
@@ -138,7 +155,7 @@ def _env(raw: object) -> dict[str, EnvSpec]:
             if generator not in (None, "secret"):
                 raise AppJsonError(f'app.json: env.{key}.generator: only "secret" is supported')
             text = None if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
-            env[key] = EnvSpec(text, generator, bool(spec.get("required", True)))
+            env[key] = EnvSpec(text, generator, bool(spec.get("required", True)), spec.get("sync") is True)
         else:
             raise AppJsonError(f"app.json: env.{key} must be a string or an object")
         if env[key].value is not None:

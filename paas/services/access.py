@@ -127,8 +127,11 @@ OPERATIONS: dict[str, str] = {
     "buildpacks:remove": "deploy",
     "buildpacks:clear": "deploy",
     "repo:gc": "deploy",
+    "cleanup": "deploy",  # without an app: admins (every app)
     "checks:skip": "operate",
     "checks:run": "operate",
+    "nginx:report": "view",
+    "nginx:set": "manage",  # routing, as domains are
 }
 
 # Commands that name no app (or only optionally, and then check through the table): each has its

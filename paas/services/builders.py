@@ -18,7 +18,7 @@ import re
 from paas.buildpacks import detect
 from paas.core.context import Context
 from paas.errors import PaasError
-from paas.services import access, properties
+from paas.services import access, git, properties
 from paas.store import App
 
 BUILDERS = ("herokuish", "dockerfile")
@@ -163,15 +163,19 @@ properties.register(
 )
 
 
-def options(ctx: Context, app: App, source_image: str | None = None) -> detect.Options:
-    """What the builder needs to know from the app's properties; a git:from-image commit is
-    always built by the Dockerfile builder, FROM its (vetted) image."""
+def options(
+    ctx: Context, app: App, source_image: str | None = None, manifest_buildpacks: tuple[str, ...] = ()
+) -> detect.Options:
+    """What the builder needs to know from the app's properties (and app.json's `buildpacks`,
+    Heroku's shorthands expanded as buildpacks:add does); a git:from-image commit is always
+    built by the Dockerfile builder, FROM its (vetted) image."""
     if source_image:
         return detect.Options(builder="dockerfile", base_images=(source_image,))
     return detect.Options(
         builder=properties.value(ctx, app, "builder", "selected"),
         buildpacks=tuple(buildpack_list(ctx, app)),
         buildpacks_allowed=properties.flag(ctx, app, "builder-herokuish", "allowed"),
-        base_images=(source_image,) if source_image else (),
         build_dir=properties.value(ctx, app, "builder", "build-dir"),
+        manifest_buildpacks=tuple(expand(ctx, b) for b in manifest_buildpacks),
+        keep_git_dir=git.keep_git_dir(ctx, app),
     )

@@ -57,6 +57,11 @@ def deploy_branches(ctx: Context, app: App | None) -> tuple[str, ...]:
     return (chosen,) if chosen else BRANCHES_THAT_DEPLOY
 
 
+def keep_git_dir(ctx: Context, app: App) -> bool:
+    """Whether the build gets the repository as `.git`."""
+    return properties.flag(ctx, app, "git", "keep-git-dir")
+
+
 def set_rev_env(ctx: Context, app: App, commit_sha: str) -> None:
     """The config var `rev-env-var` names (GIT_REV) holds the deployed commit from the build on
     (Dokku's); set to nothing, no var is set."""

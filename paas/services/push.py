@@ -72,6 +72,8 @@ def deploy_push(
     if options.build_dir:
         tree = tree.subdir(options.build_dir)
     manifest = read_manifest(tree, log, properties.value(ctx, app, "app-json", "appjson-path"))
+    if manifest is not None and manifest.buildpacks and not source_image:
+        options = builders.options(ctx, app, None, manifest.buildpacks)
     ctx.plugins.call_pre(
         "paas_pre_build",
         ctx=ctx,

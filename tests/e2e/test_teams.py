@@ -119,6 +119,9 @@ SSH_ARGV: dict[str, list[str]] = {
     "buildpacks:remove": ["buildpacks:remove", "{app}", "heroku/nosuch"],
     "buildpacks:clear": ["buildpacks:clear", "{gone}"],
     "repo:gc": ["repo:gc", "{gone}"],
+    "cleanup": ["cleanup", "{gone}"],
+    "nginx:report": ["nginx:report", "{app}"],
+    "nginx:set": ["nginx:set", "{app}", "client-max-body-size", "lots"],
     "checks:skip": ["checks:skip", "{app}", "nosuchtype"],
     "checks:run": ["checks:run", "{app}", "nosuchtype"],
 }
