@@ -80,7 +80,7 @@ class Options:
     buildpacks: tuple[str, ...] = ()  # buildpacks:list
     buildpacks_allowed: bool = True  # builder-herokuish allowed
     base_images: tuple[str, ...] = ()  # images a Dockerfile may name besides the stack (git:from-image's)
-    manifest_buildpacks: tuple[str, ...] = ()  # app.json's `buildpacks`, after every other override
+    manifest_buildpacks: tuple[str, ...] = ()  # app.json's `buildpacks` (before .buildpacks, as Dokku)
     build_dir: str = ""  # a folder of the repository built as the root
     keep_git_dir: bool = False  # the repository goes into the build as .git (git keep-git-dir)
 
@@ -136,17 +136,17 @@ def overrides(
     listed: tuple[str, ...] = (),
     manifest: tuple[str, ...] = (),
 ) -> Plan | None:
-    """`BUILDPACK_URL` (config) wins over the app's buildpacks:list, then `.buildpacks` (repo),
-    then app.json's `buildpacks`; None when none is set."""
+    """`BUILDPACK_URL` (config) wins over the app's buildpacks:list, then app.json's `buildpacks`,
+    then `.buildpacks` (repo), as in Dokku; None when none is set."""
     if config.get("BUILDPACK_URL", "").strip():
         bp = parse_buildpack(settings, config["BUILDPACK_URL"], "BUILDPACK_URL")
         return _custom_plan((bp,))
     if listed:
         return _custom_plan(tuple(parse_buildpack(settings, b, "buildpacks:list") for b in listed))
+    if manifest:
+        return _custom_plan(tuple(parse_buildpack(settings, b, "app.json buildpacks") for b in manifest))
     text = tree.read(".buildpacks")
     if text is None:
-        if manifest:
-            return _custom_plan(tuple(parse_buildpack(settings, b, "app.json buildpacks") for b in manifest))
         return None
     entries = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     if not entries:

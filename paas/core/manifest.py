@@ -14,7 +14,7 @@ git. What each part means:
 - `cron`: Dokku's scheduled commands ([{"command": "...", "schedule": "@daily"}]), run by the
   cron plugin, which validates the schedules;
 - `addons`: backing services to create and link (read by the service plugins);
-- `buildpacks`: the buildpacks to build with, when nothing else names them.
+- `buildpacks`: the buildpacks to build with (BUILDPACK_URL and buildpacks:list come first).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class CronEntry:
 class Manifest:
     env: dict[str, EnvSpec] = field(default_factory=dict)
     formation: dict[str, int] = field(default_factory=dict)
-    buildpacks: tuple[str, ...] = ()  # used when neither BUILDPACK_URL, buildpacks:list nor .buildpacks is
+    buildpacks: tuple[str, ...] = ()  # over .buildpacks, under BUILDPACK_URL and buildpacks:list
     postdeploy: str | None = None
     dokku_predeploy: str | None = None
     dokku_postdeploy: str | None = None

@@ -29,6 +29,7 @@ from paas.buildpacks.result import BuildFailed
 from paas.buildpacks.source import SourceTree
 from paas.core import engine, timing
 from paas.core.context import Context
+from paas.core.manifest import AppJsonError
 from paas.core.output import BuildLog, configure_logging
 from paas.core.validation import app_name, printable, terminal_text
 from paas.errors import PaasError
@@ -115,6 +116,9 @@ class DeployHook:
             raise HookError("build failed") from None
         except DeployFailed:
             raise HookError("deploy failed") from None
+        except AppJsonError as exc:  # said once, in the log: scripts count Dokku's lines
+            log.error(str(exc))
+            raise HookError("app.json refused") from None
         except PaasError as exc:
             log.error(str(exc))
             raise HookError(printable(str(exc))) from None

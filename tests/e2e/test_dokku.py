@@ -8,6 +8,7 @@ whose health check must fail the push.
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import subprocess
@@ -278,3 +279,31 @@ def test_deploy_branch_and_properties_reach_the_push(paas: PaasServer) -> None:
     assert dokku_ssh(paas, "git:report", app, "--git-computed-deploy-branch").stdout == "release\n"
     assert dokku_ssh(paas, "repo:gc", app).returncode == 0
     assert dokku_ssh(paas, "apps:destroy", app, "--force").returncode == 0
+
+
+def post_size(paas: PaasServer, host: str, size: int) -> int:
+    """The status of a POST of `size` bytes through the router."""
+    conn = http.client.HTTPConnection("127.0.0.1", paas.http_port, timeout=10)
+    try:
+        conn.request("POST", "/", body=b"x" * size, headers={"Host": host})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_nginx_properties_reach_the_router(paas: PaasServer, style: str) -> None:
+    host = f"{style}.localhost"
+    assert post_size(paas, host, 4096) != 413
+    assert dokku_ssh(paas, "nginx:set", style, "client-max-body-size", "1k").returncode == 0
+    assert post_size(paas, host, 4096) == 413
+    report = json.loads(dokku_ssh(paas, "nginx:report", style, "--format", "json").stdout)
+    assert report["client-max-body-size"] == report["computed-client-max-body-size"] == "1k"
+    # A value nginx refuses (busy buffers larger than the buffers) is put back, in one line.
+    refused = dokku_ssh(paas, "nginx:set", style, "proxy-busy-buffers-size", "1g")
+    assert refused.returncode == 1 and "nginx -t" in refused.stderr and refused.stderr.count("\n") == 1
+    assert dokku_ssh(paas, "nginx:report", style, "--nginx-proxy-busy-buffers-size").stdout == "\n"
+    # An injection attempt never reaches nginx.
+    bad = dokku_ssh(paas, "nginx:set", style, "proxy-read-timeout", "'1s; return 200 pwned'")
+    assert bad.returncode == 1 and "invalid value" in bad.stderr
+    assert dokku_ssh(paas, "nginx:set", style, "client-max-body-size").returncode == 0
+    assert post_size(paas, host, 4096) != 413

@@ -247,3 +247,13 @@ def test_the_build_follows_the_apps_properties(ctx: Context) -> None:
     )
     with pytest.raises(detect.DetectFailed, match="there is no Dockerfile"):
         detect.plan(settings, Tree({}), {}, detect.Options(builder="dockerfile"))
+
+
+def test_app_json_buildpacks_come_before_dot_buildpacks(ctx: Context) -> None:
+    tree = Tree({".buildpacks": "heroku/nodejs\n", "requirements.txt": ""})
+    url = builders.expand(ctx, "heroku/python")
+    plan = detect.plan(ctx.settings, tree, {}, detect.Options(manifest_buildpacks=(url,)))
+    assert [b.value for b in plan.buildpacks] == ["python"]
+    assert plan.buildpacks[0].describe() == f"built-in python ({url})"  # as Dokku users wrote it
+    listed = detect.Options(buildpacks=("heroku/static",), manifest_buildpacks=(url,))
+    assert [b.value for b in detect.plan(ctx.settings, tree, {}, listed).buildpacks] == ["static"]
