@@ -110,7 +110,7 @@ SSH_ARGV: dict[str, list[str]] = {
     "buildpacks:list": ["buildpacks:list", "{app}"],
     "git:set": ["git:set", "{app}", "no-such-property", "1"],
     "git:from-archive": ["git:from-archive", "{app}", "ftp://nowhere/x.tar"],
-    "git:from-image": ["git:from-image", "{app}", "Not An Image"],
+    "git:from-image": ["git:from-image", "{app}", "Not_An_Image"],
     "builder:set": ["builder:set", "{app}", "selected", "no-such-builder"],
     "builder-herokuish:set": ["builder-herokuish:set", "{app}", "allowed", "maybe"],
     "app-json:set": ["app-json:set", "{app}", "appjson-path", "/not/relative"],
