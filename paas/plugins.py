@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from paas.errors import PaasError
+from paas.store import App
 
 if TYPE_CHECKING:
     import click
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from paas.core.manifest import PushedSource
     from paas.core.output import BuildLog
     from paas.core.routes import RouteExtras
-    from paas.store import App, Build, Release
+    from paas.store import Build, Release
 
 PROJECT = "paas"
 ENTRY_POINT_GROUP = "paas.plugins"
@@ -216,7 +217,8 @@ class Plugins:
         """A hook after the fact: errors are logged and recorded as events (on the `app` passed,
         if any), and the other plugins still run."""
         ctx = kwargs.get("ctx")
-        app = getattr(kwargs.get("app"), "name", None)
+        app = kwargs.get("app")
+        app = app if isinstance(app, App) else getattr(app, "name", None)  # the App: its id, not its name
         for name, fn, argnames in self._impls(hook):
             try:
                 fn(**{a: kwargs[a] for a in argnames})

@@ -37,6 +37,7 @@ def run_server(env: CommandEnv) -> int:
     # Apps pushed before HEAD followed the deploy branch: `git clone` would check out nothing.
     for app, ref in repo_head.fix_all(settings.repos_dir).items():
         env.echo(f"-----> {app}: HEAD now names {ref.decode()}")
+    reconcile.guard_egress(ctx, rebuild=True)  # before any container of ours starts
     router = routing.router(ctx)
     router.start()
     web = DashboardProcess(settings) if settings.web_port else None

@@ -179,6 +179,8 @@ class Settings:
     acme_email: str | None = None
     acme_ca_bundle: str | None = None
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
+    service_create: str = "admins"  # who may create backing services (and app.json addons): admins or users
+    services_per_user: int = 2  # how many backing services one non-admin user may own
     scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
     swarm_constraints: tuple[str, ...] = ()  # placement constraints of every app service (Swarm syntax)
     # Image references `git:from-image` may pull and deploy for anyone (prefixes such as
@@ -198,6 +200,8 @@ class Settings:
     # Locks over what every PaaS instance on this machine's engine shares (the stack and service
     # images): two instances (a test suite's servers) must not build the same image at once.
     engine_locks_dir: Path = Path("/run/lock/paas")
+    # Private ranges builds and app containers may not reach (link-local never; see scheduler/egress.py).
+    egress_deny: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -205,7 +209,7 @@ class Settings:
         return cls(
             data_dir=Path(os.environ.get("PAAS_DATA_DIR") or "/var/lib/paas"),
             ssh_port=_int("PAAS_SSH_PORT", 2222),
-            ssh_bind=os.environ.get("PAAS_SSH_BIND") or "0.0.0.0",
+            ssh_bind=_address("PAAS_SSH_BIND") or "0.0.0.0",
             http_port=_int("PAAS_HTTP_PORT", 80),
             http_bind=os.environ.get("PAAS_HTTP_BIND") or "0.0.0.0",
             web_port=_int("PAAS_WEB_PORT", 5000),
@@ -247,6 +251,8 @@ class Settings:
             acme_email=os.environ.get("PAAS_ACME_EMAIL") or None,
             acme_ca_bundle=os.environ.get("PAAS_ACME_CA_BUNDLE") or None,
             app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
+            service_create=_choice("PAAS_SERVICE_CREATE", ("admins", "users")),
+            services_per_user=max(0, _int("PAAS_SERVICES_PER_USER", 2)),
             scheduler=_choice("PAAS_SCHEDULER", ("docker-local", "swarm")),
             swarm_constraints=_constraints("PAAS_SWARM_CONSTRAINTS"),
             image_sources=_image_sources("PAAS_IMAGE_SOURCES"),
@@ -258,6 +264,7 @@ class Settings:
             registry_port=_port("PAAS_REGISTRY_PORT", 5001),
             swarm_app_ports=_port_range("PAAS_SWARM_APP_PORTS", (32768, 60999)),
             engine_locks_dir=Path(os.environ.get("PAAS_ENGINE_LOCKS_DIR") or "/run/lock/paas"),
+            egress_deny=_cidrs("PAAS_EGRESS_DENY"),
         )
 
     # Paths under the data dir, in one place so nobody builds them by hand.

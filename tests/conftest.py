@@ -13,6 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+# The simulated hosts' session fixtures (swarm_cluster, cluster_paas): registered once, so every
+# Swarm test file shares one set of nodes and one joined server (a module's alias of a session
+# fixture would be a session fixture of its own).
+pytest_plugins = ["tests.e2e.swarm_hosts"]
+
 GIT_CONFIG = "# The suite's own global git config: a fresh machine has none.\n"
 
 
@@ -28,3 +33,20 @@ def isolated_git_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         mp.setenv("GIT_CONFIG_GLOBAL", str(path))
         mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
         yield
+
+
+# Test files that share one xdist worker (scripts/test.sh): the Swarm files use this host's one
+# swarm, its simulated hosts (a session fixture) and one registry; two workers would each make
+# their own cluster on the same engine.
+SHARED_WORKER = {"test_swarm.py": "swarm", "test_swarm_nodes.py": "swarm"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each end-to-end file runs on one worker, so its module fixtures (servers, pebble on fixed
+    ports) start once; unit and web tests spread over all workers."""
+    for item in items:
+        path = item.path
+        if path.parent.name != "e2e" or any(item.iter_markers("xdist_group")):
+            continue
+        item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(path.name, path.stem)))

@@ -194,18 +194,17 @@ def available(on_host: bool, plugins: Plugins | None = None) -> dict[str, Regist
 
 
 def _authorize(env: CommandEnv, name: str, reg: Registered, params: dict[str, Any]) -> None:
-    """The permission table's check, before the command writes anything (its service checks
-    again: the API and dashboard come in there). A plugin command the table does not know is
-    for admins only."""
+    """An early look at the permission table for the app a command names, before the command
+    writes anything; the service function it calls checks its whole rule (admins only, owners,
+    the dashboard's certificate) again. A third-party plugin's command the table does not know
+    is for admins only: its code is not ours to check."""
     app = params.get("app", params.get("old"))
-    if name in access_service.ADMIN_ONLY and not access_service.is_admin(env.ctx):
-        raise PermissionDenied(f"only an admin may run {name}")
     if name in access_service.OPERATIONS:
-        if app == access_service.DASHBOARD_SUBJECT and name in access_service.DASHBOARD_OPERATIONS:
-            access_service.require_admin(env.ctx, name)  # `certs:add paas ...`: the dashboard's own
-        elif isinstance(app, str):
+        if isinstance(app, str) and not (
+            app == access_service.DASHBOARD_SUBJECT and name in access_service.DASHBOARD_OPERATIONS
+        ):
             access_service.authorize(env.ctx, app, name)
-    elif reg.from_plugin and name not in access_service.APP_LESS and not access_service.is_admin(env.ctx):
+    elif reg.from_plugin and not access_service.known(name) and not access_service.is_admin(env.ctx):
         raise PermissionDenied(f"only an admin may run {name} (its plugin declares no permission)")
 
 

@@ -44,7 +44,7 @@ def list_(env: CommandEnv, fmt: str) -> None:
                 [
                     {
                         "name": k.name,
-                        "user": keys_service.key_user(env.ctx, k),
+                        "user": k.user,
                         "fingerprint": k.fingerprint,
                         "admin": k.is_admin,
                         "created_at": k.created_at,
@@ -55,7 +55,7 @@ def list_(env: CommandEnv, fmt: str) -> None:
         )
         return
     for k in keys:
-        user = keys_service.key_user(env.ctx, k) or "-"
+        user = k.user or "-"
         env.echo(f"{k.name}  {user}  {k.fingerprint}{'  admin' if k.is_admin else ''}")
 
 

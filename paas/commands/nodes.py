@@ -40,8 +40,9 @@ def list_(env: CommandEnv, fmt: str) -> None:
     "nodes:join-command",
     "Print the shell lines that make a new Debian host (root, docker.io running) a node.",
 )
-def join_command(env: CommandEnv) -> None:
-    for line in nodes_service.join_command(env.ctx):
+@click.option("--rotate", is_flag=True, help="A new join token first: lines printed before stop working.")
+def join_command(env: CommandEnv, rotate: bool) -> None:
+    for line in nodes_service.join_command(env.ctx, rotate=rotate):
         env.echo(line)
 
 
@@ -65,3 +66,4 @@ def activate(env: CommandEnv, node: str) -> None:
 def remove(env: CommandEnv, node: str, force: bool) -> None:
     n = nodes_service.remove(env.ctx, node, force=force)
     env.echo(f"-----> {printable(n.name)} removed from the swarm")
+    env.echo("       The join token was rotated: lines printed before no longer join (nodes:join-command)")

@@ -17,11 +17,9 @@ def server(env: CommandEnv) -> int:
 
 @command("router:stop", "Stop the managed nginx a stopped server left serving.", host_only=True)
 def router_stop(env: CommandEnv) -> None:
-    router = routing.router(env.ctx)
-    if router.running_pid() is None:
+    if not routing.stop_router(env.ctx):
         env.echo("-----> the router is not running")
         return
-    router.stop()
     env.echo("-----> router stopped: apps are no longer reachable until paas server starts")
 
 

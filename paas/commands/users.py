@@ -35,7 +35,6 @@ def add(env: CommandEnv, name: str, admin: bool) -> None:
 @command("users:passwd", "Set a user's password (prompted, or stdin); ends their sessions.", host_only=True)
 @click.argument("name")
 def passwd(env: CommandEnv, name: str) -> None:
-    users_service.get_user(env.ctx, name)
     users_service.set_password(env.ctx, name, read_password(env))
     env.echo(f"-----> Changed the password of {name}")
 

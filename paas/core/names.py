@@ -205,6 +205,12 @@ def node_gc_service(instance: str, stamp: str) -> str:
     return f"paas-{instance}-node-gc-{stamp}"
 
 
-def jobs_dir(settings: Settings, app: str) -> Path:
-    """Background deploys started from the web (see services/jobs.py): state and output files."""
-    return settings.data_dir / "jobs" / app
+# The Procfile entry that runs once per release, before its processes start (Heroku's release
+# phase): not a process type, never scaled, never given limits of its own.
+RELEASE_PROCESS = "release"
+
+
+def jobs_dir(settings: Settings, app_id: int) -> Path:
+    """Background deploys started from the web (see services/jobs.py): state and output files,
+    by the app's id (a rename keeps them; a new app of an old name starts with none)."""
+    return settings.data_dir / "jobs" / str(int(app_id))

@@ -85,7 +85,7 @@ class DeployHook:
 
     def execute(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
         try:
-            branches = git.deploy_branches(self.ctx, self.ctx.store.get_app(self.app))
+            branches = git.deploy_branches(self.ctx, self.app)
             push.check_push_ref(
                 ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed, branches
             )

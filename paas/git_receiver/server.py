@@ -10,6 +10,7 @@ whose key was removed or whose user lost a permission the session was using.
 from __future__ import annotations
 
 import io
+import ipaddress
 import logging
 import shlex
 import socket
@@ -186,9 +187,13 @@ class SSHServer:
         self.pack_processes = pack_process.Spawner()
 
     def listen(self) -> tuple[str, int]:
-        s = ctx_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        ctx_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.ctx.settings.ssh_bind, self.ctx.settings.ssh_port))
+        bind = self.ctx.settings.ssh_bind
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and ipaddress.ip_address(bind).is_unspecified:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # `::` serves IPv4 clients too
+        s.bind((bind, self.ctx.settings.ssh_port))
         s.listen(128)
         self._sock = s
         return s.getsockname()[:2]
@@ -202,7 +207,7 @@ class SSHServer:
                 conn, addr = self._sock.accept()
             except OSError:
                 break
-            source = str(addr[0])
+            source = throttle.source_of(str(addr[0]))
             # Before login, per source and in total (MaxStartups-like): refuse, don't queue.
             if not self._gate.admit(source):
                 _drop(conn)

@@ -288,6 +288,9 @@ class ContainerProbe:
     def started_at(self) -> datetime | None:
         return started_at(self.container)
 
+    def preparing(self) -> bool:
+        return False  # the image is on this host: the container exists, so it is starting
+
 
 class DockerLocal:
     """The `docker-local` scheduler: one container per process on this host's dockerd."""

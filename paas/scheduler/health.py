@@ -20,6 +20,7 @@ from paas.scheduler.interface import Probe, ProcessFailed
 FAST_POLL = 0.02  # seconds between probes while a new process boots
 FAST_POLL_FOR = 3.0  # seconds of fast probing, then SLOW_POLL
 SLOW_POLL = 0.1
+PREPARE_TIMEOUT = 900.0  # placing a process and pulling its image, before its boot timeout starts
 
 
 def _http_answers(ip: str, port: int, host: str, timeout: float) -> bool:
@@ -32,21 +33,37 @@ def _http_answers(ip: str, port: int, host: str, timeout: float) -> bool:
         return False
 
 
-def wait_until_serving(probe: Probe, timeout: float, host: str = "localhost") -> None:
+def wait_until_serving(
+    probe: Probe, timeout: float, host: str = "localhost", prepare_timeout: float = PREPARE_TIMEOUT
+) -> None:
     """Wait until the app answers HTTP on $PORT inside the container (with the app's Host).
 
     The published loopback port cannot tell (docker-proxy accepts even when nothing listens), so
     the check talks to the container's own address on the bridge network. An answer, not just an
     accepted connection, is required: a gunicorn whose workers fail to boot accepts, then dies.
+    `timeout` counts from when the process starts: a node that first pulls the image (768 MB of
+    stack on a new node) has `prepare_timeout` for that.
     """
     started = time.monotonic()
     deadline = started + timeout
+    prepare_deadline = started + prepare_timeout
     port = probe.port
     while True:
         probe.refresh()
         reason = probe.crashed()
         if reason:
             raise ProcessFailed(f"{reason} before answering on $PORT ({port})", probe.log_tail())
+        if probe.preparing():
+            now = time.monotonic()
+            if now >= prepare_deadline:
+                raise ProcessFailed(
+                    f"{probe.dyno} was not started within {int(prepare_timeout)} s"
+                    " (placing it, pulling its image)",
+                    [],
+                )
+            deadline = now + timeout  # the boot clock starts when the process does
+            time.sleep(SLOW_POLL)
+            continue
         where = probe.endpoint()
         wait = min(5.0, max(0.5, deadline - time.monotonic()))
         if where and _http_answers(*where, host, timeout=wait):

@@ -85,6 +85,10 @@ class Probe(Protocol):
 
     def started_at(self) -> datetime | None: ...
 
+    def preparing(self) -> bool:
+        """Whether the scheduler is still getting the process ready to start (placing it, pulling
+        its image onto a node): that time never counts against the boot timeout."""
+
 
 @runtime_checkable
 class Scheduler(Protocol):

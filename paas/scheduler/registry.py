@@ -336,15 +336,21 @@ def remote_ref(ep: str, local: str) -> str:
     return f"{ep}/{local}"
 
 
-def _push(client: docker.DockerClient, ref: str) -> None:
+def _push(client: docker.DockerClient, ref: str) -> str:
+    """Push `ref`; return the digest the registry stored it under (`sha256:...`)."""
     repository, _, tag = ref.rpartition(":")
+    digest = ""
     try:
         for chunk in client.api.push(repository, tag=tag, stream=True, decode=True):
             if "error" in chunk:
                 detail = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
                 raise PaasError(f"pushing {ref} failed: {detail}")
+            digest = (chunk.get("aux") or {}).get("Digest") or digest
     except docker.errors.DockerException as exc:
         raise PaasError(f"pushing {ref} failed: {exc}") from None
+    if not digest.startswith("sha256:"):
+        raise PaasError(f"pushing {ref}: the registry did not say which digest it stored")
+    return digest
 
 
 def has_workers(client: docker.DockerClient) -> bool:
@@ -357,9 +363,10 @@ def has_workers(client: docker.DockerClient) -> bool:
 def publish(
     settings: Settings, client: docker.DockerClient, address: str, local_tag: str, always: bool = False
 ) -> str:
-    """The reference every node can pull `local_tag` by (pushed to the private registry). On a
-    swarm with no other node the local tag is returned unchanged (nothing would pull it), unless
-    `always`."""
+    """The reference every node can pull `local_tag` by (pushed to the private registry), pinned
+    to the digest this push stored: a tag in the registry can be pushed over (by anyone holding
+    a node's certificate), a digest names the content. On a swarm with no other node the local
+    tag is returned unchanged (nothing would pull it), unless `always`."""
     if not always and not has_workers(client):
         return local_tag
     a = ensure_registry(settings, client, address)
@@ -370,8 +377,8 @@ def publish(
     except docker.errors.ImageNotFound:
         raise PaasError(f"no image {local_tag} to publish") from None
     with _lock(settings):
-        _push(client, ref)
-    return ref
+        digest = _push(client, ref)
+    return f"{ref}@{digest}"
 
 
 def publish_stack(settings: Settings, client: docker.DockerClient, address: str) -> str:

@@ -47,6 +47,8 @@ from paas.scheduler.interface import ProcessRow, ProcessSpec
 
 CRASHES = ("failed", "rejected", "complete", "orphaned")  # a task that ended on its own
 REJECTIONS = 3  # rejections of one slot (by different nodes, mostly) before a deploy gives up
+# Before a task's container starts: placed, then its node pulls the image ("preparing").
+PREPARING = ("new", "allocated", "pending", "assigned", "accepted", "preparing")
 BOOTING = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting")
 
 
@@ -287,6 +289,10 @@ class TaskProbe:
         if task is None or (task.get("Status") or {}).get("State") != "running":
             return None
         return parse_time((task.get("Status") or {}).get("Timestamp"))
+
+    def preparing(self) -> bool:
+        task = self._task()
+        return task is None or (task.get("Status") or {}).get("State") in PREPARING
 
 
 class Swarm:

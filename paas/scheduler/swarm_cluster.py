@@ -126,6 +126,22 @@ def worker_token(client: docker.DockerClient) -> str:
         raise PaasError(f"cannot read the swarm's join token: {exc}") from None
 
 
+PULL_TRIES = 180  # x 5 s: the manager's first push of the stack, then the pull itself
+
+
+def rotate_worker_token(client: docker.DockerClient) -> None:
+    """A new worker join token: lines printed before stop working (a removed host that kept them
+    cannot join again and be handed every task's spec, config vars included). The swarm's spec is
+    sent back as it is: only the token changes."""
+    try:
+        current = client.api.inspect_swarm()
+        client.api.update_swarm(
+            version=current["Version"]["Index"], swarm_spec=current["Spec"], rotate_worker_token=True
+        )
+    except (docker.errors.DockerException, KeyError) as exc:
+        raise PaasError(f"cannot rotate the swarm's join token: {exc}") from None
+
+
 def _write_file_line(path: str, content: bytes) -> str:
     """A shell line writing `content` to `path` (base64: one quoted word, any bytes)."""
     return f"echo {base64.b64encode(content).decode()} | base64 -d > {shlex.quote(path)}"
@@ -290,6 +306,52 @@ def close_manager_ports(ports: tuple[int, int]) -> None:
         raise PaasError(f"cannot close the swarm's task ports on this host: {detail}") from None
 
 
+NODES_CHAIN = "PAAS-NODES"  # on the manager: one DROP per other node, for containers' connections
+# A container on the manager reaching another node leaves masqueraded as the manager's address:
+# the one address the nodes' firewall lets open task ports (for the router). The router connects
+# from this host itself (OUTPUT); a container's connection crosses FORWARD, un-DNATed.
+NODES_JUMP = "DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack ! --ctstate DNAT -j " + NODES_CHAIN
+
+
+def other_node_addresses(client: docker.DockerClient) -> set[str]:
+    """The addresses of every node but this one (IPv4: the manager's address family here)."""
+    try:
+        self_id = _local_state(client).get("NodeID")
+        found = {_address(n) for n in client.api.nodes() if n["ID"] != self_id}
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
+    return {a for a in found if a and a != "0.0.0.0" and ipaddress.ip_address(a).version == 4}
+
+
+def guard_node_ports(
+    addresses: set[str], ports: tuple[int, int], gone: frozenset[str] | set[str] = frozenset()
+) -> None:
+    """Containers on this host cannot open the task ports (`ports`) of the nodes at `addresses`;
+    the rules of the addresses in `gone` (nodes that left) are removed. Idempotent."""
+
+    def iptables(*args: str, check: bool = True) -> int:
+        return subprocess.run(
+            ["iptables", "-w", *args], capture_output=True, text=True, check=check
+        ).returncode
+
+    jump = NODES_JUMP.format(lo=ports[0], hi=ports[1]).split()
+    try:
+        iptables("-N", "DOCKER-USER", check=False)
+        iptables("-N", NODES_CHAIN, check=False)
+        for addr in sorted(addresses | set(gone)):
+            rule = ["-d", addr, "-p", "tcp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"]
+            present = iptables("-C", NODES_CHAIN, *rule, check=False) == 0
+            if addr in addresses and not present:
+                iptables("-A", NODES_CHAIN, *rule)
+            elif addr not in addresses and present:
+                iptables("-D", NODES_CHAIN, *rule)
+        if iptables("-C", *jump, check=False):
+            iptables("-I", *jump)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or exc
+        raise PaasError(f"cannot close the nodes' task ports to this host's containers: {detail}") from None
+
+
 def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
     """Install the firewall script, run it, and on a systemd host run it at every boot (a host
     without systemd runs FIREWALL_SCRIPT from its own boot scripts)."""
@@ -310,12 +372,18 @@ def join_lines(
     client_cert_pem: bytes,
     client_key_pem: bytes,
     ports: tuple[int, int],
+    prefetch: tuple[str, ...] = (),
 ) -> list[str]:
     """The shell lines that make a Debian host with docker.io a worker of this swarm: trust the
     private registry (`registry` is `addr:port`), set the engine's two settings, close the
-    app ports to strangers (now and after a reboot), join."""
+    app ports to strangers (now and after a reboot), pull `prefetch` (the stack: the big layer of
+    every app image, so a new node's first task does not wait for 768 MB), join."""
     certs = f"/etc/docker/certs.d/{registry}"
     token = worker_token(client)
+    join = (
+        "docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active"
+        f" || docker swarm join --token {shlex.quote(token)} {advertise_addr}:{SWARM_PORT}"
+    )
     return [
         f"mkdir -p {shlex.quote(certs)}",
         _write_file_line(f"{certs}/ca.crt", ca_pem),
@@ -325,9 +393,20 @@ def join_lines(
         f" && chmod 755 {DOCKER_CONFIG_SCRIPT}",
         DOCKER_CONFIG_SCRIPT,
         *firewall_lines(advertise_addr, ports),
-        "docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active"
-        f" || docker swarm join --token {shlex.quote(token)} {advertise_addr}:{SWARM_PORT}",
+        " && ".join([*(_pull_line(ref) for ref in prefetch), f"{{ {join}; }}"]) if prefetch else join,
     ]
+
+
+def _pull_line(ref: str) -> str:
+    """Pull `ref`, waiting for the manager to finish pushing it (it starts when the lines are
+    printed); one subshell, so a failure ends the line and not the operator's shell."""
+    q = shlex.quote(ref)
+    return (
+        f"(echo 'paas: pulling {ref} before joining' >&2; n=0;"
+        f" until docker pull -q {q} >/dev/null 2>&1; do n=$((n + 1));"
+        f" if [ $n -ge {PULL_TRIES} ]; then echo 'paas: cannot pull {ref}: run these lines again' >&2;"
+        " exit 1; fi; sleep 5; done)"
+    )
 
 
 def _address(node: dict) -> str:

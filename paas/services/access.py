@@ -1,15 +1,24 @@
-"""Who may do what to which app: the one permission table, checked at every service entry point.
+"""Who may do what: the one permission table, checked at the entry of every service function.
 
 Heroku's permission names. Every collaborator of an app may `view` it; `deploy`, `operate` and
 `manage` are given on top. The app's owner has every permission, `owner` included (transfer);
 admins (and root on the host) may do everything everywhere. An actor who cannot view an app is
 told it does not exist, the same words as for a name nobody uses, so names cannot be probed.
-SSH, the host CLI, the dashboard, the API and plugins all call `authorize`/`require` here.
+
+Every operation has one rule here: a permission on the app it names (`OPERATIONS`), admins only
+(`ADMIN_ONLY`), the owner of the backing service or storage folder it names (`OWNED`), or, for
+what names nothing of anyone else's, any signed-in user, whose answer holds only what they may
+see (`APP_LESS`). Each public service function says which operation it is in `ENTRIES` and
+checks its rule first; each dashboard and API route says which it serves in `ROUTES`.
+`tests/unit/test_doors_table.py` finds every command, route and service function and fails when
+one is missing here, and drives each as every role. SSH, the host CLI, the dashboard, the API and
+plugins all end in the service functions: a front end may refuse early (for a nicer message),
+never instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from paas.core import validation
@@ -90,8 +99,9 @@ OPERATIONS: dict[str, str] = {
     "apps:destroy": "manage",
     "scheduler:set": "manage",
     "storage:list": "manage",
-    "storage:mount": "manage",
+    "storage:mount": "manage",  # and the folder's owner (OWNED)
     "storage:unmount": "manage",
+    "storage:ensure-directory": "manage",  # with --app: a folder the app's managers may mount
     "resource:limit": "manage",
     "resource:limit-clear": "manage",
     "certs:add": "manage",
@@ -102,8 +112,8 @@ OPERATIONS: dict[str, str] = {
     "certs:hsts": "manage",
     "letsencrypt:enable": "manage",
     "letsencrypt:disable": "manage",
-    "letsencrypt:auto-renew": "manage",  # without an app: every app's (admins)
-    "postgres:link": "manage",  # and an admin's: services belong to the server (ADMIN_ONLY)
+    "letsencrypt:auto-renew": "manage",  # without an app: every certificate, admins only
+    "postgres:link": "manage",  # and the service's owner (OWNED): the app gets its password
     "postgres:unlink": "manage",
     "redis:link": "manage",
     "redis:unlink": "manage",
@@ -134,74 +144,544 @@ OPERATIONS: dict[str, str] = {
     "nginx:set": "manage",  # routing, as domains are
 }
 
-# Commands that name no app (or only optionally, and then check through the table): each has its
-# own rule (admin only, host only, or shows only what the actor may view).
+# Operations that name no app, or only optionally (then the app's rule above applies too): any
+# signed-in user, and the answer holds only what the actor may see, or acts on their own things.
 APP_LESS = frozenset(
     {
         "apps:create",  # create rights: everyone unless PAAS_APP_CREATE=admins
         "apps:list",  # the apps the actor may view
         "events",  # without --app: events of the apps the actor may view (admins: all)
+        "events:list",  # `events`: the events of the apps the actor may view
+        "events:on",  # Dokku's switches: they only say that events are always kept
+        "events:off",
         "help",
-        "doctor",
+        "version",
         "plugins:list",
-        "server",
-        "router:stop",
-        "stack:build",
-        "ssh-keys:add",
-        "ssh-keys:list",
-        "ssh-keys:remove",
+        "ssh-keys:list",  # one's own keys (admins: all)
+        "storage:ensure-directory",  # a folder of one's own (`--app`: manage on the app)
+        "letsencrypt:list",  # the apps the actor may view (admins: the dashboard too)
+        "postgres:create",  # PAAS_SERVICE_CREATE=users lets users own PAAS_SERVICES_PER_USER each
+        "redis:create",
+        "postgres:list",  # one's own services (admins: all)
+        "redis:list",
+    }
+)
+
+# Backing services and storage folders belong to the user who made them (an app's addon service
+# to the user who pushed it): only the owner or an admin may read, change or mount them. Those
+# that name an app need its permission from OPERATIONS as well.
+OWNED = frozenset(
+    {
+        *(
+            f"{kind}:{verb}"
+            for kind in ("postgres", "redis")
+            for verb in (
+                "destroy",
+                "info",
+                "connect",
+                "export",
+                "import",
+                "backup",
+                "backups",
+                "restore",
+                "backup-schedule",
+                "logs",
+                "link",
+                "unlink",
+            )
+        ),
+        "storage:mount",
+    }
+)
+
+# What belongs to the server: its users, keys and tokens, its nodes (the join command prints the
+# swarm's join token), its health, the dashboard's own certificate, the processes that run it.
+ADMIN_ONLY = frozenset(
+    {
+        "nodes:list",
+        "nodes:join-command",
+        "nodes:drain",
+        "nodes:activate",
+        "nodes:remove",
         "users:add",
         "users:list",
         "users:passwd",
         "users:remove",
+        "users:admin",  # the dashboard's Users page: make or unmake an admin
+        "ssh-keys:add",
+        "ssh-keys:remove",
         "tokens:create",
         "tokens:list",
         "tokens:revoke",
-        "storage:ensure-directory",
-        "events:on",
-        "events:off",
-        "events:list",  # `events`: the events of the apps the actor may view
-        "letsencrypt:list",  # the apps the actor may view
-        "version",
+        "doctor",
+        "server",
+        "router:stop",
+        "stack:build",
     }
 )
 
-# Backing services belong to the server, not to one app: only admins create, destroy, read,
-# back up or link them (linking also needs `manage` on the app). A service of one's own for
-# collaborators is not built yet.
-SERVICE_COMMANDS = tuple(
-    f"{kind}:{verb}"
-    for kind in ("postgres", "redis")
-    for verb in (
-        "create",
-        "destroy",
-        "list",
-        "info",
-        "connect",
-        "export",
-        "import",
-        "backup",
-        "backups",
-        "restore",
-        "backup-schedule",
-        "logs",
-        "link",
-        "unlink",
-    )
-)
-# The swarm's nodes belong to the server too (and the join command prints its join token).
-NODE_COMMANDS = ("nodes:list", "nodes:join-command", "nodes:drain", "nodes:activate", "nodes:remove")
-ADMIN_ONLY = frozenset((*SERVICE_COMMANDS, *NODE_COMMANDS))
-
-
-# `paas` (a reserved app name) stands for the dashboard in the certificate commands: admins only.
+# `paas` (a reserved app name) stands for the dashboard in the certificate commands: admins only,
+# as is renewing every certificate at once (`letsencrypt:auto-renew` without an app).
 DASHBOARD_SUBJECT = "paas"
 DASHBOARD_OPERATIONS = frozenset(op for op in OPERATIONS if op.startswith(("certs:", "letsencrypt:")))
 
 
-def require_admin(ctx: Context, operation: str) -> None:
+# What each public service function is. An operation above: it checks that operation's rule
+# first. Or one of these: PURE reads and changes nothing of anyone's (parsing, formatting, names);
+# ASK answers what the actor may do from this table (a button shown, an early refusal); SIGN_IN
+# decides who the actor is (logins, sessions, tokens, keys); INTERNAL is for other services, the
+# plugins' hooks and the server's own loops, after a check of their own or for no actor (no front
+# end calls one); JOB is a web deploy job's: `view` on the app and the operation the job runs.
+# A backing service's operation is named for postgres; the redis kind's is the same with its own.
+PURE, ASK, SIGN_IN, INTERNAL, JOB = "pure", "ask", "sign-in", "internal", "job"
+# A dashboard or API route that is not an operation: PUBLIC answers before sign-in (the login
+# page, its CSS); SIGNED_IN shows any signed-in user nothing of anyone else's (logout, "who am I").
+PUBLIC, SIGNED_IN = "public", "signed-in"
+
+ENTRIES: dict[str, dict[str, str]] = {
+    "access": {
+        **dict.fromkeys(
+            (
+                "known",
+                "require_admin",
+                "declare",
+                "actor_id",
+                "is_admin",
+                "permissions_of",
+                "require",
+                "authorize",
+                "can",
+                "allowed_on",
+                "allowed_on_apps",
+                "allowed",
+                "may_create",
+                "visible_apps",
+                "still_allowed",
+                "owns",
+                "require_owner",
+                "may_create_service",
+                "require_service_create",
+                "require_user",
+                "require_create",
+            ),
+            ASK,
+        ),
+        "parse_permissions": PURE,
+        "user_named": INTERNAL,
+        "list_access": "access",
+        "add_access": "access:add",
+        "update_access": "access:update",
+        "remove_access": "access:remove",
+        "transfer": "apps:transfer",
+    },
+    # Dokku's property model and what sits beside it (issue 34). A property namespace's set and
+    # report check `<namespace>:set` / `<namespace>:report`; git's stand for them all here.
+    "properties": {
+        **dict.fromkeys(("register", "raw", "global_raw", "value", "flag", "record"), INTERNAL),
+        **dict.fromkeys(("namespaces", "namespace"), PURE),
+        "set_value": "git:set",  # --global: admins only
+        "report": "git:report",
+        "report_all": "apps:list",  # the apps the actor may view
+    },
+    "git": {"deploy_branches": "git:push", "keep_git_dir": INTERNAL, "set_rev_env": INTERNAL},
+    "builders": {
+        "expand": PURE,
+        **dict.fromkeys(("buildpack_list", "options"), INTERNAL),
+        "add": "buildpacks:add",
+        "set_": "buildpacks:set",
+        "remove": "buildpacks:remove",
+        "clear": "buildpacks:clear",
+        "listed": "buildpacks:list",
+    },
+    "images": {"normalize": PURE, "listed": PURE, "vet": ASK, "ensure_local": INTERNAL},
+    "sources": {
+        **dict.fromkeys(("limits", "fetch"), INTERNAL),
+        "from_archive": "git:from-archive",
+        "from_image": "git:from-image",
+    },
+    "apps": {
+        "create_app": "apps:create",
+        "ensure_app": "git:push",
+        "app_info": "apps:info",
+        "rename_app": "apps:rename",
+        "destroy_app": "apps:destroy",
+    },
+    "backing": {
+        **dict.fromkeys(
+            ("register", "kinds", "kind_named", "check_name", "now_iso", "mask", "addon_kind", "verify"), PURE
+        ),
+        **dict.fromkeys(
+            (
+                "load",
+                "get",
+                "all_records",
+                "service_lock",
+                "container_of",
+                "wait_healthy",
+                "state",
+                "provision_addons",
+                "app_destroyed",
+                "app_renamed",
+                "reconcile",
+                "prune_scheduled",
+            ),
+            INTERNAL,
+        ),
+        "create": "postgres:create",
+        "destroy": "postgres:destroy",
+        "list_services": "postgres:list",
+        "info": "postgres:info",
+        "links_of_app": "apps:info",
+        "link": "postgres:link",
+        "unlink": "postgres:unlink",
+        "set_schedule": "postgres:backup-schedule",
+        "export": "postgres:export",
+        "import_": "postgres:import",
+        "backup": "postgres:backup",
+        "list_backups": "postgres:backups",
+        "backup_path": "postgres:backups",
+        "restore": "postgres:restore",
+        "connect": "postgres:connect",
+        "logs": "postgres:logs",
+    },
+    "checks": {
+        "checks_for": PURE,
+        "is_disabled": PURE,
+        "disabled_types": INTERNAL,
+        "run_checks": INTERNAL,
+        "set_checks": "checks:enable",  # or checks:disable, checks:skip: the same permission
+        "report": "checks:report",
+        "downtime_types": INTERNAL,
+        "split_types": PURE,
+        "run_now": "checks:run",
+    },
+    "config": {
+        "get_config": "config",
+        "get_value": "config:get",
+        "set_config": "config:set",
+        "unset_config": "config:unset",
+        "update_config": "config:set",
+    },
+    "containers": dict.fromkeys(("network_name", "app_network", "container_settings"), INTERNAL),
+    "deploy": {"deploy_release": INTERNAL},
+    "disk": {
+        "human": PURE,
+        "learn_docker_root": PURE,
+        **dict.fromkeys(("docker_root", "spaces", "require_free"), INTERNAL),
+    },
+    "doctor": {"report": "doctor", "fix": "doctor"},
+    "domains": {
+        "list_domains": "domains",
+        "check_claim": INTERNAL,
+        "add_domains": "domains:add",
+        "remove_domains": "domains:remove",
+        "set_domains": "domains:set",
+        "clear_domains": "domains:clear",
+    },
+    "events": {"list_events": "events"},
+    "first_deploy": {
+        "initial_config": PURE,
+        "synced_config": PURE,
+        "describe": PURE,
+        "prepare": INTERNAL,
+        "after_deploy": INTERNAL,
+    },
+    "formation": {
+        "parse_scale_args": PURE,
+        "check_changes": PURE,
+        "get_formation": "ps",
+        "scale": "ps:scale",
+    },
+    "gc": {"collect": INTERNAL, "cleanup": "cleanup"},
+    "jobs": dict.fromkeys(("start", "get", "output", "follow"), JOB),
+    "keys": {
+        "fingerprint_of_blob": PURE,
+        "parse_public_key": PURE,
+        "add_key": "ssh-keys:add",
+        "list_keys": "ssh-keys:list",
+        "remove_key": "ssh-keys:remove",
+        "authenticate": SIGN_IN,
+        "session_context": SIGN_IN,
+    },
+    "limits": {
+        **dict.fromkeys(("parse_memory", "parse_cpus", "parse_pids", "defaults"), PURE),
+        **dict.fromkeys(("stored", "save", "effective"), INTERNAL),
+    },
+    "locks": {"is_held": INTERNAL, "app_lock": INTERNAL},
+    "logfiles": {"config": PURE, "rotate": INTERNAL},
+    "logs": {"check": "logs", "recent": "logs", "follow": "logs", "build_output": "builds:output"},
+    "lookup": {
+        "get_app": "apps:exists",
+        "list_apps": "apps:list",
+        "app_url": PURE,
+        "app_urls": "urls",
+        "hostnames": INTERNAL,
+    },
+    "metrics": {"cpu_percent": PURE, "sample": "metrics", "current": "metrics", "history": "metrics"},
+    "moves": {"set_scheduler": "scheduler:set"},
+    "nodes": {
+        **dict.fromkeys(
+            ("advertise_address", "ensure_swarm", "publish", "collect_nodes", "guard_node_ports"), INTERNAL
+        ),
+        "list_nodes": "nodes:list",
+        "join_command": "nodes:join-command",
+        "drain": "nodes:drain",
+        "activate": "nodes:activate",
+        "remove": "nodes:remove",
+    },
+    "oneoff": {"create_oneoff": "run", "start_detached": "run:detached", "enter": "enter"},
+    "overview": {"status_of": PURE, "summaries": "apps:list", "summary": "apps:info"},
+    "processes": {
+        "list_processes": "ps",
+        "restart": "ps:restart",
+        "stop": "ps:stop",
+        "start": "ps:start",
+    },
+    "push": {
+        **dict.fromkeys(("check_push_ref", "check_ref_unmoved", "read_manifest"), PURE),
+        "deploy_push": "git:push",
+        "rebuild": "ps:rebuild",
+    },
+    "reconcile": {"reconcile_app": INTERNAL, "reconcile_all": INTERNAL, "guard_egress": INTERNAL},
+    "release_phase": dict.fromkeys(
+        ("run_oneoff", "run_release_command", "run_predeploy", "run_postdeploy"), INTERNAL
+    ),
+    "releases": {
+        "list_releases": "releases",
+        "parse_version": PURE,
+        "get_release": INTERNAL,
+        "release_info": "releases:info",
+        "new_release": INTERNAL,
+        "default_formation": PURE,
+        "rollback": "releases:rollback",
+    },
+    "repo": {"purge_cache": "repo:purge-cache", "gc": "repo:gc"},
+    "resources": {
+        "set_limits": "resource:limit",
+        "clear_limits": "resource:limit-clear",
+        "report": "resource:report",
+    },
+    "routing": {
+        **dict.fromkeys(
+            (
+                "router",
+                "app_route",
+                "route_app",
+                "sync_app_route",
+                "sync_dashboard_route",
+                "nginx_directives",
+            ),
+            INTERNAL,
+        ),
+        "stop_router": "router:stop",
+    },
+    "schedulers": {
+        **dict.fromkeys(("stop_timeout", "by_name", "for_app", "require_ready"), INTERNAL),
+        "known": PURE,
+        "validate": PURE,
+    },
+    "throttle": {"too_many_sessions": PURE, "key_revoked": SIGN_IN, "source_of": PURE},
+    "users": {
+        "add_user": "users:add",
+        "list_users": "users:list",
+        "list_accounts": "users:list",
+        "set_admin": "users:admin",
+        "remove_user": "users:remove",
+        "set_password": "users:passwd",
+        "create_token": "tokens:create",
+        "list_tokens": "tokens:list",
+        "revoke_token": "tokens:revoke",
+        **dict.fromkeys(
+            (
+                "throttle_state",
+                "login",
+                "start_session",
+                "session_user",
+                "end_session",
+                "add_flash",
+                "take_flashes",
+                "token_user",
+            ),
+            SIGN_IN,
+        ),
+    },
+    # the built-in plugins' (paas_plugins.<name>.<module>)
+    "certs.letsencrypt": {
+        "is_public": PURE,
+        **dict.fromkeys(("names_for", "obtain", "issue", "due", "enabled", "reconcile"), INTERNAL),
+        "enable": "letsencrypt:enable",
+        "disable": "letsencrypt:disable",
+        "auto_renew": "letsencrypt:auto-renew",
+    },
+    "certs.pem": dict.fromkeys(
+        ("now", "describe", "check_pair", "read_info", "from_tar", "self_signed"), PURE
+    ),
+    "certs.service": {
+        **dict.fromkeys(
+            (
+                "certs_root",
+                "app_subject",
+                "subject",
+                "dashboard_subject",
+                "all_subjects",
+                "get",
+                "put",
+                "has_cert",
+                "current_info",
+                "route_tls",
+                "acme_root",
+                "nginx_extras",
+                "sync",
+                "install",
+                "remove_files",
+                "after_destroy",
+            ),
+            INTERNAL,
+        ),
+        "add": "certs:add",
+        "generate": "certs:generate",
+        "remove": "certs:remove",
+        "set_flag": "certs:redirect",
+        "report": "certs:report",
+        "reports": "letsencrypt:list",
+    },
+    "cron.jobs": dict.fromkeys(("job_id", "check_id", "parse_entries"), PURE),
+    "cron.runs": dict.fromkeys(("containers", "is_running", "last_run", "run_job", "remove_stale"), INTERNAL),
+    "cron.service": {
+        **dict.fromkeys(("jobs_of", "scheduler", "reconcile", "find_job"), INTERNAL),
+        "check_manifest": PURE,
+        "list_jobs": "cron:list",
+        "run_now": "cron:run",
+    },
+    "cron.ticker": {"utcnow": PURE, "iso": PURE, "load_state": INTERNAL},
+    "maintenance.service": {
+        **dict.fromkeys(("page_dir", "page_path", "plain_page", "blocked_by"), PURE),
+        **dict.fromkeys(
+            (
+                "is_on",
+                "app_page",
+                "refresh_page",
+                "nginx_extras",
+                "after_deploy",
+                "after_destroy",
+                "after_rename",
+            ),
+            INTERNAL,
+        ),
+        "report": "maintenance:report",
+        "enable": "maintenance:on",
+        "disable": "maintenance:off",
+    },
+    "postgres.kind": dict.fromkeys(
+        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "connect_cmd"), INTERNAL
+    ),
+    "redis.kind": dict.fromkeys(
+        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "after_import", "connect_cmd"),
+        INTERNAL,
+    ),
+    "storage.service": {
+        **dict.fromkeys(("check_name", "check_container_path"), PURE),
+        **dict.fromkeys(
+            (
+                "storage_root",
+                "check_host_dir",
+                "parse_mount",
+                "list_mounts",
+                "checked_mounts",
+                "unmounted_dirs",
+            ),
+            INTERNAL,
+        ),
+        "ensure_directory": "storage:ensure-directory",
+        "mounts_of": "storage:list",
+        "mount": "storage:mount",
+        "unmount": "storage:unmount",
+    },
+}
+
+# Every dashboard and API route (Flask endpoint, plugins' blueprints included) -> its operation.
+ROUTES: dict[str, str] = {
+    "static": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.logout": SIGNED_IN,
+    # the dashboard
+    "pages.apps": "apps:list",
+    "pages.create_app": "apps:create",
+    "pages.destroy": "apps:destroy",
+    "pages.app": "apps:info",
+    "pages.scale": "ps:scale",
+    "pages.restart": "ps:restart",
+    "pages.stop": "ps:stop",
+    "pages.start": "ps:start",
+    "pages.config_set": "config:set",
+    "pages.config_unset": "config:unset",
+    "pages.domain_add": "domains:add",
+    "pages.domain_remove": "domains:remove",
+    "pages.rollback": "releases:rollback",
+    "pages.job": JOB,
+    "pages.job_done": JOB,
+    "pages.job_stream": JOB,
+    "pages.build_output": "builds:output",
+    "pages.logs": "logs",
+    "pages.log_stream": "logs",
+    "pages.metrics": "metrics",
+    "pages.access_add": "access:add",
+    "pages.access_update": "access:update",
+    "pages.access_remove": "access:remove",
+    "pages.transfer": "apps:transfer",
+    "accounts.users": "users:list",
+    "accounts.add": "users:add",
+    "accounts.add_key": "ssh-keys:add",
+    "accounts.password": "users:passwd",
+    "accounts.admin": "users:admin",
+    "accounts.remove": "users:remove",
+    # backing services (the postgres and redis plugins' blueprint)
+    "services.index": "postgres:list",
+    "services.service": "postgres:info",
+    "services.download": "postgres:backups",
+    # the API
+    "api.openapi": SIGNED_IN,
+    "api.account": SIGNED_IN,
+    "api.users": "users:list",
+    "api.apps": "apps:list",
+    "api.create_app": "apps:create",
+    "api.app_info": "apps:info",
+    "api.destroy": "apps:destroy",
+    "api.config": "config",
+    "api.config_patch": "config:set",
+    "api.formation": "ps",
+    "api.formation_batch": "ps:scale",
+    "api.formation_one": "ps:scale",
+    "api.dynos": "ps",
+    "api.restart": "ps:restart",
+    "api.releases": "releases",
+    "api.rollback": "releases:rollback",
+    "api.release": "releases:info",
+    "api.build_output": "builds:output",
+    "api.job": JOB,
+    "api.job_stream": JOB,
+    "api.domains": "domains",
+    "api.domain_add": "domains:add",
+    "api.domain_remove": "domains:remove",
+    "api.logs": "logs",
+    "api.log_stream": "logs",
+    "api.metrics": "metrics",
+}
+
+
+def known(operation: str) -> bool:
+    """Whether the operation has a rule in this table."""
+    return operation in OPERATIONS or operation in APP_LESS or operation in OWNED or operation in ADMIN_ONLY
+
+
+def require_admin(ctx: Context, operation: str, what: str | None = None) -> None:
+    """The rule of everything in ADMIN_ONLY (and of the dashboard's certificate, and renewing every
+    certificate): admins, and root on the host."""
+    if not known(operation):
+        raise KeyError(operation)
     if not is_admin(ctx):
-        raise PermissionDenied(f"only an admin may run {operation} for the dashboard")
+        _denied(ctx, "-", operation)
+        raise PermissionDenied(f"only an admin may {what or 'run ' + operation}")
 
 
 def declare(operation: str, permission: str) -> None:
@@ -213,9 +693,9 @@ def declare(operation: str, permission: str) -> None:
     OPERATIONS[operation] = permission
 
 
-def _user_id(ctx: Context) -> int | None:
-    """The acting user's id; a context that carries only a name is looked up each time, so a
-    removed user loses access at once."""
+def actor_id(ctx: Context) -> int | None:
+    """The acting user's id (None: root on the host, or nobody); a context that carries only a
+    name is looked up each time, so a removed user loses access at once."""
     if ctx.user_id is not None:
         return ctx.user_id
     if ctx.actor and validation.KEY_NAME_RE.fullmatch(ctx.actor):
@@ -232,7 +712,7 @@ def permissions_of(ctx: Context, app: App) -> frozenset[str]:
     """What the actor may do with the app: empty when they may not even see it."""
     if is_admin(ctx):
         return frozenset((*PERMISSIONS, OWNER))
-    uid = _user_id(ctx)
+    uid = actor_id(ctx)
     if uid is None:
         return frozenset()
     if app.owner_id == uid:
@@ -306,7 +786,7 @@ def allowed_on(ctx: Context, app_name: str) -> Allowed:
 def allowed_on_apps(ctx: Context, apps: Iterable[App]) -> dict[str, Allowed]:
     """`allowed_on` for many apps in one query (the app list): the same answers."""
     admin = is_admin(ctx)
-    uid = None if admin else _user_id(ctx)
+    uid = None if admin else actor_id(ctx)
     grants = ctx.store.grants_of_user(uid) if uid is not None else {}
     every = frozenset((*PERMISSIONS, OWNER))
     out = {}
@@ -334,7 +814,7 @@ def may_create(ctx: Context) -> bool:
 def visible_apps(ctx: Context, apps: Iterable[App]) -> list[App]:
     if is_admin(ctx):
         return list(apps)
-    uid = _user_id(ctx)
+    uid = actor_id(ctx)
     ids = ctx.store.visible_app_ids(uid) if uid is not None else set()
     return [a for a in apps if a.id in ids]
 
@@ -350,12 +830,71 @@ def still_allowed(ctx: Context) -> bool:
     return True
 
 
+def owns(ctx: Context, owner_id: int | None) -> bool:
+    """Whether the actor owns something recorded with this owner (admins own everything; a thing
+    without an owner, made before owners were kept or whose owner was removed, is the admins')."""
+    if is_admin(ctx):
+        return True
+    uid = actor_id(ctx)
+    return uid is not None and owner_id == uid
+
+
+def require_owner(ctx: Context, owner_id: int | None, operation: str, what: str) -> None:
+    """The rule of OWNED operations: `what` (e.g. "postgres service 'db'") is told not to exist to
+    anyone but its owner and admins, the same words as for a name nobody uses."""
+    if operation not in OWNED:
+        raise KeyError(operation)
+    if not owns(ctx, owner_id):
+        _denied(ctx, what, operation)
+        raise NotFound(f"{what} does not exist")
+
+
+def may_create_service(ctx: Context) -> bool:
+    """Whether PAAS_SERVICE_CREATE lets the actor create backing services at all."""
+    return ctx.settings.service_create == "users" or is_admin(ctx)
+
+
+def require_service_create(ctx: Context, operation: str, owned: Callable[[int], int]) -> int | None:
+    """Who may create a backing service (`postgres:create`, an app.json addon): admins, and with
+    PAAS_SERVICE_CREATE=users every user up to PAAS_SERVICES_PER_USER services (`owned(uid)`
+    counts theirs). The new service's owner's id."""
+    kind = operation.split(":")[0]
+    if is_admin(ctx):
+        return actor_id(ctx)
+    if not may_create_service(ctx):
+        _denied(ctx, "-", operation)
+        raise PermissionDenied(f"only an admin may create {kind} services here (PAAS_SERVICE_CREATE=admins)")
+    uid = require_user(ctx, operation)
+    assert uid is not None
+    most = ctx.settings.services_per_user
+    if owned(uid) >= most:
+        _denied(ctx, "-", operation)
+        raise PermissionDenied(
+            f"you own {most} backing service(s), the most a user may here (PAAS_SERVICES_PER_USER)"
+        )
+    return uid
+
+
+def require_user(ctx: Context, operation: str) -> int | None:
+    """The rule under everything that makes a thing of the actor's own (an app, a service, a
+    folder): a user of this server (their id), or an admin (root on the host has no id)."""
+    if not known(operation):
+        raise KeyError(operation)
+    uid = actor_id(ctx)
+    if is_admin(ctx):
+        return uid
+    if uid is None or ctx.store.get_user_by_id(uid) is None:
+        _denied(ctx, "-", operation)
+        raise PermissionDenied(f"only a user of this server may run {operation}")
+    return uid
+
+
 def require_create(ctx: Context) -> int | None:
     """Whether the actor may create an app (apps:create, or pushing a new name); the owner's id."""
     if ctx.settings.app_create == "admins" and not is_admin(ctx):
         _denied(ctx, "-", "create")
         raise PermissionDenied("only an admin may create apps here (PAAS_APP_CREATE=admins)")
-    return _user_id(ctx)
+    return require_user(ctx, "apps:create")
 
 
 # collaborators
@@ -370,7 +909,8 @@ def parse_permissions(text: str | None) -> tuple[str, ...]:
     return tuple(p for p in PERMISSIONS if p in wanted or p == "view")
 
 
-def _collaborator(ctx: Context, user_name: str) -> User:
+def user_named(ctx: Context, user_name: str) -> User:
+    """A user by name (a collaborator to add, an account to change): the one lookup of users."""
     validation.user_name(user_name)
     user = ctx.store.get_user(user_name)
     if user is None:
@@ -398,7 +938,7 @@ def list_access(ctx: Context, app_name: str) -> dict:
 
 def add_access(ctx: Context, app_name: str, user_name: str, permissions: str | None = None) -> Grant:
     app = authorize(ctx, app_name, "access:add")
-    user = _collaborator(ctx, user_name)
+    user = user_named(ctx, user_name)
     perms = parse_permissions(permissions)
     if user.id == app.owner_id:
         raise PaasError(f"{user.name} owns {app.name} and has every permission")
@@ -411,7 +951,7 @@ def add_access(ctx: Context, app_name: str, user_name: str, permissions: str | N
 
 def update_access(ctx: Context, app_name: str, user_name: str, permissions: str) -> Grant:
     app = authorize(ctx, app_name, "access:update")
-    user = _collaborator(ctx, user_name)
+    user = user_named(ctx, user_name)
     perms = parse_permissions(permissions)
     if ctx.store.grant_of(app.id, user.id) is None:
         raise NotFound(f"{user.name} has no access to {app.name}: use access:add")
@@ -423,7 +963,7 @@ def update_access(ctx: Context, app_name: str, user_name: str, permissions: str)
 def remove_access(ctx: Context, app_name: str, user_name: str) -> None:
     """Takes effect at once: their next command, API request, or open SSH session is refused."""
     app = authorize(ctx, app_name, "access:remove")
-    user = _collaborator(ctx, user_name)
+    user = user_named(ctx, user_name)
     if user.id == app.owner_id:
         raise PaasError(f"{user.name} owns {app.name}: transfer it first (apps:transfer)")
     if not ctx.store.remove_grant(app.id, user.id):
@@ -434,7 +974,7 @@ def remove_access(ctx: Context, app_name: str, user_name: str) -> None:
 def transfer(ctx: Context, app_name: str, user_name: str) -> App:
     """The user becomes the owner; the previous owner keeps view, deploy and operate (as Heroku)."""
     app = authorize(ctx, app_name, "apps:transfer")
-    user = _collaborator(ctx, user_name)
+    user = user_named(ctx, user_name)
     if user.id == app.owner_id:
         raise PaasError(f"{user.name} already owns {app.name}")
     ctx.store.transfer_app(app.id, user.id)

@@ -53,7 +53,7 @@ def app_info(ctx: Context, name: str) -> dict:
     """Everything `apps:info` shows, with stable keys (also the JSON shape)."""
     app = access.authorize(ctx, name, "apps:info")
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     procs = list_processes(ctx, name)
     return {
         "name": app.name,
@@ -131,7 +131,7 @@ def destroy_app(ctx: Context, name: str, confirm: str | None, log: BuildLog | No
         _remove_volume(ctx, names.cache_volume(ctx.settings.instance_id, app.name))
         networks.remove_app_networks(client, instance, app.name)
         shutil.rmtree(names.repo_path(ctx.settings, app.name), ignore_errors=True)
-        shutil.rmtree(names.jobs_dir(ctx.settings, app.name), ignore_errors=True)  # deploys from the web
+        shutil.rmtree(names.jobs_dir(ctx.settings, app.id), ignore_errors=True)  # deploys from the web
         ctx.store.delete_app(app.id)
-        ctx.store.add_event(app.name, ctx.actor, "apps:destroy")
+        ctx.store.add_event(app, ctx.actor, "apps:destroy")
     ctx.plugins.call_post("paas_app_destroyed", ctx=ctx, app=app, log=log or BuildLog())

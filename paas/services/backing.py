@@ -6,16 +6,24 @@ health, set the password, dump and restore); everything else is here, the same f
 - A service is a record (`<data dir>/services/<kind>/<name>/service.json`, 0600: it holds the
   generated password), one container and one named volume. Backups live next to the record
   (`backups/`), written atomically with a sha256 beside each, and outlive a destroyed service.
+- A service has an owner: the user who created it (an app.json addon: the pusher). Only its
+  owner and admins read, change, back up or link it; to anyone else it does not exist. Who may
+  create one: admins, and every user when PAAS_SERVICE_CREATE=users (up to
+  PAAS_SERVICES_PER_USER each). A service created on the host, or before owners were kept, is
+  the admins'. The rules are in `services/access.py`; each entry here checks them first.
 - A link puts the service on the app's own network (an alias the app resolves) and sets the
   URL config var through `config.set_config`: a new release and a zero-downtime restart.
   Unlinking unsets it and leaves the network. The service is health-checked before a link.
+  Linking needs the service's ownership and `manage` on the app. A link is to the app's id: a
+  new app of a destroyed one's name is linked to nothing.
 - The reconcile pass (re)creates a missing container, starts a stopped one, fixes its networks
   to exactly those of the linked apps and runs scheduled backups.
 - app.json `addons` are created and linked during the first push, before the release is
   recorded (the push holds the app's lock, so the config is written directly: there is no
-  running release to restart yet).
-
-Permissions seam: `authorize_link` is where the teams issue will require `manage` on the app.
+  running release to restart yet). They only create: an existing service of the derived name is
+  linked only when the pusher owns it.
+- When an app is destroyed, its services are kept for their owner, unlinked; one that is no
+  longer linked to any app gets a final backup. The destroy's output says so.
 """
 
 from __future__ import annotations
@@ -46,10 +54,10 @@ from paas.core import names, validation
 from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import Conflict, NotFound, PaasError, PermissionDenied
+from paas.errors import Conflict, NotFound, PaasError
 from paas.scheduler import networks
 from paas.scheduler import service_containers as sc
-from paas.services import access, lookup
+from paas.services import access
 from paas.services import config as config_service
 from paas.services.containers import app_network, network_name
 from paas.store import App
@@ -92,8 +100,9 @@ class Kind:
 
 @dataclass
 class Link:
-    app: str
+    app: str  # the app's name (for showing it; kept up to date on rename)
     alias: str | None = None
+    app_id: int | None = None  # the app: a name is not an identity
 
 
 @dataclass
@@ -106,6 +115,7 @@ class Record:
     schedule: str | None = None  # a cron expression (UTC) for postgres:backup-schedule
     keep: int | None = None  # how many scheduled backups to keep
     last_scheduled: str | None = None
+    owner_id: int | None = None  # the user who created it (None: the admins')
 
     @property
     def host(self) -> str:
@@ -118,6 +128,12 @@ class Record:
     def linked_apps(self) -> set[str]:
         return {link.app for link in self.links}
 
+    def linked_ids(self) -> set[int]:
+        return {link.app_id for link in self.links if link.app_id is not None}
+
+    def links_of(self, app: App) -> list[Link]:
+        return [link for link in self.links if link.app_id == app.id]
+
 
 @dataclass(frozen=True)
 class Backup:
@@ -125,6 +141,7 @@ class Backup:
     size: int
     created_at: str
     sha256: str
+    owner_id: int | None = None  # the service's owner when it was taken (None: the admins')
 
 
 _KINDS: dict[str, Kind] = {}
@@ -184,13 +201,40 @@ def _save(ctx: Context, record: Record) -> None:
 
 
 def load(ctx: Context, kind: Kind, name: str) -> Record | None:
+    return _read(ctx, kind, name)[0]
+
+
+def _read(ctx: Context, kind: Kind, name: str) -> tuple[Record | None, bool]:
+    """The record, and whether a link of it was written before links held the app's id: such a
+    link is to the app of that name now (or to none), and the reconcile pass saves it so."""
     path = _record_path(ctx, kind, name)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        return None
-    links = [Link(**link) for link in data.pop("links", [])]
-    return Record(**{**data, "links": links})
+        return None, False
+    links, legacy = [], False
+    for raw in data.pop("links", []):
+        link = Link(**raw)
+        if link.app_id is None:
+            legacy = True
+            app = ctx.store.get_app(link.app)
+            if app is None:
+                continue
+            link.app_id = app.id
+        links.append(link)
+    return Record(**{**data, "links": links}), legacy
+
+
+def _require(ctx: Context, kind: Kind, name: str, operation: str) -> Record:
+    """The service, if the actor owns it (or is an admin); to anyone else it does not exist."""
+    record = get(ctx, kind, name)
+    access.require_owner(ctx, record.owner_id, operation, f"{kind.name} service {name!r}")
+    return record
+
+
+def _owned_count(ctx: Context, user_id: int) -> int:
+    """How many backing services (of every kind) the user owns."""
+    return sum(1 for k in kinds() for r in all_records(ctx, k) if r.owner_id == user_id)
 
 
 def get(ctx: Context, kind: Kind, name: str) -> Record:
@@ -304,14 +348,17 @@ def state(ctx: Context, kind: Kind, name: str) -> str:
 
 
 def create(ctx: Context, kind: Kind, name: str, log: BuildLog) -> Record:
-    """A new service with a generated password; a failure leaves nothing behind."""
+    """A new service of the actor's with a generated password; a failure leaves nothing behind."""
+    owner = access.require_service_create(ctx, f"{kind.name}:create", lambda uid: _owned_count(ctx, uid))
     check_name(name, kind)
     with service_lock(ctx, kind, name):
         if load(ctx, kind, name) is not None:
             raise Conflict(f"{kind.name} service {name!r} already exists")
         if container_of(ctx, kind, name) is not None:
             raise Conflict(f"a {kind.name} container named {name!r} exists without a record; remove it first")
-        record = Record(kind=kind.name, name=name, password=secrets.token_hex(24), created_at=now_iso())
+        record = Record(
+            kind=kind.name, name=name, password=secrets.token_hex(24), created_at=now_iso(), owner_id=owner
+        )
         log.step(f"Creating {kind.name} service {name}")
         try:
             _start_container(ctx, kind, record, log)
@@ -336,7 +383,7 @@ def destroy(
     ctx: Context, kind: Kind, name: str, confirm: str | None, keep_backup: bool, log: BuildLog
 ) -> Backup | None:
     """Refused while linked; a final backup is kept unless `keep_backup` is False."""
-    record = get(ctx, kind, name)
+    record = _require(ctx, kind, name, f"{kind.name}:destroy")
     if record.links:
         apps = ", ".join(sorted(record.linked_apps()))
         raise Conflict(f"{kind.name} service {name} is linked to {apps}: unlink it first")
@@ -365,15 +412,23 @@ def destroy(
 
 
 def list_services(ctx: Context, kind: Kind) -> list[dict]:
+    """The services the actor owns (admins: all)."""
     return [
         {
             "name": r.name,
             "state": state(ctx, kind, r.name),
             "links": sorted(r.linked_apps()),
             "created_at": r.created_at,
+            "owner": _owner_name(ctx, r),
         }
         for r in all_records(ctx, kind)
+        if access.owns(ctx, r.owner_id)
     ]
+
+
+def _owner_name(ctx: Context, record: Record) -> str | None:
+    user = ctx.store.get_user_by_id(record.owner_id) if record.owner_id is not None else None
+    return user.name if user else None
 
 
 def mask(url: str, password: str) -> str:
@@ -381,54 +436,48 @@ def mask(url: str, password: str) -> str:
 
 
 def info(ctx: Context, kind: Kind, name: str) -> dict:
-    """Admins see the password in the URL; others see it masked."""
-    record = get(ctx, kind, name)
+    """For its owner and admins; admins see the password in the URL, the owner sees it masked
+    (their linked apps have it in their config)."""
+    record = _require(ctx, kind, name, f"{kind.name}:info")
     container = container_of(ctx, kind, name)
     url = kind.url(record)
     return {
         "name": record.name,
         "kind": kind.name,
+        "owner": _owner_name(ctx, record),
         "state": "missing" if container is None else container.status,
-        "url": url if ctx.is_admin else mask(url, record.password),
+        "url": url if access.is_admin(ctx) else mask(url, record.password),
         "host": record.host,
         "links": [{"app": link.app, "config_var": kind.env_key(link.alias)} for link in record.links],
         "created_at": record.created_at,
         "container": container.name if container is not None else None,
         "image": (container.attrs.get("Config") or {}).get("Image") if container is not None else None,
         "volume": names.service_volume(ctx.settings.instance_id, kind.name, name),
-        "backups": len(list_backups(ctx, kind, name)),
+        "backups": len(_list_backups(ctx, kind, name)),
         "backup_schedule": record.schedule,
         "backup_keep": record.keep,
     }
 
 
 def links_of_app(ctx: Context, kinds: list[Kind], app_name: str) -> list[dict]:
-    """For an app's page: the services linked to it, with their state."""
+    """For an app's page (those who may view it): the services linked to it, with their state."""
+    app = access.authorize(ctx, app_name, "apps:info")
     out = []
     for kind in kinds:
         for record in all_records(ctx, kind):
-            for link in record.links:
-                if link.app == app_name:
-                    out.append(
-                        {
-                            "kind": kind.name,
-                            "name": record.name,
-                            "config_var": kind.env_key(link.alias),
-                            "state": state(ctx, kind, record.name),
-                        }
-                    )
+            out.extend(
+                {
+                    "kind": kind.name,
+                    "name": record.name,
+                    "config_var": kind.env_key(link.alias),
+                    "state": state(ctx, kind, record.name),
+                }
+                for link in record.links_of(app)
+            )
     return out
 
 
 # ---------------------------------------------------------------- link, unlink
-
-
-def authorize_link(ctx: Context, app: App) -> None:
-    """Linking gives the app the service's password: `manage` on the app, and an admin's say
-    (services belong to the server: services/access.py ADMIN_ONLY)."""
-    access.require(ctx, app.name, "manage")
-    if not access.is_admin(ctx):
-        raise PermissionDenied("only an admin may link or unlink a service")
 
 
 def _check_alias(alias: str | None) -> str | None:
@@ -451,15 +500,14 @@ def link(ctx: Context, kind: Kind, name: str, app_name: str, alias: str | None, 
     The link is recorded before the release (so the reconcile pass keeps the network) and taken
     back if the release fails. The service lock is never held while waiting for the app's lock
     (a first push holds that one and takes this one for app.json addons)."""
+    app = access.authorize(ctx, app_name, f"{kind.name}:link")  # it gets the service's password
+    _require(ctx, kind, name, f"{kind.name}:link")
     _check_alias(alias)
-    record = get(ctx, kind, name)
-    app = lookup.get_app(ctx, app_name)
-    authorize_link(ctx, app)
     key = kind.env_key(alias)
-    new = Link(app.name, alias)
+    new = Link(app.name, alias, app.id)
     with service_lock(ctx, kind, name):
         record = get(ctx, kind, name)
-        if any(link.app == app.name and kind.env_key(link.alias) == key for link in record.links):
+        if any(kind.env_key(link.alias) == key for link in record.links_of(app)):
             raise Conflict(f"{kind.name} service {name} is already linked to {app.name} as {key}")
         current = ctx.store.get_config(app.id).get(key)
         if current is not None and current != kind.url(record):
@@ -469,7 +517,7 @@ def link(ctx: Context, kind: Kind, name: str, app_name: str, alias: str | None, 
         try:
             wait_healthy(ctx, kind, record, container, network=network)
         except BaseException:
-            if app.name not in record.linked_apps():
+            if not record.links_of(app):
                 sc.disconnect(ctx.docker, container, network)
             raise
         record.links.append(new)
@@ -480,7 +528,7 @@ def link(ctx: Context, kind: Kind, name: str, app_name: str, alias: str | None, 
     except BaseException:
         _drop_link(ctx, kind, name, new)
         raise
-    ctx.store.add_event(app.name, ctx.actor, f"{kind.name}:link", f"{name} as {key}")
+    ctx.store.add_event(app, ctx.actor, f"{kind.name}:link", f"{name} as {key}")
 
 
 def _drop_link(ctx: Context, kind: Kind, name: str, gone: Link) -> None:
@@ -492,17 +540,16 @@ def _drop_link(ctx: Context, kind: Kind, name: str, gone: Link) -> None:
         record.links = [link for link in record.links if link != gone]
         _save(ctx, record)
         container = container_of(ctx, kind, name)
-        if container is not None and gone.app not in record.linked_apps():
+        if container is not None and gone.app_id not in record.linked_ids():
             sc.disconnect(ctx.docker, container, names.app_network(ctx.settings.instance_id, gone.app))
 
 
 def unlink(ctx: Context, kind: Kind, name: str, app_name: str, log: BuildLog) -> None:
     """Unset the URL (a new release), then forget the link and leave the app's network; a
     release that fails leaves the link as it was."""
-    record = get(ctx, kind, name)
-    app = lookup.get_app(ctx, app_name)
-    authorize_link(ctx, app)
-    mine = [link for link in record.links if link.app == app.name]
+    app = access.authorize(ctx, app_name, f"{kind.name}:unlink")
+    record = _require(ctx, kind, name, f"{kind.name}:unlink")
+    mine = record.links_of(app)
     if not mine:
         raise NotFound(f"{kind.name} service {name} is not linked to {app.name}")
     config = ctx.store.get_config(app.id)
@@ -514,7 +561,7 @@ def unlink(ctx: Context, kind: Kind, name: str, app_name: str, log: BuildLog) ->
         config_service.unset_config(ctx, app.name, keys, log, restart=True)
     for link in mine:
         _drop_link(ctx, kind, name, link)
-    ctx.store.add_event(app.name, ctx.actor, f"{kind.name}:unlink", name)
+    ctx.store.add_event(app, ctx.actor, f"{kind.name}:unlink", name)
 
 
 def addon_kind(entry: Any) -> tuple[str, str | None] | None:
@@ -531,7 +578,10 @@ def addon_kind(entry: Any) -> tuple[str, str | None] | None:
 def provision_addons(ctx: Context, kind: Kind, app: App, addons: list[Any], log: BuildLog) -> list[str]:
     """During the first push (the app's lock is held by it): create the services app.json asks
     for and write their URLs into the app's config, before the release (and its release phase)
-    is made from that config. The service is named after the app (and `-<alias>`)."""
+    is made from that config. The service is named after the app (and `-<alias>`) and belongs to
+    the pusher (who needs the right to create services). Addons only create: a service of that
+    name that exists is linked only when the pusher owns it (a destroyed app's database is kept
+    for its owner, and is not handed to whoever pushes a new app of the old name)."""
     ours = [p for p in map(addon_kind, addons) if p is not None and p[0] in kind.addons]
     if not ours or ctx.store.current_release(app.id) is not None:
         return []
@@ -542,11 +592,17 @@ def provision_addons(ctx: Context, kind: Kind, app: App, addons: list[Any], log:
         key = kind.env_key(alias)
         name = app.name if alias is None else f"{app.name}-{alias.lower().replace('_', '-')}"[:30].rstrip("-")
         record = load(ctx, kind, name)
-        if record is not None and record.linked_apps() - {app.name}:
-            raise Conflict(
-                f"app.json addon {parsed[0]}: {kind.name} service {name} is linked to other apps; "
-                f"link one yourself with {kind.name}:link"
-            )
+        if record is not None and app.id not in record.linked_ids():
+            if not access.owns(ctx, record.owner_id):
+                raise Conflict(
+                    f"app.json addon {parsed[0]}: {kind.name} service {name} exists and is not yours; its "
+                    f'owner may link it ({kind.name}:link {name} {app.name}), or give the addon another "as"'
+                )
+            if record.linked_ids():
+                raise Conflict(
+                    f"app.json addon {parsed[0]}: {kind.name} service {name} is linked to other apps; "
+                    f"link one yourself with {kind.name}:link"
+                )
         if record is None:
             record = create(ctx, kind, name, log)
         with service_lock(ctx, kind, name):
@@ -558,42 +614,58 @@ def provision_addons(ctx: Context, kind: Kind, app: App, addons: list[Any], log:
             config[key] = kind.url(record)
             validation.config_size(config)
             ctx.store.replace_config(app.id, config)
-            if not any(link.app == app.name and kind.env_key(link.alias) == key for link in record.links):
-                record.links.append(Link(app.name, alias))
+            if not any(kind.env_key(link.alias) == key for link in record.links_of(app)):
+                record.links.append(Link(app.name, alias, app.id))
                 _save(ctx, record)
-        ctx.store.add_event(app.name, ctx.actor, f"{kind.name}:link", f"{name} as {key} (app.json)")
+        ctx.store.add_event(app, ctx.actor, f"{kind.name}:link", f"{name} as {key} (app.json)")
         log.step(f"app.json addon {parsed[0]}: linked {kind.name} service {name} as {key}")
         done.append(name)
     return done
 
 
 def app_destroyed(ctx: Context, kind: Kind, app: App, log: BuildLog) -> None:
-    """The app is gone (and its config with it): drop its links, leave its network, then the
-    network itself can go (apps:destroy could not remove it while we were on it)."""
+    """The app is gone (and its config with it): its services are kept for their owner. Each
+    drops its links to the app and leaves its network; one linked to no app any more gets a
+    final backup first (its data was the app's). Then the network itself can go (apps:destroy
+    could not remove it while we were on it)."""
     for record in all_records(ctx, kind):
-        if app.name not in record.linked_apps():
+        if not record.links_of(app):
             continue
+        final, why = None, ""
         with service_lock(ctx, kind, record.name):
             fresh = get(ctx, kind, record.name)
-            fresh.links = [link for link in fresh.links if link.app != app.name]
+            fresh.links = [link for link in fresh.links if link.app_id != app.id]
             _save(ctx, fresh)
             container = container_of(ctx, kind, record.name)
             if container is not None:
                 sc.disconnect(ctx.docker, container, names.app_network(ctx.settings.instance_id, app.name))
-        log.step(f"Unlinked {kind.name} service {record.name} (kept; destroy it with {kind.name}:destroy)")
+            if not fresh.links:
+                try:
+                    final = _backup_locked(ctx, kind, fresh, "final")
+                except (PaasError, docker.errors.DockerException) as exc:
+                    why = f" (no final backup: {exc})"
+        owner = _owner_name(ctx, record) or "the admins"
+        kept = f"with a final backup {final.id}" if final else "unlinked" + why
+        log.step(
+            f"Kept {kind.name} service {record.name} for {owner}, {kept}; "
+            f"destroy it with {kind.name}:destroy {record.name}"
+        )
+        ctx.store.add_event(
+            None, ctx.actor, f"{kind.name}:kept", f"{record.name} of {app.name}: {kept}"[:300]
+        )
     networks.remove_app_networks(ctx.docker, ctx.settings.instance_id, app.name)
 
 
 def app_renamed(ctx: Context, kind: Kind, app: App, old_name: str) -> None:
-    """Links follow the new name; the reconcile pass moves the networks (done here too)."""
+    """Links (to the app's id) show the new name; the reconcile pass moves the networks (done
+    here too)."""
     for record in all_records(ctx, kind):
-        if old_name not in record.linked_apps():
+        if not record.links_of(app):
             continue
         with service_lock(ctx, kind, record.name):
             fresh = get(ctx, kind, record.name)
-            for link in fresh.links:
-                if link.app == old_name:
-                    link.app = app.name
+            for link in fresh.links_of(app):
+                link.app = app.name
             _save(ctx, fresh)
             _converge_networks(ctx, kind, fresh)
     networks.remove_app_networks(ctx.docker, ctx.settings.instance_id, old_name)
@@ -608,8 +680,8 @@ def _converge_networks(ctx: Context, kind: Kind, record: Record) -> list[str]:
         return []
     actions = []
     wanted: dict[str, App] = {}
-    for app_name in record.linked_apps():
-        app = ctx.store.get_app(app_name)
+    for app_id in record.linked_ids():
+        app = ctx.store.get_app_by_id(app_id)
         if app is not None:
             wanted[network_name(ctx, app)] = app
     have = sc.networks_of(container)
@@ -644,9 +716,11 @@ def reconcile(ctx: Context, kind: Kind, now: datetime | None = None) -> list[str
 def _reconcile_one(ctx: Context, kind: Kind, record: Record, now: datetime) -> list[str]:
     try:
         with service_lock(ctx, kind, record.name, wait=False):
-            fresh = load(ctx, kind, record.name)
+            fresh, legacy = _read(ctx, kind, record.name)
             if fresh is None:
                 return []
+            if legacy:  # links by name only, from before: kept as the apps they name now
+                _save(ctx, fresh)
             actions = _converge(ctx, kind, fresh)
     except Busy:
         return []
@@ -690,7 +764,7 @@ def _start_scheduled_backup(ctx: Context, kind: Kind, name: str, now: datetime) 
 
     def run() -> None:
         try:
-            backup(ctx, kind, name, "scheduled")
+            _backup(ctx, kind, name, "scheduled")
             prune_scheduled(ctx, kind, name)
         except Exception as exc:
             log.warning("scheduled backup of %s %s failed: %s", kind.name, name, exc)
@@ -704,6 +778,7 @@ def _start_scheduled_backup(ctx: Context, kind: Kind, name: str, now: datetime) 
 
 def set_schedule(ctx: Context, kind: Kind, name: str, schedule: str, keep: int | None) -> Record:
     """A cron expression (UTC), or `off`; `keep` scheduled backups are kept (others pruned)."""
+    _require(ctx, kind, name, f"{kind.name}:backup-schedule")
     if keep is not None and not 1 <= keep <= 1000:
         raise PaasError("--keep must be between 1 and 1000")
     schedule = schedule.strip()
@@ -729,7 +804,11 @@ def _stderr_line(err: bytes) -> str:
 
 def export(ctx: Context, kind: Kind, name: str, out: Emit) -> None:
     """The service's dump (pg_dump custom format, Redis RDB) streamed to `out`."""
-    record = get(ctx, kind, name)
+    _export(ctx, kind, _require(ctx, kind, name, f"{kind.name}:export"), out)
+
+
+def _export(ctx: Context, kind: Kind, record: Record, out: Emit) -> None:
+    name = record.name
     container = _running(ctx, kind, record)
     cmd, env = kind.export_cmd(record)
     err = bytearray()
@@ -741,7 +820,7 @@ def export(ctx: Context, kind: Kind, name: str, out: Emit) -> None:
 def import_(ctx: Context, kind: Kind, name: str, read_in: Callable[[int], bytes]) -> None:
     """Replace the data with a dump read from `read_in`, all or nothing (a bad dump changes
     nothing)."""
-    record = get(ctx, kind, name)
+    record = _require(ctx, kind, name, f"{kind.name}:import")
     with service_lock(ctx, kind, name):
         _import_locked(ctx, kind, record, read_in)
     ctx.store.add_event(None, ctx.actor, f"{kind.name}:import", name)
@@ -766,7 +845,13 @@ def _backups_dir(ctx: Context, kind: Kind, name: str) -> Path:
     return names.service_backups_dir(ctx.settings, kind.name, name)
 
 
-def backup(ctx: Context, kind: Kind, name: str, reason: str = "manual") -> Backup:
+def backup(ctx: Context, kind: Kind, name: str) -> Backup:
+    """`postgres:backup`: a backup now, by the service's owner (or an admin)."""
+    _require(ctx, kind, name, f"{kind.name}:backup")
+    return _backup(ctx, kind, name, "manual")
+
+
+def _backup(ctx: Context, kind: Kind, name: str, reason: str) -> Backup:
     record = get(ctx, kind, name)
     with service_lock(ctx, kind, name):
         done = _backup_locked(ctx, kind, record, reason)
@@ -790,10 +875,15 @@ def _backup_locked(ctx: Context, kind: Kind, record: Record, reason: str) -> Bac
                 digest.update(data)
                 fh.write(data)
 
-            export(ctx, kind, record.name, write)
+            _export(ctx, kind, record, write)
             fh.flush()
             os.fsync(fh.fileno())
-        meta = {"sha256": digest.hexdigest(), "reason": reason, "created_at": now_iso()}
+        meta = {
+            "sha256": digest.hexdigest(),
+            "reason": reason,
+            "created_at": now_iso(),
+            "owner_id": record.owner_id,  # a backup stays its owner's, even when the service is gone
+        }
         _write_private(folder / f"{backup_id}.json", json.dumps(meta).encode())
         os.replace(tmp, folder / backup_id)
         dir_fd = os.open(folder, os.O_DIRECTORY)
@@ -817,29 +907,45 @@ def _describe(path: Path) -> Backup:
     created = meta.get("created_at") or datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(
         timespec="seconds"
     )
-    return Backup(id=path.name, size=stat.st_size, created_at=created, sha256=meta.get("sha256", ""))
+    owner = meta.get("owner_id")
+    return Backup(
+        id=path.name,
+        size=stat.st_size,
+        created_at=created,
+        sha256=meta.get("sha256", ""),
+        owner_id=owner if isinstance(owner, int) else None,
+    )
 
 
-def list_backups(ctx: Context, kind: Kind, name: str) -> list[Backup]:
-    """Newest first. Backups outlive the service (a final one is kept on destroy): create a
-    service of the same name again to restore one."""
-    check_name(name, kind)
+def _list_backups(ctx: Context, kind: Kind, name: str) -> list[Backup]:
     folder = _backups_dir(ctx, kind, name)
     if not folder.is_dir():
-        if load(ctx, kind, name) is None:
-            raise NotFound(f"{kind.name} service {name!r} does not exist and has no backups")
         return []
     found = [_describe(p) for p in folder.iterdir() if BACKUP_RE.fullmatch(p.name) and p.is_file()]
     return sorted(found, key=lambda b: b.id, reverse=True)
 
 
+def list_backups(ctx: Context, kind: Kind, name: str) -> list[Backup]:
+    """Newest first: those of the actor's (admins: all). Backups outlive the service (a final one
+    is kept on destroy): its owner creates a service of the same name again to restore one; a
+    backup is its owner's, whoever makes a service of that name."""
+    check_name(name, kind)
+    if load(ctx, kind, name) is not None:
+        _require(ctx, kind, name, f"{kind.name}:backups")
+    mine = [b for b in _list_backups(ctx, kind, name) if access.owns(ctx, b.owner_id)]
+    if not mine and load(ctx, kind, name) is None:
+        raise NotFound(f"{kind.name} service {name!r} does not exist and has no backups")
+    return mine
+
+
 def backup_path(ctx: Context, kind: Kind, name: str, backup_id: str) -> Path:
-    """The file of one backup, its name checked (never a path from the user), its checksum verified."""
+    """The file of one of the actor's backups (a download, a restore), its name checked (never
+    a path from the user)."""
     check_name(name, kind)
     if not BACKUP_RE.fullmatch(backup_id or "") or not backup_id.startswith(f"{name}-"):
         raise PaasError(f"invalid backup id {backup_id!r} (see {kind.name}:backups {name})")
     path = _backups_dir(ctx, kind, name) / backup_id
-    if not path.is_file():
+    if not path.is_file() or not access.owns(ctx, _describe(path).owner_id):
         raise NotFound(f"{kind.name} service {name} has no backup {backup_id}")
     return path
 
@@ -855,7 +961,7 @@ def verify(path: Path) -> None:
 
 
 def restore(ctx: Context, kind: Kind, name: str, backup_id: str) -> None:
-    record = get(ctx, kind, name)
+    record = _require(ctx, kind, name, f"{kind.name}:restore")
     path = backup_path(ctx, kind, name, backup_id)
     verify(path)
     with service_lock(ctx, kind, name), open(path, "rb") as fh:
@@ -868,7 +974,7 @@ def prune_scheduled(ctx: Context, kind: Kind, name: str) -> None:
     if not record.keep:
         return
     scheduled = []
-    for b in list_backups(ctx, kind, name):
+    for b in _list_backups(ctx, kind, name):
         path = _backups_dir(ctx, kind, name) / b.id
         try:
             if json.loads(Path(f"{path}.json").read_text()).get("reason") == "scheduled":
@@ -895,7 +1001,7 @@ def connect(
     gone: Callable[[], bool],
 ) -> int:
     """The kind's client (psql, redis-cli) in the service container, attached to the user."""
-    record = get(ctx, kind, name)
+    record = _require(ctx, kind, name, f"{kind.name}:connect")
     container = _running(ctx, kind, record)
     cmd, env = kind.connect_cmd(record)
     return sc.exec_stream(
@@ -904,7 +1010,7 @@ def connect(
 
 
 def logs(ctx: Context, kind: Kind, name: str, lines: int = 100) -> list[str]:
-    get(ctx, kind, name)
+    _require(ctx, kind, name, f"{kind.name}:logs")
     container = container_of(ctx, kind, name)
     if container is None:
         raise PaasError(f"{kind.name} service {name} has no container right now (the server recreates it)")

@@ -111,7 +111,7 @@ def report(ctx: Context, app_name: str) -> dict:
     app = access.authorize(ctx, app_name, "checks:report")
     disabled = disabled_types(ctx, app)
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     custom = checks_for(build) if build else {}
     types = sorted(set(build.processes if build else {}) | set(custom))
     return {

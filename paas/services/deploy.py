@@ -47,7 +47,7 @@ def deploy_release(
     the old ones, on the app's, stop once the new ones serve.
     Any failure stops the new processes and leaves what ran before running and routed.
     """
-    build = ctx.store.get_build(release.build_id) if release.build_id else None
+    build = ctx.store.build_of(release)
     if build is None or not build.image:
         raise DeployFailed(f"release v{release.version} has no image to run")
     client = ctx.docker

@@ -16,8 +16,7 @@ import docker
 
 from paas.core import names
 from paas.core.context import Context
-from paas.errors import PermissionDenied
-from paas.services import disk, routing
+from paas.services import access, disk, routing
 
 ROLES_OF_APPS = (names.ROLE_PROCESS, names.ROLE_RUN, names.ROLE_ONEOFF, names.ROLE_BUILD, "cron")
 
@@ -123,8 +122,7 @@ def _usage(ctx: Context, known: set[str], report: Report) -> None:
 
 
 def report(ctx: Context) -> Report:
-    if not ctx.is_admin:
-        raise PermissionDenied("doctor is for admins")
+    access.require_admin(ctx, "doctor")
     out = Report(checks=_checks(ctx))
     out.disk = [asdict(s) for s in disk.spaces(ctx)]
     if out.checks["dockerd"] == "ok":
@@ -134,6 +132,7 @@ def report(ctx: Context) -> Report:
 
 def fix(ctx: Context, found: Report) -> list[str]:
     """Remove the orphans found: containers first (they hold networks and images)."""
+    access.require_admin(ctx, "doctor")
     client = ctx.docker
     done = []
     order = {"container": 0, "network": 1, "image": 2, "volume": 3}

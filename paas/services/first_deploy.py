@@ -3,7 +3,7 @@
 From the manifest of the first pushed commit (paas.core.manifest): `env` values (and
 `generator: "secret"`) become config vars before the first build (so the build sees them), and
 `scripts.postdeploy` runs once after the first deploy. (`formation` gives each process type new to
-the app its scale, on any deploy: formation.default_formation.)
+the app its scale, on any deploy: releases.default_formation.)
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def after_deploy(ctx: Context, app: App, release: Release, setup: FirstDeploy, l
     """After the first successful deploy: app.json's `scripts.postdeploy`."""
     if not (setup.first and setup.manifest and setup.manifest.postdeploy):
         return
-    build = ctx.store.get_build(release.build_id) if release.build_id else None
+    build = ctx.store.build_of(release)
     if build is None or not build.image:
         return
     run_postdeploy(ctx, app, release, build.image, setup.manifest.postdeploy, log, first=True)

@@ -2,40 +2,42 @@
 
 from __future__ import annotations
 
-from paas.core import validation
+from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.services import access
 from paas.services.locks import app_lock
-from paas.services.releases import new_release
+from paas.services.releases import default_formation, new_release
 from paas.store import Release
-
-NOT_SCALABLE = {"release": "release runs once per release, before its processes start; it is not scaled"}
-
-
-def default_formation(
-    processes: dict[str, str], stored: dict[str, int], manifest: dict[str, int] | None = None
-) -> dict[str, int]:
-    """Stored scale for known types; a type new to the app gets app.json's `formation` quantity,
-    else web=1 and 0 for the rest (as Heroku). Types the build no longer has are dropped."""
-    manifest = manifest or {}
-    return {
-        t: stored.get(t, manifest.get(t, 1 if t == "web" else 0))
-        for t in sorted(processes)
-        if t not in NOT_SCALABLE
-    }
 
 
 def parse_scale_args(args: list[str]) -> dict[str, int]:
     """`web=3 worker=1` -> {"web": 3, "worker": 1}."""
     if not args:
         raise PaasError("give one or more TYPE=COUNT, e.g. web=2 worker=1")
-    changes: dict[str, int] = {}
+    pairs: list[tuple[object, object]] = []
     for arg in args:
         ptype, sep, count = arg.partition("=")
         if not sep:
             raise PaasError(f"invalid scale {arg!r}: use TYPE=COUNT, e.g. web=2")
+        pairs.append((ptype, validation.scale(count)))
+    return check_changes(pairs)
+
+
+def check_changes(pairs: list[tuple[object, object]]) -> dict[str, int]:
+    """(process type, count) pairs, from the command line's `web=2` or the API's `{"type": "web",
+    "quantity": 2}`: valid types, and counts that are whole numbers (not text) in range."""
+    if not pairs:
+        raise PaasError("give one or more TYPE=COUNT, e.g. web=2 worker=1")
+    changes: dict[str, int] = {}
+    for ptype, count in pairs:
+        if not isinstance(ptype, str):
+            raise PaasError('each update needs a process type: {"type": "web", "quantity": 2}')
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise PaasError(
+                f"the quantity of {ptype} must be a whole number from 0 to {validation.MAX_SCALE}"
+            )
         changes[validation.process_type(ptype)] = validation.scale(count)
     return changes
 
@@ -49,16 +51,17 @@ def scale(ctx: Context, app_name: str, changes: dict[str, int], log: BuildLog) -
     app = access.authorize(ctx, app_name, "ps:scale")
     with app_lock(ctx, app.name):
         current = ctx.store.current_release(app.id)
-        build = ctx.store.get_build(current.build_id) if current and current.build_id else None
+        build = ctx.store.build_of(current)
         if build is None:
             build = ctx.store.latest_build(app.id)
-        for ptype in changes:
-            if ptype in NOT_SCALABLE:
-                raise PaasError(NOT_SCALABLE[ptype])
+        if names.RELEASE_PROCESS in changes:
+            raise PaasError(
+                f"{names.RELEASE_PROCESS} runs once per release, before its processes start; it is not scaled"
+            )
         if build is None:  # nothing built yet: stored as asked, for the types the first build has
             formation = {**ctx.store.get_formation(app.id), **changes}
         else:
-            known = {t: c for t, c in build.processes.items() if t not in NOT_SCALABLE}
+            known = default_formation(build.processes, {})
             unknown = sorted(set(changes) - set(known))
             if unknown:
                 offer = ", ".join(sorted(known)) or "none"

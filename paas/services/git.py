@@ -16,7 +16,7 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
-from paas.services import images, properties
+from paas.services import access, images, properties
 from paas.store import App
 
 BRANCH_RE = re.compile(r"^(?!.*\.\.)(?!.*//)(?!/)(?!.*/$)(?!.*\.lock$)[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
@@ -49,11 +49,13 @@ def _count(low: int, high: int) -> properties.Check:
     return check
 
 
-def deploy_branches(ctx: Context, app: App | None) -> tuple[str, ...]:
-    """The branches a push may deploy: the one set for the app (or the server), else main and
-    master."""
-    own = properties.raw(ctx, app, "git", "deploy-branch") if app is not None else ""
-    chosen = own or properties.global_raw(ctx, "git", "deploy-branch")
+def deploy_branches(ctx: Context, app_name: str) -> tuple[str, ...]:
+    """The branches a push to the app may deploy: the one set for the app (or the server), else
+    main and master."""
+    app = access.authorize(ctx, app_name, "git:push")
+    chosen = properties.raw(ctx, app, "git", "deploy-branch") or properties.global_raw(
+        ctx, "git", "deploy-branch"
+    )
     return (chosen,) if chosen else BRANCHES_THAT_DEPLOY
 
 

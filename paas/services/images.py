@@ -17,7 +17,7 @@ from docker.models.images import Image
 from paas.core import names
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import PaasError, PermissionDenied
+from paas.errors import PaasError
 from paas.services import access
 
 # [registry[:port]/]path[:tag][@sha256:digest], lowercase path components (docker's grammar).
@@ -59,7 +59,8 @@ def vet(ctx: Context, reference: str) -> str:
     if full.startswith("docker.io/paas/"):
         raise PaasError(f"{reference}: the platform's own images cannot be deployed as an app")
     if not listed(ctx, reference) and not access.is_admin(ctx):
-        raise PermissionDenied(
+        # A rule about the image, as dockerfile_rules' about a FROM line: not about the app.
+        raise PaasError(
             f"{reference}: only an admin may deploy from an image whose registry the operator did not "
             "list in PAAS_IMAGE_SOURCES"
         )

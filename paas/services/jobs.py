@@ -30,7 +30,7 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError, Throttled
 from paas.services import access
-from paas.store import now
+from paas.store import App, now
 
 log = logging.getLogger("paas.jobs")
 
@@ -72,18 +72,14 @@ _pending_lock = threading.Lock()
 _pending = 0
 
 
-def _dir(ctx: Context, app: str) -> Path:
-    return names.jobs_dir(ctx.settings, app)
-
-
-def _paths(ctx: Context, app: str, job_id: str) -> tuple[Path, Path]:
-    d = _dir(ctx, app)
+def _paths(ctx: Context, app_id: int, job_id: str) -> tuple[Path, Path]:
+    d = names.jobs_dir(ctx.settings, app_id)
     return d / f"{job_id}.json", d / f"{job_id}.log"
 
 
-def _save(ctx: Context, job: Job) -> None:
+def _save(ctx: Context, app_id: int, job: Job) -> None:
     """Atomically: a reader in another worker sees the old state or the new, never half."""
-    state, _ = _paths(ctx, job.app, job.id)
+    state, _ = _paths(ctx, app_id, job.id)
     tmp = state.with_suffix(".tmp")
     tmp.write_text(json.dumps(job.as_json()))
     os.replace(tmp, state)
@@ -110,14 +106,14 @@ def start(ctx: Context, app_name: str, operation: str, title: str, work: Work) -
             raise Throttled(f"{MAX_PENDING} deploys are already waiting here; try again shortly", 10)
         _pending += 1
     try:
-        d = _dir(ctx, app.name)
+        d = names.jobs_dir(ctx.settings, app.id)
         d.mkdir(parents=True, exist_ok=True)
         _prune(d)
         job = Job(secrets.token_hex(8), app.name, operation, title, ctx.actor, "queued", "", now())
-        out = open(_paths(ctx, app.name, job.id)[1], "x", encoding="utf-8", errors="replace")  # noqa: SIM115 - the job closes it
+        out = open(_paths(ctx, app.id, job.id)[1], "x", encoding="utf-8", errors="replace")  # noqa: SIM115 - the job closes it
         fcntl.flock(out, fcntl.LOCK_EX)  # held while the job lives (see `get`)
-        _save(ctx, job)
-        _pool.submit(_run, ctx, job, out, work)
+        _save(ctx, app.id, job)
+        _pool.submit(_run, ctx, app.id, job, out, work)
     except BaseException:
         with _pending_lock:
             _pending -= 1
@@ -125,7 +121,7 @@ def start(ctx: Context, app_name: str, operation: str, title: str, work: Work) -
     return job
 
 
-def _run(ctx: Context, job: Job, out: IO[str], work: Work) -> None:
+def _run(ctx: Context, app_id: int, job: Job, out: IO[str], work: Work) -> None:
     global _pending
     written = 0
 
@@ -139,7 +135,7 @@ def _run(ctx: Context, job: Job, out: IO[str], work: Work) -> None:
             out.flush()
 
     try:
-        _save(ctx, job := replace(job, state="running"))
+        _save(ctx, app_id, job := replace(job, state="running"))
         try:
             state, message = "succeeded", work(BuildLog(sink))
         except PaasError as exc:
@@ -147,7 +143,7 @@ def _run(ctx: Context, job: Job, out: IO[str], work: Work) -> None:
         except Exception:
             log.exception("job %s (%s of %s) failed", job.id, job.title, job.app)
             state, message = "failed", "internal error during the deploy (see the server log)"
-        _save(ctx, replace(job, state=state, message=message, ended_at=now()))
+        _save(ctx, app_id, replace(job, state=state, message=message, ended_at=now()))
     except Exception:
         log.exception("job %s of %s: cannot record its state", job.id, job.app)
     finally:
@@ -156,14 +152,15 @@ def _run(ctx: Context, job: Job, out: IO[str], work: Work) -> None:
             _pending -= 1
 
 
-def _load(ctx: Context, app: str, job_id: str) -> Job:
+def _load(ctx: Context, app: App, job_id: str) -> Job:
+    """The job as saved, named by the app's name now (it may have been renamed since)."""
     if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
-        raise NotFound(f"no job {job_id!r} for {app}")
-    state, output = _paths(ctx, app, job_id)
+        raise NotFound(f"no job {job_id!r} for {app.name}")
+    state, output = _paths(ctx, app.id, job_id)
     try:
-        job = Job(**json.loads(state.read_text()))
+        job = replace(Job(**json.loads(state.read_text())), app=app.name)
     except (OSError, ValueError, TypeError):
-        raise NotFound(f"no job {job_id!r} for {app}") from None
+        raise NotFound(f"no job {job_id!r} for {app.name}") from None
     if job.done:
         return job
     try:
@@ -173,29 +170,33 @@ def _load(ctx: Context, app: str, job_id: str) -> Job:
         return job  # alive
     except OSError:
         pass
-    again = Job(**json.loads(state.read_text()))  # it may have ended just now
+    again = replace(Job(**json.loads(state.read_text())), app=app.name)  # it may have ended just now
     return again if again.done else replace(again, state="interrupted", message="the dashboard restarted")
 
 
 def get(ctx: Context, app_name: str, job_id: str) -> Job:
     """A job of the app, for those who may run what it runs."""
+    return _get(ctx, app_name, job_id)[1]
+
+
+def _get(ctx: Context, app_name: str, job_id: str) -> tuple[App, Job]:
     app = access.require(ctx, app_name, "view")
-    job = _load(ctx, app.name, job_id)
+    job = _load(ctx, app, job_id)
     access.authorize(ctx, app.name, job.operation)
-    return job
+    return app, job
 
 
 def output(ctx: Context, app_name: str, job_id: str, offset: int = 0) -> tuple[str, int]:
     """The job's complete lines from byte `offset` on, and the offset after them."""
-    job = get(ctx, app_name, job_id)
-    lines = _read(ctx, job, offset)
+    app, job = _get(ctx, app_name, job_id)
+    lines = _read(ctx, app, job, offset)
     return "".join(f"{line}\n" for line, _ in lines), lines[-1][1] if lines else max(0, offset)
 
 
-def _read(ctx: Context, job: Job, offset: int) -> list[tuple[str, int]]:
+def _read(ctx: Context, app: App, job: Job, offset: int) -> list[tuple[str, int]]:
     """Complete lines from byte `offset`, each with the byte offset after it."""
     try:
-        with open(_paths(ctx, job.app, job.id)[1], "rb") as fh:
+        with open(_paths(ctx, app.id, job.id)[1], "rb") as fh:
             fh.seek(max(0, offset))
             data = fh.read(MAX_OUTPUT)
     except OSError:
@@ -214,10 +215,10 @@ def follow(
 ) -> Iterator[tuple[str, int] | Job | None]:
     """Lines (with the byte offset after each) as the job writes them, then the ended job.
     None now and then while nothing comes (a heartbeat: the caller learns the reader left)."""
-    job = get(ctx, app_name, job_id)
+    app, job = _get(ctx, app_name, job_id)
     quiet = 0.0
     while not stopped():
-        lines = _read(ctx, job, offset)
+        lines = _read(ctx, app, job, offset)
         if lines:
             yield from lines
             offset = lines[-1][1]
@@ -226,7 +227,7 @@ def follow(
         if job.done:
             yield job
             return
-        job = _load(ctx, job.app, job.id)
+        job = _load(ctx, app, job.id)
         if job.done:
             continue  # one more read: what it wrote before it ended
         time.sleep(POLL)

@@ -10,7 +10,8 @@ import paramiko
 
 from paas.core import validation
 from paas.core.context import Context
-from paas.errors import Conflict, NotFound, PaasError, PermissionDenied
+from paas.errors import Conflict, NotFound, PaasError
+from paas.services import access
 from paas.store import SshKey, now
 
 
@@ -37,13 +38,6 @@ def parse_public_key(text: str) -> tuple[str, str]:
     return f"{key_type} {data}", fingerprint_of_blob(blob)
 
 
-def _require_host(ctx: Context, what: str) -> None:
-    """Who may log in is decided by root on the server or an admin on the dashboard's Users page,
-    never by a key holder (the SSH commands are host-only)."""
-    if not (ctx.on_host or ctx.is_admin):
-        raise PermissionDenied(f"{what} works on the server only (paas {what} ...) or for admins")
-
-
 def _key_name(ctx: Context, user: str) -> str:
     """A user's first key is named after them, the next ones `<user>-2`, `<user>-3`, ..."""
     if ctx.store.get_key(user) is None:
@@ -57,7 +51,7 @@ def _key_name(ctx: Context, user: str) -> str:
 def add_key(ctx: Context, user: str, public_key_text: str) -> SshKey:
     """Attach a key to a user, creating the user (without a password) if needed; the first user,
     or the first while there is no admin, is an admin."""
-    _require_host(ctx, "ssh-keys:add")
+    access.require_admin(ctx, "ssh-keys:add")  # root on the server, or an admin's Users page
     validation.user_name(user)
     normalised, fp = parse_public_key(public_key_text)
     existing = ctx.store.get_key_by_fingerprint(fp)
@@ -78,13 +72,11 @@ def add_key(ctx: Context, user: str, public_key_text: str) -> SshKey:
 def list_keys(ctx: Context) -> list[SshKey]:
     """Admins see every key; anyone else only their own (who else is here is not theirs to know)."""
     every = ctx.store.list_keys()
-    if ctx.is_admin or ctx.on_host:
-        return every
-    return [k for k in every if k.user_id is not None and k.user_id == ctx.user_id]
+    return [k for k in every if access.owns(ctx, k.user_id)]
 
 
 def remove_key(ctx: Context, name: str) -> None:
-    _require_host(ctx, "ssh-keys:remove")
+    access.require_admin(ctx, "ssh-keys:remove")
     validation.key_name(name)
     if not ctx.store.remove_key(name):  # open sessions of the key end (the SSH server watches)
         raise NotFound(f"no key named {name!r}")
@@ -103,11 +95,3 @@ def session_context(ctx: Context, fingerprint: str) -> Context | None:
     if user is None:
         return None
     return ctx.for_actor(user.name, user.is_admin, user_id=user.id)
-
-
-def key_user(ctx: Context, key: SshKey) -> str | None:
-    """The name of the user a key belongs to (for ssh-keys:list)."""
-    if key.user_id is None:
-        return None
-    user = ctx.store.get_user_by_id(key.user_id)
-    return user.name if user else None

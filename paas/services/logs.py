@@ -53,7 +53,9 @@ def _containers(ctx: Context, app: str, ptype: str | None) -> list[Container]:
     return [c for c in found if ptype is None or c.labels.get(names.LABEL_TYPE) == ptype]
 
 
-def _check(ctx: Context, app_name: str, lines: int, ptype: str | None) -> str:
+def check(ctx: Context, app_name: str, lines: int, ptype: str | None) -> str:
+    """The app's name, if the actor may read its logs and the arguments are good (a stream asks
+    before it starts, so a refusal is a page or JSON, not a line inside the stream)."""
     app = access.authorize(ctx, app_name, "logs")
     if not 1 <= lines <= MAX_LINES:
         raise PaasError(f"-n must be between 1 and {MAX_LINES}")
@@ -63,7 +65,7 @@ def _check(ctx: Context, app_name: str, lines: int, ptype: str | None) -> str:
 
 
 def recent(ctx: Context, app_name: str, lines: int = 100, ptype: str | None = None) -> list[str]:
-    app = _check(ctx, app_name, lines, ptype)
+    app = check(ctx, app_name, lines, ptype)
     merged: list[tuple[str, str]] = []
     record = ctx.store.get_app(app)
     scheduler = schedulers.for_app(ctx, record) if record else None
@@ -193,7 +195,7 @@ def build_output(ctx: Context, app_name: str, version_text: str | None) -> str:
             raise NotFound(f"{app.name} has no builds yet")
         return _kept(ctx, build.output)
     release = get_release(ctx, app, parse_version(version_text))
-    build = ctx.store.get_build(release.build_id) if release.build_id else None
+    build = ctx.store.build_of(release)
     if build is None:
         raise NotFound(f"v{release.version} of {app.name} has no build")
     return _kept(ctx, build.output)

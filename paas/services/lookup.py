@@ -27,8 +27,9 @@ def app_url(ctx: Context, name: str) -> str:
 
 
 def app_urls(ctx: Context, name: str) -> list[str]:
-    """The default URL first, then one per custom domain (`urls`)."""
-    return [_url(ctx, host) for host in hostnames(ctx, name)]
+    """The default URL first, then one per custom domain (`urls`), for those who may view it."""
+    app = access.authorize(ctx, name, "urls")
+    return [_url(ctx, host) for host in hostnames(ctx, app.name)]
 
 
 def _url(ctx: Context, host: str) -> str:

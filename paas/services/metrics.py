@@ -93,6 +93,13 @@ def sample(ctx: Context, app_name: str, at: float | None = None) -> int:
     return len(samples)
 
 
+def current(ctx: Context, app_name: str, seconds: float = 600) -> dict[str, list[Sample]]:
+    """What a chart shows: a sample now (at most every MIN_INTERVAL per app), then the history."""
+    at = time.time()
+    sample(ctx, app_name, at)
+    return history(ctx, app_name, seconds, at)
+
+
 def history(
     ctx: Context, app_name: str, seconds: float = 600, at: float | None = None
 ) -> dict[str, list[Sample]]:

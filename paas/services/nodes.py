@@ -11,18 +11,14 @@ import threading
 
 import docker
 
+from paas.buildpacks import stack
 from paas.core.context import Context
-from paas.errors import PaasError, PermissionDenied
+from paas.errors import PaasError
 from paas.scheduler import registry, swarm_cluster
 from paas.scheduler.swarm_cluster import NodeInfo
 from paas.services import access
 
 log = logging.getLogger("paas.nodes")
-
-
-def _require_admin(ctx: Context, what: str) -> None:
-    if not access.is_admin(ctx):
-        raise PermissionDenied(f"only an admin may {what}")
 
 
 def advertise_address(ctx: Context) -> str:
@@ -46,16 +42,20 @@ def ensure_swarm(ctx: Context) -> str:
 
 
 def list_nodes(ctx: Context) -> list[NodeInfo]:
-    _require_admin(ctx, "list the nodes")
+    access.require_admin(ctx, "nodes:list")
     ensure_swarm(ctx)
     return swarm_cluster.list_nodes(ctx.docker)
 
 
-def join_command(ctx: Context) -> list[str]:
+def join_command(ctx: Context, rotate: bool = False) -> list[str]:
     """The lines a root shell on a new Debian host (docker.io running) pastes to become a node:
-    the swarm and the registry are started here first, so the lines work at once."""
-    _require_admin(ctx, "see the join command (it holds the swarm's join token)")
+    the swarm and the registry are started here first, so the lines work at once. `rotate`
+    makes a new join token first: every line printed before stops working."""
+    access.require_admin(ctx, "nodes:join-command")  # it holds the swarm's join token
     address = ensure_swarm(ctx)
+    if rotate:
+        swarm_cluster.rotate_worker_token(ctx.docker)
+        ctx.store.add_event(None, ctx.actor, "nodes:join-command", "rotated the join token")
     a = registry.ensure_registry(ctx.settings, ctx.docker, address)
     _warm_registry(ctx, address)
     return swarm_cluster.join_lines(
@@ -66,6 +66,7 @@ def join_command(ctx: Context) -> list[str]:
         a.client_cert_pem,
         a.client_key_pem,
         ctx.settings.swarm_app_ports,
+        prefetch=(registry.remote_ref(a.endpoint, stack.DEFAULT_STACK.image),),
     )
 
 
@@ -88,32 +89,54 @@ def _warm_registry(ctx: Context, address: str) -> None:
     threading.Thread(target=run, name="paas-registry-warm", daemon=True).start()
 
 
-def _node(ctx: Context, ref: str, what: str) -> NodeInfo:
-    _require_admin(ctx, what)
+def _node(ctx: Context, ref: str, operation: str) -> NodeInfo:
+    access.require_admin(ctx, operation)
     ensure_swarm(ctx)
     return swarm_cluster.find_node(ctx.docker, ref)
 
 
 def drain(ctx: Context, ref: str) -> NodeInfo:
     """No new processes on the node, and Swarm moves its running ones to the others."""
-    node = _node(ctx, ref, "drain a node")
+    node = _node(ctx, ref, "nodes:drain")
     swarm_cluster.drain(ctx.docker, node)
     ctx.store.add_event(None, ctx.actor, "nodes:drain", node.name)
     return node
 
 
 def activate(ctx: Context, ref: str) -> NodeInfo:
-    node = _node(ctx, ref, "activate a node")
+    node = _node(ctx, ref, "nodes:activate")
     swarm_cluster.activate(ctx.docker, node)
     ctx.store.add_event(None, ctx.actor, "nodes:activate", node.name)
     return node
 
 
 def remove(ctx: Context, ref: str, force: bool = False) -> NodeInfo:
-    node = _node(ctx, ref, "remove a node")
+    node = _node(ctx, ref, "nodes:remove")
     swarm_cluster.remove(ctx.docker, node, force=force)
-    ctx.store.add_event(None, ctx.actor, "nodes:remove", node.name)
+    # The removed host may keep the lines it joined with: they must not let it back in.
+    swarm_cluster.rotate_worker_token(ctx.docker)
+    ctx.store.add_event(None, ctx.actor, "nodes:remove", f"{node.name}; the join token was rotated")
     return node
+
+
+_guarded: dict[str, frozenset[str]] = {}  # per manager data dir: the node addresses last guarded
+_guard_lock = threading.Lock()
+
+
+def guard_node_ports(ctx: Context) -> None:
+    """Keep this host's containers off the other nodes' task ports (swarm_cluster.NODES_CHAIN):
+    called by every reconcile pass; iptables is touched only when the nodes changed."""
+    if not swarm_cluster.swarm_active(ctx.docker):
+        return
+    addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker))
+    key = str(ctx.settings.data_dir)
+    with _guard_lock:
+        before = _guarded.get(key, frozenset())
+        if key in _guarded and before == addresses:
+            return
+        swarm_cluster.guard_node_ports(set(addresses), ctx.settings.swarm_app_ports, before - addresses)
+        _guarded[key] = addresses
+    log.info("task ports of %d other node(s) closed to this host's containers", len(addresses))
 
 
 def publish(ctx: Context, local_tag: str) -> str:

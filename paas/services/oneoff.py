@@ -34,7 +34,7 @@ def create_oneoff(
     if not command:
         raise PaasError("give a command to run, e.g. run myapp python manage.py migrate")
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if release is None or build is None or not build.image:
         raise PaasError(f"{app.name} has not been deployed yet")
     if command in build.processes:

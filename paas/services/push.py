@@ -22,8 +22,8 @@ from paas.errors import PaasError
 from paas.services import access, builders, disk, first_deploy, git, lookup, properties, release_phase
 from paas.services import apps as apps_service
 from paas.services.deploy import deploy_release
-from paas.services.formation import default_formation
 from paas.services.locks import app_lock
+from paas.services.releases import default_formation
 from paas.store import Release
 
 
@@ -124,7 +124,7 @@ def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:
     """`ps:rebuild`: build the current release's commit again and deploy it, like a push of it."""
     app = access.authorize(ctx, app_name, "ps:rebuild")
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if build is None:
         raise PaasError(f"{app.name} has not been deployed yet: push it first")
     repo = Repo(str(names.repo_path(ctx.settings, app.name)))

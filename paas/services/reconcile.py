@@ -18,7 +18,7 @@ from paas.core import names
 from paas.core.context import Context
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
-from paas.scheduler import health
+from paas.scheduler import egress, health
 from paas.scheduler.interface import ProcessSpec
 from paas.scheduler.swarm import Swarm
 from paas.services import nodes, schedulers
@@ -76,7 +76,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     containers = sched.app_containers(client, instance, app.name)
     actions.extend(_record_oom_kills(ctx, app, containers))
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if app.stopped or release is None or build is None or not build.image:
         if containers:
             sched.stop_and_remove(containers, timeout=5)
@@ -128,7 +128,7 @@ def _reconcile_swarm(ctx: Context, app: App, swarm: Swarm) -> list[str]:
     actions: list[str] = []
     services = swarm.processes(app.name)
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if app.stopped or release is None or build is None or not build.image:
         if services:
             swarm.stop(services, timeout=5, wait=False)
@@ -194,6 +194,20 @@ def _record_oom_kills(ctx: Context, app: App, containers: list) -> list[str]:
     return out
 
 
+EGRESS_CHECK_SECONDS = 30.0  # how often a pass checks that the egress policy is still in place
+_egress = {"last": 0.0}
+
+
+def guard_egress(ctx: Context, rebuild: bool = False) -> None:
+    """Where containers may connect (scheduler/egress.py): rebuilt from the settings when the
+    server starts, put back by a pass that finds part of it gone (a reboot, an iptables flush)."""
+    if rebuild:
+        egress.apply(ctx.settings)
+    elif time.monotonic() - _egress["last"] >= EGRESS_CHECK_SECONDS and egress.ensure(ctx.settings):
+        log.warning("the egress policy was incomplete: put back")
+    _egress["last"] = time.monotonic()
+
+
 def reconcile_all(ctx: Context) -> dict[str, list[str]]:
     """One pass over every app, then the plugins' own (`paas_reconcile`); errors of one app or
     plugin never stop the others."""
@@ -208,6 +222,11 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
             log.info("reconcile %s: %s", app.name, "; ".join(actions))
             done[app.name] = actions
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)
+    try:
+        guard_egress(ctx)
+        nodes.guard_node_ports(ctx)
+    except (PaasError, docker.errors.DockerException) as exc:
+        log.warning("the host's firewall for containers: %s", exc)
     _collect_on_nodes(ctx)
     return done
 

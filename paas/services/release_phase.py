@@ -23,7 +23,6 @@ from paas.scheduler import docker_local as sched
 from paas.services.containers import container_settings
 from paas.store import App, Release
 
-RELEASE_TYPE = "release"
 TIMEOUT_SECONDS = 30 * 60
 
 
@@ -96,11 +95,11 @@ def run_release_command(
     ctx: Context, app: App, release: Release, image: str, processes: dict[str, str], log: BuildLog
 ) -> None:
     """The `release:` process, if the build has one; raises when it fails."""
-    command = processes.get(RELEASE_TYPE)
+    command = processes.get(names.RELEASE_PROCESS)
     if not command:
         return
     log.step(f"Running release command: {command}")
-    status = run_oneoff(ctx, app, release, image, [RELEASE_TYPE], "release.1", log)
+    status = run_oneoff(ctx, app, release, image, [names.RELEASE_PROCESS], "release.1", log)
     if status != 0:
         raise ReleasePhaseFailed(  # Dokku's first words: scripts match them
             f"Execution of release task failed: release command failed (exit status {status}): "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paas.core import names
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
@@ -37,7 +38,7 @@ class ReleaseView:
 
 
 def _view(ctx: Context, release: Release, current: Release | None) -> ReleaseView:
-    build = ctx.store.get_build(release.build_id) if release.build_id else None
+    build = ctx.store.build_of(release)
     state = "current" if current and current.id == release.id else release.status
     return ReleaseView(release, build.commit_sha if build else None, state)
 
@@ -85,9 +86,18 @@ def new_release(
     return release
 
 
-def formation_for(ctx: Context, app: App, processes: dict[str, str]) -> dict[str, int]:
-    stored = ctx.store.get_formation(app.id)
-    return {t: stored.get(t, 1 if t == "web" else 0) for t in sorted(processes)}
+def default_formation(
+    processes: dict[str, str], stored: dict[str, int], manifest: dict[str, int] | None = None
+) -> dict[str, int]:
+    """The formation of a build's process types: the stored scale for known types; a type new to
+    the app gets app.json's `formation` quantity, else web=1 and 0 for the rest (as Heroku).
+    Types the build no longer has are dropped; the release phase is no process."""
+    manifest = manifest or {}
+    return {
+        t: stored.get(t, manifest.get(t, 1 if t == "web" else 0))
+        for t in sorted(processes)
+        if t != names.RELEASE_PROCESS
+    }
 
 
 def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLog) -> Release:
@@ -112,10 +122,10 @@ def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLo
                 raise PaasError(
                     f"v{target.version} {target.status}; only a good release can be rolled back to"
                 )
-        build = ctx.store.get_build(target.build_id) if target.build_id else None
+        build = ctx.store.build_of(target)
         if build is None or not build.image:
             raise PaasError(f"v{target.version} has no image to run")
-        formation = formation_for(ctx, app, build.processes)
+        formation = default_formation(build.processes, ctx.store.get_formation(app.id))
         release = new_release(
             ctx,
             app,

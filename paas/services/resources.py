@@ -8,7 +8,7 @@ How limits combine and parse is in limits.py (the containers of every release re
 
 from __future__ import annotations
 
-from paas.core import validation
+from paas.core import names, validation
 from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
@@ -99,8 +99,8 @@ def report(ctx: Context, app_name: str) -> dict:
     app = access.authorize(ctx, app_name, "resource:report")
     base, per_type = effective(ctx, app)
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
-    types = sorted({*(build.processes if build else {}), *per_type} - {"release"})
+    build = ctx.store.build_of(release)
+    types = sorted({*(build.processes if build else {}), *per_type} - {names.RELEASE_PROCESS})
     return {
         "defaults": defaults(ctx.settings).as_dict(),
         "app": base.as_dict(),

@@ -19,7 +19,7 @@ from paas.core.output import BuildLog
 from paas.core.routes import Route, RouteExtras
 from paas.errors import PaasError
 from paas.router.nginx import HTTP_DEFAULTS, NGINX_DEFAULTS, Router
-from paas.services import properties, schedulers
+from paas.services import access, properties, schedulers
 from paas.services.lookup import hostnames
 from paas.store import App
 
@@ -27,6 +27,16 @@ from paas.store import App
 def router(ctx: Context) -> Router:
     """The managed nginx of this process (one per process, shared by every context copy)."""
     return ctx.shared("router", lambda: Router(ctx.settings))
+
+
+def stop_router(ctx: Context) -> bool:
+    """`router:stop`: stop the managed nginx a stopped server left serving (whether one ran)."""
+    access.require_admin(ctx, "router:stop")
+    r = router(ctx)
+    if r.running_pid() is None:
+        return False
+    r.stop()
+    return True
 
 
 def app_route(ctx: Context, app_name: str, upstreams: Iterable[str]) -> Route:
@@ -98,21 +108,21 @@ def _on_off(ctx: Context, value: str) -> str:
     return value
 
 
-TIME = _matching(_TIME, "a time like 30s, 500ms or 2m")
-SIZE = _matching(_SIZE, "a size like 8k, 10m or 1g")
+_time = _matching(_TIME, "a time like 30s, 500ms or 2m")
+_size = _matching(_SIZE, "a size like 8k, 10m or 1g")
 # Dokku's key -> (nginx directive, check)
 NGINX_PROPERTIES = {
-    "client-body-timeout": ("client_body_timeout", TIME),
-    "client-header-timeout": ("client_header_timeout", TIME),
-    "keepalive-timeout": ("keepalive_timeout", TIME),
-    "lingering-timeout": ("lingering_timeout", TIME),
-    "send-timeout": ("send_timeout", TIME),
-    "proxy-connect-timeout": ("proxy_connect_timeout", TIME),
-    "proxy-read-timeout": ("proxy_read_timeout", TIME),
-    "proxy-send-timeout": ("proxy_send_timeout", TIME),
-    "client-max-body-size": ("client_max_body_size", SIZE),
-    "proxy-buffer-size": ("proxy_buffer_size", SIZE),
-    "proxy-busy-buffers-size": ("proxy_busy_buffers_size", SIZE),
+    "client-body-timeout": ("client_body_timeout", _time),
+    "client-header-timeout": ("client_header_timeout", _time),
+    "keepalive-timeout": ("keepalive_timeout", _time),
+    "lingering-timeout": ("lingering_timeout", _time),
+    "send-timeout": ("send_timeout", _time),
+    "proxy-connect-timeout": ("proxy_connect_timeout", _time),
+    "proxy-read-timeout": ("proxy_read_timeout", _time),
+    "proxy-send-timeout": ("proxy_send_timeout", _time),
+    "client-max-body-size": ("client_max_body_size", _size),
+    "proxy-buffer-size": ("proxy_buffer_size", _size),
+    "proxy-busy-buffers-size": ("proxy_busy_buffers_size", _size),
     "proxy-buffers": ("proxy_buffers", _matching(_BUFFERS, "a count and a size, like '16 16k'")),
     "proxy-buffering": ("proxy_buffering", _on_off),
     "underscore-in-headers": ("underscores_in_headers", _on_off),

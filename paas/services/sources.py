@@ -140,7 +140,7 @@ def _open_repo(ctx: Context, app: App) -> Repo:
 
 def _branch(ctx: Context, app: App, repo: Repo) -> bytes:
     """The deploy branch the commit goes on: one that exists, else the computed one."""
-    for branch in git.deploy_branches(ctx, app):
+    for branch in git.deploy_branches(ctx, app.name):
         if f"refs/heads/{branch}".encode() in repo.refs:
             return f"refs/heads/{branch}".encode()
     return f"refs/heads/{properties.value(ctx, app, 'git', 'deploy-branch')}".encode()

@@ -7,6 +7,7 @@ the router's main template.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import threading
 from collections import Counter
@@ -25,9 +26,27 @@ MAX_SESSIONS_PER_KEY = 16  # logged-in connections at once per SSH key
 KEY_CHECK_SECONDS = 2.0  # how often live sessions are checked against the allowed keys
 
 
+IPV6_SOURCE_PREFIX = 64  # one IPv6 source is a /64: what a single host or customer is given
+
+
+def source_of(address: str) -> str:
+    """What the pre-auth limit counts as one source: an IPv4 address (also when it arrives mapped
+    into IPv6 on a dual-stack socket), or an IPv6 address's /64. A host given a /64 holds 2^64
+    addresses: counted one by one, 13 of them would take every pre-auth slot."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_SOURCE_PREFIX), strict=False))
+    return str(ip)
+
+
 @dataclass
 class PreAuthGate:
-    """Counts connections that have not logged in, in total and per source address.
+    """Counts connections that have not logged in, in total and per source (`source_of`).
 
     `admit` decides at accept time (so a flood costs an accept and a close); `release` is called
     once per admitted connection, when it logs in or ends, whichever is first."""

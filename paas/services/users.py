@@ -22,7 +22,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from paas.core import validation
 from paas.core.context import Context
-from paas.errors import Conflict, NotFound, PaasError, PermissionDenied, Throttled, Unauthenticated
+from paas.errors import Conflict, NotFound, PaasError, Throttled, Unauthenticated
+from paas.services import access
 from paas.store import ApiToken, User, now
 
 PASSWORD_MIN = 8
@@ -54,11 +55,6 @@ def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def require_admin(ctx: Context, what: str) -> None:
-    if not ctx.is_admin:
-        raise PermissionDenied(f"only an admin may {what}")
-
-
 def _check_password(password: str) -> str:
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise PaasError(f"a password needs {PASSWORD_MIN} to {PASSWORD_MAX} characters")
@@ -71,7 +67,7 @@ def _check_password(password: str) -> str:
 def add_user(ctx: Context, name: str, password: str | None, admin: bool = False) -> User:
     """A new user; without a password (None) they cannot log in to the dashboard, only use the
     SSH keys and API tokens they are given."""
-    require_admin(ctx, "add users")
+    access.require_admin(ctx, "users:add")
     validation.user_name(name)
     if password is not None:
         _check_password(password)
@@ -85,16 +81,8 @@ def add_user(ctx: Context, name: str, password: str | None, admin: bool = False)
     return user
 
 
-def get_user(ctx: Context, name: str) -> User:
-    validation.user_name(name)
-    user = ctx.store.get_user(name)
-    if user is None:
-        raise NotFound(f"no user named {name!r}")
-    return user
-
-
 def list_users(ctx: Context) -> list[User]:
-    require_admin(ctx, "list users")
+    access.require_admin(ctx, "users:list")
     return ctx.store.list_users()
 
 
@@ -112,7 +100,7 @@ class Account:
 
 def list_accounts(ctx: Context) -> list[Account]:
     """Every user with how they can get in: a password, how many SSH keys and API tokens."""
-    require_admin(ctx, "list users")
+    access.require_admin(ctx, "users:list")
     keys = Counter(k.user_id for k in ctx.store.list_keys())
     tokens = Counter(t.user_id for t in ctx.store.list_tokens())
     return [
@@ -130,8 +118,8 @@ def _keeps_an_admin(ctx: Context, user: User) -> None:
 def set_admin(ctx: Context, name: str, admin: bool) -> User:
     """Make a user an admin (every permission on every app) or take that away; at once, for
     their open sessions, tokens and SSH keys too (each request reads the user afresh)."""
-    require_admin(ctx, "make admins")
-    user = get_user(ctx, name)
+    access.require_admin(ctx, "users:admin")
+    user = access.user_named(ctx, name)
     if user.is_admin == admin:
         raise PaasError(f"{user.name} {'is already' if admin else 'is not'} an admin")
     if not admin:
@@ -143,8 +131,8 @@ def set_admin(ctx: Context, name: str, admin: bool) -> User:
 
 def remove_user(ctx: Context, name: str) -> None:
     """The user goes with their keys, sessions and tokens; apps they owned are left to admins."""
-    require_admin(ctx, "remove users")
-    user = get_user(ctx, name)
+    access.require_admin(ctx, "users:remove")
+    user = access.user_named(ctx, name)
     _keeps_an_admin(ctx, user)
     ctx.store.remove_user(user.id)  # sessions and tokens go with it (ON DELETE CASCADE)
     ctx.store.add_event(None, ctx.actor, "users:remove", name)
@@ -152,8 +140,8 @@ def remove_user(ctx: Context, name: str) -> None:
 
 def set_password(ctx: Context, name: str, password: str) -> None:
     """A new password also ends every session of the user."""
-    require_admin(ctx, "change passwords")
-    user = get_user(ctx, name)
+    access.require_admin(ctx, "users:passwd")
+    user = access.user_named(ctx, name)
     ctx.store.set_password_hash(user.id, _hasher.hash(_check_password(password)))
     ctx.store.remove_user_sessions(user.id)
     ctx.store.add_event(None, ctx.actor, "users:passwd", name)
@@ -270,8 +258,8 @@ def take_flashes(ctx: Context, sid: str | None) -> list[tuple[str, str]]:
 # API tokens
 def create_token(ctx: Context, user_name: str, description: str = "") -> tuple[int, str]:
     """A new bearer token for a user: returned once, stored only as a hash."""
-    require_admin(ctx, "create tokens")
-    user = get_user(ctx, user_name)
+    access.require_admin(ctx, "tokens:create")
+    user = access.user_named(ctx, user_name)
     if len(description) > 200 or any(ord(c) < 32 for c in description):
         raise PaasError("a token description is one line of at most 200 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -315,12 +303,12 @@ def _age(earlier: str, later: str) -> float:
 
 
 def list_tokens(ctx: Context) -> list[ApiToken]:
-    require_admin(ctx, "list tokens")
+    access.require_admin(ctx, "tokens:list")
     return ctx.store.list_tokens()
 
 
 def revoke_token(ctx: Context, token_id: str | int) -> None:
-    require_admin(ctx, "revoke tokens")
+    access.require_admin(ctx, "tokens:revoke")
     try:
         number = int(token_id)
     except (TypeError, ValueError):

@@ -15,12 +15,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from paas.store.accounts import AccountsStore, ApiToken, User
-from paas.store.db import connect
+from paas.store.db import connect, fresh_id
 from paas.store.overview import OverviewStore
 from paas.store.samples import Sample, SamplesStore
 from paas.store.teams import Grant, TeamsStore
 
-__all__ = ["ApiToken", "App", "Grant", "Build", "Release", "Sample", "SshKey", "Store", "User", "now"]
+__all__ = [
+    "ApiToken",
+    "App",
+    "Grant",
+    "Build",
+    "Release",
+    "Sample",
+    "SshKey",
+    "StorageDir",
+    "Store",
+    "User",
+    "now",
+]
 
 
 def now() -> str:
@@ -38,6 +50,17 @@ class App:
 
 
 @dataclass(frozen=True)
+class StorageDir:
+    """A storage folder's owner: the user who made it and the app it was made for (either may be
+    None: a removed user or app, or a folder made before owners were kept)."""
+
+    name: str
+    owner_id: int | None
+    app_id: int | None
+    created_at: str
+
+
+@dataclass(frozen=True)
 class SshKey:
     id: int
     name: str
@@ -46,6 +69,7 @@ class SshKey:
     is_admin: bool
     created_at: str
     user_id: int | None = None  # the user the key logs in as
+    user: str | None = None  # that user's name (filled by `list_keys`)
 
 
 @dataclass(frozen=True)
@@ -111,8 +135,8 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
     def create_app(self, name: str, owner_id: int | None = None, scheduler: str = "docker-local") -> App:
         with self.transaction() as c:
             c.execute(
-                "INSERT INTO apps (name, created_at, owner_id, scheduler) VALUES (?, ?, ?, ?)",
-                (name, now(), owner_id, scheduler),
+                "INSERT INTO apps (id, name, created_at, owner_id, scheduler) VALUES (?, ?, ?, ?, ?)",
+                (fresh_id(c, "apps"), name, now(), owner_id, scheduler),
             )
         return self.get_app(name)  # type: ignore[return-value]
 
@@ -130,10 +154,7 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
 
     def rename_app(self, app_id: int, new_name: str) -> None:
         with self.transaction() as c:
-            c.execute(
-                "UPDATE events SET app = ? WHERE app = (SELECT name FROM apps WHERE id = ?)",
-                (new_name, app_id),
-            )
+            c.execute("UPDATE events SET app = ? WHERE app_id = ?", (new_name, app_id))
             c.execute("UPDATE apps SET name = ? WHERE id = ?", (new_name, app_id))
 
     def delete_app(self, app_id: int) -> None:
@@ -205,7 +226,11 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
         return self._key(self._one("SELECT * FROM ssh_keys WHERE name = ?", (name,)))
 
     def list_keys(self) -> list[SshKey]:
-        return [self._key(r) for r in self._all("SELECT * FROM ssh_keys ORDER BY name")]  # type: ignore[misc]
+        rows = self._all(
+            "SELECT ssh_keys.*, users.name AS user FROM ssh_keys"
+            " LEFT JOIN users ON users.id = ssh_keys.user_id ORDER BY ssh_keys.name"
+        )
+        return [self._key(r) for r in rows]  # type: ignore[misc]
 
     def remove_key(self, name: str) -> bool:
         with self.transaction() as c:
@@ -306,6 +331,10 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
     def get_build(self, build_id: int) -> Build | None:
         return self._build(self._one("SELECT * FROM builds WHERE id = ?", (build_id,)))
 
+    def build_of(self, release: Release | None) -> Build | None:
+        """The build a release runs (None: no release, or one without a build)."""
+        return self.get_build(release.build_id) if release is not None and release.build_id else None
+
     # releases
     def _release(self, row: sqlite3.Row | None) -> Release | None:
         if row is None:
@@ -370,19 +399,46 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
         return [self._release(r) for r in rows]  # type: ignore[misc]
 
     # events
-    def add_event(self, app: str | None, user: str | None, action: str, detail: str = "") -> None:
+    def add_event(self, app: App | str | None, user: str | None, action: str, detail: str = "") -> None:
+        """An event about `app` (the app itself, or the name of one that exists now) is kept with
+        its id: a later app of the same name does not inherit it."""
         with self.transaction() as c:
+            if isinstance(app, App):
+                app_id, name = app.id, app.name
+            else:
+                row = c.execute("SELECT id FROM apps WHERE name = ?", (app,)).fetchone() if app else None
+                app_id, name = (row[0] if row else None), app
             c.execute(
-                "INSERT INTO events (app, user, action, detail, created_at) VALUES (?, ?, ?, ?, ?)",
-                (app, user, action, detail, now()),
+                "INSERT INTO events (app, app_id, user, action, detail, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, app_id, user, action, detail, now()),
             )
 
-    def list_events(self, limit: int = 50, app: str | None = None) -> list[dict]:
+    def list_events(self, limit: int = 50, app: App | str | None = None) -> list[dict]:
+        """The newest `limit` events, or those of one app (by name: of the app that has it now)."""
         if app is None:
             rows = self._all("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
         else:
-            rows = self._all("SELECT * FROM events WHERE app = ? ORDER BY id DESC LIMIT ?", (app, limit))
+            found = app if isinstance(app, App) else self.get_app(app)
+            if found is None:
+                return []
+            rows = self._all(
+                "SELECT * FROM events WHERE app_id = ? ORDER BY id DESC LIMIT ?", (found.id, limit)
+            )
         return [dict(r) for r in reversed(rows)]
+
+    # storage folders
+    def get_storage_dir(self, name: str) -> StorageDir | None:
+        row = self._one("SELECT * FROM storage_dirs WHERE name = ?", (name,))
+        return StorageDir(**dict(row)) if row else None
+
+    def set_storage_dir(self, name: str, owner_id: int | None, app_id: int | None) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO storage_dirs (name, owner_id, app_id, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner_id = excluded.owner_id, app_id = excluded.app_id",
+                (name, owner_id, app_id, now()),
+            )
 
     # domains
     def list_domains(self, app_id: int) -> list[str]:

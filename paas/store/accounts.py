@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from paas.store.db import fresh_id
+
 if TYPE_CHECKING:
     import sqlite3
     from contextlib import AbstractContextManager
@@ -53,8 +55,8 @@ class AccountsStore:
     def add_user(self, name: str, password_hash: str, is_admin: bool, created_at: str) -> User:
         with self.transaction() as c:
             c.execute(
-                "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
-                (name, password_hash, int(is_admin), created_at),
+                "INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?, ?)",
+                (fresh_id(c, "users"), name, password_hash, int(is_admin), created_at),
             )
         return self.get_user(name)  # type: ignore[return-value]
 

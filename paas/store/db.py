@@ -41,6 +41,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def fresh_id(conn: sqlite3.Connection, table: str) -> int:
+    """An id no row of `table` ever had (SQLite would give a removed newest row's id again, and
+    what is keyed by that id would pass to the new row). Called inside the inserting transaction."""
+    retired = conn.execute("SELECT last FROM retired_ids WHERE tbl = ?", (table,)).fetchone()
+    top = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]  # noqa: S608 - our names
+    return max(top, retired[0] if retired else 0) + 1
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than the database, each in its own transaction."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]

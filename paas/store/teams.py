@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paas.store.accounts import User
+from paas.store.db import fresh_id
 
 if TYPE_CHECKING:
     import sqlite3
@@ -43,11 +44,12 @@ class TeamsStore:
     def add_key_user(self, name: str, is_admin: bool, created_at: str) -> int:
         """A user made by `ssh-keys:add`: no password (the dashboard refuses an empty hash)."""
         with self.transaction() as c:
-            cur = c.execute(
-                "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?, '', ?, ?)",
-                (name, int(is_admin), created_at),
+            user_id = fresh_id(c, "users")
+            c.execute(
+                "INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES (?, ?, '', ?, ?)",
+                (user_id, name, int(is_admin), created_at),
             )
-            return int(cur.lastrowid)  # type: ignore[arg-type]
+            return user_id
 
     def set_key_user(self, key_id: int, user_id: int) -> None:
         with self.transaction() as c:
@@ -128,13 +130,14 @@ class TeamsStore:
         d["is_admin"] = bool(d["is_admin"])
         return User(**d)
 
-    def events_of_apps(self, apps: list[str], limit: int) -> list[dict]:
-        """The newest `limit` events of these apps (what a non-admin may read of the audit log)."""
-        if not apps:
+    def events_of_apps(self, app_ids: list[int], limit: int) -> list[dict]:
+        """The newest `limit` events of these apps, by id (what a non-admin may read of the audit
+        log: nothing of an earlier app that had the same name)."""
+        if not app_ids:
             return []
-        marks = ",".join("?" * len(apps))
+        marks = ",".join("?" * len(app_ids))
         rows = self._all(
-            f"SELECT * FROM events WHERE app IN ({marks}) ORDER BY id DESC LIMIT ?",  # noqa: S608 - marks only
-            (*apps, limit),
+            f"SELECT * FROM events WHERE app_id IN ({marks}) ORDER BY id DESC LIMIT ?",  # noqa: S608 - marks only
+            (*app_ids, limit),
         )
         return [dict(r) for r in reversed(rows)]

@@ -14,7 +14,6 @@ do), to poll at its URL or follow at its `/stream`.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -187,19 +186,8 @@ def _formation(app: str) -> list[dict]:
     return [{"type": t, "quantity": n} for t, n in formation_service.get_formation(ctx(), app).items()]
 
 
-def _quantity(value: Any, ptype: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PaasError(f"the quantity of {ptype} must be a whole number from 0 to {validation.MAX_SCALE}")
-    return str(value)
-
-
 def _scale(app: str, pairs: list[tuple[Any, Any]]) -> Any:
-    args = []
-    for ptype, quantity in pairs:
-        if not isinstance(ptype, str):
-            raise PaasError('each update needs a process type: {"type": "web", "quantity": 2}')
-        args.append(f"{ptype}={_quantity(quantity, ptype)}")
-    changes, c = formation_service.parse_scale_args(args), ctx()
+    changes, c = formation_service.check_changes(pairs), ctx()
 
     def change(log: BuildLog) -> Release | None:
         return formation_service.scale(c, app, changes, log)
@@ -337,19 +325,13 @@ def logs(app: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/apps/<app>/log-stream")
 def log_stream(app: str):  # type: ignore[no-untyped-def]
-    ptype = request.args.get("type") or None
-    lines = int_arg("lines", 100)
-    name = lookup.get_app(ctx(), app).name
-    if ptype is not None:
-        validation.process_type(ptype)
-    last = request.headers.get("Last-Event-ID") or None
-    return streams.sse_response(streams.log_events(ctx(), name, ptype, lines, last))
+    ptype, last = request.args.get("type") or None, request.headers.get("Last-Event-ID") or None
+    return streams.log_stream(ctx(), app, ptype, int_arg("lines", 100), last)
 
 
 @bp.get("/apps/<app>/metrics")
 def metrics(app: str):  # type: ignore[no-untyped-def]
-    metrics_service.sample(ctx(), app)
-    history = metrics_service.history(ctx(), app, seconds=int_arg("seconds", 600), at=time.time())
+    history = metrics_service.current(ctx(), app, seconds=int_arg("seconds", 600))
     return jsonify(
         {
             dyno: [

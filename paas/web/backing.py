@@ -1,9 +1,10 @@
 """Dashboard pages of backing services (the postgres and redis plugins register this blueprint).
 
 The app page includes `_service_links.html`: the services linked to the app, with their state.
-A service page shows its info (the password masked unless the user is an admin) and backups;
-downloading a backup needs an admin today (the teams issue will make it `manage` on a linked
-app). Rules stay in paas.services.backing: these views only render.
+The list shows the services the user owns (admins: all); a service page shows its info (the
+password masked unless the user is an admin) and its owner's backups, each to download. Who may
+see what is decided in paas.services.backing (the owner, or an admin; to anyone else a service
+does not exist): these views only render.
 """
 
 from __future__ import annotations
@@ -12,15 +13,9 @@ from pathlib import Path
 
 from flask import Blueprint, g, render_template, send_file
 
-from paas.errors import PermissionDenied
 from paas.services import backing
 
 _BLUEPRINT: Blueprint | None = None
-
-
-def may_download(ctx) -> bool:  # type: ignore[no-untyped-def]
-    """The seam for the teams issue: admins only until permissions per app exist."""
-    return bool(ctx.is_admin)
 
 
 def blueprint() -> Blueprint:
@@ -47,20 +42,13 @@ def blueprint() -> Blueprint:
         k = backing.kind_named(kind)
         info = backing.info(g.ctx, k, name)
         return render_template(
-            "service.html",
-            kind=k,
-            info=info,
-            backups=backing.list_backups(g.ctx, k, name),
-            may_download=may_download(g.ctx),
+            "service.html", kind=k, info=info, backups=backing.list_backups(g.ctx, k, name)
         )
 
     @bp.get("/services/<kind>/<name>/backups/<backup_id>")
     def download(kind: str, name: str, backup_id: str):  # type: ignore[no-untyped-def]
         k = backing.kind_named(kind)
-        backing.get(g.ctx, k, name)
-        if not may_download(g.ctx):
-            raise PermissionDenied("downloading a backup needs an admin")
-        path = backing.backup_path(g.ctx, k, name, backup_id)  # a checked id, never a path
+        path = backing.backup_path(g.ctx, k, name, backup_id)  # the owner's, a checked id, never a path
         backing.verify(path)
         return send_file(
             path, as_attachment=True, download_name=backup_id, mimetype="application/octet-stream"

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from paas.core.validation import APP_NAME_RE, MAX_SCALE, PROCESS_TYPE_RE
+from paas.services.jobs import JOB_ID_RE
+from paas.services.logs import MAX_LINES
+from paas.services.metrics import RETENTION
+
 S = dict[str, Any]
 
 
@@ -20,7 +25,11 @@ def _nullable(schema: S) -> S:
 
 
 STRING: S = {"type": "string"}
-APP_NAME: S = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,62}$", "description": "not ending in '-'"}
+# The rules' own patterns and limits (paas.core.validation, the services), never copies of them.
+APP_NAME: S = {"type": "string", "pattern": APP_NAME_RE.pattern, "description": "not ending in '-'"}
+PROCESS_TYPE: S = {"type": "string", "pattern": PROCESS_TYPE_RE.pattern}
+QUANTITY: S = {"type": "integer", "minimum": 0, "maximum": MAX_SCALE}
+JOB_ID: S = {"type": "string", "pattern": JOB_ID_RE.pattern}
 INT: S = {"type": "integer"}
 STAMP: S = {"type": "string", "description": "UTC, like 2026-11-28T03:00:51Z"}
 
@@ -91,7 +100,7 @@ SCHEMAS: dict[str, S] = {
     "Formation": {
         "type": "object",
         "required": ["type", "quantity"],
-        "properties": {"type": STRING, "quantity": {"type": "integer", "minimum": 0, "maximum": 100}},
+        "properties": {"type": PROCESS_TYPE, "quantity": QUANTITY},
     },
     "FormationBatch": {
         "type": "object",
@@ -101,7 +110,7 @@ SCHEMAS: dict[str, S] = {
     "Quantity": {
         "type": "object",
         "required": ["quantity"],
-        "properties": {"quantity": {"type": "integer", "minimum": 0, "maximum": 100}},
+        "properties": {"quantity": QUANTITY},
     },
     "Dyno": {
         "type": "object",
@@ -247,7 +256,7 @@ def _query(name: str, schema: S, description: str) -> S:
 
 
 APP = _path("app", "the app's name", APP_NAME)
-LINES = _query("lines", {"type": "integer", "minimum": 1, "maximum": 10000}, "how many lines first")
+LINES = _query("lines", {"type": "integer", "minimum": 1, "maximum": MAX_LINES}, "how many lines first")
 TYPE = _query("type", STRING, "only this process type")
 DEPLOYS = "401 404 400 409 422"
 PREFER = {
@@ -350,14 +359,14 @@ def paths() -> S:
         "/apps/{app}/jobs/{job_id}": {
             "parameters": [
                 APP,
-                _path("job_id", "as the 202 gave it", {"type": "string", "pattern": "^[0-9a-f]{16}$"}),
+                _path("job_id", "as the 202 gave it", JOB_ID),
             ],
             "get": _op("A deploy started with Prefer: respond-async: its state and output", _ref("Job")),
         },
         "/apps/{app}/jobs/{job_id}/stream": {
             "parameters": [
                 APP,
-                _path("job_id", "as the 202 gave it", {"type": "string", "pattern": "^[0-9a-f]{16}$"}),
+                _path("job_id", "as the 202 gave it", JOB_ID),
             ],
             "get": _op(
                 "A job's output as Server-Sent Events (id: byte offset), then a `done` event with the job",
@@ -370,7 +379,9 @@ def paths() -> S:
             "get": _op(
                 "CPU and memory per process (sampled now, kept 15 minutes)",
                 _ref("Metrics"),
-                params=[_query("seconds", {"type": "integer", "minimum": 1, "maximum": 900}, "how far back")],
+                params=[
+                    _query("seconds", {"type": "integer", "minimum": 1, "maximum": RETENTION}, "how far back")
+                ],
             ),
         },
         "/openapi.json": {"get": _op("This document", {"type": "object"}, "401")},

@@ -124,7 +124,7 @@ def deploys(anchor: str, operation: str) -> Callable:
 def apps():  # type: ignore[no-untyped-def]
     c = ctx()
     summaries = overview.summaries(c)
-    may = access.allowed_on_apps(c, c.store.list_apps())
+    may = access.allowed_on_apps(c, lookup.list_apps(c))
     return render_template("apps.html", apps=summaries, may=may, may_create=access.may_create(c))
 
 
@@ -342,21 +342,13 @@ def logs(app: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/apps/<app>/logs/stream")
 def log_stream(app: str):  # type: ignore[no-untyped-def]
-    ptype = request.args.get("type") or None
-    lines = int_arg("lines", 100)
-    name = lookup.get_app(ctx(), app).name  # errors now, as a page, not inside the stream
-    if ptype is not None:
-        validation.process_type(ptype)
-    last = request.headers.get("Last-Event-ID") or None
-    return streams.sse_response(streams.log_events(ctx(), name, ptype, lines, last))
+    ptype, last = request.args.get("type") or None, request.headers.get("Last-Event-ID") or None
+    return streams.log_stream(ctx(), app, ptype, int_arg("lines", 100), last)
 
 
 @bp.get("/apps/<app>/metrics")
 def metrics(app: str):  # type: ignore[no-untyped-def]
-    c = ctx()
-    metrics_service.sample(c, app)
-    now = time.time()
-    cpu, mem = charts.charts(metrics_service.history(c, app, at=now), now)
+    cpu, mem = charts.charts(metrics_service.current(ctx(), app), time.time())
     return render_template("_metrics.html", cpu=cpu, mem=mem)
 
 

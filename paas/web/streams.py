@@ -71,6 +71,13 @@ def log_events(
         stop.set()  # the browser went away (or the stream ended): stop following
 
 
+def log_stream(ctx: Context, app: str, ptype: str | None, lines: int, last_event_id: str | None) -> Response:
+    """The app's live log (the page's and the API's): checked before the stream starts, so a
+    refusal answers as a page or JSON, not inside the stream."""
+    name = logs_service.check(ctx, app, lines, ptype)
+    return sse_response(log_events(ctx, name, ptype, lines, last_event_id))
+
+
 def job_events(ctx: Context, app: str, job_id: str, offset: int) -> Iterator[str]:
     """A job's lines from `offset`, then one `done` event with the ended job (as JSON)."""
     gone = threading.Event()

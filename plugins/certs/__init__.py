@@ -33,7 +33,7 @@ def paas_nginx_app(ctx: Context, app: App, extras: RouteExtras) -> None:
 
 @hookimpl
 def paas_nginx_dashboard(ctx: Context, extras: RouteExtras) -> None:
-    service.nginx_extras(ctx, service.all_subjects(ctx)[-1], extras)
+    service.nginx_extras(ctx, service.dashboard_subject(ctx), extras)
 
 
 @hookimpl

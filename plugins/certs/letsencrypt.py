@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from paas.core.context import Context
 from paas.errors import PaasError
+from paas.services import access
 
 from . import pem, service
 from .service import S_ACME, S_ACME_ERROR, S_ACME_FAILS, S_ACME_NEXT, Subject
@@ -204,7 +205,7 @@ def issue(ctx: Context, s: Subject, reason: str, only_if_due: bool = False) -> p
 def enable(ctx: Context, name: str) -> pem.CertInfo:
     """Turn ACME on and get the first certificate now; on failure it is off again and whatever
     served before still does."""
-    s = service.subject(ctx, name)
+    s = service.subject(ctx, name, "letsencrypt:enable")
     if service.has_cert(s) and service.get(ctx, s, service.S_SOURCE) not in ("letsencrypt", "self-signed"):
         raise PaasError(f"{name} has a certificate added by hand; certs:remove it first")
     was = service.get(ctx, s, S_ACME)
@@ -228,7 +229,7 @@ def enable(ctx: Context, name: str) -> pem.CertInfo:
 
 def disable(ctx: Context, name: str) -> bool:
     """Stop renewing and take the ACME certificate down (plain HTTP again)."""
-    s = service.subject(ctx, name)
+    s = service.subject(ctx, name, "letsencrypt:disable")
     if service.get(ctx, s, S_ACME) != "on":
         return False
     service.put(ctx, s, S_ACME, None)
@@ -259,26 +260,49 @@ def due(ctx: Context, s: Subject, at: float | None = None) -> bool:
 
 
 def enabled(ctx: Context) -> list[Subject]:
+    """Every subject that gets its certificate from ACME (the server's renewal loop: all)."""
     return [s for s in service.all_subjects(ctx) if service.get(ctx, s, S_ACME) == "on"]
 
 
-def auto_renew(ctx: Context, name: str | None, force: bool = True) -> list[tuple[str, str]]:
-    """`letsencrypt:auto-renew [<app>]`: renew now (all ACME subjects, or one); (name, outcome)."""
-    subjects = [service.subject(ctx, name)] if name else enabled(ctx)
+def auto_renew(ctx: Context, name: str | None) -> list[tuple[str, str]]:
+    """`letsencrypt:auto-renew [<app>]`: renew what is due now (one app's certificate with
+    `manage` on it; every one, the dashboard's included, for admins); (name, outcome). A
+    certificate that is not due, or waits out a failure's backoff, is left alone: a loop of this
+    must not burn the ACME server's duplicate-certificate limit."""
+    if name:
+        subjects = [service.subject(ctx, name, "letsencrypt:auto-renew")]
+    else:
+        access.require_admin(ctx, "letsencrypt:auto-renew", "run letsencrypt:auto-renew without an app")
+        subjects = enabled(ctx)
     out = []
     for s in subjects:
         if service.get(ctx, s, S_ACME) != "on":
             raise PaasError(f"{s.name} does not use letsencrypt (letsencrypt:enable {s.name})")
-        if not force and not due(ctx, s):
-            out.append((s.name, "not due"))
+        if not due(ctx, s):
+            out.append((s.name, _not_due(ctx, s)))
             continue
         try:
-            info = issue(ctx, s, "letsencrypt:auto-renew")
-            assert info is not None
-            out.append((s.name, f"renewed, valid until {info.not_after:%Y-%m-%d %H:%M:%S} UTC"))
+            info = issue(ctx, s, "letsencrypt:auto-renew", only_if_due=True)
+            if info is None:
+                out.append((s.name, _not_due(ctx, s)))
+            else:
+                out.append((s.name, f"renewed, valid until {info.not_after:%Y-%m-%d %H:%M:%S} UTC"))
         except PaasError as exc:
             out.append((s.name, f"failed: {exc}"))
     return out
+
+
+def _not_due(ctx: Context, s: Subject) -> str:
+    """Why a renewal was not tried: when the next try may be."""
+    next_try = service.get(ctx, s, S_ACME_NEXT)
+    if next_try and float(next_try) > time.time():
+        when = dt.datetime.fromtimestamp(float(next_try), dt.UTC)
+        return f"not due (after the last failure, the next try is at {when:%Y-%m-%d %H:%M:%S} UTC)"
+    info = service.current_info(s)
+    if info is None:
+        return "not due"
+    renew_at = info.not_before + info.lifetime * 2 / 3
+    return f"not due (renews from {renew_at:%Y-%m-%d %H:%M:%S} UTC)"
 
 
 _running: set[str] = set()

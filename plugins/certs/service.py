@@ -1,6 +1,7 @@
 """Certificates of apps and of the dashboard: the rules (commands only parse and render).
 
-A "subject" is an app, or the dashboard under its reserved name `paas` (admins only). Its
+A "subject" is an app (`manage` on it changes its certificate, `view` reads its report), or the
+dashboard under its reserved name `paas` (admins only). Its
 certificate and key are files in its own folder under `$PAAS_DATA_DIR/plugins/certs/` (folders
 0700, files 0600: nginx's master reads them as root); the folder is named by the app's id, so a
 rename keeps it. Flags (redirect, HSTS, ACME and its retry state) are per-app settings in the
@@ -23,10 +24,9 @@ from pathlib import Path
 from paas.core.context import Context
 from paas.core.routes import RouteExtras, RouteTls
 from paas.errors import PaasError
-from paas.services import routing
+from paas.services import access, routing
 from paas.services.locks import app_lock
-from paas.services.lookup import get_app, hostnames, list_apps
-from paas.services.users import require_admin
+from paas.services.lookup import hostnames, list_apps
 from paas.store import App
 
 from . import pem
@@ -81,17 +81,24 @@ def app_subject(ctx: Context, app: App) -> Subject:
     return Subject(app.name, app, _folder(ctx, app), tuple(hostnames(ctx, app.name)))
 
 
-def subject(ctx: Context, name: str) -> Subject:
-    """The app named `name`, or the dashboard for `paas` (only an admin may change it)."""
+def subject(ctx: Context, name: str, operation: str) -> Subject:
+    """The app named `name`, if the actor may do `operation` on it (the permission table), or the
+    dashboard for `paas` (admins only)."""
     if name == DASHBOARD:
-        require_admin(ctx, "manage the dashboard's certificate")
-        return Subject(DASHBOARD, None, _folder(ctx, None), (ctx.settings.dashboard_host,))
-    return app_subject(ctx, get_app(ctx, name))
+        access.require_admin(ctx, operation, f"run {operation} for the dashboard")
+        return dashboard_subject(ctx)
+    return app_subject(ctx, access.authorize(ctx, name, operation))
+
+
+def dashboard_subject(ctx: Context) -> Subject:
+    return Subject(DASHBOARD, None, _folder(ctx, None), (ctx.settings.dashboard_host,))
 
 
 def all_subjects(ctx: Context) -> list[Subject]:
+    """The apps the actor may view, and for admins the dashboard."""
     out = [app_subject(ctx, a) for a in list_apps(ctx)]
-    out.append(Subject(DASHBOARD, None, _folder(ctx, None), (ctx.settings.dashboard_host,)))
+    if access.is_admin(ctx):
+        out.append(dashboard_subject(ctx))
     return out
 
 
@@ -227,7 +234,7 @@ def install(ctx: Context, s: Subject, pair: pem.Pair, source: str) -> None:
 
 def add(ctx: Context, name: str, cert: bytes, key: bytes, replace: bool) -> tuple[Subject, pem.CertInfo]:
     """`certs:add` (replace=False: refused when one is there) and `certs:update`."""
-    s = subject(ctx, name)
+    s = subject(ctx, name, "certs:update" if replace else "certs:add")
     pair = pem.check_pair(cert, key)
     if has_cert(s) and not replace:
         raise PaasError(f"{name} has a certificate already; use certs:update to replace it")
@@ -241,7 +248,7 @@ def add(ctx: Context, name: str, cert: bytes, key: bytes, replace: bool) -> tupl
 
 def generate(ctx: Context, name: str) -> tuple[Subject, pem.CertInfo]:
     """A self-signed certificate for the subject's names (refused over one that is not)."""
-    s = subject(ctx, name)
+    s = subject(ctx, name, "certs:generate")
     if has_cert(s) and get(ctx, s, S_SOURCE) != "self-signed":
         raise PaasError(f"{name} has a certificate already; certs:remove it first")
     pair = pem.self_signed(list(s.hostnames))
@@ -251,7 +258,7 @@ def generate(ctx: Context, name: str) -> tuple[Subject, pem.CertInfo]:
 
 
 def remove(ctx: Context, name: str) -> None:
-    s = subject(ctx, name)
+    s = subject(ctx, name, "certs:remove")
     if not has_cert(s):
         raise PaasError(f"{name} has no certificate")
     if get(ctx, s, S_ACME) == "on":
@@ -280,7 +287,7 @@ def remove_files(ctx: Context, s: Subject) -> None:
 
 def set_flag(ctx: Context, name: str, key: str, on: bool) -> Subject:
     """`certs:redirect` and `certs:hsts`: stored, then routed (put back if nginx refuses)."""
-    s = subject(ctx, name)
+    s = subject(ctx, name, {S_REDIRECT: "certs:redirect", S_HSTS: "certs:hsts"}[key])
     old = get(ctx, s, key)
     value = {S_REDIRECT: None if on else "off", S_HSTS: "on" if on else None}[key]
     with _locked(ctx, s):
@@ -316,12 +323,7 @@ class Report:
 
 
 def report(ctx: Context, name: str) -> Report:
-    s = subject(ctx, name) if name != DASHBOARD else _dashboard_view(ctx)
-    return _report(ctx, s)
-
-
-def _dashboard_view(ctx: Context) -> Subject:
-    return Subject(DASHBOARD, None, _folder(ctx, None), (ctx.settings.dashboard_host,))
+    return _report(ctx, subject(ctx, name, "certs:report"))
 
 
 def _report(ctx: Context, s: Subject) -> Report:
@@ -340,6 +342,7 @@ def _report(ctx: Context, s: Subject) -> Report:
 
 
 def reports(ctx: Context) -> list[Report]:
+    """`letsencrypt:list`: the apps the actor may view (admins: and the dashboard)."""
     return [_report(ctx, s) for s in all_subjects(ctx)]
 
 

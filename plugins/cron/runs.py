@@ -98,7 +98,7 @@ def run_job(
 
     `emit` gets its output line by line (cron:run). A non-zero exit is recorded as an event."""
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if release is None or build is None or not build.image:
         raise PaasError(f"{app.name} has not been deployed yet")
     try:

@@ -28,7 +28,7 @@ _SCHEDULER = "cron:scheduler"
 def jobs_of(ctx: Context, app: App) -> list[Job]:
     """The jobs of the app's current release (none before its first deploy)."""
     release = ctx.store.current_release(app.id)
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if build is None or not build.manifest:
         return []
     try:

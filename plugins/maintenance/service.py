@@ -118,7 +118,7 @@ def plain_page(app: str) -> str:
 
 def app_page(ctx: Context, app: App, release: Release | None) -> tuple[str | None, str]:
     """The deployed commit's maintenance.html (text or None) and a line saying why."""
-    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    build = ctx.store.build_of(release)
     if build is None or not build.commit_sha:
         return None, "no deployed commit"
     repo_path = names.repo_path(ctx.settings, app.name)

@@ -12,10 +12,14 @@ from . import service
 NEXT = "takes effect on the next deploy or ps:restart"
 
 
-@define("storage:ensure-directory", "Create a storage directory (owned by the app user) to mount into apps.")
+@define(
+    "storage:ensure-directory",
+    "Create a storage directory of your own (with --app APP: the app's) to mount into apps.",
+)
 @click.argument("name")
-def ensure_directory(env: CommandEnv, name: str) -> None:
-    path, created = service.ensure_directory(env.ctx, name)
+@click.option("--app", "app", default=None, help="Make it the app's: whoever may manage the app mounts it.")
+def ensure_directory(env: CommandEnv, name: str, app: str | None) -> None:
+    path, created = service.ensure_directory(env.ctx, name, app)
     done = "Created" if created else "Already there:"
     env.echo(f"-----> {done} {path} (owner uid {APP_UID}, the app user)")
     env.echo(f"       mount it with: storage:mount <app> {path}:/app/storage")

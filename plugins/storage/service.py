@@ -5,6 +5,10 @@ A mount binds a directory made by `storage:ensure-directory` (one directly in th
 into every container of the app. Only directories directly in the storage dir may be mounted:
 that dir is root's, so what a name points to cannot be changed from inside an app, whereas a
 folder deeper down could be swapped for a symlink to anywhere by the app that writes there.
+
+A folder belongs to the user who made it, or to the app it was made for (`--app`, by one who may
+manage the app): only its owner (or one who may manage that app, into that app) and admins mount
+it; to anyone else it does not exist. A folder made before owners were kept is the admins'.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from paas.core.context import Context
 from paas.errors import Conflict, NotFound, PaasError
 from paas.services import access
 from paas.services.locks import app_lock
-from paas.store import App
+from paas.store import App, StorageDir
 
 SETTING = "storage_mounts"  # per-app JSON list of mounts: kept on rename, deleted with the app
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -100,11 +104,21 @@ def _no_control(value: str, what: str) -> None:
         raise PaasError(f"{what} must not contain control characters")
 
 
-def ensure_directory(ctx: Context, name: str) -> tuple[Path, bool]:
+def ensure_directory(ctx: Context, name: str, app_name: str | None = None) -> tuple[Path, bool]:
     """Make `<storage dir>/<name>` owned by the app user (uid/gid 1000); (path, whether new).
-    An existing one gets its owner and mode set again, as Dokku's ensure-directory does."""
+    An existing one of the actor's gets its owner and mode set again, as Dokku's ensure-directory
+    does; one of someone else's is refused (its name is taken). With `app_name` (manage on the
+    app) the folder is the app's: its managers may mount it into it."""
     check_name(name)
+    if app_name is not None:
+        app: App | None = access.authorize(ctx, app_name, "storage:ensure-directory")
+    else:
+        app = None
+        access.require_user(ctx, "storage:ensure-directory")
+    known = ctx.store.get_storage_dir(name)
     root = storage_root(ctx)
+    if ((root / name).exists() or known is not None) and not _may_use(ctx, known, app):
+        raise Conflict(f"the storage directory name {name!r} is taken: choose another")
     root.mkdir(parents=True, exist_ok=True, mode=ROOT_MODE)
     path = root / name
     created = False
@@ -119,13 +133,37 @@ def ensure_directory(ctx: Context, name: str) -> tuple[Path, bool]:
         os.chmod(path, DIR_MODE)  # not a symlink (checked above) in a dir only root writes
     except PermissionError:
         raise PaasError(f"cannot give {path} to uid {names.APP_UID}: the server must run as root") from None
-    ctx.store.add_event(None, ctx.actor, "storage:ensure-directory", str(path))
+    if created or known is None:
+        ctx.store.set_storage_dir(name, access.actor_id(ctx), app.id if app else None)
+    ctx.store.add_event(app, ctx.actor, "storage:ensure-directory", str(path))
     return path, created
+
+
+def _may_use(ctx: Context, folder: StorageDir | None, app: App | None) -> bool:
+    """Whether the actor may use the folder (mount it into `app`, make it again): its owner, an
+    admin, or, for a folder made for an app, one who may manage that app (checked by the caller),
+    for that app. A folder without a record (made before owners were kept) is the admins'."""
+    if access.owns(ctx, folder.owner_id if folder else None):
+        return True
+    return folder is not None and app is not None and folder.app_id == app.id
 
 
 def check_host_dir(ctx: Context, host: str) -> str:
     """The host directory of a mount, symlinks and `..` resolved: it must be a directory
     directly in the storage dir, and exist."""
+    real = _resolve_host_dir(ctx, host)
+    _exists(real)
+    return real
+
+
+def _exists(real: str) -> None:
+    if not os.path.isdir(real):
+        name = os.path.basename(real)
+        raise PaasError(f"host directory {real} does not exist (storage:ensure-directory {name} makes it)")
+
+
+def _resolve_host_dir(ctx: Context, host: str) -> str:
+    """`check_host_dir` but for whether it exists (asked only of whom may know)."""
     _no_control(host, "a host directory")
     root = storage_root(ctx)
     if not host.startswith("/"):
@@ -140,8 +178,6 @@ def check_host_dir(ctx: Context, host: str) -> str:
         raise PaasError(f"host directory must be under {root}/")
     if not NAME_RE.fullmatch(name) or ".." in name:
         raise PaasError(f"host directory must be one made by storage:ensure-directory, not {name[:80]!r}")
-    if not os.path.isdir(real):
-        raise PaasError(f"host directory {real} does not exist (storage:ensure-directory {name} makes it)")
     return real
 
 
@@ -174,11 +210,20 @@ def _split(spec: str) -> tuple[str, str, bool]:
     return parts[0], parts[1], read_only
 
 
-def parse_mount(ctx: Context, spec: str) -> Mount:
-    """A mount the user asked for: every part checked, the host path resolved."""
+def parse_mount(ctx: Context, spec: str, app: App) -> Mount:
+    """A mount the user asked for: every part checked, the host path resolved, the folder one the
+    actor may mount into `app` (to anyone else it does not exist, whether or not it does)."""
     _no_control(spec, "a mount")
     host, container, read_only = _split(spec)
-    return Mount(check_host_dir(ctx, host), check_container_path(container), read_only)
+    real = _resolve_host_dir(ctx, host)
+    name = os.path.basename(real)
+    folder = ctx.store.get_storage_dir(name)
+    if not _may_use(ctx, folder, app):
+        access.require_owner(
+            ctx, folder.owner_id if folder else None, "storage:mount", f"storage directory {name!r}"
+        )
+    _exists(real)
+    return Mount(real, check_container_path(container), read_only)
 
 
 def list_mounts(ctx: Context, app: App) -> list[Mount]:
@@ -198,7 +243,7 @@ def mounts_of(ctx: Context, app_name: str) -> list[Mount]:
 
 def mount(ctx: Context, app_name: str, spec: str) -> Mount:
     app = access.authorize(ctx, app_name, "storage:mount")
-    new = parse_mount(ctx, spec)
+    new = parse_mount(ctx, spec, app)
     with app_lock(ctx, app.name):  # read-modify-write of the app's list
         mounts = list_mounts(ctx, app)
         for m in mounts:

@@ -308,7 +308,12 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2):  # type: ig
 
 
 def restart_dockerd(log_path: Path) -> None:
-    """Restart the Docker engine the way it runs here (systemd, or a plain dockerd process)."""
+    """Restart the Docker engine the way it runs here (systemd, or a plain dockerd process).
+
+    Only from a test marked `alone`, which scripts/test.sh runs with nothing beside it: a restart
+    stops every other test's containers."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        raise RuntimeError("restart_dockerd under pytest-xdist: mark the test @pytest.mark.alone")
     if (
         Path("/run/systemd/system").is_dir()
         and subprocess.run(["systemctl", "is-active", "--quiet", "docker"]).returncode == 0
@@ -322,6 +327,10 @@ def restart_dockerd(log_path: Path) -> None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 90
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            try:  # a dockerd an earlier restart of this session started is our child: reap it
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
             time.sleep(0.2)
         with open(log_path, "ab") as log:
             subprocess.Popen(

@@ -8,8 +8,10 @@ re-mounts each cgroup v1 controller read-write, then runs dockerd in a restart l
 there, like many small real hosts). /var/lib/docker is a docker volume, so the inner dockerd
 uses overlay2 on the host's disk instead of vfs on top of overlayfs.
 
-Use it from a test module with `from tests.e2e.swarm_hosts import swarm_cluster  # noqa: F401`
-(a session fixture) and the `SwarmCluster` it yields:
+Its session fixtures are registered for the whole suite (tests/conftest.py's pytest_plugins):
+`swarm_cluster` yields the `SwarmCluster` below; `cluster_paas` is the session's one server with
+the swarm scheduler whose nodes joined with its lines (one registry, one stack push);
+`swarm_server(root)` makes another, on this host alone.
 
     cluster.manager_address           the manager's advertise address (docker0's, 172.17.0.1)
     cluster.nodes                     the simulated nodes (2), each a `SimulatedNode`
@@ -27,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ import pytest
 
 from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image
 from paas.scheduler import registry
+from paas.scheduler import swarm as swarm_scheduler
 from paas.scheduler import swarm_cluster as cluster_ops
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, free_port, shutdown, wait_for
@@ -188,6 +192,7 @@ class SwarmCluster:
     client: docker.DockerClient
     manager_address: str
     nodes: list[SimulatedNode]
+    node_labels: dict[str, str] = field(default_factory=dict)  # given to a node that joins again
 
     def node(self, name: str) -> SimulatedNode:
         return next(n for n in self.nodes if n.name == name)
@@ -229,6 +234,8 @@ class SwarmCluster:
             raise RuntimeError(f"the join lines failed on {node.name}: {ran.stdout}{ran.stderr}")
         if not wait_for(lambda: self.state(node.name) == "ready", timeout=timeout, interval=0.5):
             raise RuntimeError(f"{node.name} did not become ready again: {self.state(node.name)}")
+        for key, value in self.node_labels.items():  # what the cluster's server places work by
+            label_node(self.client, self.swarm_node(node.name)["ID"], key, value)
 
     def restore(self, timeout: float = 90) -> None:
         """Every node running, ready and active again (after a test killed or drained one)."""
@@ -293,30 +300,97 @@ def swarm_cluster() -> Iterator[SwarmCluster]:
         cluster.forget()
 
 
-def start_swarm_server(root: Path) -> PaasServer:
-    """A PaasServer with a registry port of its own (servers of other tests run at the same time)."""
+ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at
+
+
+def ensure_single_node_swarm(client: docker.DockerClient) -> None:
+    """The host dockerd as a swarm manager (never left: other tests may share the swarm)."""
+    if not swarm_scheduler.is_manager(client):
+        client.swarm.init(advertise_addr=ADVERTISE)
+
+
+def remove_swarm_objects(server: PaasServer) -> None:
+    """This test server's services first (their tasks would come back), then what conftest removes."""
+    client = docker.from_env()
+    instance = Settings(data_dir=server.data_dir).instance_id
+    services = client.services.list(filters={"label": f"paas.instance={instance}"})
+    for svc in services:
+        try:
+            svc.remove()
+        except docker.errors.NotFound:
+            pass
+
+    def tasks_gone() -> bool:
+        label = f"paas.instance={instance}"
+        return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
+
+    if services:
+        wait_for(tasks_gone, timeout=60)
+
+
+def label_node(client: docker.DockerClient, node_id: str, key: str, value: str | None) -> None:
+    """Add (or, with None, remove) a label of a swarm node, retrying on a concurrent update."""
+    for _ in range(10):
+        raw = client.api.inspect_node(node_id)
+        spec = raw["Spec"]
+        labels = dict(spec.get("Labels") or {})
+        if value is None:
+            labels.pop(key, None)
+        else:
+            labels[key] = value
+        try:
+            client.api.update_node(node_id, raw["Version"]["Index"], {**spec, "Labels": labels})
+            return
+        except docker.errors.APIError as exc:
+            if "update out of sequence" not in str(exc):
+                raise
+    raise RuntimeError(f"cannot label node {node_id}")
+
+
+@contextmanager
+def swarm_server(root: Path, cluster: SwarmCluster | None = None) -> Iterator[PaasServer]:
+    """A server whose new apps run on the swarm, with a registry of its own; with `cluster`, its
+    simulated nodes joined with the lines this server's `nodes:join-command` printed."""
+    client = docker.from_env()
+    ensure_single_node_swarm(client)
     server = PaasServer(root)
+    label = f"paas-test-{uuid.uuid4().hex[:6]}"
+    server.env["PAAS_SCHEDULER"] = "swarm"
+    # PAAS_BOOT_TIMEOUT stays the suite's 30 s on every node: a new node pulls the stack while it
+    # joins, and a pull never counts against a process's boot time.
     server.env["PAAS_REGISTRY_PORT"] = str(free_port())
-    return server.start_with_key()
-
-
-def stop_swarm_server(server: PaasServer, client: docker.DockerClient, address: str) -> None:
-    """Stop the server, remove what it made and this host's trust in its registry."""
+    # The host's swarm is shared with other tests' simulated nodes, which trust only their own
+    # server's registry: this server's apps run on this host and on its own nodes only.
+    server.env["PAAS_SWARM_CONSTRAINTS"] = f"node.labels.{label}==yes"
+    label_node(client, client.info()["Swarm"]["NodeID"], label, "yes")
     try:
-        shutdown(server)
-    finally:
-        settings = Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
-        registry.remove_registry(settings, client, address)
-
-
-@pytest.fixture(scope="module")
-def swarm_server(
-    tmp_path_factory: pytest.TempPathFactory, swarm_cluster: SwarmCluster
-) -> Iterator[PaasServer]:
-    """A started server whose nodes joined with its printed lines: a 3-node swarm to deploy to."""
-    server = start_swarm_server(tmp_path_factory.mktemp("swarm"))
-    try:
-        swarm_cluster.join(server)
+        server.start_with_key()
+        if cluster is not None:
+            cluster.node_labels[label] = "yes"
+            cluster.join(server)
+            for node in cluster.nodes:
+                label_node(client, cluster.swarm_node(node.name)["ID"], label, "yes")
         yield server
     finally:
-        stop_swarm_server(server, swarm_cluster.client, swarm_cluster.manager_address)
+        try:
+            if server.proc and server.proc.poll() is None:
+                server.stop()  # no reconcile recreating what we remove
+        finally:
+            remove_swarm_objects(server)
+            shutdown(server)
+            settings = Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
+            registry.remove_registry(settings, client, ADVERTISE)
+            label_node(client, client.info()["Swarm"]["NodeID"], label, None)
+            if cluster is not None:
+                cluster.node_labels.pop(label, None)
+
+
+@pytest.fixture(scope="session")
+def cluster_paas(
+    tmp_path_factory: pytest.TempPathFactory, swarm_cluster: SwarmCluster
+) -> Iterator[PaasServer]:
+    """A server whose new apps run on the swarm, its nodes joined with the lines it printed: one
+    for the session (test_swarm.py's 3-node tests and test_swarm_nodes.py), so the registry is
+    started and the stack pushed and pulled once."""
+    with swarm_server(tmp_path_factory.mktemp("swarm3"), swarm_cluster) as server:
+        yield server

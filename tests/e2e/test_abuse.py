@@ -17,7 +17,8 @@ import pytest
 
 from tests.e2e.conftest import PaasServer, Result, unique_app
 
-pytestmark = pytest.mark.e2e
+# Refusals are measured in seconds and the neighbour's rate against its own: nothing beside them.
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 REFUSED_WITHIN = 10.0  # seconds
 MAX_RSS = 256 << 20

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import PaasServer, free_port, unique_app, wait_for
-from tests.e2e.test_https import curl, deploy_echo, https_server, ok, refused, served_fingerprint
+from tests.e2e.test_https import curl, deploy_echo, https_server, ok, served_fingerprint
 
 PEBBLE = "/usr/bin/pebble"  # Debian's package (dpkg -L pebble)
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
@@ -177,15 +177,20 @@ def test_issue_renew_and_acme_server_down(server: PaasServer, pebble: Pebble, tm
     assert renewed, "the short-lived certificate was not renewed"
     assert "letsencrypt:renewed" in events(server, app)
 
-    # pebble down: a clear error, and the certificate that serves stays in place.
+    # A renewal on demand respects the due date: the fresh certificate is not ordered again.
+    out = ok(server.ssh("letsencrypt:auto-renew", app))
+    assert f"{app}: not due (renews from" in out, out
+    # pebble down: the loop's renewal fails with a clear error, the certificate that serves stays
+    # in place, and asking again waits out the backoff (no order is sent).
     pebble.stop()
     serving = served_fingerprint(server, host)
-    line = refused(server.ssh("letsencrypt:auto-renew", app))
-    assert f"cannot reach the ACME server at 127.0.0.1:{pebble.port}" in line, line
+    assert wait_for(lambda: "letsencrypt:failed" in events(server, app), timeout=VALIDITY + 20)
     assert served_fingerprint(server, host) == serving
-    assert "letsencrypt:failed" in events(server, app)
     report = json.loads(ok(server.ssh("certs:report", app, "--format", "json")))
-    assert "cannot reach the ACME server" in report["letsencrypt_error"]
+    assert f"cannot reach the ACME server at 127.0.0.1:{pebble.port}" in report["letsencrypt_error"]
+    out = ok(server.ssh("letsencrypt:auto-renew", app))
+    assert f"{app}: not due (after the last failure, the next try is at" in out, out
+    assert events(server, app).count("letsencrypt:failed") == 1
 
     ok(server.ssh("letsencrypt:disable", app))
     assert served_fingerprint(server, host) is None

@@ -46,6 +46,7 @@ def _idle_flood(
     return held
 
 
+@pytest.mark.alone  # a real client's login within 10 s under the flood: measured on a quiet machine
 def test_idle_socket_flood_does_not_lock_out_a_real_client(own_server: PaasServer) -> None:
     """Before: 128 idle sockets (and ~9 new a second) locked every client out."""
     server = own_server
@@ -535,6 +536,7 @@ def _job_events(web: requests.Session, base: str, job_path: str) -> str:
     raise AssertionError(seen)
 
 
+@pytest.mark.alone  # page times during deploys: measured on a quiet machine
 def test_deploys_from_the_dashboard_leave_its_pages_answering(tmp_path: Path) -> None:
     """Before: each restart posted from the dashboard held a gunicorn thread for its whole run,
     so with 2 threads two deploys hung every page. Now the form is answered at once with the
@@ -618,3 +620,47 @@ def test_deploys_from_the_dashboard_leave_its_pages_answering(tmp_path: Path) ->
         assert "data:        starting web.1" in events and '"state": "succeeded"' in events, events
     finally:
         shutdown(server)
+
+
+def _banner(source: str, port: int) -> tuple[socket.socket, bool]:
+    """A TCP connection from `source` to the server on `::1`-side loopback that never speaks SSH;
+    whether the server sent its banner (admitted) or closed it at once (refused)."""
+    s = socket.socket(socket.AF_INET6)
+    s.bind((source, 0))
+    s.settimeout(3)
+    try:
+        s.connect(("::1", port))  # a refused one may be reset before connect returns, on loopback
+        return s, s.recv(64).startswith(b"SSH-2.0-")
+    except OSError:
+        return s, False
+
+
+def test_twenty_addresses_of_one_ipv6_64_count_as_one_source(tmp_path: Path) -> None:
+    """Before: each IPv6 address was its own source, so 13 addresses of one /64 (a single host's
+    allocation) held every pre-auth slot; and a `::` bind did not listen at all."""
+    net, other = "fd70:6161:7300:1::", "fd70:6161:7300:2::1"
+    addresses = [f"{net}{i:x}" for i in range(1, 21)]
+    for a in (*addresses, other):
+        subprocess.run(["ip", "-6", "addr", "replace", f"{a}/128", "dev", "lo", "nodad"], check=True)
+    server = PaasServer(tmp_path)
+    server.env["PAAS_SSH_BIND"] = "::"  # both families on one socket
+    held: list[socket.socket] = []
+    try:
+        server.start_with_key()
+        admitted = 0
+        for a in addresses:
+            s, got_banner = _banner(a, server.ssh_port)
+            held.append(s)
+            admitted += got_banner
+        assert admitted == 10, admitted  # throttle.PER_SOURCE for the whole /64
+        s, got_banner = _banner(other, server.ssh_port)  # a neighbour in another /64 gets in
+        held.append(s)
+        assert got_banner
+        listed = server.ssh("apps:list", timeout=30)  # and IPv4 clients (127.0.0.1) still do
+        assert listed.returncode == 0, listed.output
+    finally:
+        for s in held:
+            s.close()
+        shutdown(server)
+        for a in (*addresses, other):
+            subprocess.run(["ip", "-6", "addr", "del", f"{a}/128", "dev", "lo"], check=False)

@@ -108,7 +108,15 @@ def test_app_json_addon_is_linked_before_the_release_phase(paas: PaasServer, dja
     info = json.loads(ok(paas.ssh("postgres:info", db, "--format", "json")))
     assert info["state"] == "running" and info["links"] == [{"app": app, "config_var": "DATABASE_URL"}]
     listed = json.loads(ok(paas.ssh("postgres:list", "--format", "json")))
-    assert {"name": db, "state": "running", "links": [app], "created_at": info["created_at"]} in listed
+    assert info["owner"]  # the pusher's user (the admin's key here)
+    mine = {
+        "name": db,
+        "state": "running",
+        "links": [app],
+        "created_at": info["created_at"],
+        "owner": info["owner"],
+    }
+    assert mine in listed
 
 
 def test_service_container_is_hardened_and_only_on_linked_networks(paas: PaasServer, django: dict) -> None:
@@ -136,11 +144,12 @@ def test_the_password_is_shown_to_admins_only(paas: PaasServer, django: dict) ->
         json.loads(ok(paas.ssh("postgres:info", db, "--format", "json")))["url"].split(":")[2].split("@")[0]
     )
     assert len(password) >= 32
-    # Services belong to the server: a user who is no admin cannot even read one.
-    for args in (["postgres:info", db], ["postgres:list", "--format", "json"]):
-        as_bob = paas.ssh(*args, key=key)
-        assert as_bob.returncode == 1 and password not in as_bob.output, as_bob.output
-        assert as_bob.stderr == f"error: only an admin may run {args[0]}\n"
+    # A service is its owner's (here the admin's, who created it): to another user it does not
+    # exist, in the list or by name.
+    as_bob = paas.ssh("postgres:info", db, key=key)
+    assert as_bob.returncode == 1 and password not in as_bob.output, as_bob.output
+    assert as_bob.stderr == f"error: postgres service {db!r} does not exist\n"
+    assert json.loads(ok(paas.ssh("postgres:list", "--format", "json", key=key))) == []
     assert password not in ok(paas.ssh("postgres:logs", db, "-n", "200"))
 
 
@@ -278,11 +287,12 @@ def test_dashboard_lists_linked_services_and_downloads_backups(paas: PaasServer,
     for bad in ("..%2F..%2Fservice.json", "..%2Fservice.json", f"{backup_id}.json"):
         assert admin.get(f"{base}/services/postgres/{db}/backups/{bad}", timeout=10).status_code in (400, 404)
     assert admin.get(f"{base}/services/postgres/nope", timeout=10).status_code == 404
-    # Not an admin: the password is masked and backups do not download.
+    # Not an admin, nor its owner: the service is not there (list, page, backups).
     user = dashboard(paas, "svc-user", "a long user password", admin=False)
-    service = user.get(f"{base}/services/postgres/{db}", timeout=10).text
-    assert password not in service and "********" in service and backup_id in service
-    assert user.get(f"{base}/services/postgres/{db}/backups/{backup_id}", timeout=10).status_code == 403
+    assert f"/services/postgres/{db}" not in user.get(f"{base}/services", timeout=10).text
+    service = user.get(f"{base}/services/postgres/{db}", timeout=10)
+    assert service.status_code == 404 and password not in service.text and backup_id not in service.text
+    assert user.get(f"{base}/services/postgres/{db}/backups/{backup_id}", timeout=10).status_code == 404
     anonymous = requests.get(
         f"{base}/services/postgres/{db}/backups/{backup_id}", timeout=10, allow_redirects=False
     )
@@ -395,6 +405,7 @@ def test_connect_is_interactive_with_ssh_t(paas: PaasServer, django: dict) -> No
     assert b"answer" in p.stdout and b"42" in p.stdout and b"=#" in p.stdout  # psql's prompt: a terminal
 
 
+@pytest.mark.alone  # restarts dockerd
 def test_service_and_rows_survive_a_dockerd_restart(paas: PaasServer, django: dict) -> None:
     """Heavy (restarts the engine): the only service test that does."""
     app, db = django["app"], django["db"]

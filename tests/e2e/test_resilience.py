@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import docker
+import pytest
 
 from paas.scheduler.docker_local import container_ip, container_port
 from tests.e2e.conftest import PaasServer, restart_dockerd, shutdown, unique_app, wait_for
@@ -284,6 +285,7 @@ def test_a_hundred_deploys_keep_at_most_five_images(paas: PaasServer) -> None:
     print(f"99 deploys in {elapsed:.0f} s ({elapsed / 99:.2f} s each)")
 
 
+@pytest.mark.alone  # restarts dockerd
 def test_apps_serve_again_after_dockerd_restarts(paas: PaasServer) -> None:
     app, _src = deployed(paas, "stdlib-web", "phoenix")
     host = f"{app}.localhost"

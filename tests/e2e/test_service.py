@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import docker
+import pytest
 
 from paas.settings import Settings
 from tests.e2e.conftest import REPO_ROOT, PaasServer, restart_dockerd, shutdown, wait_for
@@ -78,6 +79,7 @@ def test_a_restart_under_steady_load_fails_no_request(own_server: PaasServer) ->
     assert count > 100 and failures == [], f"{len(failures)} of {count} failed: {failures[:5]}"
 
 
+@pytest.mark.alone  # restarts dockerd
 def test_a_simulated_reboot_brings_every_app_back(own_server: PaasServer, tmp_path: Path) -> None:
     server = own_server
     apps = [server.deploy_new_app("stdlib-web", "boot"), server.deploy_new_app("tiny-worker", "bootw")]

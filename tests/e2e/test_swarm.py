@@ -22,96 +22,8 @@ import docker
 import pytest
 
 from paas.buildpacks import stack
-from paas.scheduler import registry
-from paas.scheduler import swarm as swarm_scheduler
-from paas.settings import Settings
-from tests.e2e import swarm_hosts
-from tests.e2e.conftest import PaasServer, free_port, shutdown, wait_for
-from tests.e2e.swarm_hosts import SwarmCluster
-
-swarm_cluster = swarm_hosts.swarm_cluster  # the session fixture: this host + 2 simulated nodes
-
-ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at
-
-
-def ensure_single_node_swarm(client: docker.DockerClient) -> None:
-    """The host dockerd as a swarm manager (never left: other tests may share the swarm)."""
-    if not swarm_scheduler.is_manager(client):
-        client.swarm.init(advertise_addr=ADVERTISE)
-
-
-def remove_swarm_objects(server: PaasServer) -> None:
-    """This test server's services first (their tasks would come back), then what conftest removes."""
-    client = docker.from_env()
-    instance = Settings(data_dir=server.data_dir).instance_id
-    services = client.services.list(filters={"label": f"paas.instance={instance}"})
-    for svc in services:
-        try:
-            svc.remove()
-        except docker.errors.NotFound:
-            pass
-
-    def tasks_gone() -> bool:
-        label = f"paas.instance={instance}"
-        return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
-
-    if services:
-        wait_for(tasks_gone, timeout=60)
-
-
-def label_node(client: docker.DockerClient, node_id: str, key: str, value: str | None) -> None:
-    """Add (or, with None, remove) a label of a swarm node, retrying on a concurrent update."""
-    for _ in range(10):
-        raw = client.api.inspect_node(node_id)
-        spec = raw["Spec"]
-        labels = dict(spec.get("Labels") or {})
-        if value is None:
-            labels.pop(key, None)
-        else:
-            labels[key] = value
-        try:
-            client.api.update_node(node_id, raw["Version"]["Index"], {**spec, "Labels": labels})
-            return
-        except docker.errors.APIError as exc:
-            if "update out of sequence" not in str(exc):
-                raise
-    raise RuntimeError(f"cannot label node {node_id}")
-
-
-@contextmanager
-def swarm_server(
-    root: Path, cluster: SwarmCluster | None = None, boot_timeout: int = 30
-) -> Iterator[PaasServer]:
-    """A server whose new apps run on the swarm, with a registry of its own; with `cluster`, its
-    simulated nodes joined with the lines this server's `nodes:join-command` printed."""
-    client = docker.from_env()
-    ensure_single_node_swarm(client)
-    server = PaasServer(root)
-    label = f"paas-test-{uuid.uuid4().hex[:6]}"
-    server.env["PAAS_SCHEDULER"] = "swarm"
-    server.env["PAAS_BOOT_TIMEOUT"] = str(boot_timeout)  # a node's first pull of the stack takes a while
-    server.env["PAAS_REGISTRY_PORT"] = str(free_port())
-    # The host's swarm is shared with other tests' simulated nodes, which trust only their own
-    # server's registry: this server's apps run on this host and on its own nodes only.
-    server.env["PAAS_SWARM_CONSTRAINTS"] = f"node.labels.{label}==yes"
-    label_node(client, client.info()["Swarm"]["NodeID"], label, "yes")
-    try:
-        server.start_with_key()
-        if cluster is not None:
-            cluster.join(server)
-            for node in cluster.nodes:
-                label_node(client, cluster.swarm_node(node.name)["ID"], label, "yes")
-        yield server
-    finally:
-        try:
-            if server.proc and server.proc.poll() is None:
-                server.stop()  # no reconcile recreating what we remove
-        finally:
-            remove_swarm_objects(server)
-            shutdown(server)
-            settings = Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
-            registry.remove_registry(settings, client, ADVERTISE)
-            label_node(client, client.info()["Swarm"]["NodeID"], label, None)
+from tests.e2e.conftest import PaasServer, wait_for
+from tests.e2e.swarm_hosts import SwarmCluster, swarm_server
 
 
 @pytest.fixture(scope="module")
@@ -489,15 +401,6 @@ def test_reconcile_follows_a_task_that_swarm_replaced(swarm_paas: PaasServer) ->
 # ---------------------------------------------------------------- three nodes: this host + 2 simulated
 
 
-@pytest.fixture(scope="module")
-def cluster_paas(
-    tmp_path_factory: pytest.TempPathFactory, swarm_cluster: SwarmCluster
-) -> Iterator[PaasServer]:
-    root = tmp_path_factory.mktemp("swarm3")
-    with swarm_server(root, swarm_cluster, boot_timeout=240) as server:
-        yield server
-
-
 def running_nodes(paas: PaasServer, app: str) -> dict[str, str]:
     """dyno -> node of every running process."""
     return {p["dyno"]: p["node"] for p in ps(paas, app) if p["state"] == "running"}
@@ -577,3 +480,34 @@ def test_web_4_spreads_over_nodes_and_survives_deploys_drains_and_a_dead_node(
     with Load(paas, host) as load:
         time.sleep(3)
     assert load.failures == [], load.failures[:5]
+
+
+def test_the_manager_closes_the_nodes_task_ports_to_its_own_containers(
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    """Every node that joined is in the manager's PAAS-NODES chain within a reconcile pass: a
+    container there leaves masqueraded as the manager's address, the one address a node lets open
+    its task ports (for the router). The attack itself runs in test_egress.py over a routed
+    network: here docker's own bridge isolation already stops containers on other bridges from
+    reaching the simulated nodes on docker0, which real hosts elsewhere do not have."""
+    lo, hi = 32768, 60999  # PAAS_SWARM_APP_PORTS' default, as cluster_paas runs with
+    for node in swarm_cluster.nodes:
+        rule = [
+            "iptables",
+            "-C",
+            "PAAS-NODES",
+            "-d",
+            node.address,
+            "-p",
+            "tcp",
+            "--dport",
+            f"{lo}:{hi}",
+            "-j",
+            "DROP",
+        ]
+        assert wait_for(lambda r=rule: subprocess.run(r, capture_output=True).returncode == 0, timeout=20), (
+            node
+        )
+    jump = ["iptables", "-C", "DOCKER-USER", "-p", "tcp", "--dport", f"{lo}:{hi}", "-m", "conntrack", "!",
+            "--ctstate", "DNAT", "-j", "PAAS-NODES"]  # fmt: skip
+    assert subprocess.run(jump, capture_output=True).returncode == 0

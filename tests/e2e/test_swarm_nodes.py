@@ -18,12 +18,8 @@ from paas.buildpacks import stack
 from paas.core import names
 from paas.scheduler import registry
 from paas.settings import Settings
-from tests.e2e import swarm_hosts
 from tests.e2e.conftest import PaasServer, wait_for
 from tests.e2e.swarm_hosts import NODE_LABEL, SwarmCluster
-
-swarm_cluster = swarm_hosts.swarm_cluster  # the fixtures, for this module's tests
-swarm_server = swarm_hosts.swarm_server
 
 
 def listed(server: PaasServer) -> dict[str, dict]:
@@ -38,8 +34,8 @@ def join_lines(server: PaasServer) -> list[str]:
     return out.stdout.splitlines()
 
 
-def test_two_hosts_join_with_the_printed_lines(swarm_server: PaasServer, swarm_cluster: SwarmCluster) -> None:
-    nodes = listed(swarm_server)
+def test_two_hosts_join_with_the_printed_lines(cluster_paas: PaasServer, swarm_cluster: SwarmCluster) -> None:
+    nodes = listed(cluster_paas)
     ours = [n for n in nodes.values() if n["self"] or n["name"] in {s.name for s in swarm_cluster.nodes}]
     assert len(ours) == 3, nodes
     assert all(n["state"] == "ready" and n["availability"] == "active" for n in ours), ours
@@ -47,78 +43,96 @@ def test_two_hosts_join_with_the_printed_lines(swarm_server: PaasServer, swarm_c
     for sim in swarm_cluster.nodes:
         assert nodes[sim.name]["role"] == "worker"
         assert nodes[sim.name]["address"] == sim.address
-    text = swarm_server.ssh("nodes:list")
+    text = cluster_paas.ssh("nodes:list")
     assert text.returncode == 0 and "STATE" in text.stdout
     for sim in swarm_cluster.nodes:
         assert sim.name in text.stdout
 
 
-def test_drain_and_activate(swarm_server: PaasServer, swarm_cluster: SwarmCluster) -> None:
+def test_drain_and_activate(cluster_paas: PaasServer, swarm_cluster: SwarmCluster) -> None:
     node = swarm_cluster.nodes[0]
     try:
-        drained = swarm_server.ssh("nodes:drain", node.name)
+        drained = cluster_paas.ssh("nodes:drain", node.name)
         assert drained.returncode == 0, drained.output
-        assert listed(swarm_server)[node.name]["availability"] == "drain"
-        active = swarm_server.ssh("nodes:activate", node.name)
+        assert listed(cluster_paas)[node.name]["availability"] == "drain"
+        active = cluster_paas.ssh("nodes:activate", node.name)
         assert active.returncode == 0, active.output
-        assert listed(swarm_server)[node.name]["availability"] == "active"
+        assert listed(cluster_paas)[node.name]["availability"] == "active"
     finally:
         swarm_cluster.restore()
 
 
-def test_bad_node_names_get_one_line(swarm_server: PaasServer) -> None:
+def test_join_command_rotate_makes_the_printed_lines_stale(cluster_paas: PaasServer) -> None:
+    token = lambda lines: next(ln for ln in lines if "swarm join --token" in ln)  # noqa: E731
+    before = token(join_lines(cluster_paas))
+    assert token(join_lines(cluster_paas)) == before  # printing again does not rotate
+    rotated = cluster_paas.ssh("nodes:join-command", "--rotate")
+    assert rotated.returncode == 0, rotated.output
+    assert token(rotated.stdout.splitlines()) != before
+    assert token(join_lines(cluster_paas)) == token(rotated.stdout.splitlines())
+
+
+def test_bad_node_names_get_one_line(cluster_paas: PaasServer) -> None:
     for bad in ("no-such-node", "../../etc", "$(id)"):
-        out = swarm_server.ssh("nodes:drain", bad)
+        out = cluster_paas.ssh("nodes:drain", bad)
         assert out.returncode != 0
         assert len(out.stderr.strip().splitlines()) == 1, out.output
         assert "Traceback" not in out.output
 
 
-def test_the_manager_cannot_be_removed(swarm_server: PaasServer) -> None:
-    me = next(n for n in listed(swarm_server).values() if n["self"])
-    out = swarm_server.ssh("nodes:remove", me["name"])
+def test_the_manager_cannot_be_removed(cluster_paas: PaasServer) -> None:
+    me = next(n for n in listed(cluster_paas).values() if n["self"])
+    out = cluster_paas.ssh("nodes:remove", me["name"])
     assert out.returncode != 0 and "manager" in out.stderr, out.output
 
 
 def test_a_killed_node_shows_down_then_is_removed_and_joins_again(
-    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
 ) -> None:
     node = swarm_cluster.nodes[1]
     try:
-        up = swarm_server.ssh("nodes:remove", node.name)
+        up = cluster_paas.ssh("nodes:remove", node.name)
         assert up.returncode != 0 and "still up" in up.stderr, up.output  # docker refuses a live one
         node.kill()
-        assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "down", timeout=60, interval=1)
-        gone = swarm_server.ssh("nodes:remove", node.name)
+        assert wait_for(lambda: listed(cluster_paas)[node.name]["state"] == "down", timeout=60, interval=1)
+        old_lines = join_lines(cluster_paas)
+        gone = cluster_paas.ssh("nodes:remove", node.name)
         assert gone.returncode == 0, gone.output
-        assert node.name not in listed(swarm_server)
+        assert "join token was rotated" in gone.stdout
+        assert node.name not in listed(cluster_paas)
         node.start()
-        swarm_cluster.rejoin(node, join_lines(swarm_server))
-        assert listed(swarm_server)[node.name]["state"] == "ready"
+        # The removed host kept the lines it joined with: they no longer let it in (before, swarm
+        # took it back and handed it every task's spec, config vars included).
+        node.docker("swarm", "leave", "--force")
+        refused = node.run_lines(old_lines)
+        assert refused.returncode != 0, refused.stdout
+        assert swarm_cluster.state(node.name) is None
+        swarm_cluster.rejoin(node, join_lines(cluster_paas))  # the new lines do
+        assert listed(cluster_paas)[node.name]["state"] == "ready"
     finally:
         swarm_cluster.restore()
 
 
-def test_a_killed_node_comes_back_by_itself(swarm_server: PaasServer, swarm_cluster: SwarmCluster) -> None:
+def test_a_killed_node_comes_back_by_itself(cluster_paas: PaasServer, swarm_cluster: SwarmCluster) -> None:
     node = swarm_cluster.nodes[0]
     try:
         node.kill()
-        assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "down", timeout=60, interval=1)
+        assert wait_for(lambda: listed(cluster_paas)[node.name]["state"] == "down", timeout=60, interval=1)
         node.start()  # its dockerd kept the swarm's state on its volume: no join lines needed
-        assert wait_for(lambda: listed(swarm_server)[node.name]["state"] == "ready", timeout=60, interval=1)
+        assert wait_for(lambda: listed(cluster_paas)[node.name]["state"] == "ready", timeout=60, interval=1)
         # A restart is a reboot: iptables rules are gone, and the boot runs the firewall script again.
         assert wait_for(lambda: "--ctdir ORIGINAL" in node.exec("iptables -S DOCKER-USER").stdout, timeout=30)
     finally:
         swarm_cluster.restore()
 
 
-def test_only_admins_see_nodes(swarm_server: PaasServer, tmp_path: Path) -> None:
+def test_only_admins_see_nodes(cluster_paas: PaasServer, tmp_path: Path) -> None:
     key = tmp_path / "bob"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    added = swarm_server.host("ssh-keys:add", "bob", str(key) + ".pub")
+    added = cluster_paas.host("ssh-keys:add", "bob", str(key) + ".pub")
     assert added.returncode == 0, added.output
     for args in (("nodes:list",), ("nodes:join-command",), ("nodes:drain", "x")):
-        out = swarm_server.ssh(*args, key=key)
+        out = cluster_paas.ssh(*args, key=key)
         assert out.returncode != 0 and "only an admin" in out.stderr, out.output
         assert "SWMTKN" not in out.output
 
@@ -144,14 +158,16 @@ def tiny_app_image(client: docker.DockerClient, settings: Settings) -> str:
 
 
 def test_a_published_image_pulls_on_a_worker_and_gc_removes_it_everywhere(
-    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
 ) -> None:
     client, address = swarm_cluster.client, swarm_cluster.manager_address
-    settings = server_settings(swarm_server)
+    settings = server_settings(cluster_paas)
     old, kept = tiny_app_image(client, settings), tiny_app_image(client, settings)
-    refs = [registry.publish(settings, client, address, tag) for tag in (old, kept)]
+    pinned = [registry.publish(settings, client, address, tag) for tag in (old, kept)]
+    refs = [p.split("@")[0] for p in pinned]  # the tags; publish pins each to its digest
     endpoint = registry.endpoint(settings, address)
     assert all(r.startswith(f"{endpoint}/paas/app-probe:") for r in refs), refs
+    assert all(p.split("@")[1].startswith("sha256:") for p in pinned), pinned
     for node in swarm_cluster.nodes:  # trusted through the files the join lines wrote
         for ref in refs:
             pulled = node.docker("pull", ref)
@@ -165,6 +181,33 @@ def test_a_published_image_pulls_on_a_worker_and_gc_removes_it_everywhere(
     with registry._session(settings) as s:
         tags = s.get(f"https://{endpoint}/v2/paas/app-probe/tags/list", timeout=10).json().get("tags") or []
     assert refs[1].rsplit(":", 1)[1] in tags and refs[0].rsplit(":", 1)[1] not in tags
+
+
+def test_a_tag_a_worker_pushes_over_never_reaches_the_tasks(
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    """Before: services named images by tag, and every node holds a certificate that may push.
+    A compromised worker (or a removed one that kept its files) pushed `paas/app-<victim>:<tag>`
+    and its code ran in the victim's tasks at their next pull. The scheduler now gets references
+    pinned to the digest the manager's own push stored."""
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    settings = server_settings(cluster_paas)
+    tag = tiny_app_image(client, settings)
+    pinned = registry.publish(settings, client, address, tag)  # what the swarm scheduler deploys
+    remote_tag = pinned.split("@")[0]
+    evil, victim_node = swarm_cluster.nodes
+    pushed = evil.exec(
+        "mkdir -p /tmp/evil && cd /tmp/evil && printf 'FROM scratch\\nCOPY x /probe\\n' > Dockerfile"
+        f" && echo evil > x && docker build -q -t {remote_tag} . && docker push {remote_tag}"
+    )
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr  # the hole item 1 still leaves
+    original = client.images.get(tag).id
+    assert victim_node.docker("pull", pinned).returncode == 0
+    got = victim_node.docker("image", "inspect", "--format", "{{.Id}}", pinned).stdout.strip()
+    assert got == original  # the manager's image, whatever the tag says now
+    assert victim_node.docker("pull", remote_tag).returncode == 0
+    overwritten = victim_node.docker("image", "inspect", "--format", "{{.Id}}", remote_tag).stdout.strip()
+    assert overwritten != original  # (the tag itself did move: the attack was real)
 
 
 def stranger(client: docker.DockerClient, script: str) -> subprocess.CompletedProcess[str]:
@@ -188,9 +231,9 @@ def stranger(client: docker.DockerClient, script: str) -> subprocess.CompletedPr
 
 
 def test_the_registry_refuses_clients_without_the_nodes_certificate(
-    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
 ) -> None:
-    settings = server_settings(swarm_server)
+    settings = server_settings(cluster_paas)
     endpoint = registry.ensure_registry(
         settings, swarm_cluster.client, swarm_cluster.manager_address
     ).endpoint
@@ -206,9 +249,9 @@ def test_the_registry_refuses_clients_without_the_nodes_certificate(
 
 
 def test_a_workers_app_ports_answer_the_manager_only(
-    swarm_server: PaasServer, swarm_cluster: SwarmCluster
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
 ) -> None:
-    settings = server_settings(swarm_server)
+    settings = server_settings(cluster_paas)
     client, address = swarm_cluster.client, swarm_cluster.manager_address
     image = registry.publish(settings, client, address, stack.DEFAULT_STACK.image)
     node = swarm_cluster.nodes[0]

@@ -98,6 +98,7 @@ SSH_ARGV: dict[str, list[str]] = {
     "letsencrypt:auto-renew": ["letsencrypt:auto-renew", "{gone}"],
     "scheduler:report": ["scheduler:report", "{app}"],
     "scheduler:set": ["scheduler:set", "{gone}", "no-such-scheduler"],
+    "storage:ensure-directory": ["storage:ensure-directory", "Not_A_Name", "--app", "{app}"],
     "postgres:link": ["postgres:link", "nosuchdb", "{app}"],
     "postgres:unlink": ["postgres:unlink", "nosuchdb", "{app}"],
     "redis:link": ["redis:link", "nosuchdb", "{app}"],

@@ -48,7 +48,8 @@ def test_bad_names_are_one_line(name: str) -> None:
 
 
 def test_record_is_private_and_round_trips(ctx: Context) -> None:
-    rec = record(ctx, links=[Link("web-app"), Link("other", "EXTRA")])
+    web, other = ctx.store.create_app("web-app"), ctx.store.create_app("other")
+    rec = record(ctx, links=[Link("web-app", None, web.id), Link("other", "EXTRA", other.id)])
     path = ctx.settings.data_dir / "services" / "postgres" / "db1" / "service.json"
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
@@ -73,12 +74,33 @@ def test_urls_and_config_keys() -> None:
     assert backing.mask(PG.url(rec), "pw") == "postgres://postgres:********@paas-postgres-db1:5432/db1"
 
 
+def test_links_from_before_app_ids_are_to_the_app_of_that_name_then(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record written before links held the app's id: its links go to the apps of those names
+    now (a link to no app is dropped), and the reconcile pass writes them so, once."""
+    web = ctx.store.create_app("web")
+    path = ctx.settings.data_dir / "services" / "postgres" / "db1" / "service.json"
+    record(ctx)
+    raw = json.loads(path.read_text())
+    raw["links"] = [{"app": "web", "alias": None}, {"app": "gone", "alias": "OLD"}]
+    path.write_text(json.dumps(raw))
+    assert backing.get(ctx, PG, "db1").links == [Link("web", None, web.id)]
+    monkeypatch.setattr(backing, "_converge", lambda *a: [])
+    backing._reconcile_one(ctx, PG, backing.get(ctx, PG, "db1"), datetime.now(UTC))
+    assert json.loads(path.read_text())["links"] == [{"app": "web", "alias": None, "app_id": web.id}]
+
+
 def test_info_masks_the_password_for_non_admins(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = record(ctx)
+    bob = ctx.store.add_user("bob", "", False, "now")
+    rec = record(ctx, owner_id=bob.id)
     monkeypatch.setattr(backing, "container_of", lambda *a: None)
     assert rec.password in backing.info(ctx, PG, "db1")["url"]
-    user = ctx.for_actor("bob", is_admin=False)
-    assert rec.password not in json.dumps(backing.info(user, PG, "db1"))
+    owner = ctx.for_actor("bob", is_admin=False)
+    shown = backing.info(owner, PG, "db1")
+    assert rec.password not in json.dumps(shown) and shown["owner"] == "bob"
+    with pytest.raises(NotFound, match="postgres service 'db1' does not exist"):
+        backing.info(ctx.for_actor("eve", is_admin=False), PG, "db1")
 
 
 @pytest.mark.parametrize(
@@ -119,7 +141,7 @@ def test_addons_are_only_for_the_first_deploy_and_only_ours(monkeypatch: pytest.
 
 
 def fake_export(data: list[bytes], fail: bool = False):  # type: ignore[no-untyped-def]
-    def export(ctx, kind, name, out):  # type: ignore[no-untyped-def]
+    def export(ctx, kind, record, out):  # type: ignore[no-untyped-def]
         for chunk in data:
             out(chunk)
         if fail:
@@ -130,7 +152,7 @@ def fake_export(data: list[bytes], fail: bool = False):  # type: ignore[no-untyp
 
 def test_a_backup_is_atomic_checksummed_and_listed(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     record(ctx)
-    monkeypatch.setattr(backing, "export", fake_export([b"PGDMP", b"x" * 1000]))
+    monkeypatch.setattr(backing, "_export", fake_export([b"PGDMP", b"x" * 1000]))
     done = backing.backup(ctx, PG, "db1")
     path = ctx.settings.data_dir / "services" / "postgres" / "db1" / "backups" / done.id
     assert path.read_bytes() == b"PGDMP" + b"x" * 1000
@@ -146,7 +168,7 @@ def test_a_backup_is_atomic_checksummed_and_listed(ctx: Context, monkeypatch: py
 
 def test_a_failed_backup_leaves_nothing(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     record(ctx)
-    monkeypatch.setattr(backing, "export", fake_export([b"PGDMP half"], fail=True))
+    monkeypatch.setattr(backing, "_export", fake_export([b"PGDMP half"], fail=True))
     with pytest.raises(PaasError, match="boom"):
         backing.backup(ctx, PG, "db1")
     folder = ctx.settings.data_dir / "services" / "postgres" / "db1" / "backups"
@@ -177,9 +199,9 @@ def test_missing_backup(ctx: Context) -> None:
 
 def test_keep_prunes_only_scheduled_backups(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     record(ctx, schedule="0 3 * * *", keep=2)
-    monkeypatch.setattr(backing, "export", fake_export([b"PGDMP"]))
-    manual = backing.backup(ctx, PG, "db1", "manual")
-    scheduled = [backing.backup(ctx, PG, "db1", "scheduled") for _ in range(4)]
+    monkeypatch.setattr(backing, "_export", fake_export([b"PGDMP"]))
+    manual = backing.backup(ctx, PG, "db1")
+    scheduled = [backing._backup(ctx, PG, "db1", "scheduled") for _ in range(4)]
     backing.prune_scheduled(ctx, PG, "db1")
     left = {b.id for b in backing.list_backups(ctx, PG, "db1")}
     assert left == {manual.id, scheduled[-1].id, scheduled[-2].id}
@@ -214,8 +236,8 @@ def test_reconcile_runs_a_due_scheduled_backup_once_and_prunes(
 ) -> None:
     rec = record(ctx, schedule="0 3 * * *", keep=1, last_scheduled="2026-01-01T12:00:00+00:00")
     monkeypatch.setattr(backing, "_converge", lambda *a: [])
-    monkeypatch.setattr(backing, "export", fake_export([b"PGDMP"]))
-    old = backing.backup(ctx, PG, rec.name, "scheduled")
+    monkeypatch.setattr(backing, "_export", fake_export([b"PGDMP"]))
+    old = backing._backup(ctx, PG, rec.name, "scheduled")
     at = datetime(2026, 1, 2, 3, 0, 5, tzinfo=UTC)
     assert backing.reconcile(ctx, PG, now=at) == ["postgres db1: scheduled backup started"]
     for thread in [t for t in threading.enumerate() if t.name.startswith("backup-")]:

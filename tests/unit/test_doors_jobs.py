@@ -72,7 +72,7 @@ def test_a_bug_in_a_job_is_one_line_not_a_traceback(ctx: Context) -> None:
 
 
 def test_a_job_whose_process_died_reads_as_interrupted(ctx: Context) -> None:
-    d = names.jobs_dir(ctx.settings, "demo")
+    d = names.jobs_dir(ctx.settings, ctx.store.get_app("demo").id)
     d.mkdir(parents=True)
     job = jobs.Job("0123456789abcdef", "demo", "ps:restart", "Restart demo", "host", "running", "", "now")
     (d / f"{job.id}.json").write_text(json.dumps(job.as_json()))

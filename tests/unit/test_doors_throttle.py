@@ -66,3 +66,16 @@ def test_window_changes_use_one_thread_and_end_on_the_latest_size() -> None:
     assert stdio.applied.wait(5)
     assert len(stdio.sizes) < 5001
     stdio.gone = True
+
+
+def test_an_ipv6_source_is_its_64_and_a_mapped_ipv4_address_is_itself() -> None:
+    assert throttle.source_of("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert throttle.source_of("2001:db8:1:2:ffff:1:2:3") == "2001:db8:1:2::/64"
+    assert throttle.source_of("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert throttle.source_of("::ffff:203.0.113.9") == "203.0.113.9"
+    assert throttle.source_of("203.0.113.9") == "203.0.113.9"
+    assert throttle.source_of("fe80::1%eth0") == "fe80::/64"
+    gate = throttle.PreAuthGate(per_source=10, startups=(1000, 30, 2000))
+    one_64 = [throttle.source_of(f"2001:db8:1:2::{i:x}") for i in range(1, 21)]
+    assert sum(gate.admit(s) for s in one_64) == 10
+    assert gate.admit(throttle.source_of("2001:db8:1:3::1"))

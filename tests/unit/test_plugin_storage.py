@@ -185,7 +185,7 @@ def test_container_paths_refused(path: str, why: str) -> None:
 )
 def test_malformed_mount_specs(ctx: Context, root: Path, spec: str) -> None:
     with pytest.raises(PaasError, match=r"give <host-dir>:<container-path>\[:ro\]"):
-        service.parse_mount(ctx, spec.format(root=root))
+        service.parse_mount(ctx, spec.format(root=root), ctx.store.create_app("web"))
 
 
 # an app's mounts

@@ -74,6 +74,7 @@ def test_a_failing_post_hook_is_recorded_and_the_others_still_run(tmp_path: Path
     recorder = Recorder()
     pm = manager(tmp_path, recorder, Crasher())
     store = Store(tmp_path / "db.sqlite")
+    store.create_app("shop")
     pm.call_post("paas_post_deploy", ctx=FakeCtx(store), app=FakeApp(), release="v2", log=None)
     assert recorder.seen == ["shop v2"]
     events = store.list_events(app="shop")

@@ -45,13 +45,13 @@ def test_raw_global_and_computed_values(ctx: Context) -> None:
     assert run(ctx, "git:set", "myapp", "deploy-branch", "release")[0] == 0
     assert value_of(ctx, *flag, "--git-deploy-branch") == "release"
     assert value_of(ctx, *flag, "--git-computed-deploy-branch") == "release"
-    assert git.deploy_branches(ctx, ctx.store.get_app("myapp")) == ("release",)
+    assert git.deploy_branches(ctx, "myapp") == ("release",)
     # No value unsets: back to the global, then to the default.
     assert run(ctx, "git:set", "myapp", "deploy-branch")[0] == 0
     assert value_of(ctx, *flag, "--git-computed-deploy-branch") == "main"
     assert run(ctx, "git:set", "--global", "deploy-branch")[0] == 0
     assert value_of(ctx, *flag, "--git-computed-deploy-branch") == "master"
-    assert git.deploy_branches(ctx, ctx.store.get_app("myapp")) == ("main", "master")
+    assert git.deploy_branches(ctx, "myapp") == ("main", "master")
 
 
 def test_an_emptied_rev_env_var_turns_it_off(ctx: Context) -> None:

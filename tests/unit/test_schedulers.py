@@ -4,6 +4,9 @@ the Engine API. The real swarm is exercised in tests/e2e/test_swarm.py."""
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,8 +15,9 @@ import pytest
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.plugins import Plugins, hookimpl
+from paas.scheduler import health
 from paas.scheduler.docker_local import DockerLocal
-from paas.scheduler.interface import Probe, Scheduler
+from paas.scheduler.interface import Probe, ProcessFailed, Scheduler
 from paas.scheduler.swarm import Swarm, TaskProbe
 from paas.services import schedulers
 from paas.settings import Settings
@@ -98,6 +102,53 @@ def test_a_probe_answers_at_the_tasks_node_and_port() -> None:
     probe = TaskProbe(swarm_with([task(1, "preparing", "n2", None)], []), "svc", "web", 1, 5000)
     probe.refresh()
     assert probe.endpoint() is None  # not placed or not running yet: the checks keep waiting
+    assert probe.preparing()  # its node pulls the image: not counted against the boot timeout
+    running = TaskProbe(swarm, "svc", "web", 1, 5000)
+    running.refresh()
+    assert not running.preparing()
+
+
+class PullingProbe:
+    """A process whose image is pulled for `pull` seconds, then answers on a real HTTP server."""
+
+    type, index = "web", 1
+
+    def __init__(self, port: int, pull: float) -> None:
+        self.port = port
+        self.ready_at = time.monotonic() + pull
+
+    dyno = "web.1"
+
+    def refresh(self) -> None:
+        pass
+
+    def preparing(self) -> bool:
+        return time.monotonic() < self.ready_at
+
+    def endpoint(self) -> tuple[str, int] | None:
+        return None if self.preparing() else ("127.0.0.1", self.port)
+
+    def crashed(self) -> str | None:
+        return None
+
+    def log_tail(self) -> list[str]:
+        return []
+
+    def started_at(self) -> None:
+        return None
+
+
+def test_an_image_pull_never_counts_against_the_boot_timeout() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        # Before: a 1.5 s pull with a 0.5 s boot timeout failed ("did not bind $PORT ... within").
+        health.wait_until_serving(PullingProbe(port, pull=1.5), timeout=0.5)  # type: ignore[arg-type]
+        with pytest.raises(ProcessFailed, match="was not started within 1 s"):
+            health.wait_until_serving(PullingProbe(port, pull=60), timeout=0.5, prepare_timeout=1)  # type: ignore[arg-type]
+    finally:
+        server.shutdown()
 
 
 def test_what_counts_as_a_crash() -> None:

@@ -108,6 +108,24 @@ def test_join_lines_write_the_registry_files_then_docker_config_then_firewall_th
             assert line.startswith("if [ -d /run/systemd/system ]; then ")
 
 
+def test_join_lines_pull_the_stack_before_joining() -> None:
+    ref = "172.17.0.1:5001/paas/stack:trixie-0123abcd"
+    out = swarm_cluster.join_lines(
+        FakeClient(),  # type: ignore[arg-type]
+        "172.17.0.1",
+        "172.17.0.1:5001",
+        b"CA\n",
+        b"CERT\n",
+        b"KEY\n",
+        (32768, 60999),
+        prefetch=(ref,),
+    )
+    last = out[-1]
+    assert last.index(f"docker pull -q {ref}") < last.index("docker swarm join")
+    assert " && { docker info" in last  # no join unless the pull succeeded
+    subprocess.run(["sh", "-n", "-c", "\n".join(out)], check=True)  # valid shell, as pasted
+
+
 def test_the_firewall_script_uses_ip6tables_for_an_ipv6_manager() -> None:
     script = swarm_cluster.firewall_script("fd00::1", (30000, 30999))
     assert "ip6tables -I DOCKER-USER" in script and "! -s fd00::1" in script

@@ -134,7 +134,7 @@ def test_users_and_tokens_commands(ctx: Context) -> None:
     ):
         assert name not in commands.available(on_host=False)
     code, _, err = run(ctx.for_actor("bob", False), "users:list", on_host=False)
-    assert (code, err) == (1, "error: only an admin may list users\n")
+    assert (code, err) == (1, "error: only an admin may run users:list\n")
 
 
 def test_a_user_without_a_password_cannot_log_in(ctx: Context) -> None:

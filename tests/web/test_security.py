@@ -182,7 +182,7 @@ def test_api_refuses_what_the_token_user_may_not_do(site: Site) -> None:
     client = site.client()
     resp = client.get("/api/v1/users", headers=bearer(site.user_token))
     assert resp.status_code == 403
-    assert resp.json == {"id": "forbidden", "message": "only an admin may list users"}
+    assert resp.json == {"id": "forbidden", "message": "only an admin may run users:list"}
     names = [u["name"] for u in client.get("/api/v1/users", headers=bearer(site.admin_token)).json]
     assert names == ["alice", "bob"]
     # A revoked token is refused at once.

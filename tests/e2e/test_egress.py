@@ -1,0 +1,213 @@
+"""Where a build and an app may connect (paas/scheduler/egress.py), attacked from a Dockerfile
+`RUN` step and from a `run` container: a metadata service on a link-local address (another
+machine here: a network namespace routed from this host, as a cloud server's is), a service on
+this host's own address, and a machine in a private range the operator denies. The internet
+stays reachable. And the task ports a swarm node opens to this host (the manager) only.
+
+Before: every one of them answered 200 (a cloud server's IAM role was one `curl` away)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import docker
+import pytest
+from docker.types import IPAMConfig, IPAMPool
+
+from paas.buildpacks import stack
+from paas.scheduler import swarm_cluster
+from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
+
+METADATA = "169.254.169.254"
+METADATA_NS = "paas-metadata"
+PRIVATE = "10.253.7.2"  # a machine on the operator's private network
+PRIVATE_NS = "paas-private"
+NODE_NS = "paas-swnode"
+# http.server's own bind looks its address up in DNS, which a namespace cannot reach: seconds.
+SERVE = """
+import http.server, socketserver, sys
+class Server(http.server.ThreadingHTTPServer):
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "machine", self.server_address[1]
+Server((sys.argv[1], int(sys.argv[2])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+class Secret(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = b"role credentials\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(address: str, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((address, port), Secret)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _machine(ns: str, address: str, host_side: str, port: int = 80) -> subprocess.Popen:
+    """Another machine: a network namespace holding `address` behind a veth pair, routed from
+    this host (so a container's connection to it is forwarded, as to any machine elsewhere), with
+    an HTTP server on port 80."""
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    outer, inner = f"{ns[:10]}-h", f"{ns[:10]}-n"
+    steps = [
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
+        ["ip", "link", "set", inner, "netns", ns],
+        ["ip", "addr", "add", f"{host_side}/32", "dev", outer],
+        ["ip", "link", "set", outer, "up"],
+        ["ip", "route", "add", f"{address}/32", "dev", outer],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+        ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/32", "dev", inner],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", inner, "up"],
+        ["ip", "netns", "exec", ns, "ip", "route", "add", "default", "dev", inner],
+    ]
+    for step in steps:
+        subprocess.run(step, check=True, capture_output=True)
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", SERVE, address, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def targets() -> Iterator[dict[str, str]]:
+    """The three places no container of ours may reach, each answering 200 to this host."""
+    metadata = _machine(METADATA_NS, METADATA, "169.254.169.1")
+    private = _machine(PRIVATE_NS, PRIVATE, "10.253.7.1")
+    host_port = free_port()
+    on_host = _serve("0.0.0.0", host_port)  # like the dashboard, the registry, a database
+    gateway = docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    try:
+        found = {
+            "metadata": f"http://{METADATA}/",
+            "host": f"http://{gateway}:{host_port}/",  # one of this host's own addresses
+            "private": f"http://{PRIVATE}/",
+        }
+        for url in found.values():  # each answers this host: only containers are kept away
+            assert wait_for(lambda u=url: _status(u) == "200", timeout=20), url
+        yield found
+    finally:
+        on_host.shutdown()
+        for proc, ns in ((metadata, METADATA_NS), (private, PRIVATE_NS)):
+            proc.kill()
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            subprocess.run(["ip", "link", "del", f"{ns[:10]}-h"], capture_output=True)
+
+
+def _status(url: str) -> str:
+    curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", url]
+    return subprocess.run(curl, capture_output=True, text=True).stdout
+
+
+def _probe_script(targets: dict[str, str]) -> str:
+    """One line per target: `<name>=<HTTP status>` (000: no answer)."""
+    lines = [
+        f"echo {name}=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {url} || true)"
+        for name, url in targets.items()
+    ]
+    pypi = "https://pypi.org/simple/"  # -k: TLS is intercepted here; reaching it is what counts
+    lines.append(f"echo internet=$(curl -ks -o /dev/null -w '%{{http_code}}' --max-time 20 {pypi} || true)")
+    return "; ".join(lines)
+
+
+def _answers(output: str) -> dict[str, str]:
+    found = {}
+    for line in output.splitlines():
+        line = line.removeprefix("remote:").strip()
+        name, sep, code = line.partition("=")
+        if sep and name in ("metadata", "host", "private", "internet") and code.isdigit():
+            found[name] = code
+    return found
+
+
+def _check(found: dict[str, str]) -> None:
+    assert found.get("internet") == "200", found  # package mirrors and APIs stay reachable
+    assert found.get("metadata") == "000", found
+    assert found.get("host") == "000", found
+    assert found.get("private") == "000", found
+
+
+def test_builds_and_apps_reach_the_internet_and_nothing_of_ours(
+    tmp_path: Path, targets: dict[str, str]
+) -> None:
+    (tmp_path / "srv").mkdir()
+    paas = PaasServer(tmp_path / "srv")
+    paas.env["PAAS_EGRESS_DENY"] = "10.253.0.0/16"
+    try:
+        paas.start_with_key()
+        app = unique_app("egress")
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "Dockerfile").write_text(
+            f"FROM paas/stack:latest\nRUN {_probe_script(targets)}\nCMD python3 -m http.server $PORT\n"
+        )
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "probe"]):
+            assert paas.git(src, *args).returncode == 0
+        assert paas.git(src, "remote", "add", "paas", f"paas:{app}").returncode == 0
+        pushed = paas.git(src, "push", "paas", "main")
+        assert pushed.returncode == 0, pushed.output
+        _check(_answers(pushed.stderr))
+
+        # The app's own containers (a `run` one-off here) are held to the same.
+        ran = paas.ssh("run", app, "sh", "-c", shlex.quote(_probe_script(targets)), timeout=120)
+        assert ran.returncode == 0, ran.output
+        _check(_answers(ran.stdout))
+    finally:
+        shutdown(paas)
+
+
+def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> None:
+    """A swarm node lets its task ports answer the manager's address only (for the router). A
+    container on the manager leaves masqueraded as that very address: before, it reached every
+    other tenant's tasks on the nodes, past the router's maintenance page, TLS and headers. Here
+    the node is a network namespace routed from this host (a machine elsewhere), whose firewall
+    is the join lines' rule; the container is on a network from the pool, as apps are."""
+    node, manager, port, ports = "198.18.7.2", "198.18.7.1", 40001, (32768, 60999)
+    server = _machine(NODE_NS, node, manager, port)
+    subprocess.run(
+        ["ip", "netns", "exec", NODE_NS, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(port),
+         "!", "-s", manager, "-j", "DROP"],
+        check=True,
+    )  # fmt: skip
+    client = docker.from_env()
+    network = client.networks.create(
+        f"paas-test-guard-{uuid.uuid4().hex[:6]}",
+        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet="10.199.252.0/24")]),
+        labels={"paas.test": "guard"},
+    )
+    url = f"http://{node}:{port}/"
+
+    def from_a_container() -> str:
+        curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", url]
+        run = ["docker", "run", "--rm", "--network", network.name, "--label", "paas.test=guard"]
+        return subprocess.run([*run, stack.LATEST_ALIAS, *curl], capture_output=True, text=True).stdout
+
+    try:
+        assert wait_for(lambda: _status(url) == "200", timeout=20)  # this host (the router) gets in
+        assert from_a_container() == "200"  # the hole, while the node is not guarded
+        swarm_cluster.guard_node_ports({node}, ports)
+        assert from_a_container() == "000"
+        assert _status(url) == "200"  # the router's way in stays open
+    finally:
+        swarm_cluster.guard_node_ports(set(), ports, gone={node})
+        network.remove()
+        server.kill()
+        subprocess.run(["ip", "netns", "del", NODE_NS], capture_output=True)
+        subprocess.run(["ip", "link", "del", f"{NODE_NS[:10]}-h"], capture_output=True)
