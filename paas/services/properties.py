@@ -15,7 +15,7 @@ global values in global_settings. Setting an app's value needs the permission th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from paas.core.context import Context
 from paas.core.output import BuildLog
@@ -60,10 +60,8 @@ class Namespace:
     props: tuple[Prop, ...] = ()
     info: Callable[[Context, App], dict[str, str]] | None = None
     global_info: Callable[[Context], dict[str, str]] | None = None
-    aliases: dict[str, str] = field(default_factory=dict)  # older spellings of a key
 
     def prop(self, key: str) -> Prop:
-        key = self.aliases.get(key, key)
         for p in self.props:
             if p.key == key:
                 return p
