@@ -130,7 +130,15 @@ def wrk(url: str, seconds: int, connections: int, headers: dict[str, str] | None
         raise SystemExit(f"wrk saw errors on {url}:\n{out}")
     done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     wrk_us, router_us, app_us = ((b - a) / done * 1e6 for a, b in zip(before, after, strict=True))
-    return {"rps": rps, "p50": p50, "p99": p99, "wrk_us": wrk_us, "router_us": router_us, "app_us": app_us}
+    return {
+        "rps": rps,
+        "p50": p50,
+        "p99": p99,
+        "wrk_us": wrk_us,
+        "router_us": router_us,
+        "app_us": app_us,
+        "requests": done,
+    }
 
 
 def backend(name: str) -> ThreadingHTTPServer:

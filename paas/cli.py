@@ -6,6 +6,7 @@ import os
 import sys
 
 from paas import commands
+from paas import server as _server  # noqa: F401 (registers `paas server`, a host-only command)
 from paas.core.context import Context
 from paas.core.validation import printable
 from paas.errors import PaasError

@@ -17,6 +17,10 @@ class PermissionDenied(PaasError):
     """The caller may not do this."""
 
 
+class QuotaExceeded(PaasError):
+    """The change would pass an operator's ceiling or the owner's quota; nothing was changed."""
+
+
 class Unauthenticated(PaasError):
     """No valid session, token or password."""
 

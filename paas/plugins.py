@@ -91,6 +91,50 @@ class HookSpecs:
         """After traffic moved to a new release (a push, config change, scale or rollback)."""
 
     @hookspec
+    def paas_deploy_started(self, ctx: Context, app: App, release: Release, log: BuildLog) -> None:
+        """A new release (push, config change, rollback) starts deploying; nothing changed yet."""
+
+    @hookspec
+    def paas_deploy_failed(
+        self, ctx: Context, app: App, release: Release | None, error: str, log: BuildLog
+    ) -> None:
+        """A deploy failed and the running release keeps serving: `release` is the one that did
+        not come up (None: the build failed before there was one); `error` says why, in one line."""
+
+    @hookspec
+    def paas_rolled_back(
+        self, ctx: Context, app: App, release: Release, target: Release, reason: str | None, log: BuildLog
+    ) -> None:
+        """After a rollback deployed: `release` is the new release made from `target`'s build and
+        config; `reason` is None for a person's `releases:rollback`, else why it was automatic."""
+
+    @hookspec
+    def paas_process_trouble(self, ctx: Context, app: App, dyno: str, kind: str, detail: str) -> None:
+        """A process of the current release is in trouble, seen by the server's reconcile pass:
+        `kind` is "oom-killed" (past its memory limit) or "crash-loop" (restarting over and
+        over); once per occurrence."""
+
+    @hookspec
+    def paas_backup_failed(self, ctx: Context, service: str, error: str) -> None:
+        """A scheduled backup of a backing service (`service` as `postgres:db`) failed."""
+
+    @hookspec
+    def paas_node_down(self, ctx: Context, node: str, detail: str) -> None:
+        """A swarm node that was ready is down (seen by the server's reconcile pass; once per fall)."""
+
+    @hookspec
+    def paas_certificate_expiring(
+        self, ctx: Context, app: App | None, hostnames: list[str], not_after: str, days: int
+    ) -> None:
+        """A certificate the router serves ends within 14 days (`app` None: the dashboard's);
+        called at most once a day per certificate while it does."""
+
+    @hookspec
+    def paas_server_started(self, ctx: Context, stop: threading.Event) -> None:
+        """`paas server` is ready: start the plugin's own threads (daemon threads that end when
+        `stop` is set). Called once per server process; return at once."""
+
+    @hookspec
     def paas_config_changed(self, ctx: Context, app: App, keys: list[str]) -> None:
         """After `config:set`/`config:unset` made a release; `keys` are the names that changed."""
 

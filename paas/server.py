@@ -10,14 +10,21 @@ import time
 
 import docker
 
-from paas.commands import CommandEnv
+from paas.commands import CommandEnv, command
 from paas.core.context import Context
 from paas.core.output import configure_logging
 from paas.errors import PaasError
 from paas.git_receiver import repo_head
 from paas.git_receiver.server import SSHServer
-from paas.services import logfiles, reconcile, routing
+from paas.services import disk_usage, logfiles, reconcile, routing
 from paas.web.process import DashboardProcess
+
+
+# Registered when this module is imported (paas.cli does): paas.commands never imports it, since
+# the server runs the SSH door, which dispatches every command.
+@command("server", "Run the SSH receiver and the managed nginx (foreground).", host_only=True)
+def server(env: CommandEnv) -> int:
+    return run_server(env)
 
 
 def run_server(env: CommandEnv) -> int:
@@ -62,6 +69,7 @@ def run_server(env: CommandEnv) -> int:
     except (PaasError, docker.errors.DockerException) as exc:
         env.err.write(f"warning: could not reconcile: {exc}\n")
     threading.Thread(target=_reconcile_loop, args=(ctx, stop), daemon=True, name="reconcile").start()
+    threading.Thread(target=_disk_loop, args=(ctx, stop), daemon=True, name="disk").start()
     env.echo(f"-----> SSH receiver listening on {host}:{port}")
     adopted = " (adopted the nginx a previous server left running)" if router.adopted else ""
     env.echo(
@@ -83,6 +91,7 @@ def run_server(env: CommandEnv) -> int:
     else:
         router.set_dashboard(settings.dashboard_host, None)
     env.echo(f"-----> data in {settings.data_dir}")
+    ctx.plugins.call_post("paas_server_started", ctx=ctx, stop=stop)  # their threads: metrics, deliveries
     env.echo("=====> paas is ready")
     while not signalled:
         time.sleep(0.2)
@@ -102,6 +111,19 @@ def run_server(env: CommandEnv) -> int:
     if web is not None:
         web.stop()
     return 0
+
+
+def _disk_loop(ctx: Context, stop: threading.Event) -> None:
+    """Measure every app's disk and stop what passes its owner's quota, at start and every
+    PAAS_DISK_CHECK_SECONDS (a thread of its own: walking folders never delays a reconcile)."""
+    log = logging.getLogger("paas.disk")
+    while True:
+        try:
+            disk_usage.check(ctx)
+        except Exception:  # keep measuring whatever happened in one pass
+            log.exception("disk pass failed")
+        if stop.wait(ctx.settings.disk_check_seconds):
+            return
 
 
 def _reconcile_loop(ctx: Context, stop: threading.Event) -> None:

@@ -154,6 +154,7 @@ class Settings:
     log_keep: int = 5  # rotated files kept per log: the total stays under (log_keep + 1) x max
     log_rotate_seconds: float = 60.0
     min_free_disk: int = 2 << 30  # pushes are refused below this much free space
+    disk_reserve: int = 1 << 30  # below this, the apps that write the most are stopped (the store's room)
     build_timeout: float = 1800.0
     max_push_bytes: int = 1 << 30
     max_object_bytes: int = 100 << 20  # one object, inflated (GitHub refuses files over 100 MiB too)
@@ -170,6 +171,17 @@ class Settings:
     build_memory: str = "2g"
     build_cpus: float = 0.0  # 0: no CPU limit (builds are what the pusher waits for)
     build_pids: int = 1024
+    # Ceilings of one process that only an admin may pass with `resource:limit` (0 CPUs: the
+    # machine's cores), and what each user may hold unless `quota:set` says otherwise.
+    max_memory: int = 4 << 30
+    max_cpus: float = 0.0
+    max_pids: int = 4096
+    quota_apps: int = 10
+    quota_processes: int = 10
+    quota_memory: int = 4 << 30  # the memory limits of a user's running processes, summed
+    quota_oneoffs: int = 3  # `run`/`run:detached` containers at once
+    quota_disk: int = 5 << 30  # repos, build caches, images (above the stack), containers, logs
+    disk_check_seconds: float = 30.0  # how often `paas server` measures the apps' disk use
     network_pool: str = "10.199.0.0/16"  # app networks are /24s from here (not docker's small default pool)
     # TLS: the router's HTTPS listener (0 turns it off), proxies whose X-Forwarded-* are kept, ACME.
     https_port: int = 443
@@ -230,6 +242,7 @@ class Settings:
             log_keep=max(1, _int("PAAS_LOG_KEEP", 5)),
             log_rotate_seconds=max(1.0, _float("PAAS_LOG_ROTATE_SECONDS", 60)),
             min_free_disk=_size("PAAS_MIN_FREE_DISK", "2g"),
+            disk_reserve=_size("PAAS_DISK_RESERVE", "1g"),
             build_timeout=_float("PAAS_BUILD_TIMEOUT", 1800),
             max_push_bytes=_int("PAAS_MAX_PUSH_BYTES", 1 << 30),
             max_object_bytes=_int("PAAS_MAX_OBJECT_BYTES", 100 << 20),
@@ -243,6 +256,15 @@ class Settings:
             build_memory=os.environ.get("PAAS_BUILD_MEMORY") or "2g",
             build_cpus=_float("PAAS_BUILD_CPUS", 0.0),
             build_pids=_int("PAAS_BUILD_PIDS", 1024),
+            max_memory=_size("PAAS_MAX_MEMORY", "4g"),
+            max_cpus=max(0.0, _float("PAAS_MAX_CPUS", 0.0)),
+            max_pids=max(1, _int("PAAS_MAX_PIDS", 4096)),
+            quota_apps=max(0, _int("PAAS_QUOTA_APPS", 10)),
+            quota_processes=max(0, _int("PAAS_QUOTA_PROCESSES", 10)),
+            quota_memory=_size("PAAS_QUOTA_MEMORY", "4g"),
+            quota_oneoffs=max(0, _int("PAAS_QUOTA_ONEOFFS", 3)),
+            quota_disk=_size("PAAS_QUOTA_DISK", "5g"),
+            disk_check_seconds=max(1.0, _float("PAAS_DISK_CHECK_SECONDS", 30)),
             network_pool=os.environ.get("PAAS_NETWORK_POOL") or "10.199.0.0/16",
             https_port=_int("PAAS_HTTPS_PORT", 443),
             https_bind=os.environ.get("PAAS_HTTPS_BIND") or "0.0.0.0",
@@ -279,6 +301,12 @@ class Settings:
     @property
     def nginx_dir(self) -> Path:
         return self.data_dir / "nginx"
+
+    @property
+    def metrics_log_path(self) -> Path:
+        """The router's metrics lines (one per request, tagged with app and release), when the
+        metrics plugin asks for them; rotated with nginx's other logs."""
+        return self.nginx_dir / "logs" / "metrics.log"
 
     @property
     def locks_dir(self) -> Path:

@@ -40,6 +40,7 @@ from paas.buildpacks.isolation import build_hardening
 from paas.buildpacks.procfile import parse_procfile
 from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names, timing, validation
+from paas.core.container import log_config
 from paas.core.context import Context
 from paas.core.names import APP_PORT, LABEL_PORT, cache_volume, image_repository
 from paas.core.output import BuildLog, split_lines
@@ -264,6 +265,7 @@ class BuildJob:
             user="app",
             working_dir="/app",
             labels=self._labels(),
+            log_config=log_config(),
         )
         self.containers.append(container)
         timing.mark(self.app, f"build.{role}.create", created)

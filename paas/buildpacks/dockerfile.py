@@ -23,6 +23,7 @@ from paas.buildpacks import dockerfile_rules, source, stack
 from paas.buildpacks.isolation import build_hardening
 from paas.buildpacks.result import BuildFailed, BuildResult
 from paas.core import names
+from paas.core.container import log_config
 from paas.core.context import Context
 from paas.core.names import APP_PORT, APP_UID, LABEL_PORT, image_repository
 from paas.core.output import BuildLog
@@ -184,7 +185,9 @@ def build(
     ]
     files = {f".paas/proc/{t}": c for t, c in processes.items()}
     launcher = source.launcher_bytes("docker-start")
-    container = client.containers.create(image_id, entrypoint=[LAUNCHER], command=["web"])
+    container = client.containers.create(
+        image_id, entrypoint=[LAUNCHER], command=["web"], log_config=log_config()
+    )  # created, never started: the commit makes the layer
     try:
         user = config.get("User") or ""
         uid = effective_uid(user, _read_passwd(container))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import docker
 
-from paas.core import names
-from paas.scheduler import networks
+from paas.core import names, networks
+from paas.core.container import log_config
 from paas.settings import Settings
 
 
@@ -28,6 +28,7 @@ def build_hardening(client: docker.DockerClient, settings: Settings, app: str) -
         "memswap_limit": settings.build_memory,
         "pids_limit": settings.build_pids,
         "network": network,
+        "log_config": log_config(),  # the build log streams to the pusher; dockerd keeps a capped copy
     }
     if settings.build_cpus:
         kwargs["nano_cpus"] = int(settings.build_cpus * 1e9)

@@ -145,6 +145,7 @@ COMMAND_MODULES = (
     "plugins",
     "properties",
     "ps",
+    "quota",
     "releases",
     "repo",
     "report",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, command
-from paas.services import access, lookup
 from paas.services import apps as apps_service
+from paas.services import lookup
 
 
 @command("apps:create", "Create an app (a first git push creates it too).")
@@ -21,7 +21,7 @@ def create(env: CommandEnv, app: str) -> None:
 @click.argument("app")
 @click.argument("user")
 def transfer(env: CommandEnv, app: str, user: str) -> None:
-    access.transfer(env.ctx, app, user)
+    apps_service.transfer(env.ctx, app, user)
     env.echo(f"-----> Transferred {app} to {user}")
 
 

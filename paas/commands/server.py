@@ -1,4 +1,5 @@
-"""Host-only commands that run the PaaS itself: `server`, `stack:build`."""
+"""Host-only commands about the PaaS itself: `stack:build`, `router:stop` (`server` is defined in
+paas/server.py: the server runs the SSH door, which dispatches these commands)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,7 @@ import click
 
 from paas.buildpacks import stack
 from paas.commands import CommandEnv, command
-from paas.server import run_server
 from paas.services import routing
-
-
-@command("server", "Run the SSH receiver and the managed nginx (foreground).", host_only=True)
-def server(env: CommandEnv) -> int:
-    return run_server(env)
 
 
 @command("router:stop", "Stop the managed nginx a stopped server left serving.", host_only=True)

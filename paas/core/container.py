@@ -12,6 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# docker's log caps, on every container we create (processes, one-offs, cron, release phase,
+# postdeploy, builds, services, the registry): without them dockerd's json-file log of a
+# container grows until the disk is full (`run:detached app yes`).
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+
+
+def log_config(options: dict[str, str] | None = None) -> dict:
+    """The Engine API's LogConfig: json-file (what `logs` reads) with the caps."""
+    return {"type": "json-file", "config": dict(options or LOG_OPTIONS)}
+
 
 @dataclass(frozen=True)
 class Bind:

@@ -14,6 +14,8 @@ git. What each part means:
 - `cron`: Dokku's scheduled commands ([{"command": "...", "schedule": "@daily"}]), run by the
   cron plugin, which validates the schedules;
 - `addons`: backing services to create and link (read by the service plugins);
+- `watch`: the post-deploy watch of the metrics plugin ({"window": 300, "max_5xx_ratio": 0.1,
+  ...}), which validates it.
 - `buildpacks`: the buildpacks to build with (BUILDPACK_URL and buildpacks:list come first).
 """
 
@@ -30,7 +32,7 @@ from paas.errors import PaasError
 
 MAX_QUANTITY = 100
 # Keys we act on, and descriptive ones (Heroku's schema) that need nothing from us.
-KNOWN_KEYS = {"env", "formation", "scripts", "healthchecks", "cron", "addons", "buildpacks"}
+KNOWN_KEYS = {"env", "formation", "scripts", "healthchecks", "cron", "addons", "watch", "buildpacks"}
 DESCRIPTIVE_KEYS = {"name", "description", "keywords", "website", "repository", "logo", "success_url"}
 
 
@@ -77,6 +79,7 @@ class Manifest:
     healthchecks: dict[str, list[StartupCheck]] = field(default_factory=dict)
     cron: list[CronEntry] = field(default_factory=list)
     addons: list[Any] = field(default_factory=list)
+    watch: dict[str, Any] = field(default_factory=dict)  # the metrics plugin checks its values
     data: dict = field(default_factory=dict)  # the object as read: what the build keeps
 
     @property
@@ -107,6 +110,9 @@ def from_data(data: object) -> Manifest:
     addons = data.get("addons") or []
     if not isinstance(addons, list):
         raise AppJsonError("app.json: addons must be a list")
+    watch = data.get("watch") or {}
+    if not isinstance(watch, dict):
+        raise AppJsonError('app.json: watch must be an object like {"window": 300, "max_5xx_ratio": 0.1}')
     dokku = scripts.get("dokku") or {}
     if not isinstance(dokku, dict):
         raise AppJsonError("app.json: scripts.dokku must be an object of predeploy/postdeploy")
@@ -120,6 +126,7 @@ def from_data(data: object) -> Manifest:
         cron=_cron(data.get("cron")),
         addons=addons,
         buildpacks=_buildpacks(data.get("buildpacks")),
+        watch=watch,
         data=data,
     )
 

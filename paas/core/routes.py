@@ -66,6 +66,15 @@ class RouteExtras:
     locations: dict[str, list[str]] = field(default_factory=dict)
     tls: RouteTls | None = None
     acme_root: str | None = None
+    metrics_log: str | None = None  # a file each proxied request is logged to, tagged (see set_metrics_log)
+
+    def set_metrics_log(self, path: str) -> None:
+        """Log every request of the app to `path` as one line of plain fields, tagged with the app
+        and the release of the process that answered (nginx maps the upstream's address):
+        `<msec> <app> <release or -> <status> <bytes sent> <upstream time or -> <request time>`."""
+        if not _CERT_PATH.fullmatch(path) or ".." in Path(path).parts:
+            raise PaasError(f"refusing metrics log path {path!r}")
+        self.metrics_log = path
 
     def set_tls(self, tls: RouteTls | None) -> None:
         self.tls = tls
@@ -93,6 +102,7 @@ class Route:
     hostnames: list[str]
     upstreams: list[str]
     extras: RouteExtras = field(default_factory=RouteExtras)
+    releases: dict[str, int] = field(default_factory=dict)  # upstream -> the release it runs (metrics tags)
 
     @property
     def serves(self) -> bool:

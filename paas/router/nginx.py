@@ -56,6 +56,7 @@ NGINX_DEFAULTS = {
     "proxy_busy_buffers_size": "8k",
     "underscores_in_headers": "off",
 }
+LOG_BUFFER = "buffer=64k flush=1s"  # every access_log of the router's: one file, one buffer
 DASHBOARD = "_dashboard"  # its conf sits with the apps'; no app name starts with "_"
 PRECHECK_TTL = 10.0  # seconds a passed `nginx -t` of the very same config stands in for a new one
 # RFC 7919 ffdhe2048, what Mozilla's "intermediate" profile uses for its DHE suites.
@@ -79,6 +80,16 @@ def _nginx_token(value: object) -> str:
 
 
 _PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
+_VARIABLE = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
+def _variable(app: str) -> str:
+    """The app's part of an nginx variable and log format name (app names have no "_", so
+    "-" -> "_" keeps them apart)."""
+    name = app.replace("-", "_")
+    if not _VARIABLE.fullmatch(name):
+        raise PaasError(f"refusing unsafe app name in nginx config: {app!r}")
+    return name
 
 
 def _nginx_path(value: object) -> str:
@@ -181,6 +192,7 @@ class Router:
             trusted_proxies=[str(ipaddress.ip_network(n, strict=False)) for n in proxies],
             domain=_nginx_token(self.settings.domain),
             http_defaults=[directive(f"{k} {v}") for k, v in HTTP_DEFAULTS.items()],
+            log_buffer=LOG_BUFFER,
         )
 
     def render_app(self, route: Route) -> str:
@@ -194,6 +206,11 @@ class Router:
             app=route.app,
             hostnames=route.hostnames,
             upstreams=route.upstreams,
+            releases={u: r for u, r in sorted(route.releases.items()) if u in route.upstreams},
+            metrics_log=route.extras.metrics_log,
+            access_log=str(self.prefix / "logs" / "access.log"),
+            log_buffer=LOG_BUFFER,
+            var=_variable(route.app),
             server_directives=[directive(d) for d in route.extras.server],
             locations={
                 location_path(p): [directive(d) for d in ds] for p, ds in route.extras.locations.items()

@@ -16,7 +16,7 @@ from docker.models.containers import Container
 from docker.types import Mount
 
 from paas.core import names
-from paas.core.container import ContainerSettings
+from paas.core.container import ContainerSettings, log_config
 from paas.core.names import APP_PORT, APP_UID, LABEL_INDEX, LABEL_PORT, LABEL_TYPE
 from paas.errors import PaasError
 from paas.scheduler.interface import ProcessFailed, ProcessRow, ProcessSpec
@@ -57,7 +57,7 @@ def engine_kwargs(
 ) -> dict:
     """Engine API arguments for one app container: `settings` (config, plugins' additions, the
     limits of its process type), our labels and its own env on top, and the hardening every app
-    container gets (no capabilities, no-new-privileges, an unprivileged user, no swap)."""
+    container gets (no capabilities, no-new-privileges, an unprivileged user, no swap, log caps)."""
     limits = settings.limits_for(process_type)
     kwargs: dict = {
         "environment": {**settings.env, **env},
@@ -66,6 +66,7 @@ def engine_kwargs(
         "user": run_user(client, image),
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
+        "log_config": log_config(),
     }
     if settings.cap_add:
         kwargs["cap_add"] = list(settings.cap_add)
@@ -122,7 +123,6 @@ def start_process(
         detach=True,
         ports=ports,
         restart_policy={"Name": "unless-stopped"},
-        log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
         # Other processes of the app reach this one as `web` or `web.1` on the app's network.
         **engine_kwargs(
             client,

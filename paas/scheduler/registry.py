@@ -38,6 +38,7 @@ from docker.types import Mount, RestartPolicy, ServiceMode
 from paas.buildpacks import stack
 from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image
 from paas.core import names
+from paas.core.container import LOG_OPTIONS, log_config
 from paas.errors import PaasError
 from paas.settings import Settings
 
@@ -286,6 +287,7 @@ def ensure_registry(
                     Mount(CERTS_IN_CONTAINER, str(names.registry_dir(settings)), type="bind", read_only=True),
                 ],
                 restart_policy={"Name": "always"},
+                log_config=log_config(),
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 read_only=True,
@@ -516,6 +518,8 @@ def _node_gc(
             mounts=[Mount("/var/run/docker.sock", "/var/run/docker.sock", type="bind")],
             labels={names.LABEL_INSTANCE: settings.instance_id, names.LABEL_ROLE: names.ROLE_NODE_GC},
             restart_policy=RestartPolicy(condition="none"),
+            log_driver="json-file",
+            log_driver_options=dict(LOG_OPTIONS),
         )
     except docker.errors.APIError as exc:
         raise PaasError(f"cannot start the image cleanup on the nodes: {exc.explanation or exc}") from None

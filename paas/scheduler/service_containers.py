@@ -24,7 +24,7 @@ from docker.models.containers import Container
 from docker.types import Mount
 
 from paas.core import names
-from paas.core.container import Limits
+from paas.core.container import Limits, log_config
 from paas.errors import PaasError
 
 RUNNING = ("running", "restarting")
@@ -71,7 +71,7 @@ def create(client: docker.DockerClient, spec: ServiceSpec) -> Container:
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "restart_policy": {"Name": "unless-stopped"},
-        "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
+        "log_config": log_config(),
         "mounts": [Mount(spec.data_path, spec.volume, type="volume")],
     }
     if spec.command:

@@ -39,6 +39,7 @@ from docker.types.daemon import CancellableStream
 from docker.utils import parse_bytes
 
 from paas.core import names
+from paas.core.container import LOG_OPTIONS
 from paas.core.names import APP_PORT, LABEL_PORT, LABEL_RELEASE, LABEL_TYPE
 from paas.core.output import LineSplitter
 from paas.errors import PaasError
@@ -419,7 +420,7 @@ class Swarm:
             restart_policy=RestartPolicy(condition="any", delay=1_000_000_000),
             stop_grace_period=self.stop_grace * 1_000_000_000,
             log_driver="json-file",
-            log_driver_options={"max-size": "10m", "max-file": "3"},
+            log_driver_options=dict(LOG_OPTIONS),
             networks=[NetworkAttachmentConfig(network, aliases=[ptype])],
             endpoint_spec=EndpointSpec(mode="dnsrr", ports=ports),
             # A host path exists on the manager only: such processes stay there.

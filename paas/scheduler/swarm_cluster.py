@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import docker
 
 from paas.buildpacks import stack
+from paas.core.container import log_config
 from paas.errors import NotFound, PaasError
 from paas.settings import Settings
 
@@ -223,6 +224,7 @@ def gives_no_new_privileges(client: docker.DockerClient) -> bool:
             ["grep", "^NoNewPrivs:", "/proc/self/status"],
             remove=True,
             network_disabled=True,
+            log_config=log_config(),
         )
     except docker.errors.DockerException as exc:
         raise PaasError(f"cannot ask dockerd whether it gives no-new-privileges: {exc}") from None

@@ -86,6 +86,7 @@ OPERATIONS: dict[str, str] = {
     "maintenance:off": "operate",
     "checks:enable": "operate",
     "checks:disable": "operate",
+    "checks:watch": "operate",  # the post-deploy watch (metrics plugin)
     # manage
     "domains:add": "manage",
     "domains:remove": "manage",
@@ -117,6 +118,12 @@ OPERATIONS: dict[str, str] = {
     "postgres:unlink": "manage",
     "redis:link": "manage",
     "redis:unlink": "manage",
+    # an app's webhooks (notifications plugin; --all, the platform-wide ones: admins)
+    "notifications:add": "manage",
+    "notifications:remove": "manage",
+    "notifications:list": "manage",  # the URLs may hold tokens
+    "notifications:test": "manage",
+    "notifications:log": "manage",
     # owner
     "apps:transfer": OWNER,
     # Dokku's property model and the commands beside it (issue 34)
@@ -164,6 +171,7 @@ APP_LESS = frozenset(
         "redis:create",
         "postgres:list",  # one's own services (admins: all)
         "redis:list",
+        "quota:report",  # one's own usage against one's quotas (admins: anyone's)
     }
 )
 
@@ -217,6 +225,8 @@ ADMIN_ONLY = frozenset(
         "server",
         "router:stop",
         "stack:build",
+        "quota:set",  # per-user quotas: the operator's
+        "metrics:prometheus",  # every app's metrics for the operator's Prometheus (metrics plugin)
     }
 )
 
@@ -272,7 +282,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         "add_access": "access:add",
         "update_access": "access:update",
         "remove_access": "access:remove",
-        "transfer": "apps:transfer",
     },
     # Dokku's property model and what sits beside it (issue 34). A property namespace's set and
     # report check `<namespace>:set` / `<namespace>:report`; git's stand for them all here.
@@ -305,6 +314,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "app_info": "apps:info",
         "rename_app": "apps:rename",
         "destroy_app": "apps:destroy",
+        "transfer": "apps:transfer",
     },
     "backing": {
         **dict.fromkeys(
@@ -369,6 +379,10 @@ ENTRIES: dict[str, dict[str, str]] = {
         "learn_docker_root": PURE,
         **dict.fromkeys(("docker_root", "spaces", "require_free"), INTERNAL),
     },
+    "disk_usage": {
+        "allocated": PURE,
+        **dict.fromkeys(("measure", "measure_app", "check", "enforce", "keep_reserve"), INTERNAL),
+    },
     "doctor": {"report": "doctor", "fix": "doctor"},
     "domains": {
         "list_domains": "domains",
@@ -418,10 +432,18 @@ ENTRIES: dict[str, dict[str, str]] = {
         "hostnames": INTERNAL,
     },
     "metrics": {"cpu_percent": PURE, "sample": "metrics", "current": "metrics", "history": "metrics"},
-    "moves": {"set_scheduler": "scheduler:set"},
+    "moves": {"set_scheduler": "scheduler:set", "default_scheduler": INTERNAL},
     "nodes": {
         **dict.fromkeys(
-            ("advertise_address", "ensure_swarm", "publish", "collect_nodes", "guard_node_ports"), INTERNAL
+            (
+                "advertise_address",
+                "ensure_swarm",
+                "publish",
+                "collect_nodes",
+                "guard_node_ports",
+                "watch_nodes",
+            ),
+            INTERNAL,
         ),
         "list_nodes": "nodes:list",
         "join_command": "nodes:join-command",
@@ -465,6 +487,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         **dict.fromkeys(
             (
                 "router",
+                "tagged",
                 "app_route",
                 "route_app",
                 "sync_app_route",
@@ -479,6 +502,30 @@ ENTRIES: dict[str, dict[str, str]] = {
         **dict.fromkeys(("stop_timeout", "by_name", "for_app", "require_ready"), INTERNAL),
         "known": PURE,
         "validate": PURE,
+    },
+    "quotas": {
+        "report": "quota:report",
+        "set_quotas": "quota:set",
+        **dict.fromkeys(("parse_assignment", "show", "size_text", "max_cpus", "defaults"), PURE),
+        **dict.fromkeys(
+            (
+                "of_user",
+                "usage",
+                "user_load",
+                "app_load",
+                "running_formation",
+                "oneoffs_running",
+                "oneoff_slot",
+                "disk_used",
+                "require_app_slot",
+                "require_ceilings",
+                "require_disk",
+                "require_oneoff",
+                "require_room",
+                "require_transfer",
+            ),
+            INTERNAL,
+        ),
     },
     "throttle": {"too_many_sessions": PURE, "key_revoked": SIGN_IN, "source_of": PURE},
     "users": {
@@ -501,6 +548,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "add_flash",
                 "take_flashes",
                 "token_user",
+                "still_signed_in",
             ),
             SIGN_IN,
         ),
@@ -513,6 +561,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "disable": "letsencrypt:disable",
         "auto_renew": "letsencrypt:auto-renew",
     },
+    "certs.expiry": {"check": INTERNAL},
     "certs.pem": dict.fromkeys(
         ("now", "describe", "check_pair", "read_info", "from_tar", "self_signed"), PURE
     ),
@@ -554,6 +603,41 @@ ENTRIES: dict[str, dict[str, str]] = {
         "run_now": "cron:run",
     },
     "cron.ticker": {"utcnow": PURE, "iso": PURE, "load_state": INTERNAL},
+    "metrics.charts": dict.fromkeys(("nice_ceiling", "markers", "chart", "charts"), PURE),
+    "metrics.collector": {
+        "count": PURE,
+        **dict.fromkeys(
+            ("judge", "restarts", "roll_back", "sample_processes", "run_sampler", "start"), INTERNAL
+        ),
+    },
+    "metrics.history": dict.fromkeys(("step_for", "merged"), PURE),
+    "metrics.prometheus": {"exposition": INTERNAL},
+    "metrics.service": {
+        **dict.fromkeys(("parse_since", "epoch"), PURE),
+        **dict.fromkeys(("history", "nginx_extras", "watch_settings", "start_watch"), INTERNAL),
+        "report": "metrics",
+        "watch_report": "checks:watch",
+        "set_watch": "checks:watch",
+        "prometheus_text": "metrics:prometheus",
+    },
+    "metrics.stats": {"parse": PURE},
+    "metrics.watch": dict.fromkeys(
+        ("check_values", "effective", "plan", "read_plan", "pct", "ms", "verdict"), PURE
+    ),
+    "metrics.web": {"blueprint": INTERNAL},
+    "notifications.send": {
+        **dict.fromkeys(("parse_url", "resolve", "check", "headers"), PURE),
+        "post": INTERNAL,
+    },
+    "notifications.service": {
+        **dict.fromkeys(("parse_events", "new_secret"), PURE),
+        **dict.fromkeys(("store", "notify", "attempt", "send_due"), INTERNAL),
+        "add": "notifications:add",
+        "list_hooks": "notifications:list",
+        "remove": "notifications:remove",
+        "log": "notifications:log",
+        "test": "notifications:test",
+    },
     "maintenance.service": {
         **dict.fromkeys(("page_dir", "page_path", "plain_page", "blocked_by"), PURE),
         **dict.fromkeys(
@@ -642,6 +726,7 @@ ROUTES: dict[str, str] = {
     # the API
     "api.openapi": SIGNED_IN,
     "api.account": SIGNED_IN,
+    "api.account_quotas": "quota:report",
     "api.users": "users:list",
     "api.apps": "apps:list",
     "api.create_app": "apps:create",
@@ -666,6 +751,10 @@ ROUTES: dict[str, str] = {
     "api.logs": "logs",
     "api.log_stream": "logs",
     "api.metrics": "metrics",
+    # the metrics plugin's blueprint
+    "metrics.static": SIGNED_IN,  # its charts' CSS
+    "metrics.history": "metrics",
+    "metrics.exposition": "metrics:prometheus",
 }
 
 
@@ -820,8 +909,17 @@ def visible_apps(ctx: Context, apps: Iterable[App]) -> list[App]:
 
 
 def still_allowed(ctx: Context) -> bool:
-    """Whether everything this context was allowed still is (an open SSH session re-checks)."""
-    if not ctx.checked or is_admin(ctx):
+    """Whether everything this context was allowed still is (an open SSH session re-checks): an
+    admin's ends when they are demoted or removed, anyone else's when access to an app goes."""
+    if ctx.on_host:
+        return True
+    if ctx.is_admin:
+        uid = actor_id(ctx)
+        if uid is None:
+            return True  # an admin context of the platform's own: no user behind it
+        user = ctx.store.get_user_by_id(uid)
+        return user is not None and user.is_admin
+    if not ctx.checked:
         return True
     for app_id, permission in list(ctx.checked):
         app = ctx.store.get_app_by_id(app_id)
@@ -969,17 +1067,3 @@ def remove_access(ctx: Context, app_name: str, user_name: str) -> None:
     if not ctx.store.remove_grant(app.id, user.id):
         raise NotFound(f"{user.name} has no access to {app.name}")
     _audit(ctx, app, "access:remove", user.name)
-
-
-def transfer(ctx: Context, app_name: str, user_name: str) -> App:
-    """The user becomes the owner; the previous owner keeps view, deploy and operate (as Heroku)."""
-    app = authorize(ctx, app_name, "apps:transfer")
-    user = user_named(ctx, user_name)
-    if user.id == app.owner_id:
-        raise PaasError(f"{user.name} already owns {app.name}")
-    ctx.store.transfer_app(app.id, user.id)
-    if app.owner_id is not None and ctx.store.get_user_by_id(app.owner_id) is not None:
-        ctx.store.set_grant(app.id, app.owner_id, DEFAULT_GRANT, now())
-    _audit(ctx, app, "apps:transfer", f"to {user.name}")
-    ctx.store.add_event(app.name, ctx.actor, "apps:transfer", f"to {user.name}")
-    return ctx.store.get_app(app.name)  # type: ignore[return-value]

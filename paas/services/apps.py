@@ -7,18 +7,17 @@ import sqlite3
 
 import docker
 
-from paas.core import names, validation
+from paas.core import names, networks, validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
-from paas.scheduler import networks
-from paas.services import access, properties, routing, schedulers
+from paas.services import access, moves, quotas, routing, schedulers
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.lookup import app_url, get_app
 from paas.services.processes import list_processes
-from paas.store import App
+from paas.store import App, now
 
 
 def create_app(ctx: Context, name: str) -> App:
@@ -27,8 +26,9 @@ def create_app(ctx: Context, name: str) -> App:
     owner = access.require_create(ctx)
     if ctx.store.get_app(name):
         raise Conflict(f"app {name!r} already exists")
+    quotas.require_app_slot(ctx, owner)
     try:
-        app = ctx.store.create_app(name, owner, properties.value(ctx, None, "scheduler", "selected"))
+        app = ctx.store.create_app(name, owner, moves.default_scheduler(ctx))
     except sqlite3.IntegrityError:
         raise Conflict(f"app {name!r} already exists") from None
     ctx.store.add_event(name, ctx.actor, "apps:create")
@@ -47,6 +47,22 @@ def ensure_app(ctx: Context, name: str) -> App:
         return create_app(ctx, name)
     except Conflict:  # created concurrently by another push
         return access.authorize(ctx, name, "git:push")
+
+
+def transfer(ctx: Context, app_name: str, user_name: str) -> App:
+    """apps:transfer: the user becomes the owner, if their quotas hold the app (nobody fills a
+    neighbour's); the previous owner keeps view, deploy and operate (as Heroku)."""
+    app = access.authorize(ctx, app_name, "apps:transfer")
+    user = access.user_named(ctx, user_name)
+    if user.id == app.owner_id:
+        raise PaasError(f"{user.name} already owns {app.name}")
+    quotas.require_transfer(ctx, app, user.id)
+    ctx.store.transfer_app(app.id, user.id)
+    if app.owner_id is not None and ctx.store.get_user_by_id(app.owner_id) is not None:
+        ctx.store.set_grant(app.id, app.owner_id, access.DEFAULT_GRANT, now())
+    ctx.store.add_event(None, ctx.actor, "apps:transfer", f"{app.name}: to {user.name}")  # the admins' audit
+    ctx.store.add_event(app.name, ctx.actor, "apps:transfer", f"to {user.name}")
+    return ctx.store.get_app(app.name)  # type: ignore[return-value]
 
 
 def app_info(ctx: Context, name: str) -> dict:

@@ -50,12 +50,11 @@ from docker.models.containers import Container
 
 from paas.buildpacks import service_images
 from paas.buildpacks.service_images import ServiceImageRecipe
-from paas.core import names, validation
+from paas.core import names, networks, validation
 from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, NotFound, PaasError
-from paas.scheduler import networks
 from paas.scheduler import service_containers as sc
 from paas.services import access
 from paas.services import config as config_service
@@ -769,6 +768,9 @@ def _start_scheduled_backup(ctx: Context, kind: Kind, name: str, now: datetime) 
         except Exception as exc:
             log.warning("scheduled backup of %s %s failed: %s", kind.name, name, exc)
             ctx.store.add_event(None, "paas", f"{kind.name}:backup-failed", f"{name}: {exc}"[:300])
+            ctx.plugins.call_post(
+                "paas_backup_failed", ctx=ctx, service=f"{kind.name}:{name}", error=str(exc)[:300]
+            )
         finally:
             with _guard:
                 _backups_running.discard(key)

@@ -9,10 +9,9 @@ varies (no capabilities, no-new-privileges, an unprivileged user) is added by th
 
 from __future__ import annotations
 
-from paas.core import names
+from paas.core import names, networks
 from paas.core.container import ContainerSettings
 from paas.core.context import Context
-from paas.scheduler import networks
 from paas.services import limits
 from paas.store import App, Release
 

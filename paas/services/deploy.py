@@ -21,7 +21,7 @@ from paas.errors import PaasError
 from paas.scheduler.interface import ProcessSpec
 from paas.services import checks, gc, release_phase, schedulers
 from paas.services.containers import container_settings
-from paas.services.routing import app_route, router
+from paas.services.routing import app_route, router, tagged
 from paas.services.schedulers import stop_timeout
 from paas.store import App, Release
 
@@ -61,9 +61,12 @@ def deploy_release(
     kept = [h for h in current if h not in replaced]
     started: list = []
     switched = False  # whether the router sends traffic to the new processes yet
+    fresh = release.status == "pending" and only_types is None  # a new release, not a restart
+    if fresh:
+        ctx.plugins.call_post("paas_deploy_started", ctx=ctx, app=app, release=release, log=log)
     try:
         settings = container_settings(ctx, target_app, release)  # plugins may refuse: nothing started yet
-        if release.status == "pending" and only_types is None:  # a new release: its release phase first
+        if fresh:  # a new release: its release phase first
             if predeploy:
                 release_phase.run_predeploy(ctx, app, release, build.image, predeploy, log)
             release_phase.run_release_command(ctx, app, release, build.image, build.processes, log)
@@ -89,15 +92,15 @@ def deploy_release(
         started = target.start(specs)
         timing.mark(app.name, "deploy.start", starting)
         probes = target.probes(started)
-        old_upstreams = previous.upstreams(current)
+        old_upstreams = tagged(previous, current)
         if target.name == names.SCHEDULER_LOCAL:
             # Their addresses are known once started: nginx -t of the routes runs while they boot.
-            route = app_route(ctx, app.name, [*target.upstreams(started), *previous.upstreams(kept)])
+            route = app_route(ctx, app.name, {**tagged(target, started), **tagged(previous, kept)})
             # Once the new processes answer, they serve beside the old ones for the rest of the
             # settle period (one that dies meanwhile fails over to the old ones:
             # proxy_next_upstream), so the new release takes traffic a settle period sooner; then
             # the old ones leave the route.
-            both = app_route(ctx, app.name, [*target.upstreams(started), *old_upstreams])
+            both = app_route(ctx, app.name, {**tagged(target, started), **old_upstreams})
             early = both.upstreams != route.upstreams and bool(route.upstreams)
 
             def side_by_side() -> None:
@@ -121,7 +124,7 @@ def deploy_release(
             )
         else:  # a task's port is known once it is placed and running: after the checks
             checks.run_checks(ctx, app, build, probes, log)
-            route = app_route(ctx, app.name, [*target.upstreams(started), *previous.upstreams(kept)])
+            route = app_route(ctx, app.name, {**tagged(target, started), **tagged(previous, kept)})
         with timing.phase(app.name, "deploy.route"):
             router(ctx).set_route(route)
     except Exception as exc:
@@ -135,6 +138,10 @@ def deploy_release(
         if release.status == "pending":
             ctx.store.set_release_status(release.id, "failed")
         ctx.store.add_event(app.name, ctx.actor, "release:failed", f"v{release.version}: {exc}")
+        if fresh:
+            ctx.plugins.call_post(
+                "paas_deploy_failed", ctx=ctx, app=app, release=release, error=str(exc)[:300], log=log
+            )
         if not isinstance(exc, PaasError | docker.errors.DockerException):
             raise
         log.error(str(exc))

@@ -6,7 +6,7 @@ from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import access
+from paas.services import access, quotas
 from paas.services.locks import app_lock
 from paas.services.releases import default_formation, new_release
 from paas.store import Release
@@ -73,6 +73,7 @@ def scale(ctx: Context, app_name: str, changes: dict[str, int], log: BuildLog) -
         description = "Scale " + " ".join(f"{t}={n}" for t, n in sorted(changes.items()))
         release = None
         if current is not None and not app.stopped:
+            quotas.require_room(ctx, app, formation)
             release = new_release(
                 ctx,
                 app,

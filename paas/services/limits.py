@@ -70,8 +70,11 @@ def save(ctx: Context, app: App, limits: dict[str, Limits]) -> None:
     ctx.store.set_setting(app.id, SETTING, json.dumps(data, sort_keys=True) if data else None)
 
 
-def effective(ctx: Context, app: App) -> tuple[Limits, dict[str, Limits]]:
-    """The app-wide limits (over the server defaults) and each type's own (over those)."""
-    limits = stored(ctx, app)
+def effective(
+    ctx: Context, app: App, limits: dict[str, Limits] | None = None
+) -> tuple[Limits, dict[str, Limits]]:
+    """The app-wide limits (over the server defaults) and each type's own (over those); of the
+    stored limits, or of `limits` (a change about to be saved: quotas ask what it would make)."""
+    limits = stored(ctx, app) if limits is None else limits
     base = limits.get(ALL_TYPES, Limits()).over(defaults(ctx.settings))
     return base, {t: lim.over(base) for t, lim in limits.items() if t != ALL_TYPES}

@@ -1,8 +1,9 @@
 """CPU and memory of an app's containers for the app page's chart.
 
-Sampled on demand (the page asks every few seconds while it is open) with docker's one-shot
-stats, and kept RETENTION seconds in the store, so every gunicorn worker draws the same chart
-and a page opened again shows the minutes before. CPU % is computed the way `docker stats`
+Sampled on demand (the page asks every few seconds while it is open; the metrics plugin's
+server thread every 10 s for its history) with docker's one-shot stats, and kept RETENTION
+seconds in the store, so every gunicorn worker draws the same chart and a page opened again
+shows the minutes before. CPU % is computed the way `docker stats`
 does, between a container's consecutive samples.
 """
 

@@ -37,13 +37,16 @@ def set_scheduler(ctx: Context, app_name: str, name: str, log: BuildLog) -> App:
         return ctx.store.get_app_by_id(app.id) or app
 
 
+def default_scheduler(ctx: Context) -> str:
+    """What runs a new app: `scheduler:set --global selected`, else PAAS_SCHEDULER."""
+    return properties.value(ctx, None, "scheduler", "selected")
+
+
 def _apply(ctx: Context, app: App | None, log: BuildLog) -> None:
     """An app's `selected` changed: it moves to the computed scheduler now. The server's value
     is the scheduler new apps get."""
     if app is not None:
-        target = properties.raw(ctx, app, "scheduler", "selected") or properties.value(
-            ctx, None, "scheduler", "selected"
-        )
+        target = properties.raw(ctx, app, "scheduler", "selected") or default_scheduler(ctx)
         set_scheduler(ctx, app.name, target, log)
 
 

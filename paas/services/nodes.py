@@ -15,6 +15,7 @@ from paas.buildpacks import stack
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import registry, swarm_cluster
+from paas.scheduler.swarm import node_addresses
 from paas.scheduler.swarm_cluster import NodeInfo
 from paas.services import access
 
@@ -153,3 +154,24 @@ def collect_nodes(ctx: Context) -> list[str]:
     if not swarm_cluster.swarm_active(ctx.docker):
         return []
     return registry.gc(ctx.settings, ctx.docker, advertise_address(ctx))
+
+
+_ready: dict[str, bool] = {}  # node id -> whether it was ready at the last look
+
+
+def watch_nodes(ctx: Context) -> list[str]:
+    """The nodes that were ready and are not any more (an event and `paas_node_down` each, once per
+    fall); the server's reconcile pass calls this while some app runs on the swarm."""
+    try:
+        found = node_addresses(ctx.docker)
+    except docker.errors.APIError:  # not a swarm manager (any more)
+        return []
+    down = []
+    for node_id, node in found.items():
+        if _ready.get(node_id) and not node.ready:
+            detail = f"{node.hostname} ({node.addr or 'no address'}) is down"
+            ctx.store.add_event(None, "paas", "nodes:down", detail)
+            ctx.plugins.call_post("paas_node_down", ctx=ctx, node=node.hostname, detail=detail)
+            down.append(node.hostname)
+        _ready[node_id] = node.ready
+    return down

@@ -14,7 +14,7 @@ from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import inventory
 from paas.scheduler.swarm import Swarm
-from paas.services import access, schedulers
+from paas.services import access, quotas, schedulers
 from paas.services.containers import container_settings
 from paas.store import App
 
@@ -37,6 +37,7 @@ def create_oneoff(
     build = ctx.store.build_of(release)
     if release is None or build is None or not build.image:
         raise PaasError(f"{app.name} has not been deployed yet")
+    quotas.require_oneoff(ctx, app)
     if command in build.processes:
         cmd = [command]
     else:
@@ -47,7 +48,6 @@ def create_oneoff(
     env = {"DYNO": f"run.{number}", "PS": f"run.{number}"}
     if tty and "TERM" not in settings.env:
         env["TERM"] = "xterm"
-    ctx.store.add_event(app.name, ctx.actor, "run", command[:200])
     entrypoint = None
     if tty and size:
         # dockerd 20.10 cannot create a TTY with a size; set it before the launcher runs, so the
@@ -74,15 +74,18 @@ def create_oneoff(
             names.LABEL_OWNER: names.DETACHED if detached else names.process_token(os.getpid()) or "",
         },
     )
-    return ctx.docker.containers.create(
-        build.image,
-        command=cmd,
-        entrypoint=entrypoint,
-        name=f"paas-{app.name}-run-{number}-{secrets.token_hex(3)}",
-        tty=tty,
-        stdin_open=True,
-        **sched.engine_kwargs(ctx.docker, build.image, settings, labels, env, names.ROLE_RUN),
-    )
+    with quotas.oneoff_slot(ctx, app):  # counted again and created, one session of the owner at a time
+        container = ctx.docker.containers.create(
+            build.image,
+            command=cmd,
+            entrypoint=entrypoint,
+            name=f"paas-{app.name}-run-{number}-{secrets.token_hex(3)}",
+            tty=tty,
+            stdin_open=True,
+            **sched.engine_kwargs(ctx.docker, build.image, settings, labels, env, names.ROLE_RUN),
+        )
+    ctx.store.add_event(app.name, ctx.actor, "run", command[:200])
+    return container
 
 
 def start_detached(ctx: Context, app_name: str, command: str) -> Container:

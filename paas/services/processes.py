@@ -9,7 +9,7 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import access, schedulers
+from paas.services import access, quotas, schedulers
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.routing import route_app
@@ -67,6 +67,7 @@ def restart(ctx: Context, app_name: str, ptype: str | None, log: BuildLog) -> No
         if ptype is not None and ptype not in release.formation:
             raise PaasError(f"{app.name} has no process type {ptype}")
         formation = {**release.formation, **ctx.store.get_formation(app.id)}
+        quotas.require_room(ctx, app, formation)  # a stopped app starts again
         deploy_release(
             ctx, app, replace(release, formation=formation), log, only_types={ptype} if ptype else None
         )
@@ -81,7 +82,7 @@ def stop(ctx: Context, app_name: str, log: BuildLog) -> int:
         handles = scheduler.processes(app.name)
         count = len(scheduler.rows(app.name))
         ctx.store.set_stopped(app.id, True)
-        route_app(ctx, app.name, [])
+        route_app(ctx, app.name, {})
         scheduler.stop(handles, timeout=stop_timeout(ctx, app))
         ctx.store.add_event(app.name, ctx.actor, "ps:stop")
         log.step(f"Stopped {count} process(es) of {app.name}")
@@ -95,6 +96,7 @@ def start(ctx: Context, app_name: str, log: BuildLog) -> None:
         if release is None:
             raise PaasError(f"{app.name} has not been deployed yet")
         formation = {**release.formation, **ctx.store.get_formation(app.id)}
+        quotas.require_room(ctx, app, formation)
         deploy_release(ctx, app, replace(release, formation=formation), log)
         ctx.store.set_stopped(app.id, False)
         ctx.store.add_event(app.name, ctx.actor, "ps:start")

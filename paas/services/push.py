@@ -19,7 +19,7 @@ from paas.core.manifest import Manifest, PushedSource
 from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
-from paas.services import access, builders, disk, first_deploy, git, lookup, properties, release_phase
+from paas.services import access, builders, disk, first_deploy, git, lookup, properties, quotas, release_phase
 from paas.services import apps as apps_service
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
@@ -67,6 +67,8 @@ def deploy_push(
     `source_image`: the commit is git:from-image's Dockerfile, which may build FROM that image."""
     app = apps_service.ensure_app(ctx, app_name)
     disk.require_free(ctx)  # before anything is built or changed
+    quotas.require_disk(ctx, app)
+    quotas.require_room(ctx, app, quotas.running_formation(ctx, app) or {"web": 1})  # known after the build
     options = builders.options(ctx, app, source_image)
     tree = SourceTree(repo, commit_sha)
     if options.build_dir:
@@ -92,6 +94,14 @@ def deploy_push(
         ctx.store.finish_build(build_id, "failed", log.text())
         ctx.store.prune_build_outputs(app.id, ctx.settings.keep_build_outputs)
         ctx.store.add_event(app.name, ctx.actor, "build:failed", commit_sha[:7])
+        ctx.plugins.call_post(
+            "paas_deploy_failed",
+            ctx=ctx,
+            app=app,
+            release=None,
+            error=f"build of {commit_sha[:7]} failed: {exc}"[:300],
+            log=log,
+        )
         raise BuildFailed("build failed") from exc
     ctx.store.finish_build(
         build_id, "succeeded", log.text(), result.image, result.processes, result.buildpack
@@ -102,6 +112,7 @@ def deploy_push(
     formation = default_formation(
         result.processes, ctx.store.get_formation(app.id), manifest.formation if manifest else None
     )
+    quotas.require_room(ctx, app, formation)
     release = ctx.store.create_release(
         app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
     )

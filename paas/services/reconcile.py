@@ -25,7 +25,7 @@ from paas.services import nodes, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
-from paas.services.routing import route_app
+from paas.services.routing import route_app, tagged
 from paas.store import App
 
 log = logging.getLogger("paas.reconcile")
@@ -71,17 +71,18 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
         current = [
             h for h in scheduler.processes(app.name) if release and scheduler.release_of(h) == release.version
         ]
-        route_app(ctx, app.name, [] if app.stopped else scheduler.upstreams(current))
+        route_app(ctx, app.name, {} if app.stopped else tagged(scheduler, current))
         return actions
     containers = sched.app_containers(client, instance, app.name)
     actions.extend(_record_oom_kills(ctx, app, containers))
+    actions.extend(_record_crash_loops(ctx, app, containers))
     release = ctx.store.current_release(app.id)
     build = ctx.store.build_of(release)
     if app.stopped or release is None or build is None or not build.image:
         if containers:
             sched.stop_and_remove(containers, timeout=5)
             actions.append(f"removed {len(containers)} container(s) of a stopped or undeployed app")
-        route_app(ctx, app.name, [])
+        route_app(ctx, app.name, {})
         return actions
     formation = ctx.store.get_formation(app.id) or release.formation
     desired = {(t, i) for t, n in formation.items() if t in build.processes for i in range(1, n + 1)}
@@ -116,7 +117,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
             except PaasError as exc:
                 actions.append(f"{exc}")
     # web_upstreams keeps only the containers that are running now
-    route_app(ctx, app.name, sched.web_upstreams([*keep.values(), *started]))
+    route_app(ctx, app.name, tagged(scheduler, [*keep.values(), *started]))
     return actions
 
 
@@ -133,7 +134,7 @@ def _reconcile_swarm(ctx: Context, app: App, swarm: Swarm) -> list[str]:
         if services:
             swarm.stop(services, timeout=5, wait=False)
             actions.append(f"removed {len(services)} service(s) of a stopped or undeployed app")
-        route_app(ctx, app.name, [])
+        route_app(ctx, app.name, {})
         return actions
     formation = ctx.store.get_formation(app.id) or release.formation
     desired = {t: n for t, n in formation.items() if t in build.processes and n > 0}
@@ -165,7 +166,7 @@ def _reconcile_swarm(ctx: Context, app: App, swarm: Swarm) -> list[str]:
         ]
         swarm.start(specs)
         actions.append("started " + ", ".join(missing))
-    route_app(ctx, app.name, swarm.upstreams(swarm.processes(app.name)))
+    route_app(ctx, app.name, tagged(swarm, swarm.processes(app.name)))
     return actions
 
 
@@ -190,7 +191,51 @@ def _record_oom_kills(ctx: Context, app: App, containers: list) -> list[str]:
             _oom_seen[c.id] = finished
             dyno = f"{c.labels.get(names.LABEL_TYPE)}.{c.labels.get(names.LABEL_INDEX)}"
             ctx.store.add_event(app.name, "paas", "ps:oom-killed", f"{dyno} passed its memory limit")
+            ctx.plugins.call_post(
+                "paas_process_trouble",
+                ctx=ctx,
+                app=app,
+                dyno=dyno,
+                kind="oom-killed",
+                detail=f"{dyno} passed its memory limit",
+            )
             out.append(f"{dyno} was OOM-killed")
+    return out
+
+
+CRASH_LOOP_RESTARTS = 3  # restarts within CRASH_LOOP_SECONDS that make a crash loop
+CRASH_LOOP_SECONDS = 300.0
+_restarts: dict[str, dict[str, list[tuple[float, int]]]] = {}  # app -> container -> (when, restart count)
+_looping: set[str] = set()  # containers whose crash loop was recorded (news again once they settle)
+
+
+def _record_crash_loops(ctx: Context, app: App, containers: list, now: float | None = None) -> list[str]:
+    """An event for a process restarted CRASH_LOOP_RESTARTS times within CRASH_LOOP_SECONDS (once
+    per loop): docker's restart policy keeps restarting it with a growing delay, nobody is told."""
+    now = time.monotonic() if now is None else now
+    out = []
+    before = _restarts.get(app.name, {})
+    after: dict[str, list[tuple[float, int]]] = {}
+    for c in containers:
+        count = int(c.attrs.get("RestartCount", 0) or 0)
+        seen = [(t, n) for t, n in before.get(c.id, []) if now - t <= CRASH_LOOP_SECONDS]
+        if not seen or seen[-1][1] != count:
+            seen.append((now, count))
+        after[c.id] = seen
+        grew = count - seen[0][1]
+        if len(seen) == 1:
+            _looping.discard(c.id)  # no restart for a whole window: a new loop is news again
+        if grew >= CRASH_LOOP_RESTARTS and c.id not in _looping:
+            _looping.add(c.id)
+            dyno = f"{c.labels.get(names.LABEL_TYPE)}.{c.labels.get(names.LABEL_INDEX)}"
+            detail = f"{dyno} restarted {grew} times in {int(CRASH_LOOP_SECONDS // 60)} minutes"
+            ctx.store.add_event(app.name, "paas", "ps:crash-loop", detail)
+            ctx.plugins.call_post(
+                "paas_process_trouble", ctx=ctx, app=app, dyno=dyno, kind="crash-loop", detail=detail
+            )
+            out.append(f"{dyno} is crash-looping")
+    _looping.difference_update(set(before) - set(after))  # containers gone
+    _restarts[app.name] = after
     return out
 
 
@@ -222,6 +267,11 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
             log.info("reconcile %s: %s", app.name, "; ".join(actions))
             done[app.name] = actions
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)
+    if any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
+        try:
+            nodes.watch_nodes(ctx)
+        except docker.errors.DockerException as exc:
+            log.warning("watching the nodes: %s", exc)
     try:
         guard_egress(ctx)
         nodes.guard_node_ports(ctx)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from paas.core import names
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.errors import NotFound, PaasError
-from paas.services import access
+from paas.errors import Conflict, NotFound, PaasError
+from paas.services import access, quotas
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
 from paas.store import App, Release
@@ -100,13 +100,25 @@ def default_formation(
     }
 
 
-def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLog) -> Release:
-    """A new release with an earlier release's build and config (the formation stays)."""
+def rollback(
+    ctx: Context,
+    app_name: str,
+    version_text: str | None,
+    log: BuildLog,
+    reason: str | None = None,
+    only_from: int | None = None,
+) -> Release:
+    """A new release with an earlier release's build and config (the formation stays).
+    `reason` says why when it is automatic (the post-deploy watch); it is recorded and told.
+    With `only_from`, nothing happens unless that release is still the current one once the
+    app's lock is held (a deploy that got there first wins: Conflict)."""
     app = access.authorize(ctx, app_name, "releases:rollback")
     with app_lock(ctx, app.name):
         current = ctx.store.current_release(app.id)
         if current is None:
             raise PaasError(f"{app.name} has no release to roll back from")
+        if only_from is not None and current.version != only_from:
+            raise Conflict(f"v{only_from} of {app.name} is no longer current (v{current.version} is)")
         if version_text is None:
             older = [
                 r
@@ -126,6 +138,7 @@ def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLo
         if build is None or not build.image:
             raise PaasError(f"v{target.version} has no image to run")
         formation = default_formation(build.processes, ctx.store.get_formation(app.id))
+        quotas.require_room(ctx, app, formation)
         release = new_release(
             ctx,
             app,
@@ -137,7 +150,9 @@ def rollback(ctx: Context, app_name: str, version_text: str | None, log: BuildLo
         )
         ctx.store.replace_config(app.id, target.config)
         ctx.store.set_formation(app.id, formation)
-        ctx.store.add_event(
-            app.name, ctx.actor, "releases:rollback", f"v{target.version} as v{release.version}"
+        detail = f"v{target.version} as v{release.version}" + (f" ({reason})" if reason else "")
+        ctx.store.add_event(app.name, ctx.actor, "releases:rollback", detail[:300])
+        ctx.plugins.call_post(
+            "paas_rolled_back", ctx=ctx, app=app, release=release, target=target, reason=reason, log=log
         )
         return release

@@ -13,7 +13,7 @@ from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.services import access
+from paas.services import access, quotas
 from paas.services.limits import (
     ALL_TYPES,
     defaults,
@@ -63,9 +63,11 @@ def set_limits(
         parse_cpus(cpus) if cpus is not None else None,
         parse_pids(pids) if pids is not None else None,
     )
+    quotas.require_ceilings(ctx, new)
     with app_lock(ctx, app.name):
         before = stored(ctx, app)
         after = {**before, key: new.over(before.get(key, Limits()))}
+        quotas.require_room(ctx, app, quotas.running_formation(ctx, app), after)
         save(ctx, app, after)
         what = " ".join(f"{k}={v}" for k, v in new.as_dict().items() if v is not None)
         try:
@@ -85,6 +87,7 @@ def clear_limits(ctx: Context, app_name: str, process_type: str | None, log: Bui
         if key not in before:
             raise PaasError(f"{app.name} has no limits set for {process_type or 'all process types'}")
         after = {t: lim for t, lim in before.items() if t != key}
+        quotas.require_room(ctx, app, quotas.running_formation(ctx, app), after)  # the defaults may be more
         save(ctx, app, after)
         try:
             release = _redeploy(ctx, app, f"Clear limits of {process_type or 'all'}", log)

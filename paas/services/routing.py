@@ -12,13 +12,14 @@ nginx command, a template) are not offered: an app's owner does not choose those
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.core.routes import Route, RouteExtras
 from paas.errors import PaasError
 from paas.router.nginx import HTTP_DEFAULTS, NGINX_DEFAULTS, Router
+from paas.scheduler.interface import Handle, Scheduler
 from paas.services import access, properties, schedulers
 from paas.services.lookup import hostnames
 from paas.store import App
@@ -39,19 +40,28 @@ def stop_router(ctx: Context) -> bool:
     return True
 
 
-def app_route(ctx: Context, app_name: str, upstreams: Iterable[str]) -> Route:
+def tagged(scheduler: Scheduler, handles: Sequence[Handle]) -> dict[str, int]:
+    """The `host:port` of every running web process among `handles`, each with the release it
+    runs (the router tags each request's metrics with it)."""
+    by_release: dict[int, list[Handle]] = {}
+    for handle in handles:
+        by_release.setdefault(scheduler.release_of(handle), []).append(handle)
+    return {u: release for release, group in by_release.items() for u in scheduler.upstreams(group)}
+
+
+def app_route(ctx: Context, app_name: str, upstreams: Mapping[str, int]) -> Route:
     """What the router should serve for the app, given the `host:port`s that should take traffic
-    (the scheduler's `upstreams` of its web processes)."""
+    and the release each runs (`tagged`)."""
     extras = RouteExtras()
     app = ctx.store.get_app(app_name)
     if app is not None:
         for text in nginx_directives(ctx, app):
             extras.add_directive(text)
         ctx.plugins.call_pre("paas_nginx_app", ctx=ctx, app=app, extras=extras)
-    return Route(app_name, hostnames(ctx, app_name), sorted(upstreams), extras)
+    return Route(app_name, hostnames(ctx, app_name), sorted(upstreams), extras, dict(upstreams))
 
 
-def route_app(ctx: Context, app_name: str, upstreams: Iterable[str]) -> None:
+def route_app(ctx: Context, app_name: str, upstreams: Mapping[str, int]) -> None:
     """Point the router at `upstreams` (none takes the app's route down, unless a plugin
     answers for it, as maintenance does)."""
     router(ctx).set_route(app_route(ctx, app_name, upstreams))
@@ -69,7 +79,7 @@ def sync_app_route(ctx: Context, app_name: str) -> None:
         for h in scheduler.processes(app.name)
         if release and not app.stopped and scheduler.release_of(h) == release.version
     ]
-    route_app(ctx, app.name, scheduler.upstreams(current))
+    route_app(ctx, app.name, tagged(scheduler, current))
 
 
 def sync_dashboard_route(ctx: Context, upstream: str | None = None, streams: str | None = None) -> None:

@@ -1,8 +1,9 @@
-"""The front doors' limits: who may open an SSH connection before logging in, and how many.
+"""The front doors' limits: who may open an SSH connection before logging in, and how many; how
+many live streams (logs, deploy jobs) one user and one address may hold open on the dashboard.
 
-The SSH server asks these rules; it keeps no policy of its own. The web's limits (login
-failures, concurrent password hashes) are in `paas.services.users`; nginx's request rates in
-the router's main template.
+The SSH server and the stream server ask these rules; they keep no policy of their own. The web's
+other limits (login failures, concurrent password hashes) are in `paas.services.users`; nginx's
+request rates, and its own count of streams per address, in the router's templates.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from paas.core.context import Context
+from paas.errors import Throttled
 from paas.store import SshKey
 
 LOGIN_TIMEOUT = 10.0  # seconds from TCP accept to a logged-in session with a channel
@@ -24,6 +26,12 @@ STARTUPS = (32, 30, 128)
 MAX_CHANNELS = 1  # session channels per connection: one command per connection is served
 MAX_SESSIONS_PER_KEY = 16  # logged-in connections at once per SSH key
 KEY_CHECK_SECONDS = 2.0  # how often live sessions are checked against the allowed keys
+# Live streams (Server-Sent Events) on the stream server, which holds STREAM_CONNECTIONS at most
+# (paas/web/process.py): one user, or one address, may hold only part of it, so a token that
+# opens streams in a loop leaves room for everyone else. The address cap is also nginx's.
+MAX_STREAMS_PER_USER = 100
+MAX_STREAMS_PER_ADDRESS = 200
+STREAM_CHECK_SECONDS = 2.0  # how often an open stream checks that its session or token still holds
 
 
 IPV6_SOURCE_PREFIX = 64  # one IPv6 source is a /64: what a single host or customer is given
@@ -116,3 +124,42 @@ def key_revoked(ctx: Context, key: SshKey) -> bool:
     """True once `ssh-keys:remove` took this key away (on the host, maybe in another process)."""
     current = ctx.store.get_key_by_fingerprint(key.fingerprint)
     return current is None or current.id != key.id
+
+
+class StreamSlots:
+    """Open live streams per user and per address in this process (the stream server is one
+    gevent worker: its count is the whole server's). `open` refuses past either cap with
+    Throttled; every successful `open` is paired with one `close`."""
+
+    def __init__(
+        self, per_user: int = MAX_STREAMS_PER_USER, per_address: int = MAX_STREAMS_PER_ADDRESS
+    ) -> None:
+        self.per_user = per_user
+        self.per_address = per_address
+        self._lock = threading.Lock()
+        self._users: Counter[str] = Counter()
+        self._addresses: Counter[str] = Counter()
+
+    def open(self, user: str, address: str) -> None:
+        with self._lock:
+            if self._users[user] >= self.per_user:
+                raise Throttled(
+                    f"too many live streams open for {user} (the limit is {self.per_user}); close some", 5
+                )
+            if self._addresses[address] >= self.per_address:
+                limit = self.per_address
+                raise Throttled(
+                    f"too many live streams open from {address} (the limit is {limit}); close some", 5
+                )
+            self._users[user] += 1
+            self._addresses[address] += 1
+
+    def close(self, user: str, address: str) -> None:
+        with self._lock:
+            for counts, key in ((self._users, user), (self._addresses, address)):
+                counts[key] -= 1
+                if counts[key] <= 0:
+                    del counts[key]
+
+    def held(self, user: str) -> int:
+        return self._users[user]

@@ -231,6 +231,14 @@ def session_user(ctx: Context, sid: str | None, at: float | None = None) -> User
     return user
 
 
+def still_signed_in(ctx: Context, kind: str, secret: str | None, user: User) -> bool:
+    """Whether something opened with this session (`kind` "session") or API token ("token") may go
+    on: it still names the same user, who was not demoted. Logging out, a new password, a
+    revoked token, removing the user or taking admin away end a live stream within seconds."""
+    found = session_user(ctx, secret) if kind == "session" else token_user(ctx, secret)
+    return found is not None and found.id == user.id and (found.is_admin or not user.is_admin)
+
+
 def end_session(ctx: Context, sid: str | None) -> None:
     if sid and isinstance(sid, str):
         ctx.store.remove_session(_sha256(sid))

@@ -17,6 +17,7 @@ from pathlib import Path
 from paas.store.accounts import AccountsStore, ApiToken, User
 from paas.store.db import connect, fresh_id
 from paas.store.overview import OverviewStore
+from paas.store.quotas import QuotasStore
 from paas.store.samples import Sample, SamplesStore
 from paas.store.teams import Grant, TeamsStore
 
@@ -101,7 +102,7 @@ class Release:
     created_at: str
 
 
-class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore):
+class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore):
     """A thin repository over SQLite; one instance per process, safe across threads."""
 
     def __init__(self, path: Path) -> None:

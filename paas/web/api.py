@@ -29,7 +29,7 @@ from paas.services import domains as domains_service
 from paas.services import formation as formation_service
 from paas.services import jobs as jobs_service
 from paas.services import logs as logs_service
-from paas.services import lookup, overview
+from paas.services import lookup, overview, quotas
 from paas.services import metrics as metrics_service
 from paas.services import processes as processes_service
 from paas.services import releases as releases_service
@@ -115,6 +115,11 @@ def _release_header(resp: Any, release: Release | None) -> Any:
 @bp.get("/account")
 def account():  # type: ignore[no-untyped-def]
     return jsonify(_user(g.user))
+
+
+@bp.get("/account/quotas")
+def account_quotas():  # type: ignore[no-untyped-def]
+    return jsonify(quotas.report(ctx())[0])
 
 
 @bp.get("/users")
@@ -286,7 +291,8 @@ def job_stream(app: str, job_id: str):  # type: ignore[no-untyped-def]
     jobs_service.get(ctx(), app, job_id)  # errors now, as JSON, not inside the stream
     last = request.headers.get("Last-Event-ID") or "0"
     offset = int(last) if last.isascii() and last.isdigit() else 0
-    return streams.sse_response(streams.job_events(ctx(), app, job_id, offset))
+    c = ctx()
+    return streams.guarded(lambda alive: streams.job_events(c, app, job_id, offset, alive))
 
 
 # domains

@@ -107,12 +107,14 @@ def init_app(app: Flask) -> None:
                 return json_error(
                     401, "unauthorized", "a valid API token is required: Authorization: Bearer <token>"
                 )
+            g.credential = ("token", token)
         else:
             user = users_service.session_user(ctx, session.get("sid"))
             if user is None:
                 if request.method in ("GET", "HEAD"):
                     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
                 return redirect(url_for("auth.login"), 303)
+            g.credential = ("session", session.get("sid"))
         g.user = user
         g.ctx = ctx.for_actor(user.name, user.is_admin)
         return None

@@ -12,13 +12,22 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from paas.buildpacks.result import BuildFailed
-from paas.errors import Conflict, NotFound, PaasError, PermissionDenied, Throttled, Unauthenticated
+from paas.errors import (
+    Conflict,
+    NotFound,
+    PaasError,
+    PermissionDenied,
+    QuotaExceeded,
+    Throttled,
+    Unauthenticated,
+)
 from paas.services.deploy import DeployFailed
 
 log = logging.getLogger("paas.web")
 
 _KINDS: list[tuple[type[PaasError], int, str]] = [
     (Unauthenticated, 401, "unauthorized"),
+    (QuotaExceeded, 403, "quota_exceeded"),
     (PermissionDenied, 403, "forbidden"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
@@ -32,6 +41,7 @@ _KINDS: list[tuple[type[PaasError], int, str]] = [
 TITLES = {
     "unauthorized": "Not logged in",
     "forbidden": "Not allowed",
+    "quota_exceeded": "Over a quota",
     "not_found": "Not found",
     "conflict": "Conflict",
     "rate_limited": "Too many attempts",

@@ -48,6 +48,28 @@ SCHEMAS: dict[str, S] = {
         "required": ["name", "admin", "created_at"],
         "properties": {"name": STRING, "admin": {"type": "boolean"}, "created_at": STAMP},
     },
+    "Quotas": {
+        "type": "object",
+        "required": ["user", "admin", "quotas", "disk"],
+        "properties": {
+            "user": STRING,
+            "admin": {"type": "boolean", "description": "admins are not held by quotas"},
+            "quotas": {
+                "type": "object",
+                "description": "apps, processes, memory, oneoffs, disk (memory and disk in bytes)",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["limit", "used", "default"],
+                    "properties": {"limit": INT, "used": INT, "default": {"type": "boolean"}},
+                },
+            },
+            "disk": {
+                "type": "object",
+                "description": "each app's last measured bytes by part (repo, cache, images, ...)",
+                "additionalProperties": {"type": "object", "additionalProperties": INT},
+            },
+        },
+    },
     "AppSummary": {
         "type": "object",
         "required": ["name", "status", "processes", "release", "deployed_at", "url", "created_at"],
@@ -284,6 +306,7 @@ def _list(name: str) -> S:
 def paths() -> S:
     return {
         "/account": {"get": _op("The token's user", _ref("User"), "401")},
+        "/account/quotas": {"get": _op("The token's user's quotas and usage", _ref("Quotas"), "401")},
         "/users": {"get": _op("Every user (admins only)", _list("User"), "401 403")},
         "/apps": {
             "get": _op("Every app with its status and process counts", _list("AppSummary"), "401"),

@@ -20,7 +20,7 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError, PermissionDenied
-from paas.services import access, lookup, overview
+from paas.services import access, lookup, overview, quotas
 from paas.services import apps as apps_service
 from paas.services import config as config_service
 from paas.services import domains as domains_service
@@ -125,7 +125,19 @@ def apps():  # type: ignore[no-untyped-def]
     c = ctx()
     summaries = overview.summaries(c)
     may = access.allowed_on_apps(c, lookup.list_apps(c))
-    return render_template("apps.html", apps=summaries, may=may, may_create=access.may_create(c))
+    mine = quotas.report(c)[0]
+    usage = [
+        (name, quotas.show(name, q["used"]), quotas.show(name, q["limit"]), q["used"] >= q["limit"])
+        for name, q in mine["quotas"].items()
+    ]
+    return render_template(
+        "apps.html",
+        apps=summaries,
+        may=may,
+        may_create=access.may_create(c),
+        usage=usage,
+        quota_admin=mine["admin"],
+    )
 
 
 @bp.post("/apps")
@@ -323,7 +335,8 @@ def job_stream(app: str, job_id: str):  # type: ignore[no-untyped-def]
     jobs_service.get(ctx(), app, job_id)  # errors now, as a page, not inside the stream
     last = request.headers.get("Last-Event-ID") or request.args.get("from") or "0"
     offset = int(last) if last.isascii() and last.isdigit() else 0
-    return streams.sse_response(streams.job_events(ctx(), app, job_id, offset))
+    c = ctx()
+    return streams.guarded(lambda alive: streams.job_events(c, app, job_id, offset, alive))
 
 
 @bp.get("/apps/<app>/releases/<version>/build")
@@ -383,5 +396,5 @@ def access_remove(app: str) -> str:
 @bp.post("/apps/<app>/transfer")
 @action("access")
 def transfer(app: str) -> str:
-    moved = access.transfer(ctx(), app, request.form.get("user", "").strip())
+    moved = apps_service.transfer(ctx(), app, request.form.get("user", "").strip())
     return f"{moved.name} now belongs to {request.form.get('user', '').strip()}"

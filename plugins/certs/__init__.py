@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from paas.plugins import hookimpl
 
-from . import letsencrypt, service
+from . import expiry, letsencrypt, service
 from .commands import COMMANDS
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def paas_nginx_dashboard(ctx: Context, extras: RouteExtras) -> None:
 @hookimpl
 def paas_reconcile(ctx: Context) -> None:
     letsencrypt.reconcile(ctx)
+    expiry.check(ctx)
 
 
 @hookimpl

@@ -27,6 +27,7 @@ from docker.models.containers import Container
 
 from paas.buildpacks.builder import stream_lines
 from paas.core import names
+from paas.core.container import log_config
 from paas.core.context import Context
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
@@ -39,7 +40,7 @@ CRON_TYPE = "cron"
 RUNNING = ("running", "restarting")
 MAX_RUN_SECONDS = 24 * 3600  # a run still going after a day is killed (its schedule resumes)
 WAIT_STEP = 30  # seconds per Engine API wait call (the client's own read timeout is 60)
-LOG_OPTIONS = {"type": "json-file", "config": {"max-size": "1m", "max-file": "2"}}
+LOG_OPTIONS = log_config({"max-size": "1m", "max-file": "2"})  # smaller: kept until the next run
 _job_locks: dict[tuple[int, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -123,10 +124,12 @@ def run_job(
                 build.image,
                 command=["/bin/sh", "-c", job.command],
                 name=f"paas-{app.name}-cron-{job.id}-v{release.version}-{uuid.uuid4().hex[:6]}",
-                log_config=LOG_OPTIONS,
-                **sched.engine_kwargs(
-                    ctx.docker, build.image, settings, labels, {"DYNO": dyno, "PS": dyno}, CRON_TYPE
-                ),
+                **{
+                    **sched.engine_kwargs(
+                        ctx.docker, build.image, settings, labels, {"DYNO": dyno, "PS": dyno}, CRON_TYPE
+                    ),
+                    "log_config": LOG_OPTIONS,
+                },
             )
             container.start()
     except docker.errors.DockerException as exc:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import docker
 
-from paas.core import names
-from paas.scheduler import networks
+from paas.core import names, networks
 from paas.settings import Settings
 from tests.e2e.conftest import APPS_DIR, PaasServer, unique_app, wait_for
 

@@ -236,6 +236,8 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
                 add_user_with_key(paas, t, role)
         for role in access.ROLES:
             t.tokens[role] = paas.token(role)
+        # The owner makes an app per role and per API role (15): past the default apps quota.
+        assert paas.host("quota:set", "owner", "apps=50").returncode == 0
         # The owner creates the app with a first push, as any user may (PAAS_APP_CREATE=everyone).
         src = paas.make_repo("cmd-app", app)
         paas.git(src, "remote", "add", "paas", f"paas:{app}")

@@ -31,6 +31,7 @@ import pytest
 
 import paas.services
 from paas import commands
+from paas import server as _server  # noqa: F401 (registers `paas server`, as paas.cli does)
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PermissionDenied
@@ -60,6 +61,7 @@ from paas.services import (
     processes,
     properties,
     push,
+    quotas,
     releases,
     repo,
     resources,
@@ -77,6 +79,8 @@ certs = importlib.import_module("paas_plugins.certs.service")
 letsencrypt = importlib.import_module("paas_plugins.certs.letsencrypt")
 cron = importlib.import_module("paas_plugins.cron.service")
 maintenance = importlib.import_module("paas_plugins.maintenance.service")
+app_metrics = importlib.import_module("paas_plugins.metrics.service")
+notifications = importlib.import_module("paas_plugins.notifications.service")
 
 ROLES = ("anonymous", *access.ROLES)
 MARKERS = {access.PURE, access.ASK, access.SIGN_IN, access.INTERNAL, access.JOB}
@@ -255,7 +259,7 @@ CALLS: dict[str, list[Call]] = {
     "access.add_access": [Call(lambda c, w: access.add_access(c, APP, "none", "view"))],
     "access.update_access": [Call(lambda c, w: access.update_access(c, APP, "view", "view,deploy"))],
     "access.remove_access": [Call(lambda c, w: access.remove_access(c, APP, "view"))],
-    "access.transfer": [Call(lambda c, w: access.transfer(c, APP, "view"))],
+    "apps.transfer": [Call(lambda c, w: apps.transfer(c, APP, "view"))],
     "apps.create_app": [
         Call(
             lambda c, w: apps.create_app(c, "fresh"),
@@ -402,6 +406,8 @@ CALLS: dict[str, list[Call]] = {
     "resources.clear_limits": [Call(lambda c, w: resources.clear_limits(c, APP, None, B()))],
     "resources.report": [Call(lambda c, w: resources.report(c, APP))],
     "routing.stop_router": [Call(lambda c, w: routing.stop_router(c))],
+    "quotas.report": [Call(lambda c, w: quotas.report(c))],
+    "quotas.set_quotas": [Call(lambda c, w: quotas.set_quotas(c, "view", ["apps=5"]))],
     "users.add_user": [Call(lambda c, w: users.add_user(c, "eve", None))],
     "users.list_users": [Call(lambda c, w: users.list_users(c))],
     "users.list_accounts": [Call(lambda c, w: users.list_accounts(c))],
@@ -447,6 +453,30 @@ CALLS: dict[str, list[Call]] = {
         Call(lambda c, w: maintenance.report(c, APP)),
         Call(lambda c, w: maintenance.report(c), refusals={}, label="of every app one may view"),
     ],
+    "metrics.service.report": [Call(lambda c, w: app_metrics.report(c, APP, "1h"))],
+    "metrics.service.watch_report": [Call(lambda c, w: app_metrics.watch_report(c, APP))],
+    "metrics.service.set_watch": [Call(lambda c, w: app_metrics.set_watch(c, APP, {"window": 60}))],
+    "metrics.service.prometheus_text": [Call(lambda c, w: app_metrics.prometheus_text(c))],
+    # a TEST-NET address: no lookup, refused to non-admins (after the table's check) as private
+    "notifications.service.add": [
+        Call(lambda c, w: notifications.add(c, APP, "http://192.0.2.1/hook", None, False)),
+        Call(
+            lambda c, w: notifications.add(c, None, "http://192.0.2.1/hook", None, False),
+            admin_what="run notifications:add --all",
+            label="platform-wide",
+        ),
+    ],
+    "notifications.service.list_hooks": [
+        Call(lambda c, w: notifications.list_hooks(c, APP)),
+        Call(
+            lambda c, w: notifications.list_hooks(c, None),
+            admin_what="run notifications:list --all",
+            label="platform-wide",
+        ),
+    ],
+    "notifications.service.remove": [Call(lambda c, w: notifications.remove(c, APP, 999))],
+    "notifications.service.log": [Call(lambda c, w: notifications.log(c, APP))],
+    "notifications.service.test": [Call(lambda c, w: notifications.test(c, APP, None))],
     "maintenance.service.enable": [Call(lambda c, w: maintenance.enable(c, APP))],
     "maintenance.service.disable": [Call(lambda c, w: maintenance.disable(c, APP))],
     "storage.service.ensure_directory": [
@@ -731,6 +761,13 @@ COMMAND_ARGV: dict[str, list[str]] = {
     "letsencrypt:enable": ["letsencrypt:enable", APP],
     "letsencrypt:list": ["letsencrypt:list"],
     "logs": ["logs", APP, "-n", "1"],
+    "metrics": ["metrics", APP, "--since", "1h"],
+    "checks:watch": ["checks:watch", APP, "--window", "5"],
+    "notifications:add": ["notifications:add", APP, "http://192.0.2.1/hook"],
+    "notifications:list": ["notifications:list", APP],
+    "notifications:remove": ["notifications:remove", APP, "999"],
+    "notifications:test": ["notifications:test", APP],
+    "notifications:log": ["notifications:log", APP],
     "maintenance:off": ["maintenance:off", APP],
     "maintenance:on": ["maintenance:on", APP],
     "maintenance:report": ["maintenance:report", APP],
@@ -745,6 +782,8 @@ COMMAND_ARGV: dict[str, list[str]] = {
     "ps:report": ["ps:report", APP],
     "ps:restart": ["ps:restart", APP, "nosuchtype"],
     "ps:scale": ["ps:scale", APP, "nosuchtype=1"],
+    "quota:report": ["quota:report"],
+    "quota:set": ["quota:set", "view", "apps=5"],
     "ps:set": ["ps:set", APP, "nosuchkey", "1"],
     "ps:start": ["ps:start", APP],
     "ps:stop": ["ps:stop", APP],

@@ -124,6 +124,50 @@ def test_no_import_cycles() -> None:
     assert not cycles, "\n".join(cycles)
 
 
+def _package(module: str) -> str:
+    """The layer's package a module belongs to (`paas.services`, `paas.server`, `paas_plugins`)."""
+    for prefix, _rank_of in RANKS:
+        if module == prefix or module.startswith(prefix + "."):
+            return prefix
+    raise AssertionError(module)
+
+
+def test_no_two_packages_of_one_layer_import_each_other() -> None:
+    """Sideways imports go one way: buildpacks and scheduler both need the networks, so those
+    live in paas.core, below both (they imported each other before)."""
+    edges = {
+        (_package(m), _package(d))
+        for m, deps in _graph().items()
+        for d in deps
+        if _rank(d) == _rank(m) and _package(d) != _package(m)
+    }
+    both = sorted(f"{a} <-> {b}" for a, b in edges if (b, a) in edges and a < b)
+    assert not both, "\n".join(both)
+
+
+def test_no_cycle_through_the_command_registry() -> None:
+    """`paas.commands` imports its command modules by name (importlib), which the cycle test
+    cannot see: none of them may reach, through modules outside the package, one that imports
+    `paas.commands` again (`paas server` did: commands.server -> server -> commands)."""
+    import paas.commands
+
+    graph = _graph()
+    loops = []
+    for name in paas.commands.COMMAND_MODULES:
+        start = f"paas.commands.{name}"
+        seen: set[str] = set()
+        todo = [d for d in graph[start] if not d.startswith("paas.commands")]
+        while todo:
+            m = todo.pop()
+            if m in seen:
+                continue
+            seen.add(m)
+            if any(d == "paas.commands" or d.startswith("paas.commands.") for d in graph[m]):
+                loops.append(f"{start} -> ... -> {m} -> paas.commands")
+            todo.extend(d for d in graph[m] if not d.startswith("paas.commands"))
+    assert not loops, "\n".join(sorted(loops))
+
+
 def test_labels_are_named_in_one_module() -> None:
     """Container labels are spelled only in paas/core/names.py."""
     offenders = []

@@ -83,6 +83,7 @@ ROUTE_CALLS: dict[str, tuple[str, str, dict | None, dict]] = {
     "services.download": ("GET", "/services/postgres/shopdb/backups/{backup}", None, {}),
     "api.openapi": ("GET", "/api/v1/openapi.json", None, {}),
     "api.account": ("GET", "/api/v1/account", None, {}),
+    "api.account_quotas": ("GET", "/api/v1/account/quotas", None, {}),
     "api.users": ("GET", "/api/v1/users", None, {}),
     "api.apps": ("GET", "/api/v1/apps", None, {}),
     "api.create_app": ("POST", "/api/v1/apps", {"name": "fresh"}, {}),
@@ -112,6 +113,9 @@ ROUTE_CALLS: dict[str, tuple[str, str, dict | None, dict]] = {
     "api.logs": ("GET", f"/api/v1/apps/{APP}/logs", None, {}),
     "api.log_stream": ("GET", f"/api/v1/apps/{APP}/log-stream", None, {}),
     "api.metrics": ("GET", f"/api/v1/apps/{APP}/metrics", None, {}),
+    "metrics.static": ("GET", "/metrics-static/metrics.css", None, {}),
+    "metrics.history": ("GET", f"/api/v1/apps/{APP}/metrics/history", None, {}),
+    "metrics.exposition": ("GET", "/api/v1/metrics", None, {}),
 }
 # What the table's rule names besides the app, for the routes of OWNED operations.
 OWNED = {"services.service": SERVICE, "services.download": SERVICE}
@@ -137,10 +141,15 @@ def _client(app: Flask, case: Case, role: str) -> tuple[FlaskClient, dict]:
     return client, {"Authorization": f"Bearer {token}"}
 
 
+def _is_api(endpoint: str) -> bool:
+    """A route under /api/ (a plugin's blueprint may serve one): tokens, JSON, 401."""
+    return ROUTE_CALLS[endpoint][1].startswith("/api/")
+
+
 def route_refusal(role: str, endpoint: str) -> tuple[int, str | None] | None:
     """(status, words) the table gives this role on the route (None: allowed)."""
     rule = access.ROUTES[endpoint]
-    api = endpoint.startswith("api.")
+    api = _is_api(endpoint)
     if rule == access.PUBLIC:
         return None
     if role == "anonymous":
@@ -174,9 +183,9 @@ def test_every_route_is_in_the_table(tmp_path: Path, world: World) -> None:
 def _request(client: FlaskClient, endpoint: str, world: World, auth: dict):  # type: ignore[no-untyped-def]
     method, path, body, headers = ROUTE_CALLS[endpoint]
     path = path.format(job=world.job, backup=world.backup)
-    kwargs: dict = {"headers": {**headers, **(auth if endpoint.startswith("api.") else {})}}
+    kwargs: dict = {"headers": {**headers, **(auth if _is_api(endpoint) else {})}}
     if body is not None:
-        kwargs["json" if endpoint.startswith("api.") else "data"] = body
+        kwargs["json" if _is_api(endpoint) else "data"] = body
     return client.open(path, method=method, **kwargs)
 
 

@@ -1,5 +1,6 @@
 """A dependency-free web app for resilience tests: behaviour comes from small files in the repo."""
 
+import itertools
 import os
 import threading
 import time
@@ -17,6 +18,14 @@ if read("DIE_AFTER"):  # serves, then dies (docker restarts it, and it dies agai
     threading.Timer(float(read("DIE_AFTER")), os._exit, args=(3,)).start()
 VERSION = read("VERSION", "1")
 HEALTH = read("HEALTH", "ok")
+FAIL_EVERY = int(read("FAIL_EVERY", "0"))  # every Nth request (but /health) answers 500
+_served = itertools.count(1)
+_served_lock = threading.Lock()
+
+
+def _next() -> int:
+    with _served_lock:
+        return next(_served)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -25,6 +34,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             status, body = (200, "ok") if HEALTH == "ok" else (500, "unhealthy")
+        elif FAIL_EVERY and _next() % FAIL_EVERY == 0:
+            status, body = 500, f"failing on purpose {VERSION}\n"
         else:
             status, body = 200, f"version {VERSION} {os.environ.get('DYNO')}\n"
         data = body.encode()

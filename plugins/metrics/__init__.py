@@ -1,0 +1,82 @@
+"""metrics: every request through the router counted per app and release, process CPU and
+memory sampled, kept as history (10 s for an hour, 1 min for 2 days, 1 h for 60 days), and the
+post-deploy watch that rolls a release back when its errors or latency jump.
+
+- The router logs one plain line per request, tagged by nginx with the app and the release that
+  answered (`paas_nginx_app` asks for it); `paas server` reads it continuously (collector.py).
+- `ssh paas metrics <app> [--since 1h] [--format json]`, the app page's Requests section (charts
+  with 1h/24h/7d and release markers), `GET /api/v1/apps/<app>/metrics/history?since=1h`, and
+  `GET /api/v1/metrics` (Prometheus text, admins) show it.
+- `checks:watch <app>` (and app.json `watch`) sets the watch; the rule is in watch.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from paas.plugins import hookimpl
+
+from . import collector, service
+from .commands import COMMANDS
+from .watch import check_values, read_plan
+
+if TYPE_CHECKING:
+    import click
+    from flask import Blueprint
+
+    from paas.core.context import Context
+    from paas.core.manifest import PushedSource
+    from paas.core.output import BuildLog
+    from paas.core.routes import RouteExtras
+    from paas.store import App, Release
+
+__version__ = "1.0"
+
+
+@hookimpl
+def paas_commands() -> list[click.Command]:
+    return list(COMMANDS)
+
+
+@hookimpl
+def paas_nginx_app(ctx: Context, extras: RouteExtras) -> None:
+    service.nginx_extras(ctx, extras)
+
+
+@hookimpl
+def paas_pre_build(source: PushedSource) -> None:
+    check_values(source.manifest.watch, "app.json")  # a bad `watch` refuses the push, naming the key
+
+
+@hookimpl
+def paas_post_deploy(ctx: Context, app: App, release: Release, log: BuildLog) -> None:
+    watch = service.start_watch(ctx, app, release)
+    if watch is not None:
+        window = read_plan(watch.plan)[0].window
+        log.detail(
+            f"watching v{release.version} for {window} s"
+            f" (rolls back to v{watch.previous} if its errors or p95 jump; checks:watch {app.name})"
+        )
+
+
+@hookimpl
+def paas_server_started(ctx: Context, stop: threading.Event) -> None:
+    collector.start(ctx, stop)
+
+
+@hookimpl
+def paas_web_blueprints() -> list[Blueprint]:
+    from .web import blueprint  # flask is the dashboard's: only its processes load the pages
+
+    return [blueprint()]
+
+
+@hookimpl
+def paas_app_destroyed(ctx: Context, app: App) -> None:
+    service.history(ctx).forget_app(app.name)
+
+
+@hookimpl
+def paas_app_renamed(ctx: Context, app: App, old_name: str) -> None:
+    service.history(ctx).rename_app(old_name, app.name)
