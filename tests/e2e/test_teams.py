@@ -123,6 +123,13 @@ SSH_ARGV: dict[str, list[str]] = {
     "cleanup": ["cleanup", "{gone}"],
     "nginx:report": ["nginx:report", "{app}"],
     "nginx:set": ["nginx:set", "{app}", "client-max-body-size", "lots"],
+    # The metrics and notifications plugins' commands (their argv were missing here since they came in).
+    "checks:watch": ["checks:watch", "{app}", "--window", "5"],
+    "notifications:add": ["notifications:add", "{app}", "not-a-url"],
+    "notifications:list": ["notifications:list", "{app}"],
+    "notifications:remove": ["notifications:remove", "{app}", "999"],
+    "notifications:test": ["notifications:test", "{gone}"],
+    "notifications:log": ["notifications:log", "{app}"],
     "checks:skip": ["checks:skip", "{app}", "nosuchtype"],
     "checks:run": ["checks:run", "{app}", "nosuchtype"],
 }
