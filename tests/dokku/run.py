@@ -22,6 +22,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tap", type=Path, help="also write the raw TAP output here")
     parser.add_argument("files", nargs="*", help="names of tests/unit/*.bats (default: issue 34's)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the server is still shut down and cleaned
     names = [n.removesuffix(".bats") for n in args.files] or list(FILES)
     missing = [n for n in names if not (args.dokku / "tests" / "unit" / f"{n}.bats").is_file()]
     if missing or shutil.which("bats") is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from paas.core import names, validation
-from paas.core.routes import Route
+from paas.core.routes import Route, RouteExtras
 from paas.router.nginx import Router
 from paas.settings import Settings
 
@@ -42,7 +42,12 @@ def test_nginx_takes_the_longest_name_under_a_long_domain(tmp_path: Path) -> Non
     domain = "apps." + "d" * 60 + ".example.com"
     router = Router(Settings(data_dir=tmp_path, http_port=18080, http_bind="127.0.0.1", domain=domain))
     host = f"{LONGEST}.{domain}"
-    router.set_route(Route(LONGEST, [host, f"www.{LONGEST}.example.com"], ["127.0.0.1:32768"]))
+    extras = RouteExtras()
+    extras.set_metrics_log(str(tmp_path / "metrics.log"))  # its variable and log format are named for the app
+    route = Route(
+        LONGEST, [host, f"www.{LONGEST}.example.com"], ["127.0.0.1:32768"], extras, {"127.0.0.1:32768": 3}
+    )
+    router.set_route(route)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     result = subprocess.run(
         [nginx, "-t", "-p", str(router.prefix), "-c", str(router.main_conf)], capture_output=True, text=True
