@@ -70,6 +70,23 @@ def _constraints(name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+IMAGE_SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*(?::[0-9]{1,5})?/(?:[a-z0-9._-]+/)*$")
+
+
+def _image_sources(name: str) -> tuple[str, ...]:
+    """Comma-separated image reference prefixes ending in `/` (`registry.example.com/team/`):
+    a whole registry host or a path in it, never a bare name that `docker.io` would complete."""
+    out = []
+    for part in os.environ.get(name, "").split(","):
+        if part.strip():
+            if not IMAGE_SOURCE_RE.fullmatch(part.strip()):
+                raise SystemExit(
+                    f"error: {name}: {part.strip()!r} is not a prefix like registry.example.com/team/"
+                )
+            out.append(part.strip())
+    return tuple(out)
+
+
 def _choice(name: str, choices: tuple[str, ...]) -> str:
     """One of `choices` (the first is the default)."""
     raw = (os.environ.get(name) or choices[0]).strip().lower()
@@ -178,6 +195,9 @@ class Settings:
     services_per_user: int = 2  # how many backing services one non-admin user may own
     scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
     swarm_constraints: tuple[str, ...] = ()  # placement constraints of every app service (Swarm syntax)
+    # Image references `git:from-image` may pull and deploy for anyone (prefixes such as
+    # `registry.example.com/team/`); without one, only admins deploy images, and only local ones.
+    image_sources: tuple[str, ...] = ()
     # docker-local's loopback ports: below the kernel's ephemeral range, where docker picks the
     # swarm tasks' host-mode ports (its allocator does not see a 127.0.0.1 port when it picks one
     # for 0.0.0.0: after a reboot both would start at 32768 and collide).
@@ -261,6 +281,7 @@ class Settings:
             services_per_user=max(0, _int("PAAS_SERVICES_PER_USER", 2)),
             scheduler=_choice("PAAS_SCHEDULER", ("docker-local", "swarm")),
             swarm_constraints=_constraints("PAAS_SWARM_CONSTRAINTS"),
+            image_sources=_image_sources("PAAS_IMAGE_SOURCES"),
             local_ports=_port_range("PAAS_LOCAL_PORTS", (20000, 32767)),
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()

@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -324,7 +325,8 @@ def _dependency_layer(
         def only(path: str) -> bool:
             return path in wanted and (keep is None or keep(path))
 
-    container = job.run(stack_image, ["deps", f"builtin:/buildpacks/{buildpack}"], tree.tar(only), "deps")
+    deps_tar = tree.tar(only, with_git=False)
+    container = job.run(stack_image, ["deps", f"builtin:/buildpacks/{buildpack}"], deps_tar, "deps")
     container.commit(repository=repository, tag=tag, changes=[f"LABEL {names.LABEL_ROLE}={names.ROLE_DEPS}"])
     return f"{repository}:{tag}"
 
@@ -375,10 +377,11 @@ def build(
     commit_sha: str,
     config: dict[str, str],
     log: BuildLog,
+    options: detect.Options | None = None,
 ) -> BuildResult:
     """Build the commit into an app image (the image is the result; nothing runs yet)."""
     with timing.phase(app, "build"):
-        return _build(ctx, app, build_id, repo, commit_sha, config, log)
+        return _build(ctx, app, build_id, repo, commit_sha, config, log, options or detect.Options())
 
 
 def _build(
@@ -389,13 +392,53 @@ def _build(
     commit_sha: str,
     config: dict[str, str],
     log: BuildLog,
+    options: detect.Options,
+) -> BuildResult:
+    tree = source.SourceTree(repo, commit_sha)
+    scratch = None
+    try:
+        if options.keep_git_dir:
+            scratch = tempfile.TemporaryDirectory(prefix="paas-git-dir-")
+            tree.git_dir = clone_git_dir(repo, commit_sha, Path(scratch.name), log)
+        return _build_tree(ctx, app, build_id, tree, config, log, options)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def clone_git_dir(repo: Repo, commit_sha: str, scratch: Path, log: BuildLog) -> Path:
+    """A clone of the app's repository at the commit, without its files: the `.git` that
+    `git keep-git-dir` puts in the build (git status in the app sees the deployed commit)."""
+    dest = scratch / "clone"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(scratch)}
+    for args in (
+        ["clone", "--quiet", "--no-checkout", "--no-hardlinks", str(repo.path), str(dest)],
+        ["-C", str(dest), "reset", "--quiet", commit_sha],
+    ):
+        done = subprocess.run(["git", *args], env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise BuildFailed(f"build failed: keep-git-dir: git {args[0]}: {done.stderr.strip()[:200]}")
+    log.step("Keeping the repository as .git (git keep-git-dir)")
+    return dest / ".git"
+
+
+def _build_tree(
+    ctx: Context,
+    app: str,
+    build_id: int,
+    tree: source.SourceTree,
+    config: dict[str, str],
+    log: BuildLog,
+    options: detect.Options,
 ) -> BuildResult:
     settings = ctx.settings
-    tree = source.SourceTree(repo, commit_sha)
     try:
+        if options.build_dir:
+            tree = tree.subdir(options.build_dir)
+            log.step(f"Building {options.build_dir}/ as the app's root (builder build-dir)")
         procfile_text = tree.read("Procfile")
         procfile = parse_procfile(procfile_text) if procfile_text is not None else {}
-        plan = detect.plan(settings, tree, config)
+        plan = detect.plan(settings, tree, config, options)
     except PaasError as exc:
         raise BuildFailed(str(exc)) from None
     client = ctx.docker
@@ -403,7 +446,9 @@ def _build(
 
     if plan.kind == "dockerfile":
         stack_image = stack.build_stack(settings, client, log.detail)
-        return dockerfile.build(ctx, app, build_id, tree, procfile, keep, stack_image, log)
+        return dockerfile.build(
+            ctx, app, build_id, tree, procfile, keep, stack_image, log, options.base_images
+        )
 
     try:
         choice = runtimes.choose(tree.read, plan.runtimes)

@@ -49,6 +49,8 @@ _GIT_URL = re.compile(
     r"[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%+-]+)+/?(?:#[A-Za-z0-9._/-]+)?$"
 )
 _DIR_PATH = re.compile(r"^/[A-Za-z0-9._/+-]+$")
+# Heroku's own URL of a buildpack we have built in (`heroku/python` as Dokku writes it) is ours.
+_HEROKU_BUILTIN = re.compile(r"^https://github\.com/heroku/heroku-buildpack-(python|nodejs)(?:\.git)?/?$")
 
 
 class DetectFailed(PaasError):
@@ -62,9 +64,25 @@ class Buildpack:
 
     kind: str  # "builtin" | "git" | "dir"
     value: str  # name, URL or resolved host path
+    source: str = field(default="", compare=False)  # as written (a Heroku URL of a built-in, say)
 
     def describe(self) -> str:
-        return self.value if self.kind != "builtin" else f"built-in {self.value}"
+        if self.kind != "builtin":
+            return self.value
+        return f"built-in {self.value}" + (f" ({self.source})" if self.source not in ("", self.value) else "")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the app's properties say about its build (paas/services/builders.py)."""
+
+    builder: str = ""  # "" (detect), "herokuish" (buildpacks) or "dockerfile"
+    buildpacks: tuple[str, ...] = ()  # buildpacks:list
+    buildpacks_allowed: bool = True  # builder-herokuish allowed
+    base_images: tuple[str, ...] = ()  # images a Dockerfile may name besides the stack (git:from-image's)
+    manifest_buildpacks: tuple[str, ...] = ()  # app.json's `buildpacks` (before .buildpacks, as Dokku)
+    build_dir: str = ""  # a folder of the repository built as the root
+    keep_git_dir: bool = False  # the repository goes into the build as .git (git keep-git-dir)
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,10 @@ def parse_buildpack(settings: Settings, raw: str, origin: str) -> Buildpack:
     value = raw.strip()
     name = value.removeprefix("heroku/")
     if name in BUILTINS:
-        return Buildpack("builtin", name)
+        return Buildpack("builtin", name, value)
+    heroku = _HEROKU_BUILTIN.fullmatch(value)
+    if heroku:
+        return Buildpack("builtin", heroku.group(1), value)
     if _GIT_URL.match(value) and not value.split("#", 1)[-1].startswith("-"):
         return Buildpack("git", value)
     path = value.removeprefix("file://")
@@ -108,11 +129,22 @@ def parse_buildpack(settings: Settings, raw: str, origin: str) -> Buildpack:
     )
 
 
-def overrides(settings: Settings, tree: SourceTree, config: dict[str, str]) -> Plan | None:
-    """`BUILDPACK_URL` (config) wins over `.buildpacks` (repo); None when neither is set."""
+def overrides(
+    settings: Settings,
+    tree: SourceTree,
+    config: dict[str, str],
+    listed: tuple[str, ...] = (),
+    manifest: tuple[str, ...] = (),
+) -> Plan | None:
+    """`BUILDPACK_URL` (config) wins over the app's buildpacks:list, then app.json's `buildpacks`,
+    then `.buildpacks` (repo), as in Dokku; None when none is set."""
     if config.get("BUILDPACK_URL", "").strip():
         bp = parse_buildpack(settings, config["BUILDPACK_URL"], "BUILDPACK_URL")
         return _custom_plan((bp,))
+    if listed:
+        return _custom_plan(tuple(parse_buildpack(settings, b, "buildpacks:list") for b in listed))
+    if manifest:
+        return _custom_plan(tuple(parse_buildpack(settings, b, "app.json buildpacks") for b in manifest))
     text = tree.read(".buildpacks")
     if text is None:
         return None
@@ -156,7 +188,7 @@ def run_detect(bp_dir: Path, build_dir: Path) -> str | None:
     return lines[0].strip() if p.returncode == 0 and lines else None
 
 
-def detect(tree: SourceTree) -> Plan:
+def detect(tree: SourceTree, dockerfile: bool = True) -> Plan:
     """The first built-in buildpack that accepts the app, or the Dockerfile, or Procfile-only."""
     with tempfile.TemporaryDirectory(prefix="paas-detect-") as tmp:
         root = Path(tmp)
@@ -166,7 +198,7 @@ def detect(tree: SourceTree) -> Plan:
             if found:
                 rt = BUILTIN_RUNTIMES.get(name)
                 return Plan("builtin", found, (Buildpack("builtin", name),), (rt,) if rt else ())
-        if tree.is_file("Dockerfile"):
+        if dockerfile and tree.is_file("Dockerfile"):
             return Plan("dockerfile", "Dockerfile")
         found = run_detect(builtin_dir(BUILTIN_LAST), root)
         if found:
@@ -177,5 +209,21 @@ def detect(tree: SourceTree) -> Plan:
     )
 
 
-def plan(settings: Settings, tree: SourceTree, config: dict[str, str]) -> Plan:
-    return overrides(settings, tree, config) or detect(tree)
+def plan(
+    settings: Settings, tree: SourceTree, config: dict[str, str], options: Options | None = None
+) -> Plan:
+    """The builder `builder:set selected` forces, else overrides, else detection; buildpacks only
+    where `builder-herokuish allowed` is not false."""
+    options = options or Options()
+    if options.builder == "dockerfile":
+        if not tree.is_file("Dockerfile"):
+            raise DetectFailed("the dockerfile builder is selected (builder:set), but there is no Dockerfile")
+        return Plan("dockerfile", "Dockerfile")
+    found = overrides(settings, tree, config, options.buildpacks, options.manifest_buildpacks) or detect(
+        tree, dockerfile=options.builder != "herokuish"
+    )
+    if found.kind != "dockerfile" and not options.buildpacks_allowed:
+        raise DetectFailed(
+            "buildpack builds are not allowed for this app (builder-herokuish:set <app> allowed true)"
+        )
+    return found

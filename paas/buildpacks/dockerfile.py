@@ -115,7 +115,10 @@ def build(
     keep: Callable[[str], bool] | None,
     stack_image: str,
     log: BuildLog,
+    base_images: tuple[str, ...] = (),
 ) -> BuildResult:
+    """`base_images`: images the app may also build FROM (its git:from-image source, vetted by
+    the service that passes it)."""
     client = ctx.docker
     settings = ctx.settings
     log.step("Dockerfile app detected")
@@ -123,7 +126,8 @@ def build(
     if text is None:
         raise BuildFailed(f"Dockerfile: not a regular file, or larger than {DOCKERFILE_LIMIT >> 10} KiB")
     build_args = {STACK_ARG: stack_image}
-    checked = dockerfile_rules.check(text, build_args, stack_references(stack_image), stack.LATEST_ALIAS)
+    allowed = stack_references(stack_image) | {dockerfile_rules.normalize(i) for i in base_images}
+    checked = dockerfile_rules.check(text, build_args, allowed, stack.LATEST_ALIAS)
     for image in checked.images:
         try:
             client.images.get(image)

@@ -6,6 +6,7 @@ filesystem: detection, pins and dependency keys read blobs, and the tar is hande
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import stat
@@ -14,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
+from pathlib import Path
 from typing import IO
 
 from dulwich.objects import Blob, Commit, Tree
@@ -46,6 +48,7 @@ class SourceTree:
         assert isinstance(commit, Commit)
         self.tree_id = commit.tree.decode()
         self.mtime = commit.commit_time  # not 0: Python's .pyc check compares source mtimes
+        self.git_dir: Path | None = None  # a clone's .git, put in the app's tars (git keep-git-dir)
 
     def _tree(self, sha: bytes) -> Tree | None:
         """A directory listing, read only when small enough (it is parsed in memory)."""
@@ -76,6 +79,15 @@ class SourceTree:
                 return None
             tree = self._tree(sha)
         return None
+
+    def subdir(self, path: str) -> SourceTree:
+        """The tree of a folder of this commit, read as if it were the root (`builder:set build-dir`)."""
+        entry = self._entry(path)
+        if entry is None or not stat.S_ISDIR(entry[0]):
+            raise PaasError(f"build-dir {path!r} is not a folder of commit {self.commit_sha[:7]}")
+        sub = copy.copy(self)
+        sub.tree_id = entry[1].decode()
+        return sub
 
     def exists(self, path: str) -> bool:
         """Whether the tree has an entry (file, link, folder or submodule) at `path`."""
@@ -150,10 +162,12 @@ class SourceTree:
         launcher: bool = True,
         prefix: str = "app/",
         extra: dict[str, str] | None = None,
+        with_git: bool = True,
     ) -> IO[bytes]:
         """A tar (spooled to disk when large) with the tree under `app/`, owned by the app user,
         plus the launcher at `/start`. `keep(path)` filters files (e.g. `.slugignore`); `extra`
-        files (paths under `app/`) come last, over the tree's (the buildpack's fixed files)."""
+        files (paths under `app/`) come last, over the tree's (the buildpack's fixed files);
+        `git_dir`, when set and `with_git`, goes in as `.git`."""
         out = tempfile.SpooledTemporaryFile(max_size=32 << 20)
         with tarfile.open(fileobj=out, mode="w") as tar:
             seen_dirs = {""}
@@ -178,6 +192,8 @@ class SourceTree:
                     tar.addfile(info)
                 else:
                     _add(tar, prefix + path, blob.data, 0o755 if mode & 0o111 else 0o644, mtime=self.mtime)
+            if self.git_dir is not None and with_git:
+                _add_git_dir(tar, self.git_dir, prefix + ".git")
             for path, text in (extra or {}).items():
                 _add_parents(tar, prefix, path, seen_dirs)
                 _add(tar, prefix + path, text.encode(), 0o644)
@@ -185,6 +201,25 @@ class SourceTree:
                 _add(tar, "start", launcher_bytes("start"), 0o755, uid=0)
         out.seek(0)
         return out
+
+
+def _add_git_dir(tar: tarfile.TarFile, git_dir: Path, name: str) -> None:
+    """A clone's .git (made by the builder, not pushed: its files are plain files and folders),
+    owned by the app user so that `git status` works in the app's processes."""
+    _add_dir(tar, name)
+    for path in sorted(git_dir.rglob("*")):
+        arcname = f"{name}/{path.relative_to(git_dir)}"
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            _add_dir(tar, arcname)
+        elif path.is_file():  # streamed: a pack may be large
+            info = tar.gettarinfo(str(path), arcname)
+            info.uid = info.gid = APP_UID
+            info.uname = info.gname = ""
+            info.mode = 0o644
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
 
 
 def launcher_bytes(name: str) -> bytes:

@@ -130,17 +130,20 @@ FORMAT_OPTION = click.option(
 COMMAND_MODULES = (
     "access",
     "apps",
+    "buildpacks",
     "checks",
     "config",
     "doctor",
     "domains",
     "enter",
     "events",
+    "git",
     "help",
     "keys",
     "logs",
     "nodes",
     "plugins",
+    "properties",
     "ps",
     "quota",
     "releases",
@@ -148,7 +151,6 @@ COMMAND_MODULES = (
     "report",
     "resource",
     "run",
-    "scheduler",
     "server",
     "tokens",
     "urls",
@@ -218,6 +220,8 @@ def dispatch(argv: list[str], env: CommandEnv) -> int:
             env.extras["force"] = True
     if not argv or argv[0] in ("--help", "-h"):
         argv = ["help"]
+    if argv[0] in ("-v", "--version"):
+        argv = ["version"]
     name, args = argv[0], argv[1:]
     if name not in ("run", "run:detached", "enter") and "--quiet" in args:
         env.quiet = True
@@ -226,6 +230,8 @@ def dispatch(argv: list[str], env: CommandEnv) -> int:
     if reg is None:
         if name.endswith(":help"):
             return dispatch(["help", name[: -len(":help")]], env)
+        if ":" not in name and any(n.startswith(name + ":") for n in commands):  # `dokku checks`
+            return dispatch(["help", name], env)
         env.err.write(f"error: unknown command {name!r}; run 'help' for the list\n")
         return 1
     cmd = reg.command

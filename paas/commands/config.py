@@ -36,12 +36,17 @@ alias("config:show", "config")
 
 
 @command(
-    "config:get", "Print one config value (control characters escaped; `config --format json` keeps them)."
+    "config:get",
+    "Print one config value (control characters escaped; `config --format json` keeps them); unset: exit 1.",
 )
 @click.argument("app")
 @click.argument("key")
-def get(env: CommandEnv, app: str, key: str) -> None:
-    env.echo(config_service.get_value(env.ctx, app, key))
+def get(env: CommandEnv, app: str, key: str) -> int:
+    try:
+        env.echo(config_service.get_value(env.ctx, app, key))
+    except config_service.MissingVar:
+        return 1  # as Dokku: no output, exit status 1 (scripts test `config:get app K || ...`)
+    return 0
 
 
 @command("config:set", "Set KEY=VALUE pairs; makes a new release and restarts the app.")

@@ -1,4 +1,4 @@
-"""apps:scale (ps:scale), ps (ps:report), ps:restart, ps:stop, ps:start."""
+"""apps:scale (ps:scale), ps, ps:restart, ps:stop, ps:start, ps:rebuild (ps:set/ps:report: properties)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ def scale(env: CommandEnv, app: str, scales: tuple[str, ...], fmt: str) -> None:
         formation = formation_service.get_formation(env.ctx, app)
         if fmt == "json":
             env.json(formation)
-        else:
+        else:  # Dokku's table, which scripts parse
+            env.echo(f"-----> Scaling for {app}")
+            env.echo("proctype: qty")
+            env.echo("--------: ---")
             for ptype, count in formation.items():
-                env.echo(f"{ptype}={count}")
+                env.echo(f"{ptype + ':':<5} {count}")
         return
     changes = formation_service.parse_scale_args(list(scales))
     env.echo(f"-----> Scaling {app}: " + " ".join(f"{t}={n}" for t, n in changes.items()))
@@ -43,7 +46,7 @@ def scale(env: CommandEnv, app: str, scales: tuple[str, ...], fmt: str) -> None:
 alias("ps:scale", "apps:scale")
 
 
-@command("ps", "List an app's processes: type.index, state, uptime, release (alias ps:report).")
+@command("ps", "List an app's processes: type.index, state, uptime, release.")
 @click.argument("app")
 @FORMAT_OPTION
 def ps(env: CommandEnv, app: str, fmt: str) -> None:
@@ -65,9 +68,6 @@ def ps(env: CommandEnv, app: str, fmt: str) -> None:
         )
 
 
-alias("ps:report", "ps")
-
-
 @command("ps:restart", "Restart an app's processes (all, or one type) without downtime.")
 @click.argument("app")
 @click.argument("ptype", required=False)
@@ -87,16 +87,6 @@ def stop(env: CommandEnv, app: str) -> None:
 def start(env: CommandEnv, app: str) -> None:
     env.echo(f"-----> Starting {app}")
     processes_service.start(env.ctx, app, env.progress())
-
-
-@command("ps:set", "Set a process property: ps:set <app> stop-timeout-seconds <n> (no value: default).")
-@click.argument("app")
-@click.argument("key")
-@click.argument("value", required=False)
-def set_(env: CommandEnv, app: str, key: str, value: str | None) -> None:
-    processes_service.set_property(env.ctx, app, key, value)
-    for name, current in processes_service.properties(env.ctx, app).items():
-        env.echo(f"{name}: {current}")
 
 
 @command("ps:rebuild", "Build the current commit again and deploy it (Dokku's).")

@@ -4,7 +4,8 @@ The parsed manifest is kept with its build (as the JSON object it came from), so
 addons of any release read the app.json of the commit that release runs, without going back to
 git. What each part means:
 
-- `env`: config vars set on the first deploy (`"generator": "secret"` makes a random value);
+- `env`: config vars set on the first deploy (`"generator": "secret"` makes a random value;
+  `"sync": true` sets the value again on every deploy);
 - `formation`: the initial scale;
 - `scripts.postdeploy`: a command run once after the first deploy (Heroku);
 - `scripts.dokku.predeploy`: run in the new image before any process starts, on every deploy of a
@@ -18,6 +19,7 @@ git. What each part means:
 - `scripts.pr-predestroy`: run in a review app before it is destroyed (Heroku);
 - `environments.review`: what differs in a review app (the review_apps plugin): its `env`,
   `formation` and `scripts` override the top level's key by key, its `addons` replace them.
+- `buildpacks`: the buildpacks to build with (BUILDPACK_URL and buildpacks:list come first).
 """
 
 from __future__ import annotations
@@ -33,7 +35,17 @@ from paas.errors import PaasError
 
 MAX_QUANTITY = 100
 # Keys we act on, and descriptive ones (Heroku's schema) that need nothing from us.
-KNOWN_KEYS = {"env", "formation", "scripts", "healthchecks", "cron", "addons", "watch", "environments"}
+KNOWN_KEYS = {
+    "env",
+    "formation",
+    "scripts",
+    "healthchecks",
+    "cron",
+    "addons",
+    "watch",
+    "environments",
+    "buildpacks",
+}
 ENVIRONMENTS = ("review",)  # the environments paas deploys (Heroku also has `test`, for its CI)
 ENVIRONMENT_KEYS = ("env", "formation", "addons", "scripts")  # what one may override
 DESCRIPTIVE_KEYS = {"name", "description", "keywords", "website", "repository", "logo", "success_url"}
@@ -48,6 +60,7 @@ class EnvSpec:
     value: str | None = None
     generator: str | None = None
     required: bool = True
+    sync: bool = False  # Dokku's: set again on every deploy, over a value changed since
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,7 @@ class CronEntry:
 class Manifest:
     env: dict[str, EnvSpec] = field(default_factory=dict)
     formation: dict[str, int] = field(default_factory=dict)
+    buildpacks: tuple[str, ...] = ()  # over .buildpacks, under BUILDPACK_URL and buildpacks:list
     postdeploy: str | None = None
     dokku_predeploy: str | None = None
     dokku_postdeploy: str | None = None
@@ -149,6 +163,7 @@ def from_data(data: object) -> Manifest:
         healthchecks=_healthchecks(data.get("healthchecks")),
         cron=_cron(data.get("cron")),
         addons=addons,
+        buildpacks=_buildpacks(data.get("buildpacks")),
         watch=watch,
         predestroy=_script(scripts.get("pr-predestroy"), "scripts.pr-predestroy"),
         data=data,
@@ -180,6 +195,18 @@ def _environments(raw: object) -> None:
             raise AppJsonError(str(exc).replace("app.json: ", f"app.json: environments.{name}.", 1)) from None
 
 
+def _buildpacks(raw: object) -> tuple[str, ...]:
+    """`[{"url": "heroku/python"}, ...]` (Heroku's shape); which URLs are buildpacks is the build's
+    rule (detect.parse_buildpack)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+        isinstance(b, dict) and isinstance(b.get("url"), str) for b in raw
+    ):
+        raise AppJsonError('app.json: buildpacks must be a list of {"url": "..."}')
+    return tuple(b["url"] for b in raw)
+
+
 def _env(raw: object) -> dict[str, EnvSpec]:
     if not isinstance(raw, dict):
         raise AppJsonError("app.json: env must be an object of KEY: value or KEY: {value, generator}")
@@ -199,7 +226,7 @@ def _env(raw: object) -> dict[str, EnvSpec]:
             if generator not in (None, "secret"):
                 raise AppJsonError(f'app.json: env.{key}.generator: only "secret" is supported')
             text = None if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
-            env[key] = EnvSpec(text, generator, bool(spec.get("required", True)))
+            env[key] = EnvSpec(text, generator, bool(spec.get("required", True)), spec.get("sync") is True)
         else:
             raise AppJsonError(f"app.json: env.{key} must be a string or an object")
         if env[key].value is not None:

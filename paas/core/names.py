@@ -6,6 +6,7 @@ label keeps two PaaS instances on one engine apart.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from paas.settings import Settings
@@ -46,6 +47,10 @@ def repo_path(settings: Settings, app: str) -> Path:
     return settings.repos_dir / f"{app}.git"
 
 
+# In an app's repository: every push holds it shared; a repack or `repo:gc` holds it exclusive.
+REPO_PUSH_LOCK = "paas-push.lock"
+
+
 def app_labels(instance: str, app: str, role: str, **more: str) -> dict[str, str]:
     """The labels every container of an app carries, plus role-specific ones."""
     return {LABEL_INSTANCE: instance, LABEL_APP: app, LABEL_ROLE: role, **more}
@@ -66,10 +71,26 @@ def app_network(instance: str, app: str) -> str:
     return f"paas-{instance}-{app}"
 
 
+SWARM_NAME_MAX = 63  # swarm services and overlay networks (a DNS label); docker refuses longer
+
+
+def _fit(prefix: str, app: str, suffix: str) -> str:
+    """`prefix + app + suffix` when it fits a swarm name; else the app part cut and followed by
+    a hash of the whole name, so that no two apps (or process types) share one."""
+    name = prefix + app + suffix
+    if len(name) <= SWARM_NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    room = SWARM_NAME_MAX - len(prefix) - len(suffix) - len(digest) - 1
+    if room < 1:  # the suffix alone is too long (a long process type): prefix and hash only
+        return f"{prefix}{digest}{suffix[-(SWARM_NAME_MAX - len(prefix) - len(digest)) :]}"[:SWARM_NAME_MAX]
+    return f"{prefix}{app[:room]}-{digest}{suffix}"
+
+
 def app_overlay(instance: str, app: str) -> str:
     """The network of an app the swarm runs: an attachable overlay, so its services on every node,
     its one-offs and its linked backing services on the manager all reach each other."""
-    return f"paas-{instance}-{app}-overlay"
+    return _fit(f"paas-{instance}-", app, "-overlay")
 
 
 SCHEDULER_LOCAL = "docker-local"
@@ -82,7 +103,7 @@ LABEL_SWARM_TASK = "com.docker.swarm.task.name"  # `<service>.<slot>.<task id>`
 def swarm_service(instance: str, app: str, process_type: str, release: int, token: str) -> str:
     """One swarm service per process type and deploy (the deploy that starts it owns it; the
     token keeps a restart of the same release apart from what runs). Docker allows 63 characters."""
-    return f"paas-{instance}-{app}-{process_type}-v{release}-{token}"[:63]
+    return _fit(f"paas-{instance}-", app, f"-{process_type}-v{release}-{token}")
 
 
 def build_network(instance: str, app: str) -> str:

@@ -9,7 +9,7 @@ from dulwich.refs import check_ref_format
 
 from paas.errors import PaasError
 
-APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # a DNS label (Dokku's tests use 43 characters)
 RESERVED_APP_NAMES = frozenset({"paas", "www", "api", "admin", "default", "help", "root"})
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -22,7 +22,7 @@ def app_name(name: str) -> str:
     """Return the app name if valid: it becomes a hostname label, a path and a docker label."""
     if not isinstance(name, str) or not APP_NAME_RE.fullmatch(name) or name.endswith("-"):
         raise PaasError(
-            f"invalid app name {name!r}: use 1-30 lowercase letters, digits and dashes, "
+            f"invalid app name {name!r}: use 1-63 lowercase letters, digits and dashes, "
             "starting with a letter"
         )
     if name in RESERVED_APP_NAMES:

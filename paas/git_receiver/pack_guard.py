@@ -34,12 +34,13 @@ from typing import IO, Any
 import dulwich.pack
 from dulwich.repo import Repo
 
+from paas.core import names
 from paas.errors import PaasError
 from paas.settings import Settings
 
 logger = logging.getLogger("paas.push")
 
-LOCK_NAME = "paas-push.lock"
+LOCK_NAME = names.REPO_PUSH_LOCK
 LOCK_WAIT = 300.0  # seconds a push waits for a repack of its repo to end
 REPACK_PACKS = 10  # repack an app repo once it holds this many packs
 REPACK_TIMEOUT = 900

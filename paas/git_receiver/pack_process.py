@@ -30,12 +30,13 @@ from paas.buildpacks.result import BuildFailed
 from paas.buildpacks.source import SourceTree
 from paas.core import engine, timing
 from paas.core.context import Context
+from paas.core.manifest import AppJsonError
 from paas.core.output import BuildLog, configure_logging
 from paas.core.validation import app_name, printable, terminal_text
 from paas.errors import PaasError
 from paas.git_receiver import pack_guard, repo_head
 from paas.plugins import plugins
-from paas.services import access, disk, push
+from paas.services import access, disk, git, push
 from paas.services.deploy import DeployFailed
 from paas.services.locks import AppLock
 from paas.settings import Settings
@@ -89,8 +90,9 @@ class DeployHook:
 
     def execute(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> tuple[Any, Any]:
         try:
+            branches = git.deploy_branches(self.ctx, self.app)
             deploys = push.check_push_ref(
-                ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed
+                ref_name.decode("utf-8", "replace"), new_sha == ZERO_SHA, self.deployed, branches
             )
         except PaasError as exc:
             raise HookError(printable(str(exc))) from None
@@ -121,6 +123,9 @@ class DeployHook:
             raise HookError("build failed") from None
         except DeployFailed:
             raise HookError("deploy failed") from None
+        except AppJsonError as exc:  # said once, in the log: scripts count Dokku's lines
+            log.error(str(exc))
+            raise HookError("app.json refused") from None
         except PaasError as exc:
             log.error(str(exc))
             raise HookError(printable(str(exc))) from None

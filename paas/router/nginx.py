@@ -32,6 +32,30 @@ from paas.errors import PaasError
 from paas.settings import Settings
 
 _SAFE = re.compile(r"^[A-Za-z0-9.*:_\[\]-]+$")
+# What every app's server inherits from nginx.conf's http block (an app may override each with
+# `nginx:set`, services/routing.py); nginx's own defaults for the rest.
+HTTP_DEFAULTS = {
+    "client_max_body_size": "100m",
+    "proxy_buffering": "off",
+    "proxy_read_timeout": "300s",
+    # Apps are reached on their containers' own addresses: connecting to one that vanished (its
+    # neighbour entry still fresh) is never refused, it hangs. A local connect takes well under a
+    # millisecond; after 2 s (one SYN retransmit) nginx moves on to the next upstream. A swarm
+    # task on a node that died answers nothing either, until the reconcile loop drops it.
+    "proxy_connect_timeout": "2s",
+}
+NGINX_DEFAULTS = {
+    "client_body_timeout": "60s",
+    "client_header_timeout": "60s",
+    "keepalive_timeout": "75s",
+    "lingering_timeout": "5s",
+    "send_timeout": "60s",
+    "proxy_send_timeout": "60s",
+    "proxy_buffer_size": "4k",
+    "proxy_buffers": "8 4k",
+    "proxy_busy_buffers_size": "8k",
+    "underscores_in_headers": "off",
+}
 LOG_BUFFER = "buffer=64k flush=1s"  # every access_log of the router's: one file, one buffer
 DASHBOARD = "_dashboard"  # its conf sits with the apps'; no app name starts with "_"
 PRECHECK_TTL = 10.0  # seconds a passed `nginx -t` of the very same config stands in for a new one
@@ -167,6 +191,7 @@ class Router:
             resolver=self._resolver(),
             trusted_proxies=[str(ipaddress.ip_network(n, strict=False)) for n in proxies],
             domain=_nginx_token(self.settings.domain),
+            http_defaults=[directive(f"{k} {v}") for k, v in HTTP_DEFAULTS.items()],
             log_buffer=LOG_BUFFER,
         )
 

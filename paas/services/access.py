@@ -130,6 +130,29 @@ OPERATIONS: dict[str, str] = {
     "review-apps:disable": "manage",
     # owner
     "apps:transfer": OWNER,
+    # Dokku's property model and the commands beside it (issue 34)
+    "git:report": "view",
+    "builder:report": "view",
+    "builder-herokuish:report": "view",
+    "app-json:report": "view",
+    "buildpacks:report": "view",
+    "buildpacks:list": "view",
+    "git:set": "deploy",
+    "git:from-archive": "deploy",
+    "git:from-image": "deploy",
+    "builder:set": "deploy",
+    "builder-herokuish:set": "deploy",
+    "app-json:set": "deploy",
+    "buildpacks:add": "deploy",
+    "buildpacks:set": "deploy",
+    "buildpacks:remove": "deploy",
+    "buildpacks:clear": "deploy",
+    "repo:gc": "deploy",
+    "cleanup": "deploy",  # without an app: admins (every app)
+    "checks:skip": "operate",
+    "checks:run": "operate",
+    "nginx:report": "view",
+    "nginx:set": "manage",  # routing, as domains are
 }
 
 # Operations that name no app, or only optionally (then the app's rule above applies too): any
@@ -143,6 +166,7 @@ APP_LESS = frozenset(
         "events:on",  # Dokku's switches: they only say that events are always kept
         "events:off",
         "help",
+        "version",
         "plugins:list",
         "ssh-keys:list",  # one's own keys (admins: all)
         "storage:ensure-directory",  # a folder of one's own (`--app`: manage on the app)
@@ -271,6 +295,31 @@ ENTRIES: dict[str, dict[str, str]] = {
         "update_access": "access:update",
         "remove_access": "access:remove",
     },
+    # Dokku's property model and what sits beside it (issue 34). A property namespace's set and
+    # report check `<namespace>:set` / `<namespace>:report`; git's stand for them all here.
+    "properties": {
+        **dict.fromkeys(("register", "raw", "global_raw", "value", "flag", "record"), INTERNAL),
+        **dict.fromkeys(("namespaces", "namespace"), PURE),
+        "set_value": "git:set",  # --global: admins only
+        "report": "git:report",
+        "report_all": "apps:list",  # the apps the actor may view
+    },
+    "git": {"deploy_branches": "git:push", "keep_git_dir": INTERNAL, "set_rev_env": INTERNAL},
+    "builders": {
+        "expand": PURE,
+        **dict.fromkeys(("buildpack_list", "options"), INTERNAL),
+        "add": "buildpacks:add",
+        "set_": "buildpacks:set",
+        "remove": "buildpacks:remove",
+        "clear": "buildpacks:clear",
+        "listed": "buildpacks:list",
+    },
+    "images": {"normalize": PURE, "listed": PURE, "vet": ASK, "ensure_local": INTERNAL},
+    "sources": {
+        **dict.fromkeys(("limits", "fetch"), INTERNAL),
+        "from_archive": "git:from-archive",
+        "from_image": "git:from-image",
+    },
     "apps": {
         "create_review_app": INTERNAL,
         "remove_app": INTERNAL,
@@ -339,8 +388,11 @@ ENTRIES: dict[str, dict[str, str]] = {
         "is_disabled": PURE,
         "disabled_types": INTERNAL,
         "run_checks": INTERNAL,
-        "set_checks": "checks:enable",
+        "set_checks": "checks:enable",  # or checks:disable, checks:skip: the same permission
         "report": "checks:report",
+        "downtime_types": INTERNAL,
+        "split_types": PURE,
+        "run_now": "checks:run",
     },
     "config": {
         "get_config": "config",
@@ -370,14 +422,20 @@ ENTRIES: dict[str, dict[str, str]] = {
         "clear_domains": "domains:clear",
     },
     "events": {"list_events": "events"},
-    "first_deploy": {"initial_config": PURE, "describe": PURE, "prepare": INTERNAL, "after_deploy": INTERNAL},
+    "first_deploy": {
+        "initial_config": PURE,
+        "synced_config": PURE,
+        "describe": PURE,
+        "prepare": INTERNAL,
+        "after_deploy": INTERNAL,
+    },
     "formation": {
         "parse_scale_args": PURE,
         "check_changes": PURE,
         "get_formation": "ps",
         "scale": "ps:scale",
     },
-    "gc": {"collect": INTERNAL},
+    "gc": {"collect": INTERNAL, "cleanup": "cleanup"},
     "jobs": dict.fromkeys(("start", "get", "output", "follow"), JOB),
     "keys": {
         "fingerprint_of_blob": PURE,
@@ -403,7 +461,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "hostnames": INTERNAL,
     },
     "metrics": {"cpu_percent": PURE, "sample": "metrics", "current": "metrics", "history": "metrics"},
-    "moves": {"set_scheduler": "scheduler:set"},
+    "moves": {"set_scheduler": "scheduler:set", "default_scheduler": INTERNAL},
     "nodes": {
         **dict.fromkeys(
             (
@@ -429,8 +487,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         "restart": "ps:restart",
         "stop": "ps:stop",
         "start": "ps:start",
-        "set_property": "ps:set",
-        "properties": "ps:report",
     },
     "push": {
         **dict.fromkeys(
@@ -455,7 +511,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "default_formation": PURE,
         "rollback": "releases:rollback",
     },
-    "repo": {"purge_cache": "repo:purge-cache"},
+    "repo": {"purge_cache": "repo:purge-cache", "gc": "repo:gc"},
     "resources": {
         "set_limits": "resource:limit",
         "clear_limits": "resource:limit-clear",
@@ -463,7 +519,16 @@ ENTRIES: dict[str, dict[str, str]] = {
     },
     "routing": {
         **dict.fromkeys(
-            ("router", "tagged", "app_route", "route_app", "sync_app_route", "sync_dashboard_route"), INTERNAL
+            (
+                "router",
+                "tagged",
+                "app_route",
+                "route_app",
+                "sync_app_route",
+                "sync_dashboard_route",
+                "nginx_directives",
+            ),
+            INTERNAL,
         ),
         "stop_router": "router:stop",
     },
@@ -471,7 +536,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         **dict.fromkeys(("stop_timeout", "by_name", "for_app", "require_ready"), INTERNAL),
         "known": PURE,
         "validate": PURE,
-        "report": "scheduler:report",
     },
     "quotas": {
         "report": "quota:report",

@@ -12,7 +12,7 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
-from paas.services import access, quotas, routing, schedulers
+from paas.services import access, moves, quotas, routing, schedulers
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock
 from paas.services.lookup import app_url, get_app
@@ -28,7 +28,7 @@ def create_app(ctx: Context, name: str) -> App:
         raise Conflict(f"app {name!r} already exists")
     quotas.require_app_slot(ctx, owner)
     try:
-        app = ctx.store.create_app(name, owner, ctx.settings.scheduler)
+        app = ctx.store.create_app(name, owner, moves.default_scheduler(ctx))
     except sqlite3.IntegrityError:
         raise Conflict(f"app {name!r} already exists") from None
     ctx.store.add_event(name, ctx.actor, "apps:create")

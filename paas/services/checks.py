@@ -18,13 +18,15 @@ from paas.core import manifest, timing, validation
 from paas.core.context import Context
 from paas.core.manifest import StartupCheck
 from paas.core.output import BuildLog
+from paas.errors import PaasError
 from paas.scheduler import health
 from paas.scheduler.interface import Probe
-from paas.services import access, lookup
+from paas.services import access, lookup, properties, schedulers
 from paas.store import App, Build
 
 logger = logging.getLogger("paas.deploy")
 DISABLED_SETTING = "checks_disabled"
+SKIPPED_SETTING = "checks_skipped"
 ALL = "_all_"
 
 
@@ -33,33 +35,79 @@ def checks_for(build: Build) -> dict[str, list[StartupCheck]]:
     return manifest.from_data(build.manifest).healthchecks if build.manifest else {}
 
 
+def _types(ctx: Context, app: App, setting: str) -> list[str]:
+    raw = ctx.store.get_setting(app.id, setting) or ""
+    return [t for t in raw.split(",") if t]
+
+
 def disabled_types(ctx: Context, app: App) -> set[str]:
-    raw = ctx.store.get_setting(app.id, DISABLED_SETTING) or ""
-    return {t for t in raw.split(",") if t}
+    """Types whose checks do not run: skipped ones, and disabled ones (which also give up zero
+    downtime: their old processes stop before the new ones start)."""
+    return set(_types(ctx, app, DISABLED_SETTING)) | set(_types(ctx, app, SKIPPED_SETTING))
+
+
+def downtime_types(ctx: Context, app: App) -> set[str]:
+    """checks:disable's types: no zero-downtime deploy for them."""
+    return set(_types(ctx, app, DISABLED_SETTING))
 
 
 def is_disabled(disabled: set[str], ptype: str) -> bool:
     return ALL in disabled or ptype in disabled
 
 
-def set_checks(ctx: Context, app_name: str, ptypes: list[str], enabled: bool) -> set[str]:
-    """checks:enable / checks:disable, for some process types or (none given) all of them."""
-    app = access.authorize(ctx, app_name, "checks:enable" if enabled else "checks:disable")
-    for t in ptypes:
-        validation.process_type(t)
-    disabled = disabled_types(ctx, app)
-    targets = set(ptypes) or {ALL}
-    if enabled:
-        disabled = set() if not ptypes else disabled - targets
-    else:
-        disabled |= targets
-    ctx.store.set_setting(app.id, DISABLED_SETTING, ",".join(sorted(disabled)) or None)
-    action = "checks:enable" if enabled else "checks:disable"
-    ctx.store.add_event(app.name, ctx.actor, action, " ".join(ptypes) or "all")
-    return disabled
+def split_types(ptypes: list[str]) -> list[str]:
+    """`web,worker` and `web worker` alike, each a valid process type, in the order given."""
+    out: list[str] = []
+    for word in ptypes:
+        for t in word.split(","):
+            if t and t not in out:
+                out.append(validation.process_type(t))
+    return out
+
+
+def set_checks(ctx: Context, app_name: str, ptypes: list[str], state: str) -> tuple[list[str], list[str]]:
+    """checks:enable / checks:disable / checks:skip for some process types or (none given) all.
+
+    A type is in at most one list: disabling it takes it off the skipped list and the other way
+    round; enabling takes it off both. Returns (disabled, skipped), in the order they were given."""
+    operation = {"enabled": "checks:enable", "disabled": "checks:disable", "skipped": "checks:skip"}[state]
+    app = access.authorize(ctx, app_name, operation)
+    targets = split_types(ptypes) or [ALL]
+    lists = {
+        DISABLED_SETTING: _types(ctx, app, DISABLED_SETTING),
+        SKIPPED_SETTING: _types(ctx, app, SKIPPED_SETTING),
+    }
+    own = {"disabled": DISABLED_SETTING, "skipped": SKIPPED_SETTING}.get(state)
+    for setting, current in lists.items():
+        if targets == [ALL]:
+            current[:] = [ALL] if setting == own else []
+        elif setting == own:
+            current[:] = [t for t in current if t != ALL] + [t for t in targets if t not in current]
+        else:
+            current[:] = [t for t in current if t not in targets]
+    for setting, current in lists.items():
+        ctx.store.set_setting(app.id, setting, ",".join(current) or None)
+    ctx.store.add_event(app.name, ctx.actor, operation, " ".join(targets))
+    return lists[DISABLED_SETTING], lists[SKIPPED_SETTING]
+
+
+def _listed(types: list[str]) -> str:
+    return ",".join(types) or "none"
+
+
+def _info(ctx: Context, app: App) -> dict[str, str]:
+    """What checks:report shows beside the properties (Dokku's keys)."""
+    return {
+        "disabled-list": _listed(_types(ctx, app, DISABLED_SETTING)),
+        "skipped-list": _listed(_types(ctx, app, SKIPPED_SETTING)),
+    }
+
+
+properties.register(properties.Namespace("checks", info=_info))
 
 
 def report(ctx: Context, app_name: str) -> dict:
+    """Which checks run for each process type (the `report` command's JSON)."""
     app = access.authorize(ctx, app_name, "checks:report")
     disabled = disabled_types(ctx, app)
     release = ctx.store.current_release(app.id)
@@ -67,7 +115,8 @@ def report(ctx: Context, app_name: str) -> dict:
     custom = checks_for(build) if build else {}
     types = sorted(set(build.processes if build else {}) | set(custom))
     return {
-        "disabled": sorted("all" if t == ALL else t for t in disabled),
+        "disabled": _types(ctx, app, DISABLED_SETTING),
+        "skipped": _types(ctx, app, SKIPPED_SETTING),
         "types": {
             t: {
                 "enabled": not is_disabled(disabled, t),
@@ -77,6 +126,44 @@ def report(ctx: Context, app_name: str) -> dict:
             for t in types
         },
     }
+
+
+def run_now(ctx: Context, app_name: str, targets: list[str], log: BuildLog) -> int:
+    """`checks:run <app> [web,worker|worker.1]`: the checks a deploy runs, now, against the
+    running processes (all, some types, or one `type.index`). A target that matches no running
+    process is an error. Returns how many processes were checked."""
+    app = access.authorize(ctx, app_name, "checks:run")
+    release = ctx.store.current_release(app.id)
+    build = ctx.store.get_build(release.build_id) if release and release.build_id else None
+    if build is None or app.stopped:
+        raise PaasError(f"{app.name} has no running processes to check")
+    scheduler = schedulers.for_app(ctx, app)
+    probes = scheduler.probes(scheduler.processes(app.name))
+    wanted = [w for word in targets for w in word.split(",") if w]
+    chosen = []
+    for target in wanted:
+        ptype, _, index = target.partition(".")
+        validation.process_type(ptype)
+        if index and not index.isdigit():
+            raise PaasError(f"invalid process {target!r}: use a type (web) or type.index (web.1)")
+        found = [p for p in probes if p.type == ptype and (not index or p.index == int(index))]
+        if not found:
+            raise PaasError(f"no running process {target} in {app.name}")
+        chosen += [p for p in found if p not in chosen]
+    host = lookup.hostnames(ctx, app.name)[0]
+    custom = checks_for(build)
+    for p in chosen or probes:
+        log.step(f"Running checks for {p.dyno}")
+        p.refresh()
+        problem = p.crashed()
+        if problem:
+            raise PaasError(f"{p.dyno} failed its checks: {problem}")
+        if p.type == "web":
+            health.wait_until_serving(p, ctx.settings.boot_timeout, host)
+            for check in custom.get(p.type, []):
+                log.detail(f"checking {p.dyno}: {check.name}")
+                health.run_startup_check(p, check, host)
+    return len(chosen or probes)
 
 
 def run_checks(

@@ -23,12 +23,16 @@ def get_config(ctx: Context, app_name: str) -> dict[str, str]:
     return config
 
 
+class MissingVar(NotFound):
+    """The app has no such config var (Dokku's `config:get` says so by its exit status alone)."""
+
+
 def get_value(ctx: Context, app_name: str, key: str) -> str:
     app = access.authorize(ctx, app_name, "config:get")
     validation.config_key(key)
     config = ctx.store.get_config(app.id)
     if key not in config:
-        raise NotFound(f"{app_name} has no config var {key}")
+        raise MissingVar(f"{app_name} has no config var {key}")
     return config[key]
 
 

@@ -70,6 +70,13 @@ def deploy_release(
             if predeploy:
                 release_phase.run_predeploy(ctx, app, release, build.image, predeploy, log)
             release_phase.run_release_command(ctx, app, release, build.image, build.processes, log)
+        downtime = checks.downtime_types(ctx, app)
+        first = [h for h in replaced if not moving and checks.is_disabled(downtime, previous.type_of(h))]
+        if first:  # checks:disable: these types give up zero downtime, old ones go first
+            log.detail(f"zero downtime disabled: stopping {len(first)} old process(es) first")
+            previous.stop(first, timeout=stop_timeout(ctx, app))
+            replaced = [h for h in replaced if h not in first]
+            current = [h for h in current if h not in first]
         port = builder.image_port(client, build.image)
         starting = time.time()
         specs = []

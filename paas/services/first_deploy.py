@@ -1,9 +1,9 @@
 """What app.json asks of an app's first deploy: config on creation, initial scale, postdeploy.
 
 From the manifest of the first pushed commit (paas.core.manifest): `env` values (and
-`generator: "secret"`) become config vars before the first build (so the build sees them),
-`formation` is the initial scale, and `scripts.postdeploy` runs once after the first deploy.
-Later pushes leave config and scale alone.
+`generator: "secret"`) become config vars before the first build (so the build sees them), and
+`scripts.postdeploy` runs once after the first deploy. (`formation` gives each process type new to
+the app its scale, on any deploy: releases.default_formation.)
 """
 
 from __future__ import annotations
@@ -34,17 +34,28 @@ def initial_config(manifest: Manifest, current: dict[str, str]) -> dict[str, str
             missing.append(key)
     if missing:
         raise AppJsonError(
-            f"app.json requires {', '.join(missing)}: set {'them' if len(missing) > 1 else 'it'} "
-            "with config:set before the first push"
+            f"app.json requires {', '.join(missing)}: required env var {missing[0]} has no value; "
+            f"set {'them' if len(missing) > 1 else 'it'} with config:set before the first push"
         )
     return added
 
 
+def synced_config(manifest: Manifest, current: dict[str, str]) -> dict[str, str]:
+    """The `"sync": true` values app.json sets again on a later deploy (those that changed)."""
+    return {
+        key: spec.value
+        for key, spec in manifest.env.items()
+        if spec.sync and spec.value is not None and current.get(key) != spec.value
+    }
+
+
 def describe(added: dict[str, str], manifest: Manifest, log: BuildLog) -> None:
+    """Dokku's lines (scripts look for them), then which vars."""
+    log.step("Processing app.json env vars")
     if not added:
         return
     names = [f"{k} (generated)" if manifest.env[k].generator == "secret" else k for k in sorted(added)]
-    log.step("Setting config vars from app.json: " + ", ".join(names))
+    log.detail(f"Setting {len(added)} env var(s) from app.json: " + ", ".join(names))
 
 
 @dataclass(frozen=True)
@@ -54,26 +65,21 @@ class FirstDeploy:
     manifest: Manifest | None
     first: bool
 
-    @property
-    def formation(self) -> dict[str, int]:
-        return dict(self.manifest.formation) if self.first and self.manifest else {}
-
 
 def prepare(ctx: Context, app: App, manifest: Manifest | None, log: BuildLog) -> FirstDeploy:
-    """Before the first build: app.json's config vars (never overwriting ones already set)."""
+    """Before the build: app.json's config vars on the first deploy (never overwriting ones
+    already set), its `sync` ones on every deploy."""
     first = ctx.store.current_release(app.id) is None
-    if not first:
-        return FirstDeploy(None, False)
-    if manifest is None:
-        return FirstDeploy(None, True)
+    if manifest is None or not manifest.env:
+        return FirstDeploy(manifest if first else None, first)
     current = ctx.store.get_config(app.id)
-    added = initial_config(manifest, current)
+    added = initial_config(manifest, current) if first else synced_config(manifest, current)
+    describe(added, manifest, log)
     if added:
         validation.config_size({**current, **added})
         ctx.store.replace_config(app.id, {**current, **added})
         ctx.store.add_event(app.name, ctx.actor, "config", "Set " + ", ".join(sorted(added)) + " (app.json)")
-        describe(added, manifest, log)
-    return FirstDeploy(manifest, True)
+    return FirstDeploy(manifest if first else None, first)
 
 
 def after_deploy(ctx: Context, app: App, release: Release, setup: FirstDeploy, log: BuildLog) -> None:
@@ -83,4 +89,4 @@ def after_deploy(ctx: Context, app: App, release: Release, setup: FirstDeploy, l
     build = ctx.store.build_of(release)
     if build is None or not build.image:
         return
-    run_postdeploy(ctx, app, release, build.image, setup.manifest.postdeploy, log)
+    run_postdeploy(ctx, app, release, build.image, setup.manifest.postdeploy, log, first=True)

@@ -58,12 +58,18 @@ def scale(ctx: Context, app_name: str, changes: dict[str, int], log: BuildLog) -
             raise PaasError(
                 f"{names.RELEASE_PROCESS} runs once per release, before its processes start; it is not scaled"
             )
-        known = default_formation(build.processes if build else {}, {})
-        unknown = sorted(set(changes) - set(known))
-        if unknown:
-            offer = ", ".join(sorted(known)) or "none yet: push code first"
-            raise PaasError(f"{app.name} has no process type {', '.join(unknown)} (types: {offer})")
-        formation = {**{t: n for t, n in ctx.store.get_formation(app.id).items() if t in known}, **changes}
+        if build is None:  # nothing built yet: stored as asked, for the types the first build has
+            formation = {**ctx.store.get_formation(app.id), **changes}
+        else:
+            known = default_formation(build.processes, {})
+            unknown = sorted(set(changes) - set(known))
+            if unknown:
+                offer = ", ".join(sorted(known)) or "none"
+                raise PaasError(f"{app.name} has no process type {', '.join(unknown)} (types: {offer})")
+            formation = {
+                **{t: n for t, n in ctx.store.get_formation(app.id).items() if t in known},
+                **changes,
+            }
         description = "Scale " + " ".join(f"{t}={n}" for t, n in sorted(changes.items()))
         release = None
         if current is not None and not app.stopped:

@@ -7,6 +7,8 @@ import docker
 from paas.core import names
 from paas.core.context import Context
 from paas.core.names import image_repository
+from paas.errors import PermissionDenied
+from paas.services import access
 from paas.store import App
 
 
@@ -73,4 +75,19 @@ def _dependency_layers(ctx: Context, app: App, keep: set[int]) -> list[str]:
                 removed.append(tag)
             except docker.errors.APIError:
                 pass
+    return removed
+
+
+def cleanup(ctx: Context, app_name: str | None) -> list[str]:
+    """Dokku's `cleanup [<app>]`: the garbage a deploy collects, now, for one app or (admins)
+    every app. Returns what was removed."""
+    if app_name is None:
+        if not access.is_admin(ctx):
+            raise PermissionDenied("only an admin may clean up every app: name one")
+        apps = ctx.store.list_apps()
+    else:
+        apps = [access.authorize(ctx, app_name, "cleanup")]
+    removed = []
+    for app in apps:
+        removed += collect(ctx, app)
     return removed

@@ -1,4 +1,4 @@
-"""`scheduler:set <app> swarm|docker-local`: move an app to another scheduler without downtime.
+"""`scheduler:set <app> selected swarm|docker-local`: move an app to another scheduler without downtime.
 
 The current release is deployed on the new scheduler (the same checks as any deploy); the route
 switches to the new processes; only then do the old scheduler's processes stop. A failed check
@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.services import access, schedulers
+from paas.services import access, properties, schedulers
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
 from paas.store import App
@@ -35,3 +35,32 @@ def set_scheduler(ctx: Context, app_name: str, name: str, log: BuildLog) -> App:
         ctx.store.add_event(app.name, ctx.actor, "scheduler:set", f"{app.scheduler} -> {target}")
         log.step(f"{app.name} now runs on {target}")
         return ctx.store.get_app_by_id(app.id) or app
+
+
+def default_scheduler(ctx: Context) -> str:
+    """What runs a new app: `scheduler:set --global selected`, else PAAS_SCHEDULER."""
+    return properties.value(ctx, None, "scheduler", "selected")
+
+
+def _apply(ctx: Context, app: App | None, log: BuildLog) -> None:
+    """An app's `selected` changed: it moves to the computed scheduler now. The server's value
+    is the scheduler new apps get."""
+    if app is not None:
+        target = properties.raw(ctx, app, "scheduler", "selected") or default_scheduler(ctx)
+        set_scheduler(ctx, app.name, target, log)
+
+
+properties.register(
+    properties.Namespace(
+        "scheduler",
+        props=(
+            properties.Prop(
+                "selected",
+                default=lambda ctx: ctx.settings.scheduler,
+                check=schedulers.validate,
+                computed=lambda ctx, app: app.scheduler,  # where it runs now
+                changed=_apply,
+            ),
+        ),
+    )
+)

@@ -100,25 +100,3 @@ def start(ctx: Context, app_name: str, log: BuildLog) -> None:
         deploy_release(ctx, app, replace(release, formation=formation), log)
         ctx.store.set_stopped(app.id, False)
         ctx.store.add_event(app.name, ctx.actor, "ps:start")
-
-
-PS_SETTINGS = {"stop-timeout-seconds": ("stop_timeout", 1, 3600)}
-
-
-def set_property(ctx: Context, app_name: str, key: str, value: str | None) -> None:
-    """`ps:set <app> stop-timeout-seconds 60` (Dokku's name); no value restores the default."""
-    app = access.authorize(ctx, app_name, "ps:set")
-    if key not in PS_SETTINGS:
-        raise PaasError(f"unknown ps property {key!r}; known: {', '.join(sorted(PS_SETTINGS))}")
-    setting, low, high = PS_SETTINGS[key]
-    if value is not None:
-        if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
-            raise PaasError(f"{key} must be a whole number of seconds from {low} to {high}")
-        value = str(int(value))
-    ctx.store.set_setting(app.id, setting, value)
-    ctx.store.add_event(app.name, ctx.actor, "ps:set", f"{key} {value or '(default)'}")
-
-
-def properties(ctx: Context, app_name: str) -> dict[str, str]:
-    app = access.authorize(ctx, app_name, "ps:report")
-    return {"stop-timeout-seconds": str(stop_timeout(ctx, app))}

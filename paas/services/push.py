@@ -20,7 +20,7 @@ from paas.core.manifest import Manifest, PushedSource
 from paas.core.output import BuildLog
 from paas.core.validation import BRANCHES_THAT_DEPLOY
 from paas.errors import PaasError
-from paas.services import access, disk, first_deploy, lookup, quotas, release_phase
+from paas.services import access, builders, disk, first_deploy, git, lookup, properties, quotas, release_phase
 from paas.services import apps as apps_service
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
@@ -30,13 +30,15 @@ from paas.store import App, Release
 REVIEW_ENVIRONMENT = "review"  # app.json's environment of review apps (a parent's pushed branches)
 
 
-def check_push_ref(ref: str, deleting: bool, already_deployed: str | None) -> bool:
-    """Which pushed refs may deploy: main or master, not deleted, one per push. False: another
-    branch, which the plugins may take (`push_branch`: review apps)."""
+def check_push_ref(
+    ref: str, deleting: bool, already_deployed: str | None, branches: tuple[str, ...] = BRANCHES_THAT_DEPLOY
+) -> bool:
+    """Which pushed refs may deploy: the app's deploy branches (git.py), not deleted, one per
+    push. False: another branch, which the plugins may take (`push_branch`: review apps)."""
     branch = ref.removeprefix("refs/heads/")
     if not ref.startswith("refs/heads/"):
-        raise PaasError(f"only main or master deploys: use 'git push paas {branch}:main'")
-    if branch not in BRANCHES_THAT_DEPLOY:
+        raise PaasError(_branch_hint(branch, branches))
+    if branch not in branches:
         return False
     if deleting:
         raise PaasError(f"deleting {branch} is not allowed")
@@ -54,8 +56,8 @@ def check_ref_unmoved(ref: str, old_sha: bytes, current: bytes | None, zero: byt
         raise PaasError(f"{branch} moved while this push waited: pull, then push again")
 
 
-def read_manifest(tree: SourceTree, log: BuildLog) -> Manifest | None:
-    text = tree.read("app.json")
+def read_manifest(tree: SourceTree, log: BuildLog, path: str = "app.json") -> Manifest | None:
+    text = tree.read(path)
     if text is None:
         return None
     manifest = manifest_mod.parse(text)
@@ -72,10 +74,18 @@ def check_branch_unmoved(repo: Repo, branch: str, old_sha: str | None) -> None:
     check_ref_unmoved(ref, old_sha.encode() if old_sha else zero, current, zero)
 
 
-def deploy_push(ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog) -> Release:
-    """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched."""
+def _branch_hint(branch: str, branches: tuple[str, ...]) -> str:
+    """The refusal of a branch that deploys nothing, naming the branches that do."""
+    return f"only {' or '.join(branches)} deploys: use 'git push paas {branch}:{branches[0]}'"
+
+
+def deploy_push(
+    ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog, source_image: str | None = None
+) -> Release:
+    """Build the pushed commit, release it, deploy it; any failure leaves what runs untouched.
+    `source_image`: the commit is git:from-image's Dockerfile, which may build FROM that image."""
     app = apps_service.ensure_app(ctx, app_name)
-    return build_and_deploy(ctx, app, repo, commit_sha, log)
+    return build_and_deploy(ctx, app, repo, commit_sha, log, source_image=source_image)
 
 
 def push_branch(
@@ -103,22 +113,33 @@ def push_branch(
         log=log,
     )
     if said is None:
-        raise PaasError(f"only main or master deploys: use 'git push paas {branch}:main'")
+        raise PaasError(_branch_hint(branch, git.deploy_branches(ctx, app.name)))
     return str(said)
 
 
 def build_and_deploy(
-    ctx: Context, app: App, repo: Repo, commit_sha: str, log: BuildLog, environment: str | None = None
+    ctx: Context,
+    app: App,
+    repo: Repo,
+    commit_sha: str,
+    log: BuildLog,
+    environment: str | None = None,
+    source_image: str | None = None,
 ) -> Release:
     """`deploy_push` once the app is known and may be pushed (also a review app's build from its
     parent's repo, with app.json's `environments.<environment>` applied)."""
     disk.require_free(ctx)  # before anything is built or changed
     quotas.require_disk(ctx, app)
     quotas.require_room(ctx, app, quotas.running_formation(ctx, app) or {"web": 1})  # known after the build
+    options = builders.options(ctx, app, source_image)
     tree = SourceTree(repo, commit_sha)
-    manifest = read_manifest(tree, log)
+    if options.build_dir:
+        tree = tree.subdir(options.build_dir)
+    manifest = read_manifest(tree, log, properties.value(ctx, app, "app-json", "appjson-path"))
     if manifest is not None and environment is not None:
         manifest = manifest.for_environment(environment)
+    if manifest is not None and manifest.buildpacks and not source_image:
+        options = builders.options(ctx, app, None, manifest.buildpacks)
     ctx.plugins.call_pre(
         "paas_pre_build",
         ctx=ctx,
@@ -128,9 +149,10 @@ def build_and_deploy(
     )
     setup = first_deploy.prepare(ctx, app, manifest, log)  # app.json, on the first deploy only
     build_id = ctx.store.create_build(app.id, commit_sha, ctx.actor, manifest.data if manifest else None)
+    git.set_rev_env(ctx, app, commit_sha)
     config = ctx.store.get_config(app.id)
     try:
-        result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log)
+        result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log, options)
     except PaasError as exc:
         log.error(str(exc))
         ctx.store.finish_build(build_id, "failed", log.text())
@@ -151,7 +173,9 @@ def build_and_deploy(
     ctx.store.prune_build_outputs(app.id, ctx.settings.keep_build_outputs)
     build = ctx.store.get_build(build_id)
     ctx.plugins.call_post("paas_post_build", ctx=ctx, app=app, build=build, log=log)
-    formation = default_formation(result.processes, ctx.store.get_formation(app.id) or setup.formation)
+    formation = default_formation(
+        result.processes, ctx.store.get_formation(app.id), manifest.formation if manifest else None
+    )
     quotas.require_room(ctx, app, formation)
     release = ctx.store.create_release(
         app.id, build_id, config, formation, f"Deploy {commit_sha[:7]}", ctx.actor
@@ -159,6 +183,7 @@ def build_and_deploy(
     log.step(f"Releasing v{release.version}")
     deploy_release(ctx, app, release, log, predeploy=manifest.dokku_predeploy if manifest else None)
     ctx.store.set_formation(app.id, formation)
+    properties.record(ctx, app, "git", "source-image", source_image)  # a git push: none
     try:
         first_deploy.after_deploy(ctx, app, release, setup, log)
         if manifest and manifest.dokku_postdeploy:
@@ -180,10 +205,17 @@ def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:
     # A review app's commit is in its parent's repo, and app.json's review environment applies.
     parent = ctx.store.get_app_by_id(app.parent_id) if app.parent_id is not None else None
     repo = Repo(str(names.repo_path(ctx.settings, parent.name if parent else app.name)))
+    source_image = properties.raw(ctx, app, "git", "source-image") or None
     try:
         with app_lock(ctx, app.name):
             return build_and_deploy(
-                ctx, app, repo, build.commit_sha, log, environment=REVIEW_ENVIRONMENT if parent else None
+                ctx,
+                app,
+                repo,
+                build.commit_sha,
+                log,
+                environment=REVIEW_ENVIRONMENT if parent else None,
+                source_image=source_image,
             )
     finally:
         repo.close()

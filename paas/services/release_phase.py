@@ -101,8 +101,9 @@ def run_release_command(
     log.step(f"Running release command: {command}")
     status = run_oneoff(ctx, app, release, image, [names.RELEASE_PROCESS], "release.1", log)
     if status != 0:
-        raise ReleasePhaseFailed(
-            f"release command failed (exit status {status}): v{release.version} was not deployed"
+        raise ReleasePhaseFailed(  # Dokku's first words: scripts match them
+            f"Execution of release task failed: release command failed (exit status {status}): "
+            f"v{release.version} was not deployed"
         )
     log.detail("release command done")
 
@@ -114,17 +115,20 @@ def run_predeploy(ctx: Context, app: App, release: Release, image: str, command:
     status = run_oneoff(ctx, app, release, image, ["/bin/sh", "-c", command], "predeploy.1", log)
     if status != 0:
         raise ReleasePhaseFailed(
-            f"predeploy failed (exit status {status}): v{release.version} was not deployed"
+            f"Execution of predeploy task failed (exit status {status}): v{release.version} was not deployed"
         )
     log.detail("predeploy done")
 
 
-def run_postdeploy(ctx: Context, app: App, release: Release, image: str, command: str, log: BuildLog) -> None:
-    """app.json's `scripts.postdeploy` (after the first deploy) or `scripts.dokku.postdeploy` (after
-    every deploy of a new build); a failure is reported, not undone."""
+def run_postdeploy(
+    ctx: Context, app: App, release: Release, image: str, command: str, log: BuildLog, first: bool = False
+) -> None:
+    """app.json's `scripts.postdeploy` (after the first deploy: `first`) or `scripts.dokku.postdeploy`
+    (after every deploy of a new build); a failure is reported, not undone."""
     log.step(f"Running postdeploy: {command}")
     status = run_oneoff(ctx, app, release, image, ["/bin/sh", "-c", command], "postdeploy.1", log)
     if status != 0:
-        log.error(f"postdeploy failed (exit status {status}); the app is deployed")
+        task = "first deploy postdeploy" if first else "postdeploy"
+        log.error(f"Execution of {task} task failed (exit status {status}); the app is deployed")
     else:
         log.detail("postdeploy done")

@@ -86,10 +86,18 @@ def new_release(
     return release
 
 
-def default_formation(processes: dict[str, str], stored: dict[str, int]) -> dict[str, int]:
-    """The formation of a build's process types: the stored scale for known types; a new type
-    gets web=1 and 0 for the rest (as Heroku). The release phase is no process."""
-    return {t: stored.get(t, 1 if t == "web" else 0) for t in sorted(processes) if t != names.RELEASE_PROCESS}
+def default_formation(
+    processes: dict[str, str], stored: dict[str, int], manifest: dict[str, int] | None = None
+) -> dict[str, int]:
+    """The formation of a build's process types: the stored scale for known types; a type new to
+    the app gets app.json's `formation` quantity, else web=1 and 0 for the rest (as Heroku).
+    Types the build no longer has are dropped; the release phase is no process."""
+    manifest = manifest or {}
+    return {
+        t: stored.get(t, manifest.get(t, 1 if t == "web" else 0))
+        for t in sorted(processes)
+        if t != names.RELEASE_PROCESS
+    }
 
 
 def rollback(

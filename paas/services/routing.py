@@ -1,15 +1,28 @@
-"""The route of an app, computed in one function: hostnames, running web upstreams, plugin extras."""
+"""The route of an app, computed in one function: hostnames, running web upstreams, plugin extras,
+and the app's `nginx` properties (Dokku's `nginx:set`).
+
+`nginx:set [--global] [<app>] <key> [<value>]` sets timeouts, buffers, the body size and
+underscores in headers; each becomes a server-level directive of the app, its value checked
+against the directive's own syntax first (no variables, quotes or semicolons reach nginx), and a
+change rebuilds the app's route (every app's, for a global one) through `nginx -t`. Dokku's
+properties that name the host's files, addresses or binaries (log paths, bind addresses, the
+nginx command, a template) are not offered: an app's owner does not choose those here.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from paas.core.context import Context
+from paas.core.output import BuildLog
 from paas.core.routes import Route, RouteExtras
-from paas.router.nginx import Router
+from paas.errors import PaasError
+from paas.router.nginx import HTTP_DEFAULTS, NGINX_DEFAULTS, Router
 from paas.scheduler.interface import Handle, Scheduler
-from paas.services import access, schedulers
+from paas.services import access, properties, schedulers
 from paas.services.lookup import hostnames
+from paas.store import App
 
 
 def router(ctx: Context) -> Router:
@@ -42,6 +55,8 @@ def app_route(ctx: Context, app_name: str, upstreams: Mapping[str, int]) -> Rout
     extras = RouteExtras()
     app = ctx.store.get_app(app_name)
     if app is not None:
+        for text in nginx_directives(ctx, app):
+            extras.add_directive(text)
         ctx.plugins.call_pre("paas_nginx_app", ctx=ctx, app=app, extras=extras)
     return Route(app_name, hostnames(ctx, app_name), sorted(upstreams), extras, dict(upstreams))
 
@@ -81,3 +96,76 @@ def sync_dashboard_route(ctx: Context, upstream: str | None = None, streams: str
     r.set_dashboard(
         ctx.settings.dashboard_host, upstream, tls=extras.tls, acme_root=extras.acme_root, streams=streams
     )
+
+
+_TIME = re.compile(r"^[0-9]{1,6}(?:ms|s|m|h|d)?$")
+_SIZE = re.compile(r"^[0-9]{1,9}[kKmMgG]?$")
+_BUFFERS = re.compile(r"^[0-9]{1,4} [0-9]{1,9}[kKmM]?$")
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> properties.Check:
+    def check(ctx: Context, value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise PaasError(f"invalid value {value!r}: use {what}")
+        return value
+
+    return check
+
+
+def _on_off(ctx: Context, value: str) -> str:
+    if value not in ("on", "off"):
+        raise PaasError(f"use on or off, not {value!r}")
+    return value
+
+
+_time = _matching(_TIME, "a time like 30s, 500ms or 2m")
+_size = _matching(_SIZE, "a size like 8k, 10m or 1g")
+# Dokku's key -> (nginx directive, check)
+NGINX_PROPERTIES = {
+    "client-body-timeout": ("client_body_timeout", _time),
+    "client-header-timeout": ("client_header_timeout", _time),
+    "keepalive-timeout": ("keepalive_timeout", _time),
+    "lingering-timeout": ("lingering_timeout", _time),
+    "send-timeout": ("send_timeout", _time),
+    "proxy-connect-timeout": ("proxy_connect_timeout", _time),
+    "proxy-read-timeout": ("proxy_read_timeout", _time),
+    "proxy-send-timeout": ("proxy_send_timeout", _time),
+    "client-max-body-size": ("client_max_body_size", _size),
+    "proxy-buffer-size": ("proxy_buffer_size", _size),
+    "proxy-busy-buffers-size": ("proxy_busy_buffers_size", _size),
+    "proxy-buffers": ("proxy_buffers", _matching(_BUFFERS, "a count and a size, like '16 16k'")),
+    "proxy-buffering": ("proxy_buffering", _on_off),
+    "underscore-in-headers": ("underscores_in_headers", _on_off),
+}
+
+
+def nginx_directives(ctx: Context, app: App) -> list[str]:
+    """The server-level directives the app's (or the server's) `nginx` properties ask for."""
+    out = []
+    for key, (name, _check) in NGINX_PROPERTIES.items():
+        own = properties.raw(ctx, app, "nginx", key) or properties.global_raw(ctx, "nginx", key)
+        if own:
+            out.append(f"{name} {own}")
+    return out
+
+
+def _rebuild(ctx: Context, app: App | None, log: BuildLog) -> None:
+    """A change takes effect at once (`nginx -t` first: a value nginx refuses is put back)."""
+    for target in [app] if app is not None else ctx.store.list_apps():
+        sync_app_route(ctx, target.name)
+
+
+properties.register(
+    properties.Namespace(
+        "nginx",
+        props=tuple(
+            properties.Prop(
+                key,
+                default=HTTP_DEFAULTS.get(name) or NGINX_DEFAULTS[name],
+                check=check,
+                changed=_rebuild,
+            )
+            for key, (name, check) in NGINX_PROPERTIES.items()
+        ),
+    )
+)

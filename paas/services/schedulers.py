@@ -11,14 +11,33 @@ from paas.errors import PaasError
 from paas.scheduler import swarm
 from paas.scheduler.docker_local import DockerLocal
 from paas.scheduler.interface import Scheduler
-from paas.services import access, nodes
+from paas.services import nodes, properties
 from paas.store import App
 
 
 def stop_timeout(ctx: Context, app: App) -> int:
     """Seconds between SIGTERM and SIGKILL for the app's processes (ps:set stop-timeout-seconds)."""
-    value = ctx.store.get_setting(app.id, "stop_timeout")
-    return int(value) if value else ctx.settings.stop_timeout
+    return int(properties.value(ctx, app, "ps", "stop-timeout-seconds"))
+
+
+def _seconds(ctx: Context, value: str) -> str:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 3600:
+        raise PaasError("stop-timeout-seconds must be a whole number of seconds from 1 to 3600")
+    return str(int(value))
+
+
+def _ps_info(ctx: Context, app: App) -> dict[str, str]:
+    """What ps:report shows beside the properties: each process's state (Dokku's keys)."""
+    rows = for_app(ctx, app).rows(app.name)
+    states = {r.state for r in rows}
+    info = {
+        "deployed": "true" if ctx.store.current_release(app.id) else "false",
+        "processes": str(len(rows)),
+        "running": "true" if states == {"running"} else ("mixed" if "running" in states else "false"),
+    }
+    for r in sorted(rows, key=lambda r: (r.type, r.index)):
+        info[f"status-{r.type}-{r.index}"] = f"{r.state} (CID: {r.id})"
+    return info
 
 
 def by_name(ctx: Context, name: str, app: App | None = None) -> Scheduler:
@@ -59,12 +78,23 @@ def validate(ctx: Context, name: str) -> str:
     return name
 
 
-def report(ctx: Context, app_name: str) -> dict[str, str]:
-    app = access.authorize(ctx, app_name, "scheduler:report")
-    return {"app": app.name, "scheduler": app.scheduler, "default": ctx.settings.scheduler}
-
-
 def require_ready(ctx: Context, name: str) -> None:
     """A swarm app needs this host to be a swarm manager: the swarm is initialised on first ask."""
     if name == names.SCHEDULER_SWARM:
         nodes.ensure_swarm(ctx)
+
+
+properties.register(
+    properties.Namespace(
+        "ps",
+        props=(
+            properties.Prop(
+                "stop-timeout-seconds",
+                default=lambda ctx: str(ctx.settings.stop_timeout),
+                check=_seconds,
+                setting="stop_timeout",
+            ),
+        ),
+        info=_ps_info,
+    )
+)

@@ -205,6 +205,21 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore,
                     (app_id, key, value),
                 )
 
+    def get_global_setting(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM global_settings WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    def set_global_setting(self, key: str, value: str | None) -> None:
+        with self.transaction() as c:
+            if value is None:
+                c.execute("DELETE FROM global_settings WHERE key = ?", (key,))
+            else:
+                c.execute(
+                    "INSERT INTO global_settings (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
     def list_apps(self) -> list[App]:
         return [App(**dict(r)) for r in self._all("SELECT * FROM apps ORDER BY name")]
 

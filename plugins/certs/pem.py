@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
+from paas.core import archive
 from paas.errors import PaasError
 
 MAX_PEM = 256 << 10  # a chain of a few certificates, never more
@@ -156,6 +157,9 @@ def read_info(cert_data: bytes) -> CertInfo:
     return describe(_load_certs(cert_data)[0])
 
 
+TAR_LIMITS = archive.Limits(max_bytes=MAX_TAR, max_files=64, max_file_bytes=MAX_TAR, max_total_bytes=MAX_TAR)
+
+
 def from_tar(data: bytes) -> tuple[bytes, bytes]:
     """`server.crt` and `server.key` from a tar (Dokku's upload format), read in memory only."""
     if len(data) > MAX_TAR:
@@ -163,13 +167,12 @@ def from_tar(data: bytes) -> tuple[bytes, bytes]:
     found: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            for member in tar:
-                name = member.name.rsplit("/", 1)[-1]
-                if name not in (TAR_CERT, TAR_KEY) or not member.isfile() or member.size > MAX_PEM:
-                    continue
-                fh = tar.extractfile(member)
-                if fh is not None:
-                    found[name] = fh.read(MAX_PEM + 1)
+            # The checks every archive from a user passes (Dokku refuses such a tar too).
+            entries = archive.check(tar, TAR_LIMITS)
+            for entry, content in archive.contents(tar, entries):
+                name = entry.path.rsplit("/", 1)[-1]
+                if name in (TAR_CERT, TAR_KEY) and entry.link_target is None and len(content) <= MAX_PEM:
+                    found[name] = content
     except (tarfile.TarError, EOFError, OSError):
         raise PaasError(f"stdin is not a tar holding {TAR_CERT} and {TAR_KEY}") from None
     missing = [n for n in (TAR_CERT, TAR_KEY) if n not in found]

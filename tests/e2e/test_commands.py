@@ -370,10 +370,15 @@ def test_help_lists_every_command(paas: PaasServer) -> None:
 def test_ps_set_stop_timeout(paas: PaasServer) -> None:
     name = unique_app("timeout")
     ok(paas.ssh("apps:create", name))
-    assert ok(paas.ssh("ps:set", name, "stop-timeout-seconds", "7")) == "stop-timeout-seconds: 7\n"
+    assert (
+        ok(paas.ssh("ps:set", name, "stop-timeout-seconds", "7"))
+        == "-----> Setting stop-timeout-seconds to 7\n"
+    )
+    assert ok(paas.ssh("ps:report", name, "--ps-computed-stop-timeout-seconds")) == "7\n"
     r = paas.ssh("ps:set", name, "stop-timeout-seconds", "abc")
     assert r.returncode == 1 and "whole number of seconds" in r.stderr
-    assert ok(paas.ssh("ps:set", name, "stop-timeout-seconds")) == "stop-timeout-seconds: 5\n"  # the default
+    assert ok(paas.ssh("ps:set", name, "stop-timeout-seconds")) == "-----> Unsetting stop-timeout-seconds\n"
+    assert ok(paas.ssh("ps:report", name, "--ps-computed-stop-timeout-seconds")) == "5\n"  # the default
 
 
 def test_ssh_keys_over_ssh_and_on_the_host(paas: PaasServer, tmp_path: Path) -> None:

@@ -8,13 +8,19 @@ whose health check must fail the push.
 from __future__ import annotations
 
 import base64
+import http.client
+import io
 import json
 import subprocess
+import tarfile
 import time
+import uuid
+from pathlib import Path
 
+import docker
 import pytest
 
-from tests.e2e.conftest import PaasServer, unique_app, wait_for
+from tests.e2e.conftest import APPS_DIR, PaasServer, unique_app, wait_for
 
 
 def dokku_ssh(paas: PaasServer, *args: str) -> subprocess.CompletedProcess:
@@ -175,3 +181,129 @@ def test_ps_rebuild_run_detached_and_enter(paas: PaasServer, style: str) -> None
         ),
         timeout=30,
     )
+
+
+def app_tar(template: str, prefix: str = "") -> bytes:
+    """A tar of tests/e2e/apps/<template> (under `prefix/`, as GitHub's archives are)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(str(APPS_DIR / template), arcname=prefix or ".")
+    return buf.getvalue()
+
+
+def test_git_from_archive_deploys_a_tar_from_stdin(paas: PaasServer) -> None:
+    app = unique_app("dkarch")
+    assert dokku_ssh(paas, "apps:create", app).returncode == 0
+    cmd = [
+        "ssh",
+        "-F",
+        str(paas.ssh_config),
+        "paas",
+        "git:from-archive",
+        "--archive-type",
+        "tar.gz",
+        app,
+        "--",
+    ]
+    sent = subprocess.run(
+        cmd, input=app_tar("dokku-style", "dokku-style-1.0"), capture_output=True, timeout=600
+    )
+    assert sent.returncode == 0, sent.stderr.decode()
+    assert b"Application deployed" in sent.stdout
+    assert paas.get(f"{app}.localhost") == (200, "python/hello")
+    sha = dokku_ssh(paas, "git:report", app, "--git-sha").stdout.strip()
+    assert len(sha) == 40
+    assert dokku_ssh(paas, "config:get", app, "GIT_REV").stdout.strip() == sha  # rev-env-var
+    # The commit is on the deploy branch: a clone gets the archive's files.
+    clone = paas.root / f"clone-{app}"
+    assert paas.git(paas.root, "clone", "-q", f"paas:{app}", str(clone)).returncode == 0
+    assert (clone / "Procfile").is_file() and (clone / "server.py").is_file()
+    # A dangerous archive is refused in one line, and what runs keeps running.
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w") as tar:
+        link = tarfile.TarInfo("pwn")
+        link.type, link.linkname = tarfile.SYMTYPE, "/tmp"
+        tar.addfile(link)
+    refused = subprocess.run(
+        ["ssh", "-F", str(paas.ssh_config), "paas", "git:from-archive", app, "--"],
+        input=evil.getvalue(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.decode() == "error: Archive contains symlinks with absolute targets\n"
+    assert paas.get(f"{app}.localhost") == (200, "python/hello")
+    assert dokku_ssh(paas, "apps:destroy", app, "--force").returncode == 0
+
+
+def test_git_from_image_deploys_a_local_image(paas: PaasServer, tmp_path: Path) -> None:
+    client = docker.from_env()
+    tag = f"paas-test-from-image-{uuid.uuid4().hex[:8]}:1"
+    (tmp_path / "server.py").write_text((APPS_DIR / "dokku-style" / "server.py").read_text())
+    (tmp_path / "Dockerfile").write_text(
+        "FROM paas/stack:latest\nCOPY server.py /srv/server.py\nENV PORT=8080\nEXPOSE 8080\n"
+        'CMD ["python3", "/srv/server.py"]\n'
+    )
+    client.images.build(path=str(tmp_path), tag=tag, rm=True)
+    app = unique_app("dkimg")
+    try:
+        assert dokku_ssh(paas, "apps:create", app).returncode == 0
+        deployed = dokku_ssh(paas, "git:from-image", app, tag)
+        assert deployed.returncode == 0, deployed.stderr
+        assert "runs as root" in deployed.stdout  # the Dockerfile rules: no root at run time
+        assert paas.get(f"{app}.localhost") == (200, "python/hello")
+        assert dokku_ssh(paas, "git:report", app, "--git-source-image").stdout.strip() == tag
+        rebuilt = dokku_ssh(paas, "ps:rebuild", app)  # builds FROM the image again
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        # The platform's own images are not apps.
+        ours = dokku_ssh(paas, "git:from-image", app, "paas/stack:latest")
+        assert ours.returncode == 1 and "the platform's own images" in ours.stderr
+        assert dokku_ssh(paas, "apps:destroy", app, "--force").returncode == 0
+    finally:
+        client.images.remove(tag, force=True)
+
+
+def test_deploy_branch_and_properties_reach_the_push(paas: PaasServer) -> None:
+    app = unique_app("dkbranch")
+    assert dokku_ssh(paas, "apps:create", app).returncode == 0
+    assert dokku_ssh(paas, "git:set", app, "deploy-branch", "release").returncode == 0
+    assert dokku_ssh(paas, "git:set", app, "rev-env-var", "COMMIT_SHA").returncode == 0
+    src = paas.make_repo("dokku-style", app)
+    paas.git(src, "remote", "add", "dokku", f"dokku@paas:{app}")
+    refused = paas.git(src, "push", "dokku", "main")
+    assert refused.returncode != 0 and "only release deploys" in refused.output
+    pushed = paas.git(src, "push", "dokku", "main:release")
+    assert pushed.returncode == 0, pushed.output
+    config = json.loads(paas.ssh("config", app, "--format", "json").stdout)
+    assert "GIT_REV" not in config and len(config["COMMIT_SHA"]) == 40
+    assert dokku_ssh(paas, "git:report", app, "--git-computed-deploy-branch").stdout == "release\n"
+    assert dokku_ssh(paas, "repo:gc", app).returncode == 0
+    assert dokku_ssh(paas, "apps:destroy", app, "--force").returncode == 0
+
+
+def post_size(paas: PaasServer, host: str, size: int) -> int:
+    """The status of a POST of `size` bytes through the router."""
+    conn = http.client.HTTPConnection("127.0.0.1", paas.http_port, timeout=10)
+    try:
+        conn.request("POST", "/", body=b"x" * size, headers={"Host": host})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_nginx_properties_reach_the_router(paas: PaasServer, style: str) -> None:
+    host = f"{style}.localhost"
+    assert post_size(paas, host, 4096) != 413
+    assert dokku_ssh(paas, "nginx:set", style, "client-max-body-size", "1k").returncode == 0
+    assert post_size(paas, host, 4096) == 413
+    report = json.loads(dokku_ssh(paas, "nginx:report", style, "--format", "json").stdout)
+    assert report["client-max-body-size"] == report["computed-client-max-body-size"] == "1k"
+    # A value nginx refuses (busy buffers larger than the buffers) is put back, in one line.
+    refused = dokku_ssh(paas, "nginx:set", style, "proxy-busy-buffers-size", "1g")
+    assert refused.returncode == 1 and "nginx -t" in refused.stderr and refused.stderr.count("\n") == 1
+    assert dokku_ssh(paas, "nginx:report", style, "--nginx-proxy-busy-buffers-size").stdout == "\n"
+    # An injection attempt never reaches nginx.
+    bad = dokku_ssh(paas, "nginx:set", style, "proxy-read-timeout", "'1s; return 200 pwned'")
+    assert bad.returncode == 1 and "invalid value" in bad.stderr
+    assert dokku_ssh(paas, "nginx:set", style, "client-max-body-size").returncode == 0
+    assert post_size(paas, host, 4096) != 413

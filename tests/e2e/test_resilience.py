@@ -56,7 +56,7 @@ def test_a_failing_health_check_keeps_the_old_version_serving(paas: PaasServer) 
     # With checks disabled for web the same code goes through.
     out = paas.ssh("checks:disable", app, "web")
     assert out.returncode == 0 and "Checks disabled" in out.stdout
-    report = json.loads(paas.ssh("checks:report", app, "--format", "json").stdout)
+    report = json.loads(paas.ssh("report", app, "--format", "json").stdout)["checks"]
     assert report["types"]["web"] == {
         "enabled": False,
         "default": "answers HTTP on $PORT, then stays up",
@@ -67,7 +67,7 @@ def test_a_failing_health_check_keeps_the_old_version_serving(paas: PaasServer) 
     assert r.returncode == 0, r.output
     assert paas.get(host)[1].startswith("version 3")
     assert paas.ssh("checks:enable", app).returncode == 0
-    assert json.loads(paas.ssh("checks:report", app, "--format", "json").stdout)["disabled"] == []
+    assert json.loads(paas.ssh("checks:report", app, "--format", "json").stdout)["disabled-list"] == "none"
 
 
 def test_a_crashing_worker_is_restarted_and_ps_shows_it(paas: PaasServer) -> None:

@@ -4,13 +4,13 @@ from paas.core import validation
 from paas.errors import PaasError
 
 
-@pytest.mark.parametrize("name", ["a", "hello", "my-app-2", "x" * 30])
+@pytest.mark.parametrize("name", ["a", "hello", "my-app-2", "x" * 30, "rdmtestapp-" + "0a" * 16, "x" * 63])
 def test_valid_app_names(name: str) -> None:
     assert validation.app_name(name) == name
 
 
 @pytest.mark.parametrize(
-    "name", ["", "A", "1app", "-app", "app-", "my_app", "x" * 31, "a.b", "a/b", "../etc", "paas", "a b", "é"]
+    "name", ["", "A", "1app", "-app", "app-", "my_app", "x" * 64, "a.b", "a/b", "../etc", "paas", "a b", "é"]
 )
 def test_invalid_app_names(name: str) -> None:
     with pytest.raises(PaasError):
