@@ -41,12 +41,22 @@ def isolated_git_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 SHARED_WORKER = {"test_swarm.py": "swarm", "test_swarm_nodes.py": "swarm"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)  # marks before xdist's own hook reads them, checks after
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     """Each end-to-end file runs on one worker, so its module fixtures (servers, pebble on fixed
-    ports) start once; unit and web tests spread over all workers."""
+    ports) start once and its tests run in order; unit and web tests spread over all workers.
+    xdist groups by renaming each item (`<nodeid>@<group>`): a pytest that ignores that (9.2 with
+    xdist 3.8) would spread one file's tests over every worker, and the run is refused."""
     for item in items:
         path = item.path
         if path.parent.name != "e2e" or any(item.iter_markers("xdist_group")):
             continue
         item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(path.name, path.stem)))
+    yield
+    if getattr(config.option, "loadgroup", False):  # set in xdist's workers under --dist loadgroup
+        ungrouped = [i.nodeid for i in items if i.path.parent.name == "e2e" and "@" not in i.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(
+                f"pytest {pytest.__version__} ignores pytest-xdist's groups ({ungrouped[0]} has none):"
+                " install the versions pyproject.toml names"
+            )
