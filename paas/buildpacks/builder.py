@@ -292,8 +292,10 @@ def _dependency_layer(
     stack_image: str,
     choice: runtimes.Choice,
     keep,
+    per_push_keys: tuple[str, ...] = (),
 ) -> str:
-    """The image with the app's dependencies installed: reused when its inputs are unchanged."""
+    """The image with the app's dependencies installed: reused when its inputs are unchanged
+    (config vars included, but not those every push changes: GIT_REV)."""
     paths = layers.dependency_paths(buildpack, tree)
     if paths == []:
         return stack_image
@@ -303,7 +305,7 @@ def _dependency_layer(
         "buildpack": _dir_digest(bp_root / "builtin" / buildpack, bp_root / "launcher"),
         "files": tree.digest(paths) if paths is not layers.FULL_TREE else f"tree:{tree.tree_id}",
         "versions": choice.versions,
-        "config": sorted(job.config.items()),
+        "config": sorted((k, v) for k, v in job.config.items() if k not in per_push_keys),
         "slugignore": tree.read(".slugignore") or "",
     }
     key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()[:16]
@@ -470,7 +472,7 @@ def _build_tree(
         if plan.kind == "builtin":
             bp = plan.buildpacks[0].value
             with timing.phase(app, "build.deps"):
-                base = _dependency_layer(job, tree, bp, stack_image, choice, keep)
+                base = _dependency_layer(job, tree, bp, stack_image, choice, keep, options.per_push_keys)
             copied = layers.copy_only_files(bp, tree) if base != stack_image else None
             if copied is not None:
                 # Nothing runs: the process table is known now and goes in with the code, one copy.

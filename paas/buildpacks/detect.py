@@ -83,6 +83,7 @@ class Options:
     manifest_buildpacks: tuple[str, ...] = ()  # app.json's `buildpacks` (before .buildpacks, as Dokku)
     build_dir: str = ""  # a folder of the repository built as the root
     keep_git_dir: bool = False  # the repository goes into the build as .git (git keep-git-dir)
+    per_push_keys: tuple[str, ...] = ()  # config vars each push changes (GIT_REV): not dependency inputs
 
 
 @dataclass(frozen=True)

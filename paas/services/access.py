@@ -304,7 +304,12 @@ ENTRIES: dict[str, dict[str, str]] = {
         "report": "git:report",
         "report_all": "apps:list",  # the apps the actor may view
     },
-    "git": {"deploy_branches": "git:push", "keep_git_dir": INTERNAL, "set_rev_env": INTERNAL},
+    "git": {
+        "deploy_branches": "git:push",
+        "keep_git_dir": INTERNAL,
+        "per_push_keys": INTERNAL,
+        "set_rev_env": INTERNAL,
+    },
     "builders": {
         "expand": PURE,
         **dict.fromkeys(("buildpack_list", "options"), INTERNAL),

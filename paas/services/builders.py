@@ -178,4 +178,5 @@ def options(
         build_dir=properties.value(ctx, app, "builder", "build-dir"),
         manifest_buildpacks=tuple(expand(ctx, b) for b in manifest_buildpacks),
         keep_git_dir=git.keep_git_dir(ctx, app),
+        per_push_keys=git.per_push_keys(ctx, app),
     )

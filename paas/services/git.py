@@ -64,6 +64,13 @@ def keep_git_dir(ctx: Context, app: App) -> bool:
     return properties.flag(ctx, app, "git", "keep-git-dir")
 
 
+def per_push_keys(ctx: Context, app: App) -> tuple[str, ...]:
+    """The config vars every push sets anew (rev-env-var's): a build must not treat them as an
+    input of its dependency layer, or no push would reuse it."""
+    key = properties.value(ctx, app, "git", "rev-env-var")
+    return (key,) if key else ()
+
+
 def set_rev_env(ctx: Context, app: App, commit_sha: str) -> None:
     """The config var `rev-env-var` names (GIT_REV) holds the deployed commit from the build on
     (Dokku's); set to nothing, no var is set."""

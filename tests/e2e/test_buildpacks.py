@@ -164,7 +164,7 @@ def test_procfile_only_app_runs_web_and_workers_with_app_json(paas: PaasServer) 
     r = _push(paas, src)
     assert r.returncode == 0, r.output
     assert "remote: -----> Procfile app detected" in r.stderr
-    assert "Setting config vars from app.json: GREETING, SECRET_TOKEN (generated)" in r.stderr
+    assert "Setting 2 env var(s) from app.json: GREETING, SECRET_TOKEN (generated)" in r.stderr
     assert "postdeploy ran as postdeploy.1 with greeting hello from app.json" in r.stderr
     info = json.loads(paas.get(host)[1])
     assert info["dyno"] == "web.1" and info["greeting"] == "hello from app.json"
