@@ -72,6 +72,17 @@ if rest != conf:
     else:
         os.remove(path)
 PYEOF
+# Our iptables chains (the egress policy, the nodes' task-port guard): a new machine has none,
+# and a chain left by an earlier run (a guarded node's address, now a container's) would differ.
+if command -v iptables >/dev/null; then
+  for parent in DOCKER-USER INPUT; do
+    { iptables -w -S "$parent" 2>/dev/null || true; } | { grep -E -- '-j PAAS-[A-Z-]+$' || true; } | sed 's/^-A /-D /' \
+      | while read -ra rule; do iptables -w "${rule[@]}" || true; done
+  done
+  for chain in PAAS-EGRESS PAAS-EGRESS-HOST PAAS-NODES; do
+    { iptables -w -F "$chain" && iptables -w -X "$chain"; } 2>/dev/null || true
+  done
+fi
 left=$(docker images --format '{{.Repository}}' | grep -cE '(^|/)paas/' || true)
 if [ "$left" != 0 ]; then
   echo "error: $left image(s) of ours are still on the engine" >&2

@@ -311,8 +311,14 @@ def close_manager_ports(ports: tuple[int, int]) -> None:
 NODES_CHAIN = "PAAS-NODES"  # on the manager: one DROP per other node, for containers' connections
 # A container on the manager reaching another node leaves masqueraded as the manager's address:
 # the one address the nodes' firewall lets open task ports (for the router). The router connects
-# from this host itself (OUTPUT); a container's connection crosses FORWARD, un-DNATed.
-NODES_JUMP = "DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack ! --ctstate DNAT -j " + NODES_CHAIN
+# from this host itself (OUTPUT); a container's connection crosses FORWARD, un-DNATed. Only new
+# connections: the task ports are in the ephemeral range, so the replies of any connection a
+# node's address opened (or a container that now has that address) carry such a port too.
+NODES_JUMP = (
+    "DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j "
+    + NODES_CHAIN
+)
+OLD_NODES_JUMPS = ("DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack ! --ctstate DNAT -j " + NODES_CHAIN,)
 
 
 def other_node_addresses(client: docker.DockerClient) -> set[str]:
@@ -349,6 +355,9 @@ def guard_node_ports(
                 iptables("-D", NODES_CHAIN, *rule)
         if iptables("-C", *jump, check=False):
             iptables("-I", *jump)
+        for old in OLD_NODES_JUMPS:  # an earlier version's jump, which dropped replies too
+            while iptables("-D", *old.format(lo=ports[0], hi=ports[1]).split(), check=False) == 0:
+                pass
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", None) or exc
         raise PaasError(f"cannot close the nodes' task ports to this host's containers: {detail}") from None

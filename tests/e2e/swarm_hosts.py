@@ -297,7 +297,15 @@ def swarm_cluster() -> Iterator[SwarmCluster]:
     try:
         yield cluster
     finally:
+        addresses = set()
+        for node in cluster.nodes:
+            try:
+                addresses.add(node.address)
+            except docker.errors.DockerException:
+                pass  # a node already gone
         cluster.forget()
+        # The servers' reconcile passes guarded the nodes' task ports; the nodes are gone now.
+        cluster_ops.guard_node_ports(set(), Settings().swarm_app_ports, gone=addresses)
 
 
 ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at

@@ -193,21 +193,33 @@ def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> N
         labels={"paas.test": "guard"},
     )
     url = f"http://{node}:{port}/"
+    other = subprocess.Popen(  # a service of the node's that is no task port
+        ["ip", "netns", "exec", NODE_NS, sys.executable, "-c", SERVE, node, "8080"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # A container whose own address is also guarded: a node's address, as a container on this
+    # host may have one. The replies it gets come to an ephemeral port, in the task ports' range.
+    mine = "10.199.252.10"
 
-    def from_a_container() -> str:
-        curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", url]
-        run = ["docker", "run", "--rm", "--network", network.name, "--label", "paas.test=guard"]
+    def from_a_container(target: str = url) -> str:
+        curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", target]
+        run = ["docker", "run", "--rm", "--network", network.name, "--ip", mine, "--label", "paas.test=guard"]
         return subprocess.run([*run, stack.LATEST_ALIAS, *curl], capture_output=True, text=True).stdout
 
     try:
         assert wait_for(lambda: _status(url) == "200", timeout=20)  # this host (the router) gets in
         assert from_a_container() == "200"  # the hole, while the node is not guarded
-        swarm_cluster.guard_node_ports({node}, ports)
+        swarm_cluster.guard_node_ports({node, mine}, ports)
         assert from_a_container() == "000"
         assert _status(url) == "200"  # the router's way in stays open
+        # Only new connections are held: the answers to the container's own connections come back.
+        assert wait_for(lambda: _status(f"http://{node}:8080/") == "200", timeout=20)
+        assert from_a_container(f"http://{node}:8080/") == "200"
     finally:
-        swarm_cluster.guard_node_ports(set(), ports, gone={node})
+        swarm_cluster.guard_node_ports(set(), ports, gone={node, mine})
         network.remove()
         server.kill()
+        other.kill()
         subprocess.run(["ip", "netns", "del", NODE_NS], capture_output=True)
         subprocess.run(["ip", "link", "del", f"{NODE_NS[:10]}-h"], capture_output=True)
