@@ -18,7 +18,7 @@ def build_hardening(client: docker.DockerClient, settings: Settings, app: str) -
         settings.instance_id,
         app,
         settings.network_pool,
-        settings.locks_dir / "networks.lock",
+        settings.engine_locks_dir / "networks.lock",
         prefix=28,  # a build runs one or two containers
     )
     kwargs: dict = {

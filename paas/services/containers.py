@@ -34,7 +34,7 @@ def app_network(ctx: Context, app: App) -> str:
         s.instance_id,
         app.name,
         s.network_pool,
-        s.locks_dir / "networks.lock",
+        s.engine_locks_dir / "networks.lock",  # the engine's subnets: shared by every instance on it
         driver="overlay" if swarm else "bridge",
     )
 
