@@ -499,6 +499,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         ),
         "build_and_deploy": INTERNAL,
         "push_branch": "git:push",
+        "deploy_branch_hint": "git:push",
         "deploy_push": "git:push",
         "rebuild": "ps:rebuild",
         "redeploy_current": "backup:restore",

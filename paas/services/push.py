@@ -79,6 +79,12 @@ def _branch_hint(branch: str, branches: tuple[str, ...]) -> str:
     return f"only {' or '.join(branches)} deploys: use 'git push paas {branch}:{branches[0]}'"
 
 
+def deploy_branch_hint(ctx: Context, app_name: str, branch: str) -> str:
+    """`_branch_hint` with the app's own deploy branches (git:set deploy-branch), for a plugin
+    that refuses a pushed branch too."""
+    return _branch_hint(branch, git.deploy_branches(ctx, app_name))
+
+
 def deploy_push(
     ctx: Context, app_name: str, repo: Repo, commit_sha: str, log: BuildLog, source_image: str | None = None
 ) -> Release:
@@ -113,7 +119,7 @@ def push_branch(
         log=log,
     )
     if said is None:
-        raise PaasError(_branch_hint(branch, git.deploy_branches(ctx, app.name)))
+        raise PaasError(deploy_branch_hint(ctx, app.name, branch))
     return str(said)
 
 

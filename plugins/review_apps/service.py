@@ -217,7 +217,7 @@ def receive_branch(
         return f"Destroyed review app {review.name} of {app.name}"
     if review is None and not settings_of(ctx, app).enabled:
         raise PaasError(
-            f"only main or master deploys: use 'git push paas {branch}:main'"
+            f"{push.deploy_branch_hint(ctx, app.name, branch)}"
             f" (review-apps:enable {app.name} makes a review app of each other branch)"
         )
     name = review.name if review is not None else review_name(app.name, branch)

@@ -184,7 +184,7 @@ def test_procfile_only_app_runs_web_and_workers_with_app_json(paas: PaasServer) 
     _commit(paas, src, "v2")
     r = _push(paas, src)
     assert r.returncode == 0, r.output
-    assert "app.json" not in r.stderr and "postdeploy" not in r.stderr
+    assert "from app.json" not in r.stderr and "postdeploy" not in r.stderr  # Dokku's "Processing" line stays
     assert json.loads(paas.get(host)[1])["secret_length"] == 64
     assert len(_running(app, "worker")) == 2
 

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import shlex
 import signal
@@ -146,7 +147,8 @@ def test_ps_restart_stop_start(paas: PaasServer, app: str) -> None:
     assert paas.get(host)[0] == 200
     assert len(containers(app, "web")) == 2
     report = ok(paas.ssh("ps:report", app))
-    assert "=== web (2)" in report and "web.1: running" in report
+    assert f"=====> {app} ps information" in report  # Dokku's report, a line per process
+    assert re.search(r"status web 1:\s+running", report) and re.search(r"status web 2:\s+running", report)
 
 
 def test_releases_info_and_rollback(paas: PaasServer, app: str) -> None:
