@@ -56,6 +56,7 @@ def paas_backup_restore(ctx: Context, source: RestoreSource, log: BuildLog) -> s
     return service.restore_from_backup(ctx, source, log)
 
 
+@hookimpl
 def paas_post_deploy(ctx: Context, app: App, log: BuildLog) -> None:
     """A review app's HTTPS, as its parent has it (once, after its first deploy)."""
     letsencrypt.follow_parent(ctx, app, log)

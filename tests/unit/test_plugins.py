@@ -114,3 +114,22 @@ def test_route_extras_refuse_anything_but_plain_words() -> None:
             extras.add_directive(bad)
     with pytest.raises(PaasError):
         extras.add_location("~ .*", ["deny all"])
+
+
+def test_every_hook_function_of_a_builtin_plugin_is_marked() -> None:
+    """A `paas_*` function without @hookimpl is never called, silently (a merge once dropped the
+    certs plugin's paas_post_deploy marker: review apps lost their parent's HTTPS)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "plugins"
+    unmarked = []
+    for path in sorted(root.glob("*/*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("paas_"):
+                names = {
+                    getattr(d, "id", getattr(getattr(d, "func", None), "id", None))
+                    for d in node.decorator_list
+                }
+                if "hookimpl" not in names:
+                    unmarked.append(f"{path.relative_to(root)}:{node.name}")
+    assert unmarked == []
