@@ -214,15 +214,14 @@ def running_server(root: Path, key_name: str = "alice") -> Iterator[PaasServer]:
         shutdown(server)
 
 
-def _images(client: docker.DockerClient, reference: str) -> list:
-    """images.list inspects each image it lists: one that another test (on the same dockerd)
-    removes meanwhile is NotFound; list again."""
-    for _ in range(5):
-        try:
-            return client.images.list(filters={"reference": reference})
-        except docker.errors.NotFound:
-            time.sleep(0.2)
-    return client.images.list(filters={"reference": reference})
+def _image_tags(client: docker.DockerClient, reference: str) -> list[str]:
+    """The tags of the images matching `reference`, from one listing (images.list inspects each
+    image it lists: one that a test on another worker removes meanwhile fails the listing)."""
+    return [
+        tag
+        for image in client.api.images(filters={"reference": reference})
+        for tag in image.get("RepoTags") or []
+    ]
 
 
 def shutdown(server: PaasServer) -> None:
@@ -272,13 +271,12 @@ def cleanup_instance(server: PaasServer) -> None:
     client = docker.from_env()
     for c in client.containers.list(all=True, filters={"label": f"paas.instance={instance}"}):
         c.remove(force=True)
-    for img in _images(client, "paas/app-*"):
-        for tag in img.tags:
-            if tag.endswith(f"-{instance}"):
-                try:
-                    client.images.remove(tag, force=True)
-                except docker.errors.ImageNotFound:
-                    pass
+    for tag in _image_tags(client, "paas/app-*"):
+        if tag.endswith(f"-{instance}"):
+            try:
+                client.images.remove(tag, force=True)
+            except docker.errors.ImageNotFound:
+                pass
     for v in client.volumes.list(filters={"name": f"paas-cache-{instance}"}):
         v.remove(force=True)
     for v in client.volumes.list(filters={"label": f"paas.instance={instance}"}):  # backing services' data
