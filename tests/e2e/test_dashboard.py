@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.conftest import REPO_ROOT, PaasServer, unique_app
 
@@ -122,7 +123,13 @@ def test_config_scale_rollback_and_live_logs(page: Page, paas: PaasServer, app: 
     web = page.locator(".ptype[data-type='web']")
     web.get_by_label("web count").fill("2")
     web.get_by_role("button", name="Scale").click()
-    page.wait_for_url(re.compile(rf"/apps/{app}#processes$"), timeout=DEPLOY_TIMEOUT)
+    try:
+        page.wait_for_url(re.compile(rf"/apps/{app}#processes$"), timeout=DEPLOY_TIMEOUT)
+    except PlaywrightTimeoutError:  # seen twice in full runs, never alone: say what the server did
+        shot(page, "scale-timeout")
+        events = paas.host("events", "--app", app, "-n", "20").stdout
+        releases = paas.host("releases", app).stdout
+        pytest.fail(f"no answer to Scale in 120 s at {page.url}\nevents:\n{events}\nreleases:\n{releases}")
     assert flash(page) == "Scaled web=2: released v3"
     expect(page.locator(".ptype[data-type='web'] .proc-row")).to_have_count(2)
     assert web_count(app) == 2

@@ -22,6 +22,7 @@ import docker
 import pytest
 
 from paas.buildpacks import stack
+from paas.scheduler.swarm_cluster import NODES_JUMP
 from tests.e2e.conftest import PaasServer, wait_for
 from tests.e2e.swarm_hosts import SwarmCluster, swarm_server
 
@@ -508,6 +509,5 @@ def test_the_manager_closes_the_nodes_task_ports_to_its_own_containers(
         assert wait_for(lambda r=rule: subprocess.run(r, capture_output=True).returncode == 0, timeout=20), (
             node
         )
-    jump = ["iptables", "-C", "DOCKER-USER", "-p", "tcp", "--dport", f"{lo}:{hi}", "-m", "conntrack", "!",
-            "--ctstate", "DNAT", "-j", "PAAS-NODES"]  # fmt: skip
+    jump = ["iptables", "-C", *NODES_JUMP.format(lo=lo, hi=hi).split()]
     assert subprocess.run(jump, capture_output=True).returncode == 0

@@ -375,6 +375,7 @@ CALLS: dict[str, list[Call]] = {
     "push.redeploy_current": [
         Call(lambda c, w: push.redeploy_current(c, APP, B()), admin_what="rebuild an app from a backup")
     ],
+    "push.deploy_branch_hint": [Call(lambda c, w: push.deploy_branch_hint(c, APP, "feature"))],
     "push.push_branch": [
         Call(lambda c, w: push.push_branch(c, APP, b"refs/heads/feature", None, "b" * 40, None, B()))  # type: ignore[arg-type]
     ],
