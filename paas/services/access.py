@@ -18,7 +18,7 @@ never instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from paas.core import validation
@@ -171,7 +171,7 @@ APP_LESS = frozenset(
         "ssh-keys:list",  # one's own keys (admins: all)
         "storage:ensure-directory",  # a folder of one's own (`--app`: manage on the app)
         "letsencrypt:list",  # the apps the actor may view (admins: the dashboard too)
-        "postgres:create",  # PAAS_SERVICE_CREATE=users lets users own PAAS_SERVICES_PER_USER each
+        "postgres:create",  # PAAS_SERVICE_CREATE=users lets users own their `services` quota of them
         "redis:create",
         "postgres:list",  # one's own services (admins: all)
         "redis:list",
@@ -556,6 +556,8 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "running_formation",
                 "oneoffs_running",
                 "oneoff_slot",
+                "register_count",
+                "require_service_slot",
                 "disk_used",
                 "require_app_slot",
                 "require_ceilings",
@@ -1033,10 +1035,10 @@ def may_create_service(ctx: Context) -> bool:
     return ctx.settings.service_create == "users" or is_admin(ctx)
 
 
-def require_service_create(ctx: Context, operation: str, owned: Callable[[int], int]) -> int | None:
+def require_service_create(ctx: Context, operation: str) -> int | None:
     """Who may create a backing service (`postgres:create`, an app.json addon): admins, and with
-    PAAS_SERVICE_CREATE=users every user up to PAAS_SERVICES_PER_USER services (`owned(uid)`
-    counts theirs). The new service's owner's id."""
+    PAAS_SERVICE_CREATE=users every user (how many: their `services` quota, quotas.py). The new
+    service's owner's id."""
     kind = operation.split(":")[0]
     if is_admin(ctx):
         return actor_id(ctx)
@@ -1045,12 +1047,6 @@ def require_service_create(ctx: Context, operation: str, owned: Callable[[int], 
         raise PermissionDenied(f"only an admin may create {kind} services here (PAAS_SERVICE_CREATE=admins)")
     uid = require_user(ctx, operation)
     assert uid is not None
-    most = ctx.settings.services_per_user
-    if owned(uid) >= most:
-        _denied(ctx, "-", operation)
-        raise PermissionDenied(
-            f"you own {most} backing service(s), the most a user may here (PAAS_SERVICES_PER_USER)"
-        )
     return uid
 
 

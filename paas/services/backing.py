@@ -59,7 +59,7 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, NotFound, PaasError
 from paas.scheduler import service_containers as sc
-from paas.services import access
+from paas.services import access, quotas
 from paas.services import config as config_service
 from paas.services.containers import app_network, network_name
 from paas.store import App
@@ -243,6 +243,9 @@ def _owned_count(ctx: Context, user_id: int) -> int:
     return sum(1 for k in kinds() for r in all_records(ctx, k) if r.owner_id == user_id)
 
 
+quotas.register_count("services", _owned_count)
+
+
 def get(ctx: Context, kind: Kind, name: str) -> Record:
     check_name(name, kind)
     record = load(ctx, kind, name)
@@ -355,8 +358,9 @@ def state(ctx: Context, kind: Kind, name: str) -> str:
 
 def create(ctx: Context, kind: Kind, name: str, log: BuildLog) -> Record:
     """A new service of the actor's with a generated password; a failure leaves nothing behind."""
-    owner = access.require_service_create(ctx, f"{kind.name}:create", lambda uid: _owned_count(ctx, uid))
+    owner = access.require_service_create(ctx, f"{kind.name}:create")
     check_name(name, kind)
+    quotas.require_service_slot(ctx, owner)
     with service_lock(ctx, kind, name):
         if load(ctx, kind, name) is not None:
             raise Conflict(f"{kind.name} service {name!r} already exists")

@@ -14,7 +14,7 @@ held by either: they set them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -35,6 +35,7 @@ QUOTAS: dict[str, str] = {
     "processes": "processes of their running apps (the formations, summed)",
     "memory": "memory limits of those processes, summed",
     "oneoffs": "one-off containers (run, run:detached) at once",
+    "services": "backing services they own (Postgres, Redis)",
     "disk": "disk their apps use: repos, build caches, images above the stack, containers, logs, storage",
 }
 SIZES = frozenset({"memory", "disk"})  # given and shown in docker's size syntax (512m, 4g)
@@ -61,8 +62,24 @@ def defaults(ctx: Context) -> dict[str, int]:
         "processes": s.quota_processes,
         "memory": s.quota_memory,
         "oneoffs": s.quota_oneoffs,
+        "services": s.services_per_user,
         "disk": s.quota_disk,
     }
+
+
+# What a quota counts that lives where this module cannot look: backing services are records of
+# services/backing.py, which imports this module; it registers its count when it is imported.
+_COUNTS: dict[str, Callable[[Context, int], int]] = {}
+
+
+def register_count(name: str, count: Callable[[Context, int], int]) -> None:
+    """`count(ctx, user_id)`: how much of quota `name` the user holds."""
+    _COUNTS[name] = count
+
+
+def _counted(ctx: Context, name: str, user_id: int) -> int:
+    count = _COUNTS.get(name)
+    return count(ctx, user_id) if count is not None else 0
 
 
 def of_user(ctx: Context, user_id: int) -> dict[str, int]:
@@ -269,6 +286,16 @@ def require_oneoff(ctx: Context, app: App) -> None:
 
 
 # disk
+def require_service_slot(ctx: Context, owner_id: int | None) -> None:
+    """One more backing service of the owner's (a create, an app.json addon) fits the quota."""
+    if not _held(ctx, owner_id):
+        return
+    assert owner_id is not None
+    owned = _counted(ctx, "services", owner_id)
+    if owned + 1 > of_user(ctx, owner_id)["services"]:
+        raise _over(ctx, owner_id, "services", f"they own {owned} backing service(s) already")
+
+
 def disk_used(ctx: Context, owner_id: int) -> int:
     """What the user's apps used at the last measurement (paas server measures them)."""
     measured = ctx.store.disk_usage(ctx.store.apps_owned_by(owner_id))
@@ -343,6 +370,7 @@ def usage(ctx: Context, user: User) -> dict:
         "processes": load.processes,
         "memory": load.memory,
         "oneoffs": oneoffs_running(ctx, user.id),
+        "services": _counted(ctx, "services", user.id),
         "disk": sum(sum(p.values()) for p in measured.values()),
     }
     return {

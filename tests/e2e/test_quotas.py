@@ -86,6 +86,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
             "PAAS_QUOTA_PROCESSES": "2",
             "PAAS_QUOTA_ONEOFFS": "1",
             "PAAS_DISK_CHECK_SECONDS": "2",
+            "PAAS_SERVICE_CREATE": "users",  # users may own backing services, up to their quota
         }
     )
     try:
@@ -114,6 +115,22 @@ def test_a_non_admin_cannot_raise_memory_or_pids_past_the_maximum(tenants: Tenan
     assert report["app"] == {"memory": "512m", "cpus": 1.0, "pids": 256}
     assert tenants.ssh("alice", "resource:limit", app, "--memory", "5g").returncode == 0  # an admin may
     assert tenants.ssh("alice", "apps:destroy", app, "--confirm", app).returncode == 0
+
+
+def test_backing_services_past_the_quota_are_refused_before_anything_is_made(tenants: Tenants) -> None:
+    set_zero = tenants.ssh("alice", "quota:set", "bob", "services=0")
+    assert set_zero.returncode == 0, set_zero.output
+    for kind in ("postgres", "redis"):
+        r = tenants.ssh("bob", f"{kind}:create", f"bobs-{kind}")
+        assert (r.returncode, r.stderr) == (
+            1,
+            "error: over the services quota of bob (0): they own 0 backing service(s) already\n",
+        )
+    listed = tenants.ssh("alice", "postgres:list", "--format", "json")
+    assert "bobs-postgres" not in listed.stdout
+    assert tenants.ssh("alice", "quota:set", "bob", "services=default").returncode == 0
+    report = json.loads(tenants.ssh("bob", "quota:report", "--format", "json").stdout)
+    assert report["quotas"]["services"] == {"limit": 2, "used": 0, "default": True}  # PAAS_SERVICES_PER_USER
 
 
 def test_apps_processes_and_one_offs_past_the_quotas_are_refused(tenants: Tenants) -> None:

@@ -15,7 +15,7 @@ import pytest
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
 from paas.plugins import plugins
-from paas.services import apps, backing, events, jobs
+from paas.services import apps, backing, events, jobs, quotas
 from paas.services.backing import Record
 from tests.unit.test_access import as_user, make_team, run
 
@@ -237,8 +237,15 @@ def test_with_service_create_users_each_user_owns_a_few_services(team, no_contai
     assert run(bob, "postgres:create", "bobdb")[0] == 0
     assert backing.get(team, PG, "bobdb").owner_id == team.store.get_user("none").id
     code, _, err = run(bob, "postgres:create", "bobdb2")
-    assert code == 1 and "you own 1 backing service(s), the most a user may here" in err
+    assert code == 1 and "over the services quota of none (1): they own 1 backing service(s) already" in err
     assert [s["name"] for s in backing.list_services(bob, PG)] == ["bobdb"]
+    # `services` is a quota like the others: an admin raises one user's, the report counts them.
+    bob_id = team.store.get_user("none").id
+    team.store.set_user_quotas(bob_id, {"services": 2})
+    assert run(bob, "postgres:create", "bobdb2")[0] == 0
+    (mine,) = quotas.report(bob)
+    assert mine["quotas"]["services"] == {"limit": 2, "used": 2, "default": False}
+    assert run(bob, "postgres:create", "bobdb3")[0] == 1
     assert backing.list_services(alice, PG) == []
     for argv in (
         ["postgres:info", "bobdb"],
