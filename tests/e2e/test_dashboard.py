@@ -147,7 +147,7 @@ def test_config_scale_rollback_and_live_logs(page: Page, paas: PaasServer, app: 
     # CPU and memory, sampled while the page is open.
     cpu = page.locator("#metrics .chart").first
     expect(cpu.locator(".legend")).to_contain_text("web.1", timeout=30_000)  # two samples: a CPU figure
-    expect(cpu.locator("polyline")).to_have_count(2)
+    expect(cpu.locator("polyline")).to_have_count(2, timeout=30_000)  # web.2 sampled too (slow under load)
     shot(page, "app")
 
     # Roll back to v1: its config (no GREETING), the formation stays.
