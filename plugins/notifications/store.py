@@ -8,12 +8,10 @@ the same transaction, so two senders never send one attempt twice.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from paas.core.plugin_db import PluginDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hooks (
@@ -89,35 +87,9 @@ class Delivery:
     last_error: str | None
 
 
-class NotificationStore:
+class NotificationStore(PluginDatabase):
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._lock = threading.RLock()
-        with self.transaction() as c:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    c.execute(statement)
-        path.chmod(0o600)  # it holds the signing secrets
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        super().__init__(path, SCHEMA, foreign_keys=True)  # 0600: it holds the signing secrets
 
     # hooks
     def add_hook(
