@@ -87,20 +87,6 @@ if docker info >/dev/null 2>&1 && { iptables -t nat -S DOCKER 2>/dev/null | grep
     for _ in $(seq 1 180); do [ -d "/proc/$pid" ] || break; sleep 0.5; done
   fi
 fi
-if ! docker info >/dev/null 2>&1; then
-  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    say "Starting docker (systemd)"
-    systemctl start docker || true
-  fi
-fi
-if ! docker info >/dev/null 2>&1; then
-  say "Starting dockerd (log: $DATA_DIR/dockerd.log)"
-  nohup dockerd >>"$DATA_DIR/dockerd.log" 2>&1 </dev/null &
-  for _ in $(seq 1 120); do
-    docker info >/dev/null 2>&1 && break
-    sleep 0.5
-  done
-  docker info >/dev/null 2>&1 || { echo "error: dockerd did not start; see $DATA_DIR/dockerd.log" >&2; exit 1; }
-fi
+scripts/start-engine.sh
 
 .venv/bin/paas stack:build

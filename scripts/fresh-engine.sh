@@ -21,9 +21,12 @@ fi
 say "Removing the venv: the suite installs it as a new machine does"
 rm -rf .venv
 
-if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
+if ! command -v dockerd >/dev/null; then
   exit 0  # no engine yet: nothing of ours on it (bootstrap installs and starts one)
 fi
+# A stopped engine keeps its images on disk (CI starts on a machine where nothing runs, and once
+# found the last run's stack there, never rebuilt): start it, then empty it.
+scripts/start-engine.sh
 started=$(date +%s)
 ours() { grep -E '(^| )(paas-|[^ ]*paas/)|paas\.' || true; }
 
