@@ -65,12 +65,21 @@ def _iptables(*args: str, check: bool = True) -> int:
 
 
 def apply(settings: Settings) -> None:
-    """Rebuild both chains from the settings and make sure the jumps to them exist."""
+    """Rebuild both chains from the settings and make sure the jumps to them exist. One
+    `iptables-restore` transaction: a chain flushed and refilled rule by rule let containers
+    through the gap (a deny rule was missing for as long as the refill took)."""
+    lines = ["*filter"]
     for chain, rules in _rules(settings).items():
-        _iptables("-N", chain, check=False)
-        _iptables("-F", chain)
-        for rule in rules:
-            _iptables("-A", chain, *rule)
+        lines.append(f":{chain} - [0:0]")  # declared: created, or emptied, in the same commit
+        lines += [" ".join(["-A", chain, *rule]) for rule in rules]
+    lines.append("COMMIT")
+    try:
+        restore = ["iptables-restore", "-w", "--noflush"]
+        done = subprocess.run(restore, input="\n".join(lines) + "\n", capture_output=True, text=True)
+    except OSError as exc:
+        raise PaasError(f"cannot run iptables-restore for the egress policy: {exc}") from None
+    if done.returncode:
+        raise PaasError(f"iptables-restore (the egress policy): {done.stderr.strip()}")
     _iptables("-N", "DOCKER-USER", check=False)
     for jump in _jumps(settings):
         if _iptables("-C", *jump, check=False):

@@ -81,6 +81,10 @@ class PaasServer:
             "PAAS_BOOT_TIMEOUT": "30",
             "PAAS_STOP_TIMEOUT": "5",
             "PAAS_RECONCILE_SECONDS": "1",
+            # The egress chains are the host's, one for every server on it: each server rebuilds
+            # them as it starts, so all deny the private range test_egress.py attacks (one that
+            # did not would open it until the egress test's server put its rule back).
+            "PAAS_EGRESS_DENY": "10.253.0.0/16",
             "GIT_SSH_COMMAND": f"ssh -F {self.ssh_config}",
             "GIT_AUTHOR_NAME": "Test",
             "GIT_AUTHOR_EMAIL": "test@example.com",
