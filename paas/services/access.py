@@ -993,7 +993,8 @@ def visible_apps(ctx: Context, apps: Iterable[App]) -> list[App]:
 
 def still_allowed(ctx: Context) -> bool:
     """Whether everything this context was allowed still is (an open SSH session re-checks): an
-    admin's ends when they are demoted or removed, anyone else's when access to an app goes."""
+    admin's ends when they are demoted or removed, anyone else's when access to an app goes (an
+    app destroyed takes nothing away: a new app by its name has another id)."""
     if ctx.on_host:
         return True
     if ctx.is_admin:
@@ -1006,7 +1007,9 @@ def still_allowed(ctx: Context) -> bool:
         return True
     for app_id, permission in list(ctx.checked):
         app = ctx.store.get_app_by_id(app_id)
-        if app is None or permission not in permissions_of(ctx, app):
+        if app is None:
+            continue  # destroyed (by this very session's apps:destroy, perhaps): nothing to reach
+        if permission not in permissions_of(ctx, app):
             return False
     return True
 

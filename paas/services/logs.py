@@ -166,6 +166,8 @@ def follow(
             threading.Event().wait(0.25)
             ticks += 1
             if ticks % 4 == 0:
+                if record is not None and ctx.store.get_app_by_id(record.id) is None:
+                    return  # destroyed: nothing more will come
                 if not access.still_allowed(ctx):  # the dashboard's stream ends here too
                     raise PermissionDenied("session ended: access to the app was removed")
                 watch(initial=False)

@@ -420,3 +420,10 @@ def test_allowed_on_apps_answers_as_allowed_on_each(team: Context) -> None:
         for name in ("shop", "own"):
             one = access.allowed_on(ctx, name)
             assert many[name] == one, (role, name)
+
+
+def test_an_open_session_outlives_the_app_it_destroyed(team: Context) -> None:
+    owner = as_user(team, "owner")  # what the SSH server holds for the owner's `apps:destroy`
+    app = access.authorize(owner, "shop", "apps:destroy")
+    team.store.delete_app(app.id)  # what apps.destroy_app ends with, the command still running
+    assert access.still_allowed(owner)  # not "access to the app was removed" mid-command
