@@ -129,7 +129,11 @@ def test_config_scale_rollback_and_live_logs(page: Page, paas: PaasServer, app: 
         shot(page, "scale-timeout")
         events = paas.host("events", "--app", app, "-n", "20").stdout
         releases = paas.host("releases", app).stdout
-        pytest.fail(f"no answer to Scale in 120 s at {page.url}\nevents:\n{events}\nreleases:\n{releases}")
+        job = page.locator("#job-state").all_inner_texts(), page.locator("#job-lines").all_inner_texts()
+        pytest.fail(
+            f"no answer to Scale in 120 s at {page.url}, job {job[0]}\njob output: {job[1]}\n"
+            f"events:\n{events}\nreleases:\n{releases}"
+        )
     assert flash(page) == "Scaled web=2: released v3"
     expect(page.locator(".ptype[data-type='web'] .proc-row")).to_have_count(2)
     assert web_count(app) == 2

@@ -90,5 +90,10 @@ if (jobBox) {
       outcome.hidden = false;
       backIfDone(finished.state);
     });
+    // A stream the browser gave up on (an answer that was no stream: a restart, a cap) or the
+    // server ended (signed out): the page itself says how the job stands, so load it again.
+    const again = () => { source.close(); setTimeout(() => window.location.reload(), 2000); };
+    source.addEventListener("failure", again);
+    source.onerror = () => { if (source.readyState === EventSource.CLOSED) again(); };
   }
 }
