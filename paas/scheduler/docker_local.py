@@ -19,7 +19,7 @@ from paas.core import names
 from paas.core.container import ContainerSettings, log_config
 from paas.core.names import APP_PORT, APP_UID, LABEL_INDEX, LABEL_PORT, LABEL_TYPE
 from paas.errors import PaasError
-from paas.scheduler.interface import ProcessFailed, ProcessRow, ProcessSpec
+from paas.scheduler.interface import LogSource, ProcessFailed, ProcessRow, ProcessSpec
 
 __all__ = ["DockerLocal", "ProcessFailed", "ProcessSpec"]
 
@@ -332,6 +332,12 @@ class DockerLocal:
 
     def stop(self, handles: Iterable[Container], timeout: int, wait: bool = True) -> None:
         stop_and_remove(handles, timeout)  # always waits: the next deploy may reuse their names
+
+    def log_sources(self, app: str, process_type: str | None) -> list[LogSource]:
+        return []  # every process is a container here: `logs` reads them with the cron runs
+
+    def elsewhere(self, app: str) -> list[ProcessRow]:
+        return []
 
     def rows(self, app: str) -> list[ProcessRow]:
         out = []

@@ -11,7 +11,7 @@ a service for swarm); the service layer only passes handles back to the schedule
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -90,6 +90,30 @@ class Probe(Protocol):
         its image onto a node): that time never counts against the boot timeout."""
 
 
+LogLine = tuple[str, str, str]  # (docker timestamp, dyno, text)
+
+
+class LogStream(Protocol):
+    """Lines as they come, until `close()` (from any thread: the reader waits on a socket)."""
+
+    def __iter__(self) -> Iterator[LogLine]: ...
+
+    def close(self) -> None: ...
+
+
+class LogSource(Protocol):
+    """Where the lines of processes this engine does not hold come from (a swarm service's, from
+    every node): `logs` reads this host's containers itself, and these through the scheduler."""
+
+    id: str  # stable while the source lives: `logs -t` follows each one once
+
+    def lines(self, tail: int) -> list[LogLine]:
+        """The last `tail` lines."""
+
+    def follow(self, tail: int | str) -> LogStream:
+        """The lines after the last `tail` ("all": every one) as they come."""
+
+
 @runtime_checkable
 class Scheduler(Protocol):
     name: str
@@ -116,3 +140,11 @@ class Scheduler(Protocol):
 
     def rows(self, app: str) -> list[ProcessRow]:
         """What `ps` shows."""
+
+    def log_sources(self, app: str, process_type: str | None) -> list[LogSource]:
+        """The app's processes (of `process_type`, or all) whose lines are not in a container of
+        this host's engine: [] when every process is one (docker-local)."""
+
+    def elsewhere(self, app: str) -> list[ProcessRow]:
+        """The app's running processes on another host than this one (`enter` cannot reach
+        them): [] for a scheduler that runs everything here."""

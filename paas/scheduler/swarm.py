@@ -44,7 +44,7 @@ from paas.core.names import APP_PORT, LABEL_PORT, LABEL_RELEASE, LABEL_TYPE
 from paas.core.output import LineSplitter
 from paas.errors import PaasError
 from paas.scheduler.docker_local import FORBIDDEN_SOURCES, run_user
-from paas.scheduler.interface import ProcessRow, ProcessSpec
+from paas.scheduler.interface import LogSource, ProcessRow, ProcessSpec
 
 CRASHES = ("failed", "rejected", "complete", "orphaned")  # a task that ended on its own
 REJECTIONS = 3  # rejections of one slot (by different nodes, mostly) before a deploy gives up
@@ -137,6 +137,19 @@ def _shut(stream: CancellableStream) -> None:
         stream.close()
     except (docker.errors.DockerException, OSError):  # already closed, or gone
         pass
+
+
+class ServiceLogSource:
+    """A service as `logs` reads it (interface.LogSource)."""
+
+    def __init__(self, swarm: Swarm, service: Service) -> None:
+        self.swarm, self.service, self.id = swarm, service, service.id
+
+    def lines(self, tail: int) -> list[tuple[str, str, str]]:
+        return self.swarm.log_lines(self.service, tail)
+
+    def follow(self, tail: int | str) -> ServiceLogs:
+        return self.swarm.follow_logs(self.service, tail)
 
 
 class ServiceLogs:
@@ -491,6 +504,18 @@ class Swarm:
         """The service's lines as they come (after its last `tail`, "all" for every one), from
         every node, until its `close()`: iterate it on a thread of its own."""
         return ServiceLogs(self, handle, tail, follow=True)
+
+    def log_sources(self, app: str, process_type: str | None) -> list[LogSource]:
+        """One per service: its tasks run on any node, and the manager reads them all."""
+        return [
+            ServiceLogSource(self, svc)
+            for svc in self.processes(app)
+            if process_type is None or self.type_of(svc) == process_type
+        ]
+
+    def elsewhere(self, app: str) -> list[ProcessRow]:
+        this = self.this_node()
+        return [r for r in self.rows(app) if r.state == "running" and r.node and r.node != this]
 
     def scale(self, handle: Service, replicas: int) -> None:
         handle.scale(replicas)

@@ -14,7 +14,6 @@ from paas.core.context import Context
 from paas.core.output import split_lines
 from paas.errors import NotFound, PaasError, PermissionDenied
 from paas.scheduler import docker_local as sched
-from paas.scheduler.swarm import Swarm
 from paas.services import access, schedulers
 from paas.services.releases import get_release, parse_version
 
@@ -68,12 +67,10 @@ def recent(ctx: Context, app_name: str, lines: int = 100, ptype: str | None = No
     app = check(ctx, app_name, lines, ptype)
     merged: list[tuple[str, str]] = []
     record = ctx.store.get_app(app)
-    scheduler = schedulers.for_app(ctx, record) if record else None
-    if isinstance(scheduler, Swarm):  # every node's lines, through the manager
-        for svc in scheduler.processes(app):
-            if ptype is None or scheduler.type_of(svc) == ptype:
-                for ts, dyno, text in scheduler.log_lines(svc, lines):
-                    merged.append((ts, _line(ts, dyno, text)))
+    if record is not None:  # lines this host's engine does not hold (every swarm node's)
+        for source in schedulers.for_app(ctx, record).log_sources(app, ptype):
+            for ts, dyno, text in source.lines(lines):
+                merged.append((ts, _line(ts, dyno, text)))
     for c in _containers(ctx, app, ptype):
         try:
             # Streamed and split with bounded lines: an app may print gigabytes without a newline.
@@ -101,11 +98,10 @@ def follow(
     app = app_name
     record = ctx.store.get_app(app)
     scheduler = schedulers.for_app(ctx, record) if record else None
-    swarm = scheduler if isinstance(scheduler, Swarm) else None
     lock = threading.Lock()  # one line at a time
     guard = threading.Lock()  # `streams`, apart from `lock`: an emit may block on a slow reader
     streams: dict[str, Any] = {}  # container or service id -> what to close when follow ends
-    services: set[str] = set()  # the swarm services among them
+    sources: set[str] = set()  # the scheduler's log sources among them
     ended = threading.Event()  # a stream opened after this closes itself
     failed = threading.Event()
 
@@ -144,19 +140,19 @@ def follow(
         for c in _containers(ctx, app, ptype):
             if c.id not in streams and keep(c.id, None):
                 threading.Thread(target=pump, args=(c, tail), daemon=True).start()
-        if swarm is None:
+        if scheduler is None:
             return
-        now = {s.id: s for s in swarm.processes(app) if ptype is None or swarm.type_of(s) == ptype}
-        for gone in services - set(now):  # removed (a deploy's old release): its stream never ends
-            services.discard(gone)
+        now = {s.id: s for s in scheduler.log_sources(app, ptype)}
+        for gone in sources - set(now):  # removed (a deploy's old release): its stream never ends
+            sources.discard(gone)
             with guard:
                 stream = streams.pop(gone, None)
             _close(stream)
-        for sid, svc in now.items():
+        for sid, source in now.items():
             if sid not in streams:
-                stream = swarm.follow_logs(svc, tail)
+                stream = source.follow(tail)
                 if keep(sid, stream):
-                    services.add(sid)
+                    sources.add(sid)
                     threading.Thread(target=pump_service, args=(stream,), daemon=True).start()
 
     try:

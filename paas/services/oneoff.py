@@ -13,7 +13,6 @@ from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import inventory
-from paas.scheduler.swarm import Swarm
 from paas.services import access, quotas, schedulers
 from paas.services.containers import container_settings
 from paas.store import App
@@ -133,15 +132,8 @@ def _matches(ptype: str, number: int, want_type: str, want_index: str) -> bool:
 
 def _elsewhere(ctx: Context, app: App, ptype: str, index: str, here: list[str]) -> None:
     """One clear line when the process runs, but on another node of the swarm."""
-    scheduler = schedulers.for_app(ctx, app)
-    if not isinstance(scheduler, Swarm):
-        return
-    this = scheduler.this_node()
-    rows = [
-        r
-        for r in scheduler.rows(app.name)
-        if r.state == "running" and r.node and r.node != this and _matches(r.type, r.index, ptype, index)
-    ]
+    away = schedulers.for_app(ctx, app).elsewhere(app.name)
+    rows = [r for r in away if _matches(r.type, r.index, ptype, index)]
     if not rows:
         return
     row = min(rows, key=lambda r: (r.type != "web", r.type, r.index))

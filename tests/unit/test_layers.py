@@ -185,3 +185,55 @@ def test_labels_are_named_in_one_module() -> None:
             if label in text:
                 offenders.append(f"{m}: {label}")
     assert not offenders, offenders
+
+
+# Issue 28: services reach a scheduler through `paas.scheduler.interface` (services.schedulers
+# picks one). What still reaches past it, listed so the list can only shrink: a module that stops
+# leaking must be taken off, a new leak fails here. docker_local's container helpers (one-offs,
+# cron runs, the release phase, disk usage) still run on this host whatever the app's scheduler.
+CONCRETE = {"paas.scheduler.docker_local", "paas.scheduler.swarm"}
+FACTORY = "paas.services.schedulers"
+STILL_LEAKING = {
+    "paas.services.apps": {"paas.scheduler.docker_local"},
+    "paas.services.disk_usage": {"paas.scheduler.docker_local"},
+    "paas.services.logs": {"paas.scheduler.docker_local"},
+    "paas.services.nodes": {"paas.scheduler.swarm"},  # swarm membership itself (nodes:*)
+    "paas.services.oneoff": {"paas.scheduler.docker_local"},
+    "paas.services.reconcile": {"paas.scheduler.docker_local", "paas.scheduler.swarm"},
+    "paas.services.release_phase": {"paas.scheduler.docker_local"},
+    "paas_plugins.cron.runs": {"paas.scheduler.docker_local"},
+}
+BRANCHING_ON_A_SCHEDULER = {"paas.services.reconcile": 2}  # isinstance(x, Swarm | DockerLocal)
+
+
+def test_services_reach_schedulers_through_the_interface() -> None:
+    graph = _graph()
+    leaking = {
+        m: deps & CONCRETE
+        for m, deps in graph.items()
+        if m.startswith(("paas.services.", "paas_plugins.")) and m != FACTORY and deps & CONCRETE
+    }
+    assert leaking == STILL_LEAKING
+
+
+def test_no_service_branches_on_the_concrete_scheduler() -> None:
+    found = {}
+    for module, path in _modules().items():
+        if not module.startswith(("paas.services.", "paas_plugins.", "paas.commands.", "paas.web.")):
+            continue
+        count = sum(
+            1
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "isinstance"
+            and len(node.args) == 2
+            and any(
+                isinstance(n, ast.Name | ast.Attribute)
+                and getattr(n, "id", getattr(n, "attr", "")) in ("Swarm", "DockerLocal")
+                for n in ast.walk(node.args[1])
+            )
+        )
+        if count:
+            found[module] = count
+    assert found == BRANCHING_ON_A_SCHEDULER
