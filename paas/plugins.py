@@ -193,6 +193,11 @@ class HookSpecs:
         `paas.scheduler.interface.Scheduler`. Built-in names (docker-local, swarm) stay theirs."""
 
     @hookspec
+    def paas_app_json_keys(self) -> list[str]:
+        """At push: the top-level app.json keys the plugin reads itself (from `Manifest.data`,
+        checked in its `paas_pre_build`), which the build log then does not call ignored."""
+
+    @hookspec
     def paas_backup_paths(self, ctx: Context) -> list[Path]:
         """While `backup:create` runs: files and folders under the data dir holding the plugin's
         state beyond its own folder (`plugins_dir/<name>`, always in a backup), e.g. the storage
@@ -364,6 +369,16 @@ class Plugins:
                     out.setdefault(key, factory)
             except Exception:
                 log.exception("plugin %s failed in paas_schedulers", name)
+        return out
+
+    def app_json_keys(self) -> set[str]:
+        """The app.json keys plugins read (`paas_app_json_keys`)."""
+        out: set[str] = set()
+        for name, fn, _ in self._impls("paas_app_json_keys"):
+            try:
+                out.update(str(k) for k in fn() or [])
+            except Exception:
+                log.exception("plugin %s failed in paas_app_json_keys", name)
         return out
 
     def each(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:

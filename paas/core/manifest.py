@@ -2,7 +2,9 @@
 
 The parsed manifest is kept with its build (as the JSON object it came from), so checks, cron and
 addons of any release read the app.json of the commit that release runs, without going back to
-git. What each part means:
+git. Plugins read keys of their own from `Manifest.data` (`cron`: the cron plugin; `watch`: the
+metrics plugin; each names them in `paas_app_json_keys` and checks them at push). What the core's
+keys mean:
 
 - `env`: config vars set on the first deploy (`"generator": "secret"` makes a random value;
   `"sync": true` sets the value again on every deploy);
@@ -11,11 +13,7 @@ git. What each part means:
 - `scripts.dokku.predeploy`: run in the new image before any process starts, on every deploy of a
   new build (like the Procfile's `release:`); `scripts.dokku.postdeploy`: after every such deploy;
 - `healthchecks`: Dokku's startup checks per process type ({"web": [{"path": "/health", ...}]});
-- `cron`: Dokku's scheduled commands ([{"command": "...", "schedule": "@daily"}]), run by the
-  cron plugin, which validates the schedules;
 - `addons`: backing services to create and link (read by the service plugins);
-- `watch`: the post-deploy watch of the metrics plugin ({"window": 300, "max_5xx_ratio": 0.1,
-  ...}), which validates it.
 - `scripts.pr-predestroy`: run in a review app before it is destroyed (Heroku);
 - `environments.review`: what differs in a review app (the review_apps plugin): its `env`,
   `formation` and `scripts` override the top level's key by key, its `addons` replace them.
@@ -24,7 +22,7 @@ git. What each part means:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +38,7 @@ KNOWN_KEYS = {
     "formation",
     "scripts",
     "healthchecks",
-    "cron",
     "addons",
-    "watch",
     "environments",
     "buildpacks",
 }
@@ -78,12 +74,6 @@ class StartupCheck:
 
 
 @dataclass(frozen=True)
-class CronEntry:
-    command: str
-    schedule: str
-
-
-@dataclass(frozen=True)
 class Manifest:
     env: dict[str, EnvSpec] = field(default_factory=dict)
     formation: dict[str, int] = field(default_factory=dict)
@@ -92,16 +82,14 @@ class Manifest:
     dokku_predeploy: str | None = None
     dokku_postdeploy: str | None = None
     healthchecks: dict[str, list[StartupCheck]] = field(default_factory=dict)
-    cron: list[CronEntry] = field(default_factory=list)
     addons: list[Any] = field(default_factory=list)
-    watch: dict[str, Any] = field(default_factory=dict)  # the metrics plugin checks its values
     predestroy: str | None = None  # scripts.pr-predestroy: before a review app is destroyed
     data: dict = field(default_factory=dict)  # the object as read: what the build keeps
 
-    @property
-    def ignored_keys(self) -> list[str]:
-        """Keys we do not support: the build log names them, nothing fails."""
-        top = [k for k in self.data if k not in KNOWN_KEYS | DESCRIPTIVE_KEYS]
+    def ignored_keys(self, plugin_keys: Iterable[str] = ()) -> list[str]:
+        """Keys nothing reads (neither we nor a plugin: `paas_app_json_keys`): the build log
+        names them, nothing fails."""
+        top = [k for k in self.data if k not in KNOWN_KEYS | DESCRIPTIVE_KEYS | set(plugin_keys)]
         environments = self.data.get("environments") or {}
         for name, over in environments.items():
             if name not in ENVIRONMENTS:
@@ -147,9 +135,6 @@ def from_data(data: object) -> Manifest:
     addons = data.get("addons") or []
     if not isinstance(addons, list):
         raise AppJsonError("app.json: addons must be a list")
-    watch = data.get("watch") or {}
-    if not isinstance(watch, dict):
-        raise AppJsonError('app.json: watch must be an object like {"window": 300, "max_5xx_ratio": 0.1}')
     dokku = scripts.get("dokku") or {}
     if not isinstance(dokku, dict):
         raise AppJsonError("app.json: scripts.dokku must be an object of predeploy/postdeploy")
@@ -161,10 +146,8 @@ def from_data(data: object) -> Manifest:
         dokku_predeploy=_script(dokku.get("predeploy"), "scripts.dokku.predeploy"),
         dokku_postdeploy=_script(dokku.get("postdeploy"), "scripts.dokku.postdeploy"),
         healthchecks=_healthchecks(data.get("healthchecks")),
-        cron=_cron(data.get("cron")),
         addons=addons,
         buildpacks=_buildpacks(data.get("buildpacks")),
-        watch=watch,
         predestroy=_script(scripts.get("pr-predestroy"), "scripts.pr-predestroy"),
         data=data,
     )
@@ -312,25 +295,6 @@ def _healthchecks(raw: object) -> dict[str, list[StartupCheck]]:
                 f"app.json healthchecks.{ptype} could take {worst:g} s (initialDelay + attempts x"
                 f" (timeout + wait) + uptime); the limit is {MAX_CHECK_SECONDS} s per process type"
             )
-    return out
-
-
-def _cron(raw: object) -> list[CronEntry]:
-    """The shape of `cron` (the cron plugin checks the schedules themselves)."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise AppJsonError('app.json: cron must be a list of {"command": ..., "schedule": ...}')
-    out = []
-    for i, entry in enumerate(raw):
-        if not isinstance(entry, dict):
-            raise AppJsonError(f"app.json: cron[{i}] must be an object")
-        command, schedule = entry.get("command"), entry.get("schedule")
-        if not isinstance(command, str) or not command.strip() or "\n" in command:
-            raise AppJsonError(f"app.json: cron[{i}].command must be a one-line command")
-        if not isinstance(schedule, str) or not schedule.strip():
-            raise AppJsonError(f"app.json: cron[{i}].schedule must be a cron expression like @daily")
-        out.append(CronEntry(command.strip(), schedule.strip()))
     return out
 
 

@@ -640,7 +640,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "report": "certs:report",
         "reports": "letsencrypt:list",
     },
-    "cron.jobs": dict.fromkeys(("job_id", "check_id", "parse_entries"), PURE),
+    "cron.jobs": dict.fromkeys(("job_id", "check_id", "entries", "parse_entries"), PURE),
     "cron.runs": dict.fromkeys(("containers", "is_running", "last_run", "run_job", "remove_stale"), INTERNAL),
     "cron.service": {
         **dict.fromkeys(("jobs_of", "scheduler", "reconcile", "find_job"), INTERNAL),

@@ -7,6 +7,8 @@ moved (see git_receiver.pack_process).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import docker
 from dulwich.repo import Repo
 
@@ -56,13 +58,15 @@ def check_ref_unmoved(ref: str, old_sha: bytes, current: bytes | None, zero: byt
         raise PaasError(f"{branch} moved while this push waited: pull, then push again")
 
 
-def read_manifest(tree: SourceTree, log: BuildLog, path: str = "app.json") -> Manifest | None:
+def read_manifest(
+    tree: SourceTree, log: BuildLog, path: str = "app.json", plugin_keys: Iterable[str] = ()
+) -> Manifest | None:
     text = tree.read(path)
     if text is None:
         return None
     manifest = manifest_mod.parse(text)
-    if manifest.ignored_keys:
-        log.detail(f"app.json: ignoring what paas does not support: {', '.join(manifest.ignored_keys)}")
+    if ignored := manifest.ignored_keys(plugin_keys):
+        log.detail(f"app.json: ignoring what paas does not support: {', '.join(ignored)}")
     return manifest
 
 
@@ -141,7 +145,8 @@ def build_and_deploy(
     tree = SourceTree(repo, commit_sha)
     if options.build_dir:
         tree = tree.subdir(options.build_dir)
-    manifest = read_manifest(tree, log, properties.value(ctx, app, "app-json", "appjson-path"))
+    path = properties.value(ctx, app, "app-json", "appjson-path")
+    manifest = read_manifest(tree, log, path, ctx.plugins.app_json_keys())
     if manifest is not None and environment is not None:
         manifest = manifest.for_environment(environment)
     if manifest is not None and manifest.buildpacks and not source_image:

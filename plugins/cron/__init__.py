@@ -28,8 +28,13 @@ def paas_commands() -> list[click.Command]:
 
 
 @hookimpl
+def paas_app_json_keys() -> list[str]:
+    return ["cron"]
+
+
+@hookimpl
 def paas_pre_build(source: PushedSource, log: BuildLog) -> None:
-    jobs = service.check_manifest(source.manifest.cron)
+    jobs = service.check_manifest(source.manifest.data)
     if jobs:
         log.step(f"Cron: {len(jobs)} job(s) in app.json ({', '.join(j.id for j in jobs)})")
 

@@ -14,13 +14,39 @@ from datetime import datetime, timedelta
 from croniter import CroniterBadDateError, croniter
 
 from paas.core import validation
-from paas.core.manifest import CronEntry
 from paas.errors import PaasError
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{10}$")
 MAX_COMMAND = 2000
 MAX_JOBS = 50
 _KEYWORDS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+
+
+@dataclass(frozen=True)
+class CronEntry:
+    command: str
+    schedule: str
+
+
+def entries(data: object) -> list[CronEntry]:
+    """The shape of app.json's `cron` (a list of {"command", "schedule"}); `parse_entries`
+    checks the schedules. `data` is the whole app.json object (`Manifest.data`)."""
+    raw = data.get("cron") if isinstance(data, dict) else None
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise PaasError('app.json: cron must be a list of {"command": ..., "schedule": ...}')
+    out = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise PaasError(f"app.json: cron[{i}] must be an object")
+        command, schedule = entry.get("command"), entry.get("schedule")
+        if not isinstance(command, str) or not command.strip() or "\n" in command:
+            raise PaasError(f"app.json: cron[{i}].command must be a one-line command")
+        if not isinstance(schedule, str) or not schedule.strip():
+            raise PaasError(f"app.json: cron[{i}].schedule must be a cron expression like @daily")
+        out.append(CronEntry(command.strip(), schedule.strip()))
+    return out
 
 
 @dataclass(frozen=True)

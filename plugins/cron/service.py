@@ -10,14 +10,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from paas.core import manifest
 from paas.core.context import Context
 from paas.errors import NotFound, PaasError
 from paas.services import access
 from paas.store import App
 
 from . import runs
-from .jobs import Job, check_id, parse_entries
+from .jobs import Job, check_id, entries, parse_entries
 from .ticker import Scheduler, iso, load_state, utcnow
 
 log = logging.getLogger("paas.cron")
@@ -32,15 +31,15 @@ def jobs_of(ctx: Context, app: App) -> list[Job]:
     if build is None or not build.manifest:
         return []
     try:
-        return parse_entries(manifest.from_data(build.manifest).cron)
+        return parse_entries(entries(build.manifest))
     except PaasError as exc:  # pushed before this plugin checked it: nothing runs, cron:list says why
         log.debug("cron: %s: %s", app.name, exc)
         return []
 
 
-def check_manifest(entries: list[manifest.CronEntry]) -> list[Job]:
-    """At push time: a bad schedule refuses the push, naming the entry's index."""
-    return parse_entries(entries)
+def check_manifest(data: dict) -> list[Job]:
+    """At push time: a bad entry or schedule refuses the push, naming the entry's index."""
+    return parse_entries(entries(data))
 
 
 def scheduler(ctx: Context, clock: Callable[[], datetime] = utcnow) -> Scheduler:

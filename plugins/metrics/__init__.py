@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from paas.errors import PaasError
 from paas.plugins import hookimpl
 
 from . import collector, service
@@ -45,8 +46,16 @@ def paas_nginx_app(ctx: Context, extras: RouteExtras) -> None:
 
 
 @hookimpl
+def paas_app_json_keys() -> list[str]:
+    return ["watch"]
+
+
+@hookimpl
 def paas_pre_build(source: PushedSource) -> None:
-    check_values(source.manifest.watch, "app.json")  # a bad `watch` refuses the push, naming the key
+    watch = source.manifest.data.get("watch") or {}
+    if not isinstance(watch, dict):
+        raise PaasError('app.json: watch must be an object like {"window": 300, "max_5xx_ratio": 0.1}')
+    check_values(watch, "app.json")  # a bad `watch` refuses the push, naming the key
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import pytest
 from paas import commands
 from paas.core import manifest
 from paas.core.context import Context
-from paas.core.manifest import CronEntry, PushedSource
+from paas.core.manifest import PushedSource
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.plugins import PluginError, plugins
@@ -60,7 +60,7 @@ def store(tmp_path: Path) -> Store:
 
 
 def every_minute(command: str = "echo hi") -> jobs.Job:
-    return jobs.parse_entries([CronEntry(command, "* * * * *")])[0]
+    return jobs.parse_entries([jobs.CronEntry(command, "* * * * *")])[0]
 
 
 # schedules and ids
@@ -70,7 +70,7 @@ def every_minute(command: str = "echo hi") -> jobs.Job:
     "schedule", ["@daily", "@hourly", "@weekly", "*/5 * * * *", "0 3 * * 1-5", "30 2 1 * *"]
 )
 def test_valid_schedules_are_taken(schedule: str) -> None:
-    (job,) = jobs.parse_entries([CronEntry("python manage.py clearsessions", schedule)])
+    (job,) = jobs.parse_entries([jobs.CronEntry("python manage.py clearsessions", schedule)])
     assert job.schedule == schedule
 
 
@@ -79,7 +79,7 @@ def test_valid_schedules_are_taken(schedule: str) -> None:
     ["61 * * * *", "* * * *", "* * * * * *", "0 0 * * * * 2030", "@every 5m", "@reboot", "bad", "0 0 31 2 *"],
 )
 def test_a_bad_schedule_names_the_index_of_its_entry(schedule: str) -> None:
-    entries = [CronEntry("echo ok", "@daily"), CronEntry("echo bad", schedule)]
+    entries = [jobs.CronEntry("echo ok", "@daily"), jobs.CronEntry("echo bad", schedule)]
     with pytest.raises(PaasError) as err:
         jobs.parse_entries(entries)
     assert str(err.value) == f"app.json cron[1]: invalid schedule '{schedule}'"
@@ -87,7 +87,9 @@ def test_a_bad_schedule_names_the_index_of_its_entry(schedule: str) -> None:
 
 def test_the_same_entry_twice_is_refused() -> None:
     with pytest.raises(PaasError, match=r"cron\[2\]: same schedule and command as cron\[0\]"):
-        jobs.parse_entries([CronEntry("a", "@daily"), CronEntry("b", "@daily"), CronEntry("a", "@daily")])
+        jobs.parse_entries(
+            [jobs.CronEntry("a", "@daily"), jobs.CronEntry("b", "@daily"), jobs.CronEntry("a", "@daily")]
+        )
 
 
 def test_job_ids_are_short_stable_and_differ_by_schedule_and_command() -> None:
@@ -122,6 +124,19 @@ def test_a_push_with_a_bad_schedule_is_refused_by_the_plugin(tmp_path: Path) -> 
         "paas_pre_build", ctx=None, app=None, source=PushedSource("0" * 40, good, lambda p: None), log=log
     )
     assert "Cron: 1 job(s)" in log.text()
+    bad = PushedSource("0" * 40, manifest.from_data({"cron": {"command": "x"}}), lambda p: None)
+    with pytest.raises(PluginError, match=r"cron: app.json: cron must be a list"):
+        plugins(set()).call_pre("paas_pre_build", ctx=None, app=None, source=bad, log=BuildLog())
+
+
+def test_the_plugin_names_its_app_json_key() -> None:
+    """`cron` is the plugin's (issue 28): the core neither parses it nor, with the plugin on,
+    calls it ignored; with the plugin off, the build log says nothing reads it."""
+    m = manifest.from_data({"cron": [{"command": "echo a", "schedule": "@daily"}], "watch": {}})
+    assert "cron" in plugins(set()).app_json_keys() and "watch" in plugins(set()).app_json_keys()
+    assert m.ignored_keys(plugins(set()).app_json_keys()) == []
+    assert m.ignored_keys() == ["cron", "watch"]
+    assert not hasattr(m, "cron")
 
 
 # the tick rules
@@ -231,7 +246,7 @@ def test_a_run_elsewhere_counts_as_still_going(store: Store) -> None:
 
 def test_each_job_has_its_own_ticks_and_state_is_pruned(store: Store) -> None:
     app = store.create_app("web")
-    minute, daily = every_minute("a"), jobs.parse_entries([CronEntry("b", "@daily")])[0]
+    minute, daily = every_minute("a"), jobs.parse_entries([jobs.CronEntry("b", "@daily")])[0]
     clock = FakeClock(T0 - timedelta(seconds=1))
     launch = Recorder()
     s = ticker.Scheduler(store, launch, clock)

@@ -140,7 +140,7 @@ def test_the_review_environment_overrides_app_json_key_by_key() -> None:
             },
         }
     )
-    assert m.ignored_keys == ["environments.review.buildpacks", "environments.test"]
+    assert m.ignored_keys() == ["environments.review.buildpacks", "environments.test"]
     r = m.for_environment("review")
     assert {k: s.value for k, s in r.env.items()} == {"A": "review", "B": "b", "C": None}
     assert r.formation == {"web": 2, "worker": 0}
