@@ -245,8 +245,8 @@ def dispatch(argv: list[str], env: CommandEnv) -> int:
     try:
         with cmd.make_context(name, list(args), obj=env) as cctx:
             _authorize(env, name, reg, cctx.params)
-            if reg.from_plugin:  # plain click: click.echo, click.secho(err=True), print
-                with streams.session_streams(env.out, env.err):
+            if reg.from_plugin:  # plain click: click.echo, secho(err=True), prompt, print
+                with streams.session_streams(env.out, env.err, env.stdin):
                     result = cmd.invoke(cctx)
             else:
                 result = cmd.invoke(cctx)

@@ -1,5 +1,5 @@
-"""Per-thread `sys.stdout`/`sys.stderr`, so that `click.echo` and `print` in a command reach the
-session that ran it.
+"""Per-thread `sys.stdout`/`sys.stderr`/`sys.stdin`, so that `click.echo` and `print` in a command
+reach the session that ran it (and `click.prompt` reads from it).
 
 A plugin written with plain click writes with `click.echo`, which looks up `sys.stdout` (or
 `sys.stderr`) at every call. The SSH server runs each session in a thread of one process, so
@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-_local = threading.local()  # .out / .err: the bound streams; .writing: inside a bound write
+# .out / .err / .inp: the bound streams; .bound: inside session_streams; .writing: in a bound write
+_local = threading.local()
 _install_lock = threading.Lock()
 
 
@@ -84,6 +85,60 @@ class SessionStream(io.TextIOBase):
         return getattr(self.fallback, name)
 
 
+class SessionInput(io.TextIOBase):
+    """Stands in for `sys.stdin`: in a command, lines come from its session's input (so that
+    `click.prompt`/`input()` read what the user types, never the server's own stdin); at the end
+    of it, or without one, reads give "" (click then aborts)."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, fallback: IO[str]) -> None:
+        self.fallback = fallback
+
+    def bound(self) -> IO[bytes] | None:
+        return getattr(_local, "inp", None) if getattr(_local, "bound", False) else None
+
+    def _session(self) -> bool:
+        return bool(getattr(_local, "bound", False))
+
+    def readable(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:
+        if not self._session():
+            return self.fallback.readline(-1 if size is None else size)
+        source, line = self.bound(), bytearray()
+        while source is not None and (size is None or size < 0 or len(line) < size):
+            byte = source.read(1)  # one at a time: what follows the line stays the command's
+            if not byte:
+                break
+            line += byte
+            if byte == b"\n":
+                break
+        return line.decode("utf-8", "replace")
+
+    def read(self, size: int | None = -1) -> str:
+        if not self._session():
+            return self.fallback.read(-1 if size is None else size)
+        source = self.bound()
+        return "" if source is None else source.read(size).decode("utf-8", "replace")
+
+    def isatty(self) -> bool:
+        return False if self._session() else self.fallback.isatty()
+
+    def fileno(self) -> int:
+        if self._session():
+            raise io.UnsupportedOperation("a session's input has no file descriptor")
+        return self.fallback.fileno()
+
+    def close(self) -> None:
+        """The process's stdin stays open."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fallback, name)
+
+
 class _BinaryView:
     """The `buffer` of a SessionStream: bytes decoded as UTF-8 onto the bound stream."""
 
@@ -114,16 +169,21 @@ def install() -> None:
             sys.stdout = SessionStream("out", sys.stdout)
         if not isinstance(sys.stderr, SessionStream):
             sys.stderr = SessionStream("err", sys.stderr)
+        if not isinstance(sys.stdin, SessionInput):
+            sys.stdin = SessionInput(sys.stdin)
 
 
 @contextmanager
-def session_streams(out: IO[str], err: IO[str]) -> Iterator[None]:
+def session_streams(out: IO[str], err: IO[str], inp: IO[bytes] | None = None) -> Iterator[None]:
     """While the block runs, what this thread writes to `sys.stdout`/`sys.stderr` goes to
-    `out`/`err`; other threads are not affected."""
+    `out`/`err` and what it reads from `sys.stdin` comes from `inp` (None: nothing); other
+    threads are not affected."""
     install()
-    before = getattr(_local, "out", None), getattr(_local, "err", None)
-    _local.out, _local.err = out, err
+    names = ("out", "err", "inp", "bound")
+    before = [getattr(_local, n, None) for n in names]
+    _local.out, _local.err, _local.inp, _local.bound = out, err, inp, True
     try:
         yield
     finally:
-        _local.out, _local.err = before
+        for n, value in zip(names, before, strict=True):
+            setattr(_local, n, value)

@@ -103,6 +103,14 @@ def test_a_plain_click_plugin_prints_to_each_ssh_session(tmp_path: Path) -> None
             ended = server.ssh("plain:end", how)
             assert (ended.returncode, ended.stdout) == (status, "started\n"), (how, ended.output)
             assert ended.stderr.startswith(line) and "Traceback" not in ended.stderr, ended.stderr
+        asked = subprocess.run(
+            ["ssh", "-F", str(server.ssh_config), "paas", "plain:ask"],
+            input="bob\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (asked.returncode, asked.stdout) == (0, "name: hello bob\n"), asked
         assert "aa 0" not in server.log_path.read_text()  # nothing went to the server's own output
     finally:
         shutdown(server)

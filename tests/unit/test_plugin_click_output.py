@@ -133,3 +133,23 @@ def test_the_stand_in_passes_through_outside_a_command() -> None:
     assert (real.getvalue(), mine.getvalue()) == ("plain\n", "bound\nbytes é\n")
     with pytest.raises(TypeError):
         stand_in.write(b"x")  # type: ignore[arg-type]
+
+
+@click.command("plain:ask")
+def ask() -> None:
+    """Asks over the session: click.prompt reads what the user sends."""
+    name = click.prompt("name")
+    click.echo(f"hello {name}")
+
+
+def test_click_prompt_reads_the_sessions_input_or_aborts(tmp_path: Path, monkeypatch) -> None:
+    pm = Plugins(builtin_dir=tmp_path / "none")
+    pm._register(type("Ask", (), {"paas_commands": hookimpl(lambda self: [ask])})(), "ask", "1", "t")
+    monkeypatch.setattr(Context, "plugins", property(lambda self: pm))
+    ctx = Context.open(Settings(data_dir=tmp_path / "data"), is_admin=True)
+    for stdin, code, said in [(io.BytesIO(b"bob\nrest"), 0, "name: hello bob\n"), (None, 1, "name: ")]:
+        out, err = io.StringIO(), io.StringIO()
+        env = commands.CommandEnv(ctx=ctx, out=out, err=err, stdin=stdin)
+        assert commands.dispatch(["plain:ask"], env) == code
+        assert out.getvalue() == said
+    assert stdin is None and err.getvalue().endswith("error: aborted\n")

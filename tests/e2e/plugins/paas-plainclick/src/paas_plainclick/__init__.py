@@ -45,6 +45,12 @@ def end(how: str) -> None:
         sys.exit(4)
 
 
+@click.command("plain:ask")
+def ask() -> None:
+    """Ask over the session."""
+    click.echo(f"hello {click.prompt('name')}")
+
+
 @hookimpl
 def paas_commands():
-    return [count, app_name, end]
+    return [count, app_name, end, ask]
