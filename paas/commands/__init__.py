@@ -3,7 +3,9 @@
 Commands only parse arguments and render results; every rule lives in `paas.services`.
 A command's code is in the module named for its namespace (`apps:create` -> `commands/apps.py`).
 Click is used for parsing, but never writes to the process's own stdout/stderr: an SSH session
-runs in a thread of the server, so all output goes through the session's `CommandEnv`.
+runs in a thread of the server, so all output goes through the session's `CommandEnv`. A plugin's
+command may still use `click.echo`/`print`: while it runs, its thread's `sys.stdout`/`sys.stderr`
+are the session's (`paas.commands.streams`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import IO, Any
 
 import click
 
+from paas.commands import streams
 from paas.core.context import Context
 from paas.core.output import BuildLog, TerminalWriter, json_text
 from paas.errors import PaasError, PermissionDenied
@@ -242,8 +245,12 @@ def dispatch(argv: list[str], env: CommandEnv) -> int:
     try:
         with cmd.make_context(name, list(args), obj=env) as cctx:
             _authorize(env, name, reg, cctx.params)
-            result = cmd.invoke(cctx)
-        return int(result or 0)
+            if reg.from_plugin:  # plain click: click.echo, secho(err=True), prompt, print
+                with streams.session_streams(env.out, env.err, env.stdin):
+                    result = cmd.invoke(cctx)
+            else:
+                result = cmd.invoke(cctx)
+        return int(result) if isinstance(result, int) else 0  # a plain click command may return anything
     except click.UsageError as exc:
         usage = exc.ctx.get_usage() if exc.ctx else f"Usage: {name} ..."
         env.err.write(f"error: {exc.format_message()}\n{usage}\n")
@@ -258,6 +265,11 @@ def dispatch(argv: list[str], env: CommandEnv) -> int:
         return 1
     except (click.Abort, KeyboardInterrupt):
         env.err.write("error: aborted\n")
+        return 1
+    except SystemExit as exc:  # sys.exit() in a plugin's command ends the command, not the server
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        env.err.write(f"error: {exc.code}\n")
         return 1
     except BrokenPipeError:
         return 1

@@ -5,23 +5,31 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.e2e.conftest import PaasServer, shutdown, unique_app
 
-PLUGIN_SRC = Path(__file__).parent / "plugins" / "paas-hello"
+PLUGINS = Path(__file__).parent / "plugins"
+PLUGIN_SRC = PLUGINS / "paas-hello"
 
 
-def test_a_pip_installed_plugin_adds_a_command_and_sees_deploys(tmp_path: Path) -> None:
+def pip_install(plugin: Path, tmp_path: Path) -> Path:
+    """The plugin installed with pip into a folder of its own; the folder."""
     site = tmp_path / "site"
     src = tmp_path / "plugin-src"  # pip builds in the source folder: keep the repo clean
-    shutil.copytree(PLUGIN_SRC, src)
+    shutil.copytree(plugin, src)
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(src)],
         capture_output=True,
         text=True,
     )
     assert installed.returncode == 0, installed.stderr
+    return site
+
+
+def test_a_pip_installed_plugin_adds_a_command_and_sees_deploys(tmp_path: Path) -> None:
+    site = pip_install(PLUGIN_SRC, tmp_path)
     (tmp_path / "server").mkdir()
     server = PaasServer(tmp_path / "server")
     server.env["PYTHONPATH"] = str(site)  # as if installed into the server's venv
@@ -61,5 +69,48 @@ def test_a_pip_installed_plugin_adds_a_command_and_sees_deploys(tmp_path: Path) 
         assert not any(ln.startswith("hello ") for ln in listed) and "disabled: hello" in listed[-1]
         off = server.ssh("hello:deploys", app)
         assert off.returncode == 1 and "unknown command" in off.stderr
+    finally:
+        shutdown(server)
+
+
+def test_a_plain_click_plugin_prints_to_each_ssh_session(tmp_path: Path) -> None:
+    """click.echo, click.secho(err=True) and print in a plugin's command reach the SSH session
+    that ran it, even with two sessions at once; click's endings are exit statuses."""
+    site = pip_install(PLUGINS / "paas-plainclick", tmp_path)
+    (tmp_path / "server").mkdir()
+    server = PaasServer(tmp_path / "server")
+    server.env["PYTHONPATH"] = str(site)
+    try:
+        server.start_with_key()
+        with ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda w: server.ssh("plain:count", w, "--times", "300"), ["aa", "bb"]))
+        for word, got in zip(["aa", "bb"], runs, strict=True):
+            assert got.returncode == 0, got.output
+            assert got.stdout.splitlines() == [f"{word} {i}" for i in range(300)] + [f"{word} done"]
+            assert got.stderr == f"{word} warned\n"
+
+        app = unique_app("plain")
+        assert server.ssh("apps:create", app).returncode == 0
+        said = server.ssh("plain:app", app)
+        assert (said.returncode, said.stdout) == (0, f"app {app}\n"), said.output
+
+        for how, status, line in [
+            ("exit", 3, ""),
+            ("sys", 4, ""),
+            ("abort", 1, "error: aborted"),
+            ("usage", 1, "error: bad usage"),
+        ]:
+            ended = server.ssh("plain:end", how)
+            assert (ended.returncode, ended.stdout) == (status, "started\n"), (how, ended.output)
+            assert ended.stderr.startswith(line) and "Traceback" not in ended.stderr, ended.stderr
+        asked = subprocess.run(
+            ["ssh", "-F", str(server.ssh_config), "paas", "plain:ask"],
+            input="bob\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (asked.returncode, asked.stdout) == (0, "name: hello bob\n"), asked
+        assert "aa 0" not in server.log_path.read_text()  # nothing went to the server's own output
     finally:
         shutdown(server)
