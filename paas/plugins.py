@@ -57,8 +57,10 @@ class HookSpecs:
 
     @hookspec
     def paas_commands(self) -> list[click.Command]:
-        """At start: return click commands (made with `paas.commands.define`), available over SSH
-        and on the host CLI and listed by `help`. A name already taken is refused at load."""
+        """At start: return click commands (`paas.commands.define` gives one a permission; a
+        plain click command is admins' only), available over SSH and on the host CLI and listed by
+        `help`; `click.echo`, `print` and prompts reach the session that ran it. A name already
+        taken is refused at load."""
 
     @hookspec
     def paas_app_created(self, ctx: Context, app: App) -> None:
