@@ -19,9 +19,12 @@ from paas.core import names
 from paas.core.container import ContainerSettings, log_config
 from paas.core.names import APP_PORT, APP_UID, LABEL_INDEX, LABEL_PORT, LABEL_TYPE
 from paas.errors import PaasError
-from paas.scheduler.interface import LogSource, ProcessFailed, ProcessRow, ProcessSpec
+from paas.scheduler import trouble
+from paas.scheduler.interface import Converged, Desired, LogSource, ProcessFailed, ProcessRow, ProcessSpec
 
 __all__ = ["DockerLocal", "ProcessFailed", "ProcessSpec"]
+
+GONE = ("exited", "dead", "created", "removing")  # states docker will not restart by itself
 
 
 FORBIDDEN_SOURCES = {Path("/"), Path("/var/run/docker.sock"), Path("/run/docker.sock")}
@@ -332,6 +335,40 @@ class DockerLocal:
 
     def stop(self, handles: Iterable[Container], timeout: int, wait: bool = True) -> None:
         stop_and_remove(handles, timeout)  # always waits: the next deploy may reuse their names
+
+    def converge(self, app: str, want: Desired | None) -> Converged:
+        """One container per (type, index) of the release; crashed ones are docker's to restart
+        (restart policy), exited or never-started ones are replaced here."""
+        found = app_containers(self.client, self.instance, app)
+        done = Converged(troubles=trouble.containers(app, found))
+        if want is None:
+            if found:
+                stop_and_remove(found, timeout=5)
+                done.actions.append(f"removed {len(found)} container(s) of a stopped or undeployed app")
+            return done
+        desired = {(t, i) for t, n in want.formation.items() for i in range(1, n + 1)}
+        keep: dict[tuple[str, int], Container] = {}
+        remove = []
+        for c in found:
+            key = (c.labels.get(LABEL_TYPE, ""), int(c.labels.get(LABEL_INDEX, "0") or 0))
+            if c.labels.get(names.LABEL_RELEASE) != str(want.release) or key not in desired or key in keep:
+                remove.append(c)
+            elif c.status in GONE:
+                remove.append(c)
+            else:
+                keep[key] = c
+        if remove:
+            stop_and_remove(remove, timeout=5)
+            done.actions.append(f"removed {len(remove)} stray container(s)")
+        for ptype, index in sorted(desired - set(keep)):
+            spec = want.spec(ptype, index)
+            container = start_process(self.client, spec, self.host_ports)
+            if ptype == "web":
+                done.started.append(container)
+            done.actions.append(f"started {spec.dyno}")
+            keep[(ptype, index)] = container
+        done.current = list(keep.values())
+        return done
 
     def log_sources(self, app: str, process_type: str | None) -> list[LogSource]:
         return []  # every process is a container here: `logs` reads them with the cron runs

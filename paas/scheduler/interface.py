@@ -11,8 +11,8 @@ a service for swarm); the service layer only passes handles back to the schedule
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +90,35 @@ class Probe(Protocol):
         its image onto a node): that time never counts against the boot timeout."""
 
 
+@dataclass(frozen=True)
+class Desired:
+    """What should run for an app: one release's processes at the formation's scale."""
+
+    release: int
+    formation: dict[str, int]  # process type -> count (types the build has; 0: none)
+    spec: Callable[[str, int], ProcessSpec]  # the spec of (type, index): made at need (it costs)
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """A process in trouble, seen by a converge pass: news once per occurrence."""
+
+    dyno: str
+    kind: str  # "oom-killed" or "crash-loop"
+    detail: str  # the event's text
+    action: str  # the reconcile log's line
+
+
+@dataclass
+class Converged:
+    """What a converge pass did and found."""
+
+    actions: list[str] = field(default_factory=list)
+    started: list[Handle] = field(default_factory=list)  # new web processes answer before the route
+    current: list[Handle] = field(default_factory=list)  # the release's processes the route may reach
+    troubles: list[Trouble] = field(default_factory=list)
+
+
 LogLine = tuple[str, str, str]  # (docker timestamp, dyno, text)
 
 
@@ -140,6 +169,11 @@ class Scheduler(Protocol):
 
     def rows(self, app: str) -> list[ProcessRow]:
         """What `ps` shows."""
+
+    def converge(self, app: str, want: Desired | None) -> Converged:
+        """Make what runs match `want` (None: nothing runs, a stopped or undeployed app): start
+        what is missing, remove what is extra or of another release, and report crash loops and
+        OOM kills seen on the way. The reconcile pass calls it every few seconds, outside deploys."""
 
     def log_sources(self, app: str, process_type: str | None) -> list[LogSource]:
         """The app's processes (of `process_type`, or all) whose lines are not in a container of

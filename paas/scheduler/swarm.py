@@ -43,8 +43,9 @@ from paas.core.container import LOG_OPTIONS
 from paas.core.names import APP_PORT, LABEL_PORT, LABEL_RELEASE, LABEL_TYPE
 from paas.core.output import LineSplitter
 from paas.errors import PaasError
+from paas.scheduler import trouble
 from paas.scheduler.docker_local import FORBIDDEN_SOURCES, run_user
-from paas.scheduler.interface import LogSource, ProcessRow, ProcessSpec
+from paas.scheduler.interface import Converged, Desired, LogSource, ProcessRow, ProcessSpec, Trouble
 
 CRASHES = ("failed", "rejected", "complete", "orphaned")  # a task that ended on its own
 REJECTIONS = 3  # rejections of one slot (by different nodes, mostly) before a deploy gives up
@@ -504,6 +505,57 @@ class Swarm:
         """The service's lines as they come (after its last `tail`, "all" for every one), from
         every node, until its `close()`: iterate it on a thread of its own."""
         return ServiceLogs(self, handle, tail, follow=True)
+
+    def converge(self, app: str, want: Desired | None) -> Converged:
+        """Swarm keeps each service's replicas itself (a lost node's tasks start elsewhere; a node
+        that comes back has its old tasks shut down). Here: one service per process type of the
+        release at the formation's scale, the rest removed; crash loops read from the slots' ended
+        tasks. New tasks join the route once running (`upstreams`), wherever they are."""
+        services = self.processes(app)
+        done = Converged(troubles=self._troubles(services))
+        if want is None:
+            if services:
+                self.stop(services, timeout=5, wait=False)
+                done.actions.append(f"removed {len(services)} service(s) of a stopped or undeployed app")
+            return done
+        desired = {t: n for t, n in want.formation.items() if n > 0}
+        keep: dict[str, Service] = {}
+        remove = []
+        for svc in sorted(services, key=lambda s: s.attrs.get("CreatedAt", ""), reverse=True):
+            ptype = self.type_of(svc)
+            if self.release_of(svc) != want.release or ptype not in desired or ptype in keep:
+                remove.append(svc)
+            else:
+                keep[ptype] = svc
+        if remove:
+            self.stop(remove, timeout=5, wait=False)
+            done.actions.append(f"removed {len(remove)} stray service(s)")
+        for ptype, svc in keep.items():
+            if self.replicas(svc) != desired[ptype]:
+                self.scale(svc, desired[ptype])
+                done.actions.append(f"scaled {ptype} to {desired[ptype]}")
+        missing = sorted(set(desired) - set(keep))
+        if missing:
+            self.start([want.spec(t, i) for t in missing for i in range(1, desired[t] + 1)])
+            done.actions.append("started " + ", ".join(missing))
+        done.current = self.processes(app)
+        return done
+
+    def _troubles(self, services: list[Service]) -> list[Trouble]:
+        out: list[Trouble] = []
+        now = datetime.now(UTC)
+        for svc in services:
+            tasks = _tasks(self.client, svc.id)
+            ended = []
+            for t in tasks:
+                status = t.get("Status") or {}
+                when = parse_time(status.get("Timestamp"))
+                if status.get("State") in ("failed", "complete") and when is not None:
+                    ended.append((int(t.get("Slot") or 0), when))
+            ptype = self.type_of(svc)
+            slots = {slot: f"{ptype}.{slot}" for slot in range(1, self.replicas(svc) + 1)}
+            out += trouble.slots(svc.id, slots, ended, now)
+        return out
 
     def log_sources(self, app: str, process_type: str | None) -> list[LogSource]:
         """One per service: its tasks run on any node, and the manager reads them all."""

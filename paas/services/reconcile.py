@@ -10,26 +10,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import docker
 
 from paas.buildpacks import builder
 from paas.core import names
+from paas.core.container import ContainerSettings
 from paas.core.context import Context
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import egress, health
-from paas.scheduler.interface import ProcessSpec
-from paas.scheduler.swarm import Swarm
+from paas.scheduler.interface import Desired, ProcessSpec
 from paas.services import nodes, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
 from paas.services.routing import route_app, tagged
-from paas.store import App
+from paas.store import App, Release
 
 log = logging.getLogger("paas.reconcile")
-GONE = ("exited", "dead", "created", "removing")
 
 
 def reconcile_app(ctx: Context, app: App) -> list[str]:
@@ -64,110 +64,46 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
             sched.stop_and_remove(leftovers, timeout=1)
             actions.append(f"removed {len(leftovers)} leftover {role} container(s)")
     scheduler = schedulers.for_app(ctx, app)
-    if isinstance(scheduler, Swarm):
-        return actions + _reconcile_swarm(ctx, app, scheduler)
-    if not isinstance(scheduler, sched.DockerLocal):  # a plugin's: it converges itself; routes follow
-        release = ctx.store.current_release(app.id)
-        current = [
-            h for h in scheduler.processes(app.name) if release and scheduler.release_of(h) == release.version
-        ]
-        route_app(ctx, app.name, {} if app.stopped else tagged(scheduler, current))
-        return actions
-    containers = sched.app_containers(client, instance, app.name)
-    actions.extend(_record_oom_kills(ctx, app, containers))
-    actions.extend(_record_crash_loops(ctx, app, containers))
     release = ctx.store.current_release(app.id)
     build = ctx.store.build_of(release)
-    if app.stopped or release is None or build is None or not build.image:
-        if containers:
-            sched.stop_and_remove(containers, timeout=5)
-            actions.append(f"removed {len(containers)} container(s) of a stopped or undeployed app")
-        route_app(ctx, app.name, {})
-        return actions
-    formation = ctx.store.get_formation(app.id) or release.formation
-    desired = {(t, i) for t, n in formation.items() if t in build.processes for i in range(1, n + 1)}
-    keep: dict[tuple[str, int], object] = {}
-    remove = []
-    for c in containers:
-        key = (c.labels.get(names.LABEL_TYPE, ""), int(c.labels.get(names.LABEL_INDEX, "0")))
-        if c.labels.get(names.LABEL_RELEASE) != str(release.version) or key not in desired or key in keep:
-            remove.append(c)
-        elif c.status in GONE:
-            remove.append(c)
-        else:
-            keep[key] = c
-    if remove:
-        sched.stop_and_remove(remove, timeout=5)
-        actions.append(f"removed {len(remove)} stray container(s)")
-    started = []
-    missing = sorted(desired - set(keep))
-    port = builder.image_port(client, build.image) if missing else names.APP_PORT
-    settings = container_settings(ctx, app, release) if missing else None
-    for ptype, index in missing:
-        assert settings is not None
-        spec = ProcessSpec(instance, app.name, release.version, ptype, index, build.image, settings, port)
-        container = sched.start_process(client, spec, ctx.settings.local_ports)
-        started.append(container)
-        actions.append(f"started {spec.dyno}")
-    for c in started:
-        if c.labels.get(names.LABEL_TYPE) == "web":
-            try:
-                probe = sched.ContainerProbe(c)
-                health.wait_until_serving(probe, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
-            except PaasError as exc:
-                actions.append(f"{exc}")
-    # web_upstreams keeps only the containers that are running now
-    route_app(ctx, app.name, tagged(scheduler, [*keep.values(), *started]))
+    want = None
+    if not (app.stopped or release is None or build is None or not build.image):
+        formation = ctx.store.get_formation(app.id) or release.formation
+        want = Desired(
+            release.version,
+            {t: n for t, n in formation.items() if t in build.processes},
+            _specs(ctx, app, release, build.image),
+        )
+    done = scheduler.converge(app.name, want)
+    for t in done.troubles:
+        ctx.store.add_event(app.name, "paas", f"ps:{t.kind}", t.detail)
+        ctx.plugins.call_post(
+            "paas_process_trouble", ctx=ctx, app=app, dyno=t.dyno, kind=t.kind, detail=t.detail
+        )
+    actions += [t.action for t in done.troubles] + done.actions
+    for probe in scheduler.probes(done.started):  # new web processes answer before they take traffic
+        try:
+            health.wait_until_serving(probe, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
+        except PaasError as exc:
+            actions.append(f"{exc}")
+    route_app(ctx, app.name, tagged(scheduler, done.current) if want else {})
     return actions
 
 
-def _reconcile_swarm(ctx: Context, app: App, swarm: Swarm) -> list[str]:
-    """Swarm keeps each service's replicas itself (a lost node's tasks start elsewhere; a node
-    that comes back has its old tasks shut down). Here: one service per process type of the
-    current release at the formation's scale, the rest removed, and the route following the
-    running tasks wherever they are now."""
-    actions: list[str] = []
-    services = swarm.processes(app.name)
-    release = ctx.store.current_release(app.id)
-    build = ctx.store.build_of(release)
-    if app.stopped or release is None or build is None or not build.image:
-        if services:
-            swarm.stop(services, timeout=5, wait=False)
-            actions.append(f"removed {len(services)} service(s) of a stopped or undeployed app")
-        route_app(ctx, app.name, {})
-        return actions
-    formation = ctx.store.get_formation(app.id) or release.formation
-    desired = {t: n for t, n in formation.items() if t in build.processes and n > 0}
-    keep: dict[str, object] = {}
-    remove = []
-    for svc in sorted(services, key=lambda s: s.attrs.get("CreatedAt", ""), reverse=True):
-        ptype = swarm.type_of(svc)
-        if swarm.release_of(svc) != release.version or ptype not in desired or ptype in keep:
-            remove.append(svc)
-        else:
-            keep[ptype] = svc
-    if remove:
-        swarm.stop(remove, timeout=5, wait=False)
-        actions.append(f"removed {len(remove)} stray service(s)")
-    for ptype, svc in keep.items():
-        if swarm.replicas(svc) != desired[ptype]:
-            swarm.scale(svc, desired[ptype])
-            actions.append(f"scaled {ptype} to {desired[ptype]}")
-    missing = sorted(set(desired) - set(keep))
-    if missing:
-        port = builder.image_port(ctx.docker, build.image)
-        settings = container_settings(ctx, app, release)
-        specs = [
-            ProcessSpec(
-                ctx.settings.instance_id, app.name, release.version, t, i, build.image, settings, port
-            )
-            for t in missing
-            for i in range(1, desired[t] + 1)
-        ]
-        swarm.start(specs)
-        actions.append("started " + ", ".join(missing))
-    route_app(ctx, app.name, tagged(swarm, swarm.processes(app.name)))
-    return actions
+def _specs(ctx: Context, app: App, release: Release, image: str) -> Callable[[str, int], ProcessSpec]:
+    """The spec of a missing process: the image's port and the container settings are read once,
+    and only when something is missing (they cost a docker inspect and the config)."""
+    made: list[tuple[ContainerSettings, int]] = []
+
+    def spec(ptype: str, index: int) -> ProcessSpec:
+        if not made:
+            made.append((container_settings(ctx, app, release), builder.image_port(ctx.docker, image)))
+        settings, port = made[0]
+        return ProcessSpec(
+            ctx.settings.instance_id, app.name, release.version, ptype, index, image, settings, port
+        )
+
+    return spec
 
 
 def _owner_alive(container) -> bool:  # type: ignore[no-untyped-def]
@@ -176,67 +112,6 @@ def _owner_alive(container) -> bool:  # type: ignore[no-untyped-def]
         return container.status == "running"
     pid = token.partition(":")[0]
     return pid.isdigit() and names.process_token(int(pid)) == token
-
-
-_oom_seen: dict[str, str] = {}  # container id -> the FinishedAt of the OOM kill already recorded
-
-
-def _record_oom_kills(ctx: Context, app: App, containers: list) -> list[str]:
-    """An event for each OOM kill, once (docker's restart policy restarts it, with backoff)."""
-    out = []
-    for c in containers:
-        state = c.attrs.get("State", {})
-        finished = state.get("FinishedAt", "")
-        if state.get("OOMKilled") and _oom_seen.get(c.id) != finished:
-            _oom_seen[c.id] = finished
-            dyno = f"{c.labels.get(names.LABEL_TYPE)}.{c.labels.get(names.LABEL_INDEX)}"
-            ctx.store.add_event(app.name, "paas", "ps:oom-killed", f"{dyno} passed its memory limit")
-            ctx.plugins.call_post(
-                "paas_process_trouble",
-                ctx=ctx,
-                app=app,
-                dyno=dyno,
-                kind="oom-killed",
-                detail=f"{dyno} passed its memory limit",
-            )
-            out.append(f"{dyno} was OOM-killed")
-    return out
-
-
-CRASH_LOOP_RESTARTS = 3  # restarts within CRASH_LOOP_SECONDS that make a crash loop
-CRASH_LOOP_SECONDS = 300.0
-_restarts: dict[str, dict[str, list[tuple[float, int]]]] = {}  # app -> container -> (when, restart count)
-_looping: set[str] = set()  # containers whose crash loop was recorded (news again once they settle)
-
-
-def _record_crash_loops(ctx: Context, app: App, containers: list, now: float | None = None) -> list[str]:
-    """An event for a process restarted CRASH_LOOP_RESTARTS times within CRASH_LOOP_SECONDS (once
-    per loop): docker's restart policy keeps restarting it with a growing delay, nobody is told."""
-    now = time.monotonic() if now is None else now
-    out = []
-    before = _restarts.get(app.name, {})
-    after: dict[str, list[tuple[float, int]]] = {}
-    for c in containers:
-        count = int(c.attrs.get("RestartCount", 0) or 0)
-        seen = [(t, n) for t, n in before.get(c.id, []) if now - t <= CRASH_LOOP_SECONDS]
-        if not seen or seen[-1][1] != count:
-            seen.append((now, count))
-        after[c.id] = seen
-        grew = count - seen[0][1]
-        if len(seen) == 1:
-            _looping.discard(c.id)  # no restart for a whole window: a new loop is news again
-        if grew >= CRASH_LOOP_RESTARTS and c.id not in _looping:
-            _looping.add(c.id)
-            dyno = f"{c.labels.get(names.LABEL_TYPE)}.{c.labels.get(names.LABEL_INDEX)}"
-            detail = f"{dyno} restarted {grew} times in {int(CRASH_LOOP_SECONDS // 60)} minutes"
-            ctx.store.add_event(app.name, "paas", "ps:crash-loop", detail)
-            ctx.plugins.call_post(
-                "paas_process_trouble", ctx=ctx, app=app, dyno=dyno, kind="crash-loop", detail=detail
-            )
-            out.append(f"{dyno} is crash-looping")
-    _looping.difference_update(set(before) - set(after))  # containers gone
-    _restarts[app.name] = after
-    return out
 
 
 EGRESS_CHECK_SECONDS = 30.0  # how often a pass checks that the egress policy is still in place
