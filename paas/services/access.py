@@ -533,6 +533,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "sync_app_route",
                 "sync_dashboard_route",
                 "nginx_directives",
+                "proxy_options",
             ),
             INTERNAL,
         ),
