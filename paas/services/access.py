@@ -88,6 +88,7 @@ OPERATIONS: dict[str, str] = {
     "maintenance:off": "operate",
     "checks:enable": "operate",
     "checks:disable": "operate",
+    "checks:set": "operate",  # wait-to-retire (--global: admins only)
     "checks:watch": "operate",  # the post-deploy watch (metrics plugin)
     # manage
     "domains:add": "manage",
