@@ -229,10 +229,6 @@ def _command_path(ctx: Context, value: str) -> str:
     return value
 
 
-def _on_off_ssl(ctx: Context, value: str) -> str:
-    return _on_off(ctx, value)
-
-
 def _router_log(name: str) -> properties.Default:
     return lambda ctx: str(ctx.settings.nginx_dir / "logs" / name)
 
@@ -246,7 +242,7 @@ OPTION_PROPERTIES: dict[str, tuple[properties.Default, properties.Check, bool]] 
     "x-forwarded-for-value": (ProxyOptions.forwarded_for, _forwarded, False),
     "x-forwarded-port-value": (ProxyOptions.forwarded_port, _forwarded, False),
     "x-forwarded-proto-value": (ProxyOptions.forwarded_proto, _forwarded, False),
-    "x-forwarded-ssl": ("", _on_off_ssl, False),
+    "x-forwarded-ssl": ("", _on_off, False),
     "proxy-keepalive": (str(ProxyOptions.keepalive), _whole(0, 1024), False),
     "bind-address-ipv4": (lambda ctx: ctx.settings.http_bind, _bind(4), True),
     "bind-address-ipv6": ("", _bind(6), True),
