@@ -240,3 +240,8 @@ def backup_scratch_parent(settings: Settings) -> Path:
 def backup_state_dir(settings: Settings) -> Path:
     """The backup plugin's own state (its schedule, the last restore's report): in every backup."""
     return settings.plugins_dir / "backup"
+
+
+# nginx:set access-log-path / error-log-path: a file under this folder, or one of the streams
+NGINX_LOG_DIR = Path("/var/log/nginx")
+NGINX_LOG_STREAMS = ("/dev/stdout", "/dev/stderr", "/dev/null")

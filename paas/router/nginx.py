@@ -27,7 +27,15 @@ from pathlib import Path
 
 import jinja2
 
-from paas.core.routes import ACME_CHALLENGE, Route, RouteTls, directive, location_path
+from paas.core.routes import (
+    ACME_CHALLENGE,
+    ProxyOptions,
+    Route,
+    RouteTls,
+    directive,
+    forwarded_value,
+    location_path,
+)
 from paas.errors import PaasError
 from paas.settings import Settings
 
@@ -107,8 +115,21 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_HSTS = re.compile(r"^max-age=[0-9]{1,9}(?:; includeSubDomains)?(?:; preload)?$")
+
+
+def _hsts_value(value: object) -> str:
+    """A Strict-Transport-Security value as ProxyOptions builds it, and nothing else."""
+    text = str(value)
+    if not _HSTS.fullmatch(text):
+        raise PaasError(f"refusing HSTS value in nginx config: {text!r}")
+    return text
+
+
 _env.filters["tok"] = _nginx_token
 _env.filters["path"] = _nginx_path
+_env.filters["header"] = forwarded_value
+_env.filters["hsts"] = _hsts_value
 
 
 def _covers(tls: RouteTls, hostname: str) -> bool:
@@ -150,6 +171,18 @@ class Router:
     def https_suffix(self) -> str:
         """What follows the host in an https:// URL of ours (`:8443`, or nothing on 443)."""
         return "" if self.settings.https_port == 443 else f":{self.settings.https_port}"
+
+    def listens(self, proxy: ProxyOptions, https: bool = False) -> list[str]:
+        """Where an app's server blocks listen: the server's address, or the app's own
+        (`bind-address-ipv4`), and an IPv6 address when the app names one."""
+        if https:
+            bind, port = self.settings.https_bind, self.settings.https_port
+        else:
+            bind, port = self.settings.http_bind, self.settings.http_port
+        out = [f"{proxy.bind_ipv4 or bind}:{port}"]
+        if proxy.bind_ipv6:
+            out.append(f"[{proxy.bind_ipv6}]:{port}")
+        return out
 
     @property
     def dhparam_path(self) -> Path:
@@ -215,7 +248,9 @@ class Router:
             locations={
                 location_path(p): [directive(d) for d in ds] for p, ds in route.extras.locations.items()
             },
-            listen=self.listen,
+            listens=self.listens(route.extras.proxy),
+            https_listens=self.listens(route.extras.proxy, https=True) if self.https_listen else [],
+            proxy=route.extras.proxy,
             tls=tls,
             covered=covered,
             redirect=covered if tls and tls.redirect else [],

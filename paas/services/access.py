@@ -88,6 +88,7 @@ OPERATIONS: dict[str, str] = {
     "maintenance:off": "operate",
     "checks:enable": "operate",
     "checks:disable": "operate",
+    "checks:set": "operate",  # wait-to-retire (--global: admins only)
     "checks:watch": "operate",  # the post-deploy watch (metrics plugin)
     # manage
     "domains:add": "manage",
@@ -533,6 +534,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "sync_app_route",
                 "sync_dashboard_route",
                 "nginx_directives",
+                "proxy_options",
             ),
             INTERNAL,
         ),

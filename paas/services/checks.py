@@ -103,7 +103,26 @@ def _info(ctx: Context, app: App) -> dict[str, str]:
     }
 
 
-properties.register(properties.Namespace("checks", info=_info))
+WAIT_TO_RETIRE_DEFAULT = "60"  # Dokku's
+
+
+def _retire_seconds(ctx: Context, value: str) -> str:
+    if not (value.isascii() and value.isdigit()) or not 0 <= int(value) <= 86400:
+        raise PaasError("wait-to-retire must be a whole number of seconds from 0 to 86400")
+    return str(int(value))
+
+
+# Dokku's `wait-to-retire` (how long old containers live on after a deploy) is kept and reported
+# for scripts written for Dokku; nothing reads it: here an old process gets SIGTERM as soon as
+# nginx has moved its requests to the new ones (a reload lets requests in flight finish), and
+# `ps:set <app> stop-timeout-seconds` bounds how long it has to finish them.
+properties.register(
+    properties.Namespace(
+        "checks",
+        props=(properties.Prop("wait-to-retire", default=WAIT_TO_RETIRE_DEFAULT, check=_retire_seconds),),
+        info=_info,
+    )
+)
 
 
 def report(ctx: Context, app_name: str) -> dict:

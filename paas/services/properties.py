@@ -40,7 +40,9 @@ class Prop:
     (moving the app, rebuilding its route); when it fails, the old value is put back. With
     `empty_disables`, an app's value set to nothing is kept as "" (off) instead of falling back
     (Dokku's `git:set <app> rev-env-var`). `computed` replaces raw-else-global-else-default for an
-    app where what runs says more (the scheduler an app runs on)."""
+    app where what runs says more (the scheduler an app runs on). An `admin` property names the
+    host's own files or addresses (nginx's log paths, bind addresses): only an admin sets it,
+    for one app as for the server."""
 
     key: str
     default: Default = ""
@@ -50,6 +52,7 @@ class Prop:
     changed: Changed | None = None
     empty_disables: bool = False
     computed: Callable[[Context, App], str] | None = None
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ def set_value(
     else:
         app = access.authorize(ctx, app_name, operation)
     prop = ns.prop(key)
+    if prop.admin and app is not None and not access.is_admin(ctx):
+        raise PermissionDenied(f"only an admin may set {ns.name} {prop.key}: it names the host's own")
     scope = "app" if app is not None else "global"
     if scope not in prop.scopes:
         where = "an app" if scope == "app" else "the whole server (--global)"

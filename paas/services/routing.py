@@ -2,21 +2,29 @@
 and the app's `nginx` properties (Dokku's `nginx:set`).
 
 `nginx:set [--global] [<app>] <key> [<value>]` sets timeouts, buffers, the body size and
-underscores in headers; each becomes a server-level directive of the app, its value checked
-against the directive's own syntax first (no variables, quotes or semicolons reach nginx), and a
-change rebuilds the app's route (every app's, for a global one) through `nginx -t`. Dokku's
-properties that name the host's files, addresses or binaries (log paths, bind addresses, the
-nginx command, a template) are not offered: an app's owner does not choose those here.
+underscores in headers (each a server-level directive of the app), and the X-Forwarded-*
+headers, HSTS, bind addresses, log paths and the upstream's keepalive (ProxyOptions, rendered by
+the router). Every value is checked against its own syntax first (no quotes, spaces, braces or
+semicolons reach nginx; a header value is a plain word or one of a few variables), and a change
+rebuilds the app's route (every app's, for a global one) through `nginx -t`. Properties that
+name the host's files or addresses (log paths, bind addresses, the nginx command) are set by an
+admin only, even for one app: nginx's master opens those files as root. Dokku's template
+properties (`nginx-conf-sigil-path`, `disable-custom-config`) and `nginx-service-command` are
+kept and reported, for scripts written for Dokku; nothing here reads them (there is no custom
+nginx template, and the managed nginx is the platform's own).
 """
 
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from paas.core import routes
 from paas.core.context import Context
 from paas.core.output import BuildLog
-from paas.core.routes import Route, RouteExtras
+from paas.core.routes import ProxyOptions, Route, RouteExtras
 from paas.errors import PaasError
 from paas.router.nginx import HTTP_DEFAULTS, NGINX_DEFAULTS, Router
 from paas.scheduler.interface import Handle, Scheduler
@@ -57,6 +65,7 @@ def app_route(ctx: Context, app_name: str, upstreams: Mapping[str, int]) -> Rout
     if app is not None:
         for text in nginx_directives(ctx, app):
             extras.add_directive(text)
+        extras.proxy = proxy_options(ctx, app)
         ctx.plugins.call_pre("paas_nginx_app", ctx=ctx, app=app, extras=extras)
     return Route(app_name, hostnames(ctx, app_name), sorted(upstreams), extras, dict(upstreams))
 
@@ -149,6 +158,133 @@ def nginx_directives(ctx: Context, app: App) -> list[str]:
     return out
 
 
+def _boolean(ctx: Context, value: str) -> str:
+    if value not in ("true", "false"):
+        raise PaasError(f"use true or false, not {value!r}")
+    return value
+
+
+def _whole(low: int, high: int) -> properties.Check:
+    def check(ctx: Context, value: str) -> str:
+        if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
+            raise PaasError(f"use a whole number from {low} to {high}, not {value!r}")
+        return str(int(value))
+
+    return check
+
+
+def _forwarded(ctx: Context, value: str) -> str:
+    return routes.forwarded_value(value)
+
+
+def _local(address: str) -> None:
+    """nginx can listen only on an address of this host: one a socket can bind to."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError as exc:
+            raise PaasError(f"{address} is not an address of this host: {exc.strerror}") from None
+
+
+def _bind(version: int) -> properties.Check:
+    def check(ctx: Context, value: str) -> str:
+        address = routes.bind_address(value, version)
+        _local(address)
+        return address
+
+    return check
+
+
+def _forbidden(ctx: Context) -> tuple[Path, ...]:
+    """The platform's own folders: no log of nginx's is written there."""
+    return (ctx.settings.data_dir, ctx.settings.nginx_dir)
+
+
+def _access_log(ctx: Context, value: str) -> str:
+    return value if value == "off" else routes.log_path(value, _forbidden(ctx))
+
+
+def _error_log(ctx: Context, value: str) -> str:
+    return routes.log_path(value, _forbidden(ctx))
+
+
+def _log_format(ctx: Context, value: str) -> str:
+    return routes.log_format(value)
+
+
+_RELATIVE = re.compile(r"^[A-Za-z0-9_.-]{1,100}(?:/[A-Za-z0-9_.-]{1,100}){0,10}$")
+_COMMAND = re.compile(r"^/[A-Za-z0-9_.-]{1,100}(?:/[A-Za-z0-9_.-]{1,100}){0,10}$")
+
+
+def _relative_path(ctx: Context, value: str) -> str:
+    if not _RELATIVE.fullmatch(value) or any(part in (".", "..") for part in value.split("/")):
+        raise PaasError(f"invalid path {value!r}: a path inside the repository, like nginx.conf.sigil")
+    return value
+
+
+def _command_path(ctx: Context, value: str) -> str:
+    if not _COMMAND.fullmatch(value) or any(part in (".", "..") for part in value.split("/")):
+        raise PaasError(f"invalid command {value!r}: an absolute path, like /usr/sbin/nginx")
+    return value
+
+
+def _router_log(name: str) -> properties.Default:
+    return lambda ctx: str(ctx.settings.nginx_dir / "logs" / name)
+
+
+# Dokku's key -> (default, check, admin only): read by proxy_options, rendered by the router
+OPTION_PROPERTIES: dict[str, tuple[properties.Default, properties.Check, bool]] = {
+    "hsts": ("false", _boolean, False),
+    "hsts-include-subdomains": ("false", _boolean, False),
+    "hsts-max-age": (str(ProxyOptions.hsts_max_age), _whole(0, 999_999_999), False),
+    "hsts-preload": ("false", _boolean, False),
+    "x-forwarded-for-value": (ProxyOptions.forwarded_for, _forwarded, False),
+    "x-forwarded-port-value": (ProxyOptions.forwarded_port, _forwarded, False),
+    "x-forwarded-proto-value": (ProxyOptions.forwarded_proto, _forwarded, False),
+    "x-forwarded-ssl": ("", _on_off, False),
+    "proxy-keepalive": (str(ProxyOptions.keepalive), _whole(0, 1024), False),
+    "bind-address-ipv4": (lambda ctx: ctx.settings.http_bind, _bind(4), True),
+    "bind-address-ipv6": ("", _bind(6), True),
+    "access-log-format": ("combined", _log_format, False),
+    "access-log-path": (_router_log("access.log"), _access_log, True),
+    "error-log-path": (_router_log("error.log"), _error_log, True),
+    # Dokku's, kept and reported: nothing here reads them (see the module's docstring)
+    "disable-custom-config": ("false", _boolean, False),
+    "nginx-conf-sigil-path": ("nginx.conf.sigil", _relative_path, False),
+    "nginx-service-command": (lambda ctx: ctx.settings.nginx_bin, _command_path, True),
+}
+
+
+def _own(ctx: Context, app: App, key: str) -> str:
+    """The app's value, else the server's ("" when neither sets one)."""
+    return properties.raw(ctx, app, "nginx", key) or properties.global_raw(ctx, "nginx", key)
+
+
+def proxy_options(ctx: Context, app: App) -> ProxyOptions:
+    """What the app's (or the server's) `nginx` properties change beyond plain directives; what
+    neither sets keeps the router's own behaviour."""
+    own = {key: _own(ctx, app, key) for key in OPTION_PROPERTIES}
+    base = ProxyOptions()
+    hsts = own["hsts"]
+    return ProxyOptions(
+        forwarded_for=own["x-forwarded-for-value"] or base.forwarded_for,
+        forwarded_proto=own["x-forwarded-proto-value"] or base.forwarded_proto,
+        forwarded_port=own["x-forwarded-port-value"] or base.forwarded_port,
+        forwarded_ssl=own["x-forwarded-ssl"],
+        hsts=(hsts == "true") if hsts else None,
+        hsts_max_age=int(own["hsts-max-age"] or base.hsts_max_age),
+        hsts_include_subdomains=own["hsts-include-subdomains"] == "true",
+        hsts_preload=own["hsts-preload"] == "true",
+        bind_ipv4=own["bind-address-ipv4"],
+        bind_ipv6=own["bind-address-ipv6"],
+        access_log=own["access-log-path"],
+        access_log_format=own["access-log-format"],
+        error_log=own["error-log-path"],
+        keepalive=int(own["proxy-keepalive"] or base.keepalive),
+    )
+
+
 def _rebuild(ctx: Context, app: App | None, log: BuildLog) -> None:
     """A change takes effect at once (`nginx -t` first: a value nginx refuses is put back)."""
     for target in [app] if app is not None else ctx.store.list_apps():
@@ -166,6 +302,10 @@ properties.register(
                 changed=_rebuild,
             )
             for key, (name, check) in NGINX_PROPERTIES.items()
+        )
+        + tuple(
+            properties.Prop(key, default=default, check=check, changed=_rebuild, admin=admin)
+            for key, (default, check, admin) in OPTION_PROPERTIES.items()
         ),
     )
 )

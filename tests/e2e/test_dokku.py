@@ -307,3 +307,34 @@ def test_nginx_properties_reach_the_router(paas: PaasServer, style: str) -> None
     assert bad.returncode == 1 and "invalid value" in bad.stderr
     assert dokku_ssh(paas, "nginx:set", style, "client-max-body-size").returncode == 0
     assert post_size(paas, host, 4096) != 413
+
+
+def test_nginx_log_and_address_properties_reach_the_router(paas: PaasServer, style: str) -> None:
+    host = f"{style}.localhost"
+    log = Path("/var/log/nginx") / f"paas-test-{paas.http_port}-{style}.log"
+    try:
+        assert dokku_ssh(paas, "nginx:set", style, "access-log-path", str(log)).returncode == 0
+        assert dokku_ssh(paas, "nginx:set", style, "access-log-format", "combined").returncode == 0
+        assert dokku_ssh(paas, "nginx:set", style, "bind-address-ipv4", "127.0.0.1").returncode == 0
+        assert dokku_ssh(paas, "nginx:set", style, "proxy-keepalive", "4").returncode == 0
+        conf = (paas.data_dir / "nginx" / "conf" / "apps" / f"{style}.conf").read_text()
+        assert f"listen 127.0.0.1:{paas.http_port};" in conf and "keepalive 4;" in conf
+        assert post_size(paas, host, 10) not in (502, 504)
+        deadline = time.time() + 5  # the access log is buffered (flush=1s)
+        while time.time() < deadline and not (log.is_file() and "POST / " in log.read_text()):
+            time.sleep(0.2)
+        assert "POST / " in log.read_text()
+        # Where nginx's master (root) would append, outside its log folder: refused in one line.
+        for key, bad in [
+            ("access-log-path", "/etc/passwd"),
+            ("error-log-path", f"{paas.data_dir}/paas.db"),
+            ("access-log-path", "/var/log/nginx/../../../etc/shadow"),
+            ("bind-address-ipv4", "192.0.2.1"),
+        ]:
+            refused = dokku_ssh(paas, "nginx:set", style, key, bad)
+            assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    finally:
+        for key in ("access-log-path", "access-log-format", "bind-address-ipv4", "proxy-keepalive"):
+            dokku_ssh(paas, "nginx:set", style, key)
+        log.unlink(missing_ok=True)
+    assert post_size(paas, host, 10) not in (502, 504)

@@ -288,6 +288,30 @@ def test_sni_http2_redirect_hsts_and_forwarded_headers(
     assert "strict-transport-security" not in ok(curl(server, host_a, *cacert)).lower()
     ok(server.ssh("certs:hsts", a, "on"))
     assert "strict-transport-security: max-age=63072000" in ok(curl(server, host_a, *cacert)).lower()
+    # Dokku's nginx properties shape the header, and turn it off over certs:hsts until unset.
+    ok(server.ssh("nginx:set", a, "hsts-max-age", "3600"))
+    ok(server.ssh("nginx:set", a, "hsts-include-subdomains", "true"))
+    got = ok(curl(server, host_a, *cacert)).lower()
+    assert "strict-transport-security: max-age=3600; includesubdomains\n" in got
+    ok(server.ssh("nginx:set", a, "hsts", "false"))
+    assert "strict-transport-security" not in ok(curl(server, host_a, *cacert)).lower()
+    ok(server.ssh("nginx:set", a, "hsts"))
+    assert "strict-transport-security: max-age=3600" in ok(curl(server, host_a, *cacert)).lower()
+    # ... and the X-Forwarded-* headers the app gets; a variable that is not a forwarding one is
+    # refused (it could hand the app a cookie), and so is anything that would end the directive.
+    ok(server.ssh("nginx:set", a, "x-forwarded-ssl", "on"))
+    ok(server.ssh("nginx:set", a, "x-forwarded-port-value", "443"))
+    ok(server.ssh("nginx:set", a, "x-forwarded-for-value", "$remote_addr"))
+    got = ok(curl(server, host_a, "--cacert", str(tmp_path / "ca-a.pem"), "-H", "X-Forwarded-For: 6.6.6.6"))
+    headers = json.loads(got)["headers"]
+    assert headers["x-forwarded-ssl"] == "on" and headers["x-forwarded-port"] == "443"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    for bad in ("$http_cookie", "'on; return 200 pwned'", "'443 always'"):
+        refused = server.ssh("nginx:set", a, "x-forwarded-port-value", bad)
+        assert refused.returncode != 0 and "refusing header value" in refused.stderr, refused.stderr
+    for key in ("x-forwarded-ssl", "x-forwarded-port-value", "x-forwarded-for-value", "hsts-max-age"):
+        ok(server.ssh("nginx:set", a, key))
+    ok(server.ssh("nginx:set", a, "hsts-include-subdomains"))
 
     # The report: names, issuer, expiry, which of the app's names it covers; never the key.
     ok(server.ssh("domains:add", a, f"api.{a}.example"))

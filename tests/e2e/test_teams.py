@@ -38,6 +38,7 @@ SSH_ARGV: dict[str, list[str]] = {
     "ps:scale": ["ps:scale", "{app}", "web=1"],
     "builds:output": ["builds:output", "{app}"],
     "checks:disable": ["checks:disable", "{app}", "nosuchtype"],
+    "checks:set": ["checks:set", "{app}", "no-such-property", "1"],
     "checks:enable": ["checks:enable", "{app}", "nosuchtype"],
     "checks:report": ["checks:report", "{app}"],
     "config": ["config", "{app}"],

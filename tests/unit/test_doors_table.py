@@ -744,6 +744,7 @@ COMMAND_ARGV: dict[str, list[str]] = {
     "certs:report": ["certs:report", APP],
     "certs:update": ["certs:update", APP],
     "checks:disable": ["checks:disable", APP, "nosuchtype"],
+    "checks:set": ["checks:set", APP, "nosuchkey", "1"],
     "checks:enable": ["checks:enable", APP, "nosuchtype"],
     "checks:report": ["checks:report", APP],
     "checks:run": ["checks:run", APP, "nosuchtype"],

@@ -257,3 +257,19 @@ def test_app_json_buildpacks_come_before_dot_buildpacks(ctx: Context) -> None:
     assert plan.buildpacks[0].describe() == f"built-in python ({url})"  # as Dokku users wrote it
     listed = detect.Options(buildpacks=("heroku/static",), manifest_buildpacks=(url,))
     assert [b.value for b in detect.plan(ctx.settings, tree, {}, listed).buildpacks] == ["static"]
+
+
+def test_wait_to_retire_is_dokkus_property(ctx: Context) -> None:
+    assert value_of(ctx, "checks:report", "myapp", "--checks-wait-to-retire") == ""
+    assert value_of(ctx, "checks:report", "myapp", "--checks-computed-wait-to-retire") == "60"
+    assert run(ctx, "checks:set", "myapp", "wait-to-retire", "30")[0] == 0
+    assert value_of(ctx, "checks:report", "myapp", "--checks-wait-to-retire") == "30"
+    assert run(ctx, "checks:set", "--global", "wait-to-retire", "90")[0] == 0
+    assert value_of(ctx, "checks:report", "--global", "--checks-computed-wait-to-retire") == "90"
+    code, _, err = run(ctx, "checks:set", "myapp", "wait-to-retire", "soon")
+    assert code == 1 and "whole number" in err
+    # What an attacker would send is refused, and nothing is stored.
+    for bad in ("30; return 200 x", "30\nx", "-1", "86401", "$remote_addr", "{", "1e3"):
+        with pytest.raises(PaasError, match="whole number|one line"):
+            properties.set_value(ctx, "checks", "myapp", "wait-to-retire", bad)
+    assert value_of(ctx, "checks:report", "myapp", "--checks-wait-to-retire") == "30"
