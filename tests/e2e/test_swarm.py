@@ -399,6 +399,30 @@ def test_reconcile_follows_a_task_that_swarm_replaced(swarm_paas: PaasServer) ->
     assert paas.get(host)[1].startswith("version 1 web.1")
 
 
+def test_a_crash_looping_swarm_process_is_one_event(swarm_paas: PaasServer) -> None:
+    """Swarm replaces a task that exits with a new one (no restart count grows): the reconcile
+    pass counts the slot's ended tasks and records one `ps:crash-loop`. Before, only
+    docker-local's restart counts were read and a swarm crash loop went unseen."""
+    paas = swarm_paas
+    app, src = deployed(paas, "swloop")
+    procfile = "web: python3 server.py\nworker: sh -c 'echo worker up; sleep 4; exit 3'\n"
+    commit(paas, src, {"Procfile": procfile}, "a worker that dies after its checks")
+    pushed = push(paas, src)
+    assert pushed.returncode == 0, pushed.output
+    scaled = paas.ssh("ps:scale", app, "worker=1", timeout=180)
+    assert scaled.returncode == 0, scaled.output
+
+    def loops() -> list[str]:
+        out = paas.ssh("events", "--app", app, "-n", "50").stdout
+        return [line for line in out.splitlines() if "ps:crash-loop" in line]
+
+    found = wait_for(loops, timeout=150, interval=2)
+    assert found and "worker.1 restarted" in found[0], paas.ssh("events", "--app", app, "-n", "50").stdout
+    time.sleep(15)  # more restarts within the same loop: still one event
+    assert len(loops()) == 1, loops()
+    assert paas.get(f"{app}.localhost")[0] == 200  # the web process serves through it
+
+
 # ---------------------------------------------------------------- three nodes: this host + 2 simulated
 
 
