@@ -309,7 +309,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "deploy_branches": "git:push",
         "keep_git_dir": INTERNAL,
         "per_push_keys": INTERNAL,
-        "set_rev_env": INTERNAL,
+        "with_rev_env": INTERNAL,
     },
     "builders": {
         "expand": PURE,

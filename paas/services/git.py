@@ -71,15 +71,16 @@ def per_push_keys(ctx: Context, app: App) -> tuple[str, ...]:
     return (key,) if key else ()
 
 
-def set_rev_env(ctx: Context, app: App, commit_sha: str) -> None:
-    """The config var `rev-env-var` names (GIT_REV) holds the deployed commit from the build on
-    (Dokku's); set to nothing, no var is set."""
+def with_rev_env(ctx: Context, app: App, config: dict[str, str], commit_sha: str) -> dict[str, str]:
+    """The config a build of `commit_sha` and its release run with: the var `rev-env-var` names
+    (GIT_REV, Dokku's) set to the commit; set to nothing, no var is set. The push stores it with
+    the release once that is live: a failed build or deploy leaves the config as it was."""
     key = properties.value(ctx, app, "git", "rev-env-var")
-    config = ctx.store.get_config(app.id)
-    if key and config.get(key) != commit_sha:
-        config[key] = commit_sha
-        validation.config_size(config)
-        ctx.store.replace_config(app.id, config)
+    if not key or config.get(key) == commit_sha:
+        return config
+    out = {**config, key: commit_sha}
+    validation.config_size(out)
+    return out
 
 
 def _info(ctx: Context, app: App) -> dict[str, str]:

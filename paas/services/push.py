@@ -160,8 +160,7 @@ def build_and_deploy(
     )
     setup = first_deploy.prepare(ctx, app, manifest, log)  # app.json, on the first deploy only
     build_id = ctx.store.create_build(app.id, commit_sha, ctx.actor, manifest.data if manifest else None)
-    git.set_rev_env(ctx, app, commit_sha)
-    config = ctx.store.get_config(app.id)
+    config = git.with_rev_env(ctx, app, ctx.store.get_config(app.id), commit_sha)
     try:
         result = builder.build(ctx, app.name, build_id, repo, commit_sha, config, log, options)
     except PaasError as exc:
@@ -193,6 +192,7 @@ def build_and_deploy(
     )
     log.step(f"Releasing v{release.version}")
     deploy_release(ctx, app, release, log, predeploy=manifest.dokku_predeploy if manifest else None)
+    ctx.store.replace_config(app.id, config)  # GIT_REV: stored once its release is live
     ctx.store.set_formation(app.id, formation)
     properties.record(ctx, app, "git", "source-image", source_image)  # a git push: none
     try:

@@ -114,9 +114,12 @@ def test_push_deploys_redeploys_and_survives_a_broken_push(paas: PaasServer) -> 
     assert "! [remote rejected] main -> main (build failed)" in r.stderr
     assert "No matching distribution found for this-package-does-not-exist-paas-test" in r.stderr
     assert paas.get(host) == (200, "Hello from web.1 version 2\n")
-    # The rejected ref did not move on the server.
+    # The rejected ref did not move on the server, and the config still names the running commit
+    # (GIT_REV was written before the build, and a failed one left its commit there).
+    running_sha = paas.git(src, "rev-parse", "HEAD~1").stdout.strip()
     ls = paas.git(src, "ls-remote", "paas", "main")
-    assert ls.stdout.split()[0] == paas.git(src, "rev-parse", "HEAD~1").stdout.strip()
+    assert ls.stdout.split()[0] == running_sha
+    assert paas.ssh("config:get", app, "GIT_REV").stdout.strip() == running_sha
 
     # Another branch is refused with a message that says which branch deploys.
     r = paas.git(src, "push", "paas", "HEAD~1:refs/heads/feature")

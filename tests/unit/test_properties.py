@@ -59,11 +59,10 @@ def test_an_emptied_rev_env_var_turns_it_off(ctx: Context) -> None:
     assert properties.value(ctx, app, "git", "rev-env-var") == "GIT_REV"
     properties.set_value(ctx, "git", "myapp", "rev-env-var", None)
     assert properties.value(ctx, app, "git", "rev-env-var") == ""
-    git.set_rev_env(ctx, app, "a" * 40)
-    assert "GIT_REV" not in ctx.store.get_config(app.id)
+    assert "GIT_REV" not in git.with_rev_env(ctx, app, {}, "a" * 40)
     properties.set_value(ctx, "git", "myapp", "rev-env-var", "COMMIT_SHA")
-    git.set_rev_env(ctx, app, "b" * 40)
-    assert ctx.store.get_config(app.id)["COMMIT_SHA"] == "b" * 40
+    assert git.with_rev_env(ctx, app, {"A": "1"}, "b" * 40) == {"A": "1", "COMMIT_SHA": "b" * 40}
+    assert ctx.store.get_config(app.id) == {}  # the push stores it, with a release that went live
 
 
 def test_json_has_both_spellings_and_global_has_no_app_keys(ctx: Context) -> None:
