@@ -41,9 +41,6 @@ def _size(name: str, default: str) -> int:
         raise SystemExit(f"error: {name} must be a size like 512m or 2g, got {raw!r}") from None
 
 
-LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
-
-
 def _cidrs(name: str) -> tuple[str, ...]:
     """Comma-separated networks, each checked (they reach nginx's config)."""
     out = []
@@ -183,13 +180,10 @@ class Settings:
     quota_disk: int = 5 << 30  # repos, build caches, images (above the stack), containers, logs
     disk_check_seconds: float = 30.0  # how often `paas server` measures the apps' disk use
     network_pool: str = "10.199.0.0/16"  # app networks are /24s from here (not docker's small default pool)
-    # TLS: the router's HTTPS listener (0 turns it off), proxies whose X-Forwarded-* are kept, ACME.
+    # TLS: the router's HTTPS listener (0 turns it off), proxies whose X-Forwarded-* are kept.
     https_port: int = 443
     https_bind: str = "0.0.0.0"
     trusted_proxies: tuple[str, ...] = ()
-    acme_directory: str = LETSENCRYPT_DIRECTORY
-    acme_email: str | None = None
-    acme_ca_bundle: str | None = None
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
     service_create: str = "admins"  # who may create backing services (and app.json addons): admins or users
     services_per_user: int = 2  # how many backing services one non-admin user may own
@@ -202,6 +196,8 @@ class Settings:
     # swarm tasks' host-mode ports (its allocator does not see a 127.0.0.1 port when it picks one
     # for 0.0.0.0: after a reboot both would start at 32768 and collide).
     local_ports: tuple[int, int] = (20000, 32767)
+    # Every PAAS_* variable of the environment, as read at start: plugins keep their own settings
+    # (PAAS_ACME_*, PAAS_BACKUP_*) and read them with `env` (a test passes them here).
     extra: dict[str, str] = field(default_factory=dict)
     # More hosts (Docker Swarm): the address nodes reach this manager by (default: docker0's),
     # the private registry's port on it, and the published app ports a worker opens to the
@@ -214,10 +210,6 @@ class Settings:
     engine_locks_dir: Path = Path("/run/lock/paas")
     # Private ranges builds and app containers may not reach (link-local never; see scheduler/egress.py).
     egress_deny: tuple[str, ...] = ()
-    # Backups (plugins/backup): where they go unless --to says (a restic repository), and the file
-    # holding the key that encrypts them: kept off this machine too, never in the data dir.
-    backup_target: str | None = None
-    backup_password_file: Path = Path("/etc/paas/backup.key")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -273,9 +265,6 @@ class Settings:
             https_port=_int("PAAS_HTTPS_PORT", 443),
             https_bind=os.environ.get("PAAS_HTTPS_BIND") or "0.0.0.0",
             trusted_proxies=_cidrs("PAAS_TRUSTED_PROXIES"),
-            acme_directory=os.environ.get("PAAS_ACME_DIRECTORY") or LETSENCRYPT_DIRECTORY,
-            acme_email=os.environ.get("PAAS_ACME_EMAIL") or None,
-            acme_ca_bundle=os.environ.get("PAAS_ACME_CA_BUNDLE") or None,
             app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
             service_create=_choice("PAAS_SERVICE_CREATE", ("admins", "users")),
             services_per_user=max(0, _int("PAAS_SERVICES_PER_USER", 2)),
@@ -291,9 +280,13 @@ class Settings:
             swarm_app_ports=_port_range("PAAS_SWARM_APP_PORTS", (32768, 60999)),
             engine_locks_dir=Path(os.environ.get("PAAS_ENGINE_LOCKS_DIR") or "/run/lock/paas"),
             egress_deny=_cidrs("PAAS_EGRESS_DENY"),
-            backup_target=(os.environ.get("PAAS_BACKUP_TARGET") or "").strip() or None,
-            backup_password_file=Path(os.environ.get("PAAS_BACKUP_PASSWORD_FILE") or "/etc/paas/backup.key"),
+            extra={k: v for k, v in os.environ.items() if k.startswith("PAAS_")},
         )
+
+    def env(self, name: str, default: str | None = None) -> str | None:
+        """A plugin's own setting: the PAAS_* variable `name` as the environment had it at start
+        (empty counts as unset), else `default`."""
+        return (self.extra.get(name) or "").strip() or default
 
     # Paths under the data dir, in one place so nobody builds them by hand.
     @property

@@ -608,6 +608,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "auto_renew": "letsencrypt:auto-renew",
     },
     "certs.expiry": {"check": INTERNAL},
+    "certs.settings": {"acme": PURE},
     "certs.pem": dict.fromkeys(
         ("now", "describe", "check_pair", "read_info", "from_tar", "self_signed"), PURE
     ),
@@ -713,6 +714,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         INTERNAL,
     ),
     "backup.restic": dict.fromkeys(("check_target", "shown", "binary", "mib"), PURE),
+    "backup.settings": {"backup": PURE},
     "backup.service": {
         **dict.fromkeys(("now_iso", "check_id", "schedule_line"), PURE),
         **dict.fromkeys(("key_file", "engine", "load_schedule", "last_report", "reconcile"), INTERNAL),

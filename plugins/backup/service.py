@@ -47,6 +47,7 @@ from paas.services import apps as apps_service
 from paas.services.locks import AppLock
 from paas.store.snapshot import check_copy, schema_of
 
+from . import settings as plugin_settings
 from .restic import SNAPSHOT_RE, Restic, Snapshot, check_target, shown
 
 log = logging.getLogger("paas.backup")
@@ -73,7 +74,7 @@ def now_iso() -> str:
 def key_file(ctx: Context) -> Path:
     """The file holding restic's repository password: it must exist, be root's alone and live
     outside the data dir (a key on the disk it guards is lost with it)."""
-    path = ctx.settings.backup_password_file
+    path = plugin_settings.backup(ctx.settings).password_file
     real = os.path.realpath(path)
     data = os.path.realpath(ctx.settings.data_dir)
     if real.startswith(data + os.sep):
@@ -94,7 +95,7 @@ def key_file(ctx: Context) -> Path:
 
 
 def engine(ctx: Context, target: str | None) -> Restic:
-    chosen = target or ctx.settings.backup_target
+    chosen = target or plugin_settings.backup(ctx.settings).target
     if not chosen:
         raise PaasError("no backup target: give --to/--from TARGET or set PAAS_BACKUP_TARGET")
     repository = check_target(chosen, ctx.settings.data_dir)
@@ -593,7 +594,7 @@ def schedule(ctx: Context, cron: str | None, keep: int | None, target: str | Non
         raise PaasError(f'invalid cron schedule {cron!r} (five fields in UTC, e.g. "0 3 * * *", or off)')
     if keep is not None and not 1 <= keep <= 1000:
         raise PaasError("--keep must be between 1 and 1000")
-    chosen = target or ctx.settings.backup_target
+    chosen = target or plugin_settings.backup(ctx.settings).target
     engine(ctx, chosen)  # the target and the key are there now
     data = {"schedule": cron, "keep": keep, "target": chosen, "last_tick": now_iso()}
     for k in ("last_success", "last_failure"):

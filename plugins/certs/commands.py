@@ -12,6 +12,7 @@ from paas.commands import FORMAT_OPTION, CommandEnv, define
 from paas.errors import PaasError
 
 from . import letsencrypt, pem, service
+from . import settings as plugin_settings
 
 ON_OFF = click.Choice(["on", "off"])
 
@@ -160,7 +161,9 @@ def certs_report(env: CommandEnv, app: str, fmt: str) -> None:
 @define("letsencrypt:enable", "Get a certificate from ACME (PAAS_ACME_DIRECTORY) now and renew it by itself.")
 @click.argument("app")
 def le_enable(env: CommandEnv, app: str) -> None:
-    env.echo(f"-----> Ordering a certificate for {app} from {env.ctx.settings.acme_directory}")
+    env.echo(
+        f"-----> Ordering a certificate for {app} from {plugin_settings.acme(env.ctx.settings).directory}"
+    )
     info = letsencrypt.enable(env.ctx, app)
     env.echo(f"-----> Certificate installed for {app}")
     env.echo(f"       {', '.join(info.sans)}, valid until {_when(info.not_after)}")

@@ -34,6 +34,7 @@ from paas.services import access
 from paas.store import App
 
 from . import pem, service
+from . import settings as plugin_settings
 from .service import S_ACME, S_ACME_ERROR, S_ACME_FAILS, S_ACME_NEXT, Subject
 
 log = logging.getLogger("paas.plugins.certs")
@@ -83,11 +84,12 @@ def _account_key(ctx: Context) -> jose.JWKRSA:
 
 def _client(ctx: Context) -> client.ClientV2:
     """A client with an account (created, or found again by its key) at PAAS_ACME_DIRECTORY."""
-    verify: bool | str = ctx.settings.acme_ca_bundle or True
+    conf = plugin_settings.acme(ctx.settings)
+    verify: bool | str = conf.ca_bundle or True
     net = client.ClientNetwork(_account_key(ctx), user_agent=USER_AGENT, verify_ssl=verify, timeout=30)
-    directory = client.ClientV2.get_directory(ctx.settings.acme_directory, net)
+    directory = client.ClientV2.get_directory(conf.directory, net)
     acme = client.ClientV2(directory, net)
-    email = ctx.settings.acme_email
+    email = conf.email
     reg = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True)
     try:
         net.account = acme.new_account(reg)

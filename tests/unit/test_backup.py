@@ -47,7 +47,7 @@ def key(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ctx(tmp_path: Path, key: Path) -> Context:
-    settings = Settings(data_dir=tmp_path / "data", backup_password_file=key)
+    settings = Settings(data_dir=tmp_path / "data", extra={"PAAS_BACKUP_PASSWORD_FILE": str(key)})
     ctx = Context.open(settings, actor="test", is_admin=True)
     app = ctx.store.create_app("shop")
     ctx.store.replace_config(app.id, {"SECRET": SECRET})
@@ -88,7 +88,9 @@ def test_a_backup_reveals_nothing_without_the_key_and_verifies_with_it(ctx: Cont
     other = tmp_path / "other.key"
     other.write_text("not the operator's key\n")
     other.chmod(0o600)
-    wrong = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, backup_password_file=other))
+    wrong = dataclasses.replace(
+        ctx, settings=dataclasses.replace(ctx.settings, extra={"PAAS_BACKUP_PASSWORD_FILE": str(other)})
+    )
     with pytest.raises(PaasError, match="the backup key does not open it"):
         service.list_backups(wrong, str(target))
 
@@ -155,7 +157,9 @@ def test_the_key_must_exist_be_private_and_live_outside_the_data_dir(ctx: Contex
     inside = ctx.settings.data_dir / "backup.key"
     inside.write_text("x")
     inside.chmod(0o600)
-    moved = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, backup_password_file=inside))
+    moved = dataclasses.replace(
+        ctx, settings=dataclasses.replace(ctx.settings, extra={"PAAS_BACKUP_PASSWORD_FILE": str(inside)})
+    )
     with pytest.raises(PaasError, match="in the data dir"):
         service.key_file(moved)
 
@@ -393,3 +397,21 @@ def test_a_half_failed_restore_says_what_came_back_and_moves_paths(
     assert moved[0]["host"] == str(b.settings.storage_dir / "blog-files")
     assert (b.settings.storage_dir / "blog-files" / "note.txt").read_text() == "kept\n"
     assert not list(service.names.backup_scratch_parent(b.settings).iterdir())
+
+
+def test_the_plugins_settings_come_from_the_environment_through_settings_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PAAS_BACKUP_* and PAAS_ACME_* are the plugins' own (issue 28): the core's Settings only
+    carries every PAAS_* variable for them, and an empty one counts as unset."""
+    from paas_plugins.backup import settings as backup_settings
+    from paas_plugins.certs import settings as certs_settings
+
+    monkeypatch.setenv("PAAS_BACKUP_TARGET", "/srv/backups")
+    monkeypatch.setenv("PAAS_ACME_EMAIL", "")
+    settings = Settings.from_env()
+    assert backup_settings.backup(settings).target == "/srv/backups"
+    assert str(backup_settings.backup(settings).password_file) == "/etc/paas/backup.key"
+    assert certs_settings.acme(settings).email is None
+    assert certs_settings.acme(settings).directory == certs_settings.LETSENCRYPT_DIRECTORY
+    assert not hasattr(settings, "backup_target") and not hasattr(settings, "acme_directory")
