@@ -12,8 +12,8 @@ import click
 import docker
 
 from paas.commands import CommandEnv, command
+from paas.core.engine import demux
 from paas.errors import PaasError
-from paas.scheduler.service_containers import demux
 from paas.services import oneoff
 
 

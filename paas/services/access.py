@@ -252,7 +252,7 @@ DASHBOARD_OPERATIONS = frozenset(op for op in OPERATIONS if op.startswith(("cert
 # decides who the actor is (logins, sessions, tokens, keys); INTERNAL is for other services, the
 # plugins' hooks and the server's own loops, after a check of their own or for no actor (no front
 # end calls one); JOB is a web deploy job's: `view` on the app and the operation the job runs.
-# A backing service's operation is named for postgres; the redis kind's is the same with its own.
+# A datastore's operation is named for postgres; the redis kind's is the same with its own.
 PURE, ASK, SIGN_IN, INTERNAL, JOB = "pure", "ask", "sign-in", "internal", "job"
 # A dashboard or API route that is not an operation: PUBLIC answers before sign-in (the login
 # page, its CSS); SIGNED_IN shows any signed-in user nothing of anyone else's (logout, "who am I").
@@ -334,59 +334,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         "rename_app": "apps:rename",
         "destroy_app": "apps:destroy",
         "transfer": "apps:transfer",
-    },
-    "backing": {
-        **dict.fromkeys(
-            (
-                "register",
-                "kinds",
-                "kind_named",
-                "check_name",
-                "now_iso",
-                "mask",
-                "addon_kind",
-                "verify",
-                "check_record",
-            ),
-            PURE,
-        ),
-        **dict.fromkeys(
-            (
-                "load",
-                "get",
-                "all_records",
-                "service_lock",
-                "container_of",
-                "wait_healthy",
-                "state",
-                "provision_addons",
-                "app_destroyed",
-                "app_renamed",
-                "reconcile",
-                "prune_scheduled",
-                # a platform backup's part (plugins/backup checks that an admin asks)
-                "backup_paths",
-                "dump_all",
-                "restore_all",
-            ),
-            INTERNAL,
-        ),
-        "create": "postgres:create",
-        "destroy": "postgres:destroy",
-        "list_services": "postgres:list",
-        "info": "postgres:info",
-        "links_of_app": "apps:info",
-        "link": "postgres:link",
-        "unlink": "postgres:unlink",
-        "set_schedule": "postgres:backup-schedule",
-        "export": "postgres:export",
-        "import_": "postgres:import",
-        "backup": "postgres:backup",
-        "list_backups": "postgres:backups",
-        "backup_path": "postgres:backups",
-        "restore": "postgres:restore",
-        "connect": "postgres:connect",
-        "logs": "postgres:logs",
     },
     "checks": {
         "checks_for": PURE,
@@ -640,6 +587,87 @@ ENTRIES: dict[str, dict[str, str]] = {
         "report": "certs:report",
         "reports": "letsencrypt:list",
     },
+    "datastores.containers": dict.fromkeys(
+        (
+            "find",
+            "all_services",
+            "ensure_volume",
+            "create",
+            "networks_of",
+            "address_on",
+            "connect",
+            "disconnect",
+            "remove",
+            "remove_volume",
+            "exec_stream",
+            "exec_capture",
+            "wait_healthy",
+        ),
+        INTERNAL,
+    ),
+    "datastores.web": {"blueprint": INTERNAL},
+    "datastores.service": {
+        **dict.fromkeys(
+            (
+                "register",
+                "kinds",
+                "kind_named",
+                "check_name",
+                "now_iso",
+                "mask",
+                "addon_kind",
+                "verify",
+                "check_record",
+            ),
+            PURE,
+        ),
+        **dict.fromkeys(
+            (
+                "load",
+                "get",
+                "all_records",
+                "service_lock",
+                "container_of",
+                "wait_healthy",
+                "state",
+                "provision_addons",
+                "app_destroyed",
+                "app_renamed",
+                "linked_keys",
+                "reconcile",
+                "prune_scheduled",
+                # a platform backup's part (plugins/backup checks that an admin asks)
+                "backup_paths",
+                "dump_all",
+                "restore_all",
+            ),
+            INTERNAL,
+        ),
+        "create": "postgres:create",
+        "destroy": "postgres:destroy",
+        "list_services": "postgres:list",
+        "info": "postgres:info",
+        "links_of_app": "apps:info",
+        "link": "postgres:link",
+        "unlink": "postgres:unlink",
+        "set_schedule": "postgres:backup-schedule",
+        "export": "postgres:export",
+        "import_": "postgres:import",
+        "backup": "postgres:backup",
+        "list_backups": "postgres:backups",
+        "backup_path": "postgres:backups",
+        "restore": "postgres:restore",
+        "connect": "postgres:connect",
+        "logs": "postgres:logs",
+    },
+    "datastores.postgres": dict.fromkeys(
+        ("url", "health", "reachable", "setup", "export_cmd", "snapshot_cmd", "import_cmd", "connect_cmd"),
+        INTERNAL,
+    ),
+    "datastores.redis": dict.fromkeys(
+        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "after_import", "connect_cmd"),
+        INTERNAL,
+    ),
     "cron.jobs": dict.fromkeys(("job_id", "check_id", "entries", "parse_entries"), PURE),
     "cron.runs": dict.fromkeys(("containers", "is_running", "last_run", "run_job", "remove_stale"), INTERNAL),
     "cron.service": {
@@ -702,14 +730,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         "enable": "maintenance:on",
         "disable": "maintenance:off",
     },
-    "postgres.kind": dict.fromkeys(
-        ("url", "health", "reachable", "setup", "export_cmd", "snapshot_cmd", "import_cmd", "connect_cmd"),
-        INTERNAL,
-    ),
-    "redis.kind": dict.fromkeys(
-        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "after_import", "connect_cmd"),
-        INTERNAL,
-    ),
     "backup.restic": dict.fromkeys(("check_target", "shown", "binary", "mib"), PURE),
     "backup.service": {
         **dict.fromkeys(("now_iso", "check_id", "schedule_line"), PURE),
@@ -789,7 +809,7 @@ ROUTES: dict[str, str] = {
     "accounts.password": "users:passwd",
     "accounts.admin": "users:admin",
     "accounts.remove": "users:remove",
-    # backing services (the postgres and redis plugins' blueprint)
+    # backing services (the datastores plugin's blueprint)
     "services.index": "postgres:list",
     "services.service": "postgres:info",
     "services.download": "postgres:backups",

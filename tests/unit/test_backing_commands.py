@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 from pathlib import Path
@@ -12,11 +13,11 @@ from paas import commands
 from paas.core.context import Context
 from paas.errors import NotFound
 from paas.plugins import plugins
-from paas.services import backing
-from paas.services.backing import Backup
 from paas.settings import Settings
 
-plugins(set())
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+backing = importlib.import_module("paas_plugins.datastores.service")
+Backup = backing.Backup
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
-"""The commands of a backing-service plugin (`postgres:*`, `redis:*`), made for its kind.
+"""The commands of a datastore kind (`postgres:*`, `redis:*`), made for its kind.
 
-Parse and render only: the rules are in paas.services.backing. Each service plugin calls
-`commands_for(kind)` from its `paas_commands` hook, so both namespaces behave alike. Dumps go
+Parse and render only: the rules are in service.py. Each kind's plugin calls
+`commands_for(kind)` from its `paas_commands` hook, so every namespace behaves alike. Dumps go
 out and come in as raw bytes on the session's stdio (`ssh paas postgres:export db > db.dump`).
 """
 
@@ -11,8 +11,9 @@ import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, define
 from paas.errors import PaasError
-from paas.services import backing
-from paas.services.backing import Kind
+
+from . import service as backing
+from .service import Kind
 
 
 def _stdio(env: CommandEnv, what: str):  # type: ignore[no-untyped-def]
