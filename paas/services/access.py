@@ -116,10 +116,8 @@ OPERATIONS: dict[str, str] = {
     "letsencrypt:enable": "manage",
     "letsencrypt:disable": "manage",
     "letsencrypt:auto-renew": "manage",  # without an app: every certificate, admins only
-    "postgres:link": "manage",  # and the service's owner (OWNED): the app gets its password
-    "postgres:unlink": "manage",
-    "redis:link": "manage",
-    "redis:unlink": "manage",
+    # the datastores' `<kind>:link`/`<kind>:unlink` (manage, and the service's owner: the app gets
+    # its password) are declared by their plugin (plugins/datastores/commands.py), as below
     # an app's webhooks (notifications plugin; --all, the platform-wide ones: admins)
     "notifications:add": "manage",
     "notifications:remove": "manage",
@@ -157,7 +155,7 @@ OPERATIONS: dict[str, str] = {
 
 # Operations that name no app, or only optionally (then the app's rule above applies too): any
 # signed-in user, and the answer holds only what the actor may see, or acts on their own things.
-APP_LESS = frozenset(
+APP_LESS = set(
     {
         "apps:create",  # create rights: everyone unless PAAS_APP_CREATE=admins
         "apps:list",  # the apps the actor may view
@@ -171,40 +169,17 @@ APP_LESS = frozenset(
         "ssh-keys:list",  # one's own keys (admins: all)
         "storage:ensure-directory",  # a folder of one's own (`--app`: manage on the app)
         "letsencrypt:list",  # the apps the actor may view (admins: the dashboard too)
-        "postgres:create",  # PAAS_SERVICE_CREATE=users lets users own their `services` quota of them
-        "redis:create",
-        "postgres:list",  # one's own services (admins: all)
-        "redis:list",
+        # `<kind>:create` (PAAS_SERVICE_CREATE=users lets users own their `services` quota of
+        # them) and `<kind>:list` (one's own services; admins: all): declared by the datastores
         "quota:report",  # one's own usage against one's quotas (admins: anyone's)
     }
 )
 
 # Backing services and storage folders belong to the user who made them (an app's addon service
 # to the user who pushed it): only the owner or an admin may read, change or mount them. Those
-# that name an app need its permission from OPERATIONS as well.
-OWNED = frozenset(
-    {
-        *(
-            f"{kind}:{verb}"
-            for kind in ("postgres", "redis")
-            for verb in (
-                "destroy",
-                "info",
-                "connect",
-                "export",
-                "import",
-                "backup",
-                "backups",
-                "restore",
-                "backup-schedule",
-                "logs",
-                "link",
-                "unlink",
-            )
-        ),
-        "storage:mount",
-    }
-)
+# that name an app need its permission from OPERATIONS as well. The datastores plugin declares
+# every command of its kinds that names a service (`postgres:info`, `postgres:link`, ...).
+OWNED = {"storage:mount"}
 
 # What belongs to the server: its users, keys and tokens, its nodes (the join command prints the
 # swarm's join token), its health, the dashboard's own certificate, the processes that run it.
@@ -865,13 +840,33 @@ def require_admin(ctx: Context, operation: str, what: str | None = None) -> None
         raise PermissionDenied(f"only an admin may {what or 'run ' + operation}")
 
 
-def declare(operation: str, permission: str) -> None:
-    """A third-party plugin's command joins the table (it cannot change a core entry)."""
-    if permission not in (*PERMISSIONS, OWNER):
-        raise PaasError(f"unknown permission {permission!r}: use {', '.join((*PERMISSIONS, OWNER))}")
-    if OPERATIONS.get(operation, permission) != permission or operation in APP_LESS:
+USER = "user"  # a plugin's operation that names no app: APP_LESS
+
+
+def _rule(operation: str) -> tuple[str | None, bool, bool, bool]:
+    return (OPERATIONS.get(operation), operation in APP_LESS, operation in OWNED, operation in ADMIN_ONLY)
+
+
+def declare(operation: str, permission: str | None, owned: bool = False) -> None:
+    """A plugin's command joins the table (it cannot change an entry there): `permission` on the
+    app its `app` argument names (view, deploy, operate, manage, owner), or `user` for one that
+    names no app (APP_LESS: any user of the server, and it shows or acts on the actor's own
+    things only); `owned` for one on a thing of the actor's own that it names (OWNED: the
+    service function checks `require_owner`), with an app permission or alone. Declaring the
+    same rule again changes nothing."""
+    if permission not in (*PERMISSIONS, OWNER, USER, None) or (permission is None and not owned):
+        raise PaasError(f"unknown permission {permission!r}: use {', '.join((*PERMISSIONS, OWNER, USER))}")
+    if permission == USER and owned:
+        raise PaasError(f"{operation}: an operation of the actor's own things names no app: not owned")
+    wanted = (permission if permission != USER else None, permission == USER, owned, False)
+    if known(operation) and _rule(operation) != wanted:
         raise PaasError(f"{operation} is already in the permission table")
-    OPERATIONS[operation] = permission
+    if permission == USER:
+        APP_LESS.add(operation)
+    elif permission is not None:
+        OPERATIONS[operation] = permission
+    if owned:
+        OWNED.add(operation)
 
 
 def actor_id(ctx: Context) -> int | None:

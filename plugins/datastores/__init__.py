@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from paas.commands import declare_permissions
 from paas.core.backup import RestoreSource
 from paas.core.context import Context
 from paas.core.manifest import PushedSource
@@ -46,10 +47,14 @@ class KindPlugin:
     def __init__(self, kind: Kind) -> None:
         self.kind = kind
         self.__version__ = __version__
+        self.commands = commands_for(kind)
+        # Now, not when the commands are first listed: the dashboard's pages and the hooks check
+        # these rules in processes that never list commands.
+        declare_permissions(self.commands)
 
     @hookimpl
     def paas_commands(self) -> list[click.Command]:
-        return commands_for(self.kind)
+        return list(self.commands)
 
     @hookimpl
     def paas_web_blueprints(self) -> list[Blueprint]:
