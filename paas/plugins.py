@@ -62,10 +62,13 @@ class HookSpecs:
 
     @hookspec
     def paas_commands(self) -> list[click.Command]:
-        """At start: return click commands (`paas.commands.define` gives one a permission; a
-        plain click command is admins' only), available over SSH and on the host CLI and listed by
-        `help`; `click.echo`, `print` and prompts reach the session that ran it. A name already
-        taken is refused at load."""
+        """At start: return click commands (`paas.commands.define` gives one its rule: a
+        permission on the app it names, `user` for one naming no app, `owned=True` for one on a
+        thing of the actor's own, and `terminal=True` for one that attaches the user's terminal;
+        `paas.commands.declare_permissions` puts the rules in the table at import; a plain click
+        command is admins' only), available over SSH and on the host CLI and listed by `help`;
+        `click.echo`, `print` and prompts reach the session that ran it. A name already taken is
+        refused at load."""
 
     @hookspec
     def paas_app_created(self, ctx: Context, app: App) -> None:

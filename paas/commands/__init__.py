@@ -97,6 +97,7 @@ def define(
     host_only: bool = False,
     permission: str | None = None,
     owned: bool = False,
+    terminal: bool = False,
     **kwargs: Any,
 ) -> Callable:
     """A click command under a Dokku-style name like `maintenance:on`, called with the session's
@@ -107,13 +108,16 @@ def define(
     actor's own (a service: its service function checks `access.require_owner`), with or
     without a permission on an app. Without either (and not in the core's table) only admins
     may run it. The rule joins the permission table (`access.declare`) when the plugin's
-    commands are first listed, or at once with `declare_permissions`."""
+    commands are first listed, or at once with `declare_permissions`. `terminal` says it
+    attaches the user's terminal to a program (`run`, psql): on the host the terminal is put in
+    raw mode while it runs (over SSH, `ssh -t` does that)."""
 
     def wrap(fn: Callable) -> click.Command:
         cmd = click.command(name, help=help, add_help_option=False, **kwargs)(click.pass_obj(fn))
         cmd.paas_host_only = host_only  # type: ignore[attr-defined]
         cmd.paas_permission = permission  # type: ignore[attr-defined]
         cmd.paas_owned = owned  # type: ignore[attr-defined]
+        cmd.paas_terminal = terminal  # type: ignore[attr-defined]
         return cmd
 
     return wrap
@@ -212,6 +216,12 @@ def _from_plugins(plugins: Plugins) -> dict[str, Registered]:
 
 
 _PLUGIN_COMMANDS: dict[Plugins, dict[str, Registered]] = {}
+
+
+def wants_terminal(name: str, plugins: Plugins | None = None) -> bool:
+    """Whether the command of that name attaches the user's terminal (`define(terminal=True)`)."""
+    reg = available(True, plugins).get(name)
+    return reg is not None and bool(getattr(reg.command, "paas_terminal", False))
 
 
 def available(on_host: bool, plugins: Plugins | None = None) -> dict[str, Registered]:

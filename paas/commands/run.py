@@ -33,6 +33,7 @@ def _command_line(env: CommandEnv, app: str, words: tuple[str, ...]) -> str:
 @command(
     "run",
     "Run a command in a one-off container: run <app> <command...>.",
+    terminal=True,
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @click.argument("app")

@@ -124,7 +124,12 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
         backing.unlink(env.ctx, kind, name, app, env.progress())
         env.echo(f"{ns} service {name} unlinked from {app}")
 
-    @define(f"{ns}:connect", f"A {title} shell on the service (interactive with ssh -t).", owned=True)
+    @define(
+        f"{ns}:connect",
+        f"A {title} shell on the service (interactive with ssh -t).",
+        owned=True,
+        terminal=True,
+    )
     @click.argument("name")
     def connect(env: CommandEnv, name: str) -> int:
         stdio = _stdio(env, f"{ns}:connect")
