@@ -104,6 +104,12 @@ class HookSpecs:
         branch hint. `access` already let the pusher `git:push` to `app`."""
 
     @hookspec
+    def paas_quota_held(self, ctx: Context, quota: str, user_id: int) -> int | None:
+        """When a quota is checked or reported: how much of `quota` the user holds in what the
+        plugin keeps (`services`: the backing services they own); None for a quota it keeps none
+        of. The answers of every plugin are added up."""
+
+    @hookspec
     def paas_linked_config_keys(self, ctx: Context, app: App) -> list[str]:
         """At need (a review app made from `app`): the config keys of `app` that hold what the
         plugin linked to it (a database's URL), and the keys its links set by default

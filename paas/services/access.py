@@ -478,7 +478,6 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "running_formation",
                 "oneoffs_running",
                 "oneoff_slot",
-                "register_count",
                 "require_service_slot",
                 "disk_used",
                 "require_app_slot",
@@ -609,6 +608,7 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "app_destroyed",
                 "app_renamed",
                 "linked_keys",
+                "owned_count",
                 "reconcile",
                 "prune_scheduled",
                 # a platform backup's part (plugins/backup checks that an admin asks)

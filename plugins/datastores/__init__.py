@@ -75,6 +75,10 @@ class KindPlugin:
         service.app_destroyed(ctx, self.kind, app, log)
 
     @hookimpl
+    def paas_quota_held(self, ctx: Context, quota: str, user_id: int) -> int | None:
+        return service.owned_count(ctx, self.kind, user_id) if quota == "services" else None
+
+    @hookimpl
     def paas_linked_config_keys(self, ctx: Context, app: App) -> list[str]:
         return sorted(service.linked_keys(ctx, self.kind, app))
 

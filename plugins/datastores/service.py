@@ -241,12 +241,9 @@ def _require(ctx: Context, kind: Kind, name: str, operation: str) -> Record:
     return record
 
 
-def _owned_count(ctx: Context, user_id: int) -> int:
-    """How many backing services (of every kind) the user owns."""
-    return sum(1 for k in kinds(ctx) for r in all_records(ctx, k) if r.owner_id == user_id)
-
-
-quotas.register_count("services", _owned_count)
+def owned_count(ctx: Context, kind: Kind, user_id: int) -> int:
+    """How many services of the kind the user owns (their part of the `services` quota)."""
+    return sum(1 for r in all_records(ctx, kind) if r.owner_id == user_id)
 
 
 def get(ctx: Context, kind: Kind, name: str) -> Record:
