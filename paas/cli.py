@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     env = commands.CommandEnv(
         ctx=ctx, out=sys.stdout, err=sys.stderr, stdin=sys.stdin.buffer, on_host=True, stdio=stdio
     )
-    if argv[:1] == ["run"] or (argv[:1] and argv[0].endswith(":connect")):  # psql, redis-cli
+    if argv and commands.wants_terminal(argv[0], ctx.plugins):  # run, psql, redis-cli
         with stdio.raw_mode():
             return commands.dispatch(argv, env)
     return commands.dispatch(argv, env)

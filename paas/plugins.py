@@ -4,7 +4,11 @@ This module is the catalogue of hooks, like Dokku's plugin-triggers page: every 
 when it is called and what it may do. Built-in plugins live in the top-level `plugins/<name>/`
 folder (imported as `paas_plugins.<name>`); third-party ones are pip packages with an entry point
 in the group `paas.plugins`. Both are loaded the same way and mark their hooks with
-`paas.plugins.hookimpl`. An implementation may take any subset of a hook's arguments.
+`paas.plugins.hookimpl`. An implementation may take any subset of a hook's arguments. A folder
+may hold several plugins, as a distribution may name several entry points: its module's
+`PAAS_PLUGINS` maps each plugin's name to the object holding its hooks (the datastores folder
+gives one per kind: postgres, redis); each is listed, and can be turned off, by its own name.
+Built-in plugins are registered, and called, in the order of their names.
 
 Errors: a pre-hook (`paas_pre_build`, `paas_pre_deploy`) that raises fails the operation with one
 line naming the plugin, before anything changed; any other hook that raises is logged and
@@ -46,6 +50,7 @@ PROJECT = "paas"
 ENTRY_POINT_GROUP = "paas.plugins"
 BUILTIN_PACKAGE = "paas_plugins"
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "plugins"
+PLUGINS_ATTRIBUTE = "PAAS_PLUGINS"  # a built-in folder that holds several plugins names them
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -57,10 +62,13 @@ class HookSpecs:
 
     @hookspec
     def paas_commands(self) -> list[click.Command]:
-        """At start: return click commands (`paas.commands.define` gives one a permission; a
-        plain click command is admins' only), available over SSH and on the host CLI and listed by
-        `help`; `click.echo`, `print` and prompts reach the session that ran it. A name already
-        taken is refused at load."""
+        """At start: return click commands (`paas.commands.define` gives one its rule: a
+        permission on the app it names, `user` for one naming no app, `owned=True` for one on a
+        thing of the actor's own, and `terminal=True` for one that attaches the user's terminal;
+        `paas.commands.declare_permissions` puts the rules in the table at import; a plain click
+        command is admins' only), available over SSH and on the host CLI and listed by `help`;
+        `click.echo`, `print` and prompts reach the session that ran it. A name already taken is
+        refused at load."""
 
     @hookspec
     def paas_app_created(self, ctx: Context, app: App) -> None:
@@ -94,6 +102,19 @@ class HookSpecs:
         leave it to another plugin, or raise `PaasError` to reject the ref with that message.
         The first plugin to take it wins; when none does, the ref is refused with the deploy
         branch hint. `access` already let the pusher `git:push` to `app`."""
+
+    @hookspec
+    def paas_quota_held(self, ctx: Context, quota: str, user_id: int) -> int | None:
+        """When a quota is checked or reported: how much of `quota` the user holds in what the
+        plugin keeps (`services`: the backing services they own); None for a quota it keeps none
+        of. The answers of every plugin are added up."""
+
+    @hookspec
+    def paas_linked_config_keys(self, ctx: Context, app: App) -> list[str]:
+        """At need (a review app made from `app`): the config keys of `app` that hold what the
+        plugin linked to it (a database's URL), and the keys its links set by default
+        (`DATABASE_URL`) however they were set. A review app takes none of them from its parent:
+        it gets its own (app.json addons)."""
 
     @hookspec
     def paas_app_renamed(self, ctx: Context, app: App, old_name: str) -> None:
@@ -255,6 +276,7 @@ class Plugins:
             sys.modules[BUILTIN_PACKAGE] = package
         if str(folder) not in package.__path__:
             package.__path__.append(str(folder))
+        found: list[tuple[str, object]] = []
         for path in sorted(folder.iterdir()):
             name = path.name
             if not (path / "__init__.py").is_file() or name.startswith(("_", ".")) or name in self.disabled:
@@ -266,7 +288,13 @@ class Plugins:
                     f"built-in plugin {name} failed to load ({exc.__class__.__name__}: {exc}); "
                     "reinstall (make up) or turn it off with PAAS_DISABLED_PLUGINS"
                 ) from exc
-            self._register(module, name, getattr(module, "__version__", "built-in"), "built-in")
+            named = getattr(module, PLUGINS_ATTRIBUTE, None)
+            if isinstance(named, dict):  # one folder, several plugins (the datastores' kinds)
+                found.extend((n, p) for n, p in named.items() if n not in self.disabled)
+            else:
+                found.append((name, module))
+        for name, plugin in sorted(found, key=lambda item: item[0]):
+            self._register(plugin, name, getattr(plugin, "__version__", "built-in"), "built-in")
 
     def _load_entry_points(self) -> None:
         for dist in metadata.distributions():

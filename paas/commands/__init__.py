@@ -92,21 +92,50 @@ _REGISTRY: dict[str, Registered] = {}
 
 
 def define(
-    name: str, help: str, host_only: bool = False, permission: str | None = None, **kwargs: Any
+    name: str,
+    help: str,
+    host_only: bool = False,
+    permission: str | None = None,
+    owned: bool = False,
+    terminal: bool = False,
+    **kwargs: Any,
 ) -> Callable:
     """A click command under a Dokku-style name like `maintenance:on`, called with the session's
     `CommandEnv` first; plugins return these from `paas_commands`. `host_only` ones are refused
-    over SSH. `permission` (view, deploy, operate, manage, owner) is what a third-party plugin's
-    command needs on the app named by its `app` argument; without one (and not in the core's
-    table) only admins may run it."""
+    over SSH. `permission` (view, deploy, operate, manage, owner) is what a plugin's command
+    needs on the app named by its `app` argument, or `user` for one that names no app and shows
+    or acts on the actor's own things only; `owned` says the command names a thing of the
+    actor's own (a service: its service function checks `access.require_owner`), with or
+    without a permission on an app. Without either (and not in the core's table) only admins
+    may run it. The rule joins the permission table (`access.declare`) when the plugin's
+    commands are first listed, or at once with `declare_permissions`. `terminal` says it
+    attaches the user's terminal to a program (`run`, psql): on the host the terminal is put in
+    raw mode while it runs (over SSH, `ssh -t` does that)."""
 
     def wrap(fn: Callable) -> click.Command:
         cmd = click.command(name, help=help, add_help_option=False, **kwargs)(click.pass_obj(fn))
         cmd.paas_host_only = host_only  # type: ignore[attr-defined]
         cmd.paas_permission = permission  # type: ignore[attr-defined]
+        cmd.paas_owned = owned  # type: ignore[attr-defined]
+        cmd.paas_terminal = terminal  # type: ignore[attr-defined]
         return cmd
 
     return wrap
+
+
+def _declare(cmd: click.Command) -> None:
+    permission = getattr(cmd, "paas_permission", None)
+    owned = bool(getattr(cmd, "paas_owned", False))
+    if permission is not None or owned:
+        access_service.declare(cmd.name or "", permission, owned)
+
+
+def declare_permissions(cmds: list[click.Command]) -> None:
+    """Put the rules `define` gave these commands into the permission table now: for a plugin
+    whose service functions check them outside a command too (its dashboard pages, its hooks),
+    called when it is imported. Raises PaasError for a rule that conflicts with the table."""
+    for cmd in cmds:
+        _declare(cmd)
 
 
 def command(name: str, help: str, host_only: bool = False, **kwargs: Any) -> Callable:
@@ -176,19 +205,23 @@ def _from_plugins(plugins: Plugins) -> dict[str, Registered]:
             if name in _REGISTRY or name in found:
                 log.error("plugin command %r ignored: the name is taken", name)
                 continue
-            permission = getattr(cmd, "paas_permission", None)
-            if permission is not None:
-                try:
-                    access_service.declare(name, permission)
-                except PaasError as exc:
-                    log.error("plugin command %r ignored: %s", name, exc)
-                    continue
+            try:
+                _declare(cmd)
+            except PaasError as exc:
+                log.error("plugin command %r ignored: %s", name, exc)
+                continue
             found[name] = Registered(cmd, bool(getattr(cmd, "paas_host_only", False)), from_plugin=True)
         _PLUGIN_COMMANDS[plugins] = found
     return _PLUGIN_COMMANDS[plugins]
 
 
 _PLUGIN_COMMANDS: dict[Plugins, dict[str, Registered]] = {}
+
+
+def wants_terminal(name: str, plugins: Plugins | None = None) -> bool:
+    """Whether the command of that name attaches the user's terminal (`define(terminal=True)`)."""
+    reg = available(True, plugins).get(name)
+    return reg is not None and bool(getattr(reg.command, "paas_terminal", False))
 
 
 def available(on_host: bool, plugins: Plugins | None = None) -> dict[str, Registered]:

@@ -12,8 +12,8 @@ import click
 import docker
 
 from paas.commands import CommandEnv, command
+from paas.core.engine import demux
 from paas.errors import PaasError
-from paas.scheduler.service_containers import demux
 from paas.services import oneoff
 
 
@@ -33,6 +33,7 @@ def _command_line(env: CommandEnv, app: str, words: tuple[str, ...]) -> str:
 @command(
     "run",
     "Run a command in a one-off container: run <app> <command...>.",
+    terminal=True,
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @click.argument("app")

@@ -1,6 +1,11 @@
-"""The one place a Docker Engine client is made (through the SDK, never the CLI)."""
+"""The one place a Docker Engine client is made (through the SDK, never the CLI), and the Engine
+API's multiplexed stream read from a hijacked socket (`run`, commands in service containers)."""
 
 from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Callable
 
 import docker
 
@@ -16,3 +21,21 @@ def client(timeout: int = 300) -> docker.DockerClient:
             f"cannot reach the Docker engine ({exc.__class__.__name__}); is dockerd running?"
         ) from None
     return c
+
+
+def _recv_exact(raw: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = raw.recv(n - len(buf))
+        if not chunk:
+            return b""
+        buf += chunk
+    return buf
+
+
+def demux(raw: socket.socket, out: Callable[[bytes], None], err: Callable[[bytes], None]) -> None:
+    """Docker's multiplexed stream without a TTY (8-byte headers: stream, size) to out/err."""
+    while header := _recv_exact(raw, 8):
+        stream, length = struct.unpack(">BxxxL", header)
+        data = _recv_exact(raw, length)
+        (err if stream == 2 else out)(data)

@@ -124,7 +124,7 @@ def process_token(pid: int) -> str | None:
     return f"{pid}:{stat.rpartition(')')[2].split()[19]}"
 
 
-# Backing services (plugins/postgres, plugins/redis; the shared rules in paas/services/backing.py)
+# Backing services (plugins/datastores: postgres, redis; the rules in plugins/datastores/service.py)
 LABEL_SERVICE = "paas.service"  # the service's name, on its container and volume
 LABEL_SERVICE_KIND = "paas.service_kind"  # postgres, redis
 ROLE_SERVICE = "service"

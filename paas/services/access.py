@@ -117,10 +117,8 @@ OPERATIONS: dict[str, str] = {
     "letsencrypt:enable": "manage",
     "letsencrypt:disable": "manage",
     "letsencrypt:auto-renew": "manage",  # without an app: every certificate, admins only
-    "postgres:link": "manage",  # and the service's owner (OWNED): the app gets its password
-    "postgres:unlink": "manage",
-    "redis:link": "manage",
-    "redis:unlink": "manage",
+    # the datastores' `<kind>:link`/`<kind>:unlink` (manage, and the service's owner: the app gets
+    # its password) are declared by their plugin (plugins/datastores/commands.py), as below
     # an app's webhooks (notifications plugin; --all, the platform-wide ones: admins)
     "notifications:add": "manage",
     "notifications:remove": "manage",
@@ -158,7 +156,7 @@ OPERATIONS: dict[str, str] = {
 
 # Operations that name no app, or only optionally (then the app's rule above applies too): any
 # signed-in user, and the answer holds only what the actor may see, or acts on their own things.
-APP_LESS = frozenset(
+APP_LESS = set(
     {
         "apps:create",  # create rights: everyone unless PAAS_APP_CREATE=admins
         "apps:list",  # the apps the actor may view
@@ -172,40 +170,17 @@ APP_LESS = frozenset(
         "ssh-keys:list",  # one's own keys (admins: all)
         "storage:ensure-directory",  # a folder of one's own (`--app`: manage on the app)
         "letsencrypt:list",  # the apps the actor may view (admins: the dashboard too)
-        "postgres:create",  # PAAS_SERVICE_CREATE=users lets users own their `services` quota of them
-        "redis:create",
-        "postgres:list",  # one's own services (admins: all)
-        "redis:list",
+        # `<kind>:create` (PAAS_SERVICE_CREATE=users lets users own their `services` quota of
+        # them) and `<kind>:list` (one's own services; admins: all): declared by the datastores
         "quota:report",  # one's own usage against one's quotas (admins: anyone's)
     }
 )
 
 # Backing services and storage folders belong to the user who made them (an app's addon service
 # to the user who pushed it): only the owner or an admin may read, change or mount them. Those
-# that name an app need its permission from OPERATIONS as well.
-OWNED = frozenset(
-    {
-        *(
-            f"{kind}:{verb}"
-            for kind in ("postgres", "redis")
-            for verb in (
-                "destroy",
-                "info",
-                "connect",
-                "export",
-                "import",
-                "backup",
-                "backups",
-                "restore",
-                "backup-schedule",
-                "logs",
-                "link",
-                "unlink",
-            )
-        ),
-        "storage:mount",
-    }
-)
+# that name an app need its permission from OPERATIONS as well. The datastores plugin declares
+# every command of its kinds that names a service (`postgres:info`, `postgres:link`, ...).
+OWNED = {"storage:mount"}
 
 # What belongs to the server: its users, keys and tokens, its nodes (the join command prints the
 # swarm's join token), its health, the dashboard's own certificate, the processes that run it.
@@ -253,7 +228,7 @@ DASHBOARD_OPERATIONS = frozenset(op for op in OPERATIONS if op.startswith(("cert
 # decides who the actor is (logins, sessions, tokens, keys); INTERNAL is for other services, the
 # plugins' hooks and the server's own loops, after a check of their own or for no actor (no front
 # end calls one); JOB is a web deploy job's: `view` on the app and the operation the job runs.
-# A backing service's operation is named for postgres; the redis kind's is the same with its own.
+# A datastore's operation is named for postgres; the redis kind's is the same with its own.
 PURE, ASK, SIGN_IN, INTERNAL, JOB = "pure", "ask", "sign-in", "internal", "job"
 # A dashboard or API route that is not an operation: PUBLIC answers before sign-in (the login
 # page, its CSS); SIGNED_IN shows any signed-in user nothing of anyone else's (logout, "who am I").
@@ -335,59 +310,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         "rename_app": "apps:rename",
         "destroy_app": "apps:destroy",
         "transfer": "apps:transfer",
-    },
-    "backing": {
-        **dict.fromkeys(
-            (
-                "register",
-                "kinds",
-                "kind_named",
-                "check_name",
-                "now_iso",
-                "mask",
-                "addon_kind",
-                "verify",
-                "check_record",
-            ),
-            PURE,
-        ),
-        **dict.fromkeys(
-            (
-                "load",
-                "get",
-                "all_records",
-                "service_lock",
-                "container_of",
-                "wait_healthy",
-                "state",
-                "provision_addons",
-                "app_destroyed",
-                "app_renamed",
-                "reconcile",
-                "prune_scheduled",
-                # a platform backup's part (plugins/backup checks that an admin asks)
-                "backup_paths",
-                "dump_all",
-                "restore_all",
-            ),
-            INTERNAL,
-        ),
-        "create": "postgres:create",
-        "destroy": "postgres:destroy",
-        "list_services": "postgres:list",
-        "info": "postgres:info",
-        "links_of_app": "apps:info",
-        "link": "postgres:link",
-        "unlink": "postgres:unlink",
-        "set_schedule": "postgres:backup-schedule",
-        "export": "postgres:export",
-        "import_": "postgres:import",
-        "backup": "postgres:backup",
-        "list_backups": "postgres:backups",
-        "backup_path": "postgres:backups",
-        "restore": "postgres:restore",
-        "connect": "postgres:connect",
-        "logs": "postgres:logs",
     },
     "checks": {
         "checks_for": PURE,
@@ -558,7 +480,6 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "running_formation",
                 "oneoffs_running",
                 "oneoff_slot",
-                "register_count",
                 "require_service_slot",
                 "disk_used",
                 "require_app_slot",
@@ -643,6 +564,88 @@ ENTRIES: dict[str, dict[str, str]] = {
         "report": "certs:report",
         "reports": "letsencrypt:list",
     },
+    "datastores.containers": dict.fromkeys(
+        (
+            "find",
+            "all_services",
+            "ensure_volume",
+            "create",
+            "networks_of",
+            "address_on",
+            "connect",
+            "disconnect",
+            "remove",
+            "remove_volume",
+            "exec_stream",
+            "exec_capture",
+            "wait_healthy",
+        ),
+        INTERNAL,
+    ),
+    "datastores.web": {"blueprint": INTERNAL},
+    "datastores.service": {
+        **dict.fromkeys(
+            (
+                "register",
+                "kinds",
+                "kind_named",
+                "check_name",
+                "now_iso",
+                "mask",
+                "addon_kind",
+                "verify",
+                "check_record",
+            ),
+            PURE,
+        ),
+        **dict.fromkeys(
+            (
+                "load",
+                "get",
+                "all_records",
+                "service_lock",
+                "container_of",
+                "wait_healthy",
+                "state",
+                "provision_addons",
+                "app_destroyed",
+                "app_renamed",
+                "linked_keys",
+                "owned_count",
+                "reconcile",
+                "prune_scheduled",
+                # a platform backup's part (plugins/backup checks that an admin asks)
+                "backup_paths",
+                "dump_all",
+                "restore_all",
+            ),
+            INTERNAL,
+        ),
+        "create": "postgres:create",
+        "destroy": "postgres:destroy",
+        "list_services": "postgres:list",
+        "info": "postgres:info",
+        "links_of_app": "apps:info",
+        "link": "postgres:link",
+        "unlink": "postgres:unlink",
+        "set_schedule": "postgres:backup-schedule",
+        "export": "postgres:export",
+        "import_": "postgres:import",
+        "backup": "postgres:backup",
+        "list_backups": "postgres:backups",
+        "backup_path": "postgres:backups",
+        "restore": "postgres:restore",
+        "connect": "postgres:connect",
+        "logs": "postgres:logs",
+    },
+    "datastores.postgres": dict.fromkeys(
+        ("url", "health", "reachable", "setup", "export_cmd", "snapshot_cmd", "import_cmd", "connect_cmd"),
+        INTERNAL,
+    ),
+    "datastores.redis": dict.fromkeys(
+        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "after_import", "connect_cmd"),
+        INTERNAL,
+    ),
     "cron.jobs": dict.fromkeys(("job_id", "check_id", "entries", "parse_entries"), PURE),
     "cron.runs": dict.fromkeys(("containers", "is_running", "last_run", "run_job", "remove_stale"), INTERNAL),
     "cron.service": {
@@ -705,14 +708,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         "enable": "maintenance:on",
         "disable": "maintenance:off",
     },
-    "postgres.kind": dict.fromkeys(
-        ("url", "health", "reachable", "setup", "export_cmd", "snapshot_cmd", "import_cmd", "connect_cmd"),
-        INTERNAL,
-    ),
-    "redis.kind": dict.fromkeys(
-        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "after_import", "connect_cmd"),
-        INTERNAL,
-    ),
     "backup.restic": dict.fromkeys(("check_target", "shown", "binary", "mib"), PURE),
     "backup.settings": {"backup": PURE},
     "backup.service": {
@@ -793,7 +788,7 @@ ROUTES: dict[str, str] = {
     "accounts.password": "users:passwd",
     "accounts.admin": "users:admin",
     "accounts.remove": "users:remove",
-    # backing services (the postgres and redis plugins' blueprint)
+    # backing services (the datastores plugin's blueprint)
     "services.index": "postgres:list",
     "services.service": "postgres:info",
     "services.download": "postgres:backups",
@@ -849,13 +844,33 @@ def require_admin(ctx: Context, operation: str, what: str | None = None) -> None
         raise PermissionDenied(f"only an admin may {what or 'run ' + operation}")
 
 
-def declare(operation: str, permission: str) -> None:
-    """A third-party plugin's command joins the table (it cannot change a core entry)."""
-    if permission not in (*PERMISSIONS, OWNER):
-        raise PaasError(f"unknown permission {permission!r}: use {', '.join((*PERMISSIONS, OWNER))}")
-    if OPERATIONS.get(operation, permission) != permission or operation in APP_LESS:
+USER = "user"  # a plugin's operation that names no app: APP_LESS
+
+
+def _rule(operation: str) -> tuple[str | None, bool, bool, bool]:
+    return (OPERATIONS.get(operation), operation in APP_LESS, operation in OWNED, operation in ADMIN_ONLY)
+
+
+def declare(operation: str, permission: str | None, owned: bool = False) -> None:
+    """A plugin's command joins the table (it cannot change an entry there): `permission` on the
+    app its `app` argument names (view, deploy, operate, manage, owner), or `user` for one that
+    names no app (APP_LESS: any user of the server, and it shows or acts on the actor's own
+    things only); `owned` for one on a thing of the actor's own that it names (OWNED: the
+    service function checks `require_owner`), with an app permission or alone. Declaring the
+    same rule again changes nothing."""
+    if permission not in (*PERMISSIONS, OWNER, USER, None) or (permission is None and not owned):
+        raise PaasError(f"unknown permission {permission!r}: use {', '.join((*PERMISSIONS, OWNER, USER))}")
+    if permission == USER and owned:
+        raise PaasError(f"{operation}: an operation of the actor's own things names no app: not owned")
+    wanted = (permission if permission != USER else None, permission == USER, owned, False)
+    if known(operation) and _rule(operation) != wanted:
         raise PaasError(f"{operation} is already in the permission table")
-    OPERATIONS[operation] = permission
+    if permission == USER:
+        APP_LESS.add(operation)
+    elif permission is not None:
+        OPERATIONS[operation] = permission
+    if owned:
+        OWNED.add(operation)
 
 
 def actor_id(ctx: Context) -> int | None:

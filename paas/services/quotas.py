@@ -14,7 +14,7 @@ held by either: they set them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -67,19 +67,11 @@ def defaults(ctx: Context) -> dict[str, int]:
     }
 
 
-# What a quota counts that lives where this module cannot look: backing services are records of
-# services/backing.py, which imports this module; it registers its count when it is imported.
-_COUNTS: dict[str, Callable[[Context, int], int]] = {}
-
-
-def register_count(name: str, count: Callable[[Context, int], int]) -> None:
-    """`count(ctx, user_id)`: how much of quota `name` the user holds."""
-    _COUNTS[name] = count
-
-
 def _counted(ctx: Context, name: str, user_id: int) -> int:
-    count = _COUNTS.get(name)
-    return count(ctx, user_id) if count is not None else 0
+    """What a quota counts that plugins keep (backing services: the datastores'), summed over
+    the plugins that answer `paas_quota_held`."""
+    held = (call(ctx=ctx, quota=name, user_id=user_id) for _, call in ctx.plugins.each("paas_quota_held"))
+    return sum(n for n in held if isinstance(n, int))
 
 
 def of_user(ctx: Context, user_id: int) -> dict[str, int]:

@@ -7,8 +7,9 @@
 - Its config is the parent's at creation, except the parent's backing services (their URLs, and
   DATABASE_URL/REDIS_URL however they were set: never the parent's database) and what the review
   environment sets itself or marks `"required": false`; its addons are fresh services of its own
-  (paas.services.backing marks them and destroys them with it); `scripts.postdeploy` runs once
-  when it is created (the first deploy), `scripts.pr-predestroy` before it goes.
+  (the datastores plugin marks them and destroys them with it; `paas_linked_config_keys` names
+  the keys); `scripts.postdeploy` runs once when it is created (the first deploy),
+  `scripts.pr-predestroy` before it goes.
 - It goes when its branch is deleted (`git push paas :branch`), with `review-apps:destroy`, with
   its parent, or when nobody pushed it for the parent's `--stale-days` (default 5; the server's
   reconcile loop).
@@ -36,7 +37,7 @@ from paas.core import validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, NotFound, PaasError
-from paas.services import access, backing, locks, lookup, push, release_phase
+from paas.services import access, locks, lookup, push, release_phase
 from paas.services import apps as apps_service
 from paas.store import App, ReviewApp, now
 
@@ -174,10 +175,9 @@ def _excluded_keys(ctx: Context, parent: App, manifest: manifest_mod.Manifest | 
     """What a review app never takes from its parent's config: its backing services (every
     link's key, and each kind's own variable however it was set) and what the review
     environment sets itself or marks `"required": false`."""
-    keys = {kind.env_var for kind in backing.kinds()}
-    for kind in backing.kinds():
-        for record in backing.all_records(ctx, kind):
-            keys.update(kind.env_key(link.alias) for link in record.links_of(parent))
+    keys: set[str] = set()
+    for _, call in ctx.plugins.each("paas_linked_config_keys"):
+        keys.update(call(ctx=ctx, app=parent) or [])
     if manifest is not None:
         keys.update(
             k

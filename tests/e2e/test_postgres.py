@@ -20,7 +20,7 @@ from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, restart_dockerd, unique_app, wait_for
 from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_ARGS, SHOTS
 
-FIXTURE = Path(__file__).resolve().parents[2] / "plugins" / "postgres" / "fixtures" / "django-pg"
+FIXTURE = Path(__file__).resolve().parents[2] / "plugins" / "datastores" / "fixtures" / "django-pg"
 
 
 def ok(result) -> str:  # type: ignore[no-untyped-def]

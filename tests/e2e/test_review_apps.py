@@ -26,7 +26,7 @@ from tests.e2e.conftest import PaasServer, Result, shutdown, unique_app, wait_fo
 from tests.e2e.test_https import CA, cert_tar, curl, fingerprint, served_fingerprint, ssh_stdin
 from tests.e2e.test_postgres import cleanup_services
 
-FIXTURE = Path(__file__).resolve().parents[2] / "plugins" / "postgres" / "fixtures" / "django-pg"
+FIXTURE = Path(__file__).resolve().parents[2] / "plugins" / "datastores" / "fixtures" / "django-pg"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
 

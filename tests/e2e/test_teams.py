@@ -19,8 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from paas.plugins import plugins
 from paas.services import access
 from tests.e2e.conftest import PaasServer, Result, running_server, wait_for
+
+plugins(set())  # the datastores declare their commands' rules (postgres:link, ...) when loaded
 
 # What each command is run with over SSH ({app} is the app, {gone} a spare app of the role's).
 # Arguments pass the command's own parsing, and where a command would change something lasting

@@ -13,9 +13,12 @@ from paas import commands
 from paas.core.context import Context
 from paas.errors import NotFound, PaasError, PermissionDenied
 from paas.git_receiver import pack_process
+from paas.plugins import plugins
 from paas.services import access, apps, config, events, keys, lookup
 from paas.settings import Settings
 from paas.store import Store, db
+
+plugins(set())  # the built-in plugins: the datastores declare their commands' rules (postgres:link)
 
 
 def host(tmp_path: Path, **settings: object) -> Context:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 from pathlib import Path
@@ -12,11 +13,11 @@ from paas import commands
 from paas.core.context import Context
 from paas.errors import NotFound
 from paas.plugins import plugins
-from paas.services import backing
-from paas.services.backing import Backup
 from paas.settings import Settings
 
-plugins(set())
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+backing = importlib.import_module("paas_plugins.datastores.service")
+Backup = backing.Backup
 
 
 @pytest.fixture
@@ -119,3 +120,10 @@ def test_export_and_import_stream_bytes(ctx: Context, monkeypatch: pytest.Monkey
         run(ctx, "postgres:import", "db9", stdio=Stdio(b""))[2]
         == "error: postgres service 'db9' does not exist\n"
     )
+
+
+def test_the_host_cli_puts_the_terminal_in_raw_mode_for_run_and_connect_only(ctx: Context) -> None:
+    """`paas run` and `paas <kind>:connect` on the host attach the terminal (define(terminal=True))."""
+    wanted = {n for n in commands.available(True, ctx.plugins) if commands.wants_terminal(n, ctx.plugins)}
+    assert wanted == {"run", "postgres:connect", "redis:connect"}
+    assert not commands.wants_terminal("nope:connect", ctx.plugins)

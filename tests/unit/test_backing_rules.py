@@ -16,13 +16,13 @@ from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
 from paas.plugins import plugins
-from paas.services import backing
-from paas.services.backing import Link, Record
 from paas.settings import Settings
 
 plugins(set())  # loads the built-in plugins (the paas_plugins package)
-PG = importlib.import_module("paas_plugins.postgres.kind").KIND
-REDIS = importlib.import_module("paas_plugins.redis.kind").KIND
+PG = importlib.import_module("paas_plugins.datastores.postgres").KIND
+REDIS = importlib.import_module("paas_plugins.datastores.redis").KIND
+backing = importlib.import_module("paas_plugins.datastores.service")
+Link, Record = backing.Link, backing.Record
 
 
 @pytest.fixture

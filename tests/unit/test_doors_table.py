@@ -39,7 +39,6 @@ from paas.plugins import plugins
 from paas.services import (
     access,
     apps,
-    backing,
     builders,
     checks,
     config,
@@ -73,7 +72,8 @@ from paas.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
-PG = importlib.import_module("paas_plugins.postgres.kind").KIND
+PG = importlib.import_module("paas_plugins.datastores.postgres").KIND
+backing = importlib.import_module("paas_plugins.datastores.service")
 storage = importlib.import_module("paas_plugins.storage.service")
 backup = importlib.import_module("paas_plugins.backup.service")
 certs = importlib.import_module("paas_plugins.certs.service")
@@ -272,23 +272,33 @@ CALLS: dict[str, list[Call]] = {
     "apps.app_info": [Call(lambda c, w: apps.app_info(c, APP))],
     "apps.rename_app": [Call(lambda c, w: apps.rename_app(c, APP, "shop2"))],
     "apps.destroy_app": [Call(lambda c, w: apps.destroy_app(c, APP, APP))],
-    "backing.create": [Call(lambda c, w: backing.create(c, PG, "newdb", B()), refusals=NOT_ADMIN)],
-    "backing.destroy": [
+    "datastores.service.create": [Call(lambda c, w: backing.create(c, PG, "newdb", B()), refusals=NOT_ADMIN)],
+    "datastores.service.destroy": [
         Call(lambda c, w: backing.destroy(c, PG, "shopdb", "shopdb", True, B()), owned=SERVICE)
     ],
-    "backing.list_services": [Call(lambda c, w: backing.list_services(c, PG), refusals={})],
-    "backing.info": [Call(lambda c, w: backing.info(c, PG, "shopdb"), owned=SERVICE)],
-    "backing.links_of_app": [Call(lambda c, w: backing.links_of_app(c, [PG], APP))],
-    "backing.link": [Call(lambda c, w: backing.link(c, PG, "shopdb", APP, None, B()), owned=SERVICE)],
-    "backing.unlink": [Call(lambda c, w: backing.unlink(c, PG, "shopdb", APP, B()), owned=SERVICE)],
-    "backing.set_schedule": [
+    "datastores.service.list_services": [Call(lambda c, w: backing.list_services(c, PG), refusals={})],
+    "datastores.service.info": [Call(lambda c, w: backing.info(c, PG, "shopdb"), owned=SERVICE)],
+    "datastores.service.links_of_app": [Call(lambda c, w: backing.links_of_app(c, [PG], APP))],
+    "datastores.service.link": [
+        Call(lambda c, w: backing.link(c, PG, "shopdb", APP, None, B()), owned=SERVICE)
+    ],
+    "datastores.service.unlink": [
+        Call(lambda c, w: backing.unlink(c, PG, "shopdb", APP, B()), owned=SERVICE)
+    ],
+    "datastores.service.set_schedule": [
         Call(lambda c, w: backing.set_schedule(c, PG, "shopdb", "0 3 * * *", 2), owned=SERVICE)
     ],
-    "backing.export": [Call(lambda c, w: backing.export(c, PG, "shopdb", lambda b: None), owned=SERVICE)],
-    "backing.import_": [Call(lambda c, w: backing.import_(c, PG, "shopdb", lambda n: b""), owned=SERVICE)],
-    "backing.backup": [Call(lambda c, w: backing.backup(c, PG, "shopdb"), owned=SERVICE)],
-    "backing.list_backups": [Call(lambda c, w: backing.list_backups(c, PG, "shopdb"), owned=SERVICE)],
-    "backing.backup_path": [
+    "datastores.service.export": [
+        Call(lambda c, w: backing.export(c, PG, "shopdb", lambda b: None), owned=SERVICE)
+    ],
+    "datastores.service.import_": [
+        Call(lambda c, w: backing.import_(c, PG, "shopdb", lambda n: b""), owned=SERVICE)
+    ],
+    "datastores.service.backup": [Call(lambda c, w: backing.backup(c, PG, "shopdb"), owned=SERVICE)],
+    "datastores.service.list_backups": [
+        Call(lambda c, w: backing.list_backups(c, PG, "shopdb"), owned=SERVICE)
+    ],
+    "datastores.service.backup_path": [
         Call(
             lambda c, w: backing.backup_path(c, PG, "shopdb", w.backup),
             refusals={
@@ -298,8 +308,10 @@ CALLS: dict[str, list[Call]] = {
             },
         )
     ],
-    "backing.restore": [Call(lambda c, w: backing.restore(c, PG, "shopdb", w.backup), owned=SERVICE)],
-    "backing.connect": [
+    "datastores.service.restore": [
+        Call(lambda c, w: backing.restore(c, PG, "shopdb", w.backup), owned=SERVICE)
+    ],
+    "datastores.service.connect": [
         Call(
             lambda c, w: backing.connect(
                 c, PG, "shopdb", print, print, lambda n: b"", False, None, lambda: True
@@ -307,7 +319,7 @@ CALLS: dict[str, list[Call]] = {
             owned=SERVICE,
         )
     ],
-    "backing.logs": [Call(lambda c, w: backing.logs(c, PG, "shopdb"), owned=SERVICE)],
+    "datastores.service.logs": [Call(lambda c, w: backing.logs(c, PG, "shopdb"), owned=SERVICE)],
     "checks.set_checks": [Call(lambda c, w: checks.set_checks(c, APP, ["web"], "enabled"))],
     "checks.run_now": [Call(lambda c, w: checks.run_now(c, APP, ["web"], B()))],
     "checks.report": [Call(lambda c, w: checks.report(c, APP))],

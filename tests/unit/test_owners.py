@@ -15,12 +15,13 @@ import pytest
 from paas.core.output import BuildLog
 from paas.errors import NotFound, PaasError
 from paas.plugins import plugins
-from paas.services import apps, backing, events, jobs, quotas
-from paas.services.backing import Record
+from paas.services import apps, events, jobs, quotas
 from tests.unit.test_access import as_user, make_team, run
 
 plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
-PG = importlib.import_module("paas_plugins.postgres.kind").KIND
+PG = importlib.import_module("paas_plugins.datastores.postgres").KIND
+backing = importlib.import_module("paas_plugins.datastores.service")
+Record = backing.Record
 storage = importlib.import_module("paas_plugins.storage.service")
 certs = importlib.import_module("paas_plugins.certs.service")
 letsencrypt = importlib.import_module("paas_plugins.certs.letsencrypt")

@@ -105,6 +105,31 @@ def test_builtin_plugins_load_from_the_folder_and_can_be_disabled(tmp_path: Path
     assert "greeter" not in Plugins(disabled={"greeter"}, builtin_dir=folder).info
 
 
+def test_a_folder_may_hold_several_plugins_each_known_by_its_name(tmp_path: Path) -> None:
+    """`PAAS_PLUGINS` (the datastores' kinds): each is listed, ordered and turned off by its own name."""
+    folder = tmp_path / "plugins"
+    for name in ("kit", "mid"):
+        (folder / name).mkdir(parents=True)
+    (folder / "kit" / "__init__.py").write_text(
+        "from paas.plugins import hookimpl\n\n"
+        "class Kind:\n"
+        "    def __init__(self, name):\n        self.name = name\n        self.__version__ = '2.0'\n\n"
+        "    @hookimpl\n    def paas_reconcile(self, ctx):\n        ctx.append(self.name)\n\n"
+        "PAAS_PLUGINS = {'zed': Kind('zed'), 'alpha': Kind('alpha')}\n"
+    )
+    (folder / "mid" / "__init__.py").write_text(
+        "from paas.plugins import hookimpl\n\n@hookimpl\ndef paas_reconcile(ctx):\n    ctx.append('mid')\n"
+    )
+    loaded = Plugins(builtin_dir=folder)
+    assert list(loaded.info) == ["alpha", "mid", "zed"]  # by name, not by folder
+    assert (loaded.info["zed"].version, loaded.info["zed"].hooks) == ("2.0", ["paas_reconcile"])
+    seen: list[str] = []
+    loaded.call_post("paas_reconcile", ctx=seen)
+    assert seen == ["zed", "mid", "alpha"]  # pluggy's order: the last registered first
+    assert list(Plugins(disabled={"zed"}, builtin_dir=folder).info) == ["alpha", "mid"]
+    assert list(Plugins(disabled={"kit"}, builtin_dir=folder).info) == ["mid"]
+
+
 def test_route_extras_refuse_anything_but_plain_words() -> None:
     extras = RouteExtras()
     extras.add_location("/", ["return 503"])
@@ -124,7 +149,9 @@ def test_every_hook_function_of_a_builtin_plugin_is_marked() -> None:
     root = Path(__file__).resolve().parents[2] / "plugins"
     unmarked = []
     for path in sorted(root.glob("*/*.py")):
-        for node in ast.parse(path.read_text()).body:
+        tree = ast.parse(path.read_text())
+        classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]  # the datastores' KindPlugin
+        for node in [*tree.body, *(n for c in classes for n in c.body)]:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("paas_"):
                 names = {
                     getattr(d, "id", getattr(getattr(d, "func", None), "id", None))

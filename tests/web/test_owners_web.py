@@ -6,12 +6,12 @@ from __future__ import annotations
 import importlib
 
 from paas.plugins import plugins
-from paas.services import backing
-from paas.services.backing import Record
 from tests.web.conftest import Site
 
 plugins(set())
-PG = importlib.import_module("paas_plugins.postgres.kind").KIND
+PG = importlib.import_module("paas_plugins.datastores.postgres").KIND
+backing = importlib.import_module("paas_plugins.datastores.service")
+Record = backing.Record
 
 
 def test_a_non_admin_sees_no_service_of_anyone_else(site: Site) -> None:

@@ -1,9 +1,9 @@
-"""Dashboard pages of backing services (the postgres and redis plugins register this blueprint).
+"""Dashboard pages of backing services (every kind's plugin registers this blueprint).
 
 The app page includes `_service_links.html`: the services linked to the app, with their state.
 The list shows the services the user owns (admins: all); a service page shows its info (the
 password masked unless the user is an admin) and its owner's backups, each to download. Who may
-see what is decided in paas.services.backing (the owner, or an admin; to anyone else a service
+see what is decided in service.py (the owner, or an admin; to anyone else a service
 does not exist): these views only render.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Blueprint, g, render_template, send_file
 
-from paas.services import backing
+from . import service as backing
 
 _BLUEPRINT: Blueprint | None = None
 
@@ -23,18 +23,20 @@ def blueprint() -> Blueprint:
     global _BLUEPRINT
     if _BLUEPRINT is not None:
         return _BLUEPRINT
-    bp = Blueprint("services", __name__, template_folder=str(Path(__file__).parent / "backing_templates"))
+    bp = Blueprint("services", __name__, template_folder=str(Path(__file__).parent / "templates"))
 
     @bp.app_context_processor
     def linked_services() -> dict:
         def find(app_name: str) -> list[dict]:
-            return backing.links_of_app(g.ctx, backing.kinds(), app_name)
+            return backing.links_of_app(g.ctx, backing.kinds(g.ctx), app_name)
 
         return {"linked_services": find}
 
     @bp.get("/services")
     def index():  # type: ignore[no-untyped-def]
-        rows = [{"kind": k.name, **row} for k in backing.kinds() for row in backing.list_services(g.ctx, k)]
+        rows = [
+            {"kind": k.name, **row} for k in backing.kinds(g.ctx) for row in backing.list_services(g.ctx, k)
+        ]
         return render_template("services.html", rows=rows)
 
     @bp.get("/services/<kind>/<name>")

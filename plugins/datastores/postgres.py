@@ -15,8 +15,9 @@ from docker.models.containers import Container
 
 from paas.buildpacks.service_images import ServiceImageRecipe
 from paas.errors import PaasError
-from paas.scheduler import service_containers as sc
-from paas.services.backing import Kind, Record
+
+from . import containers as sc
+from .service import Kind, Record
 
 DATA = "/var/lib/paas-service"
 SOCKET = "/tmp"

@@ -13,7 +13,6 @@ a hijacked socket, so bytes stream both ways without a shell or a temporary file
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from docker.types import Mount
 
 from paas.core import names
 from paas.core.container import Limits, log_config
+from paas.core.engine import demux
 from paas.errors import PaasError
 
 RUNNING = ("running", "restarting")
@@ -145,24 +145,6 @@ def remove_volume(client: docker.DockerClient, volume: str) -> None:
         client.volumes.get(volume).remove(force=True)
     except docker.errors.NotFound:
         pass
-
-
-def _recv_exact(raw: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = raw.recv(n - len(buf))
-        if not chunk:
-            return b""
-        buf += chunk
-    return buf
-
-
-def demux(raw: socket.socket, out: Callable[[bytes], None], err: Callable[[bytes], None]) -> None:
-    """Docker's multiplexed stream without a TTY (8-byte headers: stream, size) to out/err."""
-    while header := _recv_exact(raw, 8):
-        stream, length = struct.unpack(">BxxxL", header)
-        data = _recv_exact(raw, length)
-        (err if stream == 2 else out)(data)
 
 
 def exec_stream(

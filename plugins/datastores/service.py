@@ -1,7 +1,8 @@
-"""Backing services (Postgres, Redis): the rules both service plugins share.
+"""Backing services (Postgres, Redis): the rules every kind of the datastores plugin shares.
 
-A plugin describes its kind (`Kind`: image recipe, the config var a link sets, how to check
-health, set the password, dump and restore); everything else is here, the same for every kind:
+A kind's module (postgres.py, redis.py) describes it (`Kind`: image recipe, the config var a
+link sets, how to check health, set the password, dump and restore); everything else is here, the
+same for every kind:
 
 - A service is a record (`<data dir>/services/<kind>/<name>/service.json`, 0600: it holds the
   generated password), one container and one named volume. Backups live next to the record
@@ -10,7 +11,7 @@ health, set the password, dump and restore); everything else is here, the same f
   owner and admins read, change, back up or link it; to anyone else it does not exist. Who may
   create one: admins, and every user when PAAS_SERVICE_CREATE=users (up to
   PAAS_SERVICES_PER_USER each). A service created on the host, or before owners were kept, is
-  the admins'. The rules are in `services/access.py`; each entry here checks them first.
+  the admins'. The rules are in `paas/services/access.py`; each entry here checks them first.
 - A link puts the service on the app's own network (an alias the app resolves) and sets the
   URL config var through `config.set_config`: a new release and a zero-downtime restart.
   Unlinking unsets it and leaves the network. The service is health-checked before a link.
@@ -58,11 +59,12 @@ from paas.core.container import Limits
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, NotFound, PaasError
-from paas.scheduler import service_containers as sc
 from paas.services import access, quotas
 from paas.services import config as config_service
 from paas.services.containers import app_network, network_name
 from paas.store import App
+
+from . import containers as sc
 
 log = logging.getLogger("paas.services.backing")
 
@@ -154,13 +156,14 @@ _KINDS: dict[str, Kind] = {}
 
 
 def register(kind: Kind) -> Kind:
-    """A loaded service plugin's kind, for what spans kinds (the dashboard's panels)."""
+    """A kind of this folder, for what spans kinds (the dashboard's pages, the quota's count)."""
     _KINDS[kind.name] = kind
     return kind
 
 
-def kinds() -> list[Kind]:
-    return [_KINDS[k] for k in sorted(_KINDS)]
+def kinds(ctx: Context) -> list[Kind]:
+    """The kinds whose plugin is on (PAAS_DISABLED_PLUGINS may turn one off)."""
+    return [_KINDS[k] for k in sorted(_KINDS) if k not in ctx.settings.disabled_plugins]
 
 
 def kind_named(name: str) -> Kind:
@@ -238,12 +241,9 @@ def _require(ctx: Context, kind: Kind, name: str, operation: str) -> Record:
     return record
 
 
-def _owned_count(ctx: Context, user_id: int) -> int:
-    """How many backing services (of every kind) the user owns."""
-    return sum(1 for k in kinds() for r in all_records(ctx, k) if r.owner_id == user_id)
-
-
-quotas.register_count("services", _owned_count)
+def owned_count(ctx: Context, kind: Kind, user_id: int) -> int:
+    """How many services of the kind the user owns (their part of the `services` quota)."""
+    return sum(1 for r in all_records(ctx, kind) if r.owner_id == user_id)
 
 
 def get(ctx: Context, kind: Kind, name: str) -> Record:
@@ -675,6 +675,15 @@ def app_destroyed(ctx: Context, kind: Kind, app: App, log: BuildLog) -> None:
             None, ctx.actor, f"{kind.name}:kept", f"{record.name} of {app.name}: {kept}"[:300]
         )
     networks.remove_app_networks(ctx.docker, ctx.settings.instance_id, app.name)
+
+
+def linked_keys(ctx: Context, kind: Kind, app: App) -> set[str]:
+    """The config keys the kind's links set on the app, and the kind's own variable however it
+    was set (a review app takes none of them from its parent: it gets its own addons)."""
+    keys = {kind.env_var}
+    for record in all_records(ctx, kind):
+        keys.update(kind.env_key(link.alias) for link in record.links_of(app))
+    return keys
 
 
 def app_renamed(ctx: Context, kind: Kind, app: App, old_name: str) -> None:

@@ -1,7 +1,12 @@
-"""The commands of a backing-service plugin (`postgres:*`, `redis:*`), made for its kind.
+"""The commands of a datastore kind (`postgres:*`, `redis:*`), made for its kind.
 
-Parse and render only: the rules are in paas.services.backing. Each service plugin calls
-`commands_for(kind)` from its `paas_commands` hook, so both namespaces behave alike. Dumps go
+Parse and render only: the rules are in service.py. Each kind's plugin calls
+`commands_for(kind)` when it is loaded, so every namespace behaves alike: `postgres:link` is
+`commands_for(postgres.KIND)`'s `link`. Who may run each is declared here, with `define`, and
+joins the permission table (paas/services/access.py) when the plugin is imported: `<kind>:create`
+and `<kind>:list` any user (`user`; PAAS_SERVICE_CREATE and the `services` quota decide who may
+create), `<kind>:link`/`<kind>:unlink` `manage` on the app and the service's owner, every other
+command the service's owner (`owned`); admins may do everything. Dumps go
 out and come in as raw bytes on the session's stdio (`ssh paas postgres:export db > db.dump`).
 """
 
@@ -11,8 +16,9 @@ import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, define
 from paas.errors import PaasError
-from paas.services import backing
-from paas.services.backing import Kind
+
+from . import service as backing
+from .service import Kind
 
 
 def _stdio(env: CommandEnv, what: str):  # type: ignore[no-untyped-def]
@@ -40,19 +46,21 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
     ns = kind.name
     title = kind.title
 
-    @define(f"{ns}:create", f"Create a {title} service: {ns}:create <name>.")
+    @define(f"{ns}:create", f"Create a {title} service: {ns}:create <name>.", permission="user")
     @click.argument("name")
     def create(env: CommandEnv, name: str) -> None:
         backing.create(env.ctx, kind, name, env.progress())
 
-    @define(f"{ns}:destroy", f"Destroy a {title} service (not while linked); a final backup is kept.")
+    @define(
+        f"{ns}:destroy", f"Destroy a {title} service (not while linked); a final backup is kept.", owned=True
+    )
     @click.argument("name")
     @click.option("--confirm", default=None, help="The service's name, to confirm.")
     @click.option("--no-backup", is_flag=True, help="Keep no final backup.")
     def destroy(env: CommandEnv, name: str, confirm: str | None, no_backup: bool) -> None:
         backing.destroy(env.ctx, kind, name, confirm, not no_backup, env.progress())
 
-    @define(f"{ns}:list", f"List the {title} services: name, state, linked apps.")
+    @define(f"{ns}:list", f"List the {title} services: name, state, linked apps.", permission="user")
     @FORMAT_OPTION
     def list_(env: CommandEnv, fmt: str) -> None:
         rows = backing.list_services(env.ctx, kind)
@@ -68,7 +76,11 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
             [(r["name"], r["state"], ",".join(r["links"]) or "-", r["created_at"]) for r in rows],
         )
 
-    @define(f"{ns}:info", f"A {title} service: state, URL (the password for admins only), links, backups.")
+    @define(
+        f"{ns}:info",
+        f"A {title} service: state, URL (the password for admins only), links, backups.",
+        owned=True,
+    )
     @click.argument("name")
     @FORMAT_OPTION
     def info(env: CommandEnv, name: str, fmt: str) -> None:
@@ -90,6 +102,8 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
         f"{ns}:link",
         f"Link a {title} service to an app: sets {kind.env_var} (or NAME_URL with --alias NAME); "
         "a new release and a restart without downtime.",
+        permission="manage",
+        owned=True,
     )
     @click.argument("name")
     @click.argument("app")
@@ -98,14 +112,24 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
         backing.link(env.ctx, kind, name, app, alias, env.progress())
         env.echo(f"{ns} service {name} linked to {app}")
 
-    @define(f"{ns}:unlink", f"Unlink a {title} service from an app (unsets its URL: a new release).")
+    @define(
+        f"{ns}:unlink",
+        f"Unlink a {title} service from an app (unsets its URL: a new release).",
+        permission="manage",
+        owned=True,
+    )
     @click.argument("name")
     @click.argument("app")
     def unlink(env: CommandEnv, name: str, app: str) -> None:
         backing.unlink(env.ctx, kind, name, app, env.progress())
         env.echo(f"{ns} service {name} unlinked from {app}")
 
-    @define(f"{ns}:connect", f"A {title} shell on the service (interactive with ssh -t).")
+    @define(
+        f"{ns}:connect",
+        f"A {title} shell on the service (interactive with ssh -t).",
+        owned=True,
+        terminal=True,
+    )
     @click.argument("name")
     def connect(env: CommandEnv, name: str) -> int:
         stdio = _stdio(env, f"{ns}:connect")
@@ -123,14 +147,16 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
             stdio.disconnected,
         )
 
-    @define(f"{ns}:export", f"The {title} service's dump on stdout.")
+    @define(f"{ns}:export", f"The {title} service's dump on stdout.", owned=True)
     @click.argument("name")
     def export(env: CommandEnv, name: str) -> None:
         stdio = _stdio(env, f"{ns}:export")
         backing.export(env.ctx, kind, name, stdio.write)
 
     @define(
-        f"{ns}:import", f"Replace the {title} service's data with a dump read from stdin (all or nothing)."
+        f"{ns}:import",
+        f"Replace the {title} service's data with a dump read from stdin (all or nothing).",
+        owned=True,
     )
     @click.argument("name")
     def import_(env: CommandEnv, name: str) -> None:
@@ -142,13 +168,15 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
     if not with_backups:
         return out
 
-    @define(f"{ns}:backup", f"Back the {title} service up now (kept under the data dir, checksummed).")
+    @define(
+        f"{ns}:backup", f"Back the {title} service up now (kept under the data dir, checksummed).", owned=True
+    )
     @click.argument("name")
     def backup(env: CommandEnv, name: str) -> None:
         done = backing.backup(env.ctx, kind, name)
         env.echo(f"{done.id}  {_size(done.size)}  sha256:{done.sha256}")
 
-    @define(f"{ns}:backups", f"List the {title} service's backups: id, size, time.")
+    @define(f"{ns}:backups", f"List the {title} service's backups: id, size, time.", owned=True)
     @click.argument("name")
     @FORMAT_OPTION
     def backups(env: CommandEnv, name: str, fmt: str) -> None:
@@ -161,7 +189,11 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
             return
         _table(env, ("ID", "SIZE", "CREATED"), [(b.id, _size(b.size), b.created_at) for b in found])
 
-    @define(f"{ns}:restore", f"Restore the {title} service from one of its backups (checksum verified).")
+    @define(
+        f"{ns}:restore",
+        f"Restore the {title} service from one of its backups (checksum verified).",
+        owned=True,
+    )
     @click.argument("name")
     @click.argument("backup_id", metavar="BACKUP")
     def restore(env: CommandEnv, name: str, backup_id: str) -> None:
@@ -172,6 +204,7 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
         f"{ns}:backup-schedule",
         f'Back the {title} service up on a cron schedule (UTC): {ns}:backup-schedule <name> "0 3 * * *" '
         "[--keep N]; `off` stops it.",
+        owned=True,
     )
     @click.argument("name")
     @click.argument("schedule")
@@ -186,7 +219,7 @@ def commands_for(kind: Kind, with_backups: bool = True) -> list[click.Command]:
                 + (f", keep {keep}" if keep else "")
             )
 
-    @define(f"{ns}:logs", f"The {title} service's log lines.")
+    @define(f"{ns}:logs", f"The {title} service's log lines.", owned=True)
     @click.argument("name")
     @click.option("-n", "--num", "lines", type=int, default=100, help="How many lines.")
     def logs(env: CommandEnv, name: str, lines: int) -> None:

@@ -1,0 +1,114 @@
+"""datastores: Dokku-style backing services (Postgres, Redis) linked to apps as URLs, with backups.
+
+One kit for every kind of datastore: the rules (records, owners, links, networks, backups,
+reconcile, app.json addons) are in service.py, the containers and the commands run inside them in
+containers.py, the SSH commands in commands.py, the dashboard's pages in web.py and templates/.
+A kind is one module of this folder that defines `KIND` (a `service.Kind`: the image recipe, the
+config var a link sets, how to check health, set the password, dump and restore): postgres.py,
+redis.py. Adding one (MySQL, a queue) is one new file here.
+
+Each kind is a plugin of its own name (`PAAS_PLUGINS`, as a distribution names several entry
+points): `plugins:list` shows postgres and redis, `PAAS_DISABLED_PLUGINS=redis` turns one off,
+and a platform backup keeps each kind's dumps under its name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from paas.commands import declare_permissions
+from paas.core.backup import RestoreSource
+from paas.core.context import Context
+from paas.core.manifest import PushedSource
+from paas.core.output import BuildLog
+from paas.plugins import hookimpl
+from paas.store import App
+
+from . import service
+from .commands import commands_for
+from .service import Kind
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+__version__ = "1.0"
+
+KIT = frozenset({"commands", "containers", "service", "web"})  # the modules that are no kind
+
+
+class KindPlugin:
+    """The hooks of one kind: each is the kit's, given the kind."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self.__version__ = __version__
+        self.commands = commands_for(kind)
+        # Now, not when the commands are first listed: the dashboard's pages and the hooks check
+        # these rules in processes that never list commands.
+        declare_permissions(self.commands)
+
+    @hookimpl
+    def paas_commands(self) -> list[click.Command]:
+        return list(self.commands)
+
+    @hookimpl
+    def paas_web_blueprints(self) -> list[Blueprint]:
+        """Only the dashboard needs Flask: imported here, not at every command's start."""
+        from .web import blueprint
+
+        return [blueprint()]
+
+    @hookimpl
+    def paas_pre_build(self, ctx: Context, app: App, source: PushedSource, log: BuildLog) -> None:
+        """app.json addons, on the first deploy: before the build reads the config, so the build,
+        the release, its release phase and its processes all have the URL; a failure refuses the
+        push."""
+        service.provision_addons(ctx, self.kind, app, source.manifest.addons, log)
+
+    @hookimpl
+    def paas_app_destroyed(self, ctx: Context, app: App, log: BuildLog) -> None:
+        service.app_destroyed(ctx, self.kind, app, log)
+
+    @hookimpl
+    def paas_quota_held(self, ctx: Context, quota: str, user_id: int) -> int | None:
+        return service.owned_count(ctx, self.kind, user_id) if quota == "services" else None
+
+    @hookimpl
+    def paas_linked_config_keys(self, ctx: Context, app: App) -> list[str]:
+        return sorted(service.linked_keys(ctx, self.kind, app))
+
+    @hookimpl
+    def paas_app_renamed(self, ctx: Context, app: App, old_name: str) -> None:
+        service.app_renamed(ctx, self.kind, app, old_name)
+
+    @hookimpl
+    def paas_reconcile(self, ctx: Context) -> None:
+        service.reconcile(ctx, self.kind)
+
+    @hookimpl
+    def paas_backup_paths(self, ctx: Context) -> list[Path]:
+        return service.backup_paths(ctx, self.kind)
+
+    @hookimpl
+    def paas_backup_dump(self, ctx: Context, folder: Path, log: BuildLog) -> None:
+        service.dump_all(ctx, self.kind, folder, log)
+
+    @hookimpl
+    def paas_backup_restore(self, ctx: Context, source: RestoreSource, log: BuildLog) -> str:
+        return service.restore_all(ctx, self.kind, source, log)
+
+
+def _kinds() -> list[Kind]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in KIT and not info.name.startswith("_"):
+            found.append(service.register(importlib.import_module(f"{__name__}.{info.name}").KIND))
+    return found
+
+
+PAAS_PLUGINS = {kind.name: KindPlugin(kind) for kind in _kinds()}
