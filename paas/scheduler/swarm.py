@@ -512,7 +512,7 @@ class Swarm:
         release at the formation's scale, the rest removed; crash loops read from the slots' ended
         tasks. New tasks join the route once running (`upstreams`), wherever they are."""
         services = self.processes(app)
-        done = Converged(troubles=self._troubles(services))
+        done = Converged(troubles=self._troubles(app, services))
         if want is None:
             if services:
                 self.stop(services, timeout=5, wait=False)
@@ -541,21 +541,18 @@ class Swarm:
         done.current = self.processes(app)
         return done
 
-    def _troubles(self, services: list[Service]) -> list[Trouble]:
-        out: list[Trouble] = []
-        now = datetime.now(UTC)
+    def _troubles(self, app: str, services: list[Service]) -> list[Trouble]:
+        found = {}
         for svc in services:
-            tasks = _tasks(self.client, svc.id)
             ended = []
-            for t in tasks:
+            for t in _tasks(self.client, svc.id):
                 status = t.get("Status") or {}
                 when = parse_time(status.get("Timestamp"))
                 if status.get("State") in ("failed", "complete") and when is not None:
                     ended.append((int(t.get("Slot") or 0), when))
             ptype = self.type_of(svc)
-            slots = {slot: f"{ptype}.{slot}" for slot in range(1, self.replicas(svc) + 1)}
-            out += trouble.slots(svc.id, slots, ended, now)
-        return out
+            found[svc.id] = ({slot: f"{ptype}.{slot}" for slot in range(1, self.replicas(svc) + 1)}, ended)
+        return trouble.slots(app, found, datetime.now(UTC))
 
     def log_sources(self, app: str, process_type: str | None) -> list[LogSource]:
         """One per service: its tasks run on any node, and the manager reads them all."""

@@ -20,9 +20,12 @@ CRASH_LOOP_RESTARTS = 3
 CRASH_LOOP_SECONDS = 300.0
 
 _lock = threading.Lock()
-_oom_seen: dict[str, str] = {}  # container id -> the FinishedAt of the OOM kill already reported
+# Per app, and only what the last pass saw (nothing grows with time): the FinishedAt of each
+# container's OOM kill already reported, the restart counts seen within the window, and the
+# processes whose crash loop was reported (news again once they settle).
+_oom_seen: dict[str, dict[str, str]] = {}  # app -> container id -> FinishedAt
 _restarts: dict[str, dict[str, list[tuple[float, int]]]] = {}  # app -> container -> (when, count)
-_looping: set[str] = set()  # processes whose crash loop was reported (news again once settled)
+_looping: dict[str, set[str]] = {}  # app -> container ids, or "<service id>/<slot>"
 
 
 def _dyno(labels: dict[str, str]) -> str:
@@ -38,16 +41,21 @@ def containers(app: str, found: Iterable, now: float | None = None) -> list[Trou
     """From docker-local's containers (their State and RestartCount, as listed)."""
     now = time.monotonic() if now is None else now
     out = []
+    found = list(found)
     with _lock:
+        oom_before, oom_after = _oom_seen.get(app, {}), {}
         for c in found:
             state = c.attrs.get("State", {})
             finished = state.get("FinishedAt", "")
-            if state.get("OOMKilled") and _oom_seen.get(c.id) != finished:
-                _oom_seen[c.id] = finished
+            if state.get("OOMKilled"):
+                oom_after[c.id] = finished
+            if state.get("OOMKilled") and oom_before.get(c.id) != finished:
                 dyno = _dyno(c.labels)
                 out.append(
                     Trouble(dyno, "oom-killed", f"{dyno} passed its memory limit", f"{dyno} was OOM-killed")
                 )
+        _oom_seen[app] = oom_after
+        looping = _looping.setdefault(app, set())
         before = _restarts.get(app, {})
         after: dict[str, list[tuple[float, int]]] = {}
         for c in found:
@@ -58,33 +66,36 @@ def containers(app: str, found: Iterable, now: float | None = None) -> list[Trou
             after[c.id] = seen
             grew = count - seen[0][1]
             if len(seen) == 1:
-                _looping.discard(c.id)  # no restart for a whole window: a new loop is news again
-            if grew >= CRASH_LOOP_RESTARTS and c.id not in _looping:
-                _looping.add(c.id)
+                looping.discard(c.id)  # no restart for a whole window: a new loop is news again
+            if grew >= CRASH_LOOP_RESTARTS and c.id not in looping:
+                looping.add(c.id)
                 out.append(_loop(_dyno(c.labels), grew))
-        _looping.difference_update(set(before) - set(after))  # containers gone
+        looping.intersection_update(after)  # containers gone
         _restarts[app] = after
     return out
 
 
 def slots(
-    service_id: str, dyno_of: dict[int, str], ended: Iterable[tuple[int, datetime]], now: datetime
+    app: str, ended: dict[str, tuple[dict[int, str], list[tuple[int, datetime]]]], now: datetime
 ) -> list[Trouble]:
-    """From a swarm service: `ended` holds (slot, when) of its tasks that ended on their own (swarm
-    keeps a few per slot, more than CRASH_LOOP_RESTARTS); a slot with that many within the window
-    is in a crash loop."""
-    recent: dict[int, int] = {}
-    for slot, when in ended:
-        if (now - when).total_seconds() <= CRASH_LOOP_SECONDS:
-            recent[slot] = recent.get(slot, 0) + 1
+    """From an app's swarm services: per service id, its slots' dynos and the (slot, when) of its
+    tasks that ended on their own (swarm keeps a few per slot, more than CRASH_LOOP_RESTARTS); a
+    slot with that many within the window is in a crash loop."""
     out = []
     with _lock:
-        for slot, dyno in dyno_of.items():
-            key = f"{service_id}/{slot}"
-            failed = recent.get(slot, 0)
-            if failed == 0:
-                _looping.discard(key)  # settled: a new loop is news again
-            elif failed >= CRASH_LOOP_RESTARTS and key not in _looping:
-                _looping.add(key)
-                out.append(_loop(dyno, failed))
+        before = _looping.get(app, set())
+        looping = set()
+        for service_id, (dyno_of, tasks) in ended.items():
+            recent: dict[int, int] = {}
+            for slot, when in tasks:
+                if (now - when).total_seconds() <= CRASH_LOOP_SECONDS:
+                    recent[slot] = recent.get(slot, 0) + 1
+            for slot, dyno in dyno_of.items():
+                key, failed = f"{service_id}/{slot}", recent.get(slot, 0)
+                if failed and key in before:
+                    looping.add(key)  # the same loop: reported already
+                elif failed >= CRASH_LOOP_RESTARTS:
+                    looping.add(key)
+                    out.append(_loop(dyno, failed))
+        _looping[app] = looping  # settled slots and removed services are dropped
     return out

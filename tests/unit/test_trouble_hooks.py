@@ -57,13 +57,24 @@ def test_a_swarm_slot_with_three_ended_tasks_in_the_window_is_a_crash_loop() -> 
     now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
     ago = [now - timedelta(seconds=s) for s in (5, 20, 40)]
     dynos = {1: "worker.1", 2: "worker.2"}
-    assert trouble.slots("svc1", dynos, [(1, ago[0]), (1, ago[1])], now) == []
-    (loop,) = trouble.slots("svc1", dynos, [(1, t) for t in ago], now)
+
+    def seen(tasks: list) -> list:
+        return trouble.slots("app1", {"svc1": (dynos, tasks)}, now)
+
+    assert seen([(1, ago[0]), (1, ago[1])]) == []
+    (loop,) = seen([(1, t) for t in ago])
     assert (loop.dyno, loop.kind) == ("worker.1", "crash-loop") and "restarted 3 times" in loop.detail
-    assert trouble.slots("svc1", dynos, [(1, t) for t in ago], now) == []  # once per loop
-    old = [(1, now - timedelta(seconds=trouble.CRASH_LOOP_SECONDS + 1))] * 5
-    assert trouble.slots("svc1", dynos, old, now) == []  # settled: a new loop is news again
-    assert len(trouble.slots("svc1", dynos, [(1, t) for t in ago], now)) == 1
+    assert seen([(1, t) for t in ago]) == []  # once per loop
+    assert seen([(1, now - timedelta(seconds=trouble.CRASH_LOOP_SECONDS + 1))] * 5) == []  # settled
+    assert len(seen([(1, t) for t in ago])) == 1  # a new loop is news again
+    assert trouble.slots("app1", {}, now) == [] and trouble._looping["app1"] == set()  # service gone
+
+
+def test_what_is_kept_is_what_the_last_pass_saw() -> None:
+    killed = _container("c9", 1, oom=True, finished="t1")
+    trouble.containers("gone", [killed], now=0)
+    trouble.containers("gone", [], now=1)  # the container was removed
+    assert trouble._oom_seen["gone"] == {} and trouble._restarts["gone"] == {}
 
 
 class FakeScheduler:
