@@ -10,9 +10,10 @@ lines ("off": only the combined access log, as before the metrics plugin) and wi
 the map, the tagged log line the server reads). Both are the real Router rendering the real
 route; only `RouteExtras.metrics_log` differs. The machine is shared and its CPU speed swings
 within seconds, so many short pairs, each pair's order flipped from the one before (off-on,
-on-off, ...; with variants the order rotates), and each pair's own ratio on/off: the figure is the median of those, with its
-quartiles and range. `--variant NAME` adds a bench-only change of the "on" config to every pair
-(a candidate for the product, measured against off and on in the same run; see VARIANTS).
+on-off, ...; with variants the order rotates), and each pair's own ratio on/off: the figure is
+the median of those, with its quartiles and range. `--variant NAME` adds a bench-only change of
+the "on" config to every pair (a candidate for the product, measured against off and on in the
+same run; see VARIANTS).
 
 CPU, per mode, microseconds per request (= ms per 1,000 requests): wrk's own, the router's
 workers (nginx), the app's container, and `paas server`'s over each run plus --settle seconds
