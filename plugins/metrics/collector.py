@@ -37,16 +37,25 @@ BUCKET = TIERS[0][0]
 
 
 def count(lines: list[str], into: dict[tuple[str, int, int], Stats], oldest: float) -> int:
-    """Add each metrics line to its (app, release, bucket); malformed or too old ones are skipped."""
+    """Add each metrics line to its (app, release, bucket); malformed or too old ones are skipped.
+    Once per request: each app name is checked once per call, and a Stats made once per key."""
     counted = 0
+    names: dict[str, bool] = {}
     for text in lines:
         line = parse(text)
-        if line is None or line.at < oldest or not validation.APP_NAME_RE.fullmatch(line.app):
+        if line is None or line.at < oldest:
+            continue
+        valid = names.get(line.app)
+        if valid is None:
+            valid = names[line.app] = validation.APP_NAME_RE.fullmatch(line.app) is not None
+        if not valid:
             continue
         at = int(line.at)
-        into.setdefault((line.app, line.release, at - at % BUCKET), Stats()).add(
-            line.status, line.sent, line.upstream
-        )
+        key = (line.app, line.release, at - at % BUCKET)
+        stats = into.get(key)
+        if stats is None:
+            stats = into[key] = Stats()
+        stats.add(line.status, line.sent, line.upstream)
         counted += 1
     return counted
 

@@ -31,7 +31,15 @@ def test_a_router_line_parses_with_retries_and_without_an_upstream() -> None:
     retried = parse("1900000001.250 shop - 502 300 2.000, 0.003 2.004")
     assert retried is not None and retried.release == 0 and retried.upstream == pytest.approx(2.003)
     assert parse("1900000001.250 shop - 503 200 - 0.000").upstream is None  # type: ignore[union-attr]
-    for junk in ("", "nonsense", "x shop 7 200 1 0.1 0.1", "1.0 shop 7 2xx 1 0.1 0.1"):
+    for junk in (
+        "",
+        "nonsense",
+        "x shop 7 200 1 0.1 0.1",
+        "1.0 shop 7 2xx 1 0.1 0.1",
+        "1.0 shop 7 200 1 0.1x 0.1",
+        "1.0 shop 7 200 1 0.1, 0.x 0.1",
+        "1.0 shop \u00b2 200 1 0.1 0.1",  # a digit to isdigit(), not to int()
+    ):
         assert parse(junk) is None
 
 
@@ -228,10 +236,13 @@ def test_counting_skips_foreign_and_old_lines() -> None:
         f"{T0 + 2} shop 7 503 10 - 0.001",
         f"{T0 - 10**8} shop 7 200 10 0.001 0.001",  # older than anything kept
         f"{T0 + 3} ../etc 7 200 10 0.001 0.001",
+        f"{T0 + 4} ../etc 7 200 10 0.001 0.001",  # a name refused once is refused again
         "garbage",
+        f"{T0 + 5} shop 8 200 10 0.001 0.001",
     ]
-    assert collector.count(lines, into, oldest=T0 - 86400) == 2
-    assert list(into) == [("shop", 7, int(T0))] and into[("shop", 7, int(T0))].errors == 1
+    assert collector.count(lines, into, oldest=T0 - 86400) == 3
+    assert list(into) == [("shop", 7, int(T0)), ("shop", 8, int(T0))]
+    assert into[("shop", 7, int(T0))].requests == 2 and into[("shop", 7, int(T0))].errors == 1
 
 
 def test_the_report_has_series_releases_and_markers(ctx: Context) -> None:
