@@ -33,16 +33,17 @@ class Stats:
     time_sum: float = 0.0
     histogram: list[int] = field(default_factory=lambda: [0] * (len(HISTOGRAM_BOUNDS) + 1))
 
-    def add(self, status: int, sent: int, upstream: float | None) -> None:
-        self.requests += 1
+    def add(self, status: int, sent: int, upstream: float | None, n: int = 1) -> None:
+        """`n` requests alike."""
+        self.requests += n
         klass = status // 100 - 1
         if 0 <= klass < len(CLASSES):
-            self.classes[klass] += 1
-        self.bytes += sent
+            self.classes[klass] += n
+        self.bytes += sent * n
         if upstream is not None:
-            self.timed += 1
-            self.time_sum += upstream
-            self.histogram[bisect.bisect_left(HISTOGRAM_BOUNDS, upstream)] += 1
+            self.timed += n
+            self.time_sum += upstream * n
+            self.histogram[bisect.bisect_left(HISTOGRAM_BOUNDS, upstream)] += n
 
     def merge(self, other: Stats) -> Stats:
         self.requests += other.requests

@@ -245,6 +245,19 @@ def test_counting_skips_foreign_and_old_lines() -> None:
     assert into[("shop", 7, int(T0))].requests == 2 and into[("shop", 7, int(T0))].errors == 1
 
 
+def test_lines_alike_count_as_many_requests_in_their_own_buckets() -> None:
+    into: dict = {}
+    lines = [f"{T0 + i * 0.5:.3f} shop 7 200 512 0.004 0.00{i % 9}" for i in range(30)]  # 15 s
+    lines += [f"{T0 + 1:.3f} shop 7 200 512 0.004", f"{T0 + 2:.3f} shop 7 502 0 0.010, 0.002 0.012"]
+    lines += [f"{T0}nan shop 7 200 1 0.1 0.1", "inf shop 7 200 1 0.1 0.1", "nan shop 7 200 1 0.1 0.1"]
+    assert collector.count(lines, into, oldest=T0 - 86400) == 31
+    first, second = into[("shop", 7, int(T0))], into[("shop", 7, int(T0) + 10)]
+    assert (first.requests, second.requests) == (21, 10) and first.errors == 1
+    assert first.bytes == 20 * 512 and first.timed == 21
+    assert first.time_sum == pytest.approx(20 * 0.004 + 0.012)
+    assert first.histogram[HISTOGRAM_BOUNDS.index(0.005)] == 20 and second.percentile(0.5) <= 0.005
+
+
 def test_the_report_has_series_releases_and_markers(ctx: Context) -> None:
     app = ctx.store.create_app("shop")
     v1 = _release(ctx, app.id)
