@@ -34,12 +34,16 @@ Target: under 5% of throughput lost with metrics on.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import io
 import json
 import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -94,6 +98,33 @@ def speed_probe() -> float:
     return 200_000 / (time.perf_counter() - t0)
 
 
+def count_at(rev: str, into: Path) -> Callable[[list[str], dict, float], int]:
+    """The collector's count() as it was at git revision `rev` (the plugin's package unpacked
+    under `into` and imported under a name of its own)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "plugins/metrics"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    name = f"metrics_at_{re.sub(r'[^A-Za-z0-9]', '_', rev)}"
+    spec = importlib.util.spec_from_file_location(
+        name, into / "plugins" / "metrics" / "__init__.py", submodule_search_locations=[]
+    )
+    assert spec is not None and spec.loader is not None
+    spec.submodule_search_locations = [str(into / "plugins" / "metrics")]  # type: ignore[union-attr]
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(f"{name}.collector").count
+
+
+def time_count(fn: Callable[[list[str], dict, float], int], lines: list[str]) -> float:
+    """CPU microseconds per line of one count() over `lines`."""
+    t0 = time.process_time()
+    counted = fn(lines, {}, 0.0)
+    return (time.process_time() - t0) * 1e6 / max(counted, 1)
+
+
 def quartiles(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return values[0], values[0]
@@ -108,6 +139,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds after each run, its CPU counted")
     parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS))
+    parser.add_argument("--count-against", metavar="REV", help="time count() of this git revision too")
     opts = parser.parse_args()
     modes = ["off", "on", *opts.variant]
     root = Path(tempfile.mkdtemp(prefix="paas-bench-metrics-"))
@@ -176,15 +208,25 @@ def main() -> int:
     each = ", ".join(f"{m} {n}" for m, n in logged.items())
     sent = sum(logged.values())
     print(f"counted by the history: {total} requests (wrk sent {sent} with a metrics log: {each})")
-    # The collector's parsing alone, in this process: the run's lines through count()
-    pending: dict = {}
-    t0 = time.process_time()
-    parsed = count(lines, pending, 0.0)
-    parse_s = time.process_time() - t0
+    # The collector's parsing alone, in this process: the run's lines through count(), 5 times
+    # (and in turn with the count() of --count-against, on the same lines)
+    fns = {"this tree": count}
+    if opts.count_against:
+        with tempfile.TemporaryDirectory() as tmp:
+            fns[opts.count_against] = count_at(opts.count_against, Path(tmp))
+    sample = lines[:100_000]
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(5):
+        for name, fn in fns.items():
+            times[name].append(time_count(fn, sample))
     print(
-        f"the collector's count() alone: {parse_s * 1e6 / max(parsed, 1):.1f} us per line"
-        f" ({parsed} of {len(lines)} lines in {parse_s:.2f} s of CPU in this process)"
+        f"the collector's count() alone, over {len(sample)} of the run's lines (median of 5, this process):"
     )
+    for name, ts in times.items():
+        print(f"  {name:<12} {statistics.median(ts):.2f} us per line ({min(ts):.2f}-{max(ts):.2f})")
+    if opts.count_against:
+        pairs = [a / b for a, b in zip(times["this tree"], times[opts.count_against], strict=True)]
+        print(f"  this tree / {opts.count_against}: {statistics.median(pairs):.2f}x")
     return 0
 
 
