@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 HISTOGRAM_BOUNDS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35,
@@ -32,16 +33,17 @@ class Stats:
     time_sum: float = 0.0
     histogram: list[int] = field(default_factory=lambda: [0] * (len(HISTOGRAM_BOUNDS) + 1))
 
-    def add(self, status: int, sent: int, upstream: float | None) -> None:
-        self.requests += 1
+    def add(self, status: int, sent: int, upstream: float | None, n: int = 1) -> None:
+        """`n` requests alike."""
+        self.requests += n
         klass = status // 100 - 1
         if 0 <= klass < len(CLASSES):
-            self.classes[klass] += 1
-        self.bytes += sent
+            self.classes[klass] += n
+        self.bytes += sent * n
         if upstream is not None:
-            self.timed += 1
-            self.time_sum += upstream
-            self.histogram[bisect.bisect_left(HISTOGRAM_BOUNDS, upstream)] += 1
+            self.timed += n
+            self.time_sum += upstream * n
+            self.histogram[bisect.bisect_left(HISTOGRAM_BOUNDS, upstream)] += n
 
     def merge(self, other: Stats) -> Stats:
         self.requests += other.requests
@@ -118,8 +120,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):  # a tuple: made once per request, so cheap to make (not a dataclass)
     at: float
     app: str
     release: int  # 0: unknown (no process answered, or a retry across processes)
@@ -139,15 +140,16 @@ def parse(text: str) -> Line | None:
         at = float(parts[0])
         status = int(parts[3])
         sent = int(parts[4])
+        if len(parts) == 7:  # one upstream (nearly every line): no list to walk
+            token = parts[5]
+            upstream = float(token) if token[:1].isdigit() else None
+        else:
+            upstream = None
+            for token in parts[5:-1]:
+                token = token.rstrip(",")
+                if token and token[0].isdigit():
+                    upstream = (upstream or 0.0) + float(token)
+        release = int(parts[2]) if parts[2].isdigit() else 0
     except ValueError:
         return None
-    release = int(parts[2]) if parts[2].isdigit() else 0
-    upstream = None
-    for token in parts[5:-1]:
-        token = token.rstrip(",")
-        if token and token[0].isdigit():
-            try:
-                upstream = (upstream or 0.0) + float(token)
-            except ValueError:
-                return None
     return Line(at, parts[1], release, status, sent, upstream)

@@ -31,7 +31,15 @@ def test_a_router_line_parses_with_retries_and_without_an_upstream() -> None:
     retried = parse("1900000001.250 shop - 502 300 2.000, 0.003 2.004")
     assert retried is not None and retried.release == 0 and retried.upstream == pytest.approx(2.003)
     assert parse("1900000001.250 shop - 503 200 - 0.000").upstream is None  # type: ignore[union-attr]
-    for junk in ("", "nonsense", "x shop 7 200 1 0.1 0.1", "1.0 shop 7 2xx 1 0.1 0.1"):
+    for junk in (
+        "",
+        "nonsense",
+        "x shop 7 200 1 0.1 0.1",
+        "1.0 shop 7 2xx 1 0.1 0.1",
+        "1.0 shop 7 200 1 0.1x 0.1",
+        "1.0 shop 7 200 1 0.1, 0.x 0.1",
+        "1.0 shop \u00b2 200 1 0.1 0.1",  # a digit to isdigit(), not to int()
+    ):
         assert parse(junk) is None
 
 
@@ -228,10 +236,26 @@ def test_counting_skips_foreign_and_old_lines() -> None:
         f"{T0 + 2} shop 7 503 10 - 0.001",
         f"{T0 - 10**8} shop 7 200 10 0.001 0.001",  # older than anything kept
         f"{T0 + 3} ../etc 7 200 10 0.001 0.001",
+        f"{T0 + 4} ../etc 7 200 10 0.001 0.001",  # a name refused once is refused again
         "garbage",
+        f"{T0 + 5} shop 8 200 10 0.001 0.001",
     ]
-    assert collector.count(lines, into, oldest=T0 - 86400) == 2
-    assert list(into) == [("shop", 7, int(T0))] and into[("shop", 7, int(T0))].errors == 1
+    assert collector.count(lines, into, oldest=T0 - 86400) == 3
+    assert list(into) == [("shop", 7, int(T0)), ("shop", 8, int(T0))]
+    assert into[("shop", 7, int(T0))].requests == 2 and into[("shop", 7, int(T0))].errors == 1
+
+
+def test_lines_alike_count_as_many_requests_in_their_own_buckets() -> None:
+    into: dict = {}
+    lines = [f"{T0 + i * 0.5:.3f} shop 7 200 512 0.004 0.00{i % 9}" for i in range(30)]  # 15 s
+    lines += [f"{T0 + 1:.3f} shop 7 200 512 0.004", f"{T0 + 2:.3f} shop 7 502 0 0.010, 0.002 0.012"]
+    lines += [f"{T0}nan shop 7 200 1 0.1 0.1", "inf shop 7 200 1 0.1 0.1", "nan shop 7 200 1 0.1 0.1"]
+    assert collector.count(lines, into, oldest=T0 - 86400) == 31
+    first, second = into[("shop", 7, int(T0))], into[("shop", 7, int(T0) + 10)]
+    assert (first.requests, second.requests) == (21, 10) and first.errors == 1
+    assert first.bytes == 20 * 512 and first.timed == 21
+    assert first.time_sum == pytest.approx(20 * 0.004 + 0.012)
+    assert first.histogram[HISTOGRAM_BOUNDS.index(0.005)] == 20 and second.percentile(0.5) <= 0.005
 
 
 def test_the_report_has_series_releases_and_markers(ctx: Context) -> None:
