@@ -46,8 +46,10 @@ ssl_key_file = 'server.key'
 password_encryption = 'scram-sha-256'
 EOF
     echo "host all all all scram-sha-256" >> "$INIT/pg_hba.conf"
-    pg_ctl -D "$INIT" -o "-c listen_addresses=''" -w -s start
-    createdb -h /tmp -U postgres "$PAAS_SERVICE"
+    # The initialising server listens on a socket of its own: a health check (on /tmp) that
+    # reached it would pass just before it stops, and the password set next would fail.
+    pg_ctl -D "$INIT" -o "-c listen_addresses='' -c unix_socket_directories='$INIT'" -w -s start
+    createdb -h "$INIT" -U postgres "$PAAS_SERVICE"
     pg_ctl -D "$INIT" -m fast -w -s stop
     mv "$INIT" "$PGDATA"
 fi

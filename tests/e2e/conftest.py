@@ -202,16 +202,31 @@ def unique_app(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
+# The session's shared server holds the apps of every file its worker runs, so a user's apps pile
+# up (carol scaling alice's app once found alice at 17 processes, past the default quota of 10,
+# depending on which files had run first). Quotas are attacked on servers of their own
+# (test_quotas.py); here they are out of the way.
+ROOMY_QUOTAS = {
+    "PAAS_QUOTA_APPS": "1000",
+    "PAAS_QUOTA_PROCESSES": "1000",
+    "PAAS_QUOTA_MEMORY": "1000g",
+    "PAAS_QUOTA_ONEOFFS": "100",
+}
+
+
 @pytest.fixture(scope="session")
 def paas(tmp_path_factory: pytest.TempPathFactory):
-    with running_server(tmp_path_factory.mktemp("paas")) as server:
+    with running_server(tmp_path_factory.mktemp("paas"), env=ROOMY_QUOTAS) as server:
         yield server
 
 
 @contextmanager
-def running_server(root: Path, key_name: str = "alice") -> Iterator[PaasServer]:
+def running_server(
+    root: Path, key_name: str = "alice", env: dict[str, str] | None = None
+) -> Iterator[PaasServer]:
     """A started server with its client key allowed; stopped and cleaned up afterwards."""
     server = PaasServer(root)
+    server.env.update(env or {})
     try:
         yield server.start_with_key(key_name)
     finally:

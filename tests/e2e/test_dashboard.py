@@ -129,9 +129,9 @@ def test_config_scale_rollback_and_live_logs(page: Page, paas: PaasServer, app: 
         shot(page, "scale-timeout")
         events = paas.host("events", "--app", app, "-n", "20").stdout
         releases = paas.host("releases", app).stdout
-        job = page.locator("#job-state").all_inner_texts(), page.locator("#job-lines").all_inner_texts()
+        job = [page.locator(f"#job-{part}").all_inner_texts() for part in ("state", "message", "lines")]
         pytest.fail(
-            f"no answer to Scale in 120 s at {page.url}, job {job[0]}\njob output: {job[1]}\n"
+            f"no answer to Scale in 120 s at {page.url}, job {job[0]}: {job[1]}\njob output: {job[2]}\n"
             f"events:\n{events}\nreleases:\n{releases}"
         )
     assert flash(page) == "Scaled web=2: released v3"
