@@ -289,7 +289,10 @@ def cleanup_instance(server: PaasServer) -> None:
     instance = Settings(data_dir=server.data_dir).instance_id
     client = docker.from_env()
     for c in client.containers.list(all=True, filters={"label": f"paas.instance={instance}"}):
-        c.remove(force=True)
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass  # gone meanwhile: a swarm task's container goes with its removed service
     for tag in _image_tags(client, "paas/app-*"):
         if tag.endswith(f"-{instance}"):
             try:
