@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paas.commands import declare_permissions
 from paas.plugins import hookimpl
+from paas.services.access import INTERNAL, PURE, declare_entries
 
 from . import expiry, letsencrypt, service
 from .commands import COMMANDS
@@ -21,6 +23,58 @@ if TYPE_CHECKING:
     from paas.store import App
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+declare_entries(
+    __name__,
+    {
+        "letsencrypt": {
+            "is_public": PURE,
+            **dict.fromkeys(
+                ("names_for", "obtain", "issue", "due", "enabled", "reconcile", "follow_parent"), INTERNAL
+            ),
+            "enable": "letsencrypt:enable",
+            "disable": "letsencrypt:disable",
+            "auto_renew": "letsencrypt:auto-renew",
+        },
+        "expiry": {"check": INTERNAL},
+        "settings": {"acme": PURE},
+        "pem": dict.fromkeys(("now", "describe", "check_pair", "read_info", "from_tar", "self_signed"), PURE),
+        "service": {
+            **dict.fromkeys(
+                (
+                    "certs_root",
+                    "app_subject",
+                    "subject",
+                    "dashboard_subject",
+                    "all_subjects",
+                    "get",
+                    "put",
+                    "has_cert",
+                    "current_info",
+                    "route_tls",
+                    "parent_tls",
+                    "acme_root",
+                    "nginx_extras",
+                    "sync",
+                    "install",
+                    "remove_files",
+                    "after_destroy",
+                    "restore_from_backup",
+                ),
+                INTERNAL,
+            ),
+            "add": "certs:add",
+            "generate": "certs:generate",
+            "remove": "certs:remove",
+            "set_flag": "certs:redirect",
+            "report": "certs:report",
+            "reports": "letsencrypt:list",
+        },
+    },
+)
+declare_permissions(COMMANDS)
 
 
 @hookimpl

@@ -11,15 +11,35 @@ from __future__ import annotations
 
 import click
 
+from paas.commands import declare_permissions
 from paas.core.context import Context
 from paas.core.manifest import PushedSource
 from paas.core.output import BuildLog
 from paas.plugins import hookimpl
+from paas.services.access import INTERNAL, PURE, declare_entries
 
 from . import service
 from .commands import cron_list, cron_run
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+declare_entries(
+    __name__,
+    {
+        "jobs": dict.fromkeys(("job_id", "check_id", "entries", "parse_entries"), PURE),
+        "runs": dict.fromkeys(("containers", "is_running", "last_run", "run_job", "remove_stale"), INTERNAL),
+        "service": {
+            **dict.fromkeys(("jobs_of", "scheduler", "reconcile", "find_job"), INTERNAL),
+            "check_manifest": PURE,
+            "list_jobs": "cron:list",
+            "run_now": "cron:run",
+        },
+        "ticker": {"utcnow": PURE, "iso": PURE, "load_state": INTERNAL},
+    },
+)
+declare_permissions([cron_list, cron_run])
 
 
 @hookimpl

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paas.commands import declare_permissions
 from paas.plugins import hookimpl
+from paas.services.access import INTERNAL, PURE, declare_entries
 
 from . import service
 from .commands import maintenance_off, maintenance_on, maintenance_report
@@ -19,6 +21,33 @@ if TYPE_CHECKING:
     from paas.store import App, Release
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+declare_entries(
+    __name__,
+    {
+        "service": {
+            **dict.fromkeys(("page_dir", "page_path", "plain_page", "blocked_by"), PURE),
+            **dict.fromkeys(
+                (
+                    "is_on",
+                    "app_page",
+                    "refresh_page",
+                    "nginx_extras",
+                    "after_deploy",
+                    "after_destroy",
+                    "after_rename",
+                ),
+                INTERNAL,
+            ),
+            "report": "maintenance:report",
+            "enable": "maintenance:on",
+            "disable": "maintenance:off",
+        },
+    },
+)
+declare_permissions([maintenance_on, maintenance_off, maintenance_report])
 
 
 @hookimpl

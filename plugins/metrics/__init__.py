@@ -15,8 +15,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from paas.commands import declare_permissions
 from paas.errors import PaasError
 from paas.plugins import hookimpl
+from paas.services.access import ADMIN, INTERNAL, PURE, SIGNED_IN, declare, declare_entries, declare_routes
 
 from . import collector, service
 from .commands import COMMANDS
@@ -33,6 +35,46 @@ if TYPE_CHECKING:
     from paas.store import App, Release
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each), its routes, its commands' rules,
+# and the Prometheus exposition's (admins only: every app's metrics).
+declare_entries(
+    __name__,
+    {
+        "charts": dict.fromkeys(("nice_ceiling", "markers", "chart", "charts"), PURE),
+        "collector": {
+            "count": PURE,
+            **dict.fromkeys(
+                ("judge", "restarts", "roll_back", "sample_processes", "run_sampler", "start"), INTERNAL
+            ),
+        },
+        "history": dict.fromkeys(("step_for", "merged"), PURE),
+        "prometheus": {"exposition": INTERNAL},
+        "service": {
+            **dict.fromkeys(("parse_since", "epoch"), PURE),
+            **dict.fromkeys(("history", "nginx_extras", "watch_settings", "start_watch"), INTERNAL),
+            "report": "metrics",
+            "watch_report": "checks:watch",
+            "set_watch": "checks:watch",
+            "prometheus_text": "metrics:prometheus",
+        },
+        "stats": {"parse": PURE},
+        "watch": dict.fromkeys(
+            ("check_values", "effective", "plan", "read_plan", "pct", "ms", "verdict"), PURE
+        ),
+        "web": {"blueprint": INTERNAL},
+    },
+)
+declare_routes(
+    {
+        "metrics.static": SIGNED_IN,  # its charts' CSS
+        "metrics.history": "metrics",
+        "metrics.exposition": "metrics:prometheus",
+    }
+)
+declare_permissions(COMMANDS)
+declare("metrics:prometheus", ADMIN)
 
 
 @hookimpl

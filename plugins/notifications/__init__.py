@@ -12,7 +12,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from paas.commands import declare_permissions
 from paas.plugins import hookimpl
+from paas.services.access import INTERNAL, PURE, declare_entries
 
 from . import service as rules  # (`service` is an argument of paas_backup_failed)
 from .commands import COMMANDS
@@ -24,6 +26,28 @@ if TYPE_CHECKING:
     from paas.store import App, Release
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+declare_entries(
+    __name__,
+    {
+        "send": {
+            **dict.fromkeys(("parse_url", "resolve", "check", "headers"), PURE),
+            "post": INTERNAL,
+        },
+        "service": {
+            **dict.fromkeys(("parse_events", "new_secret"), PURE),
+            **dict.fromkeys(("store", "notify", "attempt", "send_due"), INTERNAL),
+            "add": "notifications:add",
+            "list_hooks": "notifications:list",
+            "remove": "notifications:remove",
+            "log": "notifications:log",
+            "test": "notifications:test",
+        },
+    },
+)
+declare_permissions(COMMANDS)
 log = logging.getLogger("paas.notifications")
 SEND_SECONDS = 1.0
 
