@@ -9,7 +9,11 @@ Every operation has one rule here: a permission on the app it names (`OPERATIONS
 (`ADMIN_ONLY`), the owner of the backing service or storage folder it names (`OWNED`), or, for
 what names nothing of anyone else's, any signed-in user, whose answer holds only what they may
 see (`APP_LESS`). Each public service function says which operation it is in `ENTRIES` and
-checks its rule first; each dashboard and API route says which it serves in `ROUTES`.
+checks its rule first; each dashboard and API route says which it serves in `ROUTES`. The
+tables below are the core's; a plugin, built-in or third-party, adds its own rows when it is
+imported (`declare`, through `paas.commands.define(permission=...)` for its commands;
+`declare_entries`, `declare_routes`) and can change none, so a plugin turned off leaves no rule
+and whatever has no rule is refused (a KeyError in every check: default deny).
 `tests/unit/test_doors_table.py` finds every command, route and service function and fails when
 one is missing here, and drives each as every role. SSH, the host CLI, the dashboard, the API and
 plugins all end in the service functions: a front end may refuse early (for a nicer message),
