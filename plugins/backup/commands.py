@@ -8,9 +8,7 @@ from dataclasses import asdict
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
-from paas.core.output import BuildLog
-from paas.errors import PaasError
+from paas.plugin_api import FORMAT_OPTION, BuildLog, CommandEnv, PaasError, define
 
 from . import service
 from .restic import mib

@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
-from paas.errors import PaasError
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, PaasError, define
 
 from . import letsencrypt, pem, service
 from . import settings as plugin_settings

@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paas.commands import declare_permissions
-from paas.core.backup import RestoreSource
-from paas.core.context import Context
-from paas.core.manifest import PushedSource
-from paas.core.output import BuildLog
-from paas.plugins import hookimpl
-from paas.services.access import INTERNAL, PURE, declare_entries, declare_routes
-from paas.store import App
+from paas.plugin_api import (
+    App,
+    BuildLog,
+    Context,
+    PushedSource,
+    RestoreSource,
+    access,
+    declare_permissions,
+    hookimpl,
+)
 
 from . import service
 from .commands import commands_for
@@ -43,7 +45,7 @@ __version__ = "1.0"
 # each public service function is (the doors test drives each) and its pages' routes. An entry
 # names the postgres kind's operation; the redis kind's is the same with its own. Each kind
 # declares its commands' rules (KindPlugin).
-declare_entries(
+access.declare_entries(
     __name__,
     {
         "containers": dict.fromkeys(
@@ -62,9 +64,9 @@ declare_entries(
                 "exec_capture",
                 "wait_healthy",
             ),
-            INTERNAL,
+            access.INTERNAL,
         ),
-        "web": {"blueprint": INTERNAL},
+        "web": {"blueprint": access.INTERNAL},
         "service": {
             **dict.fromkeys(
                 (
@@ -78,7 +80,7 @@ declare_entries(
                     "verify",
                     "check_record",
                 ),
-                PURE,
+                access.PURE,
             ),
             **dict.fromkeys(
                 (
@@ -101,7 +103,7 @@ declare_entries(
                     "dump_all",
                     "restore_all",
                 ),
-                INTERNAL,
+                access.INTERNAL,
             ),
             "create": "postgres:create",
             "destroy": "postgres:destroy",
@@ -131,7 +133,7 @@ declare_entries(
                 "import_cmd",
                 "connect_cmd",
             ),
-            INTERNAL,
+            access.INTERNAL,
         ),
         "redis": dict.fromkeys(
             (
@@ -144,11 +146,11 @@ declare_entries(
                 "after_import",
                 "connect_cmd",
             ),
-            INTERNAL,
+            access.INTERNAL,
         ),
     },
 )
-declare_routes(
+access.declare_routes(
     {
         "services.index": "postgres:list",
         "services.service": "postgres:info",

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, define
 
 from . import service
 

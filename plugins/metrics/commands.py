@@ -6,7 +6,7 @@ import time
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, define
 
 from . import service
 from .watch import ms, pct
