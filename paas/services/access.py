@@ -158,7 +158,7 @@ OWNED: set[str] = set()
 
 # What belongs to the server: its users, keys and tokens, its nodes (the join command prints the
 # swarm's join token), its health, the processes that run it. Plugins add theirs (the platform
-# backups, the metrics for Prometheus, the dashboard's own certificate).
+# backups, the metrics for Prometheus).
 ADMIN_ONLY = set(
     {
         "nodes:list",
@@ -196,7 +196,6 @@ DASHBOARD_OPERATIONS: set[str] = set()
 # decides who the actor is (logins, sessions, tokens, keys); INTERNAL is for other services, the
 # plugins' hooks and the server's own loops, after a check of their own or for no actor (no front
 # end calls one); JOB is a web deploy job's: `view` on the app and the operation the job runs.
-# A datastore's operation is named for postgres; the redis kind's is the same with its own.
 PURE, ASK, SIGN_IN, INTERNAL, JOB = "pure", "ask", "sign-in", "internal", "job"
 # A dashboard or API route that is not an operation: PUBLIC answers before sign-in (the login
 # page, its CSS); SIGNED_IN shows any signed-in user nothing of anyone else's (logout, "who am I").
@@ -395,7 +394,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "deploy_branch_hint": "git:push",
         "deploy_push": "git:push",
         "rebuild": "ps:rebuild",
-        "redeploy_current": "backup:restore",
+        "redeploy_current": "backup:restore",  # the backup plugin's: with it off, refused
     },
     "reconcile": {"reconcile_app": INTERNAL, "reconcile_all": INTERNAL, "guard_egress": INTERNAL},
     "release_phase": dict.fromkeys(
