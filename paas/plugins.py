@@ -63,12 +63,14 @@ class HookSpecs:
     @hookspec
     def paas_commands(self) -> list[click.Command]:
         """At start: return click commands (`paas.commands.define` gives one its rule: a
-        permission on the app it names, `user` for one naming no app, `owned=True` for one on a
-        thing of the actor's own, and `terminal=True` for one that attaches the user's terminal;
-        `paas.commands.declare_permissions` puts the rules in the table at import; a plain click
-        command is admins' only), available over SSH and on the host CLI and listed by `help`;
-        `click.echo`, `print` and prompts reach the session that ran it. A name already taken is
-        refused at load."""
+        permission on the app it names, `user` for one naming no app, `admin` for admins only,
+        `owned=True` for one on a thing of the actor's own, `app_optional=True` for one whose app
+        may be left out, `dashboard=True` for one that may name the dashboard (`paas`), and
+        `terminal=True` for one that attaches the user's terminal; the plugin calls
+        `paas.commands.declare_permissions` on them when it is imported, so its rules are in
+        the table only while it is loaded; a plain click command is admins' only), available
+        over SSH and on the host CLI and listed by `help`; `click.echo`, `print` and prompts
+        reach the session that ran it. A name already taken is refused at load."""
 
     @hookspec
     def paas_app_created(self, ctx: Context, app: App) -> None:

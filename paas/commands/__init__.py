@@ -98,19 +98,24 @@ def define(
     permission: str | None = None,
     owned: bool = False,
     terminal: bool = False,
+    app_optional: bool = False,
+    dashboard: bool = False,
     **kwargs: Any,
 ) -> Callable:
     """A click command under a Dokku-style name like `maintenance:on`, called with the session's
     `CommandEnv` first; plugins return these from `paas_commands`. `host_only` ones are refused
     over SSH. `permission` (view, deploy, operate, manage, owner) is what a plugin's command
-    needs on the app named by its `app` argument, or `user` for one that names no app and shows
-    or acts on the actor's own things only; `owned` says the command names a thing of the
-    actor's own (a service: its service function checks `access.require_owner`), with or
-    without a permission on an app. Without either (and not in the core's table) only admins
-    may run it. The rule joins the permission table (`access.declare`) when the plugin's
-    commands are first listed, or at once with `declare_permissions`. `terminal` says it
-    attaches the user's terminal to a program (`run`, psql): on the host the terminal is put in
-    raw mode while it runs (over SSH, `ssh -t` does that)."""
+    needs on the app named by its `app` argument, `user` for one that names no app and shows or
+    acts on the actor's own things only, or `admin` for one only admins may run; `owned` says
+    the command names a thing of the actor's own (a service: its service function checks
+    `access.require_owner`), with or without a permission on an app. With a permission on an
+    app, `app_optional` says the app may be left out (then it acts on the actor's own things)
+    and `dashboard` that the app may be `paas`, the dashboard (admins only; the certificates').
+    Without a rule only admins may run it. The rule joins the permission table
+    (`access.declare`) with `declare_permissions` when the plugin is imported, or when its
+    commands are first listed. `terminal` says it attaches the user's terminal to a program
+    (`run`, psql): on the host the terminal is put in raw mode while it runs (over SSH,
+    `ssh -t` does that)."""
 
     def wrap(fn: Callable) -> click.Command:
         cmd = click.command(name, help=help, add_help_option=False, **kwargs)(click.pass_obj(fn))
@@ -118,6 +123,8 @@ def define(
         cmd.paas_permission = permission  # type: ignore[attr-defined]
         cmd.paas_owned = owned  # type: ignore[attr-defined]
         cmd.paas_terminal = terminal  # type: ignore[attr-defined]
+        cmd.paas_app_optional = app_optional  # type: ignore[attr-defined]
+        cmd.paas_dashboard = dashboard  # type: ignore[attr-defined]
         return cmd
 
     return wrap
@@ -127,13 +134,20 @@ def _declare(cmd: click.Command) -> None:
     permission = getattr(cmd, "paas_permission", None)
     owned = bool(getattr(cmd, "paas_owned", False))
     if permission is not None or owned:
-        access_service.declare(cmd.name or "", permission, owned)
+        access_service.declare(
+            cmd.name or "",
+            permission,
+            owned,
+            app_optional=bool(getattr(cmd, "paas_app_optional", False)),
+            dashboard=bool(getattr(cmd, "paas_dashboard", False)),
+        )
 
 
 def declare_permissions(cmds: list[click.Command]) -> None:
-    """Put the rules `define` gave these commands into the permission table now: for a plugin
-    whose service functions check them outside a command too (its dashboard pages, its hooks),
-    called when it is imported. Raises PaasError for a rule that conflicts with the table."""
+    """Put the rules `define` gave these commands into the permission table now: called when the
+    plugin is imported, so its service functions (its dashboard pages, its hooks, processes that
+    never list commands) find them, and a plugin turned off leaves none behind. Raises
+    PaasError for a rule that conflicts with the table."""
     for cmd in cmds:
         _declare(cmd)
 

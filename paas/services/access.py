@@ -9,7 +9,11 @@ Every operation has one rule here: a permission on the app it names (`OPERATIONS
 (`ADMIN_ONLY`), the owner of the backing service or storage folder it names (`OWNED`), or, for
 what names nothing of anyone else's, any signed-in user, whose answer holds only what they may
 see (`APP_LESS`). Each public service function says which operation it is in `ENTRIES` and
-checks its rule first; each dashboard and API route says which it serves in `ROUTES`.
+checks its rule first; each dashboard and API route says which it serves in `ROUTES`. The
+tables below are the core's; a plugin, built-in or third-party, adds its own rows when it is
+imported (`declare`, through `paas.commands.define(permission=...)` for its commands;
+`declare_entries`, `declare_routes`) and can change none, so a plugin turned off leaves no rule
+and whatever has no rule is refused (a KeyError in every check: default deny).
 `tests/unit/test_doors_table.py` finds every command, route and service function and fails when
 one is missing here, and drives each as every role. SSH, the host CLI, the dashboard, the API and
 plugins all end in the service functions: a front end may refuse early (for a nicer message),
@@ -31,6 +35,12 @@ OWNER = "owner"  # not grantable: only the owner (and admins) may transfer an ap
 DEFAULT_GRANT = ("view", "deploy", "operate")
 ROLES = ("none", *PERMISSIONS, OWNER, "admin")  # what the access-matrix test plays
 
+# The core's own operations. A plugin's join these tables when the plugin is imported, with the
+# rule it declares (`declare`: `paas.commands.define(permission=...)` for its commands), so a
+# plugin that is turned off leaves no rule behind: its commands are unknown, its service functions
+# refuse (KeyError). `metrics` is the core's (the dashboard's metrics page and API); the metrics
+# plugin's command of that name declares the same rule.
+
 # operation (a command's name, or an API-only operation) -> the permission it needs on its app
 OPERATIONS: dict[str, str] = {
     # view
@@ -48,17 +58,13 @@ OPERATIONS: dict[str, str] = {
     "metrics": "view",
     "checks:report": "view",
     "resource:report": "view",
-    "maintenance:report": "view",
-    "cron:list": "view",
     "apps:exists": "view",
     "apps:report": "view",
     "report": "view",  # without an app: the apps the actor may view
     "url": "view",
     "urls": "view",
     "config:keys": "view",
-    "certs:report": "view",
     "scheduler:report": "view",
-    "review-apps:list": "view",
     # deploy
     "git:push": "deploy",
     "git:fetch": "deploy",
@@ -70,13 +76,11 @@ OPERATIONS: dict[str, str] = {
     "releases:rollback": "deploy",
     "builds:output": "deploy",
     "repo:purge-cache": "deploy",
-    "cron:run": "deploy",
     "config:export": "deploy",  # values
     "config:clear": "deploy",
     "run:detached": "deploy",
     "enter": "deploy",  # a shell in a running process: as much as `run`
     "ps:rebuild": "deploy",
-    "review-apps:destroy": "deploy",  # as much as deleting the branch (`git push paas :branch`)
     # operate
     "apps:scale": "operate",
     "ps:scale": "operate",
@@ -84,12 +88,9 @@ OPERATIONS: dict[str, str] = {
     "ps:stop": "operate",
     "ps:start": "operate",
     "ps:set": "operate",
-    "maintenance:on": "operate",
-    "maintenance:off": "operate",
     "checks:enable": "operate",
     "checks:disable": "operate",
     "checks:set": "operate",  # wait-to-retire (--global: admins only)
-    "checks:watch": "operate",  # the post-deploy watch (metrics plugin)
     # manage
     "domains:add": "manage",
     "domains:remove": "manage",
@@ -102,31 +103,8 @@ OPERATIONS: dict[str, str] = {
     "apps:rename": "manage",
     "apps:destroy": "manage",
     "scheduler:set": "manage",
-    "storage:list": "manage",
-    "storage:mount": "manage",  # and the folder's owner (OWNED)
-    "storage:unmount": "manage",
-    "storage:ensure-directory": "manage",  # with --app: a folder the app's managers may mount
     "resource:limit": "manage",
     "resource:limit-clear": "manage",
-    "certs:add": "manage",
-    "certs:update": "manage",
-    "certs:remove": "manage",
-    "certs:generate": "manage",
-    "certs:redirect": "manage",
-    "certs:hsts": "manage",
-    "letsencrypt:enable": "manage",
-    "letsencrypt:disable": "manage",
-    "letsencrypt:auto-renew": "manage",  # without an app: every certificate, admins only
-    # the datastores' `<kind>:link`/`<kind>:unlink` (manage, and the service's owner: the app gets
-    # its password) are declared by their plugin (plugins/datastores/commands.py), as below
-    # an app's webhooks (notifications plugin; --all, the platform-wide ones: admins)
-    "notifications:add": "manage",
-    "notifications:remove": "manage",
-    "notifications:list": "manage",  # the URLs may hold tokens
-    "notifications:test": "manage",
-    "notifications:log": "manage",
-    "review-apps:enable": "manage",
-    "review-apps:disable": "manage",
     # owner
     "apps:transfer": OWNER,
     # Dokku's property model and the commands beside it (issue 34)
@@ -168,23 +146,20 @@ APP_LESS = set(
         "version",
         "plugins:list",
         "ssh-keys:list",  # one's own keys (admins: all)
-        "storage:ensure-directory",  # a folder of one's own (`--app`: manage on the app)
-        "letsencrypt:list",  # the apps the actor may view (admins: the dashboard too)
-        # `<kind>:create` (PAAS_SERVICE_CREATE=users lets users own their `services` quota of
-        # them) and `<kind>:list` (one's own services; admins: all): declared by the datastores
         "quota:report",  # one's own usage against one's quotas (admins: anyone's)
     }
 )
 
 # Backing services and storage folders belong to the user who made them (an app's addon service
 # to the user who pushed it): only the owner or an admin may read, change or mount them. Those
-# that name an app need its permission from OPERATIONS as well. The datastores plugin declares
-# every command of its kinds that names a service (`postgres:info`, `postgres:link`, ...).
-OWNED = {"storage:mount"}
+# that name an app need its permission from OPERATIONS as well. The core owns none: the plugins
+# declare theirs (the datastores' `postgres:info`, `postgres:link`, ...; `storage:mount`).
+OWNED: set[str] = set()
 
 # What belongs to the server: its users, keys and tokens, its nodes (the join command prints the
-# swarm's join token), its health, the dashboard's own certificate, the processes that run it.
-ADMIN_ONLY = frozenset(
+# swarm's join token), its health, the processes that run it. Plugins add theirs (the platform
+# backups, the metrics for Prometheus).
+ADMIN_ONLY = set(
     {
         "nodes:list",
         "nodes:join-command",
@@ -206,20 +181,13 @@ ADMIN_ONLY = frozenset(
         "router:stop",
         "stack:build",
         "quota:set",  # per-user quotas: the operator's
-        "metrics:prometheus",  # every app's metrics for the operator's Prometheus (metrics plugin)
-        # platform backups hold every secret, and a restore replaces everything (plugins/backup)
-        "backup:create",
-        "backup:list",
-        "backup:verify",
-        "backup:restore",
-        "backup:schedule",
     }
 )
 
-# `paas` (a reserved app name) stands for the dashboard in the certificate commands: admins only,
-# as is renewing every certificate at once (`letsencrypt:auto-renew` without an app).
+# `paas` (a reserved app name) stands for the dashboard in the operations a plugin declares with
+# `dashboard=True` (the certs plugin's): admins only, and the early check of the app is skipped.
 DASHBOARD_SUBJECT = "paas"
-DASHBOARD_OPERATIONS = frozenset(op for op in OPERATIONS if op.startswith(("certs:", "letsencrypt:")))
+DASHBOARD_OPERATIONS: set[str] = set()
 
 
 # What each public service function is. An operation above: it checks that operation's rule
@@ -228,7 +196,6 @@ DASHBOARD_OPERATIONS = frozenset(op for op in OPERATIONS if op.startswith(("cert
 # decides who the actor is (logins, sessions, tokens, keys); INTERNAL is for other services, the
 # plugins' hooks and the server's own loops, after a check of their own or for no actor (no front
 # end calls one); JOB is a web deploy job's: `view` on the app and the operation the job runs.
-# A datastore's operation is named for postgres; the redis kind's is the same with its own.
 PURE, ASK, SIGN_IN, INTERNAL, JOB = "pure", "ask", "sign-in", "internal", "job"
 # A dashboard or API route that is not an operation: PUBLIC answers before sign-in (the login
 # page, its CSS); SIGNED_IN shows any signed-in user nothing of anyone else's (logout, "who am I").
@@ -242,6 +209,8 @@ ENTRIES: dict[str, dict[str, str]] = {
                 "access_app",
                 "require_admin",
                 "declare",
+                "declare_entries",
+                "declare_routes",
                 "actor_id",
                 "is_admin",
                 "permissions_of",
@@ -425,7 +394,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "deploy_branch_hint": "git:push",
         "deploy_push": "git:push",
         "rebuild": "ps:rebuild",
-        "redeploy_current": "backup:restore",
+        "redeploy_current": "backup:restore",  # the backup plugin's: with it off, refused
     },
     "reconcile": {"reconcile_app": INTERNAL, "reconcile_all": INTERNAL, "guard_egress": INTERNAL},
     "release_phase": dict.fromkeys(
@@ -518,241 +487,10 @@ ENTRIES: dict[str, dict[str, str]] = {
             SIGN_IN,
         ),
     },
-    # the built-in plugins' (paas_plugins.<name>.<module>)
-    "certs.letsencrypt": {
-        "is_public": PURE,
-        **dict.fromkeys(
-            ("names_for", "obtain", "issue", "due", "enabled", "reconcile", "follow_parent"), INTERNAL
-        ),
-        "enable": "letsencrypt:enable",
-        "disable": "letsencrypt:disable",
-        "auto_renew": "letsencrypt:auto-renew",
-    },
-    "certs.expiry": {"check": INTERNAL},
-    "certs.settings": {"acme": PURE},
-    "certs.pem": dict.fromkeys(
-        ("now", "describe", "check_pair", "read_info", "from_tar", "self_signed"), PURE
-    ),
-    "certs.service": {
-        **dict.fromkeys(
-            (
-                "certs_root",
-                "app_subject",
-                "subject",
-                "dashboard_subject",
-                "all_subjects",
-                "get",
-                "put",
-                "has_cert",
-                "current_info",
-                "route_tls",
-                "parent_tls",
-                "acme_root",
-                "nginx_extras",
-                "sync",
-                "install",
-                "remove_files",
-                "after_destroy",
-                "restore_from_backup",
-            ),
-            INTERNAL,
-        ),
-        "add": "certs:add",
-        "generate": "certs:generate",
-        "remove": "certs:remove",
-        "set_flag": "certs:redirect",
-        "report": "certs:report",
-        "reports": "letsencrypt:list",
-    },
-    "datastores.containers": dict.fromkeys(
-        (
-            "find",
-            "all_services",
-            "ensure_volume",
-            "create",
-            "networks_of",
-            "address_on",
-            "connect",
-            "disconnect",
-            "remove",
-            "remove_volume",
-            "exec_stream",
-            "exec_capture",
-            "wait_healthy",
-        ),
-        INTERNAL,
-    ),
-    "datastores.web": {"blueprint": INTERNAL},
-    "datastores.service": {
-        **dict.fromkeys(
-            (
-                "register",
-                "kinds",
-                "kind_named",
-                "check_name",
-                "now_iso",
-                "mask",
-                "addon_kind",
-                "verify",
-                "check_record",
-            ),
-            PURE,
-        ),
-        **dict.fromkeys(
-            (
-                "load",
-                "get",
-                "all_records",
-                "service_lock",
-                "container_of",
-                "wait_healthy",
-                "state",
-                "provision_addons",
-                "app_destroyed",
-                "app_renamed",
-                "linked_keys",
-                "owned_count",
-                "reconcile",
-                "prune_scheduled",
-                # a platform backup's part (plugins/backup checks that an admin asks)
-                "backup_paths",
-                "dump_all",
-                "restore_all",
-            ),
-            INTERNAL,
-        ),
-        "create": "postgres:create",
-        "destroy": "postgres:destroy",
-        "list_services": "postgres:list",
-        "info": "postgres:info",
-        "links_of_app": "apps:info",
-        "link": "postgres:link",
-        "unlink": "postgres:unlink",
-        "set_schedule": "postgres:backup-schedule",
-        "export": "postgres:export",
-        "import_": "postgres:import",
-        "backup": "postgres:backup",
-        "list_backups": "postgres:backups",
-        "backup_path": "postgres:backups",
-        "restore": "postgres:restore",
-        "connect": "postgres:connect",
-        "logs": "postgres:logs",
-    },
-    "datastores.postgres": dict.fromkeys(
-        ("url", "health", "reachable", "setup", "export_cmd", "snapshot_cmd", "import_cmd", "connect_cmd"),
-        INTERNAL,
-    ),
-    "datastores.redis": dict.fromkeys(
-        ("url", "health", "reachable", "setup", "export_cmd", "import_cmd", "after_import", "connect_cmd"),
-        INTERNAL,
-    ),
-    "cron.jobs": dict.fromkeys(("job_id", "check_id", "entries", "parse_entries"), PURE),
-    "cron.runs": dict.fromkeys(("containers", "is_running", "last_run", "run_job", "remove_stale"), INTERNAL),
-    "cron.service": {
-        **dict.fromkeys(("jobs_of", "scheduler", "reconcile", "find_job"), INTERNAL),
-        "check_manifest": PURE,
-        "list_jobs": "cron:list",
-        "run_now": "cron:run",
-    },
-    "cron.ticker": {"utcnow": PURE, "iso": PURE, "load_state": INTERNAL},
-    "metrics.charts": dict.fromkeys(("nice_ceiling", "markers", "chart", "charts"), PURE),
-    "metrics.collector": {
-        "count": PURE,
-        **dict.fromkeys(
-            ("judge", "restarts", "roll_back", "sample_processes", "run_sampler", "start"), INTERNAL
-        ),
-    },
-    "metrics.history": dict.fromkeys(("step_for", "merged"), PURE),
-    "metrics.prometheus": {"exposition": INTERNAL},
-    "metrics.service": {
-        **dict.fromkeys(("parse_since", "epoch"), PURE),
-        **dict.fromkeys(("history", "nginx_extras", "watch_settings", "start_watch"), INTERNAL),
-        "report": "metrics",
-        "watch_report": "checks:watch",
-        "set_watch": "checks:watch",
-        "prometheus_text": "metrics:prometheus",
-    },
-    "metrics.stats": {"parse": PURE},
-    "metrics.watch": dict.fromkeys(
-        ("check_values", "effective", "plan", "read_plan", "pct", "ms", "verdict"), PURE
-    ),
-    "metrics.web": {"blueprint": INTERNAL},
-    "notifications.send": {
-        **dict.fromkeys(("parse_url", "resolve", "check", "headers"), PURE),
-        "post": INTERNAL,
-    },
-    "notifications.service": {
-        **dict.fromkeys(("parse_events", "new_secret"), PURE),
-        **dict.fromkeys(("store", "notify", "attempt", "send_due"), INTERNAL),
-        "add": "notifications:add",
-        "list_hooks": "notifications:list",
-        "remove": "notifications:remove",
-        "log": "notifications:log",
-        "test": "notifications:test",
-    },
-    "maintenance.service": {
-        **dict.fromkeys(("page_dir", "page_path", "plain_page", "blocked_by"), PURE),
-        **dict.fromkeys(
-            (
-                "is_on",
-                "app_page",
-                "refresh_page",
-                "nginx_extras",
-                "after_deploy",
-                "after_destroy",
-                "after_rename",
-            ),
-            INTERNAL,
-        ),
-        "report": "maintenance:report",
-        "enable": "maintenance:on",
-        "disable": "maintenance:off",
-    },
-    "backup.restic": dict.fromkeys(("check_target", "shown", "binary", "mib"), PURE),
-    "backup.settings": {"backup": PURE},
-    "backup.service": {
-        **dict.fromkeys(("now_iso", "check_id", "schedule_line"), PURE),
-        **dict.fromkeys(("key_file", "engine", "load_schedule", "last_report", "reconcile"), INTERNAL),
-        "create": "backup:create",
-        "list_backups": "backup:list",
-        "verify": "backup:verify",
-        "restore": "backup:restore",
-        "schedule": "backup:schedule",
-    },
-    "review_apps.service": {
-        **dict.fromkeys(("review_name", "parse_stale_days"), PURE),
-        **dict.fromkeys(
-            ("settings_of", "review_config", "receive_branch", "before_destroy", "stale", "remove_stale"),
-            INTERNAL,
-        ),
-        "enable": "review-apps:enable",
-        "disable": "review-apps:disable",
-        "report": "review-apps:list",
-        "destroy": "review-apps:destroy",
-    },
-    "review_apps.web": {"blueprint": PURE},
-    "storage.service": {
-        **dict.fromkeys(("check_name", "check_container_path"), PURE),
-        **dict.fromkeys(
-            (
-                "storage_root",
-                "check_host_dir",
-                "parse_mount",
-                "list_mounts",
-                "checked_mounts",
-                "unmounted_dirs",
-                "restore_from_backup",
-            ),
-            INTERNAL,
-        ),
-        "ensure_directory": "storage:ensure-directory",
-        "mounts_of": "storage:list",
-        "mount": "storage:mount",
-        "unmount": "storage:unmount",
-    },
 }
 
-# Every dashboard and API route (Flask endpoint, plugins' blueprints included) -> its operation.
+# Every dashboard and API route of the core (Flask endpoint) -> its operation; a plugin's
+# blueprint declares its own (`declare_routes`).
 ROUTES: dict[str, str] = {
     "static": PUBLIC,
     "auth.login": PUBLIC,
@@ -788,12 +526,6 @@ ROUTES: dict[str, str] = {
     "accounts.password": "users:passwd",
     "accounts.admin": "users:admin",
     "accounts.remove": "users:remove",
-    # backing services (the datastores plugin's blueprint)
-    "services.index": "postgres:list",
-    "services.service": "postgres:info",
-    "services.download": "postgres:backups",
-    # review apps (the review_apps plugin's blueprint)
-    "review_apps.destroy": "review-apps:destroy",
     # the API
     "api.openapi": SIGNED_IN,
     "api.account": SIGNED_IN,
@@ -822,10 +554,6 @@ ROUTES: dict[str, str] = {
     "api.logs": "logs",
     "api.log_stream": "logs",
     "api.metrics": "metrics",
-    # the metrics plugin's blueprint
-    "metrics.static": SIGNED_IN,  # its charts' CSS
-    "metrics.history": "metrics",
-    "metrics.exposition": "metrics:prometheus",
 }
 
 
@@ -845,32 +573,80 @@ def require_admin(ctx: Context, operation: str, what: str | None = None) -> None
 
 
 USER = "user"  # a plugin's operation that names no app: APP_LESS
+ADMIN = "admin"  # a plugin's operation for admins only: ADMIN_ONLY
+BUILTIN_PREFIX = "paas_plugins."  # a built-in plugin's modules are paas_plugins.<folder>.<module>
 
 
-def _rule(operation: str) -> tuple[str | None, bool, bool, bool]:
-    return (OPERATIONS.get(operation), operation in APP_LESS, operation in OWNED, operation in ADMIN_ONLY)
+def _rule(operation: str) -> tuple[str | None, bool, bool, bool, bool]:
+    return (
+        OPERATIONS.get(operation),
+        operation in APP_LESS,
+        operation in OWNED,
+        operation in ADMIN_ONLY,
+        operation in DASHBOARD_OPERATIONS,
+    )
 
 
-def declare(operation: str, permission: str | None, owned: bool = False) -> None:
-    """A plugin's command joins the table (it cannot change an entry there): `permission` on the
-    app its `app` argument names (view, deploy, operate, manage, owner), or `user` for one that
-    names no app (APP_LESS: any user of the server, and it shows or acts on the actor's own
-    things only); `owned` for one on a thing of the actor's own that it names (OWNED: the
-    service function checks `require_owner`), with an app permission or alone. Declaring the
-    same rule again changes nothing."""
-    if permission not in (*PERMISSIONS, OWNER, USER, None) or (permission is None and not owned):
-        raise PaasError(f"unknown permission {permission!r}: use {', '.join((*PERMISSIONS, OWNER, USER))}")
-    if permission == USER and owned:
+def declare(
+    operation: str,
+    permission: str | None,
+    owned: bool = False,
+    app_optional: bool = False,
+    dashboard: bool = False,
+) -> None:
+    """A plugin's operation joins the table (it cannot change an entry there), when the plugin is
+    imported: a plugin turned off leaves no rule, so its operations stay refused. `permission`
+    on the app its `app` argument names (view, deploy, operate, manage, owner), `user` for one
+    that names no app (APP_LESS: any user of the server, and it shows or acts on the actor's own
+    things only), or `admin` for one only admins may run (ADMIN_ONLY); `owned` for one on a thing
+    of the actor's own that it names (OWNED: the service function checks `require_owner`), with
+    an app permission or alone. With an app permission, `app_optional` says the app may be left
+    out (then it acts on the actor's own things, as `user`), and `dashboard` that the app may be
+    `paas`, the dashboard (admins only). Declaring the same rule again changes nothing."""
+    on_app = (*PERMISSIONS, OWNER)
+    if permission not in (*on_app, USER, ADMIN, None) or (permission is None and not owned):
+        raise PaasError(f"unknown permission {permission!r}: use {', '.join((*on_app, USER, ADMIN))}")
+    if permission in (USER, ADMIN) and owned:
         raise PaasError(f"{operation}: an operation of the actor's own things names no app: not owned")
-    wanted = (permission if permission != USER else None, permission == USER, owned, False)
+    if (app_optional or dashboard) and permission not in on_app:
+        raise PaasError(f"{operation}: only an operation on an app may take no app, or the dashboard")
+    wanted = (
+        permission if permission in on_app else None,
+        permission == USER or app_optional,
+        owned,
+        permission == ADMIN,
+        dashboard,
+    )
     if known(operation) and _rule(operation) != wanted:
         raise PaasError(f"{operation} is already in the permission table")
-    if permission == USER:
-        APP_LESS.add(operation)
-    elif permission is not None:
+    if permission is not None and permission in on_app:
         OPERATIONS[operation] = permission
+    if wanted[1]:
+        APP_LESS.add(operation)
+    if permission == ADMIN:
+        ADMIN_ONLY.add(operation)
     if owned:
         OWNED.add(operation)
+    if dashboard:
+        DASHBOARD_OPERATIONS.add(operation)
+
+
+def declare_entries(package: str, entries: dict[str, dict[str, str]]) -> None:
+    """What each public service function of a plugin is, as ENTRIES says of the core's: `package`
+    is the plugin's (its `__name__`), `entries` maps each of its modules to its functions. Only
+    adds: a module already described otherwise is refused."""
+    for module, functions in entries.items():
+        key = f"{package.removeprefix(BUILTIN_PREFIX)}.{module}"
+        if ENTRIES.setdefault(key, functions) != functions:
+            raise PaasError(f"{key} is already in the permission table")
+
+
+def declare_routes(routes: dict[str, str]) -> None:
+    """The operation each route of a plugin's blueprint serves (`<blueprint>.<endpoint>`), as
+    ROUTES says of the core's. Only adds: a route already there with another rule is refused."""
+    for endpoint, operation in routes.items():
+        if ROUTES.setdefault(endpoint, operation) != operation:
+            raise PaasError(f"route {endpoint} is already in the permission table")
 
 
 def actor_id(ctx: Context) -> int | None:

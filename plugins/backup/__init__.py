@@ -12,13 +12,34 @@ import logging
 
 import click
 
-from paas.core.context import Context
-from paas.plugins import hookimpl
+from paas.plugin_api import Context, access, declare_permissions, hookimpl
 
 from . import service
 from .commands import COMMANDS
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+access.declare_entries(
+    __name__,
+    {
+        "restic": dict.fromkeys(("check_target", "shown", "binary", "mib"), access.PURE),
+        "settings": {"backup": access.PURE},
+        "service": {
+            **dict.fromkeys(("now_iso", "check_id", "schedule_line"), access.PURE),
+            **dict.fromkeys(
+                ("key_file", "engine", "load_schedule", "last_report", "reconcile"), access.INTERNAL
+            ),
+            "create": "backup:create",
+            "list_backups": "backup:list",
+            "verify": "backup:verify",
+            "restore": "backup:restore",
+            "schedule": "backup:schedule",
+        },
+    },
+)
+declare_permissions(COMMANDS)
 log = logging.getLogger("paas.backup")
 
 

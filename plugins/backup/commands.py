@@ -8,9 +8,7 @@ from dataclasses import asdict
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
-from paas.core.output import BuildLog
-from paas.errors import PaasError
+from paas.plugin_api import FORMAT_OPTION, BuildLog, CommandEnv, PaasError, define
 
 from . import service
 from .restic import mib
@@ -23,6 +21,7 @@ FROM = click.option("--from", "target", metavar="TARGET", help=TARGET_HELP)
 @define(
     "backup:create",
     "Back up the whole platform (store, repos, users, keys, certificates, storage, services' data).",
+    permission="admin",
 )
 @TO
 def create(env: CommandEnv, target: str | None) -> None:
@@ -33,7 +32,7 @@ def create(env: CommandEnv, target: str | None) -> None:
     )
 
 
-@define("backup:list", "List the platform's backups in a target, newest first.")
+@define("backup:list", "List the platform's backups in a target, newest first.", permission="admin")
 @FROM
 @FORMAT_OPTION
 def list_(env: CommandEnv, target: str | None, fmt: str) -> None:
@@ -58,6 +57,7 @@ def list_(env: CommandEnv, target: str | None, fmt: str) -> None:
 @define(
     "backup:verify",
     "Check a backup: restic check, then restore it into a scratch folder and verify every file.",
+    permission="admin",
 )
 @click.argument("backup_id", metavar="ID")
 @FROM
@@ -70,7 +70,11 @@ def verify(env: CommandEnv, backup_id: str, target: str | None) -> None:
     )
 
 
-@define("backup:restore", "Restore the whole platform from a backup (a new server), or one app with --app.")
+@define(
+    "backup:restore",
+    "Restore the whole platform from a backup (a new server), or one app with --app.",
+    permission="admin",
+)
 @click.argument("backup_id", metavar="ID")
 @FROM
 @click.option("--force", is_flag=True, help="Destroy the apps here (or the app named by --app) first.")
@@ -101,6 +105,7 @@ def restore(
 @define(
     "backup:schedule",
     "Back up on a cron schedule (UTC): backup:schedule '<cron>' [--keep N] [--to TARGET], or off.",
+    permission="admin",
 )
 @click.argument("cron", required=False)
 @click.option("--keep", type=int, help="Keep the newest N scheduled backups (older ones are pruned).")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.errors import PaasError
+from paas.plugin_api import PaasError
 
 # restic's repository syntaxes we offer: a local folder, SFTP, an S3-compatible server, a REST server
 REMOTE_RE = re.compile(r"^(sftp|s3|rest):[A-Za-z0-9@:/._~%+=,\[\]-]{1,500}$")

@@ -38,12 +38,9 @@ from pathlib import Path
 from croniter import croniter
 
 from paas.core import names
-from paas.core.backup import RestoreSource
-from paas.core.context import Context
-from paas.core.output import BuildLog
-from paas.errors import Conflict, PaasError
-from paas.services import access, push, routing
+from paas.plugin_api import BuildLog, Conflict, Context, PaasError, RestoreSource, access
 from paas.services import apps as apps_service
+from paas.services import push, routing
 from paas.services.locks import AppLock
 from paas.store.snapshot import check_copy, schema_of
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.settings import Settings
+from paas.plugin_api import Settings
 
 DEFAULT_KEY = "/etc/paas/backup.key"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paas.plugins import hookimpl
+from paas.plugin_api import access, declare_permissions, hookimpl
 
 from . import expiry, letsencrypt, service
 from .commands import COMMANDS
@@ -14,13 +14,64 @@ from .commands import COMMANDS
 if TYPE_CHECKING:
     import click
 
-    from paas.core.backup import RestoreSource
-    from paas.core.context import Context
-    from paas.core.output import BuildLog
-    from paas.core.routes import RouteExtras
-    from paas.store import App
+    from paas.plugin_api import App, BuildLog, Context, RestoreSource, RouteExtras
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+access.declare_entries(
+    __name__,
+    {
+        "letsencrypt": {
+            "is_public": access.PURE,
+            **dict.fromkeys(
+                ("names_for", "obtain", "issue", "due", "enabled", "reconcile", "follow_parent"),
+                access.INTERNAL,
+            ),
+            "enable": "letsencrypt:enable",
+            "disable": "letsencrypt:disable",
+            "auto_renew": "letsencrypt:auto-renew",
+        },
+        "expiry": {"check": access.INTERNAL},
+        "settings": {"acme": access.PURE},
+        "pem": dict.fromkeys(
+            ("now", "describe", "check_pair", "read_info", "from_tar", "self_signed"), access.PURE
+        ),
+        "service": {
+            **dict.fromkeys(
+                (
+                    "certs_root",
+                    "app_subject",
+                    "subject",
+                    "dashboard_subject",
+                    "all_subjects",
+                    "get",
+                    "put",
+                    "has_cert",
+                    "current_info",
+                    "route_tls",
+                    "parent_tls",
+                    "acme_root",
+                    "nginx_extras",
+                    "sync",
+                    "install",
+                    "remove_files",
+                    "after_destroy",
+                    "restore_from_backup",
+                ),
+                access.INTERNAL,
+            ),
+            "add": "certs:add",
+            "generate": "certs:generate",
+            "remove": "certs:remove",
+            "set_flag": "certs:redirect",
+            "report": "certs:report",
+            "reports": "letsencrypt:list",
+        },
+    },
+)
+declare_permissions(COMMANDS)
 
 
 @hookimpl

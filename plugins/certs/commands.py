@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
-from paas.errors import PaasError
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, PaasError, define
 
 from . import letsencrypt, pem, service
 from . import settings as plugin_settings
@@ -60,7 +59,12 @@ def _install(
     _summary(env, s, info)
 
 
-@define("certs:add", "Add a certificate and key (host: CRT KEY files; SSH: a tar of server.crt+server.key).")
+@define(
+    "certs:add",
+    "Add a certificate and key (host: CRT KEY files; SSH: a tar of server.crt+server.key).",
+    permission="manage",
+    dashboard=True,
+)
 @click.argument("app")
 @click.argument("crt", required=False)
 @click.argument("key", required=False)
@@ -68,7 +72,12 @@ def certs_add(env: CommandEnv, app: str, crt: str | None, key: str | None) -> No
     _install(env, app, crt, key, replace=False, done=f"Certificate added to {app}")
 
 
-@define("certs:update", "Replace the app's certificate and key (same input as certs:add).")
+@define(
+    "certs:update",
+    "Replace the app's certificate and key (same input as certs:add).",
+    permission="manage",
+    dashboard=True,
+)
 @click.argument("app")
 @click.argument("crt", required=False)
 @click.argument("key", required=False)
@@ -76,14 +85,21 @@ def certs_update(env: CommandEnv, app: str, crt: str | None, key: str | None) ->
     _install(env, app, crt, key, replace=True, done=f"Certificate of {app} updated")
 
 
-@define("certs:remove", "Remove the app's certificate (plain HTTP again).")
+@define(
+    "certs:remove", "Remove the app's certificate (plain HTTP again).", permission="manage", dashboard=True
+)
 @click.argument("app")
 def certs_remove(env: CommandEnv, app: str) -> None:
     service.remove(env.ctx, app)
     env.echo(f"-----> Certificate of {app} removed")
 
 
-@define("certs:generate", "Give the app a self-signed certificate for its names (for trying HTTPS).")
+@define(
+    "certs:generate",
+    "Give the app a self-signed certificate for its names (for trying HTTPS).",
+    permission="manage",
+    dashboard=True,
+)
 @click.argument("app")
 def certs_generate(env: CommandEnv, app: str) -> None:
     s, info = service.generate(env.ctx, app)
@@ -91,7 +107,12 @@ def certs_generate(env: CommandEnv, app: str) -> None:
     _summary(env, s, info)
 
 
-@define("certs:redirect", "Redirect plain HTTP to HTTPS (on, the default with a certificate) or not.")
+@define(
+    "certs:redirect",
+    "Redirect plain HTTP to HTTPS (on, the default with a certificate) or not.",
+    permission="manage",
+    dashboard=True,
+)
 @click.argument("app")
 @click.argument("state", type=ON_OFF)
 def certs_redirect(env: CommandEnv, app: str, state: str) -> None:
@@ -99,7 +120,12 @@ def certs_redirect(env: CommandEnv, app: str, state: str) -> None:
     env.echo(f"-----> HTTP to HTTPS redirect {state} for {app}")
 
 
-@define("certs:hsts", "Send Strict-Transport-Security over HTTPS (off by default).")
+@define(
+    "certs:hsts",
+    "Send Strict-Transport-Security over HTTPS (off by default).",
+    permission="manage",
+    dashboard=True,
+)
 @click.argument("app")
 @click.argument("state", type=ON_OFF)
 def certs_hsts(env: CommandEnv, app: str, state: str) -> None:
@@ -129,7 +155,12 @@ def _report_data(r: service.Report) -> dict:
     }
 
 
-@define("certs:report", "Show the certificate: subject, names, issuer, expiry, which domains it covers.")
+@define(
+    "certs:report",
+    "Show the certificate: subject, names, issuer, expiry, which domains it covers.",
+    permission="view",
+    dashboard=True,
+)
 @click.argument("app")
 @FORMAT_OPTION
 def certs_report(env: CommandEnv, app: str, fmt: str) -> None:
@@ -158,7 +189,12 @@ def certs_report(env: CommandEnv, app: str, fmt: str) -> None:
         env.echo(f"       Letsencrypt last error:        {r.acme_error}")
 
 
-@define("letsencrypt:enable", "Get a certificate from ACME (PAAS_ACME_DIRECTORY) now and renew it by itself.")
+@define(
+    "letsencrypt:enable",
+    "Get a certificate from ACME (PAAS_ACME_DIRECTORY) now and renew it by itself.",
+    permission="manage",
+    dashboard=True,
+)
 @click.argument("app")
 def le_enable(env: CommandEnv, app: str) -> None:
     env.echo(
@@ -169,14 +205,21 @@ def le_enable(env: CommandEnv, app: str) -> None:
     env.echo(f"       {', '.join(info.sans)}, valid until {_when(info.not_after)}")
 
 
-@define("letsencrypt:disable", "Stop renewing and remove the ACME certificate.")
+@define(
+    "letsencrypt:disable",
+    "Stop renewing and remove the ACME certificate.",
+    permission="manage",
+    dashboard=True,
+)
 @click.argument("app")
 def le_disable(env: CommandEnv, app: str) -> None:
     changed = letsencrypt.disable(env.ctx, app)
     env.echo(f"-----> Letsencrypt {'disabled' if changed else 'was not enabled'} for {app}")
 
 
-@define("letsencrypt:list", "List the apps that get certificates from ACME, with their expiry.")
+@define(
+    "letsencrypt:list", "List the apps that get certificates from ACME, with their expiry.", permission="user"
+)
 @FORMAT_OPTION
 def le_list(env: CommandEnv, fmt: str) -> None:
     rows = [r for r in service.reports(env.ctx) if r.acme]
@@ -194,7 +237,12 @@ def le_list(env: CommandEnv, fmt: str) -> None:
             env.echo(f"{'':<30} last error: {r.acme_error}")
 
 
-@define("letsencrypt:auto-renew", "Renew now: one app's ACME certificate, or every one.")
+@define(
+    "letsencrypt:auto-renew",
+    "Renew now: one app's ACME certificate, or every one.",
+    permission="manage",
+    dashboard=True,
+)
 @click.argument("app", required=False)
 def le_auto_renew(env: CommandEnv, app: str | None) -> int:
     results = letsencrypt.auto_renew(env.ctx, app)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from paas.core.context import Context
+from paas.plugin_api import Context
 
 from . import service
 

@@ -27,11 +27,7 @@ from acme import challenges, client, crypto_util, errors, messages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from paas.core.context import Context
-from paas.core.output import BuildLog
-from paas.errors import PaasError
-from paas.services import access
-from paas.store import App
+from paas.plugin_api import App, BuildLog, Context, PaasError, access
 
 from . import pem, service
 from . import settings as plugin_settings

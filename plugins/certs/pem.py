@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
 from paas.core import archive
-from paas.errors import PaasError
+from paas.plugin_api import PaasError
 
 MAX_PEM = 256 << 10  # a chain of a few certificates, never more
 MAX_TAR = 1 << 20

@@ -21,15 +21,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.core.backup import RestoreSource
-from paas.core.context import Context
-from paas.core.output import BuildLog
-from paas.core.routes import RouteExtras, RouteTls
-from paas.errors import PaasError
-from paas.services import access, routing
-from paas.services.locks import app_lock
+from paas.plugin_api import (
+    App,
+    BuildLog,
+    Context,
+    PaasError,
+    RestoreSource,
+    RouteExtras,
+    RouteTls,
+    access,
+    app_lock,
+)
+from paas.services import routing
 from paas.services.lookup import hostnames, list_apps
-from paas.store import App
 
 from . import pem
 

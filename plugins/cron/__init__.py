@@ -11,15 +11,32 @@ from __future__ import annotations
 
 import click
 
-from paas.core.context import Context
-from paas.core.manifest import PushedSource
-from paas.core.output import BuildLog
-from paas.plugins import hookimpl
+from paas.plugin_api import BuildLog, Context, PushedSource, access, declare_permissions, hookimpl
 
 from . import service
 from .commands import cron_list, cron_run
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+access.declare_entries(
+    __name__,
+    {
+        "jobs": dict.fromkeys(("job_id", "check_id", "entries", "parse_entries"), access.PURE),
+        "runs": dict.fromkeys(
+            ("containers", "is_running", "last_run", "run_job", "remove_stale"), access.INTERNAL
+        ),
+        "service": {
+            **dict.fromkeys(("jobs_of", "scheduler", "reconcile", "find_job"), access.INTERNAL),
+            "check_manifest": access.PURE,
+            "list_jobs": "cron:list",
+            "run_now": "cron:run",
+        },
+        "ticker": {"utcnow": access.PURE, "iso": access.PURE, "load_state": access.INTERNAL},
+    },
+)
+declare_permissions([cron_list, cron_run])
 
 
 @hookimpl

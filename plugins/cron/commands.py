@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
-from paas.errors import PaasError
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, PaasError, define
 
 from . import service
 
@@ -19,7 +18,11 @@ def _last(row: dict) -> str:
     return f"{last['started_at']} (exit {last['status']})"
 
 
-@define("cron:list", "List an app's cron jobs (app.json `cron`): id, schedule, command, last and next run.")
+@define(
+    "cron:list",
+    "List an app's cron jobs (app.json `cron`): id, schedule, command, last and next run.",
+    permission="view",
+)
 @click.argument("app")
 @FORMAT_OPTION
 def cron_list(env: CommandEnv, app: str, fmt: str) -> None:
@@ -39,7 +42,11 @@ def cron_list(env: CommandEnv, app: str, fmt: str) -> None:
         env.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1])
 
 
-@define("cron:run", "Run one of an app's cron jobs now, in a one-off container; its output streams back.")
+@define(
+    "cron:run",
+    "Run one of an app's cron jobs now, in a one-off container; its output streams back.",
+    permission="deploy",
+)
 @click.argument("app")
 @click.argument("job_id")
 def cron_run(env: CommandEnv, app: str, job_id: str) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from croniter import CroniterBadDateError, croniter
 
 from paas.core import validation
-from paas.errors import PaasError
+from paas.plugin_api import PaasError
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{10}$")
 MAX_COMMAND = 2000

@@ -28,11 +28,9 @@ from docker.models.containers import Container
 from paas.buildpacks.builder import stream_lines
 from paas.core import names
 from paas.core.container import log_config
-from paas.core.context import Context
-from paas.errors import Conflict, PaasError
+from paas.plugin_api import App, Conflict, Context, PaasError
 from paas.scheduler import docker_local as sched
 from paas.services.containers import container_settings
-from paas.store import App
 
 from .jobs import Job
 

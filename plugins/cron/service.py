@@ -10,10 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from paas.core.context import Context
-from paas.errors import NotFound, PaasError
-from paas.services import access
-from paas.store import App
+from paas.plugin_api import App, Context, NotFound, PaasError, access
 
 from . import runs
 from .jobs import Job, check_id, entries, parse_entries

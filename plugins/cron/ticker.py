@@ -21,7 +21,8 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from paas.store import App, Store
+from paas.plugin_api import App
+from paas.store import Store
 
 from .jobs import Job
 

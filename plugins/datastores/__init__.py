@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paas.commands import declare_permissions
-from paas.core.backup import RestoreSource
-from paas.core.context import Context
-from paas.core.manifest import PushedSource
-from paas.core.output import BuildLog
-from paas.plugins import hookimpl
-from paas.store import App
+from paas.plugin_api import (
+    App,
+    BuildLog,
+    Context,
+    PushedSource,
+    RestoreSource,
+    access,
+    declare_permissions,
+    hookimpl,
+)
 
 from . import service
 from .commands import commands_for
@@ -37,6 +40,123 @@ if TYPE_CHECKING:
     from flask import Blueprint
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its pages' routes. An entry
+# names the postgres kind's operation; the redis kind's is the same with its own. Each kind
+# declares its commands' rules (KindPlugin).
+access.declare_entries(
+    __name__,
+    {
+        "containers": dict.fromkeys(
+            (
+                "find",
+                "all_services",
+                "ensure_volume",
+                "create",
+                "networks_of",
+                "address_on",
+                "connect",
+                "disconnect",
+                "remove",
+                "remove_volume",
+                "exec_stream",
+                "exec_capture",
+                "wait_healthy",
+            ),
+            access.INTERNAL,
+        ),
+        "web": {"blueprint": access.INTERNAL},
+        "service": {
+            **dict.fromkeys(
+                (
+                    "register",
+                    "kinds",
+                    "kind_named",
+                    "check_name",
+                    "now_iso",
+                    "mask",
+                    "addon_kind",
+                    "verify",
+                    "check_record",
+                ),
+                access.PURE,
+            ),
+            **dict.fromkeys(
+                (
+                    "load",
+                    "get",
+                    "all_records",
+                    "service_lock",
+                    "container_of",
+                    "wait_healthy",
+                    "state",
+                    "provision_addons",
+                    "app_destroyed",
+                    "app_renamed",
+                    "linked_keys",
+                    "owned_count",
+                    "reconcile",
+                    "prune_scheduled",
+                    # a platform backup's part (plugins/backup checks that an admin asks)
+                    "backup_paths",
+                    "dump_all",
+                    "restore_all",
+                ),
+                access.INTERNAL,
+            ),
+            "create": "postgres:create",
+            "destroy": "postgres:destroy",
+            "list_services": "postgres:list",
+            "info": "postgres:info",
+            "links_of_app": "apps:info",
+            "link": "postgres:link",
+            "unlink": "postgres:unlink",
+            "set_schedule": "postgres:backup-schedule",
+            "export": "postgres:export",
+            "import_": "postgres:import",
+            "backup": "postgres:backup",
+            "list_backups": "postgres:backups",
+            "backup_path": "postgres:backups",
+            "restore": "postgres:restore",
+            "connect": "postgres:connect",
+            "logs": "postgres:logs",
+        },
+        "postgres": dict.fromkeys(
+            (
+                "url",
+                "health",
+                "reachable",
+                "setup",
+                "export_cmd",
+                "snapshot_cmd",
+                "import_cmd",
+                "connect_cmd",
+            ),
+            access.INTERNAL,
+        ),
+        "redis": dict.fromkeys(
+            (
+                "url",
+                "health",
+                "reachable",
+                "setup",
+                "export_cmd",
+                "import_cmd",
+                "after_import",
+                "connect_cmd",
+            ),
+            access.INTERNAL,
+        ),
+    },
+)
+access.declare_routes(
+    {
+        "services.index": "postgres:list",
+        "services.service": "postgres:info",
+        "services.download": "postgres:backups",
+    }
+)
 
 KIT = frozenset({"commands", "containers", "service", "web"})  # the modules that are no kind
 

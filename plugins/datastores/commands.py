@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
-from paas.errors import PaasError
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, PaasError, define
 
 from . import service as backing
 from .service import Kind

@@ -25,7 +25,7 @@ from docker.types import Mount
 from paas.core import names
 from paas.core.container import Limits, log_config
 from paas.core.engine import demux
-from paas.errors import PaasError
+from paas.plugin_api import PaasError
 
 RUNNING = ("running", "restarting")
 

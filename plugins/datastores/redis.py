@@ -13,7 +13,7 @@ import docker
 from docker.models.containers import Container
 
 from paas.buildpacks.service_images import ServiceImageRecipe
-from paas.errors import PaasError
+from paas.plugin_api import PaasError
 
 from . import containers as sc
 from .service import Kind, Record

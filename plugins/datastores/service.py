@@ -54,15 +54,11 @@ from docker.models.containers import Container
 from paas.buildpacks import service_images
 from paas.buildpacks.service_images import ServiceImageRecipe
 from paas.core import names, networks, validation
-from paas.core.backup import RestoreSource
 from paas.core.container import Limits
-from paas.core.context import Context
-from paas.core.output import BuildLog
-from paas.errors import Conflict, NotFound, PaasError
-from paas.services import access, quotas
+from paas.plugin_api import App, BuildLog, Conflict, Context, NotFound, PaasError, RestoreSource, access
 from paas.services import config as config_service
+from paas.services import quotas
 from paas.services.containers import app_network, network_name
-from paas.store import App
 
 from . import containers as sc
 

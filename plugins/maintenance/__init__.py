@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paas.plugins import hookimpl
+from paas.plugin_api import access, declare_permissions, hookimpl
 
 from . import service
 from .commands import maintenance_off, maintenance_on, maintenance_report
@@ -13,12 +13,36 @@ from .commands import maintenance_off, maintenance_on, maintenance_report
 if TYPE_CHECKING:
     import click
 
-    from paas.core.context import Context
-    from paas.core.output import BuildLog
-    from paas.core.routes import RouteExtras
-    from paas.store import App, Release
+    from paas.plugin_api import App, BuildLog, Context, Release, RouteExtras
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+access.declare_entries(
+    __name__,
+    {
+        "service": {
+            **dict.fromkeys(("page_dir", "page_path", "plain_page", "blocked_by"), access.PURE),
+            **dict.fromkeys(
+                (
+                    "is_on",
+                    "app_page",
+                    "refresh_page",
+                    "nginx_extras",
+                    "after_deploy",
+                    "after_destroy",
+                    "after_rename",
+                ),
+                access.INTERNAL,
+            ),
+            "report": "maintenance:report",
+            "enable": "maintenance:on",
+            "disable": "maintenance:off",
+        },
+    },
+)
+declare_permissions([maintenance_on, maintenance_off, maintenance_report])
 
 
 @hookimpl

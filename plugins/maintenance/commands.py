@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, define
 
 from . import service
 
@@ -16,7 +16,11 @@ def _waiting(env: CommandEnv, app: str) -> Callable[[], None]:
     return lambda: env.echo(f"       waiting for a running deploy of {app}")
 
 
-@define("maintenance:on", "Answer every request for the app with 503 and a maintenance page.")
+@define(
+    "maintenance:on",
+    "Answer every request for the app with 503 and a maintenance page.",
+    permission="operate",
+)
 @click.argument("app")
 def maintenance_on(env: CommandEnv, app: str) -> None:
     changed, page = service.enable(env.ctx, app, on_wait=_waiting(env, app))
@@ -24,14 +28,14 @@ def maintenance_on(env: CommandEnv, app: str) -> None:
     env.echo(f"       The router answers 503, {page.detail}")
 
 
-@define("maintenance:off", "Route the app's requests to its processes again.")
+@define("maintenance:off", "Route the app's requests to its processes again.", permission="operate")
 @click.argument("app")
 def maintenance_off(env: CommandEnv, app: str) -> None:
     changed = service.disable(env.ctx, app, on_wait=_waiting(env, app))
     env.echo(f"-----> Maintenance mode {'disabled' if changed else 'was already off'} for {app}")
 
 
-@define("maintenance:report", "Show whether maintenance mode is on, for one app or all.")
+@define("maintenance:report", "Show whether maintenance mode is on, for one app or all.", permission="view")
 @click.argument("app", required=False)
 @FORMAT_OPTION
 def maintenance_report(env: CommandEnv, app: str | None, fmt: str) -> None:

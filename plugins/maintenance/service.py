@@ -22,13 +22,9 @@ from dulwich.repo import Repo
 
 from paas.buildpacks.source import SourceTree
 from paas.core import names, validation
-from paas.core.context import Context
-from paas.core.routes import RouteExtras
-from paas.services import access, routing
-from paas.services.locks import app_lock
+from paas.plugin_api import App, Context, Release, RouteExtras, Settings, access, app_lock
+from paas.services import routing
 from paas.services.lookup import list_apps
-from paas.settings import Settings
-from paas.store import App, Release
 
 log = logging.getLogger("paas.plugins.maintenance")
 

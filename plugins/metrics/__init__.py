@@ -15,8 +15,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from paas.errors import PaasError
-from paas.plugins import hookimpl
+from paas.plugin_api import PaasError, access, declare_permissions, hookimpl
 
 from . import collector, service
 from .commands import COMMANDS
@@ -26,13 +25,50 @@ if TYPE_CHECKING:
     import click
     from flask import Blueprint
 
-    from paas.core.context import Context
-    from paas.core.manifest import PushedSource
-    from paas.core.output import BuildLog
-    from paas.core.routes import RouteExtras
-    from paas.store import App, Release
+    from paas.plugin_api import App, BuildLog, Context, PushedSource, Release, RouteExtras
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each), its routes, its commands' rules,
+# and the Prometheus exposition's (admins only: every app's metrics).
+access.declare_entries(
+    __name__,
+    {
+        "charts": dict.fromkeys(("nice_ceiling", "markers", "chart", "charts"), access.PURE),
+        "collector": {
+            "count": access.PURE,
+            **dict.fromkeys(
+                ("judge", "restarts", "roll_back", "sample_processes", "run_sampler", "start"),
+                access.INTERNAL,
+            ),
+        },
+        "history": dict.fromkeys(("step_for", "merged"), access.PURE),
+        "prometheus": {"exposition": access.INTERNAL},
+        "service": {
+            **dict.fromkeys(("parse_since", "epoch"), access.PURE),
+            **dict.fromkeys(("history", "nginx_extras", "watch_settings", "start_watch"), access.INTERNAL),
+            "report": "metrics",
+            "watch_report": "checks:watch",
+            "set_watch": "checks:watch",
+            "prometheus_text": "metrics:prometheus",
+        },
+        "stats": {"parse": access.PURE},
+        "watch": dict.fromkeys(
+            ("check_values", "effective", "plan", "read_plan", "pct", "ms", "verdict"), access.PURE
+        ),
+        "web": {"blueprint": access.INTERNAL},
+    },
+)
+access.declare_routes(
+    {
+        "metrics.static": access.SIGNED_IN,  # its charts' CSS
+        "metrics.history": "metrics",
+        "metrics.exposition": "metrics:prometheus",
+    }
+)
+declare_permissions(COMMANDS)
+access.declare("metrics:prometheus", access.ADMIN)
 
 
 @hookimpl

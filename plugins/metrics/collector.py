@@ -15,9 +15,7 @@ import time
 from collections import defaultdict
 
 from paas.core import validation
-from paas.core.context import Context
-from paas.core.output import BuildLog
-from paas.errors import Conflict, PaasError
+from paas.plugin_api import BuildLog, Conflict, Context, PaasError
 from paas.services import metrics as process_metrics
 from paas.services import processes, releases
 from paas.store import Sample

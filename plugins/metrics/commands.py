@@ -6,7 +6,7 @@ import time
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, define
 
 from . import service
 from .watch import ms, pct
@@ -44,7 +44,11 @@ def _watch_line(w: dict) -> str:
     return f"v{w['release']} {state} after its window"
 
 
-@define("metrics", "Requests (status classes, upstream p50/p95/p99, bytes) and process CPU/memory of an app.")
+@define(
+    "metrics",
+    "Requests (status classes, upstream p50/p95/p99, bytes) and process CPU/memory of an app.",
+    permission="view",
+)
 @click.argument("app")
 @click.option("--since", default="1h", help="How far back: 30m, 1h, 24h, 7d (kept 60 days).")
 @FORMAT_OPTION
@@ -78,7 +82,9 @@ def metrics(env: CommandEnv, app: str, since: str, fmt: str) -> None:
 
 
 @define(
-    "checks:watch", "Show or set the post-deploy watch: roll back a new release whose errors or p95 jump."
+    "checks:watch",
+    "Show or set the post-deploy watch: roll back a new release whose errors or p95 jump.",
+    permission="operate",
 )
 @click.argument("app")
 @click.option("--window", type=int, help="Seconds to watch after each deploy (30-3600, default 300).")

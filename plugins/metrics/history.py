@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.core.plugin_db import PluginDatabase
+from paas.plugin_api import PluginDatabase
 
 from .stats import Stats
 

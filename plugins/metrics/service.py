@@ -12,11 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from paas.core.context import Context
-from paas.core.routes import RouteExtras
-from paas.errors import PaasError
-from paas.services import access
-from paas.store import App, Release
+from paas.plugin_api import App, Context, PaasError, Release, RouteExtras, access
 
 from . import prometheus
 from . import watch as watch_rules

@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from paas.errors import PaasError
+from paas.plugin_api import PaasError
 
 from .stats import Stats
 

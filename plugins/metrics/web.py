@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from paas.errors import NotFound, PermissionDenied
+from paas.plugin_api import NotFound, PermissionDenied
 
 from . import charts, prometheus, service
 from .commands import _watch_line

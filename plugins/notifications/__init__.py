@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from paas.plugins import hookimpl
+from paas.plugin_api import access, declare_permissions, hookimpl
 
 from . import service as rules  # (`service` is an argument of paas_backup_failed)
 from .commands import COMMANDS
@@ -20,10 +20,31 @@ from .commands import COMMANDS
 if TYPE_CHECKING:
     import click
 
-    from paas.core.context import Context
-    from paas.store import App, Release
+    from paas.plugin_api import App, Context, Release
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+access.declare_entries(
+    __name__,
+    {
+        "send": {
+            **dict.fromkeys(("parse_url", "resolve", "check", "headers"), access.PURE),
+            "post": access.INTERNAL,
+        },
+        "service": {
+            **dict.fromkeys(("parse_events", "new_secret"), access.PURE),
+            **dict.fromkeys(("store", "notify", "attempt", "send_due"), access.INTERNAL),
+            "add": "notifications:add",
+            "list_hooks": "notifications:list",
+            "remove": "notifications:remove",
+            "log": "notifications:log",
+            "test": "notifications:test",
+        },
+    },
+)
+declare_permissions(COMMANDS)
 log = logging.getLogger("paas.notifications")
 SEND_SECONDS = 1.0
 

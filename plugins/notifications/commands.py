@@ -6,8 +6,7 @@ import time
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
-from paas.errors import PaasError
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, PaasError, define
 
 from . import service
 
@@ -35,6 +34,7 @@ def _outcome(d: dict | None) -> str:
 @define(
     "notifications:add",
     "Send an app's events (or with --all every app's and the platform's) to a webhook URL, signed.",
+    permission="manage",
 )
 @click.argument("words", nargs=-1, required=True, metavar="[APP] URL")
 @ALL_OPTION
@@ -63,6 +63,7 @@ def add(
 @define(
     "notifications:list",
     "List an app's webhooks (or the platform-wide ones with --all) and their last delivery.",
+    permission="manage",
 )
 @click.argument("app", required=False)
 @ALL_OPTION
@@ -80,7 +81,9 @@ def list_hooks(env: CommandEnv, app: str | None, every: bool, fmt: str) -> None:
         env.echo(f"      last: {_outcome(r['last_delivery'])}")
 
 
-@define("notifications:remove", "Remove a webhook by its id (notifications:list shows them).")
+@define(
+    "notifications:remove", "Remove a webhook by its id (notifications:list shows them).", permission="manage"
+)
 @click.argument("words", nargs=-1, required=True, metavar="[APP] ID")
 @ALL_OPTION
 def remove(env: CommandEnv, words: tuple[str, ...], every: bool) -> None:
@@ -91,7 +94,9 @@ def remove(env: CommandEnv, words: tuple[str, ...], every: bool) -> None:
 
 
 @define(
-    "notifications:test", "Send a test event to an app's webhooks (or one: --id) now, and say what came back."
+    "notifications:test",
+    "Send a test event to an app's webhooks (or one: --id) now, and say what came back.",
+    permission="manage",
 )
 @click.argument("app", required=False)
 @ALL_OPTION
@@ -107,7 +112,11 @@ def test(env: CommandEnv, app: str | None, every: bool, hook_id: int | None, fmt
     return 0 if all(r["state"] == "delivered" for r in results) else 1
 
 
-@define("notifications:log", "The delivery log: an app's (or --all) newest deliveries and every attempt.")
+@define(
+    "notifications:log",
+    "The delivery log: an app's (or --all) newest deliveries and every attempt.",
+    permission="manage",
+)
 @click.argument("app", required=False)
 @ALL_OPTION
 @click.option("-n", "limit", type=int, default=20, help="How many deliveries (1-1000).")

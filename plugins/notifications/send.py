@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import urllib3
 from standardwebhooks.webhooks import Webhook
 
-from paas.errors import PaasError
+from paas.plugin_api import PaasError
 
 TIMEOUT = urllib3.Timeout(connect=5.0, read=10.0)
 USER_AGENT = "paas-webhooks/1"

@@ -19,9 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from paas.core.context import Context
-from paas.errors import NotFound, PaasError
-from paas.services import access
+from paas.plugin_api import Context, NotFound, PaasError, access
 
 from . import send
 from .store import Delivery, Hook, NotificationStore

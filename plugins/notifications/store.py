@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.core.plugin_db import PluginDatabase
+from paas.plugin_api import PluginDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hooks (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paas.plugins import hookimpl
+from paas.plugin_api import access, declare_permissions, hookimpl
 
 from . import service
 from .commands import COMMANDS
@@ -16,11 +16,31 @@ if TYPE_CHECKING:
     from dulwich.repo import Repo
     from flask import Blueprint
 
-    from paas.core.context import Context
-    from paas.core.output import BuildLog
-    from paas.store import App
+    from paas.plugin_api import App, BuildLog, Context
 
 __version__ = "1.0"
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+access.declare_entries(
+    __name__,
+    {
+        "service": {
+            **dict.fromkeys(("review_name", "parse_stale_days"), access.PURE),
+            **dict.fromkeys(
+                ("settings_of", "review_config", "receive_branch", "before_destroy", "stale", "remove_stale"),
+                access.INTERNAL,
+            ),
+            "enable": "review-apps:enable",
+            "disable": "review-apps:disable",
+            "report": "review-apps:list",
+            "destroy": "review-apps:destroy",
+        },
+        "web": {"blueprint": access.PURE},
+    },
+)
+access.declare_routes({"review_apps.destroy": "review-apps:destroy"})
+declare_permissions(COMMANDS)
 
 
 @hookimpl

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, define
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, define
 
 from . import service
 
 
-@define("review-apps:enable", "Make a review app of each branch pushed to the app (not main/master).")
+@define(
+    "review-apps:enable",
+    "Make a review app of each branch pushed to the app (not main/master).",
+    permission="manage",
+)
 @click.argument("app")
 @click.option(
     "--stale-days",
@@ -30,14 +34,20 @@ def enable(env: CommandEnv, app: str, stale_days: str | None) -> None:
     env.echo(f"       stale review apps are destroyed {stale}")
 
 
-@define("review-apps:disable", "Make no new review apps of the app's branches (those there stay).")
+@define(
+    "review-apps:disable",
+    "Make no new review apps of the app's branches (those there stay).",
+    permission="manage",
+)
 @click.argument("app")
 def disable(env: CommandEnv, app: str) -> None:
     changed = service.disable(env.ctx, app)
     env.echo(f"-----> Review apps {'disabled' if changed else 'were off'} for {app}")
 
 
-@define("review-apps:list", "List an app's review apps: name, branch, URL, release, last push.")
+@define(
+    "review-apps:list", "List an app's review apps: name, branch, URL, release, last push.", permission="view"
+)
 @click.argument("app")
 @FORMAT_OPTION
 def list_(env: CommandEnv, app: str, fmt: str) -> None:
@@ -60,7 +70,11 @@ def list_(env: CommandEnv, app: str, fmt: str) -> None:
         env.echo("       none")
 
 
-@define("review-apps:destroy", "Destroy a review app and its services (as deleting its branch does).")
+@define(
+    "review-apps:destroy",
+    "Destroy a review app and its services (as deleting its branch does).",
+    permission="deploy",
+)
 @click.argument("app")
 def destroy(env: CommandEnv, app: str) -> None:
     service.destroy(env.ctx, app, env.progress())

@@ -34,12 +34,10 @@ from dulwich.repo import Repo
 from paas.buildpacks.source import SourceTree
 from paas.core import manifest as manifest_mod
 from paas.core import validation
-from paas.core.context import Context
-from paas.core.output import BuildLog
-from paas.errors import Conflict, NotFound, PaasError
-from paas.services import access, locks, lookup, push, release_phase
+from paas.plugin_api import App, BuildLog, Conflict, Context, NotFound, PaasError, access
 from paas.services import apps as apps_service
-from paas.store import App, ReviewApp, now
+from paas.services import locks, lookup, push, release_phase
+from paas.store import ReviewApp, now
 
 log = logging.getLogger("paas.plugins.review_apps")
 

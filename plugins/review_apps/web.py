@@ -11,9 +11,7 @@ from pathlib import Path
 
 from flask import Blueprint, g, redirect, request, url_for
 
-from paas.core.output import BuildLog
-from paas.errors import PaasError, PermissionDenied
-from paas.services import access
+from paas.plugin_api import BuildLog, PaasError, PermissionDenied, access
 from paas.web.auth import flash
 
 from . import service

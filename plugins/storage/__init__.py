@@ -7,21 +7,50 @@ from pathlib import Path
 
 import click
 
+from paas.commands import declare_permissions
 from paas.core.backup import RestoreSource
 from paas.core.container import ContainerSettings
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.plugins import hookimpl
+from paas.services.access import INTERNAL, PURE, declare_entries
 from paas.store import App, Release
 
 from . import service
+from .commands import COMMANDS
+
+# Its rows of the permission table (paas/services/access.py), declared when it is imported: what
+# each public service function is (the doors test drives each) and its commands' rules.
+declare_entries(
+    __name__,
+    {
+        "service": {
+            **dict.fromkeys(("check_name", "check_container_path"), PURE),
+            **dict.fromkeys(
+                (
+                    "storage_root",
+                    "check_host_dir",
+                    "parse_mount",
+                    "list_mounts",
+                    "checked_mounts",
+                    "unmounted_dirs",
+                    "restore_from_backup",
+                ),
+                INTERNAL,
+            ),
+            "ensure_directory": "storage:ensure-directory",
+            "mounts_of": "storage:list",
+            "mount": "storage:mount",
+            "unmount": "storage:unmount",
+        },
+    },
+)
+declare_permissions(COMMANDS)
 
 
 @hookimpl
 def paas_commands() -> list[click.Command]:
-    from .commands import COMMANDS
-
     return COMMANDS
 
 

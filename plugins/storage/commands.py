@@ -15,6 +15,8 @@ NEXT = "takes effect on the next deploy or ps:restart"
 @define(
     "storage:ensure-directory",
     "Create a storage directory of your own (with --app APP: the app's) to mount into apps.",
+    permission="manage",
+    app_optional=True,
 )
 @click.argument("name")
 @click.option("--app", "app", default=None, help="Make it the app's: whoever may manage the app mounts it.")
@@ -25,7 +27,12 @@ def ensure_directory(env: CommandEnv, name: str, app: str | None) -> None:
     env.echo(f"       mount it with: storage:mount <app> {path}:/app/storage")
 
 
-@define("storage:mount", "Mount a storage directory into an app: <app> <host-dir>:<container-path>[:ro].")
+@define(
+    "storage:mount",
+    "Mount a storage directory into an app: <app> <host-dir>:<container-path>[:ro].",
+    permission="manage",
+    owned=True,
+)
 @click.argument("app")
 @click.argument("mount", metavar="HOST-DIR:CONTAINER-PATH")
 def mount(env: CommandEnv, app: str, mount: str) -> None:
@@ -34,7 +41,9 @@ def mount(env: CommandEnv, app: str, mount: str) -> None:
     env.echo(f"       {NEXT}")
 
 
-@define("storage:unmount", "Remove a mount from an app: <app> <host-dir>:<container-path>.")
+@define(
+    "storage:unmount", "Remove a mount from an app: <app> <host-dir>:<container-path>.", permission="manage"
+)
 @click.argument("app")
 @click.argument("mount", metavar="HOST-DIR:CONTAINER-PATH")
 def unmount(env: CommandEnv, app: str, mount: str) -> None:
@@ -43,7 +52,7 @@ def unmount(env: CommandEnv, app: str, mount: str) -> None:
     env.echo(f"       {NEXT}")
 
 
-@define("storage:list", "List an app's storage mounts.")
+@define("storage:list", "List an app's storage mounts.", permission="manage")
 @click.argument("app")
 @FORMAT_OPTION
 def list_(env: CommandEnv, app: str, fmt: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -28,11 +29,16 @@ def pip_install(plugin: Path, tmp_path: Path) -> Path:
     return site
 
 
+def with_site(site: Path) -> str:
+    """The plugin's folder first, then the suite's own PYTHONPATH (a worktree's paas, if any)."""
+    return os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def test_a_pip_installed_plugin_adds_a_command_and_sees_deploys(tmp_path: Path) -> None:
     site = pip_install(PLUGIN_SRC, tmp_path)
     (tmp_path / "server").mkdir()
     server = PaasServer(tmp_path / "server")
-    server.env["PYTHONPATH"] = str(site)  # as if installed into the server's venv
+    server.env["PYTHONPATH"] = with_site(site)  # as if installed into the server's venv
     try:
         server.start_with_key()
         listed = server.ssh("plugins:list")
@@ -79,7 +85,7 @@ def test_a_plain_click_plugin_prints_to_each_ssh_session(tmp_path: Path) -> None
     site = pip_install(PLUGINS / "paas-plainclick", tmp_path)
     (tmp_path / "server").mkdir()
     server = PaasServer(tmp_path / "server")
-    server.env["PYTHONPATH"] = str(site)
+    server.env["PYTHONPATH"] = with_site(site)
     try:
         server.start_with_key()
         with ThreadPoolExecutor(2) as pool:

@@ -578,7 +578,7 @@ def _entries() -> dict[str, str]:
 def test_every_service_function_is_in_the_table() -> None:
     functions, table = _public_functions(), _entries()
     missing = sorted(set(functions) - set(table))
-    assert missing == [], f"say what each is in access.ENTRIES: {missing}"
+    assert missing == [], f"say what each is in access.ENTRIES (a plugin's: declare_entries): {missing}"
     assert sorted(set(table) - set(functions)) == [], "access.ENTRIES names functions that are gone"
     unknown = sorted(f"{k}: {v}" for k, v in table.items() if v not in MARKERS and not access.known(v))
     assert unknown == [], f"not operations of the table: {unknown}"
@@ -594,7 +594,7 @@ def test_every_command_is_in_the_table(tmp_path: Path) -> None:
     ctx = Context.open(Settings(data_dir=tmp_path / "data"), actor="host", is_admin=True, on_host=True)
     registered = commands.available(True, ctx.plugins)
     missing = sorted(n for n in registered if not access.known(n))
-    assert missing == [], f"give these commands a rule in paas/services/access.py: {missing}"
+    assert missing == [], f"give these commands a rule (a plugin: define(permission=...)): {missing}"
     assert set(access.OPERATIONS.values()) <= {*access.PERMISSIONS, access.OWNER}
     used = {*registered, *_entries().values(), *access.ROUTES.values()}
     stale = sorted(n for n in {*access.APP_LESS, *access.ADMIN_ONLY, *access.OWNED} if n not in used)

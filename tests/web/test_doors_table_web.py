@@ -174,7 +174,9 @@ def route_refusal(role: str, endpoint: str) -> tuple[int, str | None] | None:
 def test_every_route_is_in_the_table(tmp_path: Path, world: World) -> None:
     app = _site(_case(world, tmp_path, "admin"))
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    assert sorted(endpoints - set(access.ROUTES)) == [], "give each new route its operation in access.ROUTES"
+    assert sorted(endpoints - set(access.ROUTES)) == [], (
+        "give each new route its operation (access.ROUTES; a plugin: declare_routes)"
+    )
     assert sorted(set(access.ROUTES) - endpoints) == [], "access.ROUTES names routes that are gone"
     markers = {access.PUBLIC, access.SIGNED_IN, access.JOB}
     assert [e for e, op in access.ROUTES.items() if op not in markers and not access.known(op)] == []

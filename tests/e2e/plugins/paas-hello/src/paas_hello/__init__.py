@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from paas.commands import CommandEnv, define
-from paas.errors import PaasError
-from paas.plugins import hookimpl
+from paas.plugin_api import CommandEnv, PaasError, define, hookimpl
 
 
 @define("hello:deploys", "List the deploys this plugin saw.", permission="view")
