@@ -6,8 +6,9 @@ time it is needed (never left: the engine may be shared). The join lines work on
 with docker.io running, systemd or not (they write files, talk to dockerd, and restart it once
 when its settings change):
 
-1. trust the PaaS's private registry: its CA and a client certificate under
-   /etc/docker/certs.d/<addr:port>/ (read by dockerd at every pull, no restart);
+1. trust the PaaS's private registry: its CA and the client certificate made for this host
+   (pull only; lines are printed for one host, by its name) under /etc/docker/certs.d/<addr:port>/
+   (read by dockerd at every pull, no restart);
 2. dockerd without its userland proxy and with no-new-privileges for every container (two keys
    of /etc/docker/daemon.json, restarting docker once when it still runs without them):
    docker-proxy answers containers of the host itself past iptables, and a swarm service cannot
@@ -30,6 +31,7 @@ import docker
 from paas.buildpacks import stack
 from paas.core.container import log_config
 from paas.errors import NotFound, PaasError
+from paas.scheduler import registry_pki
 from paas.settings import Settings
 
 SWARM_PORT = 2377
@@ -384,27 +386,39 @@ def join_lines(
     client_key_pem: bytes,
     ports: tuple[int, int],
     prefetch: tuple[str, ...] = (),
+    *,
+    node: str,
 ) -> list[str]:
-    """The shell lines that make a Debian host with docker.io a worker of this swarm: trust the
-    private registry (`registry` is `addr:port`), set the engine's two settings, close the
-    app ports to strangers (now and after a reboot), pull `prefetch` (the stack: the big layer of
-    every app image, so a new node's first task does not wait for 768 MB), join."""
+    """The shell lines that make the Debian host `node` (its hostname, which Swarm names it by)
+    with docker.io a worker of this swarm: trust the private registry (`registry` is `addr:port`)
+    with the certificate made for that host, set the engine's two settings, close the app ports
+    to strangers (now and after a reboot), pull `prefetch` (the stack: the big layer of every app
+    image, so a new node's first task does not wait for 768 MB), join. The certificate and the
+    join only happen on a host of that name: `nodes:remove <node>` revokes the certificates made
+    for that name, so another host must not carry them."""
+    registry_pki.node_name(node)  # it reaches the lines: a hostname, nothing else
     certs = f"/etc/docker/certs.d/{registry}"
     token = worker_token(client)
+    here = f'[ "$(uname -n)" = {shlex.quote(node)} ]'
     join = (
         "docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active"
         f" || docker swarm join --token {shlex.quote(token)} {advertise_addr}:{SWARM_PORT}"
     )
+    wrong_host = (
+        f"these lines are for the host {node}, this is $(uname -n):"
+        " print its own with nodes:join-command $(uname -n)"
+    )
     return [
-        f"mkdir -p {shlex.quote(certs)}",
-        _write_file_line(f"{certs}/ca.crt", ca_pem),
-        _write_file_line(f"{certs}/client.cert", client_cert_pem),
-        f"(umask 077 && {_write_file_line(f'{certs}/client.key', client_key_pem)})",
+        f'{here} || {{ echo "paas: {wrong_host}" >&2; false; }}',
+        f"{here} && mkdir -p {shlex.quote(certs)}"
+        f" && {_write_file_line(f'{certs}/ca.crt', ca_pem)}"
+        f" && {_write_file_line(f'{certs}/client.cert', client_cert_pem)}"
+        f" && (umask 077 && {_write_file_line(f'{certs}/client.key', client_key_pem)})",
         f"{_write_file_line(DOCKER_CONFIG_SCRIPT, DOCKER_CONFIG_SCRIPT_TEXT.encode())}"
         f" && chmod 755 {DOCKER_CONFIG_SCRIPT}",
         DOCKER_CONFIG_SCRIPT,
         *firewall_lines(advertise_addr, ports),
-        " && ".join([*(_pull_line(ref) for ref in prefetch), f"{{ {join}; }}"]) if prefetch else join,
+        " && ".join([here, *(_pull_line(ref) for ref in prefetch), f"{{ {join}; }}"]),
     ]
 
 

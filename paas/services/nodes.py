@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
 import docker
 
 from paas.buildpacks import stack
 from paas.core.context import Context
 from paas.errors import PaasError
-from paas.scheduler import registry, swarm_cluster
+from paas.scheduler import registry, registry_pki, swarm_cluster
 from paas.scheduler.swarm import node_addresses
 from paas.scheduler.swarm_cluster import NodeInfo
 from paas.services import access
@@ -48,26 +49,37 @@ def list_nodes(ctx: Context) -> list[NodeInfo]:
     return swarm_cluster.list_nodes(ctx.docker)
 
 
-def join_command(ctx: Context, rotate: bool = False) -> list[str]:
-    """The lines a root shell on a new Debian host (docker.io running) pastes to become a node:
-    the swarm and the registry are started here first, so the lines work at once. `rotate`
-    makes a new join token first: every line printed before stops working."""
+def join_command(ctx: Context, name: str | None = None, rotate: bool = False) -> list[str]:
+    """The lines a root shell on the new Debian host `name` (its hostname; docker.io running)
+    pastes to become a node: the swarm and the registry are started here first, so the lines work
+    at once. They carry a registry certificate made for that host alone (pull only), which
+    `nodes:remove <name>` revokes. `rotate` makes a new join token first: every line printed
+    before stops working."""
     access.require_admin(ctx, "nodes:join-command")  # it holds the swarm's join token
+    if not name and not rotate:
+        raise PaasError("name the new host: nodes:join-command <its hostname> (lines are made for one host)")
+    if name:
+        registry_pki.node_name(name)
     address = ensure_swarm(ctx)
     if rotate:
         swarm_cluster.rotate_worker_token(ctx.docker)
         ctx.store.add_event(None, ctx.actor, "nodes:join-command", "rotated the join token")
+    if not name:
+        return []  # only the rotation was asked for
     a = registry.ensure_registry(ctx.settings, ctx.docker, address)
+    cert_pem, key_pem = registry.node_certificate(ctx.settings, address, name)
+    ctx.store.add_event(None, ctx.actor, "nodes:join-command", f"a registry certificate for {name}")
     _warm_registry(ctx, address)
     return swarm_cluster.join_lines(
         ctx.docker,
         address,
         a.endpoint,
         a.ca_pem,
-        a.client_cert_pem,
-        a.client_key_pem,
+        cert_pem,
+        key_pem,
         ctx.settings.swarm_app_ports,
         prefetch=(registry.remote_ref(a.endpoint, stack.DEFAULT_STACK.image),),
+        node=name,
     )
 
 
@@ -111,13 +123,37 @@ def activate(ctx: Context, ref: str) -> NodeInfo:
     return node
 
 
-def remove(ctx: Context, ref: str, force: bool = False) -> NodeInfo:
+@dataclass(frozen=True)
+class Removed:
+    """What `nodes:remove` did: the node, and whether the registry certificate every node shared
+    before per-node certificates was revoked with it (and which nodes may still hold only that)."""
+
+    node: NodeInfo
+    shared_revoked: bool = False
+    still_shared: tuple[str, ...] = ()
+
+
+def remove(ctx: Context, ref: str, force: bool = False) -> Removed:
+    """Forget a node, then make sure the host cannot come back or read anything: a new join token
+    (it may keep the lines it joined with) and its registry certificates revoked (it may keep
+    those files too: without this it could still pull every app's image)."""
     node = _node(ctx, ref, "nodes:remove")
     swarm_cluster.remove(ctx.docker, node, force=force)
-    # The removed host may keep the lines it joined with: they must not let it back in.
     swarm_cluster.rotate_worker_token(ctx.docker)
-    ctx.store.add_event(None, ctx.actor, "nodes:remove", f"{node.name}; the join token was rotated")
-    return node
+    address = advertise_address(ctx)
+    shared = registry.revoke_node(ctx.settings, ctx.docker, address, node.name)
+    still: tuple[str, ...] = ()
+    if shared:
+        still = tuple(
+            n.name
+            for n in swarm_cluster.list_nodes(ctx.docker)
+            if not n.is_self and not registry_pki.has_own_certificate(ctx.settings, n.name)
+        )
+    detail = f"{node.name}; the join token was rotated; its registry certificates were revoked"
+    if shared:
+        detail += "; so was the certificate nodes shared before"
+    ctx.store.add_event(None, ctx.actor, "nodes:remove", detail)
+    return Removed(node, shared, still)
 
 
 _guarded: dict[str, frozenset[str]] = {}  # per manager data dir: the node addresses last guarded
