@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.models.containers
 import docker.models.services
 import requests
 from docker.types import Mount, RestartPolicy, ServiceMode
@@ -67,14 +68,15 @@ http:
 
 # The proxy in front of it: mutual TLS on the published port (a certificate the CA signed and the
 # CRL does not list), then rights by subject: GET and HEAD for every certificate, every other
-# method (a push: POST, PUT, PATCH; a delete) only for the manager's. One process (no master: a
-# master would switch its workers to another user, and this container has no capability to).
-# `SIGHUP` makes it read the CRL again.
+# method (a push: POST, PUT, PATCH; a delete) only for the manager's. Its workers stay root (the
+# container has no capability to become another user, but SETGID for the master to set their
+# groups); `SIGHUP` makes it read the CRL again (new workers; the old ones finish their requests).
 DENIED = json.dumps(
     {"errors": [{"code": "DENIED", "message": "this node may pull only: the PaaS server pushes"}]}
 )
 PROXY_CONFIG = f"""daemon off;
-master_process off;
+user root;
+worker_processes 2;
 pid {PROXY_PID};
 error_log stderr warn;
 events {{ worker_connections 1024; }}
@@ -206,20 +208,45 @@ def revoke_node(settings: Settings, client: docker.DockerClient, address: str, n
     return legacy
 
 
-def reload_proxy(settings: Settings, client: docker.DockerClient) -> None:
-    """The proxy reads its CRL again (SIGHUP; no running registry: it reads it when it starts)."""
+# The proxy's processes, as `pid title` lines (no ps in the image).
+LIST_PROCESSES = (
+    r"""for p in /proc/[0-9]*; do printf '%s %s\n' "${p#/proc/}" "$(tr '\0' ' ' < "$p/cmdline")"; done"""
+)
+
+
+def _accepting_workers(container: docker.models.containers.Container) -> set[str]:
+    """The proxy's workers that accept connections (not those finishing old ones)."""
+    result = container.exec_run(["sh", "-c", LIST_PROCESSES])
+    out = set()
+    for line in result.output.decode(errors="replace").splitlines():
+        pid, _, title = line.partition(" ")
+        if title.strip() == "nginx: worker process":
+            out.add(pid)
+    return out
+
+
+def reload_proxy(settings: Settings, client: docker.DockerClient, timeout: float = 30) -> None:
+    """The proxy reads its CRL again, and every worker that still accepts connections is a new
+    one (nginx's reload is asynchronous). No running registry: it reads the CRL when it starts."""
     try:
         container = client.containers.get(names.registry_container(settings.instance_id))
     except docker.errors.NotFound:
         return
     if container.status != "running":
         return
+    before = _accepting_workers(container)
     result = container.exec_run(["sh", "-c", f"kill -HUP $(cat {PROXY_PID})"])
     if result.exit_code != 0:
-        raise PaasError(
-            f"cannot make the registry's proxy read its CRL again: {result.output.decode()[:200]}"
-        )
-    time.sleep(0.5)  # it re-reads between two events: at once, but not before kill returns
+        detail = result.output.decode(errors="replace").strip()[:200]
+        raise PaasError(f"cannot make the registry's proxy read its CRL again: {detail}")
+    deadline = time.monotonic() + timeout
+    while True:
+        now = _accepting_workers(container)
+        if now and not now & before:
+            return
+        if time.monotonic() > deadline:
+            raise PaasError("the registry's proxy did not take its new CRL: see the registry container's log")
+        time.sleep(0.1)
 
 
 def trust_on_this_host(settings: Settings, address: str) -> None:
@@ -300,6 +327,7 @@ def ensure_registry(
                 init=True,  # reaps, and passes docker stop's signal on to the entrypoint
                 log_config=log_config(),
                 cap_drop=["ALL"],
+                cap_add=["SETGID"],  # nginx's master sets its workers' groups (they stay root)
                 security_opt=["no-new-privileges"],
                 read_only=True,
                 tmpfs={"/tmp": "size=64m"},
