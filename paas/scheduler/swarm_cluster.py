@@ -67,6 +67,16 @@ def default_advertise_address(client: docker.DockerClient) -> str:
         gateway = (entry or {}).get("Gateway")
         if gateway and ipaddress.ip_address(gateway).version == 4:
             return gateway
+    for entry in config or []:
+        # A docker0 that existed before dockerd started is shown with its subnet only: the
+        # gateway is then the bridge's own address, the subnet's first (docker's convention).
+        subnet = (entry or {}).get("Subnet")
+        try:
+            network = ipaddress.ip_network(subnet or "", strict=False)
+        except ValueError:
+            continue
+        if network.version == 4 and network.num_addresses > 2:
+            return str(next(network.hosts()))
     raise PaasError("cannot find docker0's address: set PAAS_SWARM_ADVERTISE_ADDR to this host's address")
 
 

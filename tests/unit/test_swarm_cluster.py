@@ -274,3 +274,23 @@ class ProbeClient:
 def test_no_new_privileges_is_read_off_a_throwaway_container() -> None:
     assert swarm_cluster.gives_no_new_privileges(ProbeClient(b"NoNewPrivs:\t1\n"))  # type: ignore[arg-type]
     assert not swarm_cluster.gives_no_new_privileges(ProbeClient(b"NoNewPrivs:\t0\n"))  # type: ignore[arg-type]
+
+
+class FakeNetworks:
+    def __init__(self, config: list[dict]) -> None:
+        self.config = config
+
+    def get(self, name: str) -> object:
+        return type("Net", (), {"attrs": {"IPAM": {"Config": self.config}}})()
+
+
+def test_the_default_advertise_address_is_docker0s_even_when_docker_shows_no_gateway() -> None:
+    with_gateway = type(
+        "C", (), {"networks": FakeNetworks([{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}])}
+    )
+    assert swarm_cluster.default_advertise_address(with_gateway()) == "172.18.0.1"  # type: ignore[arg-type]
+    # a docker0 made before dockerd started: its subnet only, the bridge holds the first address
+    subnet_only = type("C", (), {"networks": FakeNetworks([{"Subnet": "172.17.0.0/16"}])})
+    assert swarm_cluster.default_advertise_address(subnet_only()) == "172.17.0.1"  # type: ignore[arg-type]
+    with pytest.raises(PaasError, match="PAAS_SWARM_ADVERTISE_ADDR"):
+        swarm_cluster.default_advertise_address(type("C", (), {"networks": FakeNetworks([])})())  # type: ignore[arg-type]
