@@ -434,11 +434,14 @@ def join_lines(
 
 def _pull_line(ref: str) -> str:
     """Pull `ref`, waiting for the manager to finish pushing it (it starts when the lines are
-    printed); one subshell, so a failure ends the line and not the operator's shell."""
+    printed), but not for a registry that refuses this host's certificate (revoked: waiting would
+    not help); one subshell, so a failure ends the line and not the operator's shell."""
     q = shlex.quote(ref)
     return (
         f"(echo 'paas: pulling {ref} before joining' >&2; n=0;"
-        f" until docker pull -q {q} >/dev/null 2>&1; do n=$((n + 1));"
+        f' until out=$(docker pull -q {q} 2>&1); do n=$((n + 1)); case "$out" in *"certificate error"*)'
+        " echo 'paas: the registry refuses the certificate in these lines (revoked?):"
+        " print new ones with nodes:join-command' >&2; exit 1;; esac;"
         f" if [ $n -ge {PULL_TRIES} ]; then echo 'paas: cannot pull {ref}: run these lines again' >&2;"
         " exit 1; fi; sleep 5; done)"
     )

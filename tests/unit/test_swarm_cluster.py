@@ -294,3 +294,17 @@ def test_the_default_advertise_address_is_docker0s_even_when_docker_shows_no_gat
     assert swarm_cluster.default_advertise_address(subnet_only()) == "172.17.0.1"  # type: ignore[arg-type]
     with pytest.raises(PaasError, match="PAAS_SWARM_ADVERTISE_ADDR"):
         swarm_cluster.default_advertise_address(type("C", (), {"networks": FakeNetworks([])})())  # type: ignore[arg-type]
+
+
+def test_the_pull_before_joining_gives_up_at_once_on_a_refused_certificate(tmp_path: Path) -> None:
+    """Lines whose certificate was revoked (printed before a nodes:remove) say so instead of
+    retrying for 15 minutes; a registry still waiting for the stack is retried."""
+    fake = tmp_path / "docker"
+    fake.write_text('#!/bin/sh\necho "<title>400 The SSL certificate error</title>"; exit 1\n')
+    fake.chmod(0o755)
+    line = swarm_cluster._pull_line("172.17.0.1:5001/paas/stack:x")
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=20, env=env)
+    assert out.returncode == 1 and "refuses the certificate" in out.stderr, out
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    assert subprocess.run(["sh", "-c", line], timeout=20, env=env).returncode == 0
