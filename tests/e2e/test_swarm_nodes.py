@@ -336,7 +336,10 @@ def test_the_registry_refuses_clients_without_a_nodes_certificate(
         settings, swarm_cluster.client, swarm_cluster.manager_address
     ).endpoint
     refused = stranger(swarm_cluster.client, f"curl -sk --max-time 5 https://{endpoint}/v2/_catalog")
-    assert refused.returncode != 0 and "repositories" not in refused.stdout, refused
+    assert "repositories" not in refused.stdout, refused
+    # The proxy answers a client without a certificate 400 and nothing else (the handshake itself
+    # passes: nginx checks the certificate after it).
+    assert refused.returncode != 0 or "No required SSL certificate was sent" in refused.stdout, refused
     node = swarm_cluster.nodes[0]  # a node, with the files the join lines wrote, gets in
     certs = f"/etc/docker/certs.d/{endpoint}"
     allowed = node.exec(  # from the folder: curl reads a colon in --cert as a password separator
