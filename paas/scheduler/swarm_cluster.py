@@ -375,6 +375,85 @@ def guard_node_ports(
         raise PaasError(f"cannot close the nodes' task ports to this host's containers: {detail}") from None
 
 
+SWARM_CHAIN = "PAAS-SWARM"  # on the manager: who may reach the swarm's own ports
+SWARM_TCP_PORTS = (SWARM_PORT, 7946)  # cluster management (managers only), gossip
+SWARM_UDP_PORTS = (7946, 4789)  # gossip, overlay data (VXLAN)
+# A host that reaches 2377 with a join token becomes a node; one that reaches 7946 or 4789 can
+# speak gossip or inject frames into an overlay (a VXLAN packet names its network by number).
+# Only the swarm's nodes and the hosts an operator lists as about to join (PAAS_SWARM_JOIN_ALLOW)
+# get through; the loopback (this host's own swarm traffic) is not filtered.
+SWARM_JUMPS = (
+    (
+        "INPUT",
+        "!",
+        "-i",
+        "lo",
+        "-p",
+        "tcp",
+        "-m",
+        "multiport",
+        "--dports",
+        ",".join(map(str, SWARM_TCP_PORTS)),
+    ),
+    (
+        "INPUT",
+        "!",
+        "-i",
+        "lo",
+        "-p",
+        "udp",
+        "-m",
+        "multiport",
+        "--dports",
+        ",".join(map(str, SWARM_UDP_PORTS)),
+    ),
+)
+
+
+def _iptables(*args: str, check: bool = True) -> int:
+    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=check).returncode
+
+
+def swarm_ports_rules(nodes: set[str], allow: tuple[str, ...]) -> list[list[str]]:
+    """SWARM_CHAIN's rules, in order: the nodes and the allowed hosts return, the rest is dropped."""
+    sources = sorted(nodes) + [a for a in allow if ipaddress.ip_network(a, strict=False).version == 4]
+    return [*(["-s", src, "-j", "RETURN"] for src in sources), ["-j", "DROP"]]
+
+
+def swarm_ports_guarded() -> bool:
+    """Whether the jumps to SWARM_CHAIN are in INPUT (a reboot or a flush loses them)."""
+    try:
+        return all(_iptables("-C", *jump, "-j", SWARM_CHAIN, check=False) == 0 for jump in SWARM_JUMPS)
+    except OSError:
+        return False
+
+
+def guard_swarm_ports(nodes: set[str], allow: tuple[str, ...]) -> None:
+    """The manager's swarm ports answer `nodes` (the other nodes' addresses) and `allow` only:
+    the chain is written whole (emptied first: for that instant it lets everyone through, never
+    no one), then jumped to from INPUT. Idempotent."""
+    try:
+        _iptables("-N", SWARM_CHAIN, check=False)
+        _iptables("-F", SWARM_CHAIN)
+        for rule in swarm_ports_rules(nodes, allow):
+            _iptables("-A", SWARM_CHAIN, *rule)
+        for jump in SWARM_JUMPS:
+            if _iptables("-C", *jump, "-j", SWARM_CHAIN, check=False):
+                _iptables("-I", *jump, "-j", SWARM_CHAIN)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or exc
+        raise PaasError(f"cannot close the swarm's ports to hosts that are not nodes: {detail}") from None
+
+
+def unguard_swarm_ports() -> None:
+    """Remove the jumps and the chain (tests, uninstall)."""
+    for jump in SWARM_JUMPS:
+        while _iptables("-D", *jump, "-j", SWARM_CHAIN, check=False) == 0:
+            pass
+    _iptables("-F", SWARM_CHAIN, check=False)
+    _iptables("-X", SWARM_CHAIN, check=False)
+
+
 def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
     """Install the firewall script, run it, and on a systemd host run it at every boot (a host
     without systemd runs FIREWALL_SCRIPT from its own boot scripts)."""

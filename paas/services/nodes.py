@@ -160,13 +160,26 @@ _guarded: dict[str, frozenset[str]] = {}  # per manager data dir: the node addre
 _guard_lock = threading.Lock()
 
 
+_swarm_guarded: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}  # per data dir: nodes, allow-list
+
+
 def guard_node_ports(ctx: Context) -> None:
-    """Keep this host's containers off the other nodes' task ports (swarm_cluster.NODES_CHAIN):
-    called by every reconcile pass; iptables is touched only when the nodes changed."""
+    """Keep this host's containers off the other nodes' task ports (swarm_cluster.NODES_CHAIN),
+    and this host's swarm ports (2377, 7946, 4789) closed to every host but the nodes and those
+    PAAS_SWARM_JOIN_ALLOW lists (swarm_cluster.SWARM_CHAIN): called by every reconcile pass;
+    iptables is written only when the nodes changed (or its rules went, with a reboot)."""
     if not swarm_cluster.swarm_active(ctx.docker):
         return
     addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker))
     key = str(ctx.settings.data_dir)
+    wanted = (addresses, ctx.settings.swarm_join_allow)
+    with _guard_lock:
+        if _swarm_guarded.get(key) != wanted or not swarm_cluster.swarm_ports_guarded():
+            swarm_cluster.guard_swarm_ports(set(addresses), ctx.settings.swarm_join_allow)
+            _swarm_guarded[key] = wanted
+            log.info(
+                "swarm ports open to %d node(s) and %d allowed host(s) only", len(addresses), len(wanted[1])
+            )
     with _guard_lock:
         before = _guarded.get(key, frozenset())
         if key in _guarded and before == addresses:

@@ -307,6 +307,7 @@ def swarm_cluster() -> Iterator[SwarmCluster]:
         cluster.forget()
         # The servers' reconcile passes guarded the nodes' task ports; the nodes are gone now.
         cluster_ops.guard_node_ports(set(), Settings().swarm_app_ports, gone=addresses)
+        cluster_ops.unguard_swarm_ports()  # and the swarm's own ports (the engine is shared)
 
 
 ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import subprocess
 import tarfile
 import urllib.request
@@ -18,6 +19,7 @@ import docker
 from paas.buildpacks import stack
 from paas.core import names
 from paas.scheduler import registry
+from paas.scheduler import swarm_cluster as cluster_ops
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, wait_for
 from tests.e2e.swarm_hosts import NODE_LABEL, SimulatedNode, SwarmCluster
@@ -395,3 +397,43 @@ def _get(url: str) -> int | None:
             return r.status
     except OSError:
         return None
+
+
+def test_the_swarm_ports_answer_nodes_only(cluster_paas: PaasServer, swarm_cluster: SwarmCluster) -> None:
+    """Attack: a machine that is not a node (nor listed in PAAS_SWARM_JOIN_ALLOW as about to join)
+    opens the manager's swarm ports: 2377 (with a leaked token it joins and is handed every task's
+    spec), 7946 (gossip). Before, they answered anyone. Now only the nodes and the allowed hosts
+    (the suite allows docker0, where the simulated hosts live) get through."""
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    probe = (
+        "import socket, sys\n"
+        "for port in (2377, 7946):\n"
+        "    try:\n"
+        f"        socket.create_connection(({address!r}, port), timeout=3).close(); print(port, 'open')\n"
+        "    except OSError as e:\n"
+        "        print(port, 'closed', e)\n"
+    )
+    assert wait_for(cluster_ops.swarm_ports_guarded, timeout=30), "the reconcile pass did not guard them"
+    network = client.networks.create(
+        f"paas-test-stranger-{uuid.uuid4().hex[:6]}", labels={NODE_LABEL: "stranger"}
+    )
+    try:
+        elsewhere = client.containers.run(
+            stack.LATEST_ALIAS, ["python3", "-c", probe], network=network.name, remove=False, detach=True,
+            labels={NODE_LABEL: "stranger"},
+        )  # fmt: skip
+        try:
+            elsewhere.wait(timeout=60)
+            out = elsewhere.logs().decode()
+        finally:
+            elsewhere.remove(force=True)
+    finally:
+        network.remove()
+    assert "2377 closed" in out and "7946 closed" in out, out  # before: both open
+    node = swarm_cluster.nodes[0]  # a node still reaches them
+    reached = node.exec(f"python3 -c {shlex.quote(probe)}")
+    assert "2377 open" in reached.stdout and "7946 open" in reached.stdout, reached
+    rules = subprocess.run(["iptables", "-S", cluster_ops.SWARM_CHAIN], capture_output=True, text=True).stdout
+    assert f"-A {cluster_ops.SWARM_CHAIN} -s {node.address}/32 -j RETURN" in rules, rules
+    assert rules.rstrip().endswith("-j DROP"), rules
+    assert listed(cluster_paas)[node.name]["state"] == "ready"

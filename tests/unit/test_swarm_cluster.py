@@ -308,3 +308,26 @@ def test_the_pull_before_joining_gives_up_at_once_on_a_refused_certificate(tmp_p
     assert out.returncode == 1 and "refuses the certificate" in out.stderr, out
     fake.write_text("#!/bin/sh\nexit 0\n")
     assert subprocess.run(["sh", "-c", line], timeout=20, env=env).returncode == 0
+
+
+def test_the_swarm_ports_answer_the_nodes_and_the_hosts_about_to_join_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = swarm_cluster.swarm_ports_rules({"10.0.0.7", "10.0.0.5"}, ("192.0.2.0/24", "fd00::/64"))
+    assert rules == [
+        ["-s", "10.0.0.5", "-j", "RETURN"],
+        ["-s", "10.0.0.7", "-j", "RETURN"],
+        ["-s", "192.0.2.0/24", "-j", "RETURN"],  # IPv4 only: the chain is iptables'
+        ["-j", "DROP"],
+    ]
+    assert swarm_cluster.swarm_ports_rules(set(), ()) == [["-j", "DROP"]]  # no node yet: nobody
+    jumps = [" ".join(j) for j in swarm_cluster.SWARM_JUMPS]
+    assert jumps == [
+        "INPUT ! -i lo -p tcp -m multiport --dports 2377,7946",
+        "INPUT ! -i lo -p udp -m multiport --dports 7946,4789",
+    ]
+    monkeypatch.setenv("PAAS_SWARM_JOIN_ALLOW", "192.0.2.9, 198.51.100.0/24")
+    assert Settings.from_env().swarm_join_allow == ("192.0.2.9/32", "198.51.100.0/24")
+    monkeypatch.setenv("PAAS_SWARM_JOIN_ALLOW", "192.0.2.9; rm -rf /")
+    with pytest.raises(SystemExit, match="PAAS_SWARM_JOIN_ALLOW"):
+        Settings.from_env()
