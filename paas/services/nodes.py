@@ -70,7 +70,13 @@ def join_command(ctx: Context, name: str | None = None, rotate: bool = False) ->
     cert_pem, key_pem = registry.node_certificate(ctx.settings, address, name)
     ctx.store.add_event(None, ctx.actor, "nodes:join-command", f"a registry certificate for {name}")
     _warm_registry(ctx, address)
-    return swarm_cluster.join_lines(
+    warning = []
+    if not ctx.settings.swarm_join_allow:  # the swarm's ports answer nodes only (guard_node_ports)
+        warning = [
+            "# paas: this server's swarm ports answer its nodes and PAAS_SWARM_JOIN_ALLOW only, and that"
+            " is empty: add this host's address to it (and restart paas server) before running these lines"
+        ]
+    return warning + swarm_cluster.join_lines(
         ctx.docker,
         address,
         a.endpoint,
