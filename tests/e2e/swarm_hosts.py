@@ -332,7 +332,10 @@ def remove_swarm_objects(server: PaasServer) -> None:
 
     def tasks_gone() -> bool:
         label = f"paas.instance={instance}"
-        return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
+        try:
+            return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
+        except docker.errors.NotFound:  # a task's container went between the listing and its inspection
+            return False
 
     if services:
         wait_for(tasks_gone, timeout=60)
