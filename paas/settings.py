@@ -205,6 +205,9 @@ class Settings:
     swarm_advertise_addr: str | None = None
     registry_port: int = 5001
     swarm_app_ports: tuple[int, int] = (32768, 60999)
+    # Hosts about to join (addresses or CIDRs): the manager's swarm ports (2377, 7946, 4789) answer
+    # the swarm's nodes and these only.
+    swarm_join_allow: tuple[str, ...] = ()
     # Locks over what every PaaS instance on this machine's engine shares (the stack and service
     # images): two instances (a test suite's servers) must not build the same image at once.
     engine_locks_dir: Path = Path("/run/lock/paas")
@@ -278,6 +281,7 @@ class Settings:
             swarm_advertise_addr=_address("PAAS_SWARM_ADVERTISE_ADDR"),
             registry_port=_port("PAAS_REGISTRY_PORT", 5001),
             swarm_app_ports=_port_range("PAAS_SWARM_APP_PORTS", (32768, 60999)),
+            swarm_join_allow=_cidrs("PAAS_SWARM_JOIN_ALLOW"),
             engine_locks_dir=Path(os.environ.get("PAAS_ENGINE_LOCKS_DIR") or "/run/lock/paas"),
             egress_deny=_cidrs("PAAS_EGRESS_DENY"),
             extra={k: v for k, v in os.environ.items() if k.startswith("PAAS_")},

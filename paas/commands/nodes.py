@@ -38,12 +38,16 @@ def list_(env: CommandEnv, fmt: str) -> None:
 
 @command(
     "nodes:join-command",
-    "Print the shell lines that make a new Debian host (root, docker.io running) a node.",
+    "Print the shell lines that make the new Debian host <hostname> (root, docker.io running) a node.",
 )
+@click.argument("hostname", required=False)
 @click.option("--rotate", is_flag=True, help="A new join token first: lines printed before stop working.")
-def join_command(env: CommandEnv, rotate: bool) -> None:
-    for line in nodes_service.join_command(env.ctx, rotate=rotate):
+def join_command(env: CommandEnv, hostname: str | None, rotate: bool) -> None:
+    lines = nodes_service.join_command(env.ctx, hostname, rotate=rotate)
+    for line in lines:
         env.echo(line)
+    if not lines:
+        env.echo("-----> The join token was rotated: lines printed before no longer join")
 
 
 @command("nodes:drain", "Move every process off a node and place none there (until nodes:activate).")
@@ -64,6 +68,14 @@ def activate(env: CommandEnv, node: str) -> None:
 @click.argument("node")
 @click.option("--force", is_flag=True, help="Remove it even if it is still up.")
 def remove(env: CommandEnv, node: str, force: bool) -> None:
-    n = nodes_service.remove(env.ctx, node, force=force)
-    env.echo(f"-----> {printable(n.name)} removed from the swarm")
+    done = nodes_service.remove(env.ctx, node, force=force)
+    env.echo(f"-----> {printable(done.node.name)} removed from the swarm")
     env.echo("       The join token was rotated: lines printed before no longer join (nodes:join-command)")
+    env.echo("       Its registry certificates were revoked: that host can no longer pull")
+    if done.shared_revoked:
+        env.echo("       It had joined with the certificate nodes shared before: that one was revoked too")
+        for name in done.still_shared:
+            env.echo(
+                f"       {printable(name)} may hold only that one: run `nodes:join-command {printable(name)}`"
+                " and its lines there, or it cannot pull"
+            )

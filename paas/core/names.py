@@ -179,7 +179,8 @@ def service_backups_dir(settings: Settings, kind: str, name: str) -> Path:
 ROLE_REGISTRY = "registry"
 ROLE_NODE_GC = "node-gc"  # the global job that removes old app images on every node
 LABEL_REGISTRY_ENDPOINT = "paas.registry.endpoint"  # addr:port the registry container publishes
-REGISTRY_INTERNAL_PORT = 5000
+REGISTRY_INTERNAL_PORT = 5000  # the proxy (nginx, mutual TLS, per-method rights) in the registry's container
+REGISTRY_BACKEND_PORT = 5001  # docker-registry itself, on the container's loopback behind the proxy
 DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")  # dockerd reads a registry's CA and client cert here
 
 
@@ -192,8 +193,15 @@ def registry_volume(instance: str) -> str:
 
 
 def registry_dir(settings: Settings) -> Path:
-    """The registry's CA, its server certificate and the nodes' client certificate (0600)."""
+    """The registry's CA (its key), the manager's client certificate and the record of the
+    nodes' certificates (0700, files 0600): never mounted anywhere."""
     return settings.data_dir / "registry"
+
+
+def registry_proxy_dir(settings: Settings) -> Path:
+    """What the registry's proxy reads (mounted read-only into its container): the CA
+    certificate, the server's certificate and key, the CRL."""
+    return registry_dir(settings) / "proxy"
 
 
 def registry_certs_dir(endpoint: str) -> Path:

@@ -6,10 +6,13 @@ at the moment Swarm places the task; layers shared by every app image (the stack
 node; and Swarm's own pull-on-schedule logic stays in charge.
 
 It is Debian's `docker-registry` package in an image built locally on the stack (no outside
-registry), one container on the manager published on the advertise address only. It speaks TLS
-with a CA of its own and asks every client for a certificate that CA signed (mutual TLS): the
-join lines install the CA and the client certificate on a node, so the nodes can pull and
-nobody else can even list it. The manager's own engine gets the same files (it pushes).
+registry), one container on the manager published on the advertise address only. The registry
+itself cannot tell one client's rights from another's, so Debian's nginx in the same container
+sits in front of it (the registry listens on the container's loopback): it speaks TLS with a CA
+of this PaaS and asks every client for a certificate that CA signed and its CRL does not list
+(mutual TLS), and lets only the manager's certificate push or delete. Each node's join lines
+install the CA and a certificate of its own (registry_pki), pull only; `nodes:remove` revokes it,
+so a removed host cannot even pull. The manager's own engine gets its own certificate (it pushes).
 """
 
 from __future__ import annotations
@@ -27,12 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.models.containers
 import docker.models.services
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from docker.types import Mount, RestartPolicy, ServiceMode
 
 from paas.buildpacks import stack
@@ -40,12 +40,17 @@ from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image
 from paas.core import names
 from paas.core.container import LOG_OPTIONS, log_config
 from paas.errors import PaasError
+from paas.scheduler import registry_pki
 from paas.settings import Settings
 
 CONFIG_PATH = "/etc/paas-registry.yml"
+PROXY_CONFIG_PATH = "/etc/paas-registry-nginx.conf"
+ENTRYPOINT_PATH = "/usr/local/bin/paas-registry"
 CERTS_IN_CONTAINER = "/certs"
 STORAGE_IN_CONTAINER = "/var/lib/docker-registry"
+PROXY_PID = "/tmp/nginx.pid"
 
+# docker-registry itself: plain HTTP on the container's loopback, reached only through the proxy.
 CONFIG = f"""version: 0.1
 log:
   level: warn
@@ -57,22 +62,88 @@ storage:
   delete:
     enabled: true
 http:
-  addr: :{names.REGISTRY_INTERNAL_PORT}
-  tls:
-    certificate: {CERTS_IN_CONTAINER}/server.crt
-    key: {CERTS_IN_CONTAINER}/server.key
-    clientcas:
-      - {CERTS_IN_CONTAINER}/ca.crt
+  addr: 127.0.0.1:{names.REGISTRY_BACKEND_PORT}
+  relativeurls: true
+"""
+
+# The proxy in front of it: mutual TLS on the published port (a certificate the CA signed and the
+# CRL does not list), then rights by subject: GET and HEAD for every certificate, every other
+# method (a push: POST, PUT, PATCH; a delete) only for the manager's. Its workers stay root (the
+# container has no capability to become another user, but SETGID for the master to set their
+# groups); `SIGHUP` makes it read the CRL again (new workers; the old ones finish their requests).
+DENIED = json.dumps(
+    {"errors": [{"code": "DENIED", "message": "this node may pull only: the PaaS server pushes"}]}
+)
+PROXY_CONFIG = f"""daemon off;
+user root;
+worker_processes 2;
+pid {PROXY_PID};
+error_log stderr warn;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path /tmp/nginx-body;
+  proxy_temp_path /tmp/nginx-proxy;
+  fastcgi_temp_path /tmp/nginx-fastcgi;
+  uwsgi_temp_path /tmp/nginx-uwsgi;
+  scgi_temp_path /tmp/nginx-scgi;
+  log_format paas '$remote_addr "$ssl_client_s_dn" $request_method $uri $status';
+  access_log /dev/stdout paas;
+  server_tokens off;
+  map $request_method $paas_writes {{ GET 0; HEAD 0; default 1; }}
+  map $ssl_client_s_dn $paas_pusher {{ "{registry_pki.manager_dn()}" 1; default 0; }}
+  map "$paas_writes$paas_pusher" $paas_refused {{ "10" 1; default 0; }}
+  server {{
+    listen {names.REGISTRY_INTERNAL_PORT} ssl;
+    ssl_certificate {CERTS_IN_CONTAINER}/server.crt;
+    ssl_certificate_key {CERTS_IN_CONTAINER}/server.key;
+    ssl_client_certificate {CERTS_IN_CONTAINER}/ca.crt;
+    ssl_crl {CERTS_IN_CONTAINER}/crl.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 1;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    client_max_body_size 0;
+    chunked_transfer_encoding on;
+    default_type application/json;
+    location /v2/ {{
+      if ($paas_refused) {{
+        add_header Docker-Distribution-Api-Version registry/2.0 always;
+        return 403 '{DENIED}';
+      }}
+      proxy_pass http://127.0.0.1:{names.REGISTRY_BACKEND_PORT};
+      proxy_http_version 1.1;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_request_buffering off;
+      proxy_buffering off;
+      proxy_read_timeout 900;
+    }}
+    location / {{ return 404; }}
+  }}
+}}
+"""
+
+# Both processes; when either ends the container ends, and its restart policy starts both again.
+ENTRYPOINT = f"""#!/bin/bash
+set -u
+/usr/bin/docker-registry serve {CONFIG_PATH} &
+nginx -e stderr -c {PROXY_CONFIG_PATH} &
+wait -n
+exit 1
 """
 
 RECIPE = ServiceImageRecipe(
     kind="registry",
-    packages=("docker-registry",),
-    files=((CONFIG_PATH, 0o644, CONFIG),),
+    packages=("docker-registry", "nginx"),
+    files=(
+        (CONFIG_PATH, 0o644, CONFIG),
+        (PROXY_CONFIG_PATH, 0o644, PROXY_CONFIG),
+        (ENTRYPOINT_PATH, 0o755, ENTRYPOINT),
+    ),
     # root in the container, but with no capability at all (it reads the 0600 certificates)
     after=f"mkdir -p {STORAGE_IN_CONTAINER} && chown root:root {STORAGE_IN_CONTAINER}"
     f" && chmod 700 {STORAGE_IN_CONTAINER}",
-    entrypoint=("/usr/bin/docker-registry", "serve", CONFIG_PATH),
+    entrypoint=(ENTRYPOINT_PATH,),
 )
 
 # Run on every node by the GC job (the stack's python3, docker's API on its socket): remove the
@@ -98,12 +169,10 @@ for image in json.loads(body):
 
 @dataclass(frozen=True)
 class RegistryAccess:
-    """What a node needs to pull: the registry's `addr:port` and the PEM files to trust it."""
+    """Where the registry is (`addr:port`) and the CA certificate to trust it by."""
 
     endpoint: str
     ca_pem: bytes
-    client_cert_pem: bytes
-    client_key_pem: bytes
 
 
 def endpoint(settings: Settings, address: str) -> str:
@@ -111,120 +180,87 @@ def endpoint(settings: Settings, address: str) -> str:
     return f"{host}:{settings.registry_port}"
 
 
-# Certificates: a CA of this PaaS, the registry's server certificate (for the advertise address),
-# one client certificate shared by the nodes. Made once, kept 0600 in the data dir.
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Certificate | None,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    ca: bool = False,
-    ip: str | None = None,
-    client: bool = False,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ip:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
-        )
-    if not ca:
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-
-
-def _server_cert_matches(path: Path, address: str) -> bool:
-    try:
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-        ips = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.IPAddress
-        )
-    except (OSError, ValueError, x509.ExtensionNotFound):
-        return False
-    return ipaddress.ip_address(address) in ips
-
-
 def ensure_certificates(settings: Settings, address: str) -> Path:
-    """The CA, server and client certificates (the server's renewed when the address changed)."""
-    d = names.registry_dir(settings)
-    ca_cert, ca_key = d / "ca.crt", d / "ca.key"
-    if not ca_cert.exists() or not ca_key.exists():
-        key = _key()
-        _write(ca_key, _pem_key(key))
-        _write(
-            ca_cert,
-            _cert("paas registry CA", key, None, key, ca=True).public_bytes(serialization.Encoding.PEM),
-        )
-    ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
-    signer = serialization.load_pem_private_key(ca_key.read_bytes(), None)
-    assert isinstance(signer, ec.EllipticCurvePrivateKey)
-    if not _server_cert_matches(d / "server.crt", address) or not (d / "server.key").exists():
-        key = _key()
-        _write(d / "server.key", _pem_key(key))
-        cert = _cert(f"paas registry {address}", key, ca, signer, ip=address)
-        _write(d / "server.crt", cert.public_bytes(serialization.Encoding.PEM))
-    if not (d / "client.cert").exists() or not (d / "client.key").exists():
-        key = _key()
-        _write(d / "client.key", _pem_key(key))
-        _write(
-            d / "client.cert",
-            _cert("paas node", key, ca, signer, client=True).public_bytes(serialization.Encoding.PEM),
-        )
-    return d
+    """The CA, the server certificate for `address`, the manager's and the CRL (registry_pki)."""
+    with _lock(settings):
+        return registry_pki.ensure(settings, address)
 
 
 def access(settings: Settings, address: str) -> RegistryAccess:
     d = ensure_certificates(settings, address)
-    return RegistryAccess(
-        endpoint=endpoint(settings, address),
-        ca_pem=(d / "ca.crt").read_bytes(),
-        client_cert_pem=(d / "client.cert").read_bytes(),
-        client_key_pem=(d / "client.key").read_bytes(),
-    )
+    return RegistryAccess(endpoint=endpoint(settings, address), ca_pem=(d / "ca.crt").read_bytes())
+
+
+def node_certificate(settings: Settings, address: str, name: str) -> tuple[bytes, bytes]:
+    """A new pull-only client certificate and key for the node `name` (its join lines carry them)."""
+    ensure_certificates(settings, address)
+    with _lock(settings):
+        return registry_pki.issue_node(settings, name)
+
+
+def revoke_node(settings: Settings, client: docker.DockerClient, address: str, name: str) -> bool:
+    """Revoke the certificates of node `name` (the shared one of older joins too, when it has none
+    of its own) and make the running proxy read the new CRL. Returns whether the shared one was."""
+    ensure_certificates(settings, address)
+    with _lock(settings):
+        _serials, legacy = registry_pki.revoke_node(settings, name)
+    reload_proxy(settings, client)
+    return legacy
+
+
+# The proxy's processes, as `pid title` lines (no ps in the image).
+LIST_PROCESSES = (
+    r"""for p in /proc/[0-9]*; do printf '%s %s\n' "${p#/proc/}" "$(tr '\0' ' ' < "$p/cmdline")"; done"""
+)
+
+
+def _accepting_workers(container: docker.models.containers.Container) -> set[str]:
+    """The proxy's workers that accept connections (not those finishing old ones)."""
+    result = container.exec_run(["sh", "-c", LIST_PROCESSES])
+    out = set()
+    for line in result.output.decode(errors="replace").splitlines():
+        pid, _, title = line.partition(" ")
+        if title.strip() == "nginx: worker process":
+            out.add(pid)
+    return out
+
+
+def reload_proxy(settings: Settings, client: docker.DockerClient, timeout: float = 30) -> None:
+    """The proxy reads its CRL again, and every worker that still accepts connections is a new
+    one (nginx's reload is asynchronous). No running registry: it reads the CRL when it starts."""
+    try:
+        container = client.containers.get(names.registry_container(settings.instance_id))
+    except docker.errors.NotFound:
+        return
+    if container.status != "running":
+        return
+    before = _accepting_workers(container)
+    result = container.exec_run(["sh", "-c", f"kill -HUP $(cat {PROXY_PID})"])
+    if result.exit_code != 0:
+        detail = result.output.decode(errors="replace").strip()[:200]
+        raise PaasError(f"cannot make the registry's proxy read its CRL again: {detail}")
+    deadline = time.monotonic() + timeout
+    while True:
+        now = _accepting_workers(container)
+        if now and not now & before:
+            return
+        if time.monotonic() > deadline:
+            raise PaasError("the registry's proxy did not take its new CRL: see the registry container's log")
+        time.sleep(0.1)
 
 
 def trust_on_this_host(settings: Settings, address: str) -> None:
-    """The manager's own engine pushes and pulls like a node: the same files in its certs.d."""
-    a = access(settings, address)
-    target = names.registry_certs_dir(a.endpoint)
-    for name, data in (
-        ("ca.crt", a.ca_pem),
-        ("client.cert", a.client_cert_pem),
-        ("client.key", a.client_key_pem),
+    """The manager's own engine pushes (and pulls): the CA and its own certificate in its certs.d."""
+    d = ensure_certificates(settings, address)
+    target = names.registry_certs_dir(endpoint(settings, address))
+    for name, source in (
+        ("ca.crt", "ca.crt"),
+        ("client.cert", "manager.cert"),
+        ("client.key", "manager.key"),
     ):
+        data = (d / source).read_bytes()
         if not (target / name).exists() or (target / name).read_bytes() != data:
-            _write(target / name, data)
+            registry_pki.write_private(target / name, data)
 
 
 def untrust_on_this_host(settings: Settings, address: str) -> None:
@@ -268,6 +304,7 @@ def ensure_registry(
                 return a
             existing.remove(force=True)  # another port or address, or a new image: the data volume stays
         volume = names.registry_volume(settings.instance_id)
+        proxy_dir = names.registry_proxy_dir(settings)  # never the CA's key nor the manager's
         try:
             client.volumes.get(volume)
         except docker.errors.NotFound:
@@ -284,11 +321,13 @@ def ensure_registry(
                 ports={f"{names.REGISTRY_INTERNAL_PORT}/tcp": (address, settings.registry_port)},
                 mounts=[
                     Mount(STORAGE_IN_CONTAINER, volume, type="volume"),
-                    Mount(CERTS_IN_CONTAINER, str(names.registry_dir(settings)), type="bind", read_only=True),
+                    Mount(CERTS_IN_CONTAINER, str(proxy_dir), type="bind", read_only=True),
                 ],
                 restart_policy={"Name": "always"},
+                init=True,  # reaps, and passes docker stop's signal on to the entrypoint
                 log_config=log_config(),
                 cap_drop=["ALL"],
+                cap_add=["SETGID"],  # nginx's master sets its workers' groups (they stay root)
                 security_opt=["no-new-privileges"],
                 read_only=True,
                 tmpfs={"/tmp": "size=64m"},
@@ -305,7 +344,7 @@ def _session(settings: Settings) -> requests.Session:
     d = names.registry_dir(settings)
     s = requests.Session()
     s.trust_env = False  # straight to the registry: never through an HTTP(S)_PROXY of the environment
-    s.cert = (str(d / "client.cert"), str(d / "client.key"))
+    s.cert = (str(d / "manager.cert"), str(d / "manager.key"))  # its cleanup deletes
     s.verify = str(d / "ca.crt")
     return s
 

@@ -6,8 +6,9 @@ time it is needed (never left: the engine may be shared). The join lines work on
 with docker.io running, systemd or not (they write files, talk to dockerd, and restart it once
 when its settings change):
 
-1. trust the PaaS's private registry: its CA and a client certificate under
-   /etc/docker/certs.d/<addr:port>/ (read by dockerd at every pull, no restart);
+1. trust the PaaS's private registry: its CA and the client certificate made for this host
+   (pull only; lines are printed for one host, by its name) under /etc/docker/certs.d/<addr:port>/
+   (read by dockerd at every pull, no restart);
 2. dockerd without its userland proxy and with no-new-privileges for every container (two keys
    of /etc/docker/daemon.json, restarting docker once when it still runs without them):
    docker-proxy answers containers of the host itself past iptables, and a swarm service cannot
@@ -30,6 +31,7 @@ import docker
 from paas.buildpacks import stack
 from paas.core.container import log_config
 from paas.errors import NotFound, PaasError
+from paas.scheduler import registry_pki
 from paas.settings import Settings
 
 SWARM_PORT = 2377
@@ -65,6 +67,16 @@ def default_advertise_address(client: docker.DockerClient) -> str:
         gateway = (entry or {}).get("Gateway")
         if gateway and ipaddress.ip_address(gateway).version == 4:
             return gateway
+    for entry in config or []:
+        # A docker0 that existed before dockerd started is shown with its subnet only: the
+        # gateway is then the bridge's own address, the subnet's first (docker's convention).
+        subnet = (entry or {}).get("Subnet")
+        try:
+            network = ipaddress.ip_network(subnet or "", strict=False)
+        except ValueError:
+            continue
+        if network.version == 4 and network.num_addresses > 2:
+            return str(next(network.hosts()))
     raise PaasError("cannot find docker0's address: set PAAS_SWARM_ADVERTISE_ADDR to this host's address")
 
 
@@ -363,6 +375,85 @@ def guard_node_ports(
         raise PaasError(f"cannot close the nodes' task ports to this host's containers: {detail}") from None
 
 
+SWARM_CHAIN = "PAAS-SWARM"  # on the manager: who may reach the swarm's own ports
+SWARM_TCP_PORTS = (SWARM_PORT, 7946)  # cluster management (managers only), gossip
+SWARM_UDP_PORTS = (7946, 4789)  # gossip, overlay data (VXLAN)
+# A host that reaches 2377 with a join token becomes a node; one that reaches 7946 or 4789 can
+# speak gossip or inject frames into an overlay (a VXLAN packet names its network by number).
+# Only the swarm's nodes and the hosts an operator lists as about to join (PAAS_SWARM_JOIN_ALLOW)
+# get through; the loopback (this host's own swarm traffic) is not filtered.
+SWARM_JUMPS = (
+    (
+        "INPUT",
+        "!",
+        "-i",
+        "lo",
+        "-p",
+        "tcp",
+        "-m",
+        "multiport",
+        "--dports",
+        ",".join(map(str, SWARM_TCP_PORTS)),
+    ),
+    (
+        "INPUT",
+        "!",
+        "-i",
+        "lo",
+        "-p",
+        "udp",
+        "-m",
+        "multiport",
+        "--dports",
+        ",".join(map(str, SWARM_UDP_PORTS)),
+    ),
+)
+
+
+def _iptables(*args: str, check: bool = True) -> int:
+    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=check).returncode
+
+
+def swarm_ports_rules(nodes: set[str], allow: tuple[str, ...]) -> list[list[str]]:
+    """SWARM_CHAIN's rules, in order: the nodes and the allowed hosts return, the rest is dropped."""
+    sources = sorted(nodes) + [a for a in allow if ipaddress.ip_network(a, strict=False).version == 4]
+    return [*(["-s", src, "-j", "RETURN"] for src in sources), ["-j", "DROP"]]
+
+
+def swarm_ports_guarded() -> bool:
+    """Whether the jumps to SWARM_CHAIN are in INPUT (a reboot or a flush loses them)."""
+    try:
+        return all(_iptables("-C", *jump, "-j", SWARM_CHAIN, check=False) == 0 for jump in SWARM_JUMPS)
+    except OSError:
+        return False
+
+
+def guard_swarm_ports(nodes: set[str], allow: tuple[str, ...]) -> None:
+    """The manager's swarm ports answer `nodes` (the other nodes' addresses) and `allow` only:
+    the chain is written whole (emptied first: for that instant it lets everyone through, never
+    no one), then jumped to from INPUT. Idempotent."""
+    try:
+        _iptables("-N", SWARM_CHAIN, check=False)
+        _iptables("-F", SWARM_CHAIN)
+        for rule in swarm_ports_rules(nodes, allow):
+            _iptables("-A", SWARM_CHAIN, *rule)
+        for jump in SWARM_JUMPS:
+            if _iptables("-C", *jump, "-j", SWARM_CHAIN, check=False):
+                _iptables("-I", *jump, "-j", SWARM_CHAIN)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or exc
+        raise PaasError(f"cannot close the swarm's ports to hosts that are not nodes: {detail}") from None
+
+
+def unguard_swarm_ports() -> None:
+    """Remove the jumps and the chain (tests, uninstall)."""
+    for jump in SWARM_JUMPS:
+        while _iptables("-D", *jump, "-j", SWARM_CHAIN, check=False) == 0:
+            pass
+    _iptables("-F", SWARM_CHAIN, check=False)
+    _iptables("-X", SWARM_CHAIN, check=False)
+
+
 def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
     """Install the firewall script, run it, and on a systemd host run it at every boot (a host
     without systemd runs FIREWALL_SCRIPT from its own boot scripts)."""
@@ -384,37 +475,52 @@ def join_lines(
     client_key_pem: bytes,
     ports: tuple[int, int],
     prefetch: tuple[str, ...] = (),
+    *,
+    node: str,
 ) -> list[str]:
-    """The shell lines that make a Debian host with docker.io a worker of this swarm: trust the
-    private registry (`registry` is `addr:port`), set the engine's two settings, close the
-    app ports to strangers (now and after a reboot), pull `prefetch` (the stack: the big layer of
-    every app image, so a new node's first task does not wait for 768 MB), join."""
+    """The shell lines that make the Debian host `node` (its hostname, which Swarm names it by)
+    with docker.io a worker of this swarm: trust the private registry (`registry` is `addr:port`)
+    with the certificate made for that host, set the engine's two settings, close the app ports
+    to strangers (now and after a reboot), pull `prefetch` (the stack: the big layer of every app
+    image, so a new node's first task does not wait for 768 MB), join. The certificate and the
+    join only happen on a host of that name: `nodes:remove <node>` revokes the certificates made
+    for that name, so another host must not carry them."""
+    registry_pki.node_name(node)  # it reaches the lines: a hostname, nothing else
     certs = f"/etc/docker/certs.d/{registry}"
     token = worker_token(client)
+    here = f'[ "$(uname -n)" = {shlex.quote(node)} ]'
     join = (
         "docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active"
         f" || docker swarm join --token {shlex.quote(token)} {advertise_addr}:{SWARM_PORT}"
     )
+    wrong_host = (
+        f"these lines are for the host {node}, this is $(uname -n):"
+        " print its own with nodes:join-command $(uname -n)"
+    )
     return [
-        f"mkdir -p {shlex.quote(certs)}",
-        _write_file_line(f"{certs}/ca.crt", ca_pem),
-        _write_file_line(f"{certs}/client.cert", client_cert_pem),
-        f"(umask 077 && {_write_file_line(f'{certs}/client.key', client_key_pem)})",
+        f'{here} || {{ echo "paas: {wrong_host}" >&2; false; }}',
+        f"{here} && mkdir -p {shlex.quote(certs)}"
+        f" && {_write_file_line(f'{certs}/ca.crt', ca_pem)}"
+        f" && {_write_file_line(f'{certs}/client.cert', client_cert_pem)}"
+        f" && (umask 077 && {_write_file_line(f'{certs}/client.key', client_key_pem)})",
         f"{_write_file_line(DOCKER_CONFIG_SCRIPT, DOCKER_CONFIG_SCRIPT_TEXT.encode())}"
         f" && chmod 755 {DOCKER_CONFIG_SCRIPT}",
         DOCKER_CONFIG_SCRIPT,
         *firewall_lines(advertise_addr, ports),
-        " && ".join([*(_pull_line(ref) for ref in prefetch), f"{{ {join}; }}"]) if prefetch else join,
+        " && ".join([here, *(_pull_line(ref) for ref in prefetch), f"{{ {join}; }}"]),
     ]
 
 
 def _pull_line(ref: str) -> str:
     """Pull `ref`, waiting for the manager to finish pushing it (it starts when the lines are
-    printed); one subshell, so a failure ends the line and not the operator's shell."""
+    printed), but not for a registry that refuses this host's certificate (revoked: waiting would
+    not help); one subshell, so a failure ends the line and not the operator's shell."""
     q = shlex.quote(ref)
     return (
         f"(echo 'paas: pulling {ref} before joining' >&2; n=0;"
-        f" until docker pull -q {q} >/dev/null 2>&1; do n=$((n + 1));"
+        f' until out=$(docker pull -q {q} 2>&1); do n=$((n + 1)); case "$out" in *"certificate error"*)'
+        " echo 'paas: the registry refuses the certificate in these lines (revoked?):"
+        " print new ones with nodes:join-command' >&2; exit 1;; esac;"
         f" if [ $n -ge {PULL_TRIES} ]; then echo 'paas: cannot pull {ref}: run these lines again' >&2;"
         " exit 1; fi; sleep 5; done)"
     )

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
 import docker
 
 from paas.buildpacks import stack
 from paas.core.context import Context
 from paas.errors import PaasError
-from paas.scheduler import registry, swarm_cluster
+from paas.scheduler import registry, registry_pki, swarm_cluster
 from paas.scheduler.swarm import node_addresses
 from paas.scheduler.swarm_cluster import NodeInfo
 from paas.services import access
@@ -48,26 +49,43 @@ def list_nodes(ctx: Context) -> list[NodeInfo]:
     return swarm_cluster.list_nodes(ctx.docker)
 
 
-def join_command(ctx: Context, rotate: bool = False) -> list[str]:
-    """The lines a root shell on a new Debian host (docker.io running) pastes to become a node:
-    the swarm and the registry are started here first, so the lines work at once. `rotate`
-    makes a new join token first: every line printed before stops working."""
+def join_command(ctx: Context, name: str | None = None, rotate: bool = False) -> list[str]:
+    """The lines a root shell on the new Debian host `name` (its hostname; docker.io running)
+    pastes to become a node: the swarm and the registry are started here first, so the lines work
+    at once. They carry a registry certificate made for that host alone (pull only), which
+    `nodes:remove <name>` revokes. `rotate` makes a new join token first: every line printed
+    before stops working."""
     access.require_admin(ctx, "nodes:join-command")  # it holds the swarm's join token
+    if not name and not rotate:
+        raise PaasError("name the new host: nodes:join-command <its hostname> (lines are made for one host)")
+    if name:
+        registry_pki.node_name(name)
     address = ensure_swarm(ctx)
     if rotate:
         swarm_cluster.rotate_worker_token(ctx.docker)
         ctx.store.add_event(None, ctx.actor, "nodes:join-command", "rotated the join token")
+    if not name:
+        return []  # only the rotation was asked for
     a = registry.ensure_registry(ctx.settings, ctx.docker, address)
+    cert_pem, key_pem = registry.node_certificate(ctx.settings, address, name)
+    ctx.store.add_event(None, ctx.actor, "nodes:join-command", f"a registry certificate for {name}")
     _warm_registry(ctx, address)
-    return swarm_cluster.join_lines(
+    warning = []
+    if not ctx.settings.swarm_join_allow:  # the swarm's ports answer nodes only (guard_node_ports)
+        warning = [
+            "# paas: this server's swarm ports answer its nodes and PAAS_SWARM_JOIN_ALLOW only, and that"
+            " is empty: add this host's address to it (and restart paas server) before running these lines"
+        ]
+    return warning + swarm_cluster.join_lines(
         ctx.docker,
         address,
         a.endpoint,
         a.ca_pem,
-        a.client_cert_pem,
-        a.client_key_pem,
+        cert_pem,
+        key_pem,
         ctx.settings.swarm_app_ports,
         prefetch=(registry.remote_ref(a.endpoint, stack.DEFAULT_STACK.image),),
+        node=name,
     )
 
 
@@ -111,26 +129,63 @@ def activate(ctx: Context, ref: str) -> NodeInfo:
     return node
 
 
-def remove(ctx: Context, ref: str, force: bool = False) -> NodeInfo:
+@dataclass(frozen=True)
+class Removed:
+    """What `nodes:remove` did: the node, and whether the registry certificate every node shared
+    before per-node certificates was revoked with it (and which nodes may still hold only that)."""
+
+    node: NodeInfo
+    shared_revoked: bool = False
+    still_shared: tuple[str, ...] = ()
+
+
+def remove(ctx: Context, ref: str, force: bool = False) -> Removed:
+    """Forget a node, then make sure the host cannot come back or read anything: a new join token
+    (it may keep the lines it joined with) and its registry certificates revoked (it may keep
+    those files too: without this it could still pull every app's image)."""
     node = _node(ctx, ref, "nodes:remove")
     swarm_cluster.remove(ctx.docker, node, force=force)
-    # The removed host may keep the lines it joined with: they must not let it back in.
     swarm_cluster.rotate_worker_token(ctx.docker)
-    ctx.store.add_event(None, ctx.actor, "nodes:remove", f"{node.name}; the join token was rotated")
-    return node
+    address = advertise_address(ctx)
+    shared = registry.revoke_node(ctx.settings, ctx.docker, address, node.name)
+    still: tuple[str, ...] = ()
+    if shared:
+        still = tuple(
+            n.name
+            for n in swarm_cluster.list_nodes(ctx.docker)
+            if not n.is_self and not registry_pki.has_own_certificate(ctx.settings, n.name)
+        )
+    detail = f"{node.name}; the join token was rotated; its registry certificates were revoked"
+    if shared:
+        detail += "; so was the certificate nodes shared before"
+    ctx.store.add_event(None, ctx.actor, "nodes:remove", detail)
+    return Removed(node, shared, still)
 
 
 _guarded: dict[str, frozenset[str]] = {}  # per manager data dir: the node addresses last guarded
 _guard_lock = threading.Lock()
 
 
+_swarm_guarded: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}  # per data dir: nodes, allow-list
+
+
 def guard_node_ports(ctx: Context) -> None:
-    """Keep this host's containers off the other nodes' task ports (swarm_cluster.NODES_CHAIN):
-    called by every reconcile pass; iptables is touched only when the nodes changed."""
+    """Keep this host's containers off the other nodes' task ports (swarm_cluster.NODES_CHAIN),
+    and this host's swarm ports (2377, 7946, 4789) closed to every host but the nodes and those
+    PAAS_SWARM_JOIN_ALLOW lists (swarm_cluster.SWARM_CHAIN): called by every reconcile pass;
+    iptables is written only when the nodes changed (or its rules went, with a reboot)."""
     if not swarm_cluster.swarm_active(ctx.docker):
         return
     addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker))
     key = str(ctx.settings.data_dir)
+    wanted = (addresses, ctx.settings.swarm_join_allow)
+    with _guard_lock:
+        if _swarm_guarded.get(key) != wanted or not swarm_cluster.swarm_ports_guarded():
+            swarm_cluster.guard_swarm_ports(set(addresses), ctx.settings.swarm_join_allow)
+            _swarm_guarded[key] = wanted
+            log.info(
+                "swarm ports open to %d node(s) and %d allowed host(s) only", len(addresses), len(wanted[1])
+            )
     with _guard_lock:
         before = _guarded.get(key, frozenset())
         if key in _guarded and before == addresses:

@@ -79,6 +79,10 @@ class PaasServer:
             "PAAS_ACME_DIRECTORY": "https://127.0.0.1:9/directory",
             "PAAS_WEB_PORT": str(self.web_port),
             "PAAS_BOOT_TIMEOUT": "30",
+            # Every server whose engine is a swarm manager (this host's is, for the suite) closes
+            # the swarm's ports to hosts that are not nodes: the simulated hosts of every test,
+            # about to join, live on docker0.
+            "PAAS_SWARM_JOIN_ALLOW": "172.17.0.0/16",
             "PAAS_STOP_TIMEOUT": "5",
             "PAAS_RECONCILE_SECONDS": "1",
             # The egress chains are the host's, one for every server on it: each server rebuilds

@@ -15,7 +15,7 @@ the swarm scheduler whose nodes joined with its lines (one registry, one stack p
 
     cluster.manager_address           the manager's advertise address (docker0's, 172.17.0.1)
     cluster.nodes                     the simulated nodes (2), each a `SimulatedNode`
-    cluster.join(server)              run `nodes:join-command`'s lines from a PaasServer on each node
+    cluster.join(server)              on each node, the lines `nodes:join-command <its name>` printed
     node.name / node.address          its hostname (the swarm node's name) and its IP
     node.run_lines(lines)             run shell lines as root on it (what an operator pastes)
     node.docker(*args)                the docker CLI of the node's own dockerd
@@ -208,22 +208,23 @@ class SwarmCluster:
         n = self.swarm_node(name)
         return n["Status"]["State"] if n else None
 
-    def join(self, server: PaasServer, timeout: float = 90) -> list[str]:
-        """Run the lines `nodes:join-command` prints, verbatim, on every simulated node, then wait
-        until the manager sees each one ready. Safe to repeat (a joined node only gets the new
-        server's registry files). Returns the lines."""
-        printed = server.ssh("nodes:join-command")
-        if printed.returncode != 0:
-            raise RuntimeError(f"nodes:join-command failed: {printed.output}")
-        lines = printed.stdout.splitlines()
+    def join(self, server: PaasServer, timeout: float = 90) -> dict[str, list[str]]:
+        """Run the lines `nodes:join-command <node>` prints (a registry certificate of its own in
+        each), verbatim, on each simulated node, then wait until the manager sees each one ready.
+        Safe to repeat (a joined node only gets new registry files). Returns the lines by node."""
+        printed: dict[str, list[str]] = {}
         for node in self.nodes:
-            ran = node.run_lines(lines)
+            out = server.ssh("nodes:join-command", node.name)
+            if out.returncode != 0:
+                raise RuntimeError(f"nodes:join-command {node.name} failed: {out.output}")
+            printed[node.name] = out.stdout.splitlines()
+            ran = node.run_lines(printed[node.name])
             if ran.returncode != 0:
                 raise RuntimeError(f"the join lines failed on {node.name}: {ran.stdout}{ran.stderr}")
         for node in self.nodes:
             if not wait_for(lambda n=node: self.state(n.name) == "ready", timeout=timeout, interval=0.5):
                 raise RuntimeError(f"{node.name} did not become ready: {self.state(node.name)}")
-        return lines
+        return printed
 
     def rejoin(self, node: SimulatedNode, lines: list[str], timeout: float = 90) -> None:
         """A node the swarm forgot (nodes:remove) joins again: it leaves its old swarm, then runs
@@ -306,6 +307,7 @@ def swarm_cluster() -> Iterator[SwarmCluster]:
         cluster.forget()
         # The servers' reconcile passes guarded the nodes' task ports; the nodes are gone now.
         cluster_ops.guard_node_ports(set(), Settings().swarm_app_ports, gone=addresses)
+        cluster_ops.unguard_swarm_ports()  # and the swarm's own ports (the engine is shared)
 
 
 ADVERTISE = "172.17.0.1"  # docker0: what simulated nodes reach this host at
@@ -330,7 +332,10 @@ def remove_swarm_objects(server: PaasServer) -> None:
 
     def tasks_gone() -> bool:
         label = f"paas.instance={instance}"
-        return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
+        try:
+            return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
+        except docker.errors.NotFound:  # a task's container went between the listing and its inspection
+            return False
 
     if services:
         wait_for(tasks_gone, timeout=60)

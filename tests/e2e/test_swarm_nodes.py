@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import shlex
 import subprocess
 import tarfile
 import urllib.request
@@ -17,9 +19,10 @@ import docker
 from paas.buildpacks import stack
 from paas.core import names
 from paas.scheduler import registry
+from paas.scheduler import swarm_cluster as cluster_ops
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, wait_for
-from tests.e2e.swarm_hosts import NODE_LABEL, SwarmCluster
+from tests.e2e.swarm_hosts import NODE_LABEL, SimulatedNode, SwarmCluster
 
 
 def listed(server: PaasServer) -> dict[str, dict]:
@@ -28,8 +31,9 @@ def listed(server: PaasServer) -> dict[str, dict]:
     return {n["name"]: n for n in json.loads(out.stdout)}
 
 
-def join_lines(server: PaasServer) -> list[str]:
-    out = server.ssh("nodes:join-command")
+def join_lines(server: PaasServer, host: str) -> list[str]:
+    """What `nodes:join-command <host>` prints: lines for that host alone (its own certificate)."""
+    out = server.ssh("nodes:join-command", host)
     assert out.returncode == 0, out.output
     return out.stdout.splitlines()
 
@@ -63,13 +67,19 @@ def test_drain_and_activate(cluster_paas: PaasServer, swarm_cluster: SwarmCluste
 
 
 def test_join_command_rotate_makes_the_printed_lines_stale(cluster_paas: PaasServer) -> None:
-    token = lambda lines: next(ln for ln in lines if "swarm join --token" in ln)  # noqa: E731
-    before = token(join_lines(cluster_paas))
-    assert token(join_lines(cluster_paas)) == before  # printing again does not rotate
-    rotated = cluster_paas.ssh("nodes:join-command", "--rotate")
+    def token(lines: list[str]) -> str:
+        found = (re.search(r"swarm join --token '?(SWMTKN[^ ']+)", ln) for ln in lines)
+        return next(m.group(1) for m in found if m)
+
+    before = token(join_lines(cluster_paas, "host-a"))
+    assert token(join_lines(cluster_paas, "host-a")) == before  # printing again does not rotate
+    rotated = cluster_paas.ssh("nodes:join-command", "host-a", "--rotate")
     assert rotated.returncode == 0, rotated.output
     assert token(rotated.stdout.splitlines()) != before
-    assert token(join_lines(cluster_paas)) == token(rotated.stdout.splitlines())
+    assert token(join_lines(cluster_paas, "host-b")) == token(rotated.stdout.splitlines())
+    alone = cluster_paas.ssh("nodes:join-command", "--rotate")  # a rotation alone: no lines
+    assert alone.returncode == 0 and "rotated" in alone.stdout and "swarm join" not in alone.stdout
+    assert token(join_lines(cluster_paas, "host-b")) != token(rotated.stdout.splitlines())
 
 
 def test_bad_node_names_get_one_line(cluster_paas: PaasServer) -> None:
@@ -78,6 +88,22 @@ def test_bad_node_names_get_one_line(cluster_paas: PaasServer) -> None:
         assert out.returncode != 0
         assert len(out.stderr.strip().splitlines()) == 1, out.output
         assert "Traceback" not in out.output
+    for args in ((), ("$(id)",), ("bad_name",)):
+        out = cluster_paas.ssh("nodes:join-command", *args)  # lines are made for one host, by its name
+        assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1, out.output
+        assert "Traceback" not in out.output and "SWMTKN" not in out.output
+
+
+def test_lines_made_for_one_host_do_nothing_on_another(
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    """The certificate in the lines is revoked by the node's name: a host of another name must
+    not carry it (nor join with it)."""
+    node = swarm_cluster.nodes[0]
+    before = node.exec("cat /etc/docker/certs.d/*/client.cert").stdout
+    wrong = node.run_lines(join_lines(cluster_paas, "some-other-host"))
+    assert wrong.returncode != 0 and "these lines are for the host some-other-host" in wrong.stderr, wrong
+    assert node.exec("cat /etc/docker/certs.d/*/client.cert").stdout == before
 
 
 def test_the_manager_cannot_be_removed(cluster_paas: PaasServer) -> None:
@@ -95,7 +121,7 @@ def test_a_killed_node_shows_down_then_is_removed_and_joins_again(
         assert up.returncode != 0 and "still up" in up.stderr, up.output  # docker refuses a live one
         node.kill()
         assert wait_for(lambda: listed(cluster_paas)[node.name]["state"] == "down", timeout=60, interval=1)
-        old_lines = join_lines(cluster_paas)
+        old_lines = join_lines(cluster_paas, node.name)
         gone = cluster_paas.ssh("nodes:remove", node.name)
         assert gone.returncode == 0, gone.output
         assert "join token was rotated" in gone.stdout
@@ -107,7 +133,7 @@ def test_a_killed_node_shows_down_then_is_removed_and_joins_again(
         refused = node.run_lines(old_lines)
         assert refused.returncode != 0, refused.stdout
         assert swarm_cluster.state(node.name) is None
-        swarm_cluster.rejoin(node, join_lines(cluster_paas))  # the new lines do
+        swarm_cluster.rejoin(node, join_lines(cluster_paas, node.name))  # the new lines do
         assert listed(cluster_paas)[node.name]["state"] == "ready"
     finally:
         swarm_cluster.restore()
@@ -131,7 +157,7 @@ def test_only_admins_see_nodes(cluster_paas: PaasServer, tmp_path: Path) -> None
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     added = cluster_paas.host("ssh-keys:add", "bob", str(key) + ".pub")
     assert added.returncode == 0, added.output
-    for args in (("nodes:list",), ("nodes:join-command",), ("nodes:drain", "x")):
+    for args in (("nodes:list",), ("nodes:join-command", "x"), ("nodes:drain", "x")):
         out = cluster_paas.ssh(*args, key=key)
         assert out.returncode != 0 and "only an admin" in out.stderr, out.output
         assert "SWMTKN" not in out.output
@@ -183,31 +209,105 @@ def test_a_published_image_pulls_on_a_worker_and_gc_removes_it_everywhere(
     assert refs[1].rsplit(":", 1)[1] in tags and refs[0].rsplit(":", 1)[1] not in tags
 
 
-def test_a_tag_a_worker_pushes_over_never_reaches_the_tasks(
-    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
-) -> None:
-    """Before: services named images by tag, and every node holds a certificate that may push.
-    A compromised worker (or a removed one that kept its files) pushed `paas/app-<victim>:<tag>`
-    and its code ran in the victim's tasks at their next pull. The scheduler now gets references
-    pinned to the digest the manager's own push stored."""
+def build_on(node: SimulatedNode, ref: str) -> None:
+    """An image of the node's own making, tagged as the registry's `ref` (a would-be overwrite)."""
+    built = node.exec(
+        "mkdir -p /tmp/evil && cd /tmp/evil && printf 'FROM scratch\\nCOPY x /probe\\n' > Dockerfile"
+        f" && echo evil-$(date +%s%N) > x && docker build -q -t {ref} ."
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+
+
+def test_a_worker_may_pull_but_not_push(cluster_paas: PaasServer, swarm_cluster: SwarmCluster) -> None:
+    """Attack: a compromised worker, with the certificate its join lines installed, pushes
+    `paas/app-<victim>:<tag>` (before, every node shared one certificate that could push, and the
+    victim's tasks ran its code at their next pull). The registry's proxy refuses every write but
+    the manager's; the worker still pulls."""
     client, address = swarm_cluster.client, swarm_cluster.manager_address
     settings = server_settings(cluster_paas)
     tag = tiny_app_image(client, settings)
-    pinned = registry.publish(settings, client, address, tag)  # what the swarm scheduler deploys
+    pinned = registry.publish(settings, client, address, tag)  # the manager pushes: what a deploy does
     remote_tag = pinned.split("@")[0]
-    evil, victim_node = swarm_cluster.nodes
-    pushed = evil.exec(
-        "mkdir -p /tmp/evil && cd /tmp/evil && printf 'FROM scratch\\nCOPY x /probe\\n' > Dockerfile"
-        f" && echo evil > x && docker build -q -t {remote_tag} . && docker push {remote_tag}"
-    )
-    assert pushed.returncode == 0, pushed.stdout + pushed.stderr  # the hole item 1 still leaves
+    evil = swarm_cluster.nodes[0]
+    assert evil.docker("pull", pinned).returncode == 0  # pulls work with its certificate
+    build_on(evil, remote_tag)
+    pushed = evil.docker("push", remote_tag)
+    assert pushed.returncode != 0, pushed.stdout  # before: the push went through
+    assert "denied" in (pushed.stdout + pushed.stderr), pushed
+    new_repo = f"{registry.endpoint(settings, address)}/paas/app-evil:b1"
+    build_on(evil, new_repo)
+    created = evil.docker("push", new_repo)  # nor a repository of its own
+    assert created.returncode != 0 and "denied" in (created.stdout + created.stderr), created
+    with registry._session(settings) as s:  # nothing landed (the manager's view)
+        repos = s.get(f"https://{registry.endpoint(settings, address)}/v2/_catalog", timeout=10).json()
+    assert "paas/app-evil" not in (repos.get("repositories") or [])
     original = client.images.get(tag).id
-    assert victim_node.docker("pull", pinned).returncode == 0
-    got = victim_node.docker("image", "inspect", "--format", "{{.Id}}", pinned).stdout.strip()
-    assert got == original  # the manager's image, whatever the tag says now
-    assert victim_node.docker("pull", remote_tag).returncode == 0
-    overwritten = victim_node.docker("image", "inspect", "--format", "{{.Id}}", remote_tag).stdout.strip()
-    assert overwritten != original  # (the tag itself did move: the attack was real)
+    victim = swarm_cluster.nodes[1]
+    assert victim.docker("pull", remote_tag).returncode == 0
+    got = victim.docker("image", "inspect", "--format", "{{.Id}}", remote_tag).stdout.strip()
+    assert got == original  # the tag is still the manager's image
+
+
+def test_service_specs_pin_the_digest_the_managers_push_stored(
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    """Even the one client that may push (the manager) moving a tag does not change what a
+    service already names: references are pinned to the digest of the push."""
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    settings = server_settings(cluster_paas)
+    tag = tiny_app_image(client, settings)
+    pinned = registry.publish(settings, client, address, tag)
+    remote_tag, digest = pinned.split("@")
+    assert digest.startswith("sha256:")
+    other = tiny_app_image(client, settings)  # another build pushed over the same registry tag
+    client.images.get(other).tag(*remote_tag.rsplit(":", 1))
+    repository, _, tag_name = remote_tag.rpartition(":")
+    for _chunk in client.api.push(repository, tag=tag_name, stream=True, decode=True):
+        pass
+    node = swarm_cluster.nodes[1]
+    assert node.docker("pull", pinned).returncode == 0
+    got = node.docker("image", "inspect", "--format", "{{.Id}}", pinned).stdout.strip()
+    assert got == client.images.get(tag).id  # the first image, whatever the tag says now
+    assert node.docker("pull", remote_tag).returncode == 0
+    moved = node.docker("image", "inspect", "--format", "{{.Id}}", remote_tag).stdout.strip()
+    assert moved == client.images.get(other).id  # (the tag itself did move)
+
+
+def test_a_removed_node_can_no_longer_pull(cluster_paas: PaasServer, swarm_cluster: SwarmCluster) -> None:
+    """Attack: a node is removed (retired, or lost and suspected) but keeps its files. Before, its
+    certificate (everyone's) went on pulling every app's image. nodes:remove revokes its own;
+    the proxy refuses it at the handshake. New lines let the host back in with a new one."""
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    settings = server_settings(cluster_paas)
+    endpoint = registry.endpoint(settings, address)
+    ref = registry.publish(settings, client, address, tiny_app_image(client, settings))
+    node, other = swarm_cluster.nodes
+    certs = f"/etc/docker/certs.d/{endpoint}"
+    catalog = (
+        f"cd {certs} && curl -s --max-time 5 -w ' %{{http_code}}' --cacert ca.crt --cert ./client.cert"
+        f" --key ./client.key https://{endpoint}/v2/_catalog"
+    )
+    try:
+        assert node.docker("pull", ref).returncode == 0
+        assert node.docker("swarm", "leave").returncode == 0  # retired as the README says
+        assert wait_for(lambda: listed(cluster_paas)[node.name]["state"] == "down", timeout=60, interval=1)
+        gone = cluster_paas.ssh("nodes:remove", node.name)
+        assert gone.returncode == 0, gone.output
+        assert "registry certificates were revoked" in gone.stdout, gone.stdout
+        fresh = registry.publish(settings, client, address, tiny_app_image(client, settings))
+        refused = node.docker("pull", fresh)
+        assert refused.returncode != 0, refused.stdout  # before: the pull went through
+        asked = node.exec(catalog)
+        assert "repositories" not in asked.stdout, asked
+        assert asked.stdout.endswith(" 400") or asked.returncode != 0, asked  # "certificate revoked"
+        assert other.docker("pull", fresh).returncode == 0  # the other node's certificate is its own
+        swarm_cluster.rejoin(node, join_lines(cluster_paas, node.name))  # new lines, a new certificate
+        assert node.docker("pull", fresh).returncode == 0
+        assert "repositories" in node.exec(catalog).stdout
+    finally:
+        swarm_cluster.restore()
+        if swarm_cluster.state(node.name) is None:
+            swarm_cluster.rejoin(node, join_lines(cluster_paas, node.name))
 
 
 def stranger(client: docker.DockerClient, script: str) -> subprocess.CompletedProcess[str]:
@@ -230,7 +330,7 @@ def stranger(client: docker.DockerClient, script: str) -> subprocess.CompletedPr
     )
 
 
-def test_the_registry_refuses_clients_without_the_nodes_certificate(
+def test_the_registry_refuses_clients_without_a_nodes_certificate(
     cluster_paas: PaasServer, swarm_cluster: SwarmCluster
 ) -> None:
     settings = server_settings(cluster_paas)
@@ -238,7 +338,10 @@ def test_the_registry_refuses_clients_without_the_nodes_certificate(
         settings, swarm_cluster.client, swarm_cluster.manager_address
     ).endpoint
     refused = stranger(swarm_cluster.client, f"curl -sk --max-time 5 https://{endpoint}/v2/_catalog")
-    assert refused.returncode != 0 and "repositories" not in refused.stdout, refused
+    assert "repositories" not in refused.stdout, refused
+    # The proxy answers a client without a certificate 400 and nothing else (the handshake itself
+    # passes: nginx checks the certificate after it).
+    assert refused.returncode != 0 or "No required SSL certificate was sent" in refused.stdout, refused
     node = swarm_cluster.nodes[0]  # a node, with the files the join lines wrote, gets in
     certs = f"/etc/docker/certs.d/{endpoint}"
     allowed = node.exec(  # from the folder: curl reads a colon in --cert as a password separator
@@ -294,3 +397,43 @@ def _get(url: str) -> int | None:
             return r.status
     except OSError:
         return None
+
+
+def test_the_swarm_ports_answer_nodes_only(cluster_paas: PaasServer, swarm_cluster: SwarmCluster) -> None:
+    """Attack: a machine that is not a node (nor listed in PAAS_SWARM_JOIN_ALLOW as about to join)
+    opens the manager's swarm ports: 2377 (with a leaked token it joins and is handed every task's
+    spec), 7946 (gossip). Before, they answered anyone. Now only the nodes and the allowed hosts
+    (the suite allows docker0, where the simulated hosts live) get through."""
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    probe = (
+        "import socket, sys\n"
+        "for port in (2377, 7946):\n"
+        "    try:\n"
+        f"        socket.create_connection(({address!r}, port), timeout=3).close(); print(port, 'open')\n"
+        "    except OSError as e:\n"
+        "        print(port, 'closed', e)\n"
+    )
+    assert wait_for(cluster_ops.swarm_ports_guarded, timeout=30), "the reconcile pass did not guard them"
+    network = client.networks.create(
+        f"paas-test-stranger-{uuid.uuid4().hex[:6]}", labels={NODE_LABEL: "stranger"}
+    )
+    try:
+        elsewhere = client.containers.run(
+            stack.LATEST_ALIAS, ["python3", "-c", probe], network=network.name, remove=False, detach=True,
+            labels={NODE_LABEL: "stranger"},
+        )  # fmt: skip
+        try:
+            elsewhere.wait(timeout=60)
+            out = elsewhere.logs().decode()
+        finally:
+            elsewhere.remove(force=True)
+    finally:
+        network.remove()
+    assert "2377 closed" in out and "7946 closed" in out, out  # before: both open
+    node = swarm_cluster.nodes[0]  # a node still reaches them
+    reached = node.exec(f"python3 -c {shlex.quote(probe)}")
+    assert "2377 open" in reached.stdout and "7946 open" in reached.stdout, reached
+    rules = subprocess.run(["iptables", "-S", cluster_ops.SWARM_CHAIN], capture_output=True, text=True).stdout
+    assert f"-A {cluster_ops.SWARM_CHAIN} -s {node.address}/32 -j RETURN" in rules, rules
+    assert rules.rstrip().endswith("-j DROP"), rules
+    assert listed(cluster_paas)[node.name]["state"] == "ready"

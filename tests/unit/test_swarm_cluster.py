@@ -73,6 +73,7 @@ def lines() -> list[str]:
         b"CERT PEM\n",
         b"KEY PEM\n",
         (32768, 60999),
+        node="w1",
     )
 
 
@@ -86,9 +87,11 @@ def test_join_lines_write_the_registry_files_then_docker_config_then_firewall_th
     assert written[f"{certs}/ca.crt"] == b"CA PEM\n"
     assert written[f"{certs}/client.cert"] == b"CERT PEM\n"
     assert written[f"{certs}/client.key"] == b"KEY PEM\n"
-    assert any(
-        line.startswith("(umask 077 && ") and "client.key" in line for line in out
-    )  # the key is root's
+    assert any("(umask 077 && " in line and "client.key" in line for line in out)  # the key is root's
+    here = '[ "$(uname -n)" = w1 ]'
+    assert out[0].startswith(f"{here} || ")  # lines made for w1 say so anywhere else
+    assert out[1].startswith(f"{here} && mkdir -p ") and "client.cert" in out[1]  # and write nothing
+    assert out[-1].startswith(f"{here} && ")  # nor join
     script = written[swarm_cluster.FIREWALL_SCRIPT].decode()
     assert script.startswith("#!/bin/sh\n")
     assert "--ctdir ORIGINAL --ctorigdstport 32768:60999 ! -s 172.17.0.1 -j DROP" in script
@@ -100,8 +103,9 @@ def test_join_lines_write_the_registry_files_then_docker_config_then_firewall_th
     assert swarm_cluster.DAEMON_SETTINGS in config and "systemctl restart docker" in config
     assert json.loads(swarm_cluster.DAEMON_SETTINGS) == {"userland-proxy": False, "no-new-privileges": True}
     assert out.index(swarm_cluster.DOCKER_CONFIG_SCRIPT) < out.index(swarm_cluster.FIREWALL_SCRIPT)
-    assert out[-1].endswith(f"docker swarm join --token {TOKEN} 172.17.0.1:2377")
-    assert out[-1].startswith("docker info")  # skipped when already in a swarm: the lines can be re-run
+    assert out[-1].endswith(f"docker swarm join --token {TOKEN} 172.17.0.1:2377; }}")
+    assert " && { docker info" in out[-1]  # skipped when already in a swarm: the lines can be re-run
+    subprocess.run(["sh", "-n", "-c", "\n".join(out)], check=True)  # valid shell, as pasted
     for line in out:
         shlex.split(line)  # every line is valid shell quoting
         if "systemctl" in line:  # hosts without systemd (the simulated ones) run the lines too
@@ -119,6 +123,7 @@ def test_join_lines_pull_the_stack_before_joining() -> None:
         b"KEY\n",
         (32768, 60999),
         prefetch=(ref,),
+        node="w1",
     )
     last = out[-1]
     assert last.index(f"docker pull -q {ref}") < last.index("docker swarm join")
@@ -164,23 +169,24 @@ def test_the_manager_is_never_removed() -> None:
 def test_registry_certificates_chain_to_the_ca_and_follow_the_address(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     d = registry.ensure_certificates(settings, "172.17.0.1")
+    proxy = d / "proxy"
     ca = x509.load_pem_x509_certificate((d / "ca.crt").read_bytes())
-    server = x509.load_pem_x509_certificate((d / "server.crt").read_bytes())
-    client = x509.load_pem_x509_certificate((d / "client.cert").read_bytes())
-    for cert in (server, client):
+    server = x509.load_pem_x509_certificate((proxy / "server.crt").read_bytes())
+    manager = x509.load_pem_x509_certificate((d / "manager.cert").read_bytes())
+    for cert in (server, manager):
         cert.verify_directly_issued_by(ca)
         assert cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365)
     sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("172.17.0.1")]
-    for f in d.iterdir():
+    for f in [*d.iterdir(), *proxy.iterdir()]:
         assert f.stat().st_mode & 0o077 == 0, f  # keys and certificates are root's only
-    client_before = (d / "client.cert").read_bytes()
+    manager_before = (d / "manager.cert").read_bytes()
     registry.ensure_certificates(settings, "192.0.2.7")  # a new advertise address: a new server certificate
-    server = x509.load_pem_x509_certificate((d / "server.crt").read_bytes())
+    server = x509.load_pem_x509_certificate((proxy / "server.crt").read_bytes())
     sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("192.0.2.7")]
-    assert (d / "client.cert").read_bytes() == client_before  # nodes keep the files they have
-    assert isinstance(x509.load_pem_x509_certificate(client_before).public_key(), ec.EllipticCurvePublicKey)
+    assert (d / "manager.cert").read_bytes() == manager_before
+    assert isinstance(x509.load_pem_x509_certificate(manager_before).public_key(), ec.EllipticCurvePublicKey)
 
 
 def test_registry_names(tmp_path: Path) -> None:
@@ -268,3 +274,60 @@ class ProbeClient:
 def test_no_new_privileges_is_read_off_a_throwaway_container() -> None:
     assert swarm_cluster.gives_no_new_privileges(ProbeClient(b"NoNewPrivs:\t1\n"))  # type: ignore[arg-type]
     assert not swarm_cluster.gives_no_new_privileges(ProbeClient(b"NoNewPrivs:\t0\n"))  # type: ignore[arg-type]
+
+
+class FakeNetworks:
+    def __init__(self, config: list[dict]) -> None:
+        self.config = config
+
+    def get(self, name: str) -> object:
+        return type("Net", (), {"attrs": {"IPAM": {"Config": self.config}}})()
+
+
+def test_the_default_advertise_address_is_docker0s_even_when_docker_shows_no_gateway() -> None:
+    with_gateway = type(
+        "C", (), {"networks": FakeNetworks([{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}])}
+    )
+    assert swarm_cluster.default_advertise_address(with_gateway()) == "172.18.0.1"  # type: ignore[arg-type]
+    # a docker0 made before dockerd started: its subnet only, the bridge holds the first address
+    subnet_only = type("C", (), {"networks": FakeNetworks([{"Subnet": "172.17.0.0/16"}])})
+    assert swarm_cluster.default_advertise_address(subnet_only()) == "172.17.0.1"  # type: ignore[arg-type]
+    with pytest.raises(PaasError, match="PAAS_SWARM_ADVERTISE_ADDR"):
+        swarm_cluster.default_advertise_address(type("C", (), {"networks": FakeNetworks([])})())  # type: ignore[arg-type]
+
+
+def test_the_pull_before_joining_gives_up_at_once_on_a_refused_certificate(tmp_path: Path) -> None:
+    """Lines whose certificate was revoked (printed before a nodes:remove) say so instead of
+    retrying for 15 minutes; a registry still waiting for the stack is retried."""
+    fake = tmp_path / "docker"
+    fake.write_text('#!/bin/sh\necho "<title>400 The SSL certificate error</title>"; exit 1\n')
+    fake.chmod(0o755)
+    line = swarm_cluster._pull_line("172.17.0.1:5001/paas/stack:x")
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=20, env=env)
+    assert out.returncode == 1 and "refuses the certificate" in out.stderr, out
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    assert subprocess.run(["sh", "-c", line], timeout=20, env=env).returncode == 0
+
+
+def test_the_swarm_ports_answer_the_nodes_and_the_hosts_about_to_join_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = swarm_cluster.swarm_ports_rules({"10.0.0.7", "10.0.0.5"}, ("192.0.2.0/24", "fd00::/64"))
+    assert rules == [
+        ["-s", "10.0.0.5", "-j", "RETURN"],
+        ["-s", "10.0.0.7", "-j", "RETURN"],
+        ["-s", "192.0.2.0/24", "-j", "RETURN"],  # IPv4 only: the chain is iptables'
+        ["-j", "DROP"],
+    ]
+    assert swarm_cluster.swarm_ports_rules(set(), ()) == [["-j", "DROP"]]  # no node yet: nobody
+    jumps = [" ".join(j) for j in swarm_cluster.SWARM_JUMPS]
+    assert jumps == [
+        "INPUT ! -i lo -p tcp -m multiport --dports 2377,7946",
+        "INPUT ! -i lo -p udp -m multiport --dports 7946,4789",
+    ]
+    monkeypatch.setenv("PAAS_SWARM_JOIN_ALLOW", "192.0.2.9, 198.51.100.0/24")
+    assert Settings.from_env().swarm_join_allow == ("192.0.2.9/32", "198.51.100.0/24")
+    monkeypatch.setenv("PAAS_SWARM_JOIN_ALLOW", "192.0.2.9; rm -rf /")
+    with pytest.raises(SystemExit, match="PAAS_SWARM_JOIN_ALLOW"):
+        Settings.from_env()
