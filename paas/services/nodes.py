@@ -127,9 +127,10 @@ _guard_lock = threading.Lock()
 def guard_node_ports(ctx: Context) -> None:
     """Keep this host's containers off the other nodes' task ports (swarm_cluster.NODES_CHAIN):
     called by every reconcile pass; iptables is touched only when the nodes changed."""
-    if not swarm_cluster.swarm_active(ctx.docker):
+    state = swarm_cluster.local_state(ctx.docker)  # one `docker info` per pass
+    if not swarm_cluster.swarm_active(ctx.docker, state):
         return
-    addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker))
+    addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker, state))
     key = str(ctx.settings.data_dir)
     with _guard_lock:
         before = _guarded.get(key, frozenset())

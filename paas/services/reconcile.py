@@ -7,7 +7,9 @@ deploy lock is held is skipped: the deploy owns it until it ends.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -56,8 +58,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     # Build and release-phase containers only exist during a deploy, which holds the lock we hold:
     # any left now belong to a deploy that died.
     for role in (names.ROLE_BUILD, names.ROLE_ONEOFF, names.ROLE_RUN):
-        labels = names.label_filter(instance, app.name, role)
-        leftovers = client.containers.list(all=True, filters={"label": labels})
+        leftovers = sched.containers_of(client, instance, app.name, role)
         if role == names.ROLE_RUN:  # `run` sessions hold no lock: only those whose session died
             leftovers = [c for c in leftovers if not _owner_alive(c)]
         if leftovers:
@@ -86,8 +87,38 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
             health.wait_until_serving(probe, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
         except PaasError as exc:
             actions.append(f"{exc}")
-    route_app(ctx, app.name, tagged(scheduler, done.current) if want else {})
+    _route(ctx, app.name, tagged(scheduler, done.current) if want else {})
     return actions
+
+
+ROUTE_REFRESH_SECONDS = 60.0  # how often a pass renders a route whose upstreams did not change
+_routed_lock = threading.Lock()
+# (data dir, app) -> (the upstreams last routed by a pass, when): pruned to the apps of each pass
+_routed: dict[tuple[str, str], tuple[dict[str, int], float]] = {}
+
+
+def _route(ctx: Context, app_name: str, upstreams: dict[str, int]) -> None:
+    """Route the app when its upstreams changed since the last pass (a dockerd restart moves
+    them), and at least every ROUTE_REFRESH_SECONDS otherwise: whatever changes the rest of a
+    route (domains, properties, certificates, maintenance) routes the app itself, so rendering
+    every app's route on every pass (1-2 ms each, nginx -t when it differs) only repeats what
+    is in place; the refresh still puts back a route someone changed by hand."""
+    key = (str(ctx.settings.data_dir), app_name)
+    with _routed_lock:
+        last = _routed.get(key)
+    if last is not None and last[0] == upstreams and time.monotonic() - last[1] < ROUTE_REFRESH_SECONDS:
+        return
+    route_app(ctx, app_name, upstreams)
+    with _routed_lock:
+        _routed[key] = (dict(upstreams), time.monotonic())
+
+
+def _forget_routes(ctx: Context, apps: list[App]) -> None:
+    """Drop what the passes remember of apps that are gone (nothing grows with time)."""
+    data_dir, listed = str(ctx.settings.data_dir), {a.name for a in apps}
+    with _routed_lock:
+        for key in [k for k in _routed if k[0] == data_dir and k[1] not in listed]:
+            del _routed[key]
 
 
 def _specs(ctx: Context, app: App, release: Release, image: str) -> Callable[[str, int], ProcessSpec]:
@@ -131,16 +162,20 @@ def guard_egress(ctx: Context, rebuild: bool = False) -> None:
 def reconcile_all(ctx: Context) -> dict[str, list[str]]:
     """One pass over every app, then the plugins' own (`paas_reconcile`); errors of one app or
     plugin never stop the others."""
+    started = time.monotonic()
+    apps = ctx.store.list_apps()
     done: dict[str, list[str]] = {}
-    for app in ctx.store.list_apps():
-        try:
-            actions = reconcile_app(ctx, app)
-        except (PaasError, docker.errors.DockerException) as exc:
-            log.warning("reconcile %s: %s", app.name, exc)
-            continue
-        if actions:
-            log.info("reconcile %s: %s", app.name, "; ".join(actions))
-            done[app.name] = actions
+    with schedulers.surveyed(ctx, apps):  # what runs, listed once for all the apps
+        for app in apps:
+            try:
+                actions = reconcile_app(ctx, app)
+            except (PaasError, docker.errors.DockerException) as exc:
+                log.warning("reconcile %s: %s", app.name, exc)
+                continue
+            if actions:
+                log.info("reconcile %s: %s", app.name, "; ".join(actions))
+                done[app.name] = actions
+    _forget_routes(ctx, apps)
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)
     if any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
         try:
@@ -153,7 +188,36 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
     except (PaasError, docker.errors.DockerException) as exc:
         log.warning("the host's firewall for containers: %s", exc)
     _collect_on_nodes(ctx)
+    _record_pass(ctx, time.monotonic() - started, len(apps))
     return done
+
+
+def _record_pass(ctx: Context, seconds: float, apps: int) -> None:
+    """Write down the pass (when, how long, over how many apps) for `doctor`, and warn when a
+    pass outlasts the interval: the loop then runs back to back and healing lags."""
+    if seconds > ctx.settings.reconcile_seconds:
+        log.warning(
+            "a reconcile pass over %d app(s) took %.1f s, longer than PAAS_RECONCILE_SECONDS (%s)",
+            apps,
+            seconds,
+            ctx.settings.reconcile_seconds,
+        )
+    path = names.reconcile_record(ctx.settings)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps({"at": time.time(), "seconds": round(seconds, 4), "apps": apps}))
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot record the reconcile pass: %s", exc)
+
+
+def last_pass(ctx: Context) -> dict | None:
+    """The last pass the running server recorded, or None (no server ran a pass yet)."""
+    try:
+        found = json.loads(names.reconcile_record(ctx.settings).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 NODE_GC_SECONDS = 600.0  # how often the registry and the nodes drop images the manager dropped
