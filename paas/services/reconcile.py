@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import docker
 
@@ -20,6 +21,7 @@ from paas.buildpacks import builder
 from paas.core import names
 from paas.core.container import ContainerSettings
 from paas.core.context import Context
+from paas.core.routes import Route
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import egress, health
@@ -28,25 +30,66 @@ from paas.services import nodes, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
-from paas.services.routing import route_app, tagged
+from paas.services.routing import app_route, route_app, router, tagged
 from paas.store import App, Release
 
 log = logging.getLogger("paas.reconcile")
 
 
-def reconcile_app(ctx: Context, app: App) -> list[str]:
-    """Fix one app; returns what was done (empty when all was well)."""
+class Routes:
+    """The route changes of a pass, made at its end with one `nginx -t` and one reload (each
+    reads every app's file: routing 200 apps one by one after a dockerd restart took minutes).
+    An app's lock stays held until its route is in place, so a deploy that starts meanwhile
+    routes after the pass, never before it."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.pending: list[tuple[Route, dict[str, int], ExitStack]] = []
+
+    def add(self, app_name: str, upstreams: dict[str, int], held: ExitStack) -> None:
+        self.pending.append((app_route(self.ctx, app_name, upstreams), dict(upstreams), held.pop_all()))
+
+    def apply(self) -> None:
+        if not self.pending:
+            return
+        r = router(self.ctx)
+        done: list[tuple[str, dict[str, int]]] = []
+        try:
+            try:
+                r.set_routes([route for route, _, _ in self.pending])
+                done = [(route.app, upstreams) for route, upstreams, _ in self.pending]
+            except PaasError as exc:  # one route nginx refuses must not keep the others out
+                log.warning("routing %d app(s) at once: %s; one by one", len(self.pending), exc)
+                for route, upstreams, _ in self.pending:
+                    try:
+                        r.set_route(route)
+                        done.append((route.app, upstreams))
+                    except PaasError as one:
+                        log.warning("reconcile %s: %s", route.app, one)
+        finally:
+            for _, _, held in self.pending:
+                held.close()
+            self.pending.clear()
+        with _routed_lock:
+            for app_name, upstreams in done:
+                _routed[(str(self.ctx.settings.data_dir), app_name)] = (upstreams, time.monotonic())
+
+
+def reconcile_app(ctx: Context, app: App, routes: Routes | None = None) -> list[str]:
+    """Fix one app; returns what was done (empty when all was well). With `routes` (a pass),
+    its route change joins the pass's, which releases the app's lock once routed."""
     try:
-        with app_lock(ctx, app.name, wait=False):
+        with ExitStack() as held:
+            held.enter_context(app_lock(ctx, app.name, wait=False))
             fresh = ctx.store.get_app_by_id(app.id)
             if fresh is None or fresh.name != app.name:  # destroyed or renamed since the listing
                 return []
-            return _reconcile(ctx, fresh)
+            return _reconcile(ctx, fresh, routes, held)
     except Conflict:
         return []
 
 
-def _reconcile(ctx: Context, app: App) -> list[str]:
+def _reconcile(ctx: Context, app: App, routes: Routes | None, held: ExitStack) -> list[str]:
     actions: list[str] = []
     for r in ctx.store.list_releases(app.id):
         if r.status == "pending":  # nobody holds the lock, so its deploy died
@@ -87,7 +130,13 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
             health.wait_until_serving(probe, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
         except PaasError as exc:
             actions.append(f"{exc}")
-    _route(ctx, app.name, tagged(scheduler, done.current) if want else {})
+    upstreams = tagged(scheduler, done.current) if want else {}
+    if _route_changed(ctx, app.name, upstreams):
+        if routes is None:
+            route_app(ctx, app.name, upstreams)
+            _remember_route(ctx, app.name, upstreams)
+        else:
+            routes.add(app.name, upstreams, held)
     return actions
 
 
@@ -97,20 +146,20 @@ _routed_lock = threading.Lock()
 _routed: dict[tuple[str, str], tuple[dict[str, int], float]] = {}
 
 
-def _route(ctx: Context, app_name: str, upstreams: dict[str, int]) -> None:
-    """Route the app when its upstreams changed since the last pass (a dockerd restart moves
-    them), and at least every ROUTE_REFRESH_SECONDS otherwise: whatever changes the rest of a
-    route (domains, properties, certificates, maintenance) routes the app itself, so rendering
-    every app's route on every pass (1-2 ms each, nginx -t when it differs) only repeats what
-    is in place; the refresh still puts back a route someone changed by hand."""
-    key = (str(ctx.settings.data_dir), app_name)
+def _route_changed(ctx: Context, app_name: str, upstreams: dict[str, int]) -> bool:
+    """Whether a pass routes the app: when its upstreams changed since the last pass (a dockerd
+    restart moves them), and at least every ROUTE_REFRESH_SECONDS otherwise. Whatever changes
+    the rest of a route (domains, properties, certificates, maintenance) routes the app itself,
+    so rendering every app's route on every pass (1-2 ms each) only repeated what was in place;
+    the refresh still puts back a route file someone changed by hand."""
     with _routed_lock:
-        last = _routed.get(key)
-    if last is not None and last[0] == upstreams and time.monotonic() - last[1] < ROUTE_REFRESH_SECONDS:
-        return
-    route_app(ctx, app_name, upstreams)
+        last = _routed.get((str(ctx.settings.data_dir), app_name))
+    return last is None or last[0] != upstreams or time.monotonic() - last[1] >= ROUTE_REFRESH_SECONDS
+
+
+def _remember_route(ctx: Context, app_name: str, upstreams: dict[str, int]) -> None:
     with _routed_lock:
-        _routed[key] = (dict(upstreams), time.monotonic())
+        _routed[(str(ctx.settings.data_dir), app_name)] = (dict(upstreams), time.monotonic())
 
 
 def _forget_routes(ctx: Context, apps: list[App]) -> None:
@@ -165,16 +214,20 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
     started = time.monotonic()
     apps = ctx.store.list_apps()
     done: dict[str, list[str]] = {}
+    routes = Routes(ctx)
     with schedulers.surveyed(ctx, apps):  # what runs, listed once for all the apps
-        for app in apps:
-            try:
-                actions = reconcile_app(ctx, app)
-            except (PaasError, docker.errors.DockerException) as exc:
-                log.warning("reconcile %s: %s", app.name, exc)
-                continue
-            if actions:
-                log.info("reconcile %s: %s", app.name, "; ".join(actions))
-                done[app.name] = actions
+        try:
+            for app in apps:
+                try:
+                    actions = reconcile_app(ctx, app, routes)
+                except (PaasError, docker.errors.DockerException) as exc:
+                    log.warning("reconcile %s: %s", app.name, exc)
+                    continue
+                if actions:
+                    log.info("reconcile %s: %s", app.name, "; ".join(actions))
+                    done[app.name] = actions
+        finally:
+            routes.apply()
     _forget_routes(ctx, apps)
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)
     if any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
