@@ -390,7 +390,13 @@ ENTRIES: dict[str, dict[str, str]] = {
         "app_urls": "urls",
         "hostnames": INTERNAL,
     },
-    "metrics": {"cpu_percent": PURE, "sample": "metrics", "current": "metrics", "history": "metrics"},
+    "metrics": {
+        "cpu_percent": PURE,
+        "processes_by_app": INTERNAL,  # the metrics plugin's sampler (a server thread)
+        "sample": "metrics",
+        "current": "metrics",
+        "history": "metrics",
+    },
     "moves": {"set_scheduler": "scheduler:set", "default_scheduler": INTERNAL},
     "nodes": {
         **dict.fromkeys(
