@@ -94,6 +94,14 @@ def cpu_and_rss(pids: list[int]) -> tuple[float, int]:
     return cpu, rss
 
 
+def dockerd_pids() -> list[int]:
+    """The engine the server talks to (/var/run/docker.pid) and its containerd-shims' parent."""
+    try:
+        return [int(Path("/var/run/docker.pid").read_text())]
+    except (OSError, ValueError):
+        return []
+
+
 def nginx_pids(server: PaasServer) -> list[int]:
     try:
         return tree(int((server.data_dir / "nginx" / "run" / "nginx.pid").read_text()))
@@ -171,6 +179,7 @@ def idle(server: PaasServer, seconds: float) -> dict[str, float]:
     pids = tree(server.proc.pid)
     cpu0, _ = cpu_and_rss(pids)
     ncpu0, _ = cpu_and_rss(nginx_pids(server))
+    dcpu0, _ = cpu_and_rss(dockerd_pids())
     t0 = time.monotonic()
     passes: dict[float, float] = {}
     while time.monotonic() - t0 < seconds:
@@ -183,6 +192,7 @@ def idle(server: PaasServer, seconds: float) -> dict[str, float]:
     took = time.monotonic() - t0
     cpu1, rss = cpu_and_rss(pids)
     ncpu1, nrss = cpu_and_rss(nginx_pids(server))
+    dcpu1, _ = cpu_and_rss(dockerd_pids())
     _, main_rss = cpu_and_rss([server.proc.pid])
     durations = sorted(passes.values()) or [float("nan")]
     return {
@@ -191,6 +201,7 @@ def idle(server: PaasServer, seconds: float) -> dict[str, float]:
         "RSS, server process (MiB)": main_rss / 2**20,
         "idle CPU, nginx (%)": 100 * (ncpu1 - ncpu0) / took,
         "RSS, nginx (MiB)": nrss / 2**20,
+        "idle CPU, dockerd (%, shared)": 100 * (dcpu1 - dcpu0) / took,
         "reconcile pass, median (s)": statistics.median(durations),
         "reconcile pass, max (s)": durations[-1],
     }
