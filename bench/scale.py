@@ -336,6 +336,46 @@ def measure(server: PaasServer, ctx: Context, client: Client, apps: list[str], a
     return out
 
 
+def soak(server: PaasServer, seconds: float) -> None:
+    """Whether anything in the server grows with time: its RSS (the server process, and the
+    tree) every minute over `seconds` of reconcile passes, with the least-squares slope of the
+    second half (after warm-up) in KiB per hour, and the passes it recorded."""
+    assert server.proc is not None
+    record = names.reconcile_record(Settings.from_env())
+    started, samples, passes = time.monotonic(), [], 0
+    last_at = None
+    while time.monotonic() - started < seconds:
+        _, main_rss = cpu_and_rss([server.proc.pid])
+        _, tree_rss = cpu_and_rss(tree(server.proc.pid))
+        samples.append((time.monotonic() - started, main_rss, tree_rss))
+        print(
+            f"       soak {samples[-1][0]:6.0f} s: server {main_rss / 2**20:7.1f} MiB,"
+            f" tree {tree_rss / 2**20:7.1f} MiB",
+            flush=True,
+        )
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                at = json.loads(record.read_text())["at"]
+                if at != last_at:
+                    passes, last_at = passes + 1, at
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.5)
+    half = samples[len(samples) // 2 :]
+    for label, idx in (("server process", 1), ("server tree", 2)):
+        xs, ys = [t / 3600 for t, *_ in half], [row[idx] / 1024 for row in half]
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / max(
+            1e-9, sum((x - mx) ** 2 for x in xs)
+        )
+        print(
+            f"       soak: {label} RSS slope over the second half {slope:+.0f} KiB/hour "
+            f"(from {half[0][idx] / 2**20:.1f} to {half[-1][idx] / 2**20:.1f} MiB)"
+        )
+    print(f"       soak: at least {passes} reconcile passes seen in {seconds:.0f} s")
+
+
 def profile_pass(ctx: Context) -> None:
     import cProfile
     import pstats
@@ -374,11 +414,13 @@ def main() -> None:
     parser.add_argument("--restart", action="store_true", help="restart dockerd per N (stops all)")
     parser.add_argument("--profile", action="store_true", help="profile one reconcile pass per N")
     parser.add_argument("--keep", action="store_true", help="leave the server's data dir")
+    parser.add_argument("--soak", type=float, default=0, help="then watch RSS this many seconds")
+    parser.add_argument("--reconcile-seconds", default="5", help="the server's PAAS_RECONCILE_SECONDS")
     args = parser.parse_args()
     wanted = sorted(int(n) for n in args.sizes.split(","))
     root = Path(tempfile.mkdtemp(prefix="paas-bench-scale-"))
     server = PaasServer(root)
-    server.env["PAAS_RECONCILE_SECONDS"] = "5"  # the default, not the tests' 1 s
+    server.env["PAAS_RECONCILE_SECONDS"] = args.reconcile_seconds  # default 5, not the tests' 1 s
     server.env["PAAS_BOOT_TIMEOUT"] = "60"
     os.environ.update(server.env)  # this process is that server's host (Settings.from_env)
     results: dict[int, dict[str, float]] = {}
@@ -405,6 +447,8 @@ def main() -> None:
             if args.profile:
                 profile_pass(ctx)
         table(results)
+        if args.soak:
+            soak(server, args.soak)
     finally:
         shutdown(server)
         if not args.keep:

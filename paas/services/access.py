@@ -393,6 +393,7 @@ ENTRIES: dict[str, dict[str, str]] = {
     "metrics": {
         "cpu_percent": PURE,
         "processes_by_app": INTERNAL,  # the metrics plugin's sampler (a server thread)
+        "prune": INTERNAL,
         "sample": "metrics",
         "current": "metrics",
         "history": "metrics",

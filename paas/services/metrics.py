@@ -58,6 +58,11 @@ def _one(client: docker.DockerClient, proc: inventory.ProcessRecord) -> dict | N
         return None  # gone meanwhile
 
 
+def prune(ctx: Context, at: float) -> None:
+    """Drop every sample past RETENTION (apps destroyed meanwhile too): the sampler, once a round."""
+    ctx.store.prune_samples(at - RETENTION)
+
+
 def processes_by_app(ctx: Context) -> dict[str, list[inventory.ProcessRecord]]:
     """Every process container of this instance, by app (one listing, for a round over all)."""
     out: dict[str, list[inventory.ProcessRecord]] = {}
@@ -83,8 +88,11 @@ def sample(
     procs = [p for p in listed if p.state == "running"]
     if not procs:
         return 0
-    with ThreadPoolExecutor(max_workers=min(8, len(procs))) as pool:
-        raws = list(pool.map(lambda p: _one(client, p), procs))
+    if client.api.base_url.startswith("http+docker://"):  # files to read: no threads needed
+        raws = [_one(client, p) for p in procs]
+    else:
+        with ThreadPoolExecutor(max_workers=min(8, len(procs))) as pool:
+            raws = list(pool.map(lambda p: _one(client, p), procs))
     previous = ctx.store.last_samples(app.name)
     samples = []
     for proc, raw in zip(procs, raws, strict=True):

@@ -161,6 +161,7 @@ def sample_processes(ctx: Context, hist: History, now: float) -> int:
     """One round: every app's running processes, summed per process type."""
     by_type: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
     listed = process_metrics.processes_by_app(ctx)  # one listing a round, not one per app
+    process_metrics.prune(ctx, now)
     for app in ctx.store.list_apps():
         if app.stopped:
             continue

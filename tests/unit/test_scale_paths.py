@@ -199,3 +199,19 @@ def test_container_stats_come_from_the_cgroup_files(
     assert found["memory_stats"]["stats"][key] == 4096
     assert cgroups.stats("cd" * 32) is None  # not here: the caller asks dockerd
     assert cgroups.stats("../../etc") is None  # only a container id names a folder
+
+
+def test_samples_are_pruned_per_app_on_its_index(tmp_path: Path) -> None:
+    """A round samples every app: each app's prune must not scan every other app's rows."""
+    from paas.store import Sample, Store
+
+    store = Store(tmp_path / "paas.db")
+    old, new = 1000.0, 5000.0
+    store.add_samples([Sample(a, "web.1", f"c-{a}", old, 0, 0, 1, None, 1, 1) for a in ("a", "b")], 0)
+    store.add_samples([Sample("a", "web.1", "c-a", new, 0, 0, 1, None, 1, 1)], prune_before=new - 900)
+    assert store.last_sample_at("b") == old  # another app's rows are its own round's to prune
+    assert len(store._all("SELECT * FROM process_stats WHERE app = 'a'")) == 1
+    plan = store._all("EXPLAIN QUERY PLAN DELETE FROM process_stats WHERE app = ? AND at < ?", ("a", 1.0))
+    assert any("process_stats_app" in row["detail"] for row in plan)
+    store.prune_samples(new - 900)  # once a round: what no app's own prune reaches (b, gone)
+    assert store.last_sample_at("b") is None
