@@ -89,7 +89,9 @@ def reconcile_app(ctx: Context, app: App, routes: Routes | None = None) -> list[
         return []
 
 
-def _reconcile(ctx: Context, app: App, routes: Routes | None, held: ExitStack) -> list[str]:
+def _reconcile(
+    ctx: Context, app: App, routes: Routes | None = None, held: ExitStack | None = None
+) -> list[str]:
     actions: list[str] = []
     for r in ctx.store.list_releases(app.id):
         if r.status == "pending":  # nobody holds the lock, so its deploy died
@@ -132,7 +134,7 @@ def _reconcile(ctx: Context, app: App, routes: Routes | None, held: ExitStack) -
             actions.append(f"{exc}")
     upstreams = tagged(scheduler, done.current) if want else {}
     if _route_changed(ctx, app.name, upstreams):
-        if routes is None:
+        if routes is None or held is None:
             route_app(ctx, app.name, upstreams)
             _remember_route(ctx, app.name, upstreams)
         else:
