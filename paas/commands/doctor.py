@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from paas.commands import FORMAT_OPTION, CommandEnv, command
@@ -21,6 +23,12 @@ def doctor(env: CommandEnv, fix: bool, fmt: str) -> int:
     env.echo("=====> Services")
     for what, state in found.checks.items():
         env.echo(f"       {what:<10} {state}")
+    last = found.reconcile
+    if last:
+        env.echo(
+            f"       {'':<10} last pass {max(0, int(time.time() - last['at']))} s ago:"
+            f" {last['seconds']:.2f} s over {last['apps']} app(s)"
+        )
     env.echo("=====> Disk")
     for d in found.disk:
         env.echo(f"       {d['what']:<10} {human(d['free'])} free of {human(d['total'])} ({d['path']})")

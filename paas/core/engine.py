@@ -15,6 +15,10 @@ from paas.errors import PaasError
 def client(timeout: int = 300) -> docker.DockerClient:
     try:
         c = docker.from_env(timeout=timeout)
+        if c.api.base_url.startswith("http+docker://"):
+            # A unix socket: no proxy applies, and requests would read the proxy variables of
+            # the environment on every call (a fifth of a reconcile pass's time, profiled).
+            c.api.trust_env = False
         c.ping()
     except Exception as exc:
         raise PaasError(

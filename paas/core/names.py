@@ -218,6 +218,12 @@ def node_gc_service(instance: str, stamp: str) -> str:
 RELEASE_PROCESS = "release"
 
 
+def reconcile_record(settings: Settings) -> Path:
+    """The last reconcile pass of the running server: when, how long, over how many apps
+    (`doctor` reads it; so does bench/scale.py)."""
+    return settings.data_dir / "reconcile.json"
+
+
 def jobs_dir(settings: Settings, app_id: int) -> Path:
     """Background deploys started from the web (see services/jobs.py): state and output files,
     by the app's id (a rename keeps them; a new app of an old name starts with none)."""

@@ -1,8 +1,9 @@
 """The managed nginx: its own prefix under the data dir, config rendered from jinja2 templates.
 
-Every change is rendered into a staging copy, checked with `nginx -t`, and only then moved into
-place and reloaded (SIGHUP keeps in-flight requests on the old workers). A lock file serialises
-changes from concurrent deploys (they run in separate processes).
+Every change is rendered into a staging config (the changed files, and the others included where
+they are), checked with `nginx -t`, and only then moved into place and reloaded (SIGHUP keeps
+in-flight requests on the old workers). A lock file serialises changes from concurrent deploys
+(they run in separate processes).
 
 A deploy checks its route ahead (`precheck_route`, while the new processes settle): the change
 then only writes and reloads, unless the config it was checked against changed since.
@@ -21,7 +22,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -337,8 +338,13 @@ class Router:
         try:
             apps = staging / "apps"
             apps.mkdir()
-            for name, text in files.items():
-                (apps / name).write_text(text)
+            # The changed files are written here; the others are included where they are (one
+            # line each): copying every app's file cost more than nginx -t itself with 200 apps.
+            changed = {f"{name}.conf" for name in changes}
+            for name in changed & set(files):
+                (apps / name).write_text(files[name])
+            kept = [self.apps_dir / name for name in sorted(set(files) - changed)]
+            (apps / "~kept.conf").write_text("".join(f"include {path};\n" for path in kept))
             main = self.render_main(apps, staging / "nginx.pid")
             (staging / "nginx.conf").write_text(main)
             result = subprocess.run(
@@ -414,27 +420,45 @@ class Router:
         streams = re.search(r"proxy_pass http://([^;]+); # streams", text)
         return (pages.group(1) if pages else None), (streams.group(1) if streams else None)
 
+    def set_routes(self, routes: Sequence[Route]) -> None:
+        """Serve every route of `routes` with one `nginx -t` and one reload: each check and
+        reload reads every app's file, so routing N apps one by one costs N times N (after a
+        dockerd restart every app's addresses change at once)."""
+        self.ensure_layout()
+        self._install_many({r.app: self.render_app(r) if r.serves else None for r in routes})
+
     def _install(self, name: str, text: str | None) -> None:
         """Check `apps/<name>.conf` with nginx -t, then put it in place (None: remove) and reload."""
-        target = self.apps_dir / f"{name}.conf"
+        self._install_many({name: text})
+
+    def _install_many(self, texts: dict[str, str | None]) -> None:
+        """Check the app files with nginx -t, put them in place (None: remove) and reload once;
+        if the reload fails, every file goes back to what it was."""
         with self._lock():
-            current = target.read_text() if target.exists() else None
-            if current == text:
+            before: dict[str, str | None] = {}
+            for name, text in texts.items():
+                target = self.apps_dir / f"{name}.conf"
+                current = target.read_text() if target.exists() else None
+                if current != text:
+                    before[name] = current
+            if not before:
                 return
-            self._check_candidate({name: text})
+            changes = {name: texts[name] for name in before}
+            self._check_candidate(changes)
+            self._put(changes)
+            try:
+                self.reload()
+            except PaasError:
+                self._put(before)  # the files on disk match what serves
+                raise
+
+    def _put(self, texts: dict[str, str | None]) -> None:
+        for name, text in texts.items():
+            target = self.apps_dir / f"{name}.conf"
             if text is None:
                 target.unlink(missing_ok=True)
             else:
                 self._write_atomic(target, text)
-            try:
-                self.reload()
-            except PaasError:
-                # Put the previous route back so the file on disk matches what should serve.
-                if current is None:
-                    target.unlink(missing_ok=True)
-                else:
-                    self._write_atomic(target, current)
-                raise
 
     def remove_app(self, app: str) -> None:
         self.ensure_layout()

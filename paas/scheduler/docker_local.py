@@ -6,12 +6,17 @@ compared with the store. Web containers publish $PORT on 127.0.0.1 only; the rou
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 
 import docker
+import requests
 from docker.models.containers import Container
 from docker.types import Mount
 
@@ -188,11 +193,144 @@ def host_port(container: Container) -> int | None:
     return None
 
 
+class Survey:
+    """Every container of one instance, listed once for a reconcile pass over many apps.
+
+    Asking dockerd app by app costs one listing per app and role plus one inspect per container
+    (the SDK inspects everything it lists), every pass: with 200 apps, over a thousand calls
+    every few seconds. A survey makes one listing (the summaries: labels, state) and one read
+    of the engine's events since the last survey, and inspects only the containers that are new,
+    changed state, had an event (a start, a death, an OOM kill, a restart) or started less than
+    a minute ago (dockerd's events do not outlive a dockerd restart); the others' details are
+    kept between passes (`_kept`, pruned to what is listed: never more than what
+    exists). If the events cannot be read, everything is inspected. Within the pass each app's
+    containers are read as listed: the pass converges each app once, so nothing it changes is
+    read back from the survey."""
+
+    def __init__(self, client: docker.DockerClient, instance: str) -> None:
+        self.client = client
+        self.instance = instance
+        self.fresh: set[str] = set()  # ids inspected or confirmed by this survey
+        self._summaries: dict[tuple[str, str], list[dict]] | None = None  # (app, role) -> summaries
+        self._touched: set[str] | None = None  # ids with events since the last survey (None: all)
+
+    def _list(self) -> dict[tuple[str, str], list[dict]]:
+        if self._summaries is None:
+            self._touched = _events_since_last(self.client, self.instance)
+            found = self.client.api.containers(all=True, filters={"label": names.label_filter(self.instance)})
+            grouped: dict[tuple[str, str], list[dict]] = {}
+            for summary in found:
+                labels = summary.get("Labels") or {}
+                key = (labels.get(names.LABEL_APP, ""), labels.get(names.LABEL_ROLE, ""))
+                grouped.setdefault(key, []).append(summary)
+            self._summaries = grouped
+            _prune_kept(self.client, self.instance, {s["Id"] for s in found})
+        return self._summaries
+
+    def containers(self, app: str, role: str) -> list[Container]:
+        out = []
+        for summary in self._list().get((app, role), []):
+            container = _details(self.client, self.instance, summary, self._touched)
+            if container is not None:
+                self.fresh.add(container.id)
+                out.append(container)
+        return out
+
+
+_survey: ContextVar[Survey | None] = ContextVar("paas_docker_local_survey", default=None)
+_kept_lock = threading.Lock()
+# (engine, instance) -> container id -> (its state when inspected, the inspected container)
+_kept: dict[tuple[str, str], dict[str, tuple[str, Container]]] = {}
+_last_survey: dict[tuple[str, str], float] = {}  # (engine, instance) -> when its events were read
+EVENTS = ["start", "die", "oom", "restart", "kill", "stop", "pause", "unpause", "health_status"]
+
+
+def _events_since_last(client: docker.DockerClient, instance: str) -> set[str] | None:
+    """Ids of the instance's containers with an event since the last survey (None: unknown, as
+    on the first survey of this process or when the events cannot be read)."""
+    key = (client.api.base_url, instance)
+    until = time.time()
+    with _kept_lock:
+        since = _last_survey.get(key)
+        _last_survey[key] = until
+    if since is None:
+        return None
+    try:
+        found = client.api.events(
+            since=since - 2,  # the engine's clock may lag ours a little: read a little twice
+            until=until,
+            filters={"type": "container", "label": f"{names.LABEL_INSTANCE}={instance}", "event": EVENTS},
+            decode=True,
+        )
+        return {e.get("Actor", {}).get("ID") or e.get("id", "") for e in found}
+    except (docker.errors.DockerException, requests.RequestException, ValueError):
+        with _kept_lock:
+            _last_survey.pop(key, None)
+        return None
+
+
+def _details(
+    client: docker.DockerClient, instance: str, summary: dict, touched: set[str] | None
+) -> Container | None:
+    """The inspected container of a listed summary: the one kept since the last survey when
+    nothing happened to it since, else inspected now (None: gone meanwhile)."""
+    cid, state = summary["Id"], str(summary.get("State", ""))
+    with _kept_lock:
+        known = _kept.setdefault((client.api.base_url, instance), {}).get(cid)
+    settled = "second" not in str(summary.get("Status", ""))  # up a minute or more: no news
+    if known is not None and known[0] == state and settled and touched is not None and cid not in touched:
+        return known[1]
+    try:
+        container = client.containers.get(cid)
+    except docker.errors.NotFound:
+        return None
+    with _kept_lock:
+        _kept[(client.api.base_url, instance)][cid] = (state, container)
+    return container
+
+
+def _prune_kept(client: docker.DockerClient, instance: str, listed: set[str]) -> None:
+    with _kept_lock:
+        kept = _kept.get((client.api.base_url, instance), {})
+        for gone in set(kept) - listed:
+            del kept[gone]
+
+
+@contextmanager
+def survey(client: docker.DockerClient, instance: str) -> Iterator[Survey]:
+    """Within this block (this thread only), listings of the instance's containers come from one
+    survey (see Survey): a reconcile pass enters it around its loop over the apps."""
+    current = Survey(client, instance)
+    token = _survey.set(current)
+    try:
+        yield current
+    finally:
+        _survey.reset(token)
+
+
+def _surveyed(client: docker.DockerClient, instance: str) -> Survey | None:
+    current = _survey.get()
+    if current is None or current.instance != instance or current.client.api.base_url != client.api.base_url:
+        return None
+    return current
+
+
+def containers_of(client: docker.DockerClient, instance: str, app: str, role: str) -> list[Container]:
+    """The app's containers of `role`, in any state (from the pass's survey when one is on)."""
+    current = _surveyed(client, instance)
+    if current is not None:
+        return current.containers(app, role)
+    return client.containers.list(all=True, filters={"label": names.label_filter(instance, app, role)})
+
+
 def app_containers(
     client: docker.DockerClient, instance: str, app: str, all_states: bool = True
 ) -> list[Container]:
-    labels = names.label_filter(instance, app, names.ROLE_PROCESS)
-    found = client.containers.list(all=all_states, filters={"label": labels})
+    if all_states:
+        found = containers_of(client, instance, app, names.ROLE_PROCESS)
+    else:
+        labels = names.label_filter(instance, app, names.ROLE_PROCESS)
+        found = client.containers.list(filters={"label": labels})
     return [c for c in found if names.LABEL_SWARM_SERVICE not in c.labels]  # the swarm's own tasks
 
 
@@ -206,13 +344,15 @@ def web_upstreams(containers: Iterable[Container]) -> list[str]:
     container without an address of its own.
     """
     upstreams = []
+    current = _survey.get()
     for c in containers:
         if c.labels.get(LABEL_TYPE) != "web":
             continue
-        try:
-            c.reload()
-        except docker.errors.NotFound:
-            continue
+        if current is None or c.id not in current.fresh:  # as the pass's survey saw it, or now
+            try:
+                c.reload()
+            except docker.errors.NotFound:
+                continue
         if c.status != "running":
             continue
         ip = container_ip(c)
@@ -335,6 +475,10 @@ class DockerLocal:
 
     def stop(self, handles: Iterable[Container], timeout: int, wait: bool = True) -> None:
         stop_and_remove(handles, timeout)  # always waits: the next deploy may reuse their names
+
+    def survey(self) -> AbstractContextManager[Survey]:
+        """One listing for a pass over many apps (see Survey)."""
+        return survey(self.client, self.instance)
 
     def converge(self, app: str, want: Desired | None) -> Converged:
         """One container per (type, index) of the release; crashed ones are docker's to restart

@@ -243,7 +243,9 @@ ENTRIES: dict[str, dict[str, str]] = {
     # Dokku's property model and what sits beside it (issue 34). A property namespace's set and
     # report check `<namespace>:set` / `<namespace>:report`; git's stand for them all here.
     "properties": {
-        **dict.fromkeys(("register", "raw", "global_raw", "value", "flag", "record"), INTERNAL),
+        **dict.fromkeys(
+            ("register", "raw", "global_raw", "own_or_global", "value", "flag", "record"), INTERNAL
+        ),
         **dict.fromkeys(("namespaces", "namespace"), PURE),
         "set_value": "git:set",  # --global: admins only
         "report": "git:report",
@@ -357,7 +359,14 @@ ENTRIES: dict[str, dict[str, str]] = {
         "app_urls": "urls",
         "hostnames": INTERNAL,
     },
-    "metrics": {"cpu_percent": PURE, "sample": "metrics", "current": "metrics", "history": "metrics"},
+    "metrics": {
+        "cpu_percent": PURE,
+        "processes_by_app": INTERNAL,  # the metrics plugin's sampler (a server thread)
+        "prune": INTERNAL,
+        "sample": "metrics",
+        "current": "metrics",
+        "history": "metrics",
+    },
     "moves": {"set_scheduler": "scheduler:set", "default_scheduler": INTERNAL},
     "nodes": {
         **dict.fromkeys(
@@ -396,7 +405,10 @@ ENTRIES: dict[str, dict[str, str]] = {
         "rebuild": "ps:rebuild",
         "redeploy_current": "backup:restore",  # the backup plugin's: with it off, refused
     },
-    "reconcile": {"reconcile_app": INTERNAL, "reconcile_all": INTERNAL, "guard_egress": INTERNAL},
+    "reconcile": {
+        **dict.fromkeys(("reconcile_app", "reconcile_all", "guard_egress"), INTERNAL),
+        "last_pass": PURE,  # doctor's: when the server's last pass ran (admins' command)
+    },
     "release_phase": dict.fromkeys(
         ("run_oneoff", "run_release_command", "run_predeploy", "run_postdeploy"), INTERNAL
     ),
@@ -432,7 +444,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "stop_router": "router:stop",
     },
     "schedulers": {
-        **dict.fromkeys(("stop_timeout", "by_name", "for_app", "require_ready"), INTERNAL),
+        **dict.fromkeys(("stop_timeout", "by_name", "for_app", "require_ready", "surveyed"), INTERNAL),
         "known": PURE,
         "validate": PURE,
     },

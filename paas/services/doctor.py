@@ -10,13 +10,14 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import time
 from dataclasses import asdict, dataclass, field
 
 import docker
 
 from paas.core import names
 from paas.core.context import Context
-from paas.services import access, disk, routing
+from paas.services import access, disk, reconcile, routing
 
 ROLES_OF_APPS = (names.ROLE_PROCESS, names.ROLE_RUN, names.ROLE_ONEOFF, names.ROLE_BUILD, "cron")
 
@@ -35,6 +36,7 @@ class Report:
     disk: list[dict] = field(default_factory=list)
     apps: dict[str, dict] = field(default_factory=dict)  # app -> images, image_bytes, cache_bytes
     orphans: list[Orphan] = field(default_factory=list)
+    reconcile: dict = field(default_factory=dict)  # the server's last pass: at, seconds, apps
 
     def as_json(self) -> dict:
         return {**asdict(self), "orphans": [asdict(o) for o in self.orphans]}
@@ -79,7 +81,20 @@ def _checks(ctx: Context) -> dict[str, str]:
     out["ssh"] = _ssh_banner(_connect_host(s.ssh_bind), s.ssh_port)
     if s.web_port:
         out["dashboard"] = _http(_connect_host(s.web_bind), s.web_port, s.dashboard_host, "/login")
+    out["reconcile"] = _reconcile_check(ctx)
     return out
+
+
+def _reconcile_check(ctx: Context) -> str:
+    """Whether the server's reconcile loop still runs: a pass within three intervals (plus
+    the time the last one took), as the server records each."""
+    last = reconcile.last_pass(ctx)
+    if last is None:
+        return "no pass recorded (is paas server running?)"
+    late = time.time() - float(last.get("at", 0)) - float(last.get("seconds", 0))
+    if late > 3 * ctx.settings.reconcile_seconds + 10:
+        return f"no pass for {int(late)} s (is paas server running?)"
+    return "ok"
 
 
 _IMAGE = re.compile(r"^paas/app-(?P<app>[a-z][a-z0-9-]*):.*-(?P<instance>[0-9a-f]{10})$")
@@ -125,6 +140,7 @@ def report(ctx: Context) -> Report:
     access.require_admin(ctx, "doctor")
     out = Report(checks=_checks(ctx))
     out.disk = [asdict(s) for s in disk.spaces(ctx)]
+    out.reconcile = reconcile.last_pass(ctx) or {}
     if out.checks["dockerd"] == "ok":
         _usage(ctx, {a.name for a in ctx.store.list_apps()}, out)
     return out

@@ -1,7 +1,8 @@
 """CPU and memory of an app's containers for the app page's chart.
 
 Sampled on demand (the page asks every few seconds while it is open; the metrics plugin's
-server thread every 10 s for its history) with docker's one-shot stats, and kept RETENTION
+server thread every 10 s for its history) from the containers' cgroup files (docker's one-shot
+stats for an engine elsewhere), and kept RETENTION
 seconds in the store, so every gunicorn worker draws the same chart and a page opened again
 shows the minutes before. CPU % is computed the way `docker stats`
 does, between a container's consecutive samples.
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker
 
+from paas.core import cgroups
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import inventory
@@ -44,28 +46,53 @@ def cpu_percent(prev: Sample | None, cpu_total: int, system_total: int, cpus: in
 
 
 def _one(client: docker.DockerClient, proc: inventory.ProcessRecord) -> dict | None:
+    """The container's stats: from its cgroup files when the engine is on this host (see
+    core/cgroups.py), else through dockerd."""
+    if client.api.base_url.startswith("http+docker://"):  # a unix socket: this host's engine
+        found = cgroups.stats(proc.container)
+        if found is not None:
+            return found
     try:
         return client.api.stats(proc.container, stream=False, one_shot=True)
     except docker.errors.DockerException:
         return None  # gone meanwhile
 
 
-def sample(ctx: Context, app_name: str, at: float | None = None) -> int:
+def prune(ctx: Context, at: float) -> None:
+    """Drop every sample past RETENTION (apps destroyed meanwhile too): the sampler, once a round."""
+    ctx.store.prune_samples(at - RETENTION)
+
+
+def processes_by_app(ctx: Context) -> dict[str, list[inventory.ProcessRecord]]:
+    """Every process container of this instance, by app (one listing, for a round over all)."""
+    out: dict[str, list[inventory.ProcessRecord]] = {}
+    for proc in inventory.processes(ctx.docker, ctx.settings.instance_id):
+        out.setdefault(proc.app, []).append(proc)
+    return out
+
+
+def sample(
+    ctx: Context, app_name: str, at: float | None = None, listed: list[inventory.ProcessRecord] | None = None
+) -> int:
     """Take one sample of each running container of the app, unless one was taken just now.
-    Returns how many were stored."""
+    `listed`: the app's processes, when the caller listed every app's at once (the sampler's
+    round). Returns how many were stored."""
     app = access.authorize(ctx, app_name, "metrics")
     at = time.time() if at is None else at
     last = ctx.store.last_sample_at(app.name)
     if last is not None and at - last < MIN_INTERVAL:
         return 0
     client = ctx.docker
-    procs = [
-        p for p in inventory.processes(client, ctx.settings.instance_id, app.name) if p.state == "running"
-    ]
+    if listed is None:
+        listed = inventory.processes(client, ctx.settings.instance_id, app.name)
+    procs = [p for p in listed if p.state == "running"]
     if not procs:
         return 0
-    with ThreadPoolExecutor(max_workers=min(8, len(procs))) as pool:
-        raws = list(pool.map(lambda p: _one(client, p), procs))
+    if client.api.base_url.startswith("http+docker://"):  # files to read: no threads needed
+        raws = [_one(client, p) for p in procs]
+    else:
+        with ThreadPoolExecutor(max_workers=min(8, len(procs))) as pool:
+            raws = list(pool.map(lambda p: _one(client, p), procs))
     previous = ctx.store.last_samples(app.name)
     samples = []
     for proc, raw in zip(procs, raws, strict=True):

@@ -174,9 +174,10 @@ def guard_node_ports(ctx: Context) -> None:
     and this host's swarm ports (2377, 7946, 4789) closed to every host but the nodes and those
     PAAS_SWARM_JOIN_ALLOW lists (swarm_cluster.SWARM_CHAIN): called by every reconcile pass;
     iptables is written only when the nodes changed (or its rules went, with a reboot)."""
-    if not swarm_cluster.swarm_active(ctx.docker):
+    state = swarm_cluster.local_state(ctx.docker)  # one `docker info` per pass
+    if not swarm_cluster.swarm_active(ctx.docker, state):
         return
-    addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker))
+    addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker, state))
     key = str(ctx.settings.data_dir)
     wanted = (addresses, ctx.settings.swarm_join_allow)
     with _guard_lock:

@@ -114,6 +114,15 @@ def global_raw(ctx: Context, ns_name: str, key: str) -> str:
     return ctx.store.get_global_setting(_setting(ns, ns.prop(key))) or ""
 
 
+def own_or_global(ctx: Context, app: App, ns_name: str, keys: list[str]) -> dict[str, str]:
+    """Each key's raw value: the app's, else the server's, else "" (two queries for all)."""
+    ns = namespace(ns_name)
+    setting = {key: _setting(ns, ns.prop(key)) for key in keys}
+    own = ctx.store.get_settings(app.id, list(setting.values()))
+    server = ctx.store.get_global_settings(list(setting.values()))
+    return {key: own.get(name) or server.get(name) or "" for key, name in setting.items()}
+
+
 def value(ctx: Context, app: App | None, ns_name: str, key: str) -> str:
     """The computed value: the app's, else the server's, else the default."""
     ns = namespace(ns_name)

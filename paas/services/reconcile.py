@@ -7,10 +7,13 @@ deploy lock is held is skipped: the deploy owns it until it ends.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import docker
 
@@ -18,6 +21,7 @@ from paas.buildpacks import builder
 from paas.core import names
 from paas.core.container import ContainerSettings
 from paas.core.context import Context
+from paas.core.routes import Route
 from paas.errors import Conflict, PaasError
 from paas.scheduler import docker_local as sched
 from paas.scheduler import egress, health
@@ -26,25 +30,68 @@ from paas.services import nodes, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
-from paas.services.routing import route_app, tagged
+from paas.services.routing import app_route, route_app, router, tagged
 from paas.store import App, Release
 
 log = logging.getLogger("paas.reconcile")
 
 
-def reconcile_app(ctx: Context, app: App) -> list[str]:
-    """Fix one app; returns what was done (empty when all was well)."""
+class Routes:
+    """The route changes of a pass, made at its end with one `nginx -t` and one reload (each
+    reads every app's file: routing 200 apps one by one after a dockerd restart took minutes).
+    An app's lock stays held until its route is in place, so a deploy that starts meanwhile
+    routes after the pass, never before it."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.pending: list[tuple[Route, dict[str, int], ExitStack]] = []
+
+    def add(self, app_name: str, upstreams: dict[str, int], held: ExitStack) -> None:
+        self.pending.append((app_route(self.ctx, app_name, upstreams), dict(upstreams), held.pop_all()))
+
+    def apply(self) -> None:
+        if not self.pending:
+            return
+        r = router(self.ctx)
+        done: list[tuple[str, dict[str, int]]] = []
+        try:
+            try:
+                r.set_routes([route for route, _, _ in self.pending])
+                done = [(route.app, upstreams) for route, upstreams, _ in self.pending]
+            except PaasError as exc:  # one route nginx refuses must not keep the others out
+                log.warning("routing %d app(s) at once: %s; one by one", len(self.pending), exc)
+                for route, upstreams, _ in self.pending:
+                    try:
+                        r.set_route(route)
+                        done.append((route.app, upstreams))
+                    except PaasError as one:
+                        log.warning("reconcile %s: %s", route.app, one)
+        finally:
+            for _, _, held in self.pending:
+                held.close()
+            self.pending.clear()
+        with _routed_lock:
+            for app_name, upstreams in done:
+                _routed[(str(self.ctx.settings.data_dir), app_name)] = (upstreams, time.monotonic())
+
+
+def reconcile_app(ctx: Context, app: App, routes: Routes | None = None) -> list[str]:
+    """Fix one app; returns what was done (empty when all was well). With `routes` (a pass),
+    its route change joins the pass's, which releases the app's lock once routed."""
     try:
-        with app_lock(ctx, app.name, wait=False):
+        with ExitStack() as held:
+            held.enter_context(app_lock(ctx, app.name, wait=False))
             fresh = ctx.store.get_app_by_id(app.id)
             if fresh is None or fresh.name != app.name:  # destroyed or renamed since the listing
                 return []
-            return _reconcile(ctx, fresh)
+            return _reconcile(ctx, fresh, routes, held)
     except Conflict:
         return []
 
 
-def _reconcile(ctx: Context, app: App) -> list[str]:
+def _reconcile(
+    ctx: Context, app: App, routes: Routes | None = None, held: ExitStack | None = None
+) -> list[str]:
     actions: list[str] = []
     for r in ctx.store.list_releases(app.id):
         if r.status == "pending":  # nobody holds the lock, so its deploy died
@@ -56,8 +103,7 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
     # Build and release-phase containers only exist during a deploy, which holds the lock we hold:
     # any left now belong to a deploy that died.
     for role in (names.ROLE_BUILD, names.ROLE_ONEOFF, names.ROLE_RUN):
-        labels = names.label_filter(instance, app.name, role)
-        leftovers = client.containers.list(all=True, filters={"label": labels})
+        leftovers = sched.containers_of(client, instance, app.name, role)
         if role == names.ROLE_RUN:  # `run` sessions hold no lock: only those whose session died
             leftovers = [c for c in leftovers if not _owner_alive(c)]
         if leftovers:
@@ -86,8 +132,44 @@ def _reconcile(ctx: Context, app: App) -> list[str]:
             health.wait_until_serving(probe, ctx.settings.boot_timeout, hostnames(ctx, app.name)[0])
         except PaasError as exc:
             actions.append(f"{exc}")
-    route_app(ctx, app.name, tagged(scheduler, done.current) if want else {})
+    upstreams = tagged(scheduler, done.current) if want else {}
+    if _route_changed(ctx, app.name, upstreams):
+        if routes is None or held is None:
+            route_app(ctx, app.name, upstreams)
+            _remember_route(ctx, app.name, upstreams)
+        else:
+            routes.add(app.name, upstreams, held)
     return actions
+
+
+ROUTE_REFRESH_SECONDS = 60.0  # how often a pass renders a route whose upstreams did not change
+_routed_lock = threading.Lock()
+# (data dir, app) -> (the upstreams last routed by a pass, when): pruned to the apps of each pass
+_routed: dict[tuple[str, str], tuple[dict[str, int], float]] = {}
+
+
+def _route_changed(ctx: Context, app_name: str, upstreams: dict[str, int]) -> bool:
+    """Whether a pass routes the app: when its upstreams changed since the last pass (a dockerd
+    restart moves them), and at least every ROUTE_REFRESH_SECONDS otherwise. Whatever changes
+    the rest of a route (domains, properties, certificates, maintenance) routes the app itself,
+    so rendering every app's route on every pass (1-2 ms each) only repeated what was in place;
+    the refresh still puts back a route file someone changed by hand."""
+    with _routed_lock:
+        last = _routed.get((str(ctx.settings.data_dir), app_name))
+    return last is None or last[0] != upstreams or time.monotonic() - last[1] >= ROUTE_REFRESH_SECONDS
+
+
+def _remember_route(ctx: Context, app_name: str, upstreams: dict[str, int]) -> None:
+    with _routed_lock:
+        _routed[(str(ctx.settings.data_dir), app_name)] = (dict(upstreams), time.monotonic())
+
+
+def _forget_routes(ctx: Context, apps: list[App]) -> None:
+    """Drop what the passes remember of apps that are gone (nothing grows with time)."""
+    data_dir, listed = str(ctx.settings.data_dir), {a.name for a in apps}
+    with _routed_lock:
+        for key in [k for k in _routed if k[0] == data_dir and k[1] not in listed]:
+            del _routed[key]
 
 
 def _specs(ctx: Context, app: App, release: Release, image: str) -> Callable[[str, int], ProcessSpec]:
@@ -131,16 +213,24 @@ def guard_egress(ctx: Context, rebuild: bool = False) -> None:
 def reconcile_all(ctx: Context) -> dict[str, list[str]]:
     """One pass over every app, then the plugins' own (`paas_reconcile`); errors of one app or
     plugin never stop the others."""
+    started = time.monotonic()
+    apps = ctx.store.list_apps()
     done: dict[str, list[str]] = {}
-    for app in ctx.store.list_apps():
+    routes = Routes(ctx)
+    with schedulers.surveyed(ctx, apps):  # what runs, listed once for all the apps
         try:
-            actions = reconcile_app(ctx, app)
-        except (PaasError, docker.errors.DockerException) as exc:
-            log.warning("reconcile %s: %s", app.name, exc)
-            continue
-        if actions:
-            log.info("reconcile %s: %s", app.name, "; ".join(actions))
-            done[app.name] = actions
+            for app in apps:
+                try:
+                    actions = reconcile_app(ctx, app, routes)
+                except (PaasError, docker.errors.DockerException) as exc:
+                    log.warning("reconcile %s: %s", app.name, exc)
+                    continue
+                if actions:
+                    log.info("reconcile %s: %s", app.name, "; ".join(actions))
+                    done[app.name] = actions
+        finally:
+            routes.apply()
+    _forget_routes(ctx, apps)
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)
     if any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
         try:
@@ -153,7 +243,36 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
     except (PaasError, docker.errors.DockerException) as exc:
         log.warning("the host's firewall for containers: %s", exc)
     _collect_on_nodes(ctx)
+    _record_pass(ctx, time.monotonic() - started, len(apps))
     return done
+
+
+def _record_pass(ctx: Context, seconds: float, apps: int) -> None:
+    """Write down the pass (when, how long, over how many apps) for `doctor`, and warn when a
+    pass outlasts the interval: the loop then runs back to back and healing lags."""
+    if seconds > ctx.settings.reconcile_seconds:
+        log.warning(
+            "a reconcile pass over %d app(s) took %.1f s, longer than PAAS_RECONCILE_SECONDS (%s)",
+            apps,
+            seconds,
+            ctx.settings.reconcile_seconds,
+        )
+    path = names.reconcile_record(ctx.settings)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps({"at": time.time(), "seconds": round(seconds, 4), "apps": apps}))
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot record the reconcile pass: %s", exc)
+
+
+def last_pass(ctx: Context) -> dict | None:
+    """The last pass the running server recorded, or None (no server ran a pass yet)."""
+    try:
+        found = json.loads(names.reconcile_record(ctx.settings).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 NODE_GC_SECONDS = 600.0  # how often the registry and the nodes drop images the manager dropped

@@ -150,12 +150,8 @@ NGINX_PROPERTIES = {
 
 def nginx_directives(ctx: Context, app: App) -> list[str]:
     """The server-level directives the app's (or the server's) `nginx` properties ask for."""
-    out = []
-    for key, (name, _check) in NGINX_PROPERTIES.items():
-        own = properties.raw(ctx, app, "nginx", key) or properties.global_raw(ctx, "nginx", key)
-        if own:
-            out.append(f"{name} {own}")
-    return out
+    own = properties.own_or_global(ctx, app, "nginx", list(NGINX_PROPERTIES))
+    return [f"{name} {own[key]}" for key, (name, _check) in NGINX_PROPERTIES.items() if own[key]]
 
 
 def _boolean(ctx: Context, value: str) -> str:
@@ -256,15 +252,10 @@ OPTION_PROPERTIES: dict[str, tuple[properties.Default, properties.Check, bool]] 
 }
 
 
-def _own(ctx: Context, app: App, key: str) -> str:
-    """The app's value, else the server's ("" when neither sets one)."""
-    return properties.raw(ctx, app, "nginx", key) or properties.global_raw(ctx, "nginx", key)
-
-
 def proxy_options(ctx: Context, app: App) -> ProxyOptions:
     """What the app's (or the server's) `nginx` properties change beyond plain directives; what
     neither sets keeps the router's own behaviour."""
-    own = {key: _own(ctx, app, key) for key in OPTION_PROPERTIES}
+    own = properties.own_or_global(ctx, app, "nginx", list(OPTION_PROPERTIES))
     base = ProxyOptions()
     hsts = own["hsts"]
     return ProxyOptions(

@@ -5,6 +5,9 @@ New apps get PAAS_SCHEDULER; `scheduler:set <app> swarm|docker-local` moves one 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+
 from paas.core import names
 from paas.core.context import Context
 from paas.errors import PaasError
@@ -98,3 +101,19 @@ properties.register(
         info=_ps_info,
     )
 )
+
+
+@contextmanager
+def surveyed(ctx: Context, apps: Iterable[App]) -> Iterator[None]:
+    """A pass over many apps (reconcile): each scheduler they use that can list what it runs
+    once for all of them (an optional `survey()` context) does so for the pass's length."""
+    with ExitStack() as stack:
+        for name in sorted({a.scheduler or names.SCHEDULER_LOCAL for a in apps} | {names.SCHEDULER_LOCAL}):
+            try:
+                scheduler = by_name(ctx, name)
+            except PaasError:
+                continue
+            survey = getattr(scheduler, "survey", None)
+            if survey is not None:
+                stack.enter_context(survey())
+        yield

@@ -194,6 +194,14 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore,
         row = self._one("SELECT value FROM app_settings WHERE app_id = ? AND key = ?", (app_id, key))
         return row["value"] if row else None
 
+    def get_settings(self, app_id: int, keys: list[str]) -> dict[str, str]:
+        """Those of `keys` the app sets, in one query (a route reads ~30 of them every pass)."""
+        marks = ", ".join("?" * len(keys))
+        rows = self._all(
+            f"SELECT key, value FROM app_settings WHERE app_id = ? AND key IN ({marks})", (app_id, *keys)
+        )
+        return {r["key"]: r["value"] for r in rows}
+
     def set_setting(self, app_id: int, key: str, value: str | None) -> None:
         with self.transaction() as c:
             if value is None:
@@ -208,6 +216,11 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore,
     def get_global_setting(self, key: str) -> str | None:
         row = self._one("SELECT value FROM global_settings WHERE key = ?", (key,))
         return row["value"] if row else None
+
+    def get_global_settings(self, keys: list[str]) -> dict[str, str]:
+        marks = ", ".join("?" * len(keys))
+        rows = self._all(f"SELECT key, value FROM global_settings WHERE key IN ({marks})", tuple(keys))
+        return {r["key"]: r["value"] for r in rows}
 
     def set_global_setting(self, key: str, value: str | None) -> None:
         with self.transaction() as c:

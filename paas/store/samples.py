@@ -56,7 +56,16 @@ class SamplesStore:
                     for s in samples
                 ],
             )
-            c.execute("DELETE FROM process_stats WHERE at < ?", (prune_before,))
+            # Per app, on its (app, at) index: a DELETE on `at` alone scanned every app's rows,
+            # once for each app sampled (with 200 apps, 200 scans of 18,000 rows every 10 s).
+            for app in sorted({s.app for s in samples}):
+                c.execute("DELETE FROM process_stats WHERE app = ? AND at < ?", (app, prune_before))
+
+    def prune_samples(self, before: float) -> None:
+        """Every app's samples older than `before` (apps destroyed or stopped since included):
+        one scan, once per round of the sampler."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM process_stats WHERE at < ?", (before,))
 
     def last_sample_at(self, app: str) -> float | None:
         row = self._one("SELECT MAX(at) FROM process_stats WHERE app = ?", (app,))

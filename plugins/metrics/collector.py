@@ -158,11 +158,13 @@ def roll_back(ctx: Context, hist: History, w: Watch, why: str) -> None:
 def sample_processes(ctx: Context, hist: History, now: float) -> int:
     """One round: every app's running processes, summed per process type."""
     by_type: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    listed = process_metrics.processes_by_app(ctx)  # one listing a round, not one per app
+    process_metrics.prune(ctx, now)
     for app in ctx.store.list_apps():
         if app.stopped:
             continue
         try:
-            process_metrics.sample(ctx, app.name, at=now)
+            process_metrics.sample(ctx, app.name, at=now, listed=listed.get(app.name, []))
         except PaasError:
             continue
         fresh: list[Sample] = [

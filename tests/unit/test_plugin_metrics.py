@@ -297,7 +297,8 @@ def test_process_sampling_sums_per_type(ctx: Context, monkeypatch) -> None:  # t
     ctx.store.create_app("shop")
     now = T0
 
-    def fake_sample(c, name, at=None):  # type: ignore[no-untyped-def]
+    def fake_sample(c, name, at=None, listed=None):  # type: ignore[no-untyped-def]
+        assert listed == []  # the round listed every app's processes once (none here)
         c.store.add_samples(
             [
                 Sample("shop", d, f"c-{d}", now, 0, 0, 1, cpu, mem, 1 << 30)
@@ -308,6 +309,7 @@ def test_process_sampling_sums_per_type(ctx: Context, monkeypatch) -> None:  # t
         return 3
 
     monkeypatch.setattr(collector.process_metrics, "sample", fake_sample)
+    monkeypatch.setattr(collector.process_metrics, "processes_by_app", lambda c: {})
     assert collector.sample_processes(ctx, service.history(ctx), now) == 2
     points = service.history(ctx).process_points("shop", 10, now - 10)
     assert points["web"][0].cpu == 15.0 and points["web"][0].mem == 300

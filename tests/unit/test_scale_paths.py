@@ -1,0 +1,217 @@
+"""What keeps a reconcile pass, a route change and a metrics round from growing with the number
+of apps (issue 33; bench/scale.py measures them): one container listing per pass, inspects only
+of containers something happened to, many routes in one `nginx -t` and one reload, a route
+rendered only when its upstreams moved, container stats read from the cgroup files."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import docker
+import pytest
+
+from paas.core import cgroups, names
+from paas.core.routes import Route
+from paas.errors import PaasError
+from paas.router.nginx import Router
+from paas.scheduler import docker_local
+from paas.services import reconcile
+from paas.settings import Settings
+
+INSTANCE = "abcdef0123"
+
+
+def summary(cid: str, app: str, status: str = "Up 2 hours", state: str = "running") -> dict:
+    labels = names.app_labels(INSTANCE, app, names.ROLE_PROCESS, **{names.LABEL_TYPE: "web"})
+    return {"Id": cid, "Labels": labels, "State": state, "Status": status}
+
+
+class FakeContainer:
+    def __init__(self, cid: str, labels: dict) -> None:
+        self.id, self.labels, self.status, self.attrs = cid, labels, "running", {}
+
+
+class FakeApi:
+    base_url = "http+docker://fake-survey"
+
+    def __init__(self) -> None:
+        self.listed: list[dict] = []
+        self.events_seen: list[dict] = []
+        self.calls = {"list": 0, "events": 0}
+
+    def containers(self, all: bool, filters: dict) -> list[dict]:  # noqa: A002 - docker's name
+        self.calls["list"] += 1
+        return list(self.listed)
+
+    def events(self, **kwargs) -> list[dict]:  # type: ignore[no-untyped-def]
+        self.calls["events"] += 1
+        return list(self.events_seen)
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.api = FakeApi()
+        self.inspected: list[str] = []
+        outer = self
+
+        class Containers:
+            def get(self, cid: str) -> FakeContainer:
+                outer.inspected.append(cid)
+                found = next(s for s in outer.api.listed if s["Id"] == cid)
+                return FakeContainer(cid, found["Labels"])
+
+        self.containers = Containers()
+
+
+def one_pass(client: FakeClient, apps: list[str]) -> dict[str, list]:
+    with docker_local.survey(client, INSTANCE):  # type: ignore[arg-type]
+        return {app: docker_local.app_containers(client, INSTANCE, app) for app in apps}  # type: ignore[arg-type]
+
+
+def test_a_pass_lists_once_and_inspects_only_what_changed() -> None:
+    client = FakeClient()
+    apps = [f"app{i}" for i in range(50)]
+    client.api.listed = [summary(f"{i:064x}", app) for i, app in enumerate(apps)]
+    first = one_pass(client, apps)
+    assert all(len(found) == 1 for found in first.values())
+    assert client.api.calls["list"] == 1 and len(client.inspected) == 50  # the first: everything
+
+    client.inspected.clear()
+    one_pass(client, apps)
+    assert client.api.calls["list"] == 2 and client.inspected == []  # nothing happened: no inspect
+
+    # An event (a restart), a state change and a young container are inspected again; a
+    # container that is gone is forgotten.
+    client.api.events_seen = [{"Actor": {"ID": f"{3:064x}"}}]
+    client.api.listed[5] = summary(f"{5:064x}", "app5", status="Exited (1) 2 seconds ago", state="exited")
+    client.api.listed[7] = summary(f"{7:064x}", "app7", status="Up 4 seconds")
+    del client.api.listed[9]
+    found = one_pass(client, apps)
+    assert sorted(client.inspected) == [f"{3:064x}", f"{5:064x}", f"{7:064x}"]
+    assert found["app9"] == []
+    kept = docker_local._kept[(FakeApi.base_url, INSTANCE)]
+    assert f"{9:064x}" not in kept and len(kept) == 49
+
+
+def test_without_events_everything_is_inspected() -> None:
+    client = FakeClient()
+    client.api.base_url = "http+docker://fake-no-events"
+    client.api.listed = [summary(f"{i:064x}", f"a{i}") for i in range(3)]
+    one_pass(client, ["a0", "a1", "a2"])
+
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise docker.errors.APIError("events unavailable")
+
+    one_pass(client, ["a0", "a1", "a2"])  # the second survey reads the events
+    client.api.events = broken  # type: ignore[method-assign]
+    client.inspected.clear()
+    one_pass(client, ["a0", "a1", "a2"])
+    assert len(client.inspected) == 3  # nothing known of what happened: all inspected again
+    client.inspected.clear()
+    one_pass(client, ["a0", "a1", "a2"])
+    assert len(client.inspected) == 3  # and the next survey starts over (no events since when?)
+
+
+def test_outside_a_pass_nothing_is_kept_or_shared() -> None:
+    client = FakeClient()
+    client.api.listed = [summary(f"{1:064x}", "solo")]
+    assert docker_local._surveyed(client, INSTANCE) is None  # type: ignore[arg-type]
+    with docker_local.survey(client, INSTANCE):  # type: ignore[arg-type]
+        assert docker_local._surveyed(client, "other00000") is None  # another instance: not this one
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_many_routes_take_one_check_and_one_reload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    router = Router(Settings(data_dir=tmp_path, http_port=free_port(), http_bind="127.0.0.1", https_port=0))
+    router.start()
+    try:
+        checks, reloads = [], []
+        check, reload = router._check_candidate, router.reload
+        monkeypatch.setattr(router, "_check_candidate", lambda changes: checks.append(1) or check(changes))
+        monkeypatch.setattr(router, "reload", lambda: reloads.append(1) or reload())
+        routes = [Route(f"app{i}", [f"app{i}.example.com"], [f"10.9.0.{i}:5000"]) for i in range(1, 41)]
+        router.set_routes(routes)
+        assert (len(checks), len(reloads)) == (1, 1)
+        assert len(router.routed_apps()) == 40
+        router.set_routes(routes)  # nothing changed: no check, no reload
+        assert (len(checks), len(reloads)) == (1, 1)
+        # One route nginx refuses: none of the batch is written, what served still serves.
+        bad = Route("app1", ["app1.example.com"], ["10.9.0.1:99999"])  # a port nginx refuses
+        moved = Route("app2", ["app2.example.com"], ["10.9.0.99:5000"])
+        with pytest.raises(PaasError, match="nginx -t"):
+            router.set_routes([moved, bad])
+        assert "10.9.0.2:5000" in (router.apps_dir / "app2.conf").read_text()
+    finally:
+        router.stop()
+
+
+def test_a_pass_routes_an_app_only_when_its_upstreams_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Ctx:
+        settings = Settings(data_dir=tmp_path)
+
+    ctx = Ctx()
+    assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    reconcile._remember_route(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    assert not reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    assert reconcile._route_changed(ctx, "web", {"10.0.0.7:5000": 3})  # type: ignore[arg-type]
+    assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 4})  # type: ignore[arg-type]
+    later = reconcile.time.monotonic() + reconcile.ROUTE_REFRESH_SECONDS + 1
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: later)
+    assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_container_stats_come_from_the_cgroup_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    cid = "ab" * 32
+    if version == "v1":
+        cpu, mem = tmp_path / "cpu,cpuacct" / "docker" / cid, tmp_path / "memory" / "docker" / cid
+        cpu.mkdir(parents=True)
+        mem.mkdir(parents=True)
+        (cpu / "cpuacct.usage").write_text("123456789\n")
+        (mem / "memory.usage_in_bytes").write_text("10485760\n")
+        (mem / "memory.limit_in_bytes").write_text("536870912\n")
+        (mem / "memory.stat").write_text("cache 4096\ntotal_inactive_file 4096\n")
+    else:
+        cpu = mem = tmp_path / "system.slice" / f"docker-{cid}.scope"
+        cpu.mkdir(parents=True)
+        (cpu / "cpu.stat").write_text("usage_usec 123456\nuser_usec 100000\n")
+        (mem / "memory.current").write_text("10485760\n")
+        (mem / "memory.max").write_text("max\n")
+        (mem / "memory.stat").write_text("anon 9000000\ninactive_file 4096\n")
+    monkeypatch.setattr(cgroups, "ROOT", tmp_path)
+    found = cgroups.stats(cid)
+    assert found is not None
+    assert found["cpu_stats"]["cpu_usage"]["total_usage"] == (123456789 if version == "v1" else 123456000)
+    assert found["cpu_stats"]["system_cpu_usage"] > 0
+    assert found["memory_stats"]["usage"] == 10485760
+    assert found["memory_stats"]["limit"] > 0  # "max": the host's memory, as docker says
+    key = "total_inactive_file" if version == "v1" else "inactive_file"
+    assert found["memory_stats"]["stats"][key] == 4096
+    assert cgroups.stats("cd" * 32) is None  # not here: the caller asks dockerd
+    assert cgroups.stats("../../etc") is None  # only a container id names a folder
+
+
+def test_samples_are_pruned_per_app_on_its_index(tmp_path: Path) -> None:
+    """A round samples every app: each app's prune must not scan every other app's rows."""
+    from paas.store import Sample, Store
+
+    store = Store(tmp_path / "paas.db")
+    old, new = 1000.0, 5000.0
+    store.add_samples([Sample(a, "web.1", f"c-{a}", old, 0, 0, 1, None, 1, 1) for a in ("a", "b")], 0)
+    store.add_samples([Sample("a", "web.1", "c-a", new, 0, 0, 1, None, 1, 1)], prune_before=new - 900)
+    assert store.last_sample_at("b") == old  # another app's rows are its own round's to prune
+    assert len(store._all("SELECT * FROM process_stats WHERE app = 'a'")) == 1
+    plan = store._all("EXPLAIN QUERY PLAN DELETE FROM process_stats WHERE app = ? AND at < ?", ("a", 1.0))
+    assert any("process_stats_app" in row["detail"] for row in plan)
+    store.prune_samples(new - 900)  # once a round: what no app's own prune reaches (b, gone)
+    assert store.last_sample_at("b") is None
