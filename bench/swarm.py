@@ -68,7 +68,7 @@ def main() -> int:
     cluster = None if args.no_nodes else make_cluster(client)
     root = Path(tempfile.mkdtemp(prefix="paas-bench-swarm-"))
     try:
-        with swarm_server(root, cluster, boot_timeout=240) as paas:
+        with swarm_server(root, cluster) as paas:
             local, local_src = new_app(paas, "blocal", "docker-local")
             swarm, swarm_src = new_app(paas, "bswarm", "swarm")
             times: dict[str, list[float]] = {"docker-local": [], "swarm": []}
