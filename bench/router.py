@@ -18,6 +18,11 @@ gives it the name `localhost` and a self-signed certificate, then runs wrk again
 Targets: HTTP >= 0.9x direct, HTTPS >= 0.8x direct, <= 0.3 ms added at p50. Not a test: it
 prints figures.
 
+With --floor, the same nginx also answers by itself (`return 200`, no app behind it) over HTTP
+and HTTPS, each on a port of its own: its CPU per request is the router's floor on this box,
+whatever the app; and HTTPS floors each with one TLS change (`ssl_buffer_size 4k`, TLS 1.3 with
+AES-128-GCM, with ChaCha20) show what that change does to nginx's own cost per request.
+
 Then a route change: the managed nginx (paas.router.nginx.Router, its own prefix) routes --apps
 apps to a loopback backend; one app's route moves to another backend, and the clock runs from
 `set_route` until a request through nginx is answered by the new backend (nginx -t, the atomic
@@ -139,6 +144,36 @@ def wrk(url: str, seconds: int, connections: int, headers: dict[str, str] | None
         "app_us": app_us,
         "requests": done,
     }
+
+
+# The same nginx answering by itself (`return 200`, no proxying): its own floor per request on
+# this box, which does not depend on the app. Each floor listens on a port of its own (no SNI
+# name to resolve); the HTTPS floors use the app's certificate and the router's TLS settings
+# (http level), one of them unchanged and each other with one TLS change to try.
+FLOOR_VARIANTS = {
+    "https": "",
+    "https ssl_buffer_size 4k": "ssl_buffer_size 4k;",
+    "https aes-128-gcm": "ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;",
+    "https chacha20": "ssl_conf_command Ciphersuites TLS_CHACHA20_POLY1305_SHA256;",
+}
+FLOOR_FILE = "zz-bench-floor.conf"  # no app has this name: nothing else writes or removes it
+
+
+def floor_servers(app_conf: str) -> tuple[str, dict[str, int]]:
+    """The floor's server blocks (taking the app's certificate from its config) and the port of
+    each: "http", then every FLOOR_VARIANTS key."""
+    cert = re.search(r"ssl_certificate (\S+);", app_conf).group(1)  # type: ignore[union-attr]
+    key = re.search(r"ssl_certificate_key (\S+);", app_conf).group(1)  # type: ignore[union-attr]
+    answer = 'location / { default_type text/plain; return 200 "ok\\n"; }'
+    ports = {"http": free_port()}
+    blocks = [f"server {{ listen 127.0.0.1:{ports['http']}; access_log off; {answer} }}"]
+    for name, extra in FLOOR_VARIANTS.items():
+        ports[name] = free_port()
+        blocks.append(
+            f"server {{ listen 127.0.0.1:{ports[name]} ssl; access_log off; ssl_certificate {cert};"
+            f" ssl_certificate_key {key}; {extra} {answer} }}"
+        )
+    return "\n".join(blocks) + "\n", ports
 
 
 def backend(name: str) -> ThreadingHTTPServer:
@@ -265,6 +300,9 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=100, help="apps routed during the route change")
     parser.add_argument("--changes", type=int, default=5, help="route changes to time")
     parser.add_argument("--route-change-only", action="store_true", help="skip the wrk figures")
+    parser.add_argument(
+        "--floor", action="store_true", help="also nginx answering by itself, and TLS changes tried on it"
+    )
     opts = parser.parse_args()
     if opts.route_change_only:
         route_change_bench(opts.apps, opts.changes)
@@ -301,6 +339,14 @@ def main() -> int:
             }
             if published:
                 paths["(published)"] = (f"http://127.0.0.1:{published}/", routed_headers)
+            if opts.floor:
+                router = Router(Settings(data_dir=server.data_dir))
+                text, ports = floor_servers(conf)
+                (router.apps_dir / FLOOR_FILE).write_text(text)
+                router.reload()
+                for name, port in ports.items():
+                    scheme = "http" if name == "http" else "https"
+                    paths[f"floor {name}"] = (f"{scheme}://127.0.0.1:{port}/", {})
             # Rounds of every path in turn, each path's median: the machine is shared, and a
             # neighbour's burst lands in one round of one path, not in the comparison.
             rounds: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
@@ -324,13 +370,13 @@ def main() -> int:
         f"wrk -t1 -c{opts.connections} -d{opts.seconds}s, keep-alive, {opts.connections} connections;"
         f" medians of {opts.rounds} rounds"
     )
-    print(f"{'':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'(range)':>13}{'+p50 ms':>9}"
+    print(f"{'':<32}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'(range)':>13}{'+p50 ms':>9}"
           f"   CPU us/request: {'wrk':>5}{'router':>7}{'app':>6}")  # fmt: skip
     ratio = {n: statistics.median(rs) for n, rs in ratios.items()}
     for name, r in runs.items():
         spread = f"({min(ratios[name]):.2f}-{max(ratios[name]):.2f})"
         print(
-            f"{name:<14}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{ratio[name]:>7.2f}x{spread:>13}"
+            f"{name:<32}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{ratio[name]:>7.2f}x{spread:>13}"
             f"{added[name]:>9.2f}{'':>18}{r['wrk_us']:>5.0f}{r['router_us']:>7.0f}{r['app_us']:>6.0f}"
         )
     print(
