@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -207,9 +207,19 @@ class Survey:
     containers are read as listed: the pass converges each app once, so nothing it changes is
     read back from the survey."""
 
-    def __init__(self, client: docker.DockerClient, instance: str) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        instance: str,
+        changed: Callable[[str, float], bool] | None = None,
+    ) -> None:
         self.client = client
         self.instance = instance
+        # Whether an app was changed by someone else after the listing (a deploy that released
+        # its lock since): its containers are listed again, under the lock the pass now holds.
+        self.changed = changed
+        self.listed_at = 0.0
+        self._checked: set[str] = set()
         self.fresh: set[str] = set()  # ids inspected or confirmed by this survey
         self._summaries: dict[tuple[str, str], list[dict]] | None = None  # (app, role) -> summaries
         self._touched: set[str] | None = None  # ids with events since the last survey (None: all)
@@ -217,6 +227,7 @@ class Survey:
     def _list(self) -> dict[tuple[str, str], list[dict]]:
         if self._summaries is None:
             self._touched = _events_since_last(self.client, self.instance)
+            self.listed_at = time.time()
             found = self.client.api.containers(all=True, filters={"label": names.label_filter(self.instance)})
             grouped: dict[tuple[str, str], list[dict]] = {}
             for summary in found:
@@ -227,7 +238,25 @@ class Survey:
             _prune_kept(self.client, self.instance, {s["Id"] for s in found})
         return self._summaries
 
+    def _relist_if_changed(self, app: str) -> None:
+        summaries = self._list()
+        if app in self._checked:
+            return
+        self._checked.add(app)
+        if self.changed is None or not self.changed(app, self.listed_at):
+            return
+        found = self.client.api.containers(
+            all=True, filters={"label": names.label_filter(self.instance, app)}
+        )
+        for key in [k for k in summaries if k[0] == app]:
+            del summaries[key]
+        for summary in found:
+            role = (summary.get("Labels") or {}).get(names.LABEL_ROLE, "")
+            summaries.setdefault((app, role), []).append(summary)
+        self._touched = None if self._touched is None else self._touched | {s["Id"] for s in found}
+
     def containers(self, app: str, role: str) -> list[Container]:
+        self._relist_if_changed(app)
         out = []
         for summary in self._list().get((app, role), []):
             container = _details(self.client, self.instance, summary, self._touched)
@@ -297,10 +326,12 @@ def _prune_kept(client: docker.DockerClient, instance: str, listed: set[str]) ->
 
 
 @contextmanager
-def survey(client: docker.DockerClient, instance: str) -> Iterator[Survey]:
+def survey(
+    client: docker.DockerClient, instance: str, changed: Callable[[str, float], bool] | None = None
+) -> Iterator[Survey]:
     """Within this block (this thread only), listings of the instance's containers come from one
     survey (see Survey): a reconcile pass enters it around its loop over the apps."""
-    current = Survey(client, instance)
+    current = Survey(client, instance, changed)
     token = _survey.set(current)
     try:
         yield current
@@ -476,9 +507,10 @@ class DockerLocal:
     def stop(self, handles: Iterable[Container], timeout: int, wait: bool = True) -> None:
         stop_and_remove(handles, timeout)  # always waits: the next deploy may reuse their names
 
-    def survey(self) -> AbstractContextManager[Survey]:
-        """One listing for a pass over many apps (see Survey)."""
-        return survey(self.client, self.instance)
+    def survey(self, changed: Callable[[str, float], bool] | None = None) -> AbstractContextManager[Survey]:
+        """One listing for a pass over many apps (see Survey); `changed(app, since)`: whether
+        someone changed the app after `since` (its lock released since)."""
+        return survey(self.client, self.instance, changed)
 
     def converge(self, app: str, want: Desired | None) -> Converged:
         """One container per (type, index) of the release; crashed ones are docker's to restart

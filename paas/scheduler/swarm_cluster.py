@@ -437,13 +437,23 @@ def swarm_ports_guarded() -> bool:
 
 def guard_swarm_ports(nodes: set[str], allow: tuple[str, ...]) -> None:
     """The manager's swarm ports answer `nodes` (the other nodes' addresses) and `allow` only:
-    the chain is written whole (emptied first: for that instant it lets everyone through, never
-    no one), then jumped to from INPUT. Idempotent."""
+    the chain is written whole in one `iptables-restore` transaction, then jumped to from INPUT.
+    Idempotent. (Flushed and refilled rule by rule, two servers writing it at once interleaved
+    their rules into a DROP ahead of the RETURNs, and every node's heartbeat was dropped.)"""
+    lines = ["*filter", f":{SWARM_CHAIN} - [0:0]"]  # declared: created, or emptied, in the commit
+    lines += [" ".join(["-A", SWARM_CHAIN, *rule]) for rule in swarm_ports_rules(nodes, allow)]
+    lines.append("COMMIT")
     try:
-        _iptables("-N", SWARM_CHAIN, check=False)
-        _iptables("-F", SWARM_CHAIN)
-        for rule in swarm_ports_rules(nodes, allow):
-            _iptables("-A", SWARM_CHAIN, *rule)
+        done = subprocess.run(
+            ["iptables-restore", "-w", "--noflush"],
+            input="\n".join(lines) + "\n",
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            raise PaasError(
+                f"cannot close the swarm's ports to hosts that are not nodes: {done.stderr.strip()}"
+            )
         for jump in SWARM_JUMPS:
             if _iptables("-C", *jump, "-j", SWARM_CHAIN, check=False):
                 _iptables("-I", *jump, "-j", SWARM_CHAIN)

@@ -349,7 +349,10 @@ ENTRIES: dict[str, dict[str, str]] = {
         **dict.fromkeys(("parse_memory", "parse_cpus", "parse_pids", "defaults"), PURE),
         **dict.fromkeys(("stored", "save", "effective"), INTERNAL),
     },
-    "locks": {"is_held": INTERNAL, "app_lock": INTERNAL},
+    "locks": {
+        **dict.fromkeys(("is_held", "app_lock", "released_since"), INTERNAL),
+        "released_path": PURE,
+    },
     "logfiles": {"config": PURE, "rotate": INTERNAL},
     "logs": {"check": "logs", "recent": "logs", "follow": "logs", "build_output": "builds:output"},
     "lookup": {

@@ -10,6 +10,7 @@ import fcntl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO
 
 from paas.core.context import Context
@@ -57,9 +58,26 @@ class AppLock:
 
     def release(self) -> None:
         if self._fh is not None:
+            try:  # what changed the app is done: a reconcile pass that listed before now lists again
+                released_path(self.path).touch()
+            except OSError:
+                pass
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+def released_path(lock: Path) -> Path:
+    return lock.with_name(lock.stem + ".released")
+
+
+def released_since(ctx: Context, app: str, since: float) -> bool:
+    """Whether someone released the app's lock after `since` (time.time()): whatever they did to
+    its containers happened after a listing made at `since`."""
+    try:  # file times come from the kernel's coarse clock, a few ms behind time.time(): a margin
+        return released_path(ctx.settings.locks_dir / f"app-{app}.lock").stat().st_mtime >= since - 1.0
+    except OSError:
+        return False
 
 
 def is_held(ctx: Context, app: str) -> bool:

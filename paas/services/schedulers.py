@@ -14,7 +14,7 @@ from paas.errors import PaasError
 from paas.scheduler import swarm
 from paas.scheduler.docker_local import DockerLocal
 from paas.scheduler.interface import Scheduler
-from paas.services import nodes, properties
+from paas.services import locks, nodes, properties
 from paas.store import App
 
 
@@ -114,6 +114,6 @@ def surveyed(ctx: Context, apps: Iterable[App]) -> Iterator[None]:
             except PaasError:
                 continue
             survey = getattr(scheduler, "survey", None)
-            if survey is not None:
-                stack.enter_context(survey())
+            if survey is not None:  # an app whose lock was released since the listing: listed again
+                stack.enter_context(survey(lambda app, since: locks.released_since(ctx, app, since)))
         yield

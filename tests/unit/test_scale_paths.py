@@ -6,6 +6,7 @@ rendered only when its upstreams moved, container stats read from the cgroup fil
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import docker
@@ -42,7 +43,8 @@ class FakeApi:
 
     def containers(self, all: bool, filters: dict) -> list[dict]:  # noqa: A002 - docker's name
         self.calls["list"] += 1
-        return list(self.listed)
+        wanted = [f.split("=", 1) for f in filters["label"]]
+        return [s for s in self.listed if not [1 for k, v in wanted if s["Labels"].get(k) != v]]
 
     def events(self, **kwargs) -> list[dict]:  # type: ignore[no-untyped-def]
         self.calls["events"] += 1
@@ -215,3 +217,28 @@ def test_samples_are_pruned_per_app_on_its_index(tmp_path: Path) -> None:
     assert any("process_stats_app" in row["detail"] for row in plan)
     store.prune_samples(new - 900)  # once a round: what no app's own prune reaches (b, gone)
     assert store.last_sample_at("b") is None
+
+
+def test_an_app_changed_after_the_listing_is_listed_again(tmp_path: Path) -> None:
+    """A deploy that released the app's lock after the pass listed its containers: the pass,
+    now holding the lock, lists that app again (it would start duplicates of the new ones)."""
+    from paas.core.context import Context
+    from paas.services import locks
+
+    ctx = Context.open(Settings(data_dir=tmp_path), actor="host", is_admin=True, on_host=True)
+    client = FakeClient()
+    client.api.base_url = "http+docker://fake-relist"
+    client.api.listed = [summary(f"{1:064x}", "deployed"), summary(f"{2:064x}", "calm")]
+    with docker_local.survey(client, INSTANCE, lambda a, t: locks.released_since(ctx, a, t)) as s:  # type: ignore[arg-type]
+        s._list()
+        assert client.api.calls["list"] == 1
+        lock = locks.AppLock(ctx, "deployed")
+        lock.acquire()
+        client.api.listed = [summary(f"{3:064x}", "deployed"), summary(f"{2:064x}", "calm")]  # the new one
+        lock.release()  # the deploy ends after the listing
+        found = docker_local.app_containers(client, INSTANCE, "deployed")  # type: ignore[arg-type]
+        assert [c.id for c in found] == [f"{3:064x}"] and client.api.calls["list"] == 2
+        time.sleep(0)  # calm's lock was never released: no listing of its own
+        docker_local.app_containers(client, INSTANCE, "calm")  # type: ignore[arg-type]
+        docker_local.app_containers(client, INSTANCE, "deployed")  # type: ignore[arg-type]
+        assert client.api.calls["list"] == 2  # each app checked once a pass; calm: as listed
