@@ -70,6 +70,7 @@ def tree_bomb(repo: Repo, levels: int = 10, width: int = 10) -> str:
     return _commit(repo, root, *made)
 
 
+@pytest.mark.alone  # it times itself: beside 4 workers of e2e tests it took 11.9 s of its 10 (full run)
 def test_the_tree_bomb_is_refused_in_seconds_whatever_the_walk_keeps(tmp_path: Path) -> None:
     repo = Repo.init_bare(str(tmp_path / "r.git"), mkdir=True)
     tree = SourceTree(repo, tree_bomb(repo))
