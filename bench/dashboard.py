@@ -115,12 +115,12 @@ class Browser:
             self.cookie = cookie.split(";", 1)[0]
         return resp.status, text
 
-    def login(self) -> None:
+    def login(self, user: str = "alice") -> None:
         from urllib.parse import urlencode
 
         _, page = self.request("GET", "/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        form = urlencode({"username": "alice", "password": PASSWORD, "csrf_token": token, "next": "/"})
+        form = urlencode({"username": user, "password": PASSWORD, "csrf_token": token, "next": "/"})
         status, _ = self.request("POST", "/login", form)
         assert status == 303, status
 

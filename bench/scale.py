@@ -30,11 +30,9 @@ linear, 0 flat, 2 quadratic); growth above 1.3 is marked.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import math
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -47,14 +45,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from paas.core import names  # noqa: E402
+from bench.dashboard import PASSWORD, Browser  # noqa: E402
+from paas.core import cgroups, names  # noqa: E402
 from paas.core.context import Context  # noqa: E402
 from paas.services import apps as app_service  # noqa: E402
 from paas.services import reconcile, routing, schedulers  # noqa: E402
 from paas.settings import Settings  # noqa: E402
 from tests.e2e.conftest import PaasServer, restart_dockerd, shutdown  # noqa: E402
 
-PASSWORD = "bench password"
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -234,73 +232,30 @@ def ssh_ms(server: PaasServer, args: list[str], rounds: int) -> float:
     return 1000 * statistics.median(took)
 
 
-class Client:
-    """Sequential HTTP through nginx with the dashboard's Host, a session cookie and a token."""
-
-    def __init__(self, server: PaasServer, token: str) -> None:
-        self.server = server
-        self.host = Settings.from_env().dashboard_host
-        self.token = token
-        self.cookie = ""
-
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=60)
-        headers = {"Host": self.host}
-        if self.cookie:
-            headers["Cookie"] = self.cookie
-        if path.startswith("/api/"):
-            headers["Authorization"] = f"Bearer {self.token}"
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            conn.request(method, path, body, headers)
-            resp = conn.getresponse()
-            text = resp.read().decode()
-            cookie = resp.getheader("Set-Cookie")
-            if cookie:
-                self.cookie = cookie.split(";", 1)[0]
-            return resp.status, text
-        finally:
-            conn.close()
-
-    def login(self) -> None:
-        from urllib.parse import urlencode
-
-        _, page = self.request("GET", "/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        form = urlencode({"username": "alice-web", "password": PASSWORD, "csrf_token": token, "next": "/"})
-        status, _ = self.request("POST", "/login", form)
-        assert status == 303, status
-
-    def p50_p95(self, path: str, rounds: int) -> tuple[float, float]:
-        for _ in range(5):
-            self.request("GET", path)
-        took = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            status, _ = self.request("GET", path)
-            took.append(1000 * (time.perf_counter() - started))
-            assert status == 200, (path, status)
-            time.sleep(1 / 30)  # under the API's rate limit (50/s per address)
-        q = statistics.quantiles(took, n=20)
-        return statistics.median(took), q[18]
+def p50_p95(browser: Browser, path: str, rounds: int) -> tuple[float, float]:
+    """Sequential GETs through nginx, paced under the API's rate limit (50/s per address)."""
+    for _ in range(5):
+        browser.request("GET", path)
+    took = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        status, _ = browser.request("GET", path)
+        took.append(1000 * (time.perf_counter() - started))
+        assert status == 200, (path, status)
+        time.sleep(1 / 30)
+    q = statistics.quantiles(took, n=20)
+    return statistics.median(took), q[18]
 
 
 def app_memory(ctx: Context) -> float:
-    """Median resident memory of the running app processes (cgroup v1 or v2), MiB."""
+    """Median resident memory of the running app processes (their cgroups' rss), MiB."""
     values = []
     labels = names.label_filter(ctx.settings.instance_id, role=names.ROLE_PROCESS)
     for c in ctx.docker.api.containers(filters={"label": labels}):
-        cid = c["Id"]
-        for stat in (
-            Path(f"/sys/fs/cgroup/memory/docker/{cid}/memory.stat"),
-            Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.stat"),
-            Path(f"/sys/fs/cgroup/docker/{cid}/memory.stat"),
-        ):
-            if stat.exists():
-                fields = dict(line.split() for line in stat.read_text().splitlines())
-                values.append(int(fields.get("total_rss", fields.get("rss", fields.get("anon", 0)))))
-                break
+        found = cgroups.stats(c["Id"])
+        if found is not None:
+            fields = found["memory_stats"]["stats"]
+            values.append(int(fields.get("total_rss", fields.get("rss", fields.get("anon", 0)))))
     return statistics.median(values) / 2**20 if values else float("nan")
 
 
@@ -313,7 +268,7 @@ def sizes(server: PaasServer) -> dict[str, float]:
 # --- the run -------------------------------------------------------------------------------
 
 
-def measure(server: PaasServer, ctx: Context, client: Client, apps: list[str], args) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def measure(server: PaasServer, ctx: Context, client: Browser, apps: list[str], args) -> dict[str, float]:  # type: ignore[no-untyped-def]
     out = idle(server, args.idle)
     out["route change, nginx -t + reload (s)"] = route_change(ctx, apps[0], 3)
     domain = f"d{uuid.uuid4().hex[:6]}.example.com"
@@ -324,9 +279,9 @@ def measure(server: PaasServer, ctx: Context, client: Client, apps: list[str], a
     out["ssh version (ms)"] = ssh_ms(server, ["version"], args.rounds)
     out["ssh apps:list (ms)"] = ssh_ms(server, ["apps:list"], args.rounds)
     out["ssh ps <app> (ms)"] = ssh_ms(server, ["ps", apps[-1]], args.rounds)
-    p50, p95 = client.p50_p95("/", args.rounds * 3)
+    p50, p95 = p50_p95(client, "/", args.rounds * 3)
     out["dashboard apps p50 (ms)"], out["dashboard apps p95 (ms)"] = p50, p95
-    p50, p95 = client.p50_p95("/api/v1/apps", args.rounds * 3)
+    p50, p95 = p50_p95(client, "/api/v1/apps", args.rounds * 3)
     out["API /api/v1/apps p50 (ms)"], out["API /api/v1/apps p95 (ms)"] = p50, p95
     out["memory per app process (MiB)"] = app_memory(ctx)
     out.update(sizes(server))
@@ -432,7 +387,7 @@ def main() -> None:
         seed = server.deploy_new_app("stdlib-web", "s")
         print(f"       first deploy: {time.monotonic() - started:.1f} s", flush=True)
         ctx = host_ctx(server)
-        client = Client(server, server.token("alice"))
+        client = Browser(server.http_port, Settings.from_env().dashboard_host, server.token("alice"))
         apps = [seed]
         for n in wanted:
             made = add_apps(ctx, seed, n - len(apps), "s")
@@ -440,7 +395,7 @@ def main() -> None:
             up = wait_serving(server, apps, 60 + 3 * len(made))
             print(f"-----> N={n}: {len(made)} apps added, all {n} serving after {up:.1f} s", flush=True)
             if not client.cookie:
-                client.login()
+                client.login("alice-web")
             results[n] = {"all serving after adding apps (s)": up, **measure(server, ctx, client, apps, args)}
             for k, v in results[n].items():
                 print(f"       {k:<42} {v:10.3f}", flush=True)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker
 
-from paas.core import cgroups
+from paas.core import cgroups, engine
 from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import inventory
@@ -48,7 +48,7 @@ def cpu_percent(prev: Sample | None, cpu_total: int, system_total: int, cpus: in
 def _one(client: docker.DockerClient, proc: inventory.ProcessRecord) -> dict | None:
     """The container's stats: from its cgroup files when the engine is on this host (see
     core/cgroups.py), else through dockerd."""
-    if client.api.base_url.startswith("http+docker://"):  # a unix socket: this host's engine
+    if engine.is_local(client):
         found = cgroups.stats(proc.container)
         if found is not None:
             return found
@@ -88,7 +88,7 @@ def sample(
     procs = [p for p in listed if p.state == "running"]
     if not procs:
         return 0
-    if client.api.base_url.startswith("http+docker://"):  # files to read: no threads needed
+    if engine.is_local(client):  # files to read: no threads needed
         raws = [_one(client, p) for p in procs]
     else:
         with ThreadPoolExecutor(max_workers=min(8, len(procs))) as pool:

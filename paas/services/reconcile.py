@@ -70,9 +70,8 @@ class Routes:
             for _, _, held in self.pending:
                 held.close()
             self.pending.clear()
-        with _routed_lock:
-            for app_name, upstreams in done:
-                _routed[(str(self.ctx.settings.data_dir), app_name)] = (upstreams, time.monotonic())
+        for app_name, upstreams in done:
+            _remember_route(self.ctx, app_name, upstreams)
 
 
 def reconcile_app(ctx: Context, app: App, routes: Routes | None = None) -> list[str]:
