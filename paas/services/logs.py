@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +19,7 @@ from paas.services import access, schedulers
 from paas.services.releases import get_release, parse_version
 
 MAX_LINES = 10000
+SINCE_MARGIN = 2.0  # seconds before the last lines are read that a follow starts from (clock skew)
 
 
 def _heroku_time(docker_ts: str) -> str:
@@ -64,6 +66,11 @@ def check(ctx: Context, app_name: str, lines: int, ptype: str | None) -> str:
 
 
 def recent(ctx: Context, app_name: str, lines: int = 100, ptype: str | None = None) -> list[str]:
+    return [line for _, line in _recent(ctx, app_name, lines, ptype)]
+
+
+def _recent(ctx: Context, app_name: str, lines: int, ptype: str | None) -> list[tuple[str, str]]:
+    """The last `lines` as (docker timestamp, formatted line), oldest first."""
     app = check(ctx, app_name, lines, ptype)
     merged: list[tuple[str, str]] = []
     record = ctx.store.get_app(app)
@@ -78,8 +85,8 @@ def recent(ctx: Context, app_name: str, lines: int = 100, ptype: str | None = No
             merged.extend(_format(c, split_lines(stream)))
         except docker.errors.NotFound:
             continue
-    merged.sort(key=lambda x: x[0])
-    return [line for _, line in merged[-lines:]]
+    merged.sort(key=lambda x: x[0])  # docker's timestamps are fixed-width: text order is time order
+    return merged[-lines:]
 
 
 def follow(
@@ -92,9 +99,17 @@ def follow(
 ) -> None:
     """Print the last `lines`, then every new line until `stopped()`; follows new containers
     (and a swarm app's new services: a deploy starts a service per process type) too.
-    Ends when the actor loses access to the app (a dashboard stream as an SSH session)."""
-    for line in recent(ctx, app_name, lines, ptype):
+    Ends when the actor loses access to the app (a dashboard stream as an SSH session).
+
+    A line written while the last lines are read, or before a container's stream is open (a
+    thread of its own, later under load), is not lost: the containers found first are followed
+    from a moment before the last lines were read, and what those already showed is skipped."""
+    since = time.time() - SINCE_MARGIN
+    shown = _recent(ctx, app_name, lines, ptype)
+    for _, line in shown:
         emit(line)
+    oldest_shown = shown[0][0] if shown else ""
+    seen = {line for _, line in shown}
     app = app_name
     record = ctx.store.get_app(app)
     scheduler = schedulers.for_app(ctx, record) if record else None
@@ -113,13 +128,18 @@ def follow(
         _close(stream)
         return False
 
-    def pump(container: Container, tail: str | int) -> None:
+    def pump(container: Container, initial: bool) -> None:
         try:
-            stream = container.logs(stream=True, follow=True, timestamps=True, tail=tail)
+            if initial:
+                stream = container.logs(stream=True, follow=True, timestamps=True, since=since)
+            else:  # started since: all it printed
+                stream = container.logs(stream=True, follow=True, timestamps=True, tail="all")
             if not keep(container.id, stream):
                 return
             for raw in split_lines(stream):
-                for _, line in _format(container, [raw]):
+                for ts, line in _format(container, [raw]):
+                    if initial and (ts < oldest_shown or line in seen):
+                        continue  # shown with the last lines (or older than them)
                     with lock:
                         emit(line)
         except OSError:
@@ -139,7 +159,7 @@ def follow(
         tail = 0 if initial else "all"  # what a process started since printed, all of it
         for c in _containers(ctx, app, ptype):
             if c.id not in streams and keep(c.id, None):
-                threading.Thread(target=pump, args=(c, tail), daemon=True).start()
+                threading.Thread(target=pump, args=(c, initial), daemon=True).start()
         if scheduler is None:
             return
         now = {s.id: s for s in scheduler.log_sources(app, ptype)}

@@ -270,6 +270,14 @@ def dashboard_pid(server: PaasServer) -> int | None:
     return pid
 
 
+def _exists(client: docker.DockerClient, container_id: str) -> bool:
+    try:
+        client.containers.get(container_id)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
 def cleanup_instance(server: PaasServer) -> None:
     """Remove the containers, images and volumes this test instance made (and a leftover nginx
     or dashboard)."""
@@ -297,6 +305,10 @@ def cleanup_instance(server: PaasServer) -> None:
             c.remove(force=True)
         except docker.errors.NotFound:
             pass  # gone meanwhile: a swarm task's container goes with its removed service
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # "removal ... already in progress": the server's own, as it stopped
+                raise
+            wait_for(lambda c=c: not _exists(client, c.id), timeout=60, interval=0.5)
     for tag in _image_tags(client, "paas/app-*"):
         if tag.endswith(f"-{instance}"):
             try:
