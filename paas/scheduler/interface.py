@@ -7,6 +7,10 @@ per app. A plugin may provide another through the `paas_scheduler` hook.
 
 A "handle" is whatever a scheduler starts and stops as one unit (a container for docker-local,
 a service for swarm); the service layer only passes handles back to the scheduler that made them.
+
+What runs on this host whatever the app's scheduler (one-offs, the release phase, cron runs, a
+build's leftovers) is not a scheduler's: `paas.scheduler.host_containers` starts, finds and stops
+those, and the service layer imports neither scheduler (tests/unit/test_layers.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What runs, for many apps at once: one Engine call, no inspect per container.
 
-`docker_local.app_containers` inspects every container it returns (the SDK does), which is right
+`host_containers.app_containers` inspects every container it returns (the SDK does), which is right
 for one app and too slow for a page listing a hundred.
 """
 

@@ -44,7 +44,7 @@ from paas.core.names import APP_PORT, LABEL_PORT, LABEL_RELEASE, LABEL_TYPE
 from paas.core.output import LineSplitter
 from paas.errors import PaasError
 from paas.scheduler import trouble
-from paas.scheduler.docker_local import FORBIDDEN_SOURCES, run_user
+from paas.scheduler.host_containers import FORBIDDEN_SOURCES, run_user
 from paas.scheduler.interface import Converged, Desired, LogSource, ProcessRow, ProcessSpec, Trouble
 
 CRASHES = ("failed", "rejected", "complete", "orphaned")  # a task that ended on its own

@@ -11,7 +11,7 @@ from paas.core import names, networks, validation
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import Conflict, PaasError
-from paas.scheduler import docker_local as sched
+from paas.scheduler import host_containers as sched
 from paas.services import access, moves, quotas, routing, schedulers
 from paas.services.deploy import deploy_release, stop_timeout
 from paas.services.locks import app_lock

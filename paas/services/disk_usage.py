@@ -28,7 +28,7 @@ from paas.core import names
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.scheduler import docker_local as sched
+from paas.scheduler import host_containers as sched
 from paas.services import disk, processes, quotas
 from paas.store import App
 

@@ -14,7 +14,7 @@ from paas.core import names, validation
 from paas.core.context import Context
 from paas.core.output import split_lines
 from paas.errors import NotFound, PaasError, PermissionDenied
-from paas.scheduler import docker_local as sched
+from paas.scheduler import host_containers as sched
 from paas.services import access, schedulers
 from paas.services.releases import get_release, parse_version
 

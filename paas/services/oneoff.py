@@ -11,7 +11,7 @@ from docker.models.containers import Container
 from paas.core import names, validation
 from paas.core.context import Context
 from paas.errors import PaasError
-from paas.scheduler import docker_local as sched
+from paas.scheduler import host_containers as sched
 from paas.scheduler import inventory
 from paas.services import access, quotas, schedulers
 from paas.services.containers import container_settings

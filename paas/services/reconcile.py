@@ -23,8 +23,8 @@ from paas.core.container import ContainerSettings
 from paas.core.context import Context
 from paas.core.routes import Route
 from paas.errors import Conflict, PaasError
-from paas.scheduler import docker_local as sched
 from paas.scheduler import egress, health
+from paas.scheduler import host_containers as sched
 from paas.scheduler.interface import Desired, ProcessSpec
 from paas.services import nodes, schedulers
 from paas.services.containers import container_settings

@@ -19,7 +19,7 @@ from paas.core.container import ContainerSettings
 from paas.core.context import Context
 from paas.core.output import BuildLog
 from paas.errors import PaasError
-from paas.scheduler import docker_local as sched
+from paas.scheduler import host_containers as sched
 from paas.services.containers import container_settings
 from paas.store import App, Release
 

@@ -29,7 +29,7 @@ from paas.buildpacks.builder import stream_lines
 from paas.core import names
 from paas.core.container import log_config
 from paas.plugin_api import App, Conflict, Context, PaasError
-from paas.scheduler import docker_local as sched
+from paas.scheduler import host_containers as sched
 from paas.services.containers import container_settings
 
 from .jobs import Job

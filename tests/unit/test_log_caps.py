@@ -11,7 +11,7 @@ import pytest
 
 from paas.buildpacks import isolation
 from paas.core.container import LOG_OPTIONS, ContainerSettings, log_config
-from paas.scheduler import docker_local
+from paas.scheduler import host_containers
 from paas.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_every_container_and_service_we_create_passes_log_caps() -> None:
 
 def test_the_app_container_settings_carry_the_caps() -> None:
     client = SimpleNamespace(images=SimpleNamespace(get=lambda image: SimpleNamespace(attrs={"Config": {}})))
-    kwargs = docker_local.engine_kwargs(client, "img", ContainerSettings(), {}, {}, "run")  # type: ignore[arg-type]
+    kwargs = host_containers.engine_kwargs(client, "img", ContainerSettings(), {}, {}, "run")  # type: ignore[arg-type]
     assert kwargs["log_config"] == {"type": "json-file", "config": LOG_OPTIONS}
     assert log_config()["config"] == {"max-size": "10m", "max-file": "3"}
 

@@ -16,7 +16,7 @@ from paas.core import cgroups, names
 from paas.core.routes import Route
 from paas.errors import PaasError
 from paas.router.nginx import Router
-from paas.scheduler import docker_local
+from paas.scheduler import host_containers
 from paas.services import reconcile
 from paas.settings import Settings
 
@@ -67,8 +67,8 @@ class FakeClient:
 
 
 def one_pass(client: FakeClient, apps: list[str]) -> dict[str, list]:
-    with docker_local.survey(client, INSTANCE):  # type: ignore[arg-type]
-        return {app: docker_local.app_containers(client, INSTANCE, app) for app in apps}  # type: ignore[arg-type]
+    with host_containers.survey(client, INSTANCE):  # type: ignore[arg-type]
+        return {app: host_containers.app_containers(client, INSTANCE, app) for app in apps}  # type: ignore[arg-type]
 
 
 def test_a_pass_lists_once_and_inspects_only_what_changed() -> None:
@@ -92,7 +92,7 @@ def test_a_pass_lists_once_and_inspects_only_what_changed() -> None:
     found = one_pass(client, apps)
     assert sorted(client.inspected) == [f"{3:064x}", f"{5:064x}", f"{7:064x}"]
     assert found["app9"] == []
-    kept = docker_local._kept[(FakeApi.base_url, INSTANCE)]
+    kept = host_containers._kept[(FakeApi.base_url, INSTANCE)]
     assert f"{9:064x}" not in kept and len(kept) == 49
 
 
@@ -118,9 +118,9 @@ def test_without_events_everything_is_inspected() -> None:
 def test_outside_a_pass_nothing_is_kept_or_shared() -> None:
     client = FakeClient()
     client.api.listed = [summary(f"{1:064x}", "solo")]
-    assert docker_local._surveyed(client, INSTANCE) is None  # type: ignore[arg-type]
-    with docker_local.survey(client, INSTANCE):  # type: ignore[arg-type]
-        assert docker_local._surveyed(client, "other00000") is None  # another instance: not this one
+    assert host_containers._surveyed(client, INSTANCE) is None  # type: ignore[arg-type]
+    with host_containers.survey(client, INSTANCE):  # type: ignore[arg-type]
+        assert host_containers._surveyed(client, "other00000") is None  # another instance: not this one
 
 
 def free_port() -> int:
@@ -229,16 +229,16 @@ def test_an_app_changed_after_the_listing_is_listed_again(tmp_path: Path) -> Non
     client = FakeClient()
     client.api.base_url = "http+docker://fake-relist"
     client.api.listed = [summary(f"{1:064x}", "deployed"), summary(f"{2:064x}", "calm")]
-    with docker_local.survey(client, INSTANCE, lambda a, t: locks.released_since(ctx, a, t)) as s:  # type: ignore[arg-type]
+    with host_containers.survey(client, INSTANCE, lambda a, t: locks.released_since(ctx, a, t)) as s:  # type: ignore[arg-type]
         s._list()
         assert client.api.calls["list"] == 1
         lock = locks.AppLock(ctx, "deployed")
         lock.acquire()
         client.api.listed = [summary(f"{3:064x}", "deployed"), summary(f"{2:064x}", "calm")]  # the new one
         lock.release()  # the deploy ends after the listing
-        found = docker_local.app_containers(client, INSTANCE, "deployed")  # type: ignore[arg-type]
+        found = host_containers.app_containers(client, INSTANCE, "deployed")  # type: ignore[arg-type]
         assert [c.id for c in found] == [f"{3:064x}"] and client.api.calls["list"] == 2
         time.sleep(0)  # calm's lock was never released: no listing of its own
-        docker_local.app_containers(client, INSTANCE, "calm")  # type: ignore[arg-type]
-        docker_local.app_containers(client, INSTANCE, "deployed")  # type: ignore[arg-type]
+        host_containers.app_containers(client, INSTANCE, "calm")  # type: ignore[arg-type]
+        host_containers.app_containers(client, INSTANCE, "deployed")  # type: ignore[arg-type]
         assert client.api.calls["list"] == 2  # each app checked once a pass; calm: as listed
