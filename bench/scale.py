@@ -25,6 +25,7 @@ Then a table of every figure by N, with the growth exponent from each N to the n
 linear, 0 flat, 2 quadratic); growth above 1.3 is marked.
 
     .venv/bin/python bench/scale.py [--sizes 10,50,100,200] [--idle 60] [--restart] [--profile]
+        [--full-seconds 30]  (0: the pass visits every app every time, as before issue 33's last step)
 """
 
 from __future__ import annotations
@@ -180,10 +181,12 @@ def idle(server: PaasServer, seconds: float) -> dict[str, float]:
     dcpu0, _ = cpu_and_rss(dockerd_pids())
     t0 = time.monotonic()
     passes: dict[float, float] = {}
+    visited: dict[float, int] = {}
     while time.monotonic() - t0 < seconds:
         try:
             last = json.loads(record.read_text())
             passes[last["at"]] = last["seconds"]
+            visited[last["at"]] = last.get("visited", last["apps"])
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.5)
@@ -202,6 +205,7 @@ def idle(server: PaasServer, seconds: float) -> dict[str, float]:
         "idle CPU, dockerd (%, shared)": 100 * (dcpu1 - dcpu0) / took,
         "reconcile pass, median (s)": statistics.median(durations),
         "reconcile pass, max (s)": durations[-1],
+        "apps visited per pass, mean": statistics.mean(visited.values()) if visited else float("nan"),
     }
 
 
@@ -371,11 +375,17 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the server's data dir")
     parser.add_argument("--soak", type=float, default=0, help="then watch RSS this many seconds")
     parser.add_argument("--reconcile-seconds", default="5", help="the server's PAAS_RECONCILE_SECONDS")
+    parser.add_argument(
+        "--full-seconds",
+        default="30",
+        help="the server's PAAS_RECONCILE_FULL_SECONDS (0: every app every pass)",
+    )
     args = parser.parse_args()
     wanted = sorted(int(n) for n in args.sizes.split(","))
     root = Path(tempfile.mkdtemp(prefix="paas-bench-scale-"))
     server = PaasServer(root)
     server.env["PAAS_RECONCILE_SECONDS"] = args.reconcile_seconds  # default 5, not the tests' 1 s
+    server.env["PAAS_RECONCILE_FULL_SECONDS"] = args.full_seconds
     server.env["PAAS_BOOT_TIMEOUT"] = "60"
     os.environ.update(server.env)  # this process is that server's host (Settings.from_env)
     results: dict[int, dict[str, float]] = {}

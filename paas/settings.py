@@ -166,6 +166,9 @@ class Settings:
     max_push_inflated_bytes: int = 4 << 30  # all of a push's objects, inflated
     push_memory: int = 512 << 20  # RLIMIT_DATA of the pack process (ingest, build, deploy)
     reconcile_seconds: float = 5.0
+    # An app nothing happened to (its containers, releases, formation, lock) is still visited
+    # by a pass this often; 0: every app on every pass.
+    reconcile_full_seconds: float = 30.0
     nginx_bin: str = "/usr/sbin/nginx"
     disabled_plugins: frozenset[str] = frozenset()
     # What every app container gets unless `resource:limit` says otherwise (sized for 2 cores).
@@ -256,6 +259,7 @@ class Settings:
             max_push_inflated_bytes=_int("PAAS_MAX_PUSH_INFLATED_BYTES", 4 << 30),
             push_memory=_int("PAAS_PUSH_MEMORY", 512 << 20),
             reconcile_seconds=_float("PAAS_RECONCILE_SECONDS", 5),
+            reconcile_full_seconds=_float("PAAS_RECONCILE_FULL_SECONDS", 30),
             nginx_bin=os.environ.get("PAAS_NGINX_BIN") or "/usr/sbin/nginx",
             default_memory=os.environ.get("PAAS_DEFAULT_MEMORY") or "512m",
             default_cpus=_float("PAAS_DEFAULT_CPUS", 1.0),

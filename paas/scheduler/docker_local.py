@@ -257,6 +257,15 @@ class DockerLocal:
         someone changed the app after `since` (its lock released since)."""
         return survey(self.client, self.instance, changed)
 
+    def fingerprint(self, app: str) -> tuple | None:
+        """See Survey.fingerprint (None outside a pass's survey)."""
+        current = current_survey()
+        if current is None or current.instance != self.instance:
+            return None
+        if current.client.api.base_url != self.client.api.base_url:
+            return None
+        return current.fingerprint(app)
+
     def converge(self, app: str, want: Desired | None) -> Converged:
         """One container per (type, index) of the release; crashed ones are docker's to restart
         (restart policy), exited or never-started ones are replaced here."""

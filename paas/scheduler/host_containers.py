@@ -125,6 +125,7 @@ class Survey:
         self.fresh: set[str] = set()  # ids inspected or confirmed by this survey
         self._summaries: dict[tuple[str, str], list[dict]] | None = None  # (app, role) -> summaries
         self._touched: set[str] | None = None  # ids with events since the last survey (None: all)
+        self._by_app: dict[str, list[dict]] | None = None  # app -> its listed summaries, every role
 
     def _list(self) -> dict[tuple[str, str], list[dict]]:
         if self._summaries is None:
@@ -156,6 +157,25 @@ class Survey:
             role = (summary.get("Labels") or {}).get(names.LABEL_ROLE, "")
             summaries.setdefault((app, role), []).append(summary)
         self._touched = None if self._touched is None else self._touched | {s["Id"] for s in found}
+
+    def fingerprint(self, app: str) -> tuple | None:
+        """The app's containers of every role as this survey listed them: equal in two passes
+        only when nothing happened to them in between (the same ids in the same states, none
+        with an event, none started or stopped under a minute ago); None when that cannot be told
+        (the engine's events were not read)."""
+        summaries = self._list()
+        if self._touched is None:
+            return None
+        if self._by_app is None:
+            self._by_app = {}
+            for (owner, _), found in summaries.items():
+                self._by_app.setdefault(owner, []).extend(found)
+        rows = []
+        for summary in self._by_app.get(app, []):
+            if summary["Id"] in self._touched or "second" in str(summary.get("Status", "")):
+                return None
+            rows.append((summary["Id"], str(summary.get("State", ""))))
+        return tuple(sorted(rows))
 
     def containers(self, app: str, role: str) -> list[Container]:
         self._relist_if_changed(app)

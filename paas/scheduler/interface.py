@@ -183,6 +183,11 @@ class Scheduler(Protocol):
         """The app's processes (of `process_type`, or all) whose lines are not in a container of
         this host's engine: [] when every process is one (docker-local)."""
 
+    # Optional, for a reconcile pass over many apps (services.schedulers looks them up):
+    # `survey(changed)`, a context in which listings come from one listing of everything, and
+    # `fingerprint(app)`, what that listing showed of the app's processes, equal in two passes
+    # only when nothing happened to them (None: cannot tell), so a pass may pass over the app.
+
     def elsewhere(self, app: str) -> list[ProcessRow]:
         """The app's running processes on another host than this one (`enter` cannot reach
         them): [] for a scheduler that runs everything here."""

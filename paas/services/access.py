@@ -447,7 +447,9 @@ ENTRIES: dict[str, dict[str, str]] = {
         "stop_router": "router:stop",
     },
     "schedulers": {
-        **dict.fromkeys(("stop_timeout", "by_name", "for_app", "require_ready", "surveyed"), INTERNAL),
+        **dict.fromkeys(
+            ("stop_timeout", "by_name", "for_app", "require_ready", "surveyed", "fingerprint"), INTERNAL
+        ),
         "known": PURE,
         "validate": PURE,
     },

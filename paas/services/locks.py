@@ -20,10 +20,14 @@ WAIT_LIMIT = 15 * 60.0
 
 
 class AppLock:
-    def __init__(self, ctx: Context, app: str) -> None:
+    """`mark`: whether releasing it says the app changed (`released_since`); a reconcile pass's
+    own hold does not, or every app would look changed to the next pass."""
+
+    def __init__(self, ctx: Context, app: str, mark: bool = True) -> None:
         ctx.settings.locks_dir.mkdir(parents=True, exist_ok=True)
         self.app = app
         self.path = ctx.settings.locks_dir / f"app-{app}.lock"
+        self.mark = mark
         self._fh: IO[str] | None = None
 
     def acquire(
@@ -59,7 +63,8 @@ class AppLock:
     def release(self) -> None:
         if self._fh is not None:
             try:  # what changed the app is done: a reconcile pass that listed before now lists again
-                released_path(self.path).touch()
+                if self.mark:
+                    released_path(self.path).touch()
             except OSError:
                 pass
             fcntl.flock(self._fh, fcntl.LOCK_UN)
@@ -98,10 +103,11 @@ def is_held(ctx: Context, app: str) -> bool:
 
 @contextmanager
 def app_lock(
-    ctx: Context, app: str, wait: bool = True, on_wait: Callable[[], None] | None = None
+    ctx: Context, app: str, wait: bool = True, on_wait: Callable[[], None] | None = None, mark: bool = True
 ) -> Iterator[None]:
-    """Hold the app's lock; waits for a running deploy unless `wait` is False."""
-    lock = AppLock(ctx, app)
+    """Hold the app's lock; waits for a running deploy unless `wait` is False. `mark=False`:
+    a reconcile pass's visit, which leaves no trace for the next pass (see AppLock)."""
+    lock = AppLock(ctx, app, mark)
     lock.acquire(wait=wait, on_wait=on_wait)
     try:
         yield

@@ -26,7 +26,7 @@ from paas.errors import Conflict, PaasError
 from paas.scheduler import egress, health
 from paas.scheduler import host_containers as sched
 from paas.scheduler.interface import Desired, ProcessSpec
-from paas.services import nodes, schedulers
+from paas.services import locks, nodes, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
@@ -48,6 +48,9 @@ class Routes:
 
     def add(self, app_name: str, upstreams: dict[str, int], held: ExitStack) -> None:
         self.pending.append((app_route(self.ctx, app_name, upstreams), dict(upstreams), held.pop_all()))
+
+    def apps(self) -> set[str]:
+        return {route.app for route, _, _ in self.pending}
 
     def apply(self) -> None:
         if not self.pending:
@@ -77,15 +80,21 @@ class Routes:
 def reconcile_app(ctx: Context, app: App, routes: Routes | None = None) -> list[str]:
     """Fix one app; returns what was done (empty when all was well). With `routes` (a pass),
     its route change joins the pass's, which releases the app's lock once routed."""
+    return _visit(ctx, app, routes) or []
+
+
+def _visit(ctx: Context, app: App, routes: Routes | None = None) -> list[str] | None:
+    """reconcile_app, or None when the app could not be looked at (a deploy holds its lock, or
+    it is gone)."""
     try:
         with ExitStack() as held:
-            held.enter_context(app_lock(ctx, app.name, wait=False))
+            held.enter_context(app_lock(ctx, app.name, wait=False, mark=False))
             fresh = ctx.store.get_app_by_id(app.id)
             if fresh is None or fresh.name != app.name:  # destroyed or renamed since the listing
-                return []
+                return None
             return _reconcile(ctx, fresh, routes, held)
     except Conflict:
-        return []
+        return None
 
 
 def _reconcile(
@@ -169,6 +178,9 @@ def _forget_routes(ctx: Context, apps: list[App]) -> None:
     with _routed_lock:
         for key in [k for k in _routed if k[0] == data_dir and k[1] not in listed]:
             del _routed[key]
+    with _well_lock:
+        for key in [k for k in _well if k[0] == data_dir and k[1] not in listed]:
+            del _well[key]
 
 
 def _specs(ctx: Context, app: App, release: Release, image: str) -> Callable[[str, int], ProcessSpec]:
@@ -211,24 +223,37 @@ def guard_egress(ctx: Context, rebuild: bool = False) -> None:
 
 def reconcile_all(ctx: Context) -> dict[str, list[str]]:
     """One pass over every app, then the plugins' own (`paas_reconcile`); errors of one app or
-    plugin never stop the others."""
-    started = time.monotonic()
+    plugin never stop the others. An app that was well at its last visit and that nothing
+    happened to since is passed over (see `_unchanged`)."""
+    started, begun = time.monotonic(), time.time()
     apps = ctx.store.list_apps()
     done: dict[str, list[str]] = {}
     routes = Routes(ctx)
+    well: list[tuple[str, tuple]] = []  # apps found well, with what they looked like
+    visited = 0
     with schedulers.surveyed(ctx, apps):  # what runs, listed once for all the apps
+        marks = ctx.store.app_marks()
+        routed: set[str] = set()
         try:
             for app in apps:
+                mark = _mark(ctx, app, marks)
+                if _unchanged(ctx, app, mark):
+                    continue
+                visited += 1
                 try:
-                    actions = reconcile_app(ctx, app, routes)
+                    actions = _visit(ctx, app, routes)
                 except (PaasError, docker.errors.DockerException) as exc:
                     log.warning("reconcile %s: %s", app.name, exc)
                     continue
                 if actions:
                     log.info("reconcile %s: %s", app.name, "; ".join(actions))
                     done[app.name] = actions
+                elif actions is not None and mark is not None:
+                    well.append((app.name, mark))
         finally:
+            routed = routes.apps()  # routed by this pass: looked at again by the next one
             routes.apply()
+    _remember_well(ctx, [(name, mark) for name, mark in well if name not in routed], begun)
     _forget_routes(ctx, apps)
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)
     if any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
@@ -242,11 +267,49 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
     except (PaasError, docker.errors.DockerException) as exc:
         log.warning("the host's firewall for containers: %s", exc)
     _collect_on_nodes(ctx)
-    _record_pass(ctx, time.monotonic() - started, len(apps))
+    _record_pass(ctx, time.monotonic() - started, len(apps), visited)
     return done
 
 
-def _record_pass(ctx: Context, seconds: float, apps: int) -> None:
+_well_lock = threading.Lock()
+# (data dir, app) -> (what the app looked like when a pass last found it well, when (monotonic),
+# that pass's start (time.time())): pruned to the apps of each pass
+_well: dict[tuple[str, str], tuple[tuple, float, float]] = {}
+
+
+def _mark(ctx: Context, app: App, marks: dict[int, tuple]) -> tuple | None:
+    """What a pass compares to tell that nothing happened to the app: its record (stopped,
+    scheduler), its releases and formation, its processes as the pass's survey listed them (None:
+    the scheduler cannot tell; the pass visits it)."""
+    seen = schedulers.fingerprint(ctx, app)
+    return None if seen is None else (app, marks.get(app.id), seen)
+
+
+def _unchanged(ctx: Context, app: App, mark: tuple | None) -> bool:
+    """Whether the pass may pass over the app: its last visit found it well, it looks the same
+    (no container of it started, stopped, died or had any event; no release, status or scale
+    changed), nobody released its lock since that pass began (a deploy, `ps:restart`: whatever
+    holds the lock), and that visit is less than PAAS_RECONCILE_FULL_SECONDS old. Visiting every
+    app every pass cost about 1.5 ms each (store reads, lock, converge): with 200 apps most of
+    the server's idle CPU."""
+    full = ctx.settings.reconcile_full_seconds
+    if mark is None or full <= 0:
+        return False
+    with _well_lock:
+        last = _well.get((str(ctx.settings.data_dir), app.name))
+    if last is None or last[0] != mark or time.monotonic() - last[1] >= full:
+        return False
+    return not locks.released_since(ctx, app.name, last[2])
+
+
+def _remember_well(ctx: Context, found: list[tuple[str, tuple]], begun: float) -> None:
+    data_dir, now = str(ctx.settings.data_dir), time.monotonic()
+    with _well_lock:
+        for name, mark in found:
+            _well[(data_dir, name)] = (mark, now, begun)
+
+
+def _record_pass(ctx: Context, seconds: float, apps: int, visited: int | None = None) -> None:
     """Write down the pass (when, how long, over how many apps) for `doctor`, and warn when a
     pass outlasts the interval: the loop then runs back to back and healing lags."""
     if seconds > ctx.settings.reconcile_seconds:
@@ -259,7 +322,10 @@ def _record_pass(ctx: Context, seconds: float, apps: int) -> None:
     path = names.reconcile_record(ctx.settings)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        tmp.write_text(json.dumps({"at": time.time(), "seconds": round(seconds, 4), "apps": apps}))
+        record = {"at": time.time(), "seconds": round(seconds, 4), "apps": apps}
+        if visited is not None:
+            record["visited"] = visited
+        tmp.write_text(json.dumps(record))
         tmp.replace(path)
     except OSError as exc:
         log.warning("cannot record the reconcile pass: %s", exc)

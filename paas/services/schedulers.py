@@ -5,7 +5,7 @@ New apps get PAAS_SCHEDULER; `scheduler:set <app> swarm|docker-local` moves one 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 
 from paas.core import names
@@ -117,3 +117,11 @@ def surveyed(ctx: Context, apps: Iterable[App]) -> Iterator[None]:
             if survey is not None:  # an app whose lock was released since the listing: listed again
                 stack.enter_context(survey(lambda app, since: locks.released_since(ctx, app, since)))
         yield
+
+
+def fingerprint(ctx: Context, app: App) -> Hashable | None:
+    """What the app's scheduler saw of its processes in the pass's survey (its optional
+    `fingerprint(app)`): equal in two passes only when nothing happened to them in between;
+    None when it cannot tell (a swarm app, no survey): the pass visits the app."""
+    found = getattr(for_app(ctx, app), "fingerprint", None)
+    return found(app.name) if found is not None else None

@@ -294,6 +294,20 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore,
         rows = self._all("SELECT type, quantity FROM formation WHERE app_id = ? ORDER BY type", (app_id,))
         return {r["type"]: r["quantity"] for r in rows}
 
+    def app_marks(self) -> dict[int, tuple]:
+        """Per app id, a value that changes whenever its releases (a new one, a status) or its
+        formation do, read for every app at once: a reconcile pass tells the apps nothing
+        happened to without reading each one's releases."""
+        marks: dict[int, list] = {}
+        for r in self._all(
+            "SELECT app_id, COUNT(*) AS n, MAX(id) AS newest, SUM(status = 'pending') AS pending,"
+            " SUM(status = 'succeeded') AS good FROM releases GROUP BY app_id"
+        ):
+            marks[r["app_id"]] = [(r["n"], r["newest"], r["pending"], r["good"])]
+        for r in self._all("SELECT app_id, type, quantity FROM formation ORDER BY app_id, type"):
+            marks.setdefault(r["app_id"], [()]).append((r["type"], r["quantity"]))
+        return {app_id: tuple(found) for app_id, found in marks.items()}
+
     def set_formation(self, app_id: int, formation: dict[str, int]) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM formation WHERE app_id = ?", (app_id,))

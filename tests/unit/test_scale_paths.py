@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -242,3 +243,99 @@ def test_an_app_changed_after_the_listing_is_listed_again(tmp_path: Path) -> Non
         host_containers.app_containers(client, INSTANCE, "calm")  # type: ignore[arg-type]
         host_containers.app_containers(client, INSTANCE, "deployed")  # type: ignore[arg-type]
         assert client.api.calls["list"] == 2  # each app checked once a pass; calm: as listed
+
+
+def test_a_fingerprint_is_the_same_only_when_nothing_happened_to_the_app() -> None:
+    client = FakeClient()
+    client.api.base_url = "http+docker://fake-fingerprint"
+    client.api.listed = [summary(f"{1:064x}", "calm"), summary(f"{2:064x}", "busy")]
+
+    def prints() -> dict[str, tuple | None]:
+        with host_containers.survey(client, INSTANCE) as s:  # type: ignore[arg-type]
+            return {app: s.fingerprint(app) for app in ("calm", "busy", "none")}
+
+    assert prints() == {"calm": None, "busy": None, "none": None}  # no events read yet: cannot tell
+    first = prints()
+    assert first["calm"] is not None and first["none"] == ()
+    assert prints() == first
+    client.api.events_seen = [{"Actor": {"ID": f"{2:064x}"}}]  # busy's container restarted
+    assert prints() == {**first, "busy": None}
+    client.api.events_seen = []
+    client.api.listed[1] = summary(f"{2:064x}", "busy", status="Up 3 seconds")  # started just now
+    assert prints()["busy"] is None
+    client.api.listed[1] = summary(f"{9:064x}", "busy")  # replaced, settled
+    again = prints()
+    assert again["busy"] not in (None, first["busy"]) and again["calm"] == first["calm"]
+
+
+def test_a_pass_passes_over_an_app_nothing_happened_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Visited once, then only when something happened to it (a lock released: a deploy; its
+    formation; its containers), or when its last visit is PAAS_RECONCILE_FULL_SECONDS old."""
+    from paas.core.context import Context
+    from paas.scheduler.interface import Converged
+    from paas.services import locks
+
+    ctx = Context.open(Settings(data_dir=tmp_path), actor="host", is_admin=True, on_host=True)
+    for name in ("one", "two", "three"):
+        ctx.store.create_app(name)
+    seen = {"one": ("c1",), "two": ("c2",), "three": ("c3",)}
+    visits: list[str] = []
+
+    class Scheduler:
+        def fingerprint(self, app: str) -> tuple | None:
+            return seen[app]
+
+        def converge(self, app: str, want: object) -> Converged:
+            visits.append(app)
+            return Converged()
+
+        def probes(self, started: list) -> list:
+            return []
+
+    monkeypatch.setattr(reconcile.schedulers, "for_app", lambda ctx, app: Scheduler())
+    monkeypatch.setattr(
+        reconcile.schedulers, "surveyed", lambda ctx, apps: __import__("contextlib").nullcontext()
+    )
+    monkeypatch.setattr(reconcile.sched, "containers_of", lambda *a: [])
+    routed: list[str] = []
+
+    class Router:
+        def set_routes(self, routes: list) -> None:
+            routed.extend(sorted(r.app for r in routes))
+
+    monkeypatch.setattr(reconcile, "router", lambda ctx: Router())
+    monkeypatch.setattr(reconcile, "guard_egress", lambda ctx: None)
+    monkeypatch.setattr(reconcile.nodes, "guard_node_ports", lambda ctx: None)
+
+    def one() -> list[str]:
+        visits.clear()
+        reconcile.reconcile_all(ctx)
+        return sorted(visits)
+
+    assert one() == ["one", "three", "two"]
+    assert routed == ["one", "three", "two"]  # routed by that pass: looked at again by the next
+    assert one() == ["one", "three", "two"]
+    assert one() == []  # nothing happened: no app visited
+    assert reconcile.last_pass(ctx)["visited"] == 0  # type: ignore[index]
+    with locks.app_lock(ctx, "one"):  # a deploy, a restart: whatever holds the lock
+        pass
+    ctx.store.set_formation(ctx.store.get_app("two").id, {"web": 2})  # type: ignore[union-attr]
+    assert one() == ["one", "two"]
+    time.sleep(1.1)  # a release counts within a second of a pass's start (the file clock's margin)
+    assert one() == ["one"]
+    assert one() == []
+    seen["three"] = ("c3", "c4")  # a container more (the scheduler's survey says so)
+    assert one() == ["three"]
+    with locks.app_lock(ctx, "two", mark=False):  # a pass's own visit is no news
+        pass
+    assert one() == []
+    later = reconcile.time.monotonic() + ctx.settings.reconcile_full_seconds + 1
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: later)
+    assert one() == ["one", "three", "two"]  # every app, at least every PAAS_RECONCILE_FULL_SECONDS
+    monkeypatch.setattr(ctx, "settings", replace(ctx.settings, reconcile_full_seconds=0.0))
+    assert one() == ["one", "three", "two"] and one() == ["one", "three", "two"]  # 0: every pass
+    seen["one"] = None  # type: ignore[assignment]  # the scheduler cannot tell (swarm)
+    monkeypatch.setattr(ctx, "settings", replace(ctx.settings, reconcile_full_seconds=30.0))
+    assert "one" in one() and one() == ["one"]
