@@ -38,7 +38,11 @@ containers=$(docker ps -aq --no-trunc | while read -r id; do
 done | sed 's# /# #' | ours | cut -d' ' -f1)
 [ -z "$containers" ] || docker rm -f -v $containers >/dev/null
 images=$( {
-  docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '(^|/)paas/' | grep -v ':<none>$' || true
+  # by name; one known only by its digest (a node's pull by digest: `<registry>/paas/...:<none>`,
+  # left by an interrupted run) by its id
+  docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}' | grep -E '(^|/)paas/' | while read -r ref id; do
+    case "$ref" in *':<none>') echo "$id" ;; *) echo "$ref" ;; esac
+  done || true
   docker images -q --no-trunc --filter dangling=true | while read -r id; do
     docker image inspect --format '{{.ID}} {{range $k, $v := .Config.Labels}}{{$k}} {{end}}' "$id"
   done | ours | cut -d' ' -f1
