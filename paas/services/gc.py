@@ -39,13 +39,18 @@ def collect(ctx: Context, app: App) -> list[str]:
         ctx.store.forget_image(build.id)
         removed.append(build.image)
     removed += _dependency_layers(ctx, app, keep)
-    try:
-        pruned = client.images.prune(
-            filters={"dangling": True, "label": names.label_filter(ctx.settings.instance_id)}
-        )
-        removed += [d.get("Deleted", "") for d in pruned.get("ImagesDeleted") or [] if d.get("Deleted")]
-    except docker.errors.APIError:
-        pass  # another prune is running
+    # One by one, not `images.prune`: the engine runs one prune at a time and refuses another
+    # meanwhile ("a prune operation is already running"), so deploys of other apps pruning at
+    # the same moment left this one's leftovers behind.
+    leftovers = client.images.list(
+        filters={"dangling": True, "label": names.label_filter(ctx.settings.instance_id)}
+    )
+    for image in leftovers:
+        try:
+            client.images.remove(image.id, noprune=False)
+            removed.append(image.id)
+        except docker.errors.APIError:
+            continue  # gone meanwhile, or a container or a child image uses it
     return removed
 
 
