@@ -107,8 +107,15 @@ class Browser:
             headers["Authorization"] = f"Bearer {self.token}"
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body, headers)
-        resp = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body, headers)
+            resp = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # nginx closed the idle keep-alive connection (its keepalive_timeout passed while a
+            # bench sat idle): a browser opens a new one
+            self.conn.close()
+            self.conn.request(method, path, body, headers)
+            resp = self.conn.getresponse()
         text = resp.read().decode()
         cookie = resp.getheader("Set-Cookie")
         if cookie:
