@@ -366,6 +366,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "cpu_percent": PURE,
         "processes_by_app": INTERNAL,  # the metrics plugin's sampler (a server thread)
         "prune": INTERNAL,
+        "sample_round": INTERNAL,  # the metrics plugin's sampler (a server thread), every app
         "sample": "metrics",
         "current": "metrics",
         "history": "metrics",

@@ -36,7 +36,9 @@ class SamplesStore:
         def _all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]: ...
         def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
-    def add_samples(self, samples: list[Sample], prune_before: float) -> None:
+    def add_samples(self, samples: list[Sample], prune_before: float | None) -> None:
+        """Store `samples`; and drop their apps' samples older than `prune_before` (None: the
+        caller prunes every app's itself)."""
         with self.transaction() as c:
             c.executemany(
                 f"INSERT INTO process_stats ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -58,7 +60,7 @@ class SamplesStore:
             )
             # Per app, on its (app, at) index: a DELETE on `at` alone scanned every app's rows,
             # once for each app sampled (with 200 apps, 200 scans of 18,000 rows every 10 s).
-            for app in sorted({s.app for s in samples}):
+            for app in sorted({s.app for s in samples} if prune_before is not None else ()):
                 c.execute("DELETE FROM process_stats WHERE app = ? AND at < ?", (app, prune_before))
 
     def prune_samples(self, before: float) -> None:
@@ -70,6 +72,12 @@ class SamplesStore:
     def last_sample_at(self, app: str) -> float | None:
         row = self._one("SELECT MAX(at) FROM process_stats WHERE app = ?", (app,))
         return row[0] if row else None
+
+    def last_sample_times(self) -> dict[str, float]:
+        """When each app was last sampled, every app in one read (on the (app, at) index)."""
+        return {
+            r["app"]: r["at"] for r in self._all("SELECT app, MAX(at) AS at FROM process_stats GROUP BY app")
+        }
 
     def last_samples(self, app: str) -> dict[str, Sample]:
         """The newest sample of each of the app's containers, by container id."""

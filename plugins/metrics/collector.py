@@ -18,7 +18,6 @@ from paas.core import validation
 from paas.plugin_api import BuildLog, Conflict, Context, PaasError
 from paas.services import metrics as process_metrics
 from paas.services import processes, releases
-from paas.store import Sample
 
 from . import service
 from . import watch as watch_rules
@@ -158,20 +157,9 @@ def roll_back(ctx: Context, hist: History, w: Watch, why: str) -> None:
 def sample_processes(ctx: Context, hist: History, now: float) -> int:
     """One round: every app's running processes, summed per process type."""
     by_type: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
-    listed = process_metrics.processes_by_app(ctx)  # one listing a round, not one per app
-    process_metrics.prune(ctx, now)
-    for app in ctx.store.list_apps():
-        if app.stopped:
-            continue
-        try:
-            process_metrics.sample(ctx, app.name, at=now, listed=listed.get(app.name, []))
-        except PaasError:
-            continue
-        fresh: list[Sample] = [
-            s for s in ctx.store.last_samples(app.name).values() if s.at > now - SAMPLE_SECONDS
-        ]
-        for s in fresh:
-            total = by_type[(app.name, s.dyno.split(".")[0])]
+    for app_name, samples in process_metrics.sample_round(ctx, now).items():
+        for s in samples:
+            total = by_type[(app_name, s.dyno.split(".")[0])]
             total[0] += s.cpu_percent or 0.0
             total[1] += s.mem_bytes
     hist.add_processes(now, {k: (v[0], int(v[1])) for k, v in by_type.items()})

@@ -280,7 +280,6 @@ PLUGIN_REACHES = {
         "paas.services.metrics",
         "paas.services.processes",
         "paas.services.releases",
-        "paas.store",
     },
     "notifications": set(),
     "review_apps": {

@@ -292,28 +292,67 @@ def test_a_viewer_of_another_app_sees_nothing(ctx: Context) -> None:
 
 
 def test_process_sampling_sums_per_type(ctx: Context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A round: one listing of every process, each running one's files read, CPU % against its
+    last sample, everything stored in one transaction; a stopped app is skipped, an app whose
+    page sampled it just now gives those samples; the history gets the sums per type."""
+    from paas.scheduler.inventory import ProcessRecord
     from paas.store import Sample
 
-    ctx.store.create_app("shop")
+    for name in ("shop", "blog", "idle", "docs"):
+        ctx.store.create_app(name)
+    ctx.store.set_stopped(ctx.store.get_app("idle").id, True)  # type: ignore[union-attr]
     now = T0
 
-    def fake_sample(c, name, at=None, listed=None):  # type: ignore[no-untyped-def]
-        assert listed == []  # the round listed every app's processes once (none here)
-        c.store.add_samples(
-            [
-                Sample("shop", d, f"c-{d}", now, 0, 0, 1, cpu, mem, 1 << 30)
-                for d, cpu, mem in (("web.1", 10.0, 100), ("web.2", 5.0, 200), ("worker.1", None, 50))
-            ],
-            prune_before=now - 900,
-        )
-        return 3
+    def proc(app: str, dyno: str, state: str = "running") -> ProcessRecord:
+        ptype, index = dyno.split(".")
+        return ProcessRecord(app, ptype, int(index), 1, state, f"c-{app}-{dyno}")
 
-    monkeypatch.setattr(collector.process_metrics, "sample", fake_sample)
-    monkeypatch.setattr(collector.process_metrics, "processes_by_app", lambda c: {})
-    assert collector.sample_processes(ctx, service.history(ctx), now) == 2
+    listed = {
+        "shop": [
+            proc("shop", "web.1"),
+            proc("shop", "web.2"),
+            proc("shop", "worker.1"),
+            proc("shop", "web.3", "exited"),
+        ],
+        "blog": [proc("blog", "web.1")],
+        "idle": [proc("idle", "web.1")],
+        "docs": [proc("docs", "web.1")],
+    }
+    usage = {"c-shop-web.1": (2_000, 100), "c-shop-web.2": (1_000, 200), "c-shop-worker.1": (0, 50)}
+    read: list[str] = []
+
+    def one(client, p):  # type: ignore[no-untyped-def]
+        read.append(p.container)
+        cpu, mem = usage.get(p.container, (0, 10))
+        return {
+            "cpu_stats": {"cpu_usage": {"total_usage": cpu}, "system_cpu_usage": 10_000, "online_cpus": 1},
+            "memory_stats": {"usage": mem, "limit": 1 << 30, "stats": {}},
+        }
+
+    monkeypatch.setattr(collector.process_metrics, "_one", one)
+    monkeypatch.setattr(collector.process_metrics, "processes_by_app", lambda c: listed)
+    # What the last round stored (CPU % is against it) and what blog's open page took just now.
+    ctx.store.add_samples(
+        [Sample("shop", d.split("-", 2)[2], d, now - 10, 0, 0, 1, None, 1, 1 << 30) for d in usage]
+        + [Sample("blog", "web.1", "c-blog-web.1", now - 2, 0, 0, 1, 50.0, 70, 1 << 30)],
+        prune_before=None,
+    )
+    transactions = []
+    real = ctx.store.transaction
+    monkeypatch.setattr(ctx.store, "transaction", lambda: transactions.append(1) or real())
+    assert collector.sample_processes(ctx, service.history(ctx), now) == 4
+    assert sorted(read) == [
+        "c-docs-web.1",
+        "c-shop-web.1",
+        "c-shop-web.2",
+        "c-shop-worker.1",
+    ]  # not blog, idle
+    assert len(transactions) == 2  # the prune and the round's samples: not one per app
     points = service.history(ctx).process_points("shop", 10, now - 10)
-    assert points["web"][0].cpu == 15.0 and points["web"][0].mem == 300
+    assert points["web"][0].cpu == 30.0 and points["web"][0].mem == 300  # 20% + 10% since the last round
     assert points["worker"][0].cpu == 0.0 and points["worker"][0].mem == 50
+    blog = service.history(ctx).process_points("blog", 10, now - 10)
+    assert blog["web"][0].cpu == 50.0 and blog["web"][0].mem == 70  # the page's sample
 
 
 def test_the_watch_never_rolls_back_a_release_that_is_no_longer_current(ctx: Context) -> None:
