@@ -170,12 +170,16 @@ def test_concurrent_pushes_to_one_app_and_to_three_apps(paas: PaasServer) -> Non
         time.sleep(0.3)
     for t in threads:
         t.join()
-    # The first push deploys; the second waits for it, then is refused cleanly: main moved.
-    assert results["a"].returncode == 0, results["a"].output
-    assert results["b"].returncode != 0
-    assert "Waiting for another deploy" in results["b"].stderr, results["b"].stderr
-    assert "main moved while this push waited: pull, then push again" in results["b"].stderr
-    assert paas.get(f"{app}.localhost")[1].startswith("version 2")
+    # One push deploys; the other waits for it, then is refused cleanly: main moved. Which one
+    # gets the lock first is not the order they started in (a started 0.3 s earlier, but under a
+    # loaded suite its SSH session may reach the lock later, or find a reconcile pass holding it
+    # and both wait): the pushes are not queued in order.
+    won = [name for name, r in results.items() if r.returncode == 0]
+    assert len(won) == 1, {name: r.output for name, r in results.items()}
+    lost = results["b" if won == ["a"] else "a"]
+    assert "Waiting for another deploy" in lost.stderr, lost.stderr
+    assert "main moved while this push waited: pull, then push again" in lost.stderr
+    assert paas.get(f"{app}.localhost")[1].startswith("version 2" if won == ["a"] else "version 3")
     versions = [r["version"] for r in json.loads(paas.ssh("releases", app, "--format", "json").stdout)]
     assert versions == sorted(set(versions), reverse=True)
     fsck = subprocess.run(
@@ -262,9 +266,13 @@ def test_a_hundred_deploys_keep_at_most_five_images(paas: PaasServer) -> None:
             if any(t.endswith(instance) for t in i.tags)
         }
 
-    # Our committed app images carry paas.role=app-image; none may be left untagged (other tests'
-    # builds on a shared engine may leave theirs, so only ours are counted).
-    ours = {"dangling": True, "label": "paas.role=app-image"}
+    # Our committed app images carry paas.role=app-image; none may be left untagged. Only this
+    # app's are counted: other tests' servers share the engine and leave theirs (a full run
+    # failed here on another test's review app's image, made while these deploys ran).
+    ours = {
+        "dangling": True,
+        "label": ["paas.role=app-image", f"paas.instance={instance}", f"paas.app={app}"],
+    }
     dangling_before = {i.id for i in client.images.list(filters=ours)}
     started = time.monotonic()
     for n in range(1, 100):
