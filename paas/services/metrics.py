@@ -96,7 +96,7 @@ def sample_round(ctx: Context, at: float) -> dict[str, list[Sample]]:
     app, a round had cost an access check, two reads of its last samples, one of its last time
     and a transaction of its own: with 200 apps the largest part of the server's idle CPU."""
     listed = processes_by_app(ctx)
-    ctx.store.prune_samples(at - RETENTION)
+    prune(ctx, at)
     times = ctx.store.last_sample_times()
     out: dict[str, list[Sample]] = {}
     taken: list[Sample] = []
