@@ -215,7 +215,7 @@ class HookSpecs:
     def paas_schedulers(self) -> dict[str, Callable[[Context, App | None], Any]]:
         """At need: more schedulers by name (`scheduler:set <app> <name>`), each a factory given
         the context and the app (None: any) returning an object with the methods of
-        `paas.scheduler.interface.Scheduler`. Built-in names (docker-local, swarm) stay theirs."""
+        `paas.scheduler.interface.Scheduler` (plugins/swarm gives `swarm`). docker-local stays the core's."""
 
     @hookspec
     def paas_app_json_keys(self) -> list[str]:

@@ -7,14 +7,15 @@ import hashlib
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from docker.utils import parse_bytes
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
+def _int(name: str, default: int, env: Mapping[str, str] = os.environ) -> int:
+    raw = env.get(name, "")
     if not raw:
         return default
     try:
@@ -42,29 +43,19 @@ def _size(name: str, default: str) -> int:
         raise SystemExit(f"error: {name} must be a size like 512m or 2g, got {raw!r}") from None
 
 
-def _cidrs(name: str) -> tuple[str, ...]:
+# The checks below read `name` from `env` (the environment; a plugin passes `Settings.extra`, so
+# its own settings are checked by the same rules) and exit with one line saying what is wrong.
+
+
+def cidrs(name: str, env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     """Comma-separated networks, each checked (they reach nginx's config)."""
     out = []
-    for part in os.environ.get(name, "").split(","):
+    for part in env.get(name, "").split(","):
         if part.strip():
             try:
                 out.append(str(ipaddress.ip_network(part.strip(), strict=False)))
             except ValueError:
                 raise SystemExit(f"error: {name}: {part.strip()!r} is not an address or CIDR") from None
-    return tuple(out)
-
-
-CONSTRAINT_RE = re.compile(r"[A-Za-z0-9_.\-]+ *(==|!=) *[A-Za-z0-9_.\-]+")
-
-
-def _constraints(name: str) -> tuple[str, ...]:
-    """Comma-separated Swarm placement constraints (`node.role==manager`, `node.labels.apps==yes`)."""
-    out = []
-    for part in os.environ.get(name, "").split(","):
-        if part.strip():
-            if not CONSTRAINT_RE.fullmatch(part.strip()):
-                raise SystemExit(f"error: {name}: {part.strip()!r} is not a constraint like node.labels.x==y")
-            out.append(part.strip())
     return tuple(out)
 
 
@@ -93,9 +84,21 @@ def _choice(name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
-def _address(name: str) -> str | None:
-    """An IP address or nothing (it reaches the nodes' shell lines and registry names)."""
-    raw = (os.environ.get(name) or "").strip()
+SCHEDULER_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,29}")
+
+
+def _scheduler(name: str) -> str:
+    """A scheduler's name: docker-local, or one a plugin gives (`swarm`); apps:create refuses
+    one that no plugin loaded gives (services.moves.default_scheduler)."""
+    raw = (os.environ.get(name) or "docker-local").strip().lower()
+    if not SCHEDULER_NAME_RE.fullmatch(raw):
+        raise SystemExit(f"error: {name} must be a scheduler's name like docker-local or swarm, got {raw!r}")
+    return raw
+
+
+def address(name: str, env: Mapping[str, str] = os.environ) -> str | None:
+    """An IP address or nothing (it reaches shell lines and registry names)."""
+    raw = (env.get(name) or "").strip()
     if not raw:
         return None
     try:
@@ -104,16 +107,16 @@ def _address(name: str) -> str | None:
         raise SystemExit(f"error: {name} must be an IP address, got {raw!r}") from None
 
 
-def _port(name: str, default: int) -> int:
-    value = _int(name, default)
+def port(name: str, default: int, env: Mapping[str, str] = os.environ) -> int:
+    value = _int(name, default, env)
     if not 1 <= value <= 65535:
         raise SystemExit(f"error: {name} must be a port (1-65535), got {value}")
     return value
 
 
-def _port_range(name: str, default: tuple[int, int]) -> tuple[int, int]:
+def port_range(name: str, default: tuple[int, int], env: Mapping[str, str] = os.environ) -> tuple[int, int]:
     """`LOW-HIGH`, both ports, LOW <= HIGH."""
-    raw = (os.environ.get(name) or "").strip()
+    raw = (env.get(name) or "").strip()
     if not raw:
         return default
     low, sep, high = raw.partition("-")
@@ -198,8 +201,7 @@ class Settings:
     app_create: str = "everyone"  # who may create apps (apps:create, a first push): everyone or admins
     service_create: str = "admins"  # who may create backing services (and app.json addons): admins or users
     services_per_user: int = 2  # how many backing services one non-admin user may own
-    scheduler: str = "docker-local"  # what runs new apps: docker-local or swarm (scheduler:set per app)
-    swarm_constraints: tuple[str, ...] = ()  # placement constraints of every app service (Swarm syntax)
+    scheduler: str = "docker-local"  # what runs new apps: docker-local or a plugin's (scheduler:set per app)
     # Image references `git:from-image` may pull and deploy for anyone (prefixes such as
     # `registry.example.com/team/`); without one, only admins deploy images, and only local ones.
     image_sources: tuple[str, ...] = ()
@@ -210,15 +212,6 @@ class Settings:
     # Every PAAS_* variable of the environment, as read at start: plugins keep their own settings
     # (PAAS_ACME_*, PAAS_BACKUP_*) and read them with `env` (a test passes them here).
     extra: dict[str, str] = field(default_factory=dict)
-    # More hosts (Docker Swarm): the address nodes reach this manager by (default: docker0's),
-    # the private registry's port on it, and the published app ports a worker opens to the
-    # manager only (docker's dynamic range: host-mode ports without a number get one from it).
-    swarm_advertise_addr: str | None = None
-    registry_port: int = 5001
-    swarm_app_ports: tuple[int, int] = (32768, 60999)
-    # Hosts about to join (addresses or CIDRs): the manager's swarm ports (2377, 7946, 4789) answer
-    # the swarm's nodes and these only.
-    swarm_join_allow: tuple[str, ...] = ()
     # Locks over what every PaaS instance on this machine's engine shares (the stack and service
     # images): two instances (a test suite's servers) must not build the same image at once.
     engine_locks_dir: Path = Path("/run/lock/paas")
@@ -231,7 +224,7 @@ class Settings:
         return cls(
             data_dir=Path(os.environ.get("PAAS_DATA_DIR") or "/var/lib/paas"),
             ssh_port=_int("PAAS_SSH_PORT", 2222),
-            ssh_bind=_address("PAAS_SSH_BIND") or "0.0.0.0",
+            ssh_bind=address("PAAS_SSH_BIND") or "0.0.0.0",
             http_port=_int("PAAS_HTTP_PORT", 80),
             http_bind=os.environ.get("PAAS_HTTP_BIND") or "0.0.0.0",
             web_port=_int("PAAS_WEB_PORT", 5000),
@@ -279,23 +272,18 @@ class Settings:
             network_pool=os.environ.get("PAAS_NETWORK_POOL") or "10.199.0.0/16",
             https_port=_int("PAAS_HTTPS_PORT", 443),
             https_bind=os.environ.get("PAAS_HTTPS_BIND") or "0.0.0.0",
-            trusted_proxies=_cidrs("PAAS_TRUSTED_PROXIES"),
+            trusted_proxies=cidrs("PAAS_TRUSTED_PROXIES"),
             app_create=_choice("PAAS_APP_CREATE", ("everyone", "admins")),
             service_create=_choice("PAAS_SERVICE_CREATE", ("admins", "users")),
             services_per_user=max(0, _int("PAAS_SERVICES_PER_USER", 2)),
-            scheduler=_choice("PAAS_SCHEDULER", ("docker-local", "swarm")),
-            swarm_constraints=_constraints("PAAS_SWARM_CONSTRAINTS"),
+            scheduler=_scheduler("PAAS_SCHEDULER"),
             image_sources=_image_sources("PAAS_IMAGE_SOURCES"),
-            local_ports=_port_range("PAAS_LOCAL_PORTS", (20000, 32767)),
+            local_ports=port_range("PAAS_LOCAL_PORTS", (20000, 32767)),
             disabled_plugins=frozenset(
                 n.strip() for n in os.environ.get("PAAS_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),
-            swarm_advertise_addr=_address("PAAS_SWARM_ADVERTISE_ADDR"),
-            registry_port=_port("PAAS_REGISTRY_PORT", 5001),
-            swarm_app_ports=_port_range("PAAS_SWARM_APP_PORTS", (32768, 60999)),
-            swarm_join_allow=_cidrs("PAAS_SWARM_JOIN_ALLOW"),
             engine_locks_dir=Path(os.environ.get("PAAS_ENGINE_LOCKS_DIR") or "/run/lock/paas"),
-            egress_deny=_cidrs("PAAS_EGRESS_DENY"),
+            egress_deny=cidrs("PAAS_EGRESS_DENY"),
             extra={k: v for k, v in os.environ.items() if k.startswith("PAAS_")},
         )
 

@@ -50,7 +50,7 @@ mkdir -p "$DATA_DIR"
 # dockerd without its userland proxy (with it, a container asking its bridge's gateway for a
 # published port is answered by docker-proxy, past the iptables rules that keep app code away
 # from other apps' swarm tasks) and with no-new-privileges for every container (swarm tasks
-# cannot ask for it themselves): paas/scheduler/swarm_cluster.py. Other settings there are kept.
+# cannot ask for it themselves): plugins/swarm/scheduler/swarm_cluster.py. Other settings there are kept.
 "$PY" - <<'PYEOF'
 import json, os
 path = "/etc/docker/daemon.json"

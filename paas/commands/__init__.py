@@ -187,7 +187,6 @@ COMMAND_MODULES = (
     "help",
     "keys",
     "logs",
-    "nodes",
     "plugins",
     "properties",
     "ps",

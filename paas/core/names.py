@@ -175,7 +175,7 @@ def service_backups_dir(settings: Settings, kind: str, name: str) -> Path:
     return service_dir(settings, kind, name) / "backups"
 
 
-# More hosts (paas/scheduler/swarm_cluster.py, registry.py): the private registry the nodes pull from
+# More hosts (plugins/swarm/scheduler: swarm_cluster.py, registry.py): the registry the nodes pull from
 ROLE_REGISTRY = "registry"
 ROLE_NODE_GC = "node-gc"  # the global job that removes old app images on every node
 LABEL_REGISTRY_ENDPOINT = "paas.registry.endpoint"  # addr:port the registry container publishes

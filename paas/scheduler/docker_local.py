@@ -215,6 +215,7 @@ class DockerLocal:
     """The `docker-local` scheduler: one container per process on this host's dockerd."""
 
     name = names.SCHEDULER_LOCAL
+    network_driver = "bridge"
 
     def __init__(
         self, client: docker.DockerClient, instance: str, host_ports: tuple[int, int] | None = None
@@ -222,6 +223,9 @@ class DockerLocal:
         self.client = client
         self.instance = instance
         self.host_ports = host_ports
+
+    def prepare(self) -> None:
+        """Nothing: this host's engine is all it needs."""
 
     def processes(self, app: str) -> list[Container]:
         return app_containers(self.client, self.instance, app)

@@ -1,9 +1,10 @@
-"""The seam between the service layer and what runs processes: docker-local or swarm.
+"""The seam between the service layer and what runs processes: docker-local, or a plugin's (swarm).
 
 The service layer decides (which release, which checks, when traffic moves, when old processes
 go); a scheduler only does: start a release's processes, say where each one answers, list what
 runs, stop. Both schedulers satisfy `Scheduler`; `paas.services.schedulers.for_app` picks one
-per app. A plugin may provide another through the `paas_scheduler` hook.
+per app. The core has docker-local; every other one comes from a plugin's `paas_schedulers`
+hook (the built-in plugins/swarm is one), and the core never names it.
 
 A "handle" is whatever a scheduler starts and stops as one unit (a container for docker-local,
 a service for swarm); the service layer only passes handles back to the scheduler that made them.
@@ -150,6 +151,13 @@ class LogSource(Protocol):
 @runtime_checkable
 class Scheduler(Protocol):
     name: str
+    # The driver of each app's own network: "bridge" (this host) or "overlay" (attachable: it
+    # spans the nodes, and the app's one-offs and linked services on this host join it too).
+    network_driver: str
+
+    def prepare(self) -> None:
+        """Make this host ready to run apps (swarm: a manager); before an app moves onto it.
+        Raises PaasError saying what is missing."""
 
     def processes(self, app: str) -> list[Handle]:
         """Every handle of the app's processes, in any state."""

@@ -156,16 +156,11 @@ APP_LESS = set(
 # declare theirs (the datastores' `postgres:info`, `postgres:link`, ...; `storage:mount`).
 OWNED: set[str] = set()
 
-# What belongs to the server: its users, keys and tokens, its nodes (the join command prints the
-# swarm's join token), its health, the processes that run it. Plugins add theirs (the platform
-# backups, the metrics for Prometheus).
+# What belongs to the server: its users, keys and tokens, its health, the processes that run it.
+# Plugins add theirs (the platform backups, the metrics for Prometheus, the swarm's nodes: the
+# join command prints the swarm's join token).
 ADMIN_ONLY = set(
     {
-        "nodes:list",
-        "nodes:join-command",
-        "nodes:drain",
-        "nodes:activate",
-        "nodes:remove",
         "users:add",
         "users:list",
         "users:passwd",
@@ -372,24 +367,6 @@ ENTRIES: dict[str, dict[str, str]] = {
         "history": "metrics",
     },
     "moves": {"set_scheduler": "scheduler:set", "default_scheduler": INTERNAL},
-    "nodes": {
-        **dict.fromkeys(
-            (
-                "advertise_address",
-                "ensure_swarm",
-                "publish",
-                "collect_nodes",
-                "guard_node_ports",
-                "watch_nodes",
-            ),
-            INTERNAL,
-        ),
-        "list_nodes": "nodes:list",
-        "join_command": "nodes:join-command",
-        "drain": "nodes:drain",
-        "activate": "nodes:activate",
-        "remove": "nodes:remove",
-    },
     "oneoff": {"create_oneoff": "run", "start_detached": "run:detached", "enter": "enter"},
     "overview": {"status_of": PURE, "summaries": "apps:list", "summary": "apps:info"},
     "processes": {

@@ -12,22 +12,26 @@ from __future__ import annotations
 from paas.core import names, networks
 from paas.core.container import ContainerSettings
 from paas.core.context import Context
-from paas.services import limits
+from paas.services import limits, schedulers
 from paas.store import App, Release
 
 
 def network_name(ctx: Context, app: App) -> str:
-    """The app's own network: a bridge on docker-local, an attachable overlay on swarm (its
-    services span the nodes; its one-offs and linked backing services join it on this host)."""
-    if app.scheduler == names.SCHEDULER_SWARM:
+    """The app's own network, of its scheduler's `network_driver`: a bridge on this host, or an
+    attachable overlay (swarm: its services span the nodes; its one-offs and linked backing
+    services join it on this host)."""
+    if _driver(ctx, app) == "overlay":
         return names.app_overlay(ctx.settings.instance_id, app.name)
     return names.app_network(ctx.settings.instance_id, app.name)
+
+
+def _driver(ctx: Context, app: App) -> str:
+    return schedulers.for_app(ctx, app).network_driver
 
 
 def app_network(ctx: Context, app: App) -> str:
     """`network_name`, created on first use."""
     s = ctx.settings
-    swarm = app.scheduler == names.SCHEDULER_SWARM
     return networks.ensure(
         ctx.docker,
         network_name(ctx, app),
@@ -35,7 +39,7 @@ def app_network(ctx: Context, app: App) -> str:
         app.name,
         s.network_pool,
         s.engine_locks_dir / "networks.lock",  # the engine's subnets: shared by every instance on it
-        driver="overlay" if swarm else "bridge",
+        driver=_driver(ctx, app),
     )
 
 

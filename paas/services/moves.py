@@ -38,8 +38,9 @@ def set_scheduler(ctx: Context, app_name: str, name: str, log: BuildLog) -> App:
 
 
 def default_scheduler(ctx: Context) -> str:
-    """What runs a new app: `scheduler:set --global selected`, else PAAS_SCHEDULER."""
-    return properties.value(ctx, None, "scheduler", "selected")
+    """What runs a new app: `scheduler:set --global selected`, else PAAS_SCHEDULER (refused when
+    no plugin loaded gives it: a plugin turned off)."""
+    return schedulers.validate(ctx, properties.value(ctx, None, "scheduler", "selected"))
 
 
 def _apply(ctx: Context, app: App | None, log: BuildLog) -> None:

@@ -26,7 +26,7 @@ from paas.errors import Conflict, PaasError
 from paas.scheduler import egress, health
 from paas.scheduler import host_containers as sched
 from paas.scheduler.interface import Desired, ProcessSpec
-from paas.services import locks, nodes, schedulers
+from paas.services import locks, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
@@ -249,18 +249,11 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
             routes.apply()
     _remember_well(ctx, [(name, mark) for name, mark in well if name not in routed], begun)
     _forget_routes(ctx, apps)
-    ctx.plugins.call_post("paas_reconcile", ctx=ctx)
-    if any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
-        try:
-            nodes.watch_nodes(ctx)
-        except docker.errors.DockerException as exc:
-            log.warning("watching the nodes: %s", exc)
+    ctx.plugins.call_post("paas_reconcile", ctx=ctx)  # a scheduler plugin's nodes, too (swarm)
     try:
         guard_egress(ctx)
-        nodes.guard_node_ports(ctx)
     except (PaasError, docker.errors.DockerException) as exc:
         log.warning("the host's firewall for containers: %s", exc)
-    _collect_on_nodes(ctx)
     _record_pass(ctx, time.monotonic() - started, len(apps), visited)
     return done
 
@@ -332,32 +325,3 @@ def last_pass(ctx: Context) -> dict | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
-
-
-NODE_GC_SECONDS = 600.0  # how often the registry and the nodes drop images the manager dropped
-_node_gc = {"last": 0.0, "running": False}
-_node_gc_lock = threading.Lock()
-
-
-def _collect_on_nodes(ctx: Context) -> None:
-    """Every NODE_GC_SECONDS, when some app runs on the swarm: the node GC (a global job, which
-    may take minutes) on a thread of its own, so the reconcile loop never waits for it."""
-    with _node_gc_lock:
-        if _node_gc["running"] or time.monotonic() - _node_gc["last"] < NODE_GC_SECONDS:
-            return
-        if not any(a.scheduler == names.SCHEDULER_SWARM for a in ctx.store.list_apps()):
-            return
-        _node_gc.update(running=True, last=time.monotonic())
-
-    def run() -> None:
-        try:
-            removed = nodes.collect_nodes(ctx)
-            if removed:
-                log.info("node GC removed %d image(s) from the registry and the nodes", len(removed))
-        except (PaasError, docker.errors.DockerException) as exc:
-            log.warning("node GC: %s", exc)
-        finally:
-            with _node_gc_lock:
-                _node_gc["running"] = False
-
-    threading.Thread(target=run, name="paas-node-gc", daemon=True).start()

@@ -1,4 +1,6 @@
-"""Which scheduler runs an app (docker-local or swarm), and moving an app between them.
+"""Which scheduler runs an app: docker-local, or one a plugin provides (`paas_schedulers`: the
+built-in plugins/swarm is one). The core names no other scheduler and branches on none: what
+differs is behind `paas.scheduler.interface.Scheduler`.
 
 New apps get PAAS_SCHEDULER; `scheduler:set <app> swarm|docker-local` moves one (moves.py).
 """
@@ -11,10 +13,9 @@ from contextlib import ExitStack, contextmanager
 from paas.core import names
 from paas.core.context import Context
 from paas.errors import PaasError
-from paas.scheduler import swarm
 from paas.scheduler.docker_local import DockerLocal
 from paas.scheduler.interface import Scheduler
-from paas.services import locks, nodes, properties
+from paas.services import locks, properties
 from paas.store import App
 
 
@@ -44,24 +45,15 @@ def _ps_info(ctx: Context, app: App) -> dict[str, str]:
 
 
 def by_name(ctx: Context, name: str, app: App | None = None) -> Scheduler:
-    """The scheduler called `name` (for `app`: its stop timeout is fixed when a service starts);
-    names other than the built-in ones come from plugins (`paas_schedulers`)."""
-    if name not in names.SCHEDULERS:
-        factory = ctx.plugins.schedulers().get(name)
-        if factory is not None:
-            return factory(ctx, app)
+    """The scheduler called `name` (for `app`: a plugin's may fix per-app settings, such as the
+    stop timeout of a swarm service, when it starts one); names other than docker-local come from
+    plugins (`paas_schedulers`)."""
     if name == names.SCHEDULER_LOCAL:
         return DockerLocal(ctx.docker, ctx.settings.instance_id, ctx.settings.local_ports)
-    if name == names.SCHEDULER_SWARM:
-        grace = stop_timeout(ctx, app) if app is not None else ctx.settings.stop_timeout
-        return swarm.Swarm(
-            ctx.docker,
-            ctx.settings.instance_id,
-            publish=lambda image: nodes.publish(ctx, image),  # the private registry, once nodes joined
-            stop_grace=grace,
-            constraints=ctx.settings.swarm_constraints,
-        )
-    raise PaasError(f"unknown scheduler {name!r}: use one of {', '.join(names.SCHEDULERS)}")
+    factory = ctx.plugins.schedulers().get(name)
+    if factory is None:
+        raise PaasError(f"unknown scheduler {name!r}: use one of {', '.join(known(ctx))}")
+    return factory(ctx, app)
 
 
 def for_app(ctx: Context, app: App) -> Scheduler:
@@ -70,8 +62,8 @@ def for_app(ctx: Context, app: App) -> Scheduler:
 
 
 def known(ctx: Context) -> list[str]:
-    """The built-in schedulers, then the plugins'."""
-    return [*names.SCHEDULERS, *sorted(set(ctx.plugins.schedulers()) - set(names.SCHEDULERS))]
+    """docker-local, then the plugins' schedulers."""
+    return [names.SCHEDULER_LOCAL, *sorted(set(ctx.plugins.schedulers()) - {names.SCHEDULER_LOCAL})]
 
 
 def validate(ctx: Context, name: str) -> str:
@@ -82,9 +74,9 @@ def validate(ctx: Context, name: str) -> str:
 
 
 def require_ready(ctx: Context, name: str) -> None:
-    """A swarm app needs this host to be a swarm manager: the swarm is initialised on first ask."""
-    if name == names.SCHEDULER_SWARM:
-        nodes.ensure_swarm(ctx)
+    """Whatever the scheduler needs on this host before an app moves onto it (`prepare`: swarm
+    initialises the swarm on first ask)."""
+    by_name(ctx, name).prepare()
 
 
 properties.register(
@@ -122,6 +114,6 @@ def surveyed(ctx: Context, apps: Iterable[App]) -> Iterator[None]:
 def fingerprint(ctx: Context, app: App) -> Hashable | None:
     """What the app's scheduler saw of its processes in the pass's survey (its optional
     `fingerprint(app)`): equal in two passes only when nothing happened to them in between;
-    None when it cannot tell (a swarm app, no survey): the pass visits the app."""
+    None when it cannot tell (no survey: the swarm's): the pass visits the app."""
     found = getattr(for_app(ctx, app), "fingerprint", None)
     return found(app.name) if found is not None else None

@@ -37,11 +37,15 @@ import docker
 import pytest
 
 from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image
-from paas.scheduler import registry
-from paas.scheduler import swarm as swarm_scheduler
-from paas.scheduler import swarm_cluster as cluster_ops
+from paas.plugins import plugins
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, free_port, shutdown, wait_for
+
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+from paas_plugins.swarm.scheduler import registry  # noqa: E402
+from paas_plugins.swarm.scheduler import swarm as swarm_scheduler  # noqa: E402
+from paas_plugins.swarm.scheduler import swarm_cluster as cluster_ops  # noqa: E402
+from paas_plugins.swarm.settings import swarm_settings  # noqa: E402
 
 NODE_COUNT = 2
 NODE_LABEL = "paas.test.swarm-node"  # on node containers and volumes: what teardown removes
@@ -306,7 +310,7 @@ def swarm_cluster() -> Iterator[SwarmCluster]:
                 pass  # a node already gone
         cluster.forget()
         # The servers' reconcile passes guarded the nodes' task ports; the nodes are gone now.
-        cluster_ops.guard_node_ports(set(), Settings().swarm_app_ports, gone=addresses)
+        cluster_ops.guard_node_ports(set(), swarm_settings(Settings()).app_ports, gone=addresses)
         cluster_ops.unguard_swarm_ports()  # and the swarm's own ports (the engine is shared)
 
 
@@ -391,7 +395,9 @@ def swarm_server(root: Path, cluster: SwarmCluster | None = None) -> Iterator[Pa
         finally:
             remove_swarm_objects(server)
             shutdown(server)
-            settings = Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
+            settings = Settings(
+                data_dir=server.data_dir, extra={"PAAS_REGISTRY_PORT": server.env["PAAS_REGISTRY_PORT"]}
+            )
             registry.remove_registry(settings, client, ADVERTISE)
             label_node(client, client.info()["Swarm"]["NodeID"], label, None)
             if cluster is not None:

@@ -22,8 +22,11 @@ import pytest
 from docker.types import IPAMConfig, IPAMPool
 
 from paas.buildpacks import stack
-from paas.scheduler import swarm_cluster
+from paas.plugins import plugins
 from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
+
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+from paas_plugins.swarm.scheduler import swarm_cluster  # noqa: E402
 
 METADATA = "169.254.169.254"
 METADATA_NS = "paas-metadata"

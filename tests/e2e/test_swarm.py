@@ -22,9 +22,12 @@ import docker
 import pytest
 
 from paas.buildpacks import stack
-from paas.scheduler.swarm_cluster import NODES_JUMP
+from paas.plugins import plugins
 from tests.e2e.conftest import PaasServer, wait_for
 from tests.e2e.swarm_hosts import SwarmCluster, swarm_server
+
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+from paas_plugins.swarm.scheduler.swarm_cluster import NODES_JUMP  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,15 @@ import docker
 
 from paas.buildpacks import stack
 from paas.core import names
-from paas.scheduler import registry
-from paas.scheduler import swarm_cluster as cluster_ops
+from paas.plugins import plugins
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, wait_for
 from tests.e2e.swarm_hosts import NODE_LABEL, SimulatedNode, SwarmCluster
+
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+from paas_plugins.swarm.scheduler import registry  # noqa: E402
+from paas_plugins.swarm.scheduler import swarm_cluster as cluster_ops  # noqa: E402
+from paas_plugins.swarm.settings import swarm_settings  # noqa: E402
 
 
 def listed(server: PaasServer) -> dict[str, dict]:
@@ -164,7 +168,7 @@ def test_only_admins_see_nodes(cluster_paas: PaasServer, tmp_path: Path) -> None
 
 
 def server_settings(server: PaasServer) -> Settings:
-    return Settings(data_dir=server.data_dir, registry_port=int(server.env["PAAS_REGISTRY_PORT"]))
+    return Settings(data_dir=server.data_dir, extra={"PAAS_REGISTRY_PORT": server.env["PAAS_REGISTRY_PORT"]})
 
 
 def tiny_app_image(client: docker.DockerClient, settings: Settings) -> str:
@@ -358,7 +362,7 @@ def test_a_workers_app_ports_answer_the_manager_only(
     client, address = swarm_cluster.client, swarm_cluster.manager_address
     image = registry.publish(settings, client, address, stack.DEFAULT_STACK.image)
     node = swarm_cluster.nodes[0]
-    low = settings.swarm_app_ports[0]
+    low = swarm_settings(settings).app_ports[0]
     name = f"probe-{uuid.uuid4().hex[:6]}"
     started = node.docker(
         "run", "-d", "--name", name, "-p", f"{low + 7}:8000", "-p", f"{low - 7}:8000", image,

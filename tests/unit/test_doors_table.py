@@ -54,7 +54,6 @@ from paas.services import (
     lookup,
     metrics,
     moves,
-    nodes,
     oneoff,
     overview,
     processes,
@@ -83,6 +82,7 @@ maintenance = importlib.import_module("paas_plugins.maintenance.service")
 app_metrics = importlib.import_module("paas_plugins.metrics.service")
 notifications = importlib.import_module("paas_plugins.notifications.service")
 review = importlib.import_module("paas_plugins.review_apps.service")
+nodes = importlib.import_module("paas_plugins.swarm.nodes")
 
 ROLES = ("anonymous", *access.ROLES)
 MARKERS = {access.PURE, access.ASK, access.SIGN_IN, access.INTERNAL, access.JOB}
@@ -368,11 +368,11 @@ CALLS: dict[str, list[Call]] = {
     "metrics.current": [Call(lambda c, w: metrics.current(c, APP))],
     "metrics.history": [Call(lambda c, w: metrics.history(c, APP))],
     "moves.set_scheduler": [Call(lambda c, w: moves.set_scheduler(c, APP, "docker-local", B()))],
-    "nodes.list_nodes": [Call(lambda c, w: nodes.list_nodes(c))],
-    "nodes.join_command": [Call(lambda c, w: nodes.join_command(c, "node1"))],
-    "nodes.drain": [Call(lambda c, w: nodes.drain(c, "node1"))],
-    "nodes.activate": [Call(lambda c, w: nodes.activate(c, "node1"))],
-    "nodes.remove": [Call(lambda c, w: nodes.remove(c, "node1"))],
+    "swarm.nodes.list_nodes": [Call(lambda c, w: nodes.list_nodes(c))],
+    "swarm.nodes.join_command": [Call(lambda c, w: nodes.join_command(c, "node1"))],
+    "swarm.nodes.drain": [Call(lambda c, w: nodes.drain(c, "node1"))],
+    "swarm.nodes.activate": [Call(lambda c, w: nodes.activate(c, "node1"))],
+    "swarm.nodes.remove": [Call(lambda c, w: nodes.remove(c, "node1"))],
     "oneoff.create_oneoff": [Call(lambda c, w: oneoff.create_oneoff(c, APP, "echo hi", False))],
     "oneoff.start_detached": [Call(lambda c, w: oneoff.start_detached(c, APP, "echo hi"))],
     "oneoff.enter": [Call(lambda c, w: oneoff.enter(c, APP, None, ["sh"], False))],

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 
 from paas.core.context import Context
 from paas.plugins import plugins
-from paas.services import nodes
 from paas.settings import Settings
 
 plugins(set())
 from paas_plugins.certs import expiry, pem, service  # noqa: E402
+from paas_plugins.swarm import nodes  # noqa: E402
 
 
 @dataclass

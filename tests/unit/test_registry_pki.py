@@ -14,8 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from paas.errors import PaasError
-from paas.scheduler import registry, registry_pki
+from paas.plugins import plugins
 from paas.settings import Settings
+
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+from paas_plugins.swarm.scheduler import registry, registry_pki  # noqa: E402
 
 
 @pytest.fixture

@@ -7,20 +7,26 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from paas import commands
+from paas.core import names
 from paas.core.context import Context
 from paas.errors import PaasError
-from paas.plugins import Plugins, hookimpl
+from paas.plugins import Plugins, hookimpl, plugins
 from paas.scheduler import health
 from paas.scheduler.docker_local import DockerLocal
 from paas.scheduler.interface import Probe, ProcessFailed, Scheduler
-from paas.scheduler.swarm import Swarm, TaskProbe
-from paas.services import schedulers
+from paas.services import apps, containers, schedulers
 from paas.settings import Settings
+
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+from paas_plugins.swarm.scheduler.swarm import Swarm, TaskProbe  # noqa: E402
+from paas_plugins.swarm.settings import swarm_settings  # noqa: E402
 
 
 def task(
@@ -177,19 +183,28 @@ def test_what_counts_as_a_crash() -> None:
 
 def test_scheduler_names_and_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plain = Context.open(Settings(data_dir=tmp_path / "plain"), is_admin=True)
-    assert schedulers.validate(plain, " Swarm ") == "swarm"
+    assert schedulers.validate(plain, " Swarm ") == "swarm"  # the built-in plugin's
     with pytest.raises(PaasError, match="unknown scheduler 'k8s': use one of docker-local, swarm"):
         schedulers.validate(plain, "k8s")
-    monkeypatch.setenv("PAAS_SCHEDULER", "nomad")
-    with pytest.raises(SystemExit, match="PAAS_SCHEDULER must be one of docker-local, swarm"):
+    monkeypatch.setenv("PAAS_SCHEDULER", "no mad;")
+    with pytest.raises(SystemExit, match="PAAS_SCHEDULER must be a scheduler's name"):
         Settings.from_env()
+    monkeypatch.setenv("PAAS_SCHEDULER", "nomad")  # a name, but no plugin loaded gives it
+    nomad = Context.open(
+        Settings(data_dir=tmp_path / "n", scheduler=Settings.from_env().scheduler), is_admin=True
+    )
+    with pytest.raises(PaasError, match="unknown scheduler 'nomad'"):
+        apps.create_app(nomad, "new1")
+    assert nomad.store.get_app("new1") is None
     monkeypatch.setenv("PAAS_SCHEDULER", "swarm")
     monkeypatch.setenv("PAAS_SWARM_CONSTRAINTS", "node.labels.apps==yes, node.role!=manager")
     s = Settings.from_env()
-    assert s.scheduler == "swarm" and s.swarm_constraints == ("node.labels.apps==yes", "node.role!=manager")
+    assert s.scheduler == "swarm"
+    assert swarm_settings(s).constraints == ("node.labels.apps==yes", "node.role!=manager")
     monkeypatch.setenv("PAAS_SWARM_CONSTRAINTS", "node.labels.x==y;rm -rf /")
-    with pytest.raises(SystemExit, match="is not a constraint"):
-        Settings.from_env()
+    on_swarm = Context.open(replace(Settings.from_env(), data_dir=tmp_path / "c"), is_admin=True)
+    with pytest.raises(PaasError, match="^PAAS_SWARM_CONSTRAINTS: 'node.labels.x==y;rm -rf /' is not a"):
+        schedulers.by_name(on_swarm, "swarm")  # a deploy onto the swarm is refused, in one line
     ctx = Context.open(Settings(data_dir=tmp_path / "data"), is_admin=True)
     app = ctx.store.create_app("old")
     assert app.scheduler == "docker-local"  # the migration's default: every existing app stays put
@@ -197,12 +212,35 @@ def test_scheduler_names_and_the_default(tmp_path: Path, monkeypatch: pytest.Mon
     assert ctx.store.get_app("old").scheduler == "swarm"  # type: ignore[union-attr]
 
 
+def test_swarm_is_the_swarm_plugins_and_goes_with_it(tmp_path: Path) -> None:
+    """The core knows docker-local; `swarm` (its overlay networks, its readiness) comes from
+    plugins/swarm through the interface, and is unknown when that plugin is turned off."""
+    ctx = Context.open(Settings(data_dir=tmp_path / "on"), is_admin=True)
+    app = ctx.store.create_app("web1", scheduler="swarm")
+    found = schedulers.for_app(ctx, app)
+    assert isinstance(found, Swarm) and isinstance(found, Scheduler) and found.network_driver == "overlay"
+    assert containers.network_name(ctx, app) == names.app_overlay(ctx.settings.instance_id, "web1")
+    local = ctx.store.create_app("web2")
+    assert schedulers.for_app(ctx, local).network_driver == "bridge"
+    assert containers.network_name(ctx, local) == names.app_network(ctx.settings.instance_id, "web2")
+    off = Context.open(
+        Settings(data_dir=tmp_path / "off", disabled_plugins=frozenset({"swarm"})), is_admin=True
+    )
+    assert schedulers.known(off) == ["docker-local"]
+    with pytest.raises(PaasError, match="unknown scheduler 'swarm': use one of docker-local$"):
+        schedulers.validate(off, "swarm")
+    assert "nodes:list" not in commands.available(True, off.plugins)
+
+
 class NomadPlugin:
     """A plugin providing a scheduler of its own (and trying to take a built-in name)."""
 
     @hookimpl
     def paas_schedulers(self) -> dict:
-        return {"nomad": lambda ctx, app: ("nomad scheduler for", app.name if app else None), "swarm": None}
+        return {
+            "nomad": lambda ctx, app: ("nomad scheduler for", app.name if app else None),
+            "docker-local": None,
+        }
 
 
 def test_a_plugin_provides_a_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,8 +248,8 @@ def test_a_plugin_provides_a_scheduler(tmp_path: Path, monkeypatch: pytest.Monke
     pm._register(NomadPlugin(), "nomad", "1", "test")
     monkeypatch.setattr(Context, "plugins", property(lambda self: pm))
     ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
-    assert schedulers.known(ctx) == ["docker-local", "swarm", "nomad"]
+    assert schedulers.known(ctx) == ["docker-local", "nomad"]
     assert schedulers.validate(ctx, "nomad") == "nomad"
     app = ctx.store.create_app("web1", scheduler="nomad")
     assert schedulers.for_app(ctx, app) == ("nomad scheduler for", "web1")
-    assert isinstance(schedulers.by_name(ctx, "swarm"), Swarm)  # built-in names stay built-in
+    assert isinstance(schedulers.by_name(ctx, "docker-local"), DockerLocal)  # the core's stays the core's

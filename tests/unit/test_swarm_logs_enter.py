@@ -17,10 +17,13 @@ import pytest
 from paas.core.context import Context
 from paas.core.output import CUT_MARK, MAX_LINE
 from paas.errors import PaasError
+from paas.plugins import plugins
 from paas.scheduler.interface import ProcessRow
-from paas.scheduler.swarm import ServiceLogs, Swarm
 from paas.services import logs, oneoff
 from paas.settings import Settings
+
+plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
+from paas_plugins.swarm.scheduler.swarm import ServiceLogs, Swarm  # noqa: E402
 
 TS = "2026-12-01T10:00:00.123456789Z"
 

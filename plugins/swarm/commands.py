@@ -1,15 +1,21 @@
-"""nodes:*: the swarm's hosts (admins only; the rules are in paas/services/nodes.py)."""
+"""nodes:*: the swarm's hosts. Parse and render only (the rules are in nodes.py); admins only:
+the plugin declares `admin` for each, and the service checks again at its entry."""
 
 from __future__ import annotations
 
 import click
 
-from paas.commands import FORMAT_OPTION, CommandEnv, command
 from paas.core.validation import printable
-from paas.services import nodes as nodes_service
+from paas.plugin_api import FORMAT_OPTION, CommandEnv, define
+
+from . import nodes as nodes_service
 
 
-@command("nodes:list", "List the swarm's nodes: name, address, role, state, availability, processes.")
+@define(
+    "nodes:list",
+    "List the swarm's nodes: name, address, role, state, availability, processes.",
+    permission="admin",
+)
 @FORMAT_OPTION
 def list_(env: CommandEnv, fmt: str) -> None:
     found = nodes_service.list_nodes(env.ctx)
@@ -36,9 +42,10 @@ def list_(env: CommandEnv, fmt: str) -> None:
         env.echo(f"{name:<24} {n.address:<16} {n.role:<8} {n.state:<8} {n.availability:<12} {n.tasks}")
 
 
-@command(
+@define(
     "nodes:join-command",
     "Print the shell lines that make the new Debian host <hostname> (root, docker.io running) a node.",
+    permission="admin",
 )
 @click.argument("hostname", required=False)
 @click.option("--rotate", is_flag=True, help="A new join token first: lines printed before stop working.")
@@ -50,21 +57,33 @@ def join_command(env: CommandEnv, hostname: str | None, rotate: bool) -> None:
         env.echo("-----> The join token was rotated: lines printed before no longer join")
 
 
-@command("nodes:drain", "Move every process off a node and place none there (until nodes:activate).")
+@define(
+    "nodes:drain",
+    "Move every process off a node and place none there (until nodes:activate).",
+    permission="admin",
+)
 @click.argument("node")
 def drain(env: CommandEnv, node: str) -> None:
     n = nodes_service.drain(env.ctx, node)
     env.echo(f"-----> {printable(n.name)} is draining: its processes move to the other nodes")
 
 
-@command("nodes:activate", "Let a drained node take processes again.")
+@define(
+    "nodes:activate",
+    "Let a drained node take processes again.",
+    permission="admin",
+)
 @click.argument("node")
 def activate(env: CommandEnv, node: str) -> None:
     n = nodes_service.activate(env.ctx, node)
     env.echo(f"-----> {printable(n.name)} is active")
 
 
-@command("nodes:remove", "Forget a node that is down or has left (--force: one still up).")
+@define(
+    "nodes:remove",
+    "Forget a node that is down or has left (--force: one still up).",
+    permission="admin",
+)
 @click.argument("node")
 @click.option("--force", is_flag=True, help="Remove it even if it is still up.")
 def remove(env: CommandEnv, node: str, force: bool) -> None:
@@ -79,3 +98,6 @@ def remove(env: CommandEnv, node: str, force: bool) -> None:
                 f"       {printable(name)} may hold only that one: run `nodes:join-command {printable(name)}`"
                 " and its lines there, or it cannot pull"
             )
+
+
+COMMANDS = [list_, join_command, drain, activate, remove]

@@ -8,35 +8,39 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import docker
 
 from paas.buildpacks import stack
-from paas.core.context import Context
-from paas.errors import PaasError
-from paas.scheduler import registry, registry_pki, swarm_cluster
-from paas.scheduler.swarm import node_addresses
-from paas.scheduler.swarm_cluster import NodeInfo
-from paas.services import access
+from paas.core.names import SCHEDULER_SWARM as NAME
+from paas.plugin_api import App, Context, PaasError, access
+from paas.services.schedulers import stop_timeout
+
+from .scheduler import registry, registry_pki
+from .scheduler import swarm_cluster as cluster
+from .scheduler.swarm import Swarm, node_addresses
+from .scheduler.swarm_cluster import NodeInfo
+from .settings import swarm_settings
 
 log = logging.getLogger("paas.nodes")
 
 
 def advertise_address(ctx: Context) -> str:
     """PAAS_SWARM_ADVERTISE_ADDR, else docker0's address (what simulated nodes reach us by)."""
-    return ctx.shared("swarm-advertise", lambda: swarm_cluster.advertise_address(ctx.settings, ctx.docker))
+    return ctx.shared("swarm-advertise", lambda: cluster.advertise_address(ctx.settings, ctx.docker))
 
 
 def ensure_swarm(ctx: Context) -> str:
     """This engine a swarm manager (made so on first ask); returns the advertise address."""
     address = advertise_address(ctx)
-    swarm_cluster.ensure_swarm(ctx.docker, address)
-    ports = ctx.settings.swarm_app_ports
+    cluster.ensure_swarm(ctx.docker, address)
+    ports = swarm_settings(ctx.settings).app_ports
 
     def close_ports() -> bool:
-        swarm_cluster.require_engine_settings(ctx.docker)  # what the join lines set on a node
-        swarm_cluster.close_manager_ports(ports)
+        cluster.require_engine_settings(ctx.docker)  # what the join lines set on a node
+        cluster.close_manager_ports(ports)
         return True
 
     ctx.shared("swarm-manager-firewall", close_ports)
@@ -46,7 +50,7 @@ def ensure_swarm(ctx: Context) -> str:
 def list_nodes(ctx: Context) -> list[NodeInfo]:
     access.require_admin(ctx, "nodes:list")
     ensure_swarm(ctx)
-    return swarm_cluster.list_nodes(ctx.docker)
+    return cluster.list_nodes(ctx.docker)
 
 
 def join_command(ctx: Context, name: str | None = None, rotate: bool = False) -> list[str]:
@@ -62,7 +66,7 @@ def join_command(ctx: Context, name: str | None = None, rotate: bool = False) ->
         registry_pki.node_name(name)
     address = ensure_swarm(ctx)
     if rotate:
-        swarm_cluster.rotate_worker_token(ctx.docker)
+        cluster.rotate_worker_token(ctx.docker)
         ctx.store.add_event(None, ctx.actor, "nodes:join-command", "rotated the join token")
     if not name:
         return []  # only the rotation was asked for
@@ -71,19 +75,19 @@ def join_command(ctx: Context, name: str | None = None, rotate: bool = False) ->
     ctx.store.add_event(None, ctx.actor, "nodes:join-command", f"a registry certificate for {name}")
     _warm_registry(ctx, address)
     warning = []
-    if not ctx.settings.swarm_join_allow:  # the swarm's ports answer nodes only (guard_node_ports)
+    if not swarm_settings(ctx.settings).join_allow:  # the swarm's ports answer nodes only (guard_node_ports)
         warning = [
             "# paas: this server's swarm ports answer its nodes and PAAS_SWARM_JOIN_ALLOW only, and that"
             " is empty: add this host's address to it (and restart paas server) before running these lines"
         ]
-    return warning + swarm_cluster.join_lines(
+    return warning + cluster.join_lines(
         ctx.docker,
         address,
         a.endpoint,
         a.ca_pem,
         cert_pem,
         key_pem,
-        ctx.settings.swarm_app_ports,
+        swarm_settings(ctx.settings).app_ports,
         prefetch=(registry.remote_ref(a.endpoint, stack.DEFAULT_STACK.image),),
         node=name,
     )
@@ -111,20 +115,20 @@ def _warm_registry(ctx: Context, address: str) -> None:
 def _node(ctx: Context, ref: str, operation: str) -> NodeInfo:
     access.require_admin(ctx, operation)
     ensure_swarm(ctx)
-    return swarm_cluster.find_node(ctx.docker, ref)
+    return cluster.find_node(ctx.docker, ref)
 
 
 def drain(ctx: Context, ref: str) -> NodeInfo:
     """No new processes on the node, and Swarm moves its running ones to the others."""
     node = _node(ctx, ref, "nodes:drain")
-    swarm_cluster.drain(ctx.docker, node)
+    cluster.drain(ctx.docker, node)
     ctx.store.add_event(None, ctx.actor, "nodes:drain", node.name)
     return node
 
 
 def activate(ctx: Context, ref: str) -> NodeInfo:
     node = _node(ctx, ref, "nodes:activate")
-    swarm_cluster.activate(ctx.docker, node)
+    cluster.activate(ctx.docker, node)
     ctx.store.add_event(None, ctx.actor, "nodes:activate", node.name)
     return node
 
@@ -144,15 +148,15 @@ def remove(ctx: Context, ref: str, force: bool = False) -> Removed:
     (it may keep the lines it joined with) and its registry certificates revoked (it may keep
     those files too: without this it could still pull every app's image)."""
     node = _node(ctx, ref, "nodes:remove")
-    swarm_cluster.remove(ctx.docker, node, force=force)
-    swarm_cluster.rotate_worker_token(ctx.docker)
+    cluster.remove(ctx.docker, node, force=force)
+    cluster.rotate_worker_token(ctx.docker)
     address = advertise_address(ctx)
     shared = registry.revoke_node(ctx.settings, ctx.docker, address, node.name)
     still: tuple[str, ...] = ()
     if shared:
         still = tuple(
             n.name
-            for n in swarm_cluster.list_nodes(ctx.docker)
+            for n in cluster.list_nodes(ctx.docker)
             if not n.is_self and not registry_pki.has_own_certificate(ctx.settings, n.name)
         )
     detail = f"{node.name}; the join token was rotated; its registry certificates were revoked"
@@ -170,19 +174,19 @@ _swarm_guarded: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}  # per da
 
 
 def guard_node_ports(ctx: Context) -> None:
-    """Keep this host's containers off the other nodes' task ports (swarm_cluster.NODES_CHAIN),
+    """Keep this host's containers off the other nodes' task ports (cluster.NODES_CHAIN),
     and this host's swarm ports (2377, 7946, 4789) closed to every host but the nodes and those
-    PAAS_SWARM_JOIN_ALLOW lists (swarm_cluster.SWARM_CHAIN): called by every reconcile pass;
+    PAAS_SWARM_JOIN_ALLOW lists (cluster.SWARM_CHAIN): called by every reconcile pass;
     iptables is written only when the nodes changed (or its rules went, with a reboot)."""
-    state = swarm_cluster.local_state(ctx.docker)  # one `docker info` per pass
-    if not swarm_cluster.swarm_active(ctx.docker, state):
+    state = cluster.local_state(ctx.docker)  # one `docker info` per pass
+    if not cluster.swarm_active(ctx.docker, state):
         return
-    addresses = frozenset(swarm_cluster.other_node_addresses(ctx.docker, state))
+    addresses = frozenset(cluster.other_node_addresses(ctx.docker, state))
     key = str(ctx.settings.data_dir)
-    wanted = (addresses, ctx.settings.swarm_join_allow)
+    wanted = (addresses, swarm_settings(ctx.settings).join_allow)
     with _guard_lock:
-        if _swarm_guarded.get(key) != wanted or not swarm_cluster.swarm_ports_guarded():
-            swarm_cluster.guard_swarm_ports(set(addresses), ctx.settings.swarm_join_allow)
+        if _swarm_guarded.get(key) != wanted or not cluster.swarm_ports_guarded():
+            cluster.guard_swarm_ports(set(addresses), swarm_settings(ctx.settings).join_allow)
             _swarm_guarded[key] = wanted
             log.info(
                 "swarm ports open to %d node(s) and %d allowed host(s) only", len(addresses), len(wanted[1])
@@ -191,7 +195,7 @@ def guard_node_ports(ctx: Context) -> None:
         before = _guarded.get(key, frozenset())
         if key in _guarded and before == addresses:
             return
-        swarm_cluster.guard_node_ports(set(addresses), ctx.settings.swarm_app_ports, before - addresses)
+        cluster.guard_node_ports(set(addresses), swarm_settings(ctx.settings).app_ports, before - addresses)
         _guarded[key] = addresses
     log.info("task ports of %d other node(s) closed to this host's containers", len(addresses))
 
@@ -207,7 +211,7 @@ def collect_nodes(ctx: Context) -> list[str]:
     manager no longer keeps. Nothing to do if no image was ever published. It may take a while
     (the first time it publishes the stack for its job): call it off the deploy path (the server's
     reconcile loop does, on a thread)."""
-    if not swarm_cluster.swarm_active(ctx.docker):
+    if not cluster.swarm_active(ctx.docker):
         return []
     return registry.gc(ctx.settings, ctx.docker, advertise_address(ctx))
 
@@ -231,3 +235,61 @@ def watch_nodes(ctx: Context) -> list[str]:
             down.append(node.hostname)
         _ready[node_id] = node.ready
     return down
+
+
+def scheduler(ctx: Context, app: App | None = None) -> Swarm:
+    """The `swarm` scheduler (`paas_schedulers`): for `app`, its services stop with its own
+    `ps:set stop-timeout-seconds` (fixed when a service starts)."""
+    grace = stop_timeout(ctx, app) if app is not None else ctx.settings.stop_timeout
+    return Swarm(
+        ctx.docker,
+        ctx.settings.instance_id,
+        publish=lambda image: publish(ctx, image),  # the private registry, once nodes joined
+        stop_grace=grace,
+        constraints=swarm_settings(ctx.settings).constraints,
+        ready=lambda: ensure_swarm(ctx),
+    )
+
+
+def reconcile(ctx: Context) -> None:
+    """Each reconcile pass (`paas_reconcile`): the nodes that fell (while some app runs on the
+    swarm), this host's firewall toward the nodes, and now and then the node GC."""
+    on_swarm = any(a.scheduler == NAME for a in ctx.store.list_apps())
+    if on_swarm:
+        try:
+            watch_nodes(ctx)
+        except docker.errors.DockerException as exc:
+            log.warning("watching the nodes: %s", exc)
+    try:
+        guard_node_ports(ctx)
+    except (PaasError, docker.errors.DockerException) as exc:
+        log.warning("the host's firewall toward the nodes: %s", exc)
+    if on_swarm:
+        _collect_on_nodes(ctx)
+
+
+NODE_GC_SECONDS = 600.0  # how often the registry and the nodes drop images the manager dropped
+_node_gc = {"last": 0.0, "running": False}
+_node_gc_lock = threading.Lock()
+
+
+def _collect_on_nodes(ctx: Context) -> None:
+    """Every NODE_GC_SECONDS, when some app runs on the swarm: the node GC (a global job, which
+    may take minutes) on a thread of its own, so the reconcile loop never waits for it."""
+    with _node_gc_lock:
+        if _node_gc["running"] or time.monotonic() - _node_gc["last"] < NODE_GC_SECONDS:
+            return
+        _node_gc.update(running=True, last=time.monotonic())
+
+    def run() -> None:
+        try:
+            removed = collect_nodes(ctx)
+            if removed:
+                log.info("node GC removed %d image(s) from the registry and the nodes", len(removed))
+        except (PaasError, docker.errors.DockerException) as exc:
+            log.warning("node GC: %s", exc)
+        finally:
+            with _node_gc_lock:
+                _node_gc["running"] = False
+
+    threading.Thread(target=run, name="paas-node-gc", daemon=True).start()

@@ -34,8 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from paas.core import names
-from paas.errors import PaasError
-from paas.settings import Settings
+from paas.plugin_api import PaasError, Settings
 
 VALID_DAYS = 3650
 # A CRL past its next update fails every handshake: it is signed for as long as the certificates

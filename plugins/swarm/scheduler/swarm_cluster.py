@@ -30,9 +30,10 @@ import docker
 
 from paas.buildpacks import stack
 from paas.core.container import log_config
-from paas.errors import NotFound, PaasError
-from paas.scheduler import registry_pki
-from paas.settings import Settings
+from paas.plugin_api import NotFound, PaasError, Settings
+
+from ..settings import swarm_settings
+from . import registry_pki
 
 SWARM_PORT = 2377
 # Overlay networks of the swarm get /24s from here, away from docker's bridges (172.17/16...)
@@ -83,8 +84,9 @@ def default_advertise_address(client: docker.DockerClient) -> str:
 def advertise_address(settings: Settings, client: docker.DockerClient) -> str:
     """PAAS_SWARM_ADVERTISE_ADDR, else docker0's address: what the nodes reach this host by
     (the swarm's advertise address and the registry's)."""
-    if settings.swarm_advertise_addr:
-        return check_address(settings.swarm_advertise_addr)
+    chosen = swarm_settings(settings).advertise_addr
+    if chosen:
+        return check_address(chosen)
     return default_advertise_address(client)
 
 

@@ -39,9 +39,10 @@ from paas.buildpacks import stack
 from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image
 from paas.core import names
 from paas.core.container import LOG_OPTIONS, log_config
-from paas.errors import PaasError
-from paas.scheduler import registry_pki
-from paas.settings import Settings
+from paas.plugin_api import PaasError, Settings
+
+from ..settings import swarm_settings
+from . import registry_pki
 
 CONFIG_PATH = "/etc/paas-registry.yml"
 PROXY_CONFIG_PATH = "/etc/paas-registry-nginx.conf"
@@ -177,7 +178,7 @@ class RegistryAccess:
 
 def endpoint(settings: Settings, address: str) -> str:
     host = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-    return f"{host}:{settings.registry_port}"
+    return f"{host}:{swarm_settings(settings).registry_port}"
 
 
 def ensure_certificates(settings: Settings, address: str) -> Path:
@@ -318,7 +319,9 @@ def ensure_registry(
                 name=name,
                 detach=True,
                 labels=_labels(settings, a.endpoint),
-                ports={f"{names.REGISTRY_INTERNAL_PORT}/tcp": (address, settings.registry_port)},
+                ports={
+                    f"{names.REGISTRY_INTERNAL_PORT}/tcp": (address, swarm_settings(settings).registry_port)
+                },
                 mounts=[
                     Mount(STORAGE_IN_CONTAINER, volume, type="volume"),
                     Mount(CERTS_IN_CONTAINER, str(proxy_dir), type="bind", read_only=True),

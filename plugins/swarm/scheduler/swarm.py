@@ -42,7 +42,7 @@ from paas.core import names
 from paas.core.container import LOG_OPTIONS
 from paas.core.names import APP_PORT, LABEL_PORT, LABEL_RELEASE, LABEL_TYPE
 from paas.core.output import LineSplitter
-from paas.errors import PaasError
+from paas.plugin_api import PaasError
 from paas.scheduler import trouble
 from paas.scheduler.host_containers import FORBIDDEN_SOURCES, run_user
 from paas.scheduler.interface import Converged, Desired, LogSource, ProcessRow, ProcessSpec, Trouble
@@ -314,6 +314,7 @@ class Swarm:
     """The `swarm` scheduler, driven from a manager node (this host)."""
 
     name = names.SCHEDULER_SWARM
+    network_driver = "overlay"
 
     def __init__(
         self,
@@ -322,13 +323,19 @@ class Swarm:
         publish: Callable[[str], str] = lambda image: image,
         stop_grace: int = 30,
         constraints: tuple[str, ...] = (),
+        ready: Callable[[], object] = lambda: None,
     ) -> None:
         self.client = client
         self.instance = instance
         self.stop_grace = stop_grace  # seconds between SIGTERM and SIGKILL, fixed per service
         self.constraints = constraints  # PAAS_SWARM_CONSTRAINTS: which nodes run apps
-        self.publish = publish  # the image reference every node can pull (paas.scheduler.registry)
+        self.publish = publish  # the image reference every node can pull (registry.py)
+        self.ready = ready  # makes this host a manager (nodes.ensure_swarm)
         self._nodes: dict[str, Node] | None = None
+
+    def prepare(self) -> None:
+        """This host a swarm manager: the swarm is initialised on first ask."""
+        self.ready()
 
     def nodes(self) -> dict[str, Node]:
         if self._nodes is None:
