@@ -45,11 +45,13 @@ def cpu_percent(prev: Sample | None, cpu_total: int, system_total: int, cpus: in
     return round(cpu_delta / system_delta * max(1, cpus) * 100.0, 2)
 
 
-def _one(client: docker.DockerClient, proc: inventory.ProcessRecord) -> dict | None:
+def _one(
+    client: docker.DockerClient, proc: inventory.ProcessRecord, host: cgroups.Host | None = None
+) -> dict | None:
     """The container's stats: from its cgroup files when the engine is on this host (see
-    core/cgroups.py), else through dockerd."""
-    if engine.is_local(client):
-        found = cgroups.stats(proc.container)
+    core/cgroups.py; `host` read once for all), else through dockerd."""
+    if host is not None:
+        found = cgroups.stats(proc.container, host)
         if found is not None:
             return found
     try:
@@ -98,13 +100,14 @@ def sample_round(ctx: Context, at: float) -> dict[str, list[Sample]]:
     listed = processes_by_app(ctx)
     prune(ctx, at)
     times = ctx.store.last_sample_times()
+    newest = ctx.store.newest_samples()
     out: dict[str, list[Sample]] = {}
     taken: list[Sample] = []
     for app in ctx.store.list_apps():
         procs = listed.get(app.name, [])
         if app.stopped or not procs:
             continue
-        previous = ctx.store.last_samples(app.name)
+        previous = newest.get(app.name, {})
         last = times.get(app.name)
         if last is not None and at - last < MIN_INTERVAL:
             out[app.name] = [s for s in previous.values() if at - s.at < MIN_INTERVAL]
@@ -124,7 +127,8 @@ def _take(
     if not procs:
         return []
     if engine.is_local(client):  # files to read: no threads needed
-        raws = [_one(client, p) for p in procs]
+        host = cgroups.Host()
+        raws = [_one(client, p, host) for p in procs]
     else:
         with ThreadPoolExecutor(max_workers=min(8, len(procs))) as pool:
             raws = list(pool.map(lambda p: _one(client, p), procs))

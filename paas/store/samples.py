@@ -88,6 +88,18 @@ class SamplesStore:
         )
         return {r["container"]: Sample(**dict(r)) for r in rows}
 
+    def newest_samples(self) -> dict[str, dict[str, Sample]]:
+        """`last_samples` of every app at once, by app (a round over every app: one read, not
+        one per app)."""
+        rows = self._all(
+            f"SELECT {_COLUMNS} FROM process_stats WHERE id IN"
+            " (SELECT MAX(id) FROM process_stats GROUP BY container)"
+        )
+        out: dict[str, dict[str, Sample]] = {}
+        for r in rows:
+            out.setdefault(r["app"], {})[r["container"]] = Sample(**dict(r))
+        return out
+
     def samples_since(self, app: str, since: float) -> list[Sample]:
         rows = self._all(
             f"SELECT {_COLUMNS} FROM process_stats WHERE app = ? AND at >= ? ORDER BY at", (app, since)

@@ -321,7 +321,7 @@ def test_process_sampling_sums_per_type(ctx: Context, monkeypatch) -> None:  # t
     usage = {"c-shop-web.1": (2_000, 100), "c-shop-web.2": (1_000, 200), "c-shop-worker.1": (0, 50)}
     read: list[str] = []
 
-    def one(client, p):  # type: ignore[no-untyped-def]
+    def one(client, p, host=None):  # type: ignore[no-untyped-def]
         read.append(p.container)
         cpu, mem = usage.get(p.container, (0, 10))
         return {

@@ -206,6 +206,49 @@ def test_container_stats_come_from_the_cgroup_files(
     assert cgroups.stats("../../etc") is None  # only a container id names a folder
 
 
+def test_a_round_reads_the_host_once_and_tries_the_layout_that_matched_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round over many containers: /proc/stat and /proc/meminfo once (not per container), and
+    each container's folder found at the first try once one container's was."""
+    ids = [f"{i:02x}" * 32 for i in range(3)]
+    for cid in ids:
+        d = tmp_path / "system.slice" / f"docker-{cid}.scope"
+        d.mkdir(parents=True)
+        (d / "cpu.stat").write_text("usage_usec 5\n")
+        (d / "memory.current").write_text("100\n")
+        (d / "memory.max").write_text("200\n")
+        (d / "memory.stat").write_text("inactive_file 1\n")
+    monkeypatch.setattr(cgroups, "ROOT", tmp_path)
+    monkeypatch.setitem(cgroups._last, "layout", 0)  # nothing matched yet
+    host = cgroups.Host()
+    monkeypatch.setattr(cgroups, "system_cpu_usage", lambda: pytest.fail("read /proc/stat again"))
+    monkeypatch.setattr(cgroups, "host_memory", lambda: pytest.fail("read /proc/meminfo again"))
+    looked: list[Path] = []
+    exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: looked.append(self) or exists(self))
+    found = [cgroups.stats(cid, host) for cid in ids]
+    assert [f["cpu_stats"]["system_cpu_usage"] for f in found if f] == [host.system_cpu] * 3
+    assert [f["memory_stats"]["limit"] for f in found if f] == [200] * 3
+    assert len(looked) == 6 + 1 + 1  # the first searched every layout; the others went straight there
+
+
+def test_newest_samples_are_every_apps_last_samples_in_one_read(tmp_path: Path) -> None:
+    from paas.store import Sample, Store
+
+    store = Store(tmp_path / "paas.db")
+    rows = [
+        Sample(app, "web.1", f"c-{app}-{n}", at, 0, 0, 1, None, 1, 1)
+        for app in ("a", "b")
+        for n in (1, 2)
+        for at in (1000.0, 1010.0)
+    ]
+    store.add_samples(rows, prune_before=None)
+    newest = store.newest_samples()
+    assert newest == {app: store.last_samples(app) for app in ("a", "b")}
+    assert {s.at for per in newest.values() for s in per.values()} == {1010.0}
+
+
 def test_samples_are_pruned_per_app_on_its_index(tmp_path: Path) -> None:
     """A round samples every app: each app's prune must not scan every other app's rows."""
     from paas.store import Sample, Store
