@@ -32,29 +32,41 @@ LAYOUTS: tuple[tuple[str, str, str, str], ...] = (
 _last = {"layout": 0}
 
 
-def _dirs(container_id: str) -> tuple[str, Path, Path] | None:
+def _dirs(container_id: str) -> tuple[str, str, str] | None:
     """(version, the CPU folder, the memory folder) of the container, or None."""
     first = _last["layout"]
+    root = str(ROOT)
     for i in (first, *(i for i in range(len(LAYOUTS)) if i != first)):
         version, cpu_root, mem_root, template = LAYOUTS[i]
         sub = template.format(id=container_id)
-        cpu_dir, mem_dir = ROOT / cpu_root / sub, ROOT / mem_root / sub
+        cpu_dir = f"{root}/{cpu_root}/{sub}" if cpu_root else f"{root}/{sub}"
+        mem_dir = f"{root}/{mem_root}/{sub}" if mem_root else f"{root}/{sub}"
         if version == "v1":
-            found = (cpu_dir / "cpuacct.usage").exists() and mem_dir.is_dir()
+            found = os.path.exists(f"{cpu_dir}/cpuacct.usage") and os.path.isdir(mem_dir)
         else:
-            found = (cpu_dir / "cpu.stat").exists()
+            found = os.path.exists(f"{cpu_dir}/cpu.stat")
         if found:
             _last["layout"] = i
             return version, cpu_dir, mem_dir
     return None
 
 
-def _fields(path: Path) -> dict[str, int]:
+def _read(path: str) -> bytes:
+    """A small kernel file, read with one system call (pathlib's read_text cost three times the
+    read itself, with 800 of them a round)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
+def _fields(path: str) -> dict[str, int]:
     out = {}
-    for line in path.read_text().splitlines():
-        key, _, value = line.partition(" ")
-        if value.strip().isdigit():
-            out[key] = int(value)
+    for line in _read(path).split(b"\n"):
+        key, _, value = line.partition(b" ")
+        if value.isdigit():
+            out[key.decode()] = int(value)
     return out
 
 
@@ -95,15 +107,15 @@ def stats(container_id: str, host: Host | None = None) -> dict | None:
     version, cpu_dir, mem_dir = found
     try:
         if version == "v1":
-            cpu = int((cpu_dir / "cpuacct.usage").read_text())
-            usage = int((mem_dir / "memory.usage_in_bytes").read_text())
-            limit = int((mem_dir / "memory.limit_in_bytes").read_text())
+            cpu = int(_read(f"{cpu_dir}/cpuacct.usage"))
+            usage = int(_read(f"{mem_dir}/memory.usage_in_bytes"))
+            limit = int(_read(f"{mem_dir}/memory.limit_in_bytes"))
         else:
-            cpu = _fields(cpu_dir / "cpu.stat").get("usage_usec", 0) * 1000
-            usage = int((mem_dir / "memory.current").read_text())
-            text = (mem_dir / "memory.max").read_text().strip()
+            cpu = _fields(f"{cpu_dir}/cpu.stat").get("usage_usec", 0) * 1000
+            usage = int(_read(f"{mem_dir}/memory.current"))
+            text = _read(f"{mem_dir}/memory.max").strip()
             limit = int(text) if text.isdigit() else 0
-        memory_stat = _fields(mem_dir / "memory.stat")
+        memory_stat = _fields(f"{mem_dir}/memory.stat")
         host = host or Host()
     except (OSError, ValueError):
         return None  # gone meanwhile

@@ -220,8 +220,8 @@ def measure(ctx: Context) -> dict[int, dict[str, int]]:
         except (PaasError, docker.errors.DockerException, OSError) as exc:
             log.warning("measuring the disk of %s: %s", app.name, exc)
             continue
-        ctx.store.set_disk_usage(app.id, parts, time.time())
         out[app.id] = parts
+    ctx.store.set_disk_usages(out, time.time())
     return out
 
 

@@ -42,11 +42,21 @@ class QuotasStore:
         return [r["id"] for r in self._all("SELECT id FROM apps WHERE owner_id = ? ORDER BY id", (user_id,))]
 
     def set_disk_usage(self, app_id: int, parts: dict[str, int], at: float) -> None:
+        self.set_disk_usages({app_id: parts}, at)
+
+    def set_disk_usages(self, measured: dict[int, dict[str, int]], at: float) -> None:
+        """Every measured app's parts in one transaction (one commit for a round over every
+        app: a commit per app was a sixth of an idle server's CPU with 200 apps, py-spy)."""
         with self.transaction() as c:
-            c.execute("DELETE FROM app_disk_usage WHERE app_id = ?", (app_id,))
-            c.executemany(
-                "INSERT INTO app_disk_usage (app_id, part, bytes, measured_at) VALUES (?, ?, ?, ?)",
-                [(app_id, part, size, at) for part, size in parts.items()],
+            c.executemany("DELETE FROM app_disk_usage WHERE app_id = ?", [(app_id,) for app_id in measured])
+            c.executemany(  # an app destroyed since it was measured is left out, not an error
+                "INSERT INTO app_disk_usage (app_id, part, bytes, measured_at)"
+                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM apps WHERE id = ?)",
+                [
+                    (app_id, part, size, at, app_id)
+                    for app_id, parts in measured.items()
+                    for part, size in parts.items()
+                ],
             )
 
     def disk_usage(self, app_ids: list[int]) -> dict[int, dict[str, int]]:

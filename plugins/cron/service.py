@@ -10,7 +10,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from paas.plugin_api import App, Context, NotFound, PaasError, access
+from paas.plugin_api import App, Context, NotFound, PaasError, Release, access
+from paas.store import Build
 
 from . import runs
 from .jobs import Job, check_id, entries, parse_entries
@@ -19,12 +20,24 @@ from .ticker import Scheduler, iso, load_state, utcnow
 log = logging.getLogger("paas.cron")
 CLEANUP_SECONDS = 60
 _SCHEDULER = "cron:scheduler"
+_JOBS = "cron:jobs"
 
 
 def jobs_of(ctx: Context, app: App) -> list[Job]:
     """The jobs of the app's current release (none before its first deploy)."""
-    release = ctx.store.current_release(app.id)
-    build = ctx.store.build_of(release)
+    return _release_jobs(ctx, app, ctx.store.current_release(app.id))
+
+
+def _release_jobs(ctx: Context, app: App, release: Release | None) -> list[Job]:
+    if release is None or not release.build_id:
+        return []
+    known = ctx.shared(_JOBS, dict)  # build id -> its jobs: a build's app.json never changes
+    if release.build_id not in known:
+        known[release.build_id] = _parse(app, ctx.store.build_of(release))
+    return known[release.build_id]
+
+
+def _parse(app: App, build: Build | None) -> list[Job]:
     if build is None or not build.manifest:
         return []
     try:
@@ -53,8 +66,18 @@ def scheduler(ctx: Context, clock: Callable[[], datetime] = utcnow) -> Scheduler
 
 
 def reconcile(ctx: Context) -> list[str]:
-    """Start the runs that are due (in threads) and, now and then, drop stale run containers."""
-    apps = [(app, [] if app.stopped else jobs_of(ctx, app)) for app in ctx.store.list_apps()]
+    """Start the runs that are due (in threads) and, now and then, drop stale run containers.
+    Every app's current release is read at once and each build's jobs parsed once (per app and
+    pass, a release, its build and its app.json had been read: 7% of an idle server's CPU with
+    200 apps, py-spy)."""
+    current = ctx.store.current_releases()
+    apps = [
+        (app, [] if app.stopped else _release_jobs(ctx, app, current.get(app.id)))
+        for app in ctx.store.list_apps()
+    ]
+    known = ctx.shared(_JOBS, dict)
+    for build_id in set(known) - {r.build_id for r in current.values()}:
+        del known[build_id]  # a build no app runs any more: nothing grows with time
     sched = scheduler(ctx)
     actions = sched.tick(apps)
     last_cleanup = ctx.shared("cron:cleanup", lambda: [0.0])

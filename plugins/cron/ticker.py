@@ -69,11 +69,16 @@ class Scheduler:
         self.started = clock()
         self._threads: dict[tuple[int, str], threading.Thread] = {}
         self._lock = threading.Lock()
+        # Apps with no job and no state kept: passed over until they have jobs (their state
+        # was read every pass, one read per app for nothing).
+        self._idle: set[int] = set()
 
     def tick(self, apps: Iterable[tuple[App, list[Job]]]) -> list[str]:
         """One pass over every app's jobs; returns what it did (for the server log and tests)."""
         now = self.clock()
         actions: list[str] = []
+        apps = list(apps)
+        self._idle &= {app.id for app, _ in apps}
         for app, jobs in apps:
             try:
                 actions.extend(self._tick_app(app, jobs, now))
@@ -82,7 +87,13 @@ class Scheduler:
         return actions
 
     def _tick_app(self, app: App, jobs: list[Job], now: datetime) -> list[str]:
+        if not jobs and app.id in self._idle:
+            return []
+        self._idle.discard(app.id)
         last = load_state(self.store, app)
+        if not jobs and not last:
+            self._idle.add(app.id)
+            return []
         state: dict[str, datetime] = {}
         start: list[tuple[Job, datetime]] = []
         actions: list[str] = []

@@ -383,3 +383,39 @@ def test_dockerd_away_costs_one_failure_per_tick_not_a_retry_every_pass(store: S
         s.tick([(app, [job])])
         s.wait_idle()
     assert [e["action"] for e in store.list_events(app="web")] == ["cron:failed"]
+
+
+def test_a_pass_reads_each_build_once_and_passes_over_apps_without_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 200 apps a pass read every app's release, build and app.json and its cron state:
+    now every app's release is read at once, a build's jobs are parsed once, and an app with no
+    job and no state kept costs nothing until a release gives it jobs."""
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
+    plain, timed = ctx.store.create_app("plain"), ctx.store.create_app("timed")
+    for app, data in ((plain, {}), (timed, {"cron": [{"command": "echo hi", "schedule": "* * * * *"}]})):
+        build = ctx.store.create_build(app.id, "0" * 40, "alice", data)
+        ctx.store.set_release_status(
+            ctx.store.create_release(app.id, build, {}, {}, "Deploy", "alice").id, "succeeded"
+        )
+    builds: list[int] = []
+    states: list[int] = []
+    build_of, get_setting = ctx.store.build_of, ctx.store.get_setting
+    monkeypatch.setattr(ctx.store, "build_of", lambda r: builds.append(r.build_id) or build_of(r))
+    monkeypatch.setattr(
+        ctx.store, "get_setting", lambda app_id, key: states.append(app_id) or get_setting(app_id, key)
+    )
+    monkeypatch.setattr(service.runs, "remove_stale", lambda ctx, keep: 0)
+    for _ in range(3):
+        service.reconcile(ctx)
+    assert sorted(builds) == sorted({b for b in builds})  # each build once
+    assert len(builds) == 2
+    assert states.count(plain.id) == 1 and states.count(timed.id) == 3
+    data = {"cron": [{"command": "echo later", "schedule": "* * * * *"}]}
+    build = ctx.store.create_build(plain.id, "1" * 40, "alice", data)
+    ctx.store.set_release_status(
+        ctx.store.create_release(plain.id, build, {}, {}, "Deploy", "alice").id, "succeeded"
+    )
+    service.reconcile(ctx)
+    assert states.count(plain.id) == 2  # a release with jobs: looked at again
+    assert set(ctx.shared("cron:jobs", dict)) == {build, ctx.store.current_release(timed.id).build_id}  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ rendered only when its upstreams moved, container stats read from the cgroup fil
 from __future__ import annotations
 
 import importlib
+import os
 import socket
 import time
 from dataclasses import replace
@@ -224,9 +225,9 @@ def test_a_round_reads_the_host_once_and_tries_the_layout_that_matched_first(
     host = cgroups.Host()
     monkeypatch.setattr(cgroups, "system_cpu_usage", lambda: pytest.fail("read /proc/stat again"))
     monkeypatch.setattr(cgroups, "host_memory", lambda: pytest.fail("read /proc/meminfo again"))
-    looked: list[Path] = []
-    exists = Path.exists
-    monkeypatch.setattr(Path, "exists", lambda self: looked.append(self) or exists(self))
+    looked: list[str] = []
+    exists = os.path.exists
+    monkeypatch.setattr(cgroups.os.path, "exists", lambda path: looked.append(path) or exists(path))
     found = [cgroups.stats(cid, host) for cid in ids]
     assert [f["cpu_stats"]["system_cpu_usage"] for f in found if f] == [host.system_cpu] * 3
     assert [f["memory_stats"]["limit"] for f in found if f] == [200] * 3
@@ -385,3 +386,22 @@ def test_a_pass_passes_over_an_app_nothing_happened_to(
     seen["one"] = None  # type: ignore[assignment]  # the scheduler cannot tell (swarm)
     monkeypatch.setattr(ctx, "settings", replace(ctx.settings, reconcile_full_seconds=30.0))
     assert "one" in one() and one() == ["one"]
+
+
+def test_disk_usage_of_every_app_is_one_commit_and_skips_an_app_destroyed_meanwhile(tmp_path: Path) -> None:
+    from paas.store import Store
+
+    store = Store(tmp_path / "paas.db")
+    kept, gone = store.create_app("kept"), store.create_app("gone")
+    store.delete_app(gone.id)  # destroyed while the round measured it
+    commits: list[int] = []
+    real = store.transaction
+
+    def counted():  # type: ignore[no-untyped-def]
+        commits.append(1)
+        return real()
+
+    store.transaction = counted  # type: ignore[method-assign]
+    store.set_disk_usages({kept.id: {"repo": 5, "logs": 1}, gone.id: {"repo": 7}}, 100.0)
+    assert commits == [1]
+    assert store.disk_usage([kept.id, gone.id]) == {kept.id: {"repo": 5, "logs": 1}}
