@@ -73,14 +73,14 @@ def _fields(path: str) -> dict[str, int]:
 def system_cpu_usage() -> int:
     """The host's CPU time in nanoseconds, as dockerd computes it (/proc/stat's first line,
     user to steal)."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    fields = _read("/proc/stat").split(b"\n", 1)[0].split()[1:9]
     return sum(int(f) for f in fields) * 1_000_000_000 // _TICKS
 
 
 def host_memory() -> int:
     """The host's memory in bytes (a container without a limit may use it all)."""
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
+    for line in _read("/proc/meminfo").split(b"\n"):
+        if line.startswith(b"MemTotal:"):
             return int(line.split()[1]) * 1024
     return 0
 

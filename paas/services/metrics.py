@@ -101,6 +101,7 @@ def sample_round(ctx: Context, at: float) -> dict[str, list[Sample]]:
     prune(ctx, at)
     times = ctx.store.last_sample_times()
     newest = ctx.store.newest_samples()
+    host = cgroups.Host() if engine.is_local(ctx.docker) else None  # once, not once per app
     out: dict[str, list[Sample]] = {}
     taken: list[Sample] = []
     for app in ctx.store.list_apps():
@@ -112,22 +113,27 @@ def sample_round(ctx: Context, at: float) -> dict[str, list[Sample]]:
         if last is not None and at - last < MIN_INTERVAL:
             out[app.name] = [s for s in previous.values() if at - s.at < MIN_INTERVAL]
             continue
-        out[app.name] = _take(ctx, procs, at, previous)
+        out[app.name] = _take(ctx, procs, at, previous, host)
         taken += out[app.name]
     ctx.store.add_samples(taken, prune_before=None)  # pruned above, every app at once
     return out
 
 
 def _take(
-    ctx: Context, listed: list[inventory.ProcessRecord], at: float, previous: dict[str, Sample]
+    ctx: Context,
+    listed: list[inventory.ProcessRecord],
+    at: float,
+    previous: dict[str, Sample],
+    host: cgroups.Host | None = None,
 ) -> list[Sample]:
-    """A sample of each running process among `listed` (CPU % against its `previous` one)."""
+    """A sample of each running process among `listed` (CPU % against its `previous` one);
+    `host`: read once for a round over every app."""
     client = ctx.docker
     procs = [p for p in listed if p.state == "running"]
     if not procs:
         return []
     if engine.is_local(client):  # files to read: no threads needed
-        host = cgroups.Host()
+        host = host or cgroups.Host()
         raws = [_one(client, p, host) for p in procs]
     else:
         with ThreadPoolExecutor(max_workers=min(8, len(procs))) as pool:

@@ -202,6 +202,14 @@ class Store(AccountsStore, SamplesStore, OverviewStore, TeamsStore, QuotasStore,
         )
         return {r["key"]: r["value"] for r in rows}
 
+    def apps_with_setting(self, key: str, value: str) -> set[int]:
+        """The ids of the apps whose `key` is `value`, in one read (a pass that looks for the few
+        apps with a flag on, not at every app's flag)."""
+        return {
+            r["app_id"]
+            for r in self._all("SELECT app_id FROM app_settings WHERE key = ? AND value = ?", (key, value))
+        }
+
     def set_setting(self, app_id: int, key: str, value: str | None) -> None:
         with self.transaction() as c:
             if value is None:

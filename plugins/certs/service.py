@@ -100,9 +100,10 @@ def dashboard_subject(ctx: Context) -> Subject:
     return Subject(DASHBOARD, None, _folder(ctx, None), (ctx.settings.dashboard_host,))
 
 
-def all_subjects(ctx: Context) -> list[Subject]:
-    """The apps the actor may view, and for admins the dashboard."""
-    out = [app_subject(ctx, a) for a in list_apps(ctx)]
+def all_subjects(ctx: Context, among: set[int] | None = None) -> list[Subject]:
+    """The apps the actor may view (those of them whose ids are `among`, if given), and for
+    admins the dashboard."""
+    out = [app_subject(ctx, a) for a in list_apps(ctx) if among is None or a.id in among]
     if access.is_admin(ctx):
         out.append(dashboard_subject(ctx))
     return out

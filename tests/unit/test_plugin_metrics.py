@@ -321,8 +321,19 @@ def test_process_sampling_sums_per_type(ctx: Context, monkeypatch) -> None:  # t
     usage = {"c-shop-web.1": (2_000, 100), "c-shop-web.2": (1_000, 200), "c-shop-worker.1": (0, 50)}
     read: list[str] = []
 
+    hosts: list[object] = []  # the host's CPU time and memory: read once a round, not once per app
+    given: list[object] = []
+
+    class Host:
+        def __init__(self) -> None:
+            hosts.append(self)
+
+    monkeypatch.setattr(collector.process_metrics.engine, "is_local", lambda client: True)
+    monkeypatch.setattr(collector.process_metrics.cgroups, "Host", Host)
+
     def one(client, p, host=None):  # type: ignore[no-untyped-def]
         read.append(p.container)
+        given.append(host)
         cpu, mem = usage.get(p.container, (0, 10))
         return {
             "cpu_stats": {"cpu_usage": {"total_usage": cpu}, "system_cpu_usage": 10_000, "online_cpus": 1},
@@ -348,6 +359,7 @@ def test_process_sampling_sums_per_type(ctx: Context, monkeypatch) -> None:  # t
         "c-shop-worker.1",
     ]  # not blog, idle
     assert len(transactions) == 2  # the prune and the round's samples: not one per app
+    assert len(hosts) == 1 and given == hosts * 4
     points = service.history(ctx).process_points("shop", 10, now - 10)
     assert points["web"][0].cpu == 30.0 and points["web"][0].mem == 300  # 20% + 10% since the last round
     assert points["worker"][0].cpu == 0.0 and points["worker"][0].mem == 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -162,3 +163,24 @@ def test_renewal_at_two_thirds_and_backoff(monkeypatch: pytest.MonkeyPatch) -> N
     state.clear()
     wider = letsencrypt.Subject("a", None, None, ("a.example.com", "b.example.com"))  # type: ignore[arg-type]
     assert letsencrypt.due(None, wider, at + 86400)  # type: ignore[arg-type]
+
+
+def test_the_renewal_pass_builds_subjects_only_for_apps_with_acme_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each reconcile pass asks which certificates are due: it read every app's flag and
+    hostnames (200 apps: 400 reads every 5 s); the apps with the flag on are found in one read."""
+    from paas_plugins.certs import service
+
+    from paas.core.context import Context
+    from paas.settings import Settings
+
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
+    for name in ("one", "two", "three"):
+        ctx.store.create_app(name)
+    service.put(ctx, service.app_subject(ctx, ctx.store.get_app("two")), service.S_ACME, "on")  # type: ignore[arg-type]
+    built: list[str] = []
+    subject = service.app_subject
+    monkeypatch.setattr(service, "app_subject", lambda ctx, app: built.append(app.name) or subject(ctx, app))
+    assert [s.name for s in letsencrypt.enabled(ctx)] == ["two"]
+    assert built == ["two"]
