@@ -20,26 +20,27 @@ def network_name(ctx: Context, app: App) -> str:
     """The app's own network, of its scheduler's `network_driver`: a bridge on this host, or an
     attachable overlay (swarm: its services span the nodes; its one-offs and linked backing
     services join it on this host)."""
-    if _driver(ctx, app) == "overlay":
+    return _named(ctx, app, schedulers.for_app(ctx, app).network_driver)
+
+
+def _named(ctx: Context, app: App, driver: str) -> str:
+    if driver == "overlay":
         return names.app_overlay(ctx.settings.instance_id, app.name)
     return names.app_network(ctx.settings.instance_id, app.name)
-
-
-def _driver(ctx: Context, app: App) -> str:
-    return schedulers.for_app(ctx, app).network_driver
 
 
 def app_network(ctx: Context, app: App) -> str:
     """`network_name`, created on first use."""
     s = ctx.settings
+    driver = schedulers.for_app(ctx, app).network_driver  # once: a plugin's scheduler costs reads
     return networks.ensure(
         ctx.docker,
-        network_name(ctx, app),
+        _named(ctx, app, driver),
         s.instance_id,
         app.name,
         s.network_pool,
         s.engine_locks_dir / "networks.lock",  # the engine's subnets: shared by every instance on it
-        driver=_driver(ctx, app),
+        driver=driver,
     )
 
 
