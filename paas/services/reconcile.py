@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import datetime
 
 import docker
 
@@ -194,12 +195,28 @@ def _specs(ctx: Context, app: App, release: Release, image: str) -> Callable[[st
     return spec
 
 
+# `run:detached` creates its container, then starts it: a pass that looked in between saw a
+# container that had not started yet, and removed it as soon as it ran (the CI saw it).
+DETACHED_START_SECONDS = 120.0
+
+
 def _owner_alive(container) -> bool:  # type: ignore[no-untyped-def]
     token = container.labels.get(names.LABEL_OWNER, "")
-    if token == names.DETACHED:  # run:detached: kept while it runs
-        return container.status == "running"
+    if token == names.DETACHED:  # run:detached: kept while it runs, or is about to
+        if container.status == "running":
+            return True
+        created = _created_at(container)
+        return container.status == "created" and time.time() - created < DETACHED_START_SECONDS
     pid = token.partition(":")[0]
     return pid.isdigit() and names.process_token(int(pid)) == token
+
+
+def _created_at(container) -> float:  # type: ignore[no-untyped-def]
+    """When docker made the container (0 when it does not say)."""
+    try:
+        return datetime.fromisoformat(container.attrs.get("Created") or "").timestamp()
+    except ValueError:
+        return 0.0
 
 
 EGRESS_CHECK_SECONDS = 30.0  # how often a pass checks that the egress policy is still in place

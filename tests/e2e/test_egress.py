@@ -8,6 +8,7 @@ Before: every one of them answered 200 (a cloud server's IAM role was one `curl`
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 import subprocess
 import sys
@@ -19,10 +20,11 @@ from pathlib import Path
 
 import docker
 import pytest
-from docker.types import IPAMConfig, IPAMPool
 
 from paas.buildpacks import stack
+from paas.core import networks
 from paas.plugins import plugins
+from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
 
 plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
@@ -190,11 +192,13 @@ def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> N
         check=True,
     )  # fmt: skip
     client = docker.from_env()
-    network = client.networks.create(
-        f"paas-test-guard-{uuid.uuid4().hex[:6]}",
-        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet="10.199.252.0/24")]),
-        labels={"paas.test": "guard"},
-    )
+    # A network from the pool, as apps get theirs: the allocator's free /24 under its engine
+    # lock (a fixed subnet may be one a running server's app network holds already).
+    name = f"paas-test-guard-{uuid.uuid4().hex[:6]}"
+    lock = Settings.engine_locks_dir / "networks.lock"  # the one every server takes
+    networks.ensure(client, name, "guardtest", "guard", Settings.network_pool, lock)
+    network = client.networks.get(name)
+    subnet = ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
     url = f"http://{node}:{port}/"
     other = subprocess.Popen(  # a service of the node's that is no task port
         ["ip", "netns", "exec", NODE_NS, sys.executable, "-c", SERVE, node, "8080"],
@@ -203,22 +207,30 @@ def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> N
     )
     # A container whose own address is also guarded: a node's address, as a container on this
     # host may have one. The replies it gets come to an ephemeral port, in the task ports' range.
-    mine = "10.199.252.10"
+    mine = str(subnet[10])
 
     def from_a_container(target: str = url) -> str:
         curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", target]
         run = ["docker", "run", "--rm", "--network", network.name, "--ip", mine, "--label", "paas.test=guard"]
-        return subprocess.run([*run, stack.LATEST_ALIAS, *curl], capture_output=True, text=True).stdout
+        done = subprocess.run([*run, stack.LATEST_ALIAS, *curl], capture_output=True, text=True)
+        return done.stdout or done.stderr.strip()
+
+    def firewall() -> str:
+        chains = [subprocess.run(["iptables", "-w", "-S", c], capture_output=True, text=True).stdout
+                  for c in ("DOCKER-USER", swarm_cluster.NODES_CHAIN)]  # fmt: skip
+        return "".join(chains)
 
     try:
+        # Answers that must come: asked again while a loaded machine is slow to give them.
         assert wait_for(lambda: _status(url) == "200", timeout=20)  # this host (the router) gets in
-        assert from_a_container() == "200"  # the hole, while the node is not guarded
+        assert wait_for(lambda: from_a_container() == "200", timeout=30), from_a_container()  # the hole
         swarm_cluster.guard_node_ports({node, mine}, ports)
-        assert from_a_container() == "000"
-        assert _status(url) == "200"  # the router's way in stays open
+        assert from_a_container() == "000", firewall()
+        assert wait_for(lambda: _status(url) == "200", timeout=20)  # the router's way in stays open
         # Only new connections are held: the answers to the container's own connections come back.
         assert wait_for(lambda: _status(f"http://{node}:8080/") == "200", timeout=20)
-        assert from_a_container(f"http://{node}:8080/") == "200"
+        answer = wait_for(lambda: from_a_container(f"http://{node}:8080/") == "200", timeout=30)
+        assert answer, (from_a_container(f"http://{node}:8080/"), firewall())
     finally:
         swarm_cluster.guard_node_ports(set(), ports, gone={node, mine})
         network.remove()
