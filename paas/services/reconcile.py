@@ -50,12 +50,11 @@ class Routes:
     def add(self, app_name: str, upstreams: dict[str, int], held: ExitStack) -> None:
         self.pending.append((app_route(self.ctx, app_name, upstreams), dict(upstreams), held.pop_all()))
 
-    def apps(self) -> set[str]:
-        return {route.app for route, _, _ in self.pending}
-
-    def apply(self) -> None:
+    def apply(self) -> set[str]:
+        """Route what the pass found; returns the apps whose route could not be put in place."""
         if not self.pending:
-            return
+            return set()
+        wanted = {route.app for route, _, _ in self.pending}
         r = router(self.ctx)
         done: list[tuple[str, dict[str, int]]] = []
         try:
@@ -76,6 +75,7 @@ class Routes:
             self.pending.clear()
         for app_name, upstreams in done:
             _remember_route(self.ctx, app_name, upstreams)
+        return wanted - {app_name for app_name, _ in done}
 
 
 def reconcile_app(ctx: Context, app: App, routes: Routes | None = None) -> list[str] | None:
@@ -262,9 +262,10 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
                 elif actions is not None and mark is not None:
                     well.append((app.name, mark))
         finally:
-            routed = routes.apps()  # routed by this pass: looked at again by the next one
-            routes.apply()
-    _remember_well(ctx, [(name, mark) for name, mark in well if name not in routed], begun)
+            # An app whose route nginx refused is looked at again by the next pass; one routed
+            # is well (a refresh of an unchanged route had cost every app a second visit a minute).
+            unrouted = routes.apply()
+    _remember_well(ctx, [(name, mark) for name, mark in well if name not in unrouted], begun)
     _forget_routes(ctx, apps)
     ctx.plugins.call_post("paas_reconcile", ctx=ctx)  # a scheduler plugin's nodes, too (swarm)
     try:

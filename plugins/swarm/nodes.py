@@ -171,6 +171,10 @@ _guard_lock = threading.Lock()
 
 
 _swarm_guarded: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}  # per data dir: nodes, allow-list
+# How often a pass checks that the jumps to the guard are still in INPUT (a reboot, a flush):
+# two `iptables -C` processes every pass were a sixteenth of an idle manager's CPU (py-spy).
+GUARD_CHECK_SECONDS = 30.0
+_guard_checked: dict[str, float] = {}  # per data dir: when the jumps were last checked
 
 
 def guard_node_ports(ctx: Context) -> None:
@@ -185,7 +189,10 @@ def guard_node_ports(ctx: Context) -> None:
     key = str(ctx.settings.data_dir)
     wanted = (addresses, swarm_settings(ctx.settings).join_allow)
     with _guard_lock:
-        if _swarm_guarded.get(key) != wanted or not cluster.swarm_ports_guarded():
+        due = time.monotonic() - _guard_checked.get(key, float("-inf")) >= GUARD_CHECK_SECONDS
+        if due:
+            _guard_checked[key] = time.monotonic()
+        if _swarm_guarded.get(key) != wanted or (due and not cluster.swarm_ports_guarded()):
             cluster.guard_swarm_ports(set(addresses), swarm_settings(ctx.settings).join_allow)
             _swarm_guarded[key] = wanted
             log.info(
