@@ -420,3 +420,16 @@ def test_disk_usage_of_every_app_is_one_commit_and_skips_an_app_destroyed_meanwh
     store.set_disk_usages({kept.id: {"repo": 5, "logs": 1}, gone.id: {"repo": 7}}, 100.0)
     assert commits == [1]
     assert store.disk_usage([kept.id, gone.id]) == {kept.id: {"repo": 5, "logs": 1}}
+
+
+def test_only_the_memory_stat_keys_the_sampler_uses_are_parsed(tmp_path: Path) -> None:
+    """memory.stat holds about 40 lines: the sampler picks its two keys, wherever they are."""
+    stat = tmp_path / "memory.stat"
+    stat.write_text("cache 1\ninactive_filex 2\ninactive_file 3\ntotal_inactive_file 4")
+    assert cgroups._fields(str(stat), only=cgroups.MEMORY_STAT_KEYS) == {
+        "inactive_file": 3,
+        "total_inactive_file": 4,
+    }
+    stat.write_text("inactive_file 5\nanon 6\n")
+    assert cgroups._fields(str(stat), only=cgroups.MEMORY_STAT_KEYS) == {"inactive_file": 5}
+    assert cgroups._fields(str(stat)) == {"inactive_file": 5, "anon": 6}
