@@ -202,7 +202,8 @@ def guard_node_ports(ctx: Context) -> None:
         before = _guarded.get(key, frozenset())
         if key in _guarded and before == addresses:
             return
-        cluster.guard_node_ports(set(addresses), swarm_settings(ctx.settings).app_ports, before - addresses)
+        ports, pool = swarm_settings(ctx.settings).app_ports, ctx.settings.network_pool
+        cluster.guard_node_ports(set(addresses), ports, pool, before - addresses)
         _guarded[key] = addresses
     log.info("task ports of %d other node(s) closed to this host's containers", len(addresses))
 

@@ -310,7 +310,9 @@ def swarm_cluster() -> Iterator[SwarmCluster]:
                 pass  # a node already gone
         cluster.forget()
         # The servers' reconcile passes guarded the nodes' task ports; the nodes are gone now.
-        cluster_ops.guard_node_ports(set(), swarm_settings(Settings()).app_ports, gone=addresses)
+        cluster_ops.guard_node_ports(
+            set(), swarm_settings(Settings()).app_ports, Settings().network_pool, gone=addresses
+        )
         cluster_ops.unguard_swarm_ports()  # and the swarm's own ports (the engine is shared)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from docker.models.networks import Network
 
 from paas.buildpacks import stack
 from paas.core import networks
@@ -178,6 +179,24 @@ def test_builds_and_apps_reach_the_internet_and_nothing_of_ours(
         shutdown(paas)
 
 
+def _pool_network() -> tuple[Network, ipaddress.IPv4Network]:
+    """A network from the pool, as apps get theirs: the allocator's free /24 under its engine
+    lock (a fixed subnet may be one a running server's app network holds already)."""
+    client = docker.from_env()
+    name = f"paas-test-guard-{uuid.uuid4().hex[:6]}"
+    lock = Settings.engine_locks_dir / "networks.lock"  # the one every server takes
+    networks.ensure(client, name, "guardtest", "guard", Settings.network_pool, lock)
+    network = client.networks.get(name)
+    return network, ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
+
+
+def firewall() -> str:
+    """What the manager's guard holds, for a failure's message."""
+    chains = [subprocess.run(["iptables", "-w", "-S", c], capture_output=True, text=True).stdout
+              for c in ("DOCKER-USER", swarm_cluster.NODES_CHAIN)]  # fmt: skip
+    return "".join(chains)
+
+
 def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> None:
     """A swarm node lets its task ports answer the manager's address only (for the router). A
     container on the manager leaves masqueraded as that very address: before, it reached every
@@ -191,14 +210,7 @@ def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> N
          "!", "-s", manager, "-j", "DROP"],
         check=True,
     )  # fmt: skip
-    client = docker.from_env()
-    # A network from the pool, as apps get theirs: the allocator's free /24 under its engine
-    # lock (a fixed subnet may be one a running server's app network holds already).
-    name = f"paas-test-guard-{uuid.uuid4().hex[:6]}"
-    lock = Settings.engine_locks_dir / "networks.lock"  # the one every server takes
-    networks.ensure(client, name, "guardtest", "guard", Settings.network_pool, lock)
-    network = client.networks.get(name)
-    subnet = ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
+    network, subnet = _pool_network()
     url = f"http://{node}:{port}/"
     other = subprocess.Popen(  # a service of the node's that is no task port
         ["ip", "netns", "exec", NODE_NS, sys.executable, "-c", SERVE, node, "8080"],
@@ -215,16 +227,11 @@ def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> N
         done = subprocess.run([*run, stack.LATEST_ALIAS, *curl], capture_output=True, text=True)
         return done.stdout or done.stderr.strip()
 
-    def firewall() -> str:
-        chains = [subprocess.run(["iptables", "-w", "-S", c], capture_output=True, text=True).stdout
-                  for c in ("DOCKER-USER", swarm_cluster.NODES_CHAIN)]  # fmt: skip
-        return "".join(chains)
-
     try:
         # Answers that must come: asked again while a loaded machine is slow to give them.
         assert wait_for(lambda: _status(url) == "200", timeout=20)  # this host (the router) gets in
         assert wait_for(lambda: from_a_container() == "200", timeout=30), from_a_container()  # the hole
-        swarm_cluster.guard_node_ports({node, mine}, ports)
+        swarm_cluster.guard_node_ports({node, mine}, ports, Settings.network_pool)
         assert from_a_container() == "000", firewall()
         assert wait_for(lambda: _status(url) == "200", timeout=20)  # the router's way in stays open
         # Only new connections are held: the answers to the container's own connections come back.
@@ -232,9 +239,81 @@ def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> N
         answer = wait_for(lambda: from_a_container(f"http://{node}:8080/") == "200", timeout=30)
         assert answer, (from_a_container(f"http://{node}:8080/"), firewall())
     finally:
-        swarm_cluster.guard_node_ports(set(), ports, gone={node, mine})
+        swarm_cluster.guard_node_ports(set(), ports, Settings.network_pool, gone={node, mine})
         network.remove()
         server.kill()
         other.kill()
         subprocess.run(["ip", "netns", "del", NODE_NS], capture_output=True)
         subprocess.run(["ip", "link", "del", f"{NODE_NS[:10]}-h"], capture_output=True)
+
+
+SWARM_NODE_NS = "paas-swport"
+# Whatever reaches the node's VXLAN port, written down by the node (one line per datagram).
+RECORD = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, _ = s.recvfrom(65535)
+    with open(sys.argv[3], "ab") as out:
+        out.write(data + b"\\n")
+"""
+
+
+def test_a_container_cannot_reach_the_swarm_ports_of_a_node(tmp_path: Path) -> None:
+    """A swarm node takes gossip (7946) and VXLAN frames (4789/udp) from the other nodes, the
+    manager among them; a container on the manager leaves masqueraded as the manager's address.
+    Before, app code there could speak gossip to every node and inject frames into any overlay
+    (a VXLAN packet names its network by number, nothing else). The node here is a network
+    namespace routed from this host; this host's own traffic to it (the swarm's) still passes."""
+    node, manager, ports = "198.18.9.2", "198.18.9.1", (32768, 60999)
+    gossip = _machine(SWARM_NODE_NS, node, manager, 7946)  # TCP 7946: an HTTP server stands in
+    frames = tmp_path / "frames"
+    vxlan = subprocess.Popen(
+        ["ip", "netns", "exec", SWARM_NODE_NS, sys.executable, "-c", RECORD, node, "4789", str(frames)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    network, _ = _pool_network()
+
+    def from_a_container(command: list[str]) -> str:
+        run = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            network.name,
+            "--label",
+            "paas.test=guard",
+            stack.LATEST_ALIAS,
+        ]
+        done = subprocess.run([*run, *command], capture_output=True, text=True)
+        return done.stdout or done.stderr.strip()
+
+    def tcp() -> str:
+        return from_a_container(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", f"http://{node}:7946/"]
+        )
+
+    def frame(tag: str) -> bool:
+        udp = "socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+        send = f"import socket; {udp}.sendto(b'{tag}', ('{node}', 4789))"
+        for _ in range(3):  # UDP: a datagram may be lost on a loaded machine
+            from_a_container(["python3", "-c", send])
+        return wait_for(lambda: frames.exists() and tag.encode() in frames.read_bytes(), timeout=3)
+
+    try:
+        assert wait_for(lambda: _status(f"http://{node}:7946/") == "200", timeout=20)  # this host gets in
+        assert wait_for(lambda: tcp() == "200", timeout=30), tcp()  # the hole: gossip's port
+        assert wait_for(lambda: frame("before"), timeout=30)  # and a frame into the node's VXLAN port
+        swarm_cluster.guard_node_ports({node}, ports, Settings.network_pool)
+        assert tcp() == "000", firewall()
+        assert not frame("after"), firewall()
+        assert wait_for(lambda: _status(f"http://{node}:7946/") == "200", timeout=20)  # the swarm's own
+    finally:
+        swarm_cluster.guard_node_ports(set(), ports, Settings.network_pool, gone={node})
+        network.remove()
+        gossip.kill()
+        vxlan.kill()
+        subprocess.run(["ip", "netns", "del", SWARM_NODE_NS], capture_output=True)
+        subprocess.run(["ip", "link", "del", f"{SWARM_NODE_NS[:10]}-h"], capture_output=True)

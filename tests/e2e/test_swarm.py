@@ -23,11 +23,17 @@ import pytest
 
 from paas.buildpacks import stack
 from paas.plugins import plugins
+from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, wait_for
 from tests.e2e.swarm_hosts import SwarmCluster, swarm_server
 
 plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
-from paas_plugins.swarm.scheduler.swarm_cluster import NODES_JUMP  # noqa: E402
+from paas_plugins.swarm.scheduler.swarm_cluster import (  # noqa: E402
+    NODES_CHAIN,
+    NODES_JUMP,
+    node_rules,
+    swarm_jumps_to_nodes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -519,22 +525,12 @@ def test_the_manager_closes_the_nodes_task_ports_to_its_own_containers(
     network: here docker's own bridge isolation already stops containers on other bridges from
     reaching the simulated nodes on docker0, which real hosts elsewhere do not have."""
     lo, hi = 32768, 60999  # PAAS_SWARM_APP_PORTS' default, as cluster_paas runs with
-    for node in swarm_cluster.nodes:
-        rule = [
-            "iptables",
-            "-C",
-            "PAAS-NODES",
-            "-d",
-            node.address,
-            "-p",
-            "tcp",
-            "--dport",
-            f"{lo}:{hi}",
-            "-j",
-            "DROP",
-        ]
-        assert wait_for(lambda r=rule: subprocess.run(r, capture_output=True).returncode == 0, timeout=20), (
-            node
-        )
-    jump = ["iptables", "-C", *NODES_JUMP.format(lo=lo, hi=hi).split()]
-    assert subprocess.run(jump, capture_output=True).returncode == 0
+    for node in swarm_cluster.nodes:  # its task ports, and its swarm ports (2377, 7946, 4789)
+        for rule in node_rules(node.address, (lo, hi)):
+            check = ["iptables", "-C", NODES_CHAIN, *rule]
+            assert wait_for(lambda c=check: subprocess.run(c, capture_output=True).returncode == 0, 20), (
+                node,
+                rule,
+            )
+    for jump in (NODES_JUMP.format(lo=lo, hi=hi).split(), *swarm_jumps_to_nodes(Settings.network_pool)):
+        assert subprocess.run(["iptables", "-C", *jump], capture_output=True).returncode == 0, jump

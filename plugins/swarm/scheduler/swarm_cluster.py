@@ -329,7 +329,10 @@ def close_manager_ports(ports: tuple[int, int]) -> None:
         raise PaasError(f"cannot close the swarm's task ports on this host: {detail}") from None
 
 
-NODES_CHAIN = "PAAS-NODES"  # on the manager: one DROP per other node, for containers' connections
+SWARM_TCP_PORTS = (SWARM_PORT, 7946)  # cluster management (managers only), gossip
+SWARM_UDP_PORTS = (7946, 4789)  # gossip, overlay data (VXLAN)
+
+NODES_CHAIN = "PAAS-NODES"  # on the manager: DROPs per other node, for containers' connections
 # A container on the manager reaching another node leaves masqueraded as the manager's address:
 # the one address the nodes' firewall lets open task ports (for the router). The router connects
 # from this host itself (OUTPUT); a container's connection crosses FORWARD, un-DNATed. Only new
@@ -340,6 +343,33 @@ NODES_JUMP = (
     + NODES_CHAIN
 )
 OLD_NODES_JUMPS = ("DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack ! --ctstate DNAT -j " + NODES_CHAIN,)
+
+
+# The nodes' own swarm ports, for the same reason: a container masqueraded as the manager would
+# be a node to them (gossip on 7946; VXLAN frames on 4789/udp into any overlay, which names its
+# network by number and checks nothing else). Only our containers' connections: those from the
+# app networks' pool and from swarm tasks here (docker_gwbridge); the swarm's own traffic leaves
+# from this host itself (OUTPUT), and a host routed through this one (the suite's simulated
+# nodes on docker0) talks to the others as nodes do. A UDP flow is NEW until something answers.
+def swarm_jumps_to_nodes(pool: str) -> list[list[str]]:
+    """The DOCKER-USER rules that send our containers' new swarm-port connections to NODES_CHAIN."""
+    return [
+        ["DOCKER-USER", *source, "-p", proto, "-m", "multiport", "--dports", ",".join(map(str, ports)),
+         "-m", "conntrack", "--ctstate", "NEW", "-j", NODES_CHAIN]
+        for source in (["-s", pool], ["-i", "docker_gwbridge"])
+        for proto, ports in (("tcp", SWARM_TCP_PORTS), ("udp", SWARM_UDP_PORTS))
+    ]  # fmt: skip
+
+
+def node_rules(addr: str, ports: tuple[int, int]) -> list[list[str]]:
+    """NODES_CHAIN's rules for the node at `addr`: its task ports, its swarm ports."""
+    return [
+        ["-d", addr, "-p", "tcp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"],
+        *(
+            ["-d", addr, "-p", proto, "-m", "multiport", "--dports", ",".join(map(str, swarm)), "-j", "DROP"]
+            for proto, swarm in (("tcp", SWARM_TCP_PORTS), ("udp", SWARM_UDP_PORTS))
+        ),
+    ]
 
 
 def other_node_addresses(client: docker.DockerClient, state: dict | None = None) -> set[str]:
@@ -353,29 +383,31 @@ def other_node_addresses(client: docker.DockerClient, state: dict | None = None)
 
 
 def guard_node_ports(
-    addresses: set[str], ports: tuple[int, int], gone: frozenset[str] | set[str] = frozenset()
+    addresses: set[str], ports: tuple[int, int], pool: str, gone: frozenset[str] | set[str] = frozenset()
 ) -> None:
-    """Containers on this host cannot open the task ports (`ports`) of the nodes at `addresses`;
-    the rules of the addresses in `gone` (nodes that left) are removed. Idempotent."""
+    """Containers on this host cannot open the task ports (`ports`) nor the swarm ports of the
+    nodes at `addresses` (`pool`: the app networks'); the rules of the addresses in `gone` (nodes
+    that left) are removed. Idempotent."""
 
     def iptables(*args: str, check: bool = True) -> int:
         return subprocess.run(
             ["iptables", "-w", *args], capture_output=True, text=True, check=check
         ).returncode
 
-    jump = NODES_JUMP.format(lo=ports[0], hi=ports[1]).split()
+    jumps = [NODES_JUMP.format(lo=ports[0], hi=ports[1]).split(), *swarm_jumps_to_nodes(pool)]
     try:
         iptables("-N", "DOCKER-USER", check=False)
         iptables("-N", NODES_CHAIN, check=False)
         for addr in sorted(addresses | set(gone)):
-            rule = ["-d", addr, "-p", "tcp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"]
-            present = iptables("-C", NODES_CHAIN, *rule, check=False) == 0
-            if addr in addresses and not present:
-                iptables("-A", NODES_CHAIN, *rule)
-            elif addr not in addresses and present:
-                iptables("-D", NODES_CHAIN, *rule)
-        if iptables("-C", *jump, check=False):
-            iptables("-I", *jump)
+            for rule in node_rules(addr, ports):
+                present = iptables("-C", NODES_CHAIN, *rule, check=False) == 0
+                if addr in addresses and not present:
+                    iptables("-A", NODES_CHAIN, *rule)
+                elif addr not in addresses and present:
+                    iptables("-D", NODES_CHAIN, *rule)
+        for jump in jumps:
+            if iptables("-C", *jump, check=False):
+                iptables("-I", *jump)
         for old in OLD_NODES_JUMPS:  # an earlier version's jump, which dropped replies too
             while iptables("-D", *old.format(lo=ports[0], hi=ports[1]).split(), check=False) == 0:
                 pass
@@ -385,8 +417,6 @@ def guard_node_ports(
 
 
 SWARM_CHAIN = "PAAS-SWARM"  # on the manager: who may reach the swarm's own ports
-SWARM_TCP_PORTS = (SWARM_PORT, 7946)  # cluster management (managers only), gossip
-SWARM_UDP_PORTS = (7946, 4789)  # gossip, overlay data (VXLAN)
 # A host that reaches 2377 with a join token becomes a node; one that reaches 7946 or 4789 can
 # speak gossip or inject frames into an overlay (a VXLAN packet names its network by number).
 # Only the swarm's nodes and the hosts an operator lists as about to join (PAAS_SWARM_JOIN_ALLOW)
