@@ -441,3 +441,64 @@ def test_the_swarm_ports_answer_nodes_only(cluster_paas: PaasServer, swarm_clust
     assert f"-A {cluster_ops.SWARM_CHAIN} -s {node.address}/32 -j RETURN" in rules, rules
     assert rules.rstrip().endswith("-j DROP"), rules
     assert listed(cluster_paas)[node.name]["state"] == "ready"
+
+
+def test_a_workers_tasks_cannot_reach_the_swarm_ports_of_any_node(
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    """Attack: a task on a worker leaves its overlay through docker_gwbridge, masqueraded as
+    that worker, a node: every node's swarm ports (2377, gossip on 7946, VXLAN on 4789/udp) took
+    it for one. Before, the task opened the manager's 7946 and 2377 and the other worker's 7946.
+    The join lines' firewall now drops our tasks' new connections to those ports, anywhere."""
+    settings = server_settings(cluster_paas)
+    client, address = swarm_cluster.client, swarm_cluster.manager_address
+    image = registry.publish(settings, client, address, stack.DEFAULT_STACK.image)
+    worker, other = swarm_cluster.nodes[0], swarm_cluster.nodes[1]
+    targets = [(address, 2377), (address, 7946), (other.address, 7946)]
+    probe = (
+        "import socket, time\n"
+        f"for host, port in {targets!r}:\n"
+        "    try:\n"
+        "        socket.create_connection((host, port), timeout=5).close(); print(host, port, 'open')\n"
+        "    except OSError as e:\n"
+        "        print(host, port, 'closed', e)\n"
+        "print('done', flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+    tag = uuid.uuid4().hex[:6]
+    network = client.networks.create(f"paas-test-ovl-{tag}", driver="overlay", labels={NODE_LABEL: "probe"})
+    service = client.services.create(
+        image,
+        ["python3", "-u", "-c", probe],
+        name=f"paas-test-probe-{tag}",
+        networks=[network.name],
+        constraints=[f"node.hostname=={worker.name}"],
+        restart_policy=docker.types.RestartPolicy(condition="none"),
+        labels={NODE_LABEL: "probe"},
+    )
+
+    def output() -> str:
+        ids = worker.docker("ps", "-aq", "--filter", f"label=com.docker.swarm.service.id={service.id}").stdout
+        return "".join(worker.docker("logs", cid).stdout for cid in ids.split())
+
+    try:
+        assert wait_for(lambda: "done" in output(), timeout=180, interval=2), (output(), service.tasks())
+        found = output()
+        for host, port in targets:
+            assert f"{host} {port} closed" in found, found
+        # The rule is the tasks' own: the worker itself still speaks gossip to the manager.
+        assert listed(cluster_paas)[worker.name]["state"] == "ready"
+    finally:
+        service.remove()
+        wait_for(
+            lambda: (
+                not worker.docker(
+                    "ps", "-aq", "--filter", f"label=com.docker.swarm.service.id={service.id}"
+                ).stdout.strip()
+            ),
+            timeout=60,
+        )
+        try:
+            network.remove()
+        except docker.errors.APIError:
+            pass  # still in use on the node for a moment: the cluster's teardown removes it

@@ -141,6 +141,14 @@ def test_the_firewall_script_uses_ip6tables_for_an_ipv6_manager() -> None:
     assert "\niptables" not in script
 
 
+def test_the_firewall_script_keeps_the_nodes_tasks_off_every_hosts_swarm_ports() -> None:
+    script = swarm_cluster.firewall_script("10.0.0.1", (30000, 30999))
+    for proto, ports in (("tcp", "2377,7946"), ("udp", "7946,4789")):
+        rule = f"DOCKER-USER -i docker_gwbridge -p {proto} -m multiport --dports {ports}"
+        assert f"iptables -C {rule}" in script and f"iptables -I {rule}" in script
+    subprocess.run(["sh", "-n", "-c", script], check=True)
+
+
 def test_nodes_are_listed_with_their_running_tasks() -> None:
     client = FakeClient([node("bbb222", "w1"), node("aaa111", "mgr", role="manager", addr="0.0.0.0")])
     found = swarm_cluster.list_nodes(client)  # type: ignore[arg-type]

@@ -36,6 +36,8 @@ from ..settings import swarm_settings
 from . import registry_pki
 
 SWARM_PORT = 2377
+SWARM_TCP_PORTS = (SWARM_PORT, 7946)  # cluster management (managers only), gossip
+SWARM_UDP_PORTS = (7946, 4789)  # gossip, overlay data (VXLAN)
 # Overlay networks of the swarm get /24s from here, away from docker's bridges (172.17/16...)
 # and the app networks' pool (PAAS_NETWORK_POOL, 10.199/16 by default).
 SWARM_ADDRESS_POOL = "10.201.0.0/16"
@@ -298,13 +300,24 @@ def firewall_script(manager_addr: str, ports: tuple[int, int]) -> str:
         "DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
         f" --ctorigdstport {ports[0]}:{ports[1]} ! -s {manager_addr} -j DROP"
     )
+    lines = [f"{tables} -C {r} 2>/dev/null || {tables} -I {r}\n" for r in (rule, *TASKS_OFF_SWARM_PORTS)]
     return (
         "#!/bin/sh\n"
-        "# written by paas nodes:join-command: published app ports answer the swarm manager only\n"
+        "# written by paas nodes:join-command: published app ports answer the swarm manager only;\n"
+        "# this host's tasks reach no host's swarm ports\n"
         "set -e\n"
-        f"{tables} -N DOCKER-USER 2>/dev/null || true\n"
-        f"{tables} -C {rule} 2>/dev/null || {tables} -I {rule}\n"
+        f"{tables} -N DOCKER-USER 2>/dev/null || true\n" + "".join(lines)
     )
+
+
+# A node's tasks leave their overlays through docker_gwbridge, masqueraded as the node: to every
+# other node they would be a node (gossip on 7946, VXLAN frames into any overlay on 4789/udp).
+# The swarm's own traffic leaves from the host itself (OUTPUT), never through FORWARD.
+TASKS_OFF_SWARM_PORTS = tuple(
+    f"DOCKER-USER -i docker_gwbridge -p {proto} -m multiport --dports {','.join(map(str, ports))}"
+    " -m conntrack --ctstate NEW -j DROP"
+    for proto, ports in (("tcp", SWARM_TCP_PORTS), ("udp", SWARM_UDP_PORTS))
+)
 
 
 # Swarm tasks on the manager publish their host-mode ports on every address too, and their
@@ -328,9 +341,6 @@ def close_manager_ports(ports: tuple[int, int]) -> None:
         detail = getattr(exc, "stderr", None) or exc
         raise PaasError(f"cannot close the swarm's task ports on this host: {detail}") from None
 
-
-SWARM_TCP_PORTS = (SWARM_PORT, 7946)  # cluster management (managers only), gossip
-SWARM_UDP_PORTS = (7946, 4789)  # gossip, overlay data (VXLAN)
 
 NODES_CHAIN = "PAAS-NODES"  # on the manager: DROPs per other node, for containers' connections
 # A container on the manager reaching another node leaves masqueraded as the manager's address:
