@@ -38,6 +38,11 @@ from . import registry_pki
 SWARM_PORT = 2377
 SWARM_TCP_PORTS = (SWARM_PORT, 7946)  # cluster management (managers only), gossip
 SWARM_UDP_PORTS = (7946, 4789)  # gossip, overlay data (VXLAN)
+# iptables' matches of those ports, one per protocol: every rule about them is built on these.
+SWARM_PORT_MATCHES = tuple(
+    ("-p", proto, "-m", "multiport", "--dports", ",".join(map(str, ports)))
+    for proto, ports in (("tcp", SWARM_TCP_PORTS), ("udp", SWARM_UDP_PORTS))
+)
 # Overlay networks of the swarm get /24s from here, away from docker's bridges (172.17/16...)
 # and the app networks' pool (PAAS_NETWORK_POOL, 10.199/16 by default).
 SWARM_ADDRESS_POOL = "10.201.0.0/16"
@@ -314,9 +319,10 @@ def firewall_script(manager_addr: str, ports: tuple[int, int]) -> str:
 # other node they would be a node (gossip on 7946, VXLAN frames into any overlay on 4789/udp).
 # The swarm's own traffic leaves from the host itself (OUTPUT), never through FORWARD.
 TASKS_OFF_SWARM_PORTS = tuple(
-    f"DOCKER-USER -i docker_gwbridge -p {proto} -m multiport --dports {','.join(map(str, ports))}"
-    " -m conntrack --ctstate NEW -j DROP"
-    for proto, ports in (("tcp", SWARM_TCP_PORTS), ("udp", SWARM_UDP_PORTS))
+    " ".join(
+        ["DOCKER-USER", "-i", "docker_gwbridge", *match, "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]
+    )
+    for match in SWARM_PORT_MATCHES
 )
 
 
@@ -364,21 +370,17 @@ OLD_NODES_JUMPS = ("DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack ! --ctstat
 def swarm_jumps_to_nodes(pool: str) -> list[list[str]]:
     """The DOCKER-USER rules that send our containers' new swarm-port connections to NODES_CHAIN."""
     return [
-        ["DOCKER-USER", *source, "-p", proto, "-m", "multiport", "--dports", ",".join(map(str, ports)),
-         "-m", "conntrack", "--ctstate", "NEW", "-j", NODES_CHAIN]
+        ["DOCKER-USER", *source, *match, "-m", "conntrack", "--ctstate", "NEW", "-j", NODES_CHAIN]
         for source in (["-s", pool], ["-i", "docker_gwbridge"])
-        for proto, ports in (("tcp", SWARM_TCP_PORTS), ("udp", SWARM_UDP_PORTS))
-    ]  # fmt: skip
+        for match in SWARM_PORT_MATCHES
+    ]
 
 
 def node_rules(addr: str, ports: tuple[int, int]) -> list[list[str]]:
     """NODES_CHAIN's rules for the node at `addr`: its task ports, its swarm ports."""
     return [
         ["-d", addr, "-p", "tcp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"],
-        *(
-            ["-d", addr, "-p", proto, "-m", "multiport", "--dports", ",".join(map(str, swarm)), "-j", "DROP"]
-            for proto, swarm in (("tcp", SWARM_TCP_PORTS), ("udp", SWARM_UDP_PORTS))
-        ),
+        *(["-d", addr, *match, "-j", "DROP"] for match in SWARM_PORT_MATCHES),
     ]
 
 
@@ -431,32 +433,7 @@ SWARM_CHAIN = "PAAS-SWARM"  # on the manager: who may reach the swarm's own port
 # speak gossip or inject frames into an overlay (a VXLAN packet names its network by number).
 # Only the swarm's nodes and the hosts an operator lists as about to join (PAAS_SWARM_JOIN_ALLOW)
 # get through; the loopback (this host's own swarm traffic) is not filtered.
-SWARM_JUMPS = (
-    (
-        "INPUT",
-        "!",
-        "-i",
-        "lo",
-        "-p",
-        "tcp",
-        "-m",
-        "multiport",
-        "--dports",
-        ",".join(map(str, SWARM_TCP_PORTS)),
-    ),
-    (
-        "INPUT",
-        "!",
-        "-i",
-        "lo",
-        "-p",
-        "udp",
-        "-m",
-        "multiport",
-        "--dports",
-        ",".join(map(str, SWARM_UDP_PORTS)),
-    ),
-)
+SWARM_JUMPS = tuple(("INPUT", "!", "-i", "lo", *match) for match in SWARM_PORT_MATCHES)
 
 
 def _iptables(*args: str, check: bool = True) -> int:
