@@ -61,33 +61,28 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
-def _fields(path: str, only: tuple[str, ...] | None = None) -> dict[str, int]:
-    """A flat-keyed file's `key value` lines; `only`: just those keys (memory.stat has about 40
-    lines, and parsing them all was most of a container's sample, with 200 of them a round)."""
-    text = _read(path)
-    if only is not None:
-        picked = {key: _pick(text, key) for key in only}
-        return {key: value for key, value in picked.items() if value is not None}
+def _fields(path: str) -> dict[str, int]:
     out = {}
-    for line in text.split(b"\n"):
+    for line in _read(path).split(b"\n"):
         key, _, value = line.partition(b" ")
         if value.isdigit():
             out[key.decode()] = int(value)
     return out
 
 
-def _pick(text: bytes, key: str) -> int | None:
-    head = key.encode() + b" "
-    if text.startswith(head):
-        at = 0
-    else:
-        found = text.find(b"\n" + head)
-        if found < 0:
-            return None
-        at = found + 1
-    end = text.find(b"\n", at)
-    value = text[at + len(head) : end if end >= 0 else len(text)]
-    return int(value) if value.isdigit() else None
+def _keys(path: str, keys: tuple[str, ...]) -> dict[str, int]:
+    """Just `keys` of a flat-keyed file: memory.stat has about 40 lines, and parsing them all
+    was most of a container's sample, with 200 of them a round."""
+    text = b"\n" + _read(path)
+    out = {}
+    for key in keys:
+        head = f"\n{key} ".encode()
+        at = text.find(head)
+        if at >= 0:
+            value = text[at + len(head) :].split(b"\n", 1)[0]
+            if value.isdigit():
+                out[key] = int(value)
+    return out
 
 
 def system_cpu_usage() -> int:
@@ -139,7 +134,7 @@ def stats(container_id: str, host: Host | None = None) -> dict | None:
             usage = int(_read(f"{mem_dir}/memory.current"))
             text = _read(f"{mem_dir}/memory.max").strip()
             limit = int(text) if text.isdigit() else 0
-        memory_stat = _fields(f"{mem_dir}/memory.stat", only=MEMORY_STAT_KEYS)
+        memory_stat = _keys(f"{mem_dir}/memory.stat", MEMORY_STAT_KEYS)
         host = host or Host()
     except (OSError, ValueError):
         return None  # gone meanwhile

@@ -426,10 +426,10 @@ def test_only_the_memory_stat_keys_the_sampler_uses_are_parsed(tmp_path: Path) -
     """memory.stat holds about 40 lines: the sampler picks its two keys, wherever they are."""
     stat = tmp_path / "memory.stat"
     stat.write_text("cache 1\ninactive_filex 2\ninactive_file 3\ntotal_inactive_file 4")
-    assert cgroups._fields(str(stat), only=cgroups.MEMORY_STAT_KEYS) == {
+    assert cgroups._keys(str(stat), cgroups.MEMORY_STAT_KEYS) == {
         "inactive_file": 3,
         "total_inactive_file": 4,
     }
     stat.write_text("inactive_file 5\nanon 6\n")
-    assert cgroups._fields(str(stat), only=cgroups.MEMORY_STAT_KEYS) == {"inactive_file": 5}
+    assert cgroups._keys(str(stat), cgroups.MEMORY_STAT_KEYS) == {"inactive_file": 5}
     assert cgroups._fields(str(stat)) == {"inactive_file": 5, "anon": 6}
