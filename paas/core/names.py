@@ -178,6 +178,7 @@ def service_backups_dir(settings: Settings, kind: str, name: str) -> Path:
 # More hosts (plugins/swarm/scheduler: swarm_cluster.py, registry.py): the registry the nodes pull from
 ROLE_REGISTRY = "registry"
 ROLE_NODE_GC = "node-gc"  # the global job that removes old app images on every node
+ROLE_NODE_GUARD = "node-guard"  # the global service that keeps each worker's swarm ports to the nodes
 LABEL_REGISTRY_ENDPOINT = "paas.registry.endpoint"  # addr:port the registry container publishes
 REGISTRY_INTERNAL_PORT = 5000  # the proxy (nginx, mutual TLS, per-method rights) in the registry's container
 REGISTRY_BACKEND_PORT = 5001  # docker-registry itself, on the container's loopback behind the proxy
@@ -211,6 +212,10 @@ def registry_certs_dir(endpoint: str) -> Path:
 
 def node_gc_service(instance: str, stamp: str) -> str:
     return f"paas-{instance}-node-gc-{stamp}"
+
+
+def node_guard_service(instance: str) -> str:
+    return f"paas-{instance}-node-guard"
 
 
 # The Procfile entry that runs once per release, before its processes start (Heroku's release

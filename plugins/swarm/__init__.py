@@ -35,6 +35,7 @@ access.declare_entries(
                     "publish",
                     "collect_nodes",
                     "guard_node_ports",
+                    "guard_workers",
                     "watch_nodes",
                     "scheduler",
                     "reconcile",

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import docker
 
 from paas.buildpacks import stack
+from paas.buildpacks.service_images import ensure_image, image_for
 from paas.core.names import SCHEDULER_SWARM as NAME
-from paas.plugin_api import App, Context, PaasError, access
+from paas.plugin_api import App, Context, PaasError, Settings, access
 from paas.services.schedulers import stop_timeout
 
-from .scheduler import registry, registry_pki
+from .scheduler import node_guard, registry, registry_pki
 from .scheduler import swarm_cluster as cluster
 from .scheduler.swarm import Swarm, node_addresses
 from .scheduler.swarm_cluster import NodeInfo
@@ -71,6 +72,7 @@ def join_command(ctx: Context, name: str | None = None, rotate: bool = False) ->
     if not name:
         return []  # only the rotation was asked for
     a = registry.ensure_registry(ctx.settings, ctx.docker, address)
+    guard = image_for(ctx.settings, ctx.docker, node_guard.RECIPE)  # built and pushed by _warm_registry
     cert_pem, key_pem = registry.node_certificate(ctx.settings, address, name)
     ctx.store.add_event(None, ctx.actor, "nodes:join-command", f"a registry certificate for {name}")
     _warm_registry(ctx, address)
@@ -88,15 +90,26 @@ def join_command(ctx: Context, name: str | None = None, rotate: bool = False) ->
         cert_pem,
         key_pem,
         swarm_settings(ctx.settings).app_ports,
-        prefetch=(registry.remote_ref(a.endpoint, stack.DEFAULT_STACK.image),),
+        prefetch=(
+            registry.remote_ref(a.endpoint, stack.DEFAULT_STACK.image),
+            registry.remote_ref(a.endpoint, guard),
+        ),
         node=name,
+        nodes=cluster.other_node_addresses(ctx.docker),
     )
+
+
+def _publish_guard(settings: Settings, client: docker.DockerClient, address: str) -> str:
+    """The node guard's image in the registry (built first: about a minute, once), by digest."""
+    local = ensure_image(settings, client, node_guard.RECIPE, lambda _line: None)
+    return registry.publish(settings, client, address, local, always=True)
 
 
 def _warm_registry(ctx: Context, address: str) -> None:
     """Push the stack while the operator pastes the lines: it is the big layer of every app image
-    (about 50 s the first time), so the first deploy onto the swarm does not wait for it. Once
-    per server process, on a thread (a host CLI that exits first only leaves it for later)."""
+    (about 50 s the first time), so the first deploy onto the swarm does not wait for it; then
+    the node guard's image, which the lines pull too. Once per server process, on a thread (a
+    host CLI that exits first only leaves it for later)."""
     state = ctx.shared("registry-warm", dict)
     if state.get("started"):
         return
@@ -106,6 +119,7 @@ def _warm_registry(ctx: Context, address: str) -> None:
     def run() -> None:
         try:
             registry.publish_stack(settings, client, address)
+            _publish_guard(settings, client, address)
         except (PaasError, docker.errors.DockerException) as exc:
             log.warning("pushing the stack to the registry: %s", exc)
 
@@ -198,6 +212,7 @@ def guard_node_ports(ctx: Context) -> None:
             log.info(
                 "swarm ports open to %d node(s) and %d allowed host(s) only", len(addresses), len(wanted[1])
             )
+    guard_workers(ctx, addresses)
     with _guard_lock:
         before = _guarded.get(key, frozenset())
         if key in _guarded and before == addresses:
@@ -206,6 +221,48 @@ def guard_node_ports(ctx: Context) -> None:
         cluster.guard_node_ports(set(addresses), ports, pool, before - addresses)
         _guarded[key] = addresses
     log.info("task ports of %d other node(s) closed to this host's containers", len(addresses))
+
+
+GUARD_RETRY_SECONDS = 60.0  # after a failure to hand the workers' guard its nodes
+_workers: dict[str, dict] = {}  # per data dir: nodes last given, a thread at it, last failure
+
+
+def guard_workers(ctx: Context, others: frozenset[str]) -> None:
+    """The workers' node guard (scheduler/node_guard.py) told the swarm's nodes of now (`others`
+    and this manager), where this server has nodes: its registry runs (it printed join lines or
+    published an image for a worker). On a thread: the first time builds the guard's image
+    (about a minute) and pushes it, which no pass waits for; after a failure, tried again
+    GUARD_RETRY_SECONDS later. Nothing happens while the nodes stay the same."""
+    key, settings, client = str(ctx.settings.data_dir), ctx.settings, ctx.docker
+    nodes = others | {advertise_address(ctx)}
+    with _guard_lock:
+        state = _workers.setdefault(key, {"nodes": None, "running": False, "failed": float("-inf")})
+        if not others or state["nodes"] == nodes or state["running"]:
+            return
+        if time.monotonic() - state["failed"] < GUARD_RETRY_SECONDS:
+            return
+        state["running"] = True
+    constraints = swarm_settings(settings).constraints
+
+    def run() -> None:
+        done = False
+        try:
+            if registry.exists(settings, client):
+                image = _publish_guard(settings, client, advertise_address(ctx))
+                if node_guard.ensure(client, image, set(nodes), settings.instance_id, constraints):
+                    log.info("the workers' swarm ports answer %d node(s) only", len(nodes))
+            done = True
+        except (PaasError, docker.errors.DockerException) as exc:
+            log.warning("the workers' node guard: %s", exc)
+        finally:
+            with _guard_lock:
+                state["running"] = False
+                if done:
+                    state["nodes"] = nodes
+                else:
+                    state["failed"] = time.monotonic()
+
+    threading.Thread(target=run, name="paas-node-guard", daemon=True).start()
 
 
 def publish(ctx: Context, local_tag: str) -> str:

@@ -137,8 +137,14 @@ def test_a_killed_node_shows_down_then_is_removed_and_joins_again(
         refused = node.run_lines(old_lines)
         assert refused.returncode != 0, refused.stdout
         assert swarm_cluster.state(node.name) is None
+        # The other worker's swarm ports no longer answer the removed host (its node guard was
+        # told the nodes of now)...
+        other = next(n for n in swarm_cluster.nodes if n is not node)
+        assert wait_for(lambda: not lets_in(other, node.address), timeout=90, interval=2), swarm_chain(other)
         swarm_cluster.rejoin(node, join_lines(cluster_paas, node.name))  # the new lines do
         assert listed(cluster_paas)[node.name]["state"] == "ready"
+        # ... and answer it again once it is a node again.
+        assert wait_for(lambda: lets_in(other, node.address), timeout=90, interval=2), swarm_chain(other)
     finally:
         swarm_cluster.restore()
 
@@ -152,6 +158,7 @@ def test_a_killed_node_comes_back_by_itself(cluster_paas: PaasServer, swarm_clus
         assert wait_for(lambda: listed(cluster_paas)[node.name]["state"] == "ready", timeout=60, interval=1)
         # A restart is a reboot: iptables rules are gone, and the boot runs the firewall script again.
         assert wait_for(lambda: "--ctdir ORIGINAL" in node.exec("iptables -S DOCKER-USER").stdout, timeout=30)
+        assert wait_for(lambda: lets_in(node, swarm_cluster.manager_address), timeout=30), swarm_chain(node)
     finally:
         swarm_cluster.restore()
 
@@ -441,6 +448,67 @@ def test_the_swarm_ports_answer_nodes_only(cluster_paas: PaasServer, swarm_clust
     assert f"-A {cluster_ops.SWARM_CHAIN} -s {node.address}/32 -j RETURN" in rules, rules
     assert rules.rstrip().endswith("-j DROP"), rules
     assert listed(cluster_paas)[node.name]["state"] == "ready"
+
+
+def swarm_chain(node: SimulatedNode) -> str:
+    """The node's chain of who may reach its swarm ports (`iptables -S`), with its counters."""
+    return node.exec(f"iptables -S {cluster_ops.SWARM_CHAIN} -v").stdout
+
+
+def lets_in(node: SimulatedNode, address: str) -> bool:
+    """Whether `node`'s swarm ports answer `address` and drop everyone else."""
+    rules = swarm_chain(node)
+    return f"-s {address}/32 " in rules and "-j DROP" in rules.rstrip().splitlines()[-1]
+
+
+def dropped(node: SimulatedNode) -> int:
+    """Packets the node's chain dropped so far."""
+    last = swarm_chain(node).rstrip().splitlines()[-1].split()
+    return int(last[last.index("-c") + 1]) if "-c" in last and "DROP" in last else -1
+
+
+def test_a_workers_swarm_ports_answer_nodes_only(
+    cluster_paas: PaasServer, swarm_cluster: SwarmCluster
+) -> None:
+    """Attack: a machine that is not a node opens a worker's gossip port (7946) and sends VXLAN
+    frames to its 4789/udp (a frame names its overlay by number and nothing else checks it: it
+    lands in the overlay it names). Before, every worker answered anyone. Now the join lines
+    close them to all but the nodes of then, and the node guard (a global service the manager
+    keeps told of the nodes) to all but the nodes of now."""
+    worker, other = swarm_cluster.nodes[0], swarm_cluster.nodes[1]
+    every = (swarm_cluster.manager_address, other.address)
+    wait_for(lambda: all(lets_in(worker, a) for a in every), timeout=180, interval=2)  # the guard ran
+    before = dropped(worker)
+    probe = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(({worker.address!r}, 7946), timeout=3).close(); print('7946 open')\n"
+        "except OSError as e:\n"
+        "    print('7946 closed', e)\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "frame = bytes([8, 0, 0, 0, 0, 0x10, 0, 0]) + bytes(60)  # VXLAN header, VNI 4096, a frame\n"
+        "for _ in range(20):\n"
+        f"    s.sendto(frame, ({worker.address!r}, 4789))\n"
+        "print('sent', flush=True)\n"
+    )
+    out = stranger(swarm_cluster.client, f"python3 -c {shlex.quote(probe)}")
+    assert "7946 closed" in out.stdout and "sent" in out.stdout, out  # before: open
+    assert dropped(worker) >= before + 20, (before, swarm_chain(worker))  # the frames went nowhere
+    reached = other.exec(f"python3 -c {shlex.quote(probe)}")  # a node still gets through
+    assert "7946 open" in reached.stdout, reached
+    assert listed(cluster_paas)[worker.name]["state"] == "ready"
+    # What let them in is the guard's chain: every node's address, the rest dropped, written by
+    # a task of the node guard running on each worker.
+    assert all(lets_in(worker, a) for a in every), swarm_chain(worker)
+    guard = swarm_cluster.client.services.get(
+        names.node_guard_service(server_settings(cluster_paas).instance_id)
+    )
+    nodes = {swarm_cluster.swarm_node(n.name)["ID"] for n in swarm_cluster.nodes}
+    assert wait_for(
+        lambda: {t["NodeID"] for t in guard.tasks() if t["Status"]["State"] == "running"} >= nodes,
+        timeout=60,
+        interval=2,
+    ), guard.tasks()
 
 
 def test_a_workers_tasks_cannot_reach_the_swarm_ports_of_any_node(

@@ -268,6 +268,15 @@ def untrust_on_this_host(settings: Settings, address: str) -> None:
     shutil.rmtree(names.registry_certs_dir(endpoint(settings, address)), ignore_errors=True)
 
 
+def exists(settings: Settings, client: docker.DockerClient) -> bool:
+    """Whether this server's registry was started (join lines printed, or an image published)."""
+    try:
+        client.containers.get(names.registry_container(settings.instance_id))
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
 def _labels(settings: Settings, ep: str) -> dict[str, str]:
     return {
         names.LABEL_INSTANCE: settings.instance_id,

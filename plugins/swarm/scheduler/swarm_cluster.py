@@ -295,21 +295,27 @@ WantedBy=multi-user.target
 """
 
 
-def firewall_script(manager_addr: str, ports: tuple[int, int]) -> str:
+def firewall_script(manager_addr: str, ports: tuple[int, int], nodes: set[str] = frozenset()) -> str:
     """Published ports in `ports` answer the manager only. Docker DNATs a published port before
     the packet reaches DOCKER-USER, so the rule matches the port the client asked for
     (conntrack's original destination), and only connections docker itself translated, in the
-    client's direction (the replies come from the container's own address). Idempotent."""
+    client's direction (the replies come from the container's own address). This host's swarm
+    ports answer the manager and `nodes` only (the nodes when the lines were printed: at a boot,
+    until the node guard task writes the swarm's nodes of now). Idempotent."""
     tables = "ip6tables" if ipaddress.ip_address(manager_addr).version == 6 else "iptables"
     rule = (
         "DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
         f" --ctorigdstport {ports[0]}:{ports[1]} ! -s {manager_addr} -j DROP"
     )
     lines = [f"{tables} -C {r} 2>/dev/null || {tables} -I {r}\n" for r in (rule, *TASKS_OFF_SWARM_PORTS)]
+    if tables == "iptables":  # the swarm's ports, as the manager guards its own (IPv4)
+        restore = swarm_ports_restore({manager_addr, *nodes})
+        lines.append(f"iptables-restore -w --noflush <<'EOF'\n{restore}EOF\n")
+        lines += [f"iptables -C {r} 2>/dev/null || iptables -I {r}\n" for r in swarm_ports_jumps()]
     return (
         "#!/bin/sh\n"
         "# written by paas nodes:join-command: published app ports answer the swarm manager only;\n"
-        "# this host's tasks reach no host's swarm ports\n"
+        "# this host's tasks reach no host's swarm ports, and its own answer the swarm's nodes only\n"
         "set -e\n"
         f"{tables} -N DOCKER-USER 2>/dev/null || true\n" + "".join(lines)
     )
@@ -446,6 +452,20 @@ def swarm_ports_rules(nodes: set[str], allow: tuple[str, ...]) -> list[list[str]
     return [*(["-s", src, "-j", "RETURN"] for src in sources), ["-j", "DROP"]]
 
 
+def swarm_ports_restore(nodes: set[str], allow: tuple[str, ...] = ()) -> str:
+    """SWARM_CHAIN written whole, as `iptables-restore --noflush` input: the manager's, and each
+    worker's (its join lines, then its node guard task, node_guard.py)."""
+    lines = ["*filter", f":{SWARM_CHAIN} - [0:0]"]  # declared: created, or emptied, in the commit
+    lines += [" ".join(["-A", SWARM_CHAIN, *rule]) for rule in swarm_ports_rules(nodes, allow)]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def swarm_ports_jumps() -> list[str]:
+    """The INPUT rules that send the swarm ports to SWARM_CHAIN, one `iptables` argument line each."""
+    return [" ".join([*jump, "-j", SWARM_CHAIN]) for jump in SWARM_JUMPS]
+
+
 def swarm_ports_guarded() -> bool:
     """Whether the jumps to SWARM_CHAIN are in INPUT (a reboot or a flush loses them)."""
     try:
@@ -459,13 +479,10 @@ def guard_swarm_ports(nodes: set[str], allow: tuple[str, ...]) -> None:
     the chain is written whole in one `iptables-restore` transaction, then jumped to from INPUT.
     Idempotent. (Flushed and refilled rule by rule, two servers writing it at once interleaved
     their rules into a DROP ahead of the RETURNs, and every node's heartbeat was dropped.)"""
-    lines = ["*filter", f":{SWARM_CHAIN} - [0:0]"]  # declared: created, or emptied, in the commit
-    lines += [" ".join(["-A", SWARM_CHAIN, *rule]) for rule in swarm_ports_rules(nodes, allow)]
-    lines.append("COMMIT")
     try:
         done = subprocess.run(
             ["iptables-restore", "-w", "--noflush"],
-            input="\n".join(lines) + "\n",
+            input=swarm_ports_restore(nodes, allow),
             capture_output=True,
             text=True,
         )
@@ -490,11 +507,11 @@ def unguard_swarm_ports() -> None:
     _iptables("-X", SWARM_CHAIN, check=False)
 
 
-def firewall_lines(manager_addr: str, ports: tuple[int, int]) -> list[str]:
+def firewall_lines(manager_addr: str, ports: tuple[int, int], nodes: set[str] = frozenset()) -> list[str]:
     """Install the firewall script, run it, and on a systemd host run it at every boot (a host
     without systemd runs FIREWALL_SCRIPT from its own boot scripts)."""
     return [
-        f"{_write_file_line(FIREWALL_SCRIPT, firewall_script(manager_addr, ports).encode())}"
+        f"{_write_file_line(FIREWALL_SCRIPT, firewall_script(manager_addr, ports, nodes).encode())}"
         f" && chmod 755 {FIREWALL_SCRIPT}",
         FIREWALL_SCRIPT,
         f"if [ -d /run/systemd/system ]; then {_write_file_line(FIREWALL_UNIT, FIREWALL_UNIT_TEXT.encode())}"
@@ -513,12 +530,14 @@ def join_lines(
     prefetch: tuple[str, ...] = (),
     *,
     node: str,
+    nodes: set[str] = frozenset(),
 ) -> list[str]:
     """The shell lines that make the Debian host `node` (its hostname, which Swarm names it by)
     with docker.io a worker of this swarm: trust the private registry (`registry` is `addr:port`)
     with the certificate made for that host, set the engine's two settings, close the app ports
-    to strangers (now and after a reboot), pull `prefetch` (the stack: the big layer of every app
-    image, so a new node's first task does not wait for 768 MB), join. The certificate and the
+    to strangers and the swarm's ports to all but the manager and `nodes` (now and after a
+    reboot), pull `prefetch` (the stack: the big layer of every app image, so a new node's first
+    task does not wait for 768 MB; the node guard's image), join. The certificate and the
     join only happen on a host of that name: `nodes:remove <node>` revokes the certificates made
     for that name, so another host must not carry them."""
     registry_pki.node_name(node)  # it reaches the lines: a hostname, nothing else
@@ -542,7 +561,7 @@ def join_lines(
         f"{_write_file_line(DOCKER_CONFIG_SCRIPT, DOCKER_CONFIG_SCRIPT_TEXT.encode())}"
         f" && chmod 755 {DOCKER_CONFIG_SCRIPT}",
         DOCKER_CONFIG_SCRIPT,
-        *firewall_lines(advertise_addr, ports),
+        *firewall_lines(advertise_addr, ports, nodes),
         " && ".join([here, *(_pull_line(ref) for ref in prefetch), f"{{ {join}; }}"]),
     ]
 
