@@ -99,10 +99,17 @@ def join_command(ctx: Context, name: str | None = None, rotate: bool = False) ->
     )
 
 
+_guard_refs: dict[str, str] = {}  # per data dir: the guard's image as this process pushed it
+
+
 def _publish_guard(settings: Settings, client: docker.DockerClient, address: str) -> str:
-    """The node guard's image in the registry (built first: about a minute, once), by digest."""
+    """The node guard's image in the registry (built first: about a minute, once), by digest;
+    pushed once per process (a push waits for the registry's lock, which app pushes hold)."""
     local = ensure_image(settings, client, node_guard.RECIPE, lambda _line: None)
-    return registry.publish(settings, client, address, local, always=True)
+    key = f"{settings.data_dir}:{local}"
+    if key not in _guard_refs:
+        _guard_refs[key] = registry.publish(settings, client, address, local, always=True)
+    return _guard_refs[key]
 
 
 def _warm_registry(ctx: Context, address: str) -> None:
@@ -249,8 +256,10 @@ def guard_workers(ctx: Context, others: frozenset[str]) -> None:
         try:
             if registry.exists(settings, client):
                 image = _publish_guard(settings, client, advertise_address(ctx))
-                if node_guard.ensure(client, image, set(nodes), settings.instance_id, constraints):
-                    log.info("the workers' swarm ports answer %d node(s) only", len(nodes))
+                # and this manager as the nodes see it, should it differ from the advertise address
+                every = set(nodes) | cluster.addresses_of_nodes(client)
+                if node_guard.ensure(client, image, every, settings.instance_id, constraints):
+                    log.info("the workers' swarm ports answer %d node(s) only", len(every))
             done = True
         except (PaasError, docker.errors.DockerException) as exc:
             log.warning("the workers' node guard: %s", exc)

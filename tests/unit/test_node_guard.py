@@ -4,19 +4,23 @@ with fake iptables that record what they are given (the e2e attack is in test_sw
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
 import pytest
 
+from paas.buildpacks.service_images import image_for
 from paas.core.container import LOG_OPTIONS
 from paas.errors import PaasError
 from paas.plugins import plugins
+from paas.settings import Settings
 
 plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
-from paas_plugins.swarm.scheduler import node_guard, swarm_cluster  # noqa: E402
+from paas_plugins.swarm.scheduler import node_guard, registry, swarm_cluster  # noqa: E402
 
 NODES = {"172.17.0.1", "10.0.0.7", "10.0.0.5"}
 
@@ -25,13 +29,15 @@ def fake_tools(
     bin_dir: Path, log: Path, tables: dict[str, bool], extra: dict[str, str] | None = None
 ) -> dict:
     """iptables-like commands that log their arguments and stdin; `tables[name]`: whether
-    `name -S DOCKER-USER` finds docker's chain (which backend docker uses); `-C` never finds a rule."""
+    `name -S DOCKER-USER` finds docker's chain (which backend docker uses); `-S PAAS-SWARM` prints
+    the file `<log>.chain` (no file: no chain); `-C` never finds a rule."""
     bin_dir.mkdir()
     scripts = dict(extra or {})
     for name, has_docker in tables.items():
         scripts[name] = (
             '#!/bin/sh\necho "${0##*/} $*" >> "$LOG"\n'
-            f'case " $*" in *" -S DOCKER-USER"*) exit {0 if has_docker else 1};; *" -C "*) exit 1;; esac\n'
+            f'case " $*" in *" -S DOCKER-USER"*) exit {0 if has_docker else 1};; *" -C "*) exit 1;;\n'
+            '  *" -S PAAS-SWARM"*) [ -f "$LOG.chain" ] || exit 1; cat "$LOG.chain";; esac\n'
         )
         scripts[f"{name}-restore"] = '#!/bin/sh\necho "${0##*/} $*" >> "$LOG"\ncat > "$LOG.restore"\n'
     for name, text in scripts.items():
@@ -59,17 +65,33 @@ def test_the_firewall_script_closes_the_swarm_ports_to_all_but_the_manager_and_t
     assert swarm_cluster.swarm_ports_restore(NODES).endswith("-A PAAS-SWARM -j DROP\nCOMMIT\n")
 
 
+def test_the_firewall_script_leaves_a_chain_that_is_there_alone(tmp_path: Path) -> None:
+    """Lines pasted again, or a boot after the node guard's task wrote the nodes of now: the
+    older list of the lines must not replace it."""
+    script = tmp_path / "firewall"
+    script.write_text(swarm_cluster.firewall_script("172.17.0.1", (30000, 30999), set()))
+    log = tmp_path / "log"
+    env = fake_tools(tmp_path / "bin", log, {"iptables": True})
+    Path(f"{log}.chain").write_text("-N PAAS-SWARM\n-A PAAS-SWARM -s 10.0.0.9/32 -j RETURN\n")
+    subprocess.run(["sh", str(script)], env=env, check=True, timeout=20)
+    assert not Path(f"{log}.restore").exists()
+    assert f"iptables -I {swarm_cluster.swarm_ports_jumps()[0]}\n" in log.read_text()  # jumps still
+
+
 def test_the_firewall_script_of_an_ipv6_manager_leaves_the_swarm_chain_alone() -> None:
     script = swarm_cluster.firewall_script("fd00::1", (30000, 30999), {"fd00::7"})
     assert "PAAS-SWARM" not in script and "iptables-restore" not in script
 
 
 def run_guard(
-    tmp_path: Path, tables: dict[str, bool], nodes: set[str]
+    tmp_path: Path, tables: dict[str, bool], nodes: set[str], chain: str | None = None
 ) -> tuple[subprocess.CompletedProcess, str]:
-    """The guard's script once round its loop: its `sleep` ends the task as docker would."""
+    """The guard's script once round its loop: its `sleep` ends the task as docker would.
+    `chain`: what `-S PAAS-SWARM` prints on the host (None: there is no such chain)."""
     log = tmp_path / "log"
     env = fake_tools(tmp_path / "bin", log, tables, {"sleep": '#!/bin/sh\nkill -TERM "$PPID"\n'})
+    if chain is not None:
+        Path(f"{log}.chain").write_text(chain)
     for item in node_guard.env(nodes):
         key, _, value = item.partition("=")
         env[key] = value
@@ -90,6 +112,24 @@ def test_the_guard_writes_the_chain_with_the_iptables_docker_uses(tmp_path: Path
         assert f"{backend} -w -C {jump}\n" in calls and f"{backend} -w -I {jump}\n" in calls
     other = "iptables-legacy" if backend == "iptables-nft" else "iptables-nft"
     assert f"{other}-restore" not in calls and f"{other} -w -I" not in calls
+
+
+def test_the_guard_leaves_a_chain_that_is_as_it_should_be(tmp_path: Path) -> None:
+    """Rewriting it every 30 s would reset its counters and, on a legacy host, rewrite the whole
+    table beside dockerd's own changes: only a chain that differs is written."""
+    nft = {"iptables-nft": True, "iptables-legacy": False}
+    rules = [line for line in swarm_cluster.swarm_ports_restore(NODES).splitlines() if line.startswith("-A ")]
+    # as `-S` prints them: a lone address with /32
+    listed = "-N PAAS-SWARM\n" + "".join(re.sub(r"(-s \S+) ", r"\1/32 ", r) + "\n" for r in rules)
+    assert "-A PAAS-SWARM -s 10.0.0.7/32 -j RETURN\n" in listed
+    (tmp_path / "same").mkdir()
+    done, calls = run_guard(tmp_path / "same", nft, NODES, listed)
+    assert done.returncode == 0, done.stderr
+    assert "-restore" not in calls and "iptables-nft -w -I INPUT" in calls  # the jumps are checked
+    (tmp_path / "stale").mkdir()
+    stale = listed.replace("-A PAAS-SWARM -s 10.0.0.7/32 -j RETURN\n", "")  # a node joined since
+    done, calls = run_guard(tmp_path / "stale", nft, NODES, stale)
+    assert "iptables-nft-restore -w --noflush" in calls
 
 
 def test_the_guard_refuses_a_host_whose_docker_has_no_chain(tmp_path: Path) -> None:
@@ -117,7 +157,11 @@ class FakeService:
         return {
             "Spec": {
                 "TaskTemplate": {
-                    "ContainerSpec": {"Image": self.spec["image"], "Env": self.spec["env"]},
+                    "ContainerSpec": {
+                        "Image": self.spec["image"],
+                        "Env": self.spec["env"],
+                        "CapabilityAdd": self.spec["cap_add"],
+                    },
                     "Placement": {"Constraints": self.spec["constraints"]},
                 }
             }
@@ -158,3 +202,15 @@ def test_the_guard_service_is_made_once_and_changed_only_when_the_nodes_change()
     assert "10.0.0.7" not in service.updates[-1]["env"][0]  # a node that left is dropped
     with pytest.raises(PaasError, match="cannot start the node guard on the workers: invalid image"):
         node_guard.ensure(client, "refused", NODES, "i2", ())  # type: ignore[arg-type]
+
+
+def test_the_registry_cleanup_keeps_the_guards_image(tmp_path: Path) -> None:
+    """The join lines pull it by its tag: the registry's GC (every 10 minutes while an app runs
+    on the swarm) must not delete it, or lines printed later never join."""
+    images = SimpleNamespace(get=lambda name: SimpleNamespace(id="sha256:stack"), list=lambda filters: [])
+    client = SimpleNamespace(images=images)
+    settings = Settings(data_dir=tmp_path)
+    a = registry.RegistryAccess("172.17.0.1:5001", b"")
+    keep = registry.wanted_refs(settings, client, a)  # type: ignore[arg-type]
+    guard = image_for(settings, client, node_guard.RECIPE)  # type: ignore[arg-type]
+    assert registry.remote_ref(a.endpoint, guard) in keep and guard.startswith("paas/service:node-guard-")

@@ -23,17 +23,20 @@ from paas.core import names
 from paas.core.container import LOG_OPTIONS
 from paas.plugin_api import PaasError
 
-from .swarm_cluster import swarm_ports_jumps, swarm_ports_restore
+from .swarm_cluster import SWARM_CHAIN, swarm_ports_jumps, swarm_ports_restore
 
 CHECK_SECONDS = 30
 SCRIPT = "/usr/local/sbin/paas-node-guard"
 # Which iptables: the one whose tables hold docker's DOCKER-USER (a host may use nft or legacy;
-# rules written to the other would never see a packet).
+# rules written to the other would never see a packet). The chain is written only when it is not
+# what it should be (`-S` spells a lone address with /32): each write would reset its counters,
+# and on a legacy host rewrites the whole table beside dockerd's own changes.
 GUARD_SCRIPT = f"""#!/bin/sh
-# paas node guard (plugins/swarm/scheduler/node_guard.py): writes PAAS_SWARM_RULES
-# (iptables-restore input) and the INPUT rules in PAAS_SWARM_JUMPS (one a line) with the
-# iptables this host's docker uses, now and every {CHECK_SECONDS} s. The rules stay when it stops.
+# paas node guard (plugins/swarm/scheduler/node_guard.py): keeps {SWARM_CHAIN} as PAAS_SWARM_RULES
+# (iptables-restore input) says and the INPUT rules in PAAS_SWARM_JUMPS (one a line), with the
+# iptables this host's docker uses, checked every {CHECK_SECONDS} s. The rules stay when it stops.
 set -u
+trap 'exit 0' TERM INT
 ipt=
 for candidate in iptables-nft iptables-legacy; do
   if "$candidate" -w -S DOCKER-USER >/dev/null 2>&1; then ipt=$candidate; break; fi
@@ -42,16 +45,17 @@ if [ -z "$ipt" ]; then
   echo "paas-node-guard: docker's DOCKER-USER chain is in neither iptables-nft nor iptables-legacy" >&2
   exit 1
 fi
-trap 'exit 0' TERM INT
+want=$(printf '%s' "$PAAS_SWARM_RULES" | grep '^-A ')
 while :; do
-  if printf '%s' "$PAAS_SWARM_RULES" | "$ipt-restore" -w --noflush; then
-    printf '%s\\n' "$PAAS_SWARM_JUMPS" | while read -r jump; do
-      [ -n "$jump" ] || continue
-      $ipt -w -C $jump 2>/dev/null || $ipt -w -I $jump || echo "paas-node-guard: cannot add $jump" >&2
-    done
-  else
-    echo "paas-node-guard: cannot write the chain" >&2
+  have=$("$ipt" -w -S {SWARM_CHAIN} 2>/dev/null | grep '^-A ' | sed 's#/32 # #g')
+  if [ "$have" != "$want" ]; then
+    printf '%s' "$PAAS_SWARM_RULES" | "$ipt-restore" -w --noflush \\
+      || echo "paas-node-guard: cannot write the chain" >&2
   fi
+  printf '%s\\n' "$PAAS_SWARM_JUMPS" | while read -r jump; do
+    [ -n "$jump" ] || continue
+    $ipt -w -C $jump 2>/dev/null || $ipt -w -I $jump || echo "paas-node-guard: cannot add $jump" >&2
+  done
   sleep {CHECK_SECONDS} &
   wait $!
 done
@@ -115,6 +119,7 @@ def ensure(
         same = (
             task["ContainerSpec"].get("Image") == image
             and task["ContainerSpec"].get("Env") == kwargs["env"]
+            and task["ContainerSpec"].get("CapabilityAdd") == kwargs["cap_add"]
             and (task.get("Placement") or {}).get("Constraints") == kwargs["constraints"]
         )
         if not same:

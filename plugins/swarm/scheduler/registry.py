@@ -36,13 +36,13 @@ import requests
 from docker.types import Mount, RestartPolicy, ServiceMode
 
 from paas.buildpacks import stack
-from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image
+from paas.buildpacks.service_images import ServiceImageRecipe, ensure_image, image_for
 from paas.core import names
 from paas.core.container import LOG_OPTIONS, log_config
 from paas.plugin_api import PaasError, Settings
 
 from ..settings import swarm_settings
-from . import registry_pki
+from . import node_guard, registry_pki
 
 CONFIG_PATH = "/etc/paas-registry.yml"
 PROXY_CONFIG_PATH = "/etc/paas-registry-nginx.conf"
@@ -468,8 +468,10 @@ def _delete_from_registry(settings: Settings, a: RegistryAccess, repo: str, tag:
 
 def wanted_refs(settings: Settings, client: docker.DockerClient, a: RegistryAccess) -> set[str]:
     """What nodes keep: the registry names of the app images the manager still has (its own GC
-    decides which releases stay for rollback), and the stack."""
+    decides which releases stay for rollback), the stack, and the node guard's image (the join
+    lines pull it by its tag)."""
     keep = {remote_ref(a.endpoint, stack.DEFAULT_STACK.image)}
+    keep.add(remote_ref(a.endpoint, image_for(settings, client, node_guard.RECIPE)))
     for image in client.images.list(filters={"reference": "paas/app-*"}):
         for tag in image.tags:
             if tag.startswith("paas/app-"):

@@ -300,8 +300,8 @@ def firewall_script(manager_addr: str, ports: tuple[int, int], nodes: set[str] =
     the packet reaches DOCKER-USER, so the rule matches the port the client asked for
     (conntrack's original destination), and only connections docker itself translated, in the
     client's direction (the replies come from the container's own address). This host's swarm
-    ports answer the manager and `nodes` only (the nodes when the lines were printed: at a boot,
-    until the node guard task writes the swarm's nodes of now). Idempotent."""
+    ports answer the manager and `nodes` only (the nodes when the lines were printed), unless
+    the chain is there already (the node guard's task keeps it to the nodes of now). Idempotent."""
     tables = "ip6tables" if ipaddress.ip_address(manager_addr).version == 6 else "iptables"
     rule = (
         "DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
@@ -310,7 +310,12 @@ def firewall_script(manager_addr: str, ports: tuple[int, int], nodes: set[str] =
     lines = [f"{tables} -C {r} 2>/dev/null || {tables} -I {r}\n" for r in (rule, *TASKS_OFF_SWARM_PORTS)]
     if tables == "iptables":  # the swarm's ports, as the manager guards its own (IPv4)
         restore = swarm_ports_restore({manager_addr, *nodes})
-        lines.append(f"iptables-restore -w --noflush <<'EOF'\n{restore}EOF\n")
+        # Only where there is none: at a boot the node guard's task may have written the nodes of
+        # now already, and lines pasted again must not put back an older list.
+        lines.append(
+            f"iptables -S {SWARM_CHAIN} >/dev/null 2>&1"
+            f" || iptables-restore -w --noflush <<'EOF'\n{restore}EOF\n"
+        )
         lines += [f"iptables -C {r} 2>/dev/null || iptables -I {r}\n" for r in swarm_ports_jumps()]
     return (
         "#!/bin/sh\n"
@@ -394,7 +399,15 @@ def other_node_addresses(client: docker.DockerClient, state: dict | None = None)
     """The addresses of every node but this one (IPv4: the manager's address family here)."""
     try:
         self_id = (_local_state(client) if state is None else state).get("NodeID")
-        found = {_address(n) for n in client.api.nodes() if n["ID"] != self_id}
+    except docker.errors.DockerException as exc:
+        raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
+    return addresses_of_nodes(client, but=self_id)
+
+
+def addresses_of_nodes(client: docker.DockerClient, but: str | None = None) -> set[str]:
+    """The addresses of every node (but the one of ID `but`), IPv4."""
+    try:
+        found = {_address(n) for n in client.api.nodes() if n["ID"] != but}
     except docker.errors.DockerException as exc:
         raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
     return {a for a in found if a and a != "0.0.0.0" and ipaddress.ip_address(a).version == 4}
