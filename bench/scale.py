@@ -253,12 +253,15 @@ def p50_p95(browser: Browser, path: str, rounds: int) -> tuple[float, float]:
     return statistics.median(took), q[18]
 
 
+RSS_KEYS = ("total_rss", "rss", "anon")  # cgroup v1 (hierarchical, own), v2
+
+
 def app_memory(ctx: Context) -> float:
     """Median resident memory of the running app processes (their cgroups' rss), MiB."""
     values = []
     labels = names.label_filter(ctx.settings.instance_id, role=names.ROLE_PROCESS)
     for c in ctx.docker.api.containers(filters={"label": labels}):
-        found = cgroups.stats(c["Id"])
+        found = cgroups.stats(c["Id"], keys=RSS_KEYS)
         if found is not None:
             fields = found["memory_stats"]["stats"]
             values.append(int(fields.get("total_rss", fields.get("rss", fields.get("anon", 0)))))

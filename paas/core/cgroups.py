@@ -115,9 +115,12 @@ class Host:
 MEMORY_STAT_KEYS = ("inactive_file", "total_inactive_file")
 
 
-def stats(container_id: str, host: Host | None = None) -> dict | None:
+def stats(
+    container_id: str, host: Host | None = None, keys: tuple[str, ...] = MEMORY_STAT_KEYS
+) -> dict | None:
     """docker's one-shot stats (the parts the sampler reads) from the cgroup files, or None
-    when they cannot be read here. `host`: read once by the caller for many containers."""
+    when they cannot be read here. `host`: read once by the caller for many containers;
+    `keys`: the memory.stat keys wanted (the sampler's two by default)."""
     if not all(c in "0123456789abcdef" for c in container_id) or len(container_id) != 64:
         return None  # only a full id names a folder
     found = _dirs(container_id)
@@ -134,7 +137,7 @@ def stats(container_id: str, host: Host | None = None) -> dict | None:
             usage = int(_read(f"{mem_dir}/memory.current"))
             text = _read(f"{mem_dir}/memory.max").strip()
             limit = int(text) if text.isdigit() else 0
-        memory_stat = _keys(f"{mem_dir}/memory.stat", MEMORY_STAT_KEYS)
+        memory_stat = _keys(f"{mem_dir}/memory.stat", keys)
         host = host or Host()
     except (OSError, ValueError):
         return None  # gone meanwhile
