@@ -7,7 +7,8 @@ the manager knows who the nodes are, and that changes as hosts join and leave. S
 runs a global service on the workers, on the host's network with NET_ADMIN, and hands it the
 chain as it must be now (swarm_cluster.swarm_ports_restore: the manager's own rules, for the
 nodes' addresses). A change of nodes updates the service; each worker's new task writes the chain
-in one iptables-restore transaction, then again every CHECK_SECONDS (a flush, docker's restart).
+in one iptables-restore transaction, checks it every CHECK_SECONDS (a flush, docker's restart)
+and writes it again only when it differs.
 The rules outlive the task: one that stops leaves them, the next replaces them. The join lines
 write the same chain with the nodes known then (swarm_cluster.firewall_script), for a new host
 and for each boot until its task runs.

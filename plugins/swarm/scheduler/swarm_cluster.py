@@ -307,7 +307,11 @@ def firewall_script(manager_addr: str, ports: tuple[int, int], nodes: set[str] =
         "DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
         f" --ctorigdstport {ports[0]}:{ports[1]} ! -s {manager_addr} -j DROP"
     )
-    lines = [f"{tables} -C {r} 2>/dev/null || {tables} -I {r}\n" for r in (rule, *TASKS_OFF_SWARM_PORTS)]
+
+    def insert(r: str) -> str:  # a rule added unless it is there
+        return f"{tables} -C {r} 2>/dev/null || {tables} -I {r}\n"
+
+    lines = [insert(r) for r in (rule, *TASKS_OFF_SWARM_PORTS)]
     if tables == "iptables":  # the swarm's ports, as the manager guards its own (IPv4)
         restore = swarm_ports_restore({manager_addr, *nodes})
         # Only where there is none: at a boot the node guard's task may have written the nodes of
@@ -316,7 +320,7 @@ def firewall_script(manager_addr: str, ports: tuple[int, int], nodes: set[str] =
             f"iptables -S {SWARM_CHAIN} >/dev/null 2>&1"
             f" || iptables-restore -w --noflush <<'EOF'\n{restore}EOF\n"
         )
-        lines += [f"iptables -C {r} 2>/dev/null || iptables -I {r}\n" for r in swarm_ports_jumps()]
+        lines += [insert(r) for r in swarm_ports_jumps()]
     return (
         "#!/bin/sh\n"
         "# written by paas nodes:join-command: published app ports answer the swarm manager only;\n"
