@@ -203,10 +203,10 @@ def guard_node_ports(ctx: Context) -> None:
     and this host's swarm ports (2377, 7946, 4789) closed to every host but the nodes and those
     PAAS_SWARM_JOIN_ALLOW lists (cluster.SWARM_CHAIN): called by every reconcile pass;
     iptables is written only when the nodes changed (or its rules went, with a reboot)."""
-    state = cluster.local_state(ctx.docker)  # one `docker info` per pass
-    if not cluster.swarm_active(ctx.docker, state):
+    others = cluster.other_nodes_if_manager(ctx.docker)  # one node listing per pass
+    if others is None:
         return
-    addresses = frozenset(cluster.other_node_addresses(ctx.docker, state))
+    addresses = frozenset(others)
     key = str(ctx.settings.data_dir)
     wanted = (addresses, swarm_settings(ctx.settings).join_allow)
     with _guard_lock:
@@ -325,10 +325,11 @@ def scheduler(ctx: Context, app: App | None = None) -> Swarm:
     )
 
 
-def reconcile(ctx: Context) -> None:
+def reconcile(ctx: Context, apps: list[App] | None = None) -> None:
     """Each reconcile pass (`paas_reconcile`): the nodes that fell (while some app runs on the
-    swarm), this host's firewall toward the nodes, and now and then the node GC."""
-    on_swarm = any(a.scheduler == NAME for a in ctx.store.list_apps())
+    swarm), this host's firewall toward the nodes, and now and then the node GC. `apps`: every
+    app, when the pass read them already."""
+    on_swarm = any(a.scheduler == NAME for a in (ctx.store.list_apps() if apps is None else apps))
     if on_swarm:
         try:
             watch_nodes(ctx)

@@ -340,3 +340,47 @@ def test_the_swarm_ports_answer_the_nodes_and_the_hosts_about_to_join_only(
     monkeypatch.setenv("PAAS_SWARM_JOIN_ALLOW", "192.0.2.9; rm -rf /")
     with pytest.raises(PaasError, match="PAAS_SWARM_JOIN_ALLOW"):
         swarm_settings(Settings.from_env())
+
+
+def test_a_pass_asks_the_node_list_only_and_docker_info_when_its_own_node_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each reconcile pass asks whether this engine manages a swarm and who the other nodes are:
+    one `GET /nodes` (503 on a lone engine or a worker), `docker info` (ten times dockerd's CPU
+    with 200 containers) only to learn this engine's own node, again when that node is gone."""
+    import docker
+
+    monkeypatch.setattr(swarm_cluster, "_own_node", {})
+
+    class Client(FakeClient):
+        infos = 0
+        own = "aaa111"
+
+        def info(self) -> dict:
+            Client.infos += 1
+            return {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True, "NodeID": self.own}}
+
+    client = Client([node("aaa111", "m", "manager", addr="10.0.0.1"), node("bbb222", "w", addr="10.0.0.2")])
+    client.api.base_url = "http+docker://localhost"
+    assert swarm_cluster.other_nodes_if_manager(client) == {"10.0.0.2"}
+    assert swarm_cluster.other_nodes_if_manager(client) == {"10.0.0.2"}
+    assert Client.infos == 1  # once, not once a pass
+    client.api._nodes = [node("ccc333", "m", "manager", addr="10.0.0.1"), client.api._nodes[1]]
+    client.own = "ccc333"  # the swarm was left and made again: a new ID for this engine
+    assert swarm_cluster.other_nodes_if_manager(client) == {"10.0.0.2"}
+    assert Client.infos == 2
+
+    def not_a_manager() -> list[dict]:
+        response = type("R", (), {"status_code": 503, "reason": "Service Unavailable"})()
+        raise docker.errors.APIError("This node is not a swarm manager.", response=response)
+
+    client.api.nodes = not_a_manager  # type: ignore[method-assign]
+    assert swarm_cluster.other_nodes_if_manager(client) is None
+    assert Client.infos == 2  # a lone engine costs one cheap call, no `docker info`
+
+    def away() -> list[dict]:
+        raise docker.errors.DockerException("connection refused")
+
+    client.api.nodes = away  # type: ignore[method-assign]
+    with pytest.raises(PaasError, match="cannot list the swarm's nodes"):
+        swarm_cluster.other_nodes_if_manager(client)
