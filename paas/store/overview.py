@@ -28,6 +28,16 @@ class OverviewStore:
         releases = [self._release(r) for r in rows]
         return {r.app_id: r for r in releases if r is not None}
 
+    def current_build_ids(self) -> dict[int, int]:
+        """Each app's current release's build id (as current_releases, without reading and
+        decoding every release's config: the cron plugin asks on every reconcile pass)."""
+        rows = self._all(
+            "SELECT r.app_id, r.build_id FROM releases r JOIN (SELECT app_id, MAX(version) AS version"
+            " FROM releases WHERE status = 'succeeded' GROUP BY app_id) cur"
+            " ON cur.app_id = r.app_id AND cur.version = r.version WHERE r.build_id IS NOT NULL"
+        )
+        return {r["app_id"]: r["build_id"] for r in rows}
+
     def all_formations(self) -> dict[int, dict[str, int]]:
         out: dict[int, dict[str, int]] = {}
         for r in self._all("SELECT app_id, type, quantity FROM formation ORDER BY app_id, type"):

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from paas.plugin_api import App, Context, NotFound, PaasError, Release, access
+from paas.plugin_api import App, Context, NotFound, PaasError, access
 from paas.store import Build
 
 from . import runs
@@ -25,16 +25,17 @@ _JOBS = "cron:jobs"
 
 def jobs_of(ctx: Context, app: App) -> list[Job]:
     """The jobs of the app's current release (none before its first deploy)."""
-    return _release_jobs(ctx, app, ctx.store.current_release(app.id))
+    release = ctx.store.current_release(app.id)
+    return _build_jobs(ctx, app, release.build_id if release is not None else None)
 
 
-def _release_jobs(ctx: Context, app: App, release: Release | None) -> list[Job]:
-    if release is None or not release.build_id:
+def _build_jobs(ctx: Context, app: App, build_id: int | None) -> list[Job]:
+    if not build_id:
         return []
     known = ctx.shared(_JOBS, dict)  # build id -> its jobs: a build's app.json never changes
-    if release.build_id not in known:
-        known[release.build_id] = _parse(app, ctx.store.build_of(release))
-    return known[release.build_id]
+    if build_id not in known:
+        known[build_id] = _parse(app, ctx.store.get_build(build_id))
+    return known[build_id]
 
 
 def _parse(app: App, build: Build | None) -> list[Job]:
@@ -65,18 +66,18 @@ def scheduler(ctx: Context, clock: Callable[[], datetime] = utcnow) -> Scheduler
     )
 
 
-def reconcile(ctx: Context) -> list[str]:
+def reconcile(ctx: Context, listed: list[App] | None = None) -> list[str]:
     """Start the runs that are due (in threads) and, now and then, drop stale run containers.
     Every app's current release is read at once and each build's jobs parsed once (per app and
     pass, a release, its build and its app.json had been read: 7% of an idle server's CPU with
-    200 apps, py-spy)."""
-    current = ctx.store.current_releases()
+    200 apps, py-spy). `listed`: every app, when the pass read them already."""
+    current = ctx.store.current_build_ids()
     apps = [
-        (app, [] if app.stopped else _release_jobs(ctx, app, current.get(app.id)))
-        for app in ctx.store.list_apps()
+        (app, [] if app.stopped else _build_jobs(ctx, app, current.get(app.id)))
+        for app in (ctx.store.list_apps() if listed is None else listed)
     ]
     known = ctx.shared(_JOBS, dict)
-    for build_id in set(known) - {r.build_id for r in current.values()}:
+    for build_id in set(known) - set(current.values()):
         del known[build_id]  # a build no app runs any more: nothing grows with time
     sched = scheduler(ctx)
     actions = sched.tick(apps)

@@ -400,8 +400,9 @@ def test_a_pass_reads_each_build_once_and_passes_over_apps_without_jobs(
         )
     builds: list[int] = []
     states: list[int] = []
-    build_of, get_setting = ctx.store.build_of, ctx.store.get_setting
-    monkeypatch.setattr(ctx.store, "build_of", lambda r: builds.append(r.build_id) or build_of(r))
+    get_build, get_setting = ctx.store.get_build, ctx.store.get_setting
+    monkeypatch.setattr(ctx.store, "get_build", lambda b: builds.append(b) or get_build(b))
+    monkeypatch.setattr(ctx.store, "current_releases", lambda: pytest.fail("every release decoded"))
     monkeypatch.setattr(
         ctx.store, "get_setting", lambda app_id, key: states.append(app_id) or get_setting(app_id, key)
     )
