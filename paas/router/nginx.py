@@ -420,6 +420,16 @@ class Router:
         streams = re.search(r"proxy_pass http://([^;]+); # streams", text)
         return (pages.group(1) if pages else None), (streams.group(1) if streams else None)
 
+    def file_state(self, name: str) -> tuple[int, int, int] | None:
+        """`apps/<name>.conf` as the kernel sees it (inode, size, mtime), None when there is none:
+        a reconcile pass tells a file someone changed by hand from the one it left, without
+        rendering the route again (a write here always makes a new inode)."""
+        try:
+            st = os.stat(f"{self.apps_dir}/{name}.conf")
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
     def set_routes(self, routes: Sequence[Route]) -> None:
         """Serve every route of `routes` with one `nginx -t` and one reload: each check and
         reload reads every app's file, so routing N apps one by one costs N times N (after a

@@ -7,6 +7,7 @@ reconciler never waits: it skips an app whose lock is held.
 from __future__ import annotations
 
 import fcntl
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,7 +81,8 @@ def released_since(ctx: Context, app: str, since: float) -> bool:
     """Whether someone released the app's lock after `since` (time.time()): whatever they did to
     its containers happened after a listing made at `since`."""
     try:  # file times come from the kernel's coarse clock, a few ms behind time.time(): a margin
-        return released_path(ctx.settings.locks_dir / f"app-{app}.lock").stat().st_mtime >= since - 1.0
+        # os.stat on a string: a pass asks for every app, and pathlib's joins cost 4x the stat
+        return os.stat(f"{ctx.settings.locks_dir}/app-{app}.released").st_mtime >= since - 1.0
     except OSError:
         return False
 

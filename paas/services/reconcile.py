@@ -146,26 +146,31 @@ def _reconcile(
     return actions
 
 
-ROUTE_REFRESH_SECONDS = 60.0  # how often a pass renders a route whose upstreams did not change
+ROUTE_REFRESH_SECONDS = 300.0  # how often a pass renders a route nothing changed
 _routed_lock = threading.Lock()
-# (data dir, app) -> (the upstreams last routed by a pass, when): pruned to the apps of each pass
-_routed: dict[tuple[str, str], tuple[dict[str, int], float]] = {}
+# (data dir, app) -> (the upstreams last routed by a pass, when, its file as the pass left it):
+# pruned to the apps of each pass
+_routed: dict[tuple[str, str], tuple[dict[str, int], float, tuple | None]] = {}
 
 
 def _route_changed(ctx: Context, app_name: str, upstreams: dict[str, int]) -> bool:
     """Whether a pass routes the app: when its upstreams changed since the last pass (a dockerd
-    restart moves them), and at least every ROUTE_REFRESH_SECONDS otherwise. Whatever changes
-    the rest of a route (domains, properties, certificates, maintenance) routes the app itself,
-    so rendering every app's route on every pass (1-2 ms each) only repeated what was in place;
-    the refresh still puts back a route file someone changed by hand."""
+    restart moves them), when its route file is not the one the pass left (someone changed or
+    removed it by hand: one stat tells), and at least every ROUTE_REFRESH_SECONDS otherwise.
+    Whatever changes the rest of a route (domains, properties, certificates, maintenance)
+    routes the app itself, so rendering a route again (1-2 ms, two thirds of a visit; every
+    minute for each app, before) only repeated what was in place."""
     with _routed_lock:
         last = _routed.get((str(ctx.settings.data_dir), app_name))
-    return last is None or last[0] != upstreams or time.monotonic() - last[1] >= ROUTE_REFRESH_SECONDS
+    if last is None or last[0] != upstreams or time.monotonic() - last[1] >= ROUTE_REFRESH_SECONDS:
+        return True
+    return router(ctx).file_state(app_name) != last[2]
 
 
 def _remember_route(ctx: Context, app_name: str, upstreams: dict[str, int]) -> None:
+    state = router(ctx).file_state(app_name)
     with _routed_lock:
-        _routed[(str(ctx.settings.data_dir), app_name)] = (dict(upstreams), time.monotonic())
+        _routed[(str(ctx.settings.data_dir), app_name)] = (dict(upstreams), time.monotonic(), state)
 
 
 def _forget_routes(ctx: Context, apps: list[App]) -> None:
@@ -267,7 +272,7 @@ def reconcile_all(ctx: Context) -> dict[str, list[str]]:
             unrouted = routes.apply()
     _remember_well(ctx, [(name, mark) for name, mark in well if name not in unrouted], begun)
     _forget_routes(ctx, apps)
-    ctx.plugins.call_post("paas_reconcile", ctx=ctx)  # a scheduler plugin's nodes, too (swarm)
+    ctx.plugins.call_post("paas_reconcile", ctx=ctx, apps=apps)  # a scheduler plugin's nodes, too (swarm)
     try:
         guard_egress(ctx)
     except (PaasError, docker.errors.DockerException) as exc:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import click
 
 from paas.core.names import SCHEDULER_SWARM
-from paas.plugin_api import Context, access, declare_permissions, hookimpl
+from paas.plugin_api import App, Context, access, declare_permissions, hookimpl
 
 from . import nodes
 from .commands import COMMANDS
@@ -65,5 +65,5 @@ def paas_schedulers() -> dict[str, Callable]:
 
 
 @hookimpl
-def paas_reconcile(ctx: Context) -> None:
-    nodes.reconcile(ctx)
+def paas_reconcile(ctx: Context, apps: list[App]) -> None:
+    nodes.reconcile(ctx, apps)

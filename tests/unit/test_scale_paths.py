@@ -164,11 +164,28 @@ def test_a_pass_routes_an_app_only_when_its_upstreams_moved(
         settings = Settings(data_dir=tmp_path)
 
     ctx = Ctx()
+    nginx = Router(ctx.settings)
+    monkeypatch.setattr(reconcile, "router", lambda ctx: nginx)
     assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
     reconcile._remember_route(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
     assert not reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
     assert reconcile._route_changed(ctx, "web", {"10.0.0.7:5000": 3})  # type: ignore[arg-type]
     assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 4})  # type: ignore[arg-type]
+    # Its file changed by hand (made, edited, replaced, removed): routed again at the next visit.
+    nginx.apps_dir.mkdir(parents=True)
+    conf = nginx.apps_dir / "web.conf"
+    conf.write_text("server {}\n")
+    assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    reconcile._remember_route(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    assert not reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    with conf.open("a") as f:
+        f.write("# edited\n")
+    assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    reconcile._remember_route(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    conf.unlink()
+    assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    reconcile._remember_route(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
+    assert not reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
     later = reconcile.time.monotonic() + reconcile.ROUTE_REFRESH_SECONDS + 1
     monkeypatch.setattr(reconcile.time, "monotonic", lambda: later)
     assert reconcile._route_changed(ctx, "web", {"10.0.0.2:5000": 3})  # type: ignore[arg-type]
@@ -359,10 +376,14 @@ def test_a_pass_passes_over_an_app_nothing_happened_to(
                 raise PaasError("nginx -t: refused")
             routed.append(route.app)
 
+        def file_state(self, name: str) -> None:
+            return None
+
     monkeypatch.setattr(reconcile, "router", lambda ctx: Router())
     monkeypatch.setattr(reconcile, "guard_egress", lambda ctx: None)
     plugins(set())  # the built-ins, importable as paas_plugins.<name>: the swarm's pass looks at no engine
-    monkeypatch.setattr(importlib.import_module("paas_plugins.swarm.nodes"), "reconcile", lambda ctx: None)
+    swarm_nodes = importlib.import_module("paas_plugins.swarm.nodes")
+    monkeypatch.setattr(swarm_nodes, "reconcile", lambda ctx, apps=None: None)
 
     def one() -> list[str]:
         visits.clear()

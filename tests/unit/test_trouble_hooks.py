@@ -97,7 +97,11 @@ class FakeScheduler:
 def test_reconcile_records_each_trouble_and_tells_plugins(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store = Store(tmp_path / "paas.db")
     ctx = SimpleNamespace(
-        settings=Settings(data_dir=tmp_path), store=store, plugins=FakePlugins(), docker=SimpleNamespace()
+        settings=Settings(data_dir=tmp_path),
+        store=store,
+        plugins=FakePlugins(),
+        docker=SimpleNamespace(),
+        shared=lambda key, make: make(),
     )
     app = store.create_app("loopy")
     loop = trouble.Trouble(
