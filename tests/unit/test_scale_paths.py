@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import socket
 import time
 from dataclasses import replace
@@ -212,6 +213,7 @@ def test_container_stats_come_from_the_cgroup_files(
         (mem / "memory.max").write_text("max\n")
         (mem / "memory.stat").write_text("anon 9000000\ninactive_file 4096\n")
     monkeypatch.setattr(cgroups, "ROOT", tmp_path)
+    monkeypatch.setattr(cgroups, "_found", {})
     found = cgroups.stats(cid)
     assert found is not None
     assert found["cpu_stats"]["cpu_usage"]["total_usage"] == (123456789 if version == "v1" else 123456000)
@@ -238,6 +240,7 @@ def test_a_round_reads_the_host_once_and_tries_the_layout_that_matched_first(
         (d / "memory.max").write_text("200\n")
         (d / "memory.stat").write_text("inactive_file 1\n")
     monkeypatch.setattr(cgroups, "ROOT", tmp_path)
+    monkeypatch.setattr(cgroups, "_found", {})
     monkeypatch.setitem(cgroups._last, "layout", 0)  # nothing matched yet
     host = cgroups.Host()
     monkeypatch.setattr(cgroups, "system_cpu_usage", lambda: pytest.fail("read /proc/stat again"))
@@ -249,6 +252,12 @@ def test_a_round_reads_the_host_once_and_tries_the_layout_that_matched_first(
     assert [f["cpu_stats"]["system_cpu_usage"] for f in found if f] == [host.system_cpu] * 3
     assert [f["memory_stats"]["limit"] for f in found if f] == [200] * 3
     assert len(looked) == 6 + 1 + 1  # the first searched every layout; the others went straight there
+    looked.clear()
+    assert [cgroups.stats(cid, host) for cid in ids] == found
+    assert looked == []  # the next round: every folder known
+    shutil.rmtree(tmp_path / "system.slice" / f"docker-{ids[0]}.scope")
+    assert cgroups.stats(ids[0], host) is None  # gone: forgotten, and looked for again next time
+    assert ids[0] not in cgroups._found
 
 
 def test_newest_samples_are_every_apps_last_samples_in_one_read(tmp_path: Path) -> None:
