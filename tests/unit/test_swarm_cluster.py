@@ -345,42 +345,61 @@ def test_the_swarm_ports_answer_the_nodes_and_the_hosts_about_to_join_only(
 def test_a_pass_asks_the_node_list_only_and_docker_info_when_its_own_node_is_unknown(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Each reconcile pass asks whether this engine manages a swarm and who the other nodes are:
-    one `GET /nodes` (503 on a lone engine or a worker), `docker info` (ten times dockerd's CPU
-    with 200 containers) only to learn this engine's own node, again when that node is gone."""
+    """Each reconcile pass asks whether this engine manages a swarm and who the other nodes are.
+    A manager: one `GET /nodes`, `docker info` (ten times dockerd's CPU with 200 containers)
+    only to learn its own node, again when that node is gone. A lone engine: `docker info` only
+    (GET /nodes would answer 503, which dockerd logs as an error on every pass)."""
     import docker
 
     monkeypatch.setattr(swarm_cluster, "_own_node", {})
 
     class Client(FakeClient):
         infos = 0
+        lists = 0
         own = "aaa111"
+        state = "active"
 
         def info(self) -> dict:
             Client.infos += 1
-            return {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True, "NodeID": self.own}}
+            return {"Swarm": {"LocalNodeState": self.state, "ControlAvailable": True, "NodeID": self.own}}
 
     client = Client([node("aaa111", "m", "manager", addr="10.0.0.1"), node("bbb222", "w", addr="10.0.0.2")])
     client.api.base_url = "http+docker://localhost"
+    listed = client.api.nodes
+
+    def counted() -> list[dict]:
+        Client.lists += 1
+        return listed()
+
+    client.api.nodes = counted  # type: ignore[method-assign]
     assert swarm_cluster.other_nodes_if_manager(client) == {"10.0.0.2"}
     assert swarm_cluster.other_nodes_if_manager(client) == {"10.0.0.2"}
-    assert Client.infos == 1  # once, not once a pass
+    assert (Client.infos, Client.lists) == (1, 2)  # docker info once, not once a pass
     client.api._nodes = [node("ccc333", "m", "manager", addr="10.0.0.1"), client.api._nodes[1]]
     client.own = "ccc333"  # the swarm was left and made again: a new ID for this engine
     assert swarm_cluster.other_nodes_if_manager(client) == {"10.0.0.2"}
     assert Client.infos == 2
 
     def not_a_manager() -> list[dict]:
+        Client.lists += 1
         response = type("R", (), {"status_code": 503, "reason": "Service Unavailable"})()
         raise docker.errors.APIError("This node is not a swarm manager.", response=response)
 
     client.api.nodes = not_a_manager  # type: ignore[method-assign]
+    client.state = "inactive"  # the swarm was left
+    lists = Client.lists
     assert swarm_cluster.other_nodes_if_manager(client) is None
-    assert Client.infos == 2  # a lone engine costs one cheap call, no `docker info`
+    assert swarm_cluster.other_nodes_if_manager(client) is None
+    assert Client.lists == lists + 1  # once, to learn it; then a lone engine is asked docker info only
+    assert Client.infos == 4
 
     def away() -> list[dict]:
         raise docker.errors.DockerException("connection refused")
 
+    client.state, client.own = "active", "ccc333"
+    client.api.nodes = counted  # type: ignore[method-assign]
+    client.api._nodes = [node("ccc333", "m", "manager", addr="10.0.0.1")]
+    assert swarm_cluster.other_nodes_if_manager(client) == set()  # a manager again, alone
     client.api.nodes = away  # type: ignore[method-assign]
     with pytest.raises(PaasError, match="cannot list the swarm's nodes"):
         swarm_cluster.other_nodes_if_manager(client)

@@ -423,29 +423,35 @@ _own_node_lock = threading.Lock()
 
 def other_nodes_if_manager(client: docker.DockerClient) -> set[str] | None:
     """The other nodes' addresses (as other_node_addresses) when this engine is a swarm manager,
-    None when it is not: for a check every reconcile pass. One `GET /nodes` (a lone engine or a
-    worker answers 503); `docker info`, which names this engine's own node, only when that ID
-    is not known yet or no longer listed (a swarm left and made again). With 200 containers a
-    `docker info` cost dockerd 11 ms of CPU and this server 2 ms, the node list 1 ms and 1.5."""
-    try:
-        listed = client.api.nodes()
-    except docker.errors.APIError as exc:
-        if exc.status_code == 503:  # "This node is not a swarm manager"
-            return None
-        raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
-    except docker.errors.DockerException as exc:
-        raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
+    None when it is not: for a check every reconcile pass. On an engine known to be a manager,
+    one `GET /nodes` (with 200 containers `docker info` cost dockerd 11 ms of CPU and this
+    server 2 ms; the node list 1 and 1.5); `docker info` where it is not known to be one (a lone
+    engine answers GET /nodes with a 503, which dockerd logs as an error: not every pass), and
+    again when this engine's own node is no longer listed (a swarm left and made again)."""
     key = client.api.base_url
     with _own_node_lock:
         own = _own_node.get(key)
-    if own is None or all(n["ID"] != own for n in listed):
-        state = _local_state(client)
-        if not swarm_active(client, state):
-            return None
-        own = str(state.get("NodeID") or "")
+    if own is not None:
+        try:
+            listed: list[dict] | None = client.api.nodes()
+        except docker.errors.APIError as exc:
+            if exc.status_code != 503:  # 503: "This node is not a swarm manager" (any more)
+                raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
+            listed = None
+        except docker.errors.DockerException as exc:
+            raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
+        if listed is not None and any(n["ID"] == own for n in listed):
+            return _ipv4_addresses(listed, own)
         with _own_node_lock:
-            _own_node[key] = own
-    return _ipv4_addresses(listed, own)
+            _own_node.pop(key, None)
+    state = _local_state(client)
+    if not swarm_active(client, state):
+        return None
+    own = str(state.get("NodeID") or "")
+    addresses = addresses_of_nodes(client, but=own)
+    with _own_node_lock:
+        _own_node[key] = own
+    return addresses
 
 
 def guard_node_ports(
