@@ -209,9 +209,10 @@ class HookSpecs:
     @hookspec
     def paas_reconcile(self, ctx: Context, apps: list[App]) -> None:
         """On each reconcile pass (every PAAS_RECONCILE_SECONDS in `paas server`): converge the
-        plugin's own containers or schedules. `apps`: every app, as the pass read them (a
-        plugin that needs them takes this list rather than reading the store again: with 200
-        apps each read cost the idle server 1-2% of its CPU). Keep it quick; errors are logged."""
+        plugin's own containers or schedules. `apps`: every app as the pass read them at its
+        start, for a plugin that only needs to know which exist (a long pass, one that starts
+        processes, may be minutes old: one that acts on an app's state reads it again, as cron
+        does). Keep it quick; errors are logged."""
 
     @hookspec
     def paas_schedulers(self) -> dict[str, Callable[[Context, App | None], Any]]:

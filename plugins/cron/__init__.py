@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from paas.plugin_api import App, BuildLog, Context, PushedSource, access, declare_permissions, hookimpl
+from paas.plugin_api import BuildLog, Context, PushedSource, access, declare_permissions, hookimpl
 
 from . import service
 from .commands import cron_list, cron_run
@@ -57,5 +57,5 @@ def paas_pre_build(source: PushedSource, log: BuildLog) -> None:
 
 
 @hookimpl
-def paas_reconcile(ctx: Context, apps: list[App]) -> None:
-    service.reconcile(ctx, apps)
+def paas_reconcile(ctx: Context) -> None:
+    service.reconcile(ctx)  # reads the apps itself: the pass's list may be minutes old (stops, renames)

@@ -66,15 +66,15 @@ def scheduler(ctx: Context, clock: Callable[[], datetime] = utcnow) -> Scheduler
     )
 
 
-def reconcile(ctx: Context, listed: list[App] | None = None) -> list[str]:
+def reconcile(ctx: Context) -> list[str]:
     """Start the runs that are due (in threads) and, now and then, drop stale run containers.
     Every app's current release is read at once and each build's jobs parsed once (per app and
     pass, a release, its build and its app.json had been read: 7% of an idle server's CPU with
-    200 apps, py-spy). `listed`: every app, when the pass read them already."""
+    200 apps, py-spy); only the build ids of the current releases are read, not the releases."""
     current = ctx.store.current_build_ids()
     apps = [
         (app, [] if app.stopped else _build_jobs(ctx, app, current.get(app.id)))
-        for app in (ctx.store.list_apps() if listed is None else listed)
+        for app in ctx.store.list_apps()
     ]
     known = ctx.shared(_JOBS, dict)
     for build_id in set(known) - set(current.values()):
