@@ -421,14 +421,14 @@ class Router:
         return (pages.group(1) if pages else None), (streams.group(1) if streams else None)
 
     def file_state(self, name: str) -> tuple[int, int, int] | None:
-        """`apps/<name>.conf` as the kernel sees it (inode, size, mtime), None when there is none:
-        a reconcile pass tells a file someone changed by hand from the one it left, without
-        rendering the route again (a write here always makes a new inode)."""
+        """`apps/<name>.conf` as the kernel sees it (inode, size, change time: ctime, which no
+        tool can set back), None when there is none: a reconcile pass tells a file someone
+        changed by hand from the one it left, without rendering the route again."""
         try:
             st = os.stat(f"{self.apps_dir}/{name}.conf")
         except OSError:
             return None
-        return st.st_ino, st.st_size, st.st_mtime_ns
+        return st.st_ino, st.st_size, st.st_ctime_ns
 
     def set_routes(self, routes: Sequence[Route]) -> None:
         """Serve every route of `routes` with one `nginx -t` and one reload: each check and

@@ -217,11 +217,16 @@ def _locked(ctx: Context, s: Subject) -> Iterator[None]:
 
 
 def sync(ctx: Context, s: Subject) -> None:
-    """Re-render the subject's route (the app's, or the dashboard's)."""
-    if s.app is not None:
-        routing.sync_app_route(ctx, s.app.name)
-    else:
+    """Re-render the subject's route (the app's, or the dashboard's), and its review apps' that
+    have no certificate of their own: they are served with the parent's when it covers them
+    (parent_tls), so a parent's certificate added, replaced or removed changes theirs too."""
+    if s.app is None:
         routing.sync_dashboard_route(ctx)
+        return
+    routing.sync_app_route(ctx, s.app.name)
+    for child in ctx.store.list_apps():
+        if child.parent_id == s.app.id and not has_cert(app_subject(ctx, child)):
+            routing.sync_app_route(ctx, child.name)
 
 
 def install(ctx: Context, s: Subject, pair: pem.Pair, source: str) -> None:

@@ -184,3 +184,25 @@ def test_the_renewal_pass_builds_subjects_only_for_apps_with_acme_on(
     monkeypatch.setattr(service, "app_subject", lambda ctx, app: built.append(app.name) or subject(ctx, app))
     assert [s.name for s in letsencrypt.enabled(ctx)] == ["two"]
     assert built == ["two"]
+
+
+def test_a_parents_certificate_change_routes_its_review_apps_without_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review app without a certificate of its own is served with its parent's (a wildcard):
+    a certificate added to, replaced on or removed from the parent re-routes those review apps
+    with it (they had waited for the reconcile pass's refresh of every route, now 5 minutes)."""
+    from paas.core.context import Context
+    from paas.settings import Settings
+    from paas_plugins.certs import service
+
+    ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
+    parent = ctx.store.create_app("shop")
+    plain = ctx.store.create_app("shop-pr-1", review=(parent.id, "pr-1"))
+    own = ctx.store.create_app("shop-pr-2", review=(parent.id, "pr-2"))
+    ctx.store.create_app("other")
+    monkeypatch.setattr(service, "has_cert", lambda s: s.app is not None and s.app.id == own.id)
+    routed: list[str] = []
+    monkeypatch.setattr(service.routing, "sync_app_route", lambda ctx, name: routed.append(name))
+    service.sync(ctx, service.app_subject(ctx, parent))
+    assert routed == ["shop", plain.name]
