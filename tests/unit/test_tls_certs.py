@@ -13,11 +13,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from paas.core.context import Context
 from paas.errors import PaasError
 from paas.plugins import plugins
+from paas.settings import Settings
 
 plugins(set())  # loading the built-in plugins makes them importable as paas_plugins.<name>
-from paas_plugins.certs import letsencrypt, pem  # noqa: E402
+from paas_plugins.certs import letsencrypt, pem, service  # noqa: E402
 
 
 def pair(
@@ -192,10 +194,6 @@ def test_a_parents_certificate_change_routes_its_review_apps_without_their_own(
     """A review app without a certificate of its own is served with its parent's (a wildcard):
     a certificate added to, replaced on or removed from the parent re-routes those review apps
     with it (they had waited for the reconcile pass's refresh of every route, now 5 minutes)."""
-    from paas.core.context import Context
-    from paas.settings import Settings
-    from paas_plugins.certs import service
-
     ctx = Context.open(Settings(data_dir=tmp_path), is_admin=True)
     parent = ctx.store.create_app("shop")
     plain = ctx.store.create_app("shop-pr-1", review=(parent.id, "pr-1"))
