@@ -203,7 +203,7 @@ def guard_node_ports(ctx: Context) -> None:
     and this host's swarm ports (2377, 7946, 4789) closed to every host but the nodes and those
     PAAS_SWARM_JOIN_ALLOW lists (cluster.SWARM_CHAIN): called by every reconcile pass;
     iptables is written only when the nodes changed (or its rules went, with a reboot)."""
-    others = cluster.other_nodes_if_manager(ctx.docker)  # one node listing per pass
+    others = cluster.other_nodes_if_manager(ctx.docker)  # a manager: its node list; else docker info
     if others is None:
         return
     addresses = frozenset(others)
