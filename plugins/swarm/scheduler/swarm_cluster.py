@@ -394,10 +394,10 @@ def node_rules(addr: str, ports: tuple[int, int]) -> list[list[str]]:
     ]
 
 
-def other_node_addresses(client: docker.DockerClient, state: dict | None = None) -> set[str]:
+def other_node_addresses(client: docker.DockerClient) -> set[str]:
     """The addresses of every node but this one (IPv4: the manager's address family here)."""
     try:
-        self_id = (_local_state(client) if state is None else state).get("NodeID")
+        self_id = _local_state(client).get("NodeID")
     except docker.errors.DockerException as exc:
         raise PaasError(f"cannot list the swarm's nodes: {exc}") from None
     return addresses_of_nodes(client, but=self_id)
