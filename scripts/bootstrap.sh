@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA_DIR=${PAAS_DATA_DIR:-/var/lib/paas}
-PACKAGES=(docker.io nginx git debootstrap openssh-client openssh-server iptables ca-certificates python3-venv chromium logrotate pebble openssl curl wrk restic)
+PACKAGES=(docker.io nginx git debootstrap openssh-client openssh-server iptables nftables ca-certificates python3-venv chromium logrotate pebble openssl curl wrk restic)
 say() { echo "-----> $*"; }
 
 if [ "$(id -u)" != 0 ]; then

@@ -90,6 +90,10 @@ if command -v iptables >/dev/null; then
     { iptables -w -F "$chain" && iptables -w -X "$chain"; } 2>/dev/null || true
   done
 fi
+if command -v nft >/dev/null; then  # the egress policy's forward tables (paas_egress_<pool>)
+  { nft list tables 2>/dev/null || true; } | { grep -E '^table ip paas_egress_[0-9_]+$' || true; } \
+    | while read -r _ family table; do nft delete table "$family" "$table" || true; done
+fi
 left=$(docker images --format '{{.Repository}}' | grep -cE '(^|/)paas/' || true)
 if [ "$left" != 0 ]; then
   echo "error: $left image(s) of ours are still on the engine" >&2

@@ -96,9 +96,10 @@ class PaasServer:
             "PAAS_SWARM_JOIN_ALLOW": "172.17.0.0/16",
             "PAAS_STOP_TIMEOUT": "5",
             "PAAS_RECONCILE_SECONDS": "1",
-            # The egress chains are the host's, one for every server on it: each server rebuilds
-            # them as it starts, so all deny the private range test_egress.py attacks (one that
-            # did not would open it until the egress test's server put its rule back).
+            # The egress policy is the host's, one for every server on it with this pool: each
+            # server writes it as it starts, so all deny the private range test_egress.py
+            # attacks (one that did not would open it until the egress test's server put its
+            # range back).
             "PAAS_EGRESS_DENY": "10.253.0.0/16",
             "GIT_SSH_COMMAND": f"ssh -F {self.ssh_config}",
             "GIT_AUTHOR_NAME": "Test",

@@ -8,6 +8,7 @@ Before: every one of them answered 200 (a cloud server's IAM role was one `curl`
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import shlex
 import subprocess
@@ -25,6 +26,7 @@ from docker.models.networks import Network
 from paas.buildpacks import stack
 from paas.core import networks
 from paas.plugins import plugins
+from paas.scheduler import egress
 from paas.settings import Settings
 from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
 
@@ -177,6 +179,54 @@ def test_builds_and_apps_reach_the_internet_and_nothing_of_ours(
         _check(_answers(ran.stdout))
     finally:
         shutdown(paas)
+
+
+def test_the_policy_holds_when_docker_leaves_a_network_ahead_of_docker_user(
+    tmp_path: Path, targets: dict[str, str]
+) -> None:
+    """Docker says rules in DOCKER-USER come before its own, and puts the jump to DOCKER-USER back
+    on top of FORWARD whenever it makes a network. But while networks are made side by side (two
+    pushes, two servers, a restore), a network's own `-i br-… ! -o br-… -j ACCEPT` can end up above
+    that jump and stay there until the next network is made (seen here: a 200-app bench, and the
+    full suite, where a `run` one-off reached the metadata service and the private range). Every
+    container on that network then left past the policy. Here that state is made by hand, with
+    docker's own rule for a network from the pool; the server's policy must hold all the same.
+
+    Before: metadata=200 and private=200 (the chains hang off DOCKER-USER, which is skipped)."""
+    (tmp_path / "srv").mkdir()
+    paas = PaasServer(tmp_path / "srv")
+    network, _ = _pool_network()
+    bridge = f"br-{network.id[:12]}"
+    ahead = ["FORWARD", "-i", bridge, "!", "-o", bridge, "-j", "ACCEPT"]  # docker's, as docker writes it
+    try:
+        paas.start_with_key()
+        subprocess.run(["iptables", "-w", "-I", *ahead[:1], "1", *ahead[1:]], check=True)
+        probe = ["sh", "-c", _probe_script(targets)]
+        run = ["docker", "run", "--rm", "--network", network.name, "--label", "paas.test=egress"]
+        done = subprocess.run([*run, stack.LATEST_ALIAS, *probe], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        found = _answers(done.stdout)
+        assert found.get("internet") == "200", found  # the policy's own way out stays open
+        assert found.get("metadata") == "000", found
+        assert found.get("private") == "000", found
+        assert found.get("host") == "000", found
+
+        # A reboot or a flushed ruleset loses the table: the check a pass makes writes it again.
+        ports = {"http_port": paas.http_port, "https_port": paas.https_port}
+        settings = dataclasses.replace(Settings.from_env(), egress_deny=("10.253.0.0/16",), **ports)
+        subprocess.run(["nft", "delete", "table", "ip", egress.table_name(settings)], check=True)
+        assert egress.ensure(settings)
+        assert not egress.ensure(settings)  # nothing missing: nothing written
+        assert "ip daddr @refused reject" in _nft_table(settings)
+    finally:
+        subprocess.run(["iptables", "-w", "-D", *ahead], capture_output=True)
+        network.remove()
+        shutdown(paas)
+
+
+def _nft_table(settings: Settings) -> str:
+    listing = ["nft", "list", "table", "ip", egress.table_name(settings)]
+    return subprocess.run(listing, capture_output=True, text=True).stdout
 
 
 def _pool_network() -> tuple[Network, ipaddress.IPv4Network]:
