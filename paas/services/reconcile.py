@@ -230,12 +230,16 @@ _egress = {"last": 0.0}
 
 def guard_egress(ctx: Context, rebuild: bool = False) -> None:
     """Where containers may connect (scheduler/egress.py): rebuilt from the settings when the
-    server starts, put back by a pass that finds part of it gone (a reboot, an iptables flush)."""
+    server starts, checked every EGRESS_CHECK_SECONDS and put back by a pass that finds part of
+    it gone (a flushed ruleset, a hand edit). The time is that of the last check, not the last
+    pass: passes come every 5 s, so counting from the last pass the check never came."""
+    if not rebuild and time.monotonic() - _egress["last"] < EGRESS_CHECK_SECONDS:
+        return
+    _egress["last"] = time.monotonic()  # a check that fails is not tried again every pass
     if rebuild:
         egress.apply(ctx.settings)
-    elif time.monotonic() - _egress["last"] >= EGRESS_CHECK_SECONDS and egress.ensure(ctx.settings):
+    elif egress.ensure(ctx.settings):
         log.warning("the egress policy was incomplete: put back")
-    _egress["last"] = time.monotonic()
 
 
 def reconcile_all(ctx: Context) -> dict[str, list[str]]:

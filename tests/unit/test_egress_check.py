@@ -1,0 +1,59 @@
+"""The egress policy's check on reconcile passes (services/reconcile.guard_egress): it comes
+every EGRESS_CHECK_SECONDS whatever the pass interval. Before, the time was reset by every pass,
+so with passes every 5 s (the default) the check never came and a flushed policy stayed open."""
+
+from __future__ import annotations
+
+import pytest
+
+from paas.services import reconcile
+
+
+def test_the_check_comes_every_30_seconds_with_a_pass_every_5(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    calls: list[tuple[str, float]] = []
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(reconcile.egress, "apply", lambda settings: calls.append(("apply", now[0])))
+    monkeypatch.setattr(
+        reconcile.egress, "ensure", lambda settings: calls.append(("ensure", now[0])) or False
+    )
+    monkeypatch.setattr(reconcile, "_egress", {"last": 0.0})
+
+    class Ctx:
+        settings = None
+
+    reconcile.guard_egress(Ctx(), rebuild=True)  # the server starts
+    for _ in range(24):  # two minutes of passes, 5 s apart
+        now[0] += 5
+        reconcile.guard_egress(Ctx())
+    assert calls == [
+        ("apply", 1000.0),
+        ("ensure", 1030.0),
+        ("ensure", 1060.0),
+        ("ensure", 1090.0),
+        ("ensure", 1120.0),
+    ]
+
+
+def test_a_failing_check_waits_its_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    tried: list[float] = []
+
+    def ensure(settings: object) -> bool:
+        tried.append(now[0])
+        raise reconcile.PaasError("cannot run nft for the egress policy")
+
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(reconcile.egress, "ensure", ensure)
+    monkeypatch.setattr(reconcile, "_egress", {"last": 0.0})
+
+    class Ctx:
+        settings = None
+
+    for _ in range(12):  # a minute of passes, 5 s apart
+        now[0] += 5
+        try:
+            reconcile.guard_egress(Ctx())
+        except reconcile.PaasError:
+            pass  # the pass logs it and goes on
+    assert tried == [1005.0, 1035.0]
