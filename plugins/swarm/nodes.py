@@ -199,10 +199,11 @@ _guard_checked: dict[str, float] = {}  # per data dir: when the jumps were last 
 
 
 def guard_node_ports(ctx: Context) -> None:
-    """Keep this host's containers off the other nodes' task ports (cluster.NODES_CHAIN),
+    """Keep this host's containers off the other nodes' task ports (cluster.NODES_TABLE),
     and this host's swarm ports (2377, 7946, 4789) closed to every host but the nodes and those
-    PAAS_SWARM_JOIN_ALLOW lists (cluster.SWARM_CHAIN): called by every reconcile pass;
-    iptables is written only when the nodes changed (or its rules went, with a reboot)."""
+    PAAS_SWARM_JOIN_ALLOW lists (cluster.SWARM_CHAIN): called by every reconcile pass; each is
+    written only when the nodes changed, or when a check (every GUARD_CHECK_SECONDS) finds it
+    gone (a reboot, a flushed ruleset)."""
     others = cluster.other_nodes_if_manager(ctx.docker)  # a manager: its node list; else docker info
     if others is None:
         return
@@ -222,10 +223,12 @@ def guard_node_ports(ctx: Context) -> None:
     guard_workers(ctx, addresses)
     with _guard_lock:
         before = _guarded.get(key, frozenset())
-        if key in _guarded and before == addresses:
+        if key in _guarded and before == addresses and not (due and not addresses <= cluster.guarded_nodes()):
             return
         ports, pool = swarm_settings(ctx.settings).app_ports, ctx.settings.network_pool
-        cluster.guard_node_ports(set(addresses), ports, pool, before - addresses)
+        cluster.guard_node_ports(
+            set(addresses), ports, pool, before - addresses, ctx.settings.engine_locks_dir
+        )
         _guarded[key] = addresses
     log.info("task ports of %d other node(s) closed to this host's containers", len(addresses))
 

@@ -29,10 +29,8 @@ from tests.e2e.swarm_hosts import SwarmCluster, swarm_server
 
 plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
 from paas_plugins.swarm.scheduler.swarm_cluster import (  # noqa: E402
-    NODES_CHAIN,
-    NODES_JUMP,
-    node_rules,
-    swarm_jumps_to_nodes,
+    NODES_TABLE,
+    guarded_nodes,
 )
 
 
@@ -519,18 +517,13 @@ def test_web_4_spreads_over_nodes_and_survives_deploys_drains_and_a_dead_node(
 def test_the_manager_closes_the_nodes_task_ports_to_its_own_containers(
     cluster_paas: PaasServer, swarm_cluster: SwarmCluster
 ) -> None:
-    """Every node that joined is in the manager's PAAS-NODES chain within a reconcile pass: a
-    container there leaves masqueraded as the manager's address, the one address a node lets open
-    its task ports (for the router). The attack itself runs in test_egress.py over a routed
-    network: here docker's own bridge isolation already stops containers on other bridges from
-    reaching the simulated nodes on docker0, which real hosts elsewhere do not have."""
-    lo, hi = 32768, 60999  # PAAS_SWARM_APP_PORTS' default, as cluster_paas runs with
-    for node in swarm_cluster.nodes:  # its task ports, and its swarm ports (2377, 7946, 4789)
-        for rule in node_rules(node.address, (lo, hi)):
-            check = ["iptables", "-C", NODES_CHAIN, *rule]
-            assert wait_for(lambda c=check: subprocess.run(c, capture_output=True).returncode == 0, 20), (
-                node,
-                rule,
-            )
-    for jump in (NODES_JUMP.format(lo=lo, hi=hi).split(), *swarm_jumps_to_nodes(Settings.network_pool)):
-        assert subprocess.run(["iptables", "-C", *jump], capture_output=True).returncode == 0, jump
+    """Every node that joined is in the manager's guard (swarm_cluster.NODES_TABLE) within a
+    reconcile pass: a container there leaves masqueraded as the manager's address, the one
+    address a node lets open its task ports (for the router). The attack itself runs in
+    test_egress.py over a routed network: here docker's own bridge isolation already stops
+    containers on other bridges from reaching the simulated nodes on docker0, which real hosts
+    elsewhere do not have."""
+    wanted = {node.address for node in swarm_cluster.nodes}
+    assert wait_for(lambda: wanted <= guarded_nodes(), 20), (wanted, guarded_nodes())
+    table = subprocess.run(["nft", "list", "table", "ip", NODES_TABLE], capture_output=True, text=True).stdout
+    assert "32768-60999" in table and Settings.network_pool in table, table  # its task ports, its pool

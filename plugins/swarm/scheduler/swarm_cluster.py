@@ -21,11 +21,14 @@ when its settings change):
 from __future__ import annotations
 
 import base64
+import fcntl
 import ipaddress
+import json
 import shlex
 import subprocess
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 
@@ -358,40 +361,61 @@ def close_manager_ports(ports: tuple[int, int]) -> None:
         raise PaasError(f"cannot close the swarm's task ports on this host: {detail}") from None
 
 
-NODES_CHAIN = "PAAS-NODES"  # on the manager: DROPs per other node, for containers' connections
-# A container on the manager reaching another node leaves masqueraded as the manager's address:
-# the one address the nodes' firewall lets open task ports (for the router). The router connects
-# from this host itself (OUTPUT); a container's connection crosses FORWARD, un-DNATed. Only new
-# connections: the task ports are in the ephemeral range, so the replies of any connection a
-# node's address opened (or a container that now has that address) carry such a port too.
-NODES_JUMP = (
-    "DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j "
-    + NODES_CHAIN
-)
-OLD_NODES_JUMPS = ("DOCKER-USER -p tcp --dport {lo}:{hi} -m conntrack ! --ctstate DNAT -j " + NODES_CHAIN,)
-
-
-# The nodes' own swarm ports, for the same reason: a container masqueraded as the manager would
-# be a node to them (gossip on 7946; VXLAN frames on 4789/udp into any overlay, which names its
-# network by number and checks nothing else). Only our containers' connections: those from the
-# app networks' pool and from swarm tasks here (docker_gwbridge); the swarm's own traffic leaves
-# from this host itself (OUTPUT), and a host routed through this one (the suite's simulated
+# On the manager, an nftables table of its own keeps this host's containers off the other nodes'
+# task ports and swarm ports. A container on the manager reaching another node leaves
+# masqueraded as the manager's address: the one address the nodes' firewall lets open task ports
+# (for the router), and a node to the others (gossip on 7946; VXLAN frames on 4789/udp into any
+# overlay, which names its network by number and checks nothing else). The router and the
+# swarm's own traffic leave from this host itself (OUTPUT); a container's connection crosses
+# FORWARD, un-DNATed. Only new connections: the task ports are in the ephemeral range, so the
+# replies of any connection a node's address opened (or a container that now has that address)
+# carry such a port too. The swarm ports only for our containers (the app networks' pools, and
+# swarm tasks here, on docker_gwbridge): a host routed through this one (the suite's simulated
 # nodes on docker0) talks to the others as nodes do. A UDP flow is NEW until something answers.
-def swarm_jumps_to_nodes(pool: str) -> list[list[str]]:
-    """The DOCKER-USER rules that send our containers' new swarm-port connections to NODES_CHAIN."""
-    return [
-        ["DOCKER-USER", *source, *match, "-m", "conntrack", "--ctstate", "NEW", "-j", NODES_CHAIN]
-        for source in (["-s", pool], ["-i", "docker_gwbridge"])
-        for match in SWARM_PORT_MATCHES
-    ]
+#
+# Not iptables chains off DOCKER-USER, as before: docker's own ACCEPT of a network made beside
+# another can sit above FORWARD's jump to DOCKER-USER (see paas/scheduler/egress.py). A base
+# chain of our own sees every packet whatever docker's rules accept, and its drop is final.
+# The table is the host's, shared by the servers on it: each adds its pool, its task ports and
+# the nodes it knows; a node that left is taken out by the server that saw it go.
+NODES_TABLE = "paas_nodes"
+_TCP, _UDP = (", ".join(map(str, ports)) for ports in (SWARM_TCP_PORTS, SWARM_UDP_PORTS))
+_NODES_RULES = (
+    "ct state new ct status & dnat == 0 tcp dport @task_ports ip daddr @nodes drop",
+    *(
+        f"ct state new {source} {proto} dport {{ {ports} }} ip daddr @nodes drop"
+        for source in ("ip saddr @pools", 'iifname "docker_gwbridge"')
+        for proto, ports in (("tcp", _TCP), ("udp", _UDP))
+    ),
+)
+_NODES_TABLE_TEXT = (
+    f"table ip {NODES_TABLE} {{\n"
+    "\tset nodes { type ipv4_addr; }\n"
+    "\tset pools { type ipv4_addr; flags interval; auto-merge; }\n"
+    "\tset task_ports { type inet_service; flags interval; auto-merge; }\n"
+    "\tchain forward {\n\t\ttype filter hook forward priority -1; policy accept;\n"
+    + "".join(f"\t\t{rule}\n" for rule in _NODES_RULES)
+    + "\t}\n}\n"
+)
+# Where the guard lived before (iptables): removed when a server next writes the table.
+OLD_NODES_CHAIN = "PAAS-NODES"
 
 
-def node_rules(addr: str, ports: tuple[int, int]) -> list[list[str]]:
-    """NODES_CHAIN's rules for the node at `addr`: its task ports, its swarm ports."""
-    return [
-        ["-d", addr, "-p", "tcp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"],
-        *(["-d", addr, *match, "-j", "DROP"] for match in SWARM_PORT_MATCHES),
-    ]
+def nodes_guard_script(
+    addresses: set[str], ports: tuple[int, int], pool: str, gone: set[str], create: bool
+) -> str:
+    """One `nft -f` transaction: the table (when `create`), this server's pool and task ports,
+    the nodes at `addresses` in, those in `gone` out (added first, so the delete never fails)."""
+    lines = [_NODES_TABLE_TEXT] if create else []
+    lines.append(f"add element ip {NODES_TABLE} pools {{ {pool} }}")
+    lines.append(f"add element ip {NODES_TABLE} task_ports {{ {ports[0]}-{ports[1]} }}")
+    if addresses:
+        lines.append(f"add element ip {NODES_TABLE} nodes {{ {', '.join(sorted(addresses))} }}")
+    out = sorted(set(gone) - set(addresses))
+    if out:
+        lines.append(f"add element ip {NODES_TABLE} nodes {{ {', '.join(out)} }}")
+        lines.append(f"delete element ip {NODES_TABLE} nodes {{ {', '.join(out)} }}")
+    return "\n".join(lines) + "\n"
 
 
 def other_node_addresses(client: docker.DockerClient) -> set[str]:
@@ -455,37 +479,59 @@ def other_nodes_if_manager(client: docker.DockerClient) -> set[str] | None:
 
 
 def guard_node_ports(
-    addresses: set[str], ports: tuple[int, int], pool: str, gone: frozenset[str] | set[str] = frozenset()
+    addresses: set[str],
+    ports: tuple[int, int],
+    pool: str,
+    gone: frozenset[str] | set[str] = frozenset(),
+    locks: Path = Settings.engine_locks_dir,
 ) -> None:
     """Containers on this host cannot open the task ports (`ports`) nor the swarm ports of the
-    nodes at `addresses` (`pool`: the app networks'); the rules of the addresses in `gone` (nodes
-    that left) are removed. Idempotent."""
-
-    def iptables(*args: str, check: bool = True) -> int:
-        return subprocess.run(
-            ["iptables", "-w", *args], capture_output=True, text=True, check=check
-        ).returncode
-
-    jumps = [NODES_JUMP.format(lo=ports[0], hi=ports[1]).split(), *swarm_jumps_to_nodes(pool)]
+    nodes at `addresses` (`pool`: the app networks'); the addresses in `gone` (nodes that left)
+    are let through again. Idempotent; one transaction (the table made on first use, under the
+    engine's lock so two servers never make it twice)."""
+    for addr in (*addresses, *gone):
+        if ipaddress.ip_address(addr).version != 4:
+            raise PaasError(f"not an IPv4 node address: {addr!r}")
+    ipaddress.ip_network(pool)
+    lock = locks / "nodes-guard.lock"
     try:
-        iptables("-N", "DOCKER-USER", check=False)
-        iptables("-N", NODES_CHAIN, check=False)
-        for addr in sorted(addresses | set(gone)):
-            for rule in node_rules(addr, ports):
-                present = iptables("-C", NODES_CHAIN, *rule, check=False) == 0
-                if addr in addresses and not present:
-                    iptables("-A", NODES_CHAIN, *rule)
-                elif addr not in addresses and present:
-                    iptables("-D", NODES_CHAIN, *rule)
-        for jump in jumps:
-            if iptables("-C", *jump, check=False):
-                iptables("-I", *jump)
-        for old in OLD_NODES_JUMPS:  # an earlier version's jump, which dropped replies too
-            while iptables("-D", *old.format(lo=ports[0], hi=ports[1]).split(), check=False) == 0:
-                pass
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", None) or exc
-        raise PaasError(f"cannot close the nodes' task ports to this host's containers: {detail}") from None
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            listed = subprocess.run(
+                ["nft", "list", "table", "ip", NODES_TABLE], capture_output=True, text=True
+            )
+            script = nodes_guard_script(set(addresses), ports, pool, set(gone), create=listed.returncode != 0)
+            done = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+    except OSError as exc:
+        raise PaasError(f"cannot close the nodes' task ports to this host's containers: {exc}") from None
+    if done.returncode:
+        detail = done.stderr.strip()
+        raise PaasError(f"cannot close the nodes' task ports to this host's containers: {detail}")
+    _drop_old_nodes_chain()
+
+
+def guarded_nodes() -> set[str]:
+    """The node addresses the table holds (empty without the table)."""
+    done = subprocess.run(
+        ["nft", "-j", "list", "set", "ip", NODES_TABLE, "nodes"], capture_output=True, text=True
+    )
+    if done.returncode:
+        return set()
+    found: set[str] = set()
+    for item in json.loads(done.stdout).get("nftables", []):
+        found.update(e for e in item.get("set", {}).get("elem", []) if isinstance(e, str))
+    return found
+
+
+def _drop_old_nodes_chain() -> None:
+    """The iptables chain an older version kept the guard in, and DOCKER-USER's jumps to it."""
+    rules = subprocess.run(["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True, text=True).stdout
+    for rule in rules.splitlines():
+        if rule.startswith("-A ") and rule.endswith(f" -j {OLD_NODES_CHAIN}"):
+            _iptables("-D", *rule.split()[1:], check=False)
+    if _iptables("-F", OLD_NODES_CHAIN, check=False) == 0:
+        _iptables("-X", OLD_NODES_CHAIN, check=False)
 
 
 SWARM_CHAIN = "PAAS-SWARM"  # on the manager: who may reach the swarm's own ports
