@@ -11,6 +11,7 @@ such a need is a candidate for a hook. The README's plugin section documents the
 from __future__ import annotations
 
 from paas.commands import FORMAT_OPTION, CommandEnv, declare_permissions, define
+from paas.core import nft
 from paas.core.backup import RestoreSource
 from paas.core.container import ContainerSettings
 from paas.core.context import Context
@@ -53,4 +54,6 @@ __all__ = [
     "RestoreSource",
     # a plugin's own state (a SQLite file in its folder)
     "PluginDatabase",
+    # firewall rules in an nftables table of the plugin's own (see paas/core/nft.py)
+    "nft",
 ]

@@ -12,14 +12,9 @@ in an nftables table of our own per pool (`table_name`) with a base chain on eac
   the router's ports (the set `router`: an app may call another app by its public URL);
   everything else (SSH, the dashboard, the registry, a database on the host) is refused.
 
-Why not iptables chains jumped to from DOCKER-USER and INPUT, as before: docker moves the jump
-to DOCKER-USER back on top of FORWARD when it makes a network, but networks made side by side can
-leave one network's own `-i br-… ! -o br-… -j ACCEPT` above that jump until the next network is
-made, and every container on it skipped the policy (seen in a 200-app bench, and in the suite,
-where a `run` one-off reached the metadata service). A base chain of our own sees every packet
-on its hook whatever docker's chains accept, and its reject is final; docker never touches it.
-And checking the iptables chains cost 60-70 ms of CPU (each `iptables` call reads the whole
-ruleset, docker's rules for 200 networks included); one listing of the table costs 4.
+Not iptables chains jumped to from DOCKER-USER and INPUT, as before: docker's own rules of a
+network made beside another can sit above DOCKER-USER (see paas/core/nft.py), and each check of
+those chains cost 60-70 ms of CPU beside 200 apps; one listing of the table costs 4-7.
 
 The table is written whole when the server starts and checked on reconcile passes (a reboot or
 a flushed ruleset loses it). Servers sharing a host and a pool (as the tests run them) share the
@@ -30,18 +25,15 @@ next check (a check only adds to the sets; a table whose chains differ is writte
 from __future__ import annotations
 
 import ipaddress
-import re
 import subprocess
 
-from paas.errors import PaasError
+from paas.core import nft
 from paas.settings import Settings
 
+WHAT = "the egress policy"
 LINK_LOCAL = "169.254.0.0/16"
 # The iptables chains the policy lived in before, and their parents (removed at the server's start).
 OLD_CHAINS = {"PAAS-EGRESS": "DOCKER-USER", "PAAS-EGRESS-HOST": "INPUT"}
-_SET = re.compile(r"\tset (\w+) \{\n(.*?)\n\t\}\n", re.S)  # a set's block in a listing
-_ELEMENTS = re.compile(r"elements = \{([^}]*)\}")
-
 _written: dict[str, str] = {}  # each table's chains, as this process last wrote them
 
 
@@ -91,64 +83,12 @@ def ruleset(settings: Settings) -> str:
     )
 
 
-def _nft(script: str) -> None:
-    try:
-        done = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
-    except OSError as exc:
-        raise PaasError(f"cannot run nft for the egress policy: {exc}") from None
-    if done.returncode:
-        raise PaasError(f"nft (the egress policy): {done.stderr.strip()}")
-
-
-def _listing(table: str) -> str | None:
-    try:
-        done = subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True)
-    except OSError as exc:
-        raise PaasError(f"cannot run nft for the egress policy: {exc}") from None
-    return done.stdout if done.returncode == 0 else None
-
-
-def _chains(listing: str) -> str:
-    """A table's listing without its sets: what `ensure` compares with what it wrote."""
-    return _SET.sub("", listing)
-
-
-def _members(listing: str) -> dict[str, list[str]]:
-    """Each set's elements, as listed (`10.252.0.0/15`, `169.254.0.0/16`, `80`, `8000-8080`)."""
-    found: dict[str, list[str]] = {}
-    for block in _SET.finditer(listing):
-        elements = _ELEMENTS.search(block.group(2))
-        found[block.group(1)] = [
-            e.strip() for e in (elements.group(1) if elements else "").split(",") if e.strip()
-        ]
-    return found
-
-
-def _covered(wanted: str, listed: list[str], as_int: bool) -> bool:
-    """Whether `wanted` (a CIDR, or a port) is inside one of the listed elements (auto-merge
-    joins neighbours: 10.252.0.0/16 and 10.253.0.0/16 are listed as 10.252.0.0/15)."""
-    for element in listed:
-        low, _, high = element.partition("-")
-        if as_int:
-            if int(low) <= int(wanted) <= int(high or low):
-                return True
-            continue
-        net = ipaddress.ip_network(wanted, strict=False)
-        if high:
-            start, end = ipaddress.ip_address(low), ipaddress.ip_address(high)
-            if start <= net.network_address and net.broadcast_address <= end:
-                return True
-        elif net.subnet_of(ipaddress.ip_network(low, strict=False)):
-            return True
-    return False
-
-
 def apply(settings: Settings) -> None:
     """Write the table whole from the settings (one transaction: there is never a moment
     without a rule), then drop the iptables chains an older version kept the policy in."""
     table = table_name(settings)
-    _nft(ruleset(settings))
-    _written[table] = _chains(_listing(table) or "")
+    nft.run(ruleset(settings), WHAT)
+    _written[table] = nft.chains(nft.listing(table, WHAT) or "")
     _drop_old_chains()
 
 
@@ -158,14 +98,14 @@ def ensure(settings: Settings) -> bool:
     and router ports (on a host with several servers, as the tests run them: another one that
     started wrote its own). Never removes an element. True if anything was put back."""
     table = table_name(settings)
-    listing = _listing(table)
-    if listing is None or _chains(listing) != _written.get(table):
+    listing = nft.listing(table, WHAT)
+    if listing is None or nft.chains(listing) != _written.get(table):
         apply(settings)
         return True
-    listed = _members(listing)
+    listed = nft.members(listing)
     missing = {
-        "refused": [c for c in _refused(settings) if not _covered(c, listed.get("refused", []), False)],
-        "router": [p for p in _router(settings) if not _covered(p, listed.get("router", []), True)],
+        "refused": [c for c in _refused(settings) if not nft.covered(c, listed.get("refused", []))],
+        "router": [p for p in _router(settings) if not nft.covered(p, listed.get("router", []), port=True)],
     }
     script = "".join(
         f"add element ip {table} {name} {{ {', '.join(items)} }}\n"
@@ -173,15 +113,20 @@ def ensure(settings: Settings) -> bool:
         if items
     )
     if script:
-        _nft(script)
+        nft.run(script, WHAT)
     return bool(script)
 
 
 def _drop_old_chains() -> None:
-    for chain, parent in OLD_CHAINS.items():
-        rules = subprocess.run(["iptables", "-w", "-S", parent], capture_output=True, text=True).stdout
-        for rule in rules.splitlines():
-            if rule.startswith("-A ") and rule.endswith(f" -j {chain}"):
-                subprocess.run(["iptables", "-w", "-D", *rule.split()[1:]], capture_output=True)
-        if subprocess.run(["iptables", "-w", "-F", chain], capture_output=True).returncode == 0:
-            subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
+    """The iptables chains of older versions, and their parents' jumps to them (no iptables on
+    the host: nothing to drop)."""
+    try:
+        for chain, parent in OLD_CHAINS.items():
+            rules = subprocess.run(["iptables", "-w", "-S", parent], capture_output=True, text=True).stdout
+            for rule in rules.splitlines():
+                if rule.startswith("-A ") and rule.endswith(f" -j {chain}"):
+                    subprocess.run(["iptables", "-w", "-D", *rule.split()[1:]], capture_output=True)
+            if subprocess.run(["iptables", "-w", "-F", chain], capture_output=True).returncode == 0:
+                subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
+    except OSError:
+        pass

@@ -41,7 +41,7 @@ def ensure_swarm(ctx: Context) -> str:
 
     def close_ports() -> bool:
         cluster.require_engine_settings(ctx.docker)  # what the join lines set on a node
-        cluster.close_manager_ports(ports)
+        cluster.close_manager_ports(ports, ctx.settings.engine_locks_dir)
         return True
 
     ctx.shared("swarm-manager-firewall", close_ports)
@@ -192,10 +192,10 @@ _guard_lock = threading.Lock()
 
 
 _swarm_guarded: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}  # per data dir: nodes, allow-list
-# How often a pass checks that the jumps to the guard are still in INPUT (a reboot, a flush):
-# two `iptables -C` processes every pass were a sixteenth of an idle manager's CPU (py-spy).
+# How often a pass checks that the guards are still in place (a reboot, a flush): two
+# `iptables -C` processes every pass were a sixteenth of an idle manager's CPU (py-spy).
 GUARD_CHECK_SECONDS = 30.0
-_guard_checked: dict[str, float] = {}  # per data dir: when the jumps were last checked
+_guard_checked: dict[str, float] = {}  # per data dir: when the guards were last checked
 
 
 def guard_node_ports(ctx: Context) -> None:
@@ -223,9 +223,10 @@ def guard_node_ports(ctx: Context) -> None:
     guard_workers(ctx, addresses)
     with _guard_lock:
         before = _guarded.get(key, frozenset())
-        if key in _guarded and before == addresses and not (due and not addresses <= cluster.guarded_nodes()):
-            return
         ports, pool = swarm_settings(ctx.settings).app_ports, ctx.settings.network_pool
+        holds = not due or cluster.nodes_guard_holds(addresses, ports, pool)  # a reboot, a flush
+        if key in _guarded and before == addresses and holds:
+            return
         cluster.guard_node_ports(
             set(addresses), ports, pool, before - addresses, ctx.settings.engine_locks_dir
         )

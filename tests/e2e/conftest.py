@@ -394,3 +394,16 @@ def restart_dockerd(log_path: Path) -> None:
             return
         time.sleep(0.5)
     raise RuntimeError("dockerd did not come back")
+
+
+@contextmanager
+def docker_rule_ahead(network: docker.models.networks.Network) -> Iterator[None]:
+    """Docker's own rule for `network`'s bridge (`-i br-… ! -o br-… -j ACCEPT`) on top of FORWARD,
+    above the jump to DOCKER-USER: where docker leaves it when networks are made side by side."""
+    bridge = f"br-{network.id[:12]}"
+    rule = ["-i", bridge, "!", "-o", bridge, "-j", "ACCEPT"]
+    subprocess.run(["iptables", "-w", "-I", "FORWARD", "1", *rule], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["iptables", "-w", "-D", "FORWARD", *rule], capture_output=True)

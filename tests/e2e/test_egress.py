@@ -8,7 +8,7 @@ Before: every one of them answered 200 (a cloud server's IAM role was one `curl`
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import ipaddress
 import shlex
 import subprocess
@@ -28,7 +28,7 @@ from paas.core import networks
 from paas.plugins import plugins
 from paas.scheduler import egress
 from paas.settings import Settings
-from tests.e2e.conftest import PaasServer, free_port, shutdown, unique_app, wait_for
+from tests.e2e.conftest import PaasServer, docker_rule_ahead, free_port, shutdown, unique_app, wait_for
 
 plugins(set())  # the built-in plugins, importable as paas_plugins.<name>
 from paas_plugins.swarm.scheduler import swarm_cluster  # noqa: E402
@@ -195,12 +195,14 @@ def test_the_policy_holds_when_docker_leaves_a_network_ahead_of_docker_user(
     Before: metadata=200 and private=200 (the chains hang off DOCKER-USER, which is skipped)."""
     (tmp_path / "srv").mkdir()
     paas = PaasServer(tmp_path / "srv")
-    network, _ = _pool_network()
+    # A pool of its own, so a table of its own: the others' servers never put this one back.
+    paas.env["PAAS_NETWORK_POOL"] = OWN_POOL
+    network, _ = _pool_network(OWN_POOL)
     try:
         paas.start_with_key()
         probe = ["sh", "-c", _probe_script(targets)]
         run = ["docker", "run", "--rm", "--network", network.name, "--label", "paas.test=egress"]
-        with _docker_rule_ahead(network):
+        with docker_rule_ahead(network):
             done = subprocess.run(
                 [*run, stack.LATEST_ALIAS, *probe], capture_output=True, text=True, timeout=120
             )
@@ -212,7 +214,7 @@ def test_the_policy_holds_when_docker_leaves_a_network_ahead_of_docker_user(
         assert found.get("host") == "000", found
 
         # A flushed ruleset loses the table: the server's own check (every 30 s) writes it again.
-        subprocess.run(["nft", "delete", "table", "ip", egress.table_name(Settings.from_env())], check=True)
+        subprocess.run(["nft", "delete", "table", "ip", _own_table()], check=True)
         assert wait_for(lambda: "ip daddr @refused reject" in _nft_table(), timeout=45), _nft_table()
         put_back = "the egress policy was incomplete: put back"
         assert wait_for(lambda: put_back in paas.log_path.read_text(), timeout=10)
@@ -221,31 +223,25 @@ def test_the_policy_holds_when_docker_leaves_a_network_ahead_of_docker_user(
         shutdown(paas)
 
 
-@contextlib.contextmanager
-def _docker_rule_ahead(network: Network) -> Iterator[None]:
-    """Docker's own rule for `network`'s bridge (`-i br-… ! -o br-… -j ACCEPT`) on top of FORWARD,
-    above the jump to DOCKER-USER: where docker leaves it when networks are made side by side."""
-    bridge = f"br-{network.id[:12]}"
-    rule = ["-i", bridge, "!", "-o", bridge, "-j", "ACCEPT"]
-    subprocess.run(["iptables", "-w", "-I", "FORWARD", "1", *rule], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["iptables", "-w", "-D", "FORWARD", *rule], capture_output=True)
+OWN_POOL = "10.197.0.0/16"
+
+
+def _own_table() -> str:
+    return egress.table_name(dataclasses.replace(Settings.from_env(), network_pool=OWN_POOL))
 
 
 def _nft_table() -> str:
-    listing = ["nft", "list", "table", "ip", egress.table_name(Settings.from_env())]
+    listing = ["nft", "list", "table", "ip", _own_table()]
     return subprocess.run(listing, capture_output=True, text=True).stdout
 
 
-def _pool_network() -> tuple[Network, ipaddress.IPv4Network]:
+def _pool_network(pool: str = Settings.network_pool) -> tuple[Network, ipaddress.IPv4Network]:
     """A network from the pool, as apps get theirs: the allocator's free /24 under its engine
     lock (a fixed subnet may be one a running server's app network holds already)."""
     client = docker.from_env()
     name = f"paas-test-guard-{uuid.uuid4().hex[:6]}"
     lock = Settings.engine_locks_dir / "networks.lock"  # the one every server takes
-    networks.ensure(client, name, "guardtest", "guard", Settings.network_pool, lock)
+    networks.ensure(client, name, "guardtest", "guard", pool, lock)
     network = client.networks.get(name)
     return network, ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
 
@@ -295,7 +291,7 @@ def test_a_container_cannot_open_the_task_ports_a_node_opens_to_this_host() -> N
         assert wait_for(lambda: from_a_container() == "200", timeout=30), from_a_container()  # the hole
         swarm_cluster.guard_node_ports({node, mine}, ports, Settings.network_pool)
         assert from_a_container() == "000", firewall()
-        with _docker_rule_ahead(network):  # as docker leaves a network made beside another
+        with docker_rule_ahead(network):  # as docker leaves a network made beside another
             assert from_a_container() == "000", firewall()
         assert wait_for(lambda: _status(url) == "200", timeout=20)  # the router's way in stays open
         # Only new connections are held: the answers to the container's own connections come back.
@@ -374,7 +370,7 @@ def test_a_container_cannot_reach_the_swarm_ports_of_a_node(tmp_path: Path) -> N
         assert tcp() == "000", firewall()
         assert not frame("after"), firewall()
         assert wait_for(lambda: _status(f"http://{node}:7946/") == "200", timeout=20)  # the swarm's own
-        with _docker_rule_ahead(network):  # as docker leaves a network made beside another
+        with docker_rule_ahead(network):  # as docker leaves a network made beside another
             assert tcp() == "000", firewall()
             assert not frame("ahead"), firewall()
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from paas.core import nft
 from paas.services import reconcile
 
 
@@ -86,16 +87,18 @@ LISTING = """table ip paas_egress_10_199_0_0_16 {
 def test_the_check_reads_the_sets_as_nft_lists_them() -> None:
     """One listing tells the check what is there: nft merges neighbours (10.252/16 and 10.253/16
     into 10.252/15), lists some as ranges and wraps long lines; the chains are compared apart."""
-    listed = reconcile.egress._members(LISTING)
+    listed = nft.members(LISTING)
     assert listed == {
         "refused": ["10.0.0.0-10.0.255.255", "10.252.0.0/15", "169.254.0.0/16"],
         "router": ["18080-18081", "18443"],
     }
-    covered = reconcile.egress._covered
-    assert covered("10.253.0.0/16", listed["refused"], False)  # inside the merged /15
-    assert covered("10.0.7.0/24", listed["refused"], False)  # inside the range
-    assert not covered("10.0.0.0/8", listed["refused"], False)  # wider than anything listed
-    assert not covered("192.168.0.0/16", listed["refused"], False)
-    assert covered("18081", listed["router"], True) and not covered("18082", listed["router"], True)
-    chains = reconcile.egress._chains(LISTING)
+    covered = nft.covered
+    assert covered("10.253.0.0/16", listed["refused"])  # inside the merged /15
+    assert covered("10.0.7.0/24", listed["refused"])  # inside the range
+    assert not covered("10.0.0.0/8", listed["refused"])  # wider than anything listed
+    assert not covered("192.168.0.0/16", listed["refused"])
+    assert covered("18081", listed["router"], port=True) and not covered("18082", listed["router"], port=True)
+    assert covered("18080-18081", listed["router"], port=True)
+    assert not covered("18080-18443", listed["router"], port=True)
+    chains = nft.chains(LISTING)
     assert "set " not in chains and "chain forward" in chains

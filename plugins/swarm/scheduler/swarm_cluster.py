@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import fcntl
 import ipaddress
-import json
 import shlex
 import subprocess
 import threading
@@ -34,7 +33,7 @@ import docker
 
 from paas.buildpacks import stack
 from paas.core.container import log_config
-from paas.plugin_api import NotFound, PaasError, Settings
+from paas.plugin_api import NotFound, PaasError, Settings, nft
 
 from ..settings import swarm_settings
 from . import registry_pki
@@ -341,24 +340,13 @@ TASKS_OFF_SWARM_PORTS = tuple(
 
 # Swarm tasks on the manager publish their host-mode ports on every address too, and their
 # traffic leaves through docker_gwbridge (the bridge of tasks on an overlay). The router reaches
-# them from this host itself, which never passes FORWARD; anyone else is dropped.
-MANAGER_RULE = (
-    "DOCKER-USER -o docker_gwbridge -p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL"
-    " --ctorigdstport {lo}:{hi} -j DROP"
-)
-
-
-def close_manager_ports(ports: tuple[int, int]) -> None:
-    """Close the manager's swarm task ports (`ports`) to every other host. Idempotent; the rule
-    goes with a reboot, so the server applies it again whenever it starts using the swarm."""
-    rule = MANAGER_RULE.format(lo=ports[0], hi=ports[1]).split()
-    try:
-        subprocess.run(["iptables", "-N", "DOCKER-USER"], capture_output=True, check=False)
-        if subprocess.run(["iptables", "-C", *rule], capture_output=True, check=False).returncode:
-            subprocess.run(["iptables", "-I", *rule], capture_output=True, check=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", None) or exc
-        raise PaasError(f"cannot close the swarm's task ports on this host: {detail}") from None
+# them from this host itself, which never passes FORWARD; anyone else is dropped (a rule of
+# NODES_TABLE; an iptables rule off DOCKER-USER before, which docker's own ACCEPT of a network
+# can sit above).
+def close_manager_ports(ports: tuple[int, int], locks: Path = Settings.engine_locks_dir) -> None:
+    """Close the manager's swarm task ports (`ports`) to every other host. Idempotent; the table
+    goes with a reboot, so the server writes it again whenever it starts using the swarm."""
+    guard_node_ports(set(), ports, None, locks=locks)
 
 
 # On the manager, an nftables table of its own keeps this host's containers off the other nodes'
@@ -381,6 +369,10 @@ def close_manager_ports(ports: tuple[int, int]) -> None:
 NODES_TABLE = "paas_nodes"
 _TCP, _UDP = (", ".join(map(str, ports)) for ports in (SWARM_TCP_PORTS, SWARM_UDP_PORTS))
 _NODES_RULES = (
+    # the manager's own task ports, to everyone but this host (the router)
+    'oifname "docker_gwbridge" meta l4proto tcp ct status dnat ct direction original'
+    " ct original proto-dst @task_ports drop",
+    # the other nodes' task ports and swarm ports, to this host's containers
     "ct state new ct status & dnat == 0 tcp dport @task_ports ip daddr @nodes drop",
     *(
         f"ct state new {source} {proto} dport {{ {ports} }} ip daddr @nodes drop"
@@ -401,13 +393,19 @@ _NODES_TABLE_TEXT = (
 OLD_NODES_CHAIN = "PAAS-NODES"
 
 
+NODES_WHAT = "the guard of the swarm's task ports"
+_nodes_chains: dict[str, str] = {}  # the table's rules, as nft listed them after this process wrote it
+
+
 def nodes_guard_script(
-    addresses: set[str], ports: tuple[int, int], pool: str, gone: set[str], create: bool
+    addresses: set[str], ports: tuple[int, int], pool: str | None, gone: set[str], create: bool
 ) -> str:
-    """One `nft -f` transaction: the table (when `create`), this server's pool and task ports,
-    the nodes at `addresses` in, those in `gone` out (added first, so the delete never fails)."""
-    lines = [_NODES_TABLE_TEXT] if create else []
-    lines.append(f"add element ip {NODES_TABLE} pools {{ {pool} }}")
+    """One `nft -f` transaction: the table written anew (when `create`: declared, deleted and
+    written, so the delete never fails), this server's pool and task ports, the nodes at
+    `addresses` in, those in `gone` out (added first, so the delete never fails either)."""
+    lines = [f"table ip {NODES_TABLE}", f"delete table ip {NODES_TABLE}", _NODES_TABLE_TEXT] if create else []
+    if pool:
+        lines.append(f"add element ip {NODES_TABLE} pools {{ {pool} }}")
     lines.append(f"add element ip {NODES_TABLE} task_ports {{ {ports[0]}-{ports[1]} }}")
     if addresses:
         lines.append(f"add element ip {NODES_TABLE} nodes {{ {', '.join(sorted(addresses))} }}")
@@ -481,57 +479,68 @@ def other_nodes_if_manager(client: docker.DockerClient) -> set[str] | None:
 def guard_node_ports(
     addresses: set[str],
     ports: tuple[int, int],
-    pool: str,
+    pool: str | None,
     gone: frozenset[str] | set[str] = frozenset(),
     locks: Path = Settings.engine_locks_dir,
 ) -> None:
     """Containers on this host cannot open the task ports (`ports`) nor the swarm ports of the
-    nodes at `addresses` (`pool`: the app networks'); the addresses in `gone` (nodes that left)
-    are let through again. Idempotent; one transaction (the table made on first use, under the
-    engine's lock so two servers never make it twice)."""
+    nodes at `addresses` (`pool`: the app networks'), nor anyone but this host this manager's own
+    task ports; the addresses in `gone` (nodes that left) are let through again. Idempotent; one
+    transaction, under the engine's lock (two servers never make the table at once). A table
+    whose rules are not those this process wrote (a hand edit, a flushed chain) is written anew."""
     for addr in (*addresses, *gone):
         if ipaddress.ip_address(addr).version != 4:
             raise PaasError(f"not an IPv4 node address: {addr!r}")
-    ipaddress.ip_network(pool)
+    if pool:
+        ipaddress.ip_network(pool)
     lock = locks / "nodes-guard.lock"
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         with open(lock, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            listed = subprocess.run(
-                ["nft", "list", "table", "ip", NODES_TABLE], capture_output=True, text=True
-            )
-            script = nodes_guard_script(set(addresses), ports, pool, set(gone), create=listed.returncode != 0)
-            done = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+            text = nft.listing(NODES_TABLE, NODES_WHAT)
+            known = _nodes_chains.get(NODES_TABLE)
+            create = text is None or (known is not None and nft.chains(text) != known)
+            nft.run(nodes_guard_script(set(addresses), ports, pool, set(gone), create), NODES_WHAT)
+            _nodes_chains[NODES_TABLE] = nft.chains(nft.listing(NODES_TABLE, NODES_WHAT) or "")
     except OSError as exc:
-        raise PaasError(f"cannot close the nodes' task ports to this host's containers: {exc}") from None
-    if done.returncode:
-        detail = done.stderr.strip()
-        raise PaasError(f"cannot close the nodes' task ports to this host's containers: {detail}")
-    _drop_old_nodes_chain()
+        raise PaasError(f"cannot write {NODES_WHAT}: {exc}") from None
+    _drop_old_nodes_rules()
+
+
+def nodes_guard_holds(addresses: set[str] | frozenset[str], ports: tuple[int, int], pool: str) -> bool:
+    """Whether the table is there with the rules this process wrote, the nodes at `addresses`,
+    `pool` and `ports` (a reboot or a flushed ruleset loses it): one listing, for a check."""
+    text = nft.listing(NODES_TABLE, NODES_WHAT)
+    if text is None or nft.chains(text) != _nodes_chains.get(NODES_TABLE, nft.chains(text)):
+        return False
+    listed = nft.members(text)
+    return (
+        all(nft.covered(a, listed.get("nodes", [])) for a in addresses)
+        and nft.covered(pool, listed.get("pools", []))
+        and nft.covered(f"{ports[0]}-{ports[1]}", listed.get("task_ports", []), port=True)
+    )
 
 
 def guarded_nodes() -> set[str]:
     """The node addresses the table holds (empty without the table)."""
-    done = subprocess.run(
-        ["nft", "-j", "list", "set", "ip", NODES_TABLE, "nodes"], capture_output=True, text=True
-    )
-    if done.returncode:
-        return set()
-    found: set[str] = set()
-    for item in json.loads(done.stdout).get("nftables", []):
-        found.update(e for e in item.get("set", {}).get("elem", []) if isinstance(e, str))
-    return found
+    text = nft.listing(NODES_TABLE, NODES_WHAT)
+    return set(nft.members(text).get("nodes", [])) if text else set()
 
 
-def _drop_old_nodes_chain() -> None:
-    """The iptables chain an older version kept the guard in, and DOCKER-USER's jumps to it."""
-    rules = subprocess.run(["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True, text=True).stdout
-    for rule in rules.splitlines():
-        if rule.startswith("-A ") and rule.endswith(f" -j {OLD_NODES_CHAIN}"):
-            _iptables("-D", *rule.split()[1:], check=False)
-    if _iptables("-F", OLD_NODES_CHAIN, check=False) == 0:
-        _iptables("-X", OLD_NODES_CHAIN, check=False)
+def _drop_old_nodes_rules() -> None:
+    """What an older version kept in iptables: the chain, DOCKER-USER's jumps to it and the
+    manager's own task-port rule (no iptables on the host: nothing to drop)."""
+    try:
+        rules = subprocess.run(["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True, text=True).stdout
+        for rule in rules.splitlines():
+            manager = "-o docker_gwbridge" in rule and "--ctorigdstport" in rule and rule.endswith("-j DROP")
+            if rule.startswith("-A ") and (rule.endswith(f" -j {OLD_NODES_CHAIN}") or manager):
+                _iptables("-D", *rule.split()[1:], check=False)
+        if _iptables("-F", OLD_NODES_CHAIN, check=False) == 0:
+            _iptables("-X", OLD_NODES_CHAIN, check=False)
+    except OSError:
+        pass
 
 
 SWARM_CHAIN = "PAAS-SWARM"  # on the manager: who may reach the swarm's own ports
