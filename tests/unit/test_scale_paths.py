@@ -86,7 +86,9 @@ def test_a_pass_lists_once_and_inspects_only_what_changed() -> None:
 
     client.inspected.clear()
     one_pass(client, apps)
-    assert client.api.calls["list"] == 2 and client.inspected == []  # nothing happened: no inspect
+    # Nothing happened (the engine's events since the first survey say so): the first listing
+    # again, nothing inspected.
+    assert client.api.calls["list"] == 1 and client.inspected == []
 
     # An event (a restart), a state change and a young container are inspected again; a
     # container that is gone is forgotten.
@@ -331,13 +333,17 @@ def test_a_fingerprint_is_the_same_only_when_nothing_happened_to_the_app() -> No
     assert first["calm"] is not None and first["none"] == ()
     assert prints() == first
     client.api.events_seen = [{"Actor": {"ID": f"{2:064x}"}}]  # busy's container restarted
-    assert prints() == {**first, "busy": None}
-    client.api.events_seen = []
     client.api.listed[1] = summary(f"{2:064x}", "busy", status="Up 3 seconds")  # started just now
+    assert prints() == {**first, "busy": None}
+    client.api.events_seen = []  # no event since, but still young: the listing is made again
+    assert prints()["busy"] is None and client.api.calls["list"] == 3
+    client.api.events_seen = [{"Actor": {"ID": f"{9:064x}"}}]  # replaced (destroyed, created)
+    client.api.listed[1] = summary(f"{9:064x}", "busy")  # ... and settled
     assert prints()["busy"] is None
-    client.api.listed[1] = summary(f"{9:064x}", "busy")  # replaced, settled
+    client.api.events_seen = []
     again = prints()
     assert again["busy"] not in (None, first["busy"]) and again["calm"] == first["calm"]
+    assert client.api.calls["list"] == 4  # settled, nothing happened: the last listing again
 
 
 def test_a_pass_passes_over_an_app_nothing_happened_to(
