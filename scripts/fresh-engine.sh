@@ -90,7 +90,7 @@ if command -v iptables >/dev/null; then
     { iptables -w -F "$chain" && iptables -w -X "$chain"; } 2>/dev/null || true
   done
 fi
-if command -v nft >/dev/null; then  # the egress policy's forward tables (paas_egress_<pool>), the nodes' guard (paas_nodes)
+if command -v nft >/dev/null; then  # our nftables tables: the egress policy's (paas_egress_<pool>), the nodes' guard (paas_nodes)
   { nft list tables 2>/dev/null || true; } | { grep -E '^table ip paas_(egress_[0-9_]+|nodes)$' || true; } \
     | while read -r _ family table; do nft delete table "$family" "$table" || true; done
 fi
