@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import subprocess
+from collections.abc import Callable
 
 from paas.errors import PaasError
 
@@ -35,6 +36,12 @@ def run(script: str, what: str) -> None:
         raise PaasError(f"nft ({what}): {done.stderr.strip()}")
 
 
+def rewrite(table: str, body: str) -> str:
+    """`nft -f` input that writes `table` (family ip) anew with `body` (its sets and chains) in
+    one transaction: declared empty first, so deleting it never fails where it does not exist."""
+    return f"table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n{body}}}\n"
+
+
 def listing(table: str, what: str) -> str | None:
     """`nft list table ip <table>`; None when there is no such table."""
     try:
@@ -42,6 +49,24 @@ def listing(table: str, what: str) -> str | None:
     except OSError as exc:
         raise PaasError(f"cannot run nft for {what}: {exc}") from None
     return done.stdout if done.returncode == 0 else None
+
+
+def drop_old_iptables(
+    parent: str, chains: tuple[str, ...], also: Callable[[str], bool] = lambda rule: False
+) -> None:
+    """What an older version of ours kept in iptables: `parent`'s rules that jump to one of
+    `chains` (or that `also` picks, as `iptables -S` prints them), then those chains. No iptables
+    on the host: nothing to drop."""
+    try:
+        rules = subprocess.run(["iptables", "-w", "-S", parent], capture_output=True, text=True).stdout
+        for rule in rules.splitlines():
+            if rule.startswith("-A ") and (any(rule.endswith(f" -j {c}") for c in chains) or also(rule)):
+                subprocess.run(["iptables", "-w", "-D", *rule.split()[1:]], capture_output=True)
+        for chain in chains:
+            if subprocess.run(["iptables", "-w", "-F", chain], capture_output=True).returncode == 0:
+                subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
+    except OSError:
+        pass
 
 
 def chains(text: str) -> str:

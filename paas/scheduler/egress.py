@@ -25,7 +25,6 @@ next check (a check only adds to the sets; a table whose chains differ is writte
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 
 from paas.core import nft
 from paas.settings import Settings
@@ -61,11 +60,10 @@ def _elements(items: list[str]) -> str:
 
 
 def ruleset(settings: Settings) -> str:
-    """The whole table, as `nft -f` reads it: declared, deleted and written again in one
-    transaction (the empty declaration first, so the delete never fails on a new machine)."""
+    """The whole table, as `nft -f` reads it, written anew in one transaction."""
     pool, table = settings.network_pool, table_name(settings)
-    return (
-        f"table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n"
+    return nft.rewrite(
+        table,
         "\tset refused {\n\t\ttype ipv4_addr; flags interval; auto-merge;\n"
         + _elements(_refused(settings))
         + "\t}\n\tset router {\n\t\ttype inet_service; flags interval; auto-merge;\n"
@@ -78,8 +76,7 @@ def ruleset(settings: Settings) -> str:
         "\tchain input {\n\t\ttype filter hook input priority -1; policy accept;\n"
         f"\t\tip saddr {pool} jump to_host\n\t}}\n"
         "\tchain to_host {\n\t\tct state established,related return\n"
-        f"\t\tip daddr {LINK_LOCAL} reject\n\t\ttcp dport @router return\n\t\treject\n\t}}\n"
-        "}\n"
+        f"\t\tip daddr {LINK_LOCAL} reject\n\t\ttcp dport @router return\n\t\treject\n\t}}\n",
     )
 
 
@@ -118,15 +115,5 @@ def ensure(settings: Settings) -> bool:
 
 
 def _drop_old_chains() -> None:
-    """The iptables chains of older versions, and their parents' jumps to them (no iptables on
-    the host: nothing to drop)."""
-    try:
-        for chain, parent in OLD_CHAINS.items():
-            rules = subprocess.run(["iptables", "-w", "-S", parent], capture_output=True, text=True).stdout
-            for rule in rules.splitlines():
-                if rule.startswith("-A ") and rule.endswith(f" -j {chain}"):
-                    subprocess.run(["iptables", "-w", "-D", *rule.split()[1:]], capture_output=True)
-            if subprocess.run(["iptables", "-w", "-F", chain], capture_output=True).returncode == 0:
-                subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
-    except OSError:
-        pass
+    for chain, parent in OLD_CHAINS.items():
+        nft.drop_old_iptables(parent, (chain,))

@@ -380,14 +380,13 @@ _NODES_RULES = (
         for proto, ports in (("tcp", _TCP), ("udp", _UDP))
     ),
 )
-_NODES_TABLE_TEXT = (
-    f"table ip {NODES_TABLE} {{\n"
+_NODES_TABLE_BODY = (
     "\tset nodes { type ipv4_addr; }\n"
     "\tset pools { type ipv4_addr; flags interval; auto-merge; }\n"
     "\tset task_ports { type inet_service; flags interval; auto-merge; }\n"
     "\tchain forward {\n\t\ttype filter hook forward priority -1; policy accept;\n"
     + "".join(f"\t\t{rule}\n" for rule in _NODES_RULES)
-    + "\t}\n}\n"
+    + "\t}\n"
 )
 # Where the guard lived before (iptables): removed when a server next writes the table.
 OLD_NODES_CHAIN = "PAAS-NODES"
@@ -400,10 +399,10 @@ _nodes_chains: dict[str, str] = {}  # the table's rules, as nft listed them afte
 def nodes_guard_script(
     addresses: set[str], ports: tuple[int, int], pool: str | None, gone: set[str], create: bool
 ) -> str:
-    """One `nft -f` transaction: the table written anew (when `create`: declared, deleted and
-    written, so the delete never fails), this server's pool and task ports, the nodes at
-    `addresses` in, those in `gone` out (added first, so the delete never fails either)."""
-    lines = [f"table ip {NODES_TABLE}", f"delete table ip {NODES_TABLE}", _NODES_TABLE_TEXT] if create else []
+    """One `nft -f` transaction: the table written anew when `create`, this server's pool and
+    task ports, the nodes at `addresses` in, those in `gone` out (added first, so the delete
+    never fails)."""
+    lines = [nft.rewrite(NODES_TABLE, _NODES_TABLE_BODY)] if create else []
     if pool:
         lines.append(f"add element ip {NODES_TABLE} pools {{ {pool} }}")
     lines.append(f"add element ip {NODES_TABLE} task_ports {{ {ports[0]}-{ports[1]} }}")
@@ -530,17 +529,12 @@ def guarded_nodes() -> set[str]:
 
 def _drop_old_nodes_rules() -> None:
     """What an older version kept in iptables: the chain, DOCKER-USER's jumps to it and the
-    manager's own task-port rule (no iptables on the host: nothing to drop)."""
-    try:
-        rules = subprocess.run(["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True, text=True).stdout
-        for rule in rules.splitlines():
-            manager = "-o docker_gwbridge" in rule and "--ctorigdstport" in rule and rule.endswith("-j DROP")
-            if rule.startswith("-A ") and (rule.endswith(f" -j {OLD_NODES_CHAIN}") or manager):
-                _iptables("-D", *rule.split()[1:], check=False)
-        if _iptables("-F", OLD_NODES_CHAIN, check=False) == 0:
-            _iptables("-X", OLD_NODES_CHAIN, check=False)
-    except OSError:
-        pass
+    manager's own task-port rule."""
+
+    def manager_rule(rule: str) -> bool:
+        return "-o docker_gwbridge" in rule and "--ctorigdstport" in rule and rule.endswith("-j DROP")
+
+    nft.drop_old_iptables("DOCKER-USER", (OLD_NODES_CHAIN,), also=manager_rule)
 
 
 SWARM_CHAIN = "PAAS-SWARM"  # on the manager: who may reach the swarm's own ports
