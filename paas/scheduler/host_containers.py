@@ -305,7 +305,9 @@ def containers_of(client: docker.DockerClient, instance: str, app: str, role: st
     current = _surveyed(client, instance)
     if current is not None:
         return current.containers(app, role)
-    return client.containers.list(all=True, filters={"label": names.label_filter(instance, app, role)})
+    return client.containers.list(
+        all=True, ignore_removed=True, filters={"label": names.label_filter(instance, app, role)}
+    )
 
 
 def app_containers(
@@ -315,7 +317,7 @@ def app_containers(
         found = containers_of(client, instance, app, names.ROLE_PROCESS)
     else:
         labels = names.label_filter(instance, app, names.ROLE_PROCESS)
-        found = client.containers.list(filters={"label": labels})
+        found = client.containers.list(ignore_removed=True, filters={"label": labels})
     return [c for c in found if names.LABEL_SWARM_SERVICE not in c.labels]  # the swarm's own tasks
 
 

@@ -178,7 +178,9 @@ def remove_app(ctx: Context, app: App, log: BuildLog) -> None:
         scheduler.stop(scheduler.processes(app.name), timeout=5)  # swarm services first: no restarts
         # Every container of the app, whatever its role (processes, one-offs, builds, release phase).
         labels = names.label_filter(instance, app.name)
-        sched.stop_and_remove(client.containers.list(all=True, filters={"label": labels}), timeout=5)
+        sched.stop_and_remove(
+            client.containers.list(all=True, ignore_removed=True, filters={"label": labels}), timeout=5
+        )
         images = {b.image for b in ctx.store.list_builds(app.id) if b.image}
         for image in client.images.list(name=names.image_repository(app.name)):  # dependency layers too
             images.update(t for t in image.tags if t.endswith(f"-{instance}"))

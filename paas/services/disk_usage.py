@@ -308,7 +308,9 @@ def _stop(ctx: Context, app: App, why: str) -> bool:
     log.warning("%s: %s", app.name, why)
     for role in UNLOCKED_ROLES:
         labels = names.label_filter(ctx.settings.instance_id, app.name, role)
-        sched.stop_and_remove(ctx.docker.containers.list(all=True, filters={"label": labels}), timeout=1)
+        sched.stop_and_remove(
+            ctx.docker.containers.list(all=True, ignore_removed=True, filters={"label": labels}), timeout=1
+        )
     try:
         processes.stop(ctx.for_actor("paas", True), app.name, BuildLog())
     except PaasError as exc:  # the next pass tries again

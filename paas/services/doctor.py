@@ -130,7 +130,9 @@ def _usage(ctx: Context, known: set[str], report: Report) -> None:
         app = (net.attrs.get("Labels") or {}).get(names.LABEL_APP, "")
         if app and app not in known:
             report.orphans.append(Orphan("network", net.name, app))
-    for c in client.containers.list(all=True, filters={"label": names.label_filter(instance)}):
+    for c in client.containers.list(
+        all=True, ignore_removed=True, filters={"label": names.label_filter(instance)}
+    ):
         app = c.labels.get(names.LABEL_APP, "")
         if app and app not in known and c.labels.get(names.LABEL_ROLE) in ROLES_OF_APPS:
             report.orphans.append(Orphan("container", c.name, app))

@@ -50,7 +50,7 @@ def _containers(ctx: Context, app: str, ptype: str | None) -> list[Container]:
     next run by the cron plugin), so `-p cron` shows the jobs' output."""
     found = sched.app_containers(ctx.docker, ctx.settings.instance_id, app)
     cron = names.label_filter(ctx.settings.instance_id, app, names.ROLE_CRON)
-    found += ctx.docker.containers.list(all=True, filters={"label": cron})
+    found += ctx.docker.containers.list(all=True, ignore_removed=True, filters={"label": cron})
     return [c for c in found if ptype is None or c.labels.get(names.LABEL_TYPE) == ptype]
 
 

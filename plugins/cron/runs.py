@@ -60,7 +60,7 @@ def containers(ctx: Context, app_name: str | None = None, job_id: str | None = N
     labels = names.label_filter(ctx.settings.instance_id, app_name, names.ROLE_CRON)
     if job_id is not None:
         labels.append(f"{names.LABEL_INDEX}={job_id}")
-    return ctx.docker.containers.list(all=True, filters={"label": labels})
+    return ctx.docker.containers.list(all=True, ignore_removed=True, filters={"label": labels})
 
 
 def is_running(ctx: Context, app: App, job: Job) -> bool:

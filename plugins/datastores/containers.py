@@ -44,12 +44,16 @@ class ServiceSpec:
 
 
 def find(client: docker.DockerClient, instance: str, kind: str, name: str) -> Container | None:
-    found = client.containers.list(all=True, filters={"label": names.service_filter(instance, kind, name)})
+    found = client.containers.list(
+        all=True, ignore_removed=True, filters={"label": names.service_filter(instance, kind, name)}
+    )
     return found[0] if found else None
 
 
 def all_services(client: docker.DockerClient, instance: str, kind: str) -> list[Container]:
-    return client.containers.list(all=True, filters={"label": names.service_filter(instance, kind)})
+    return client.containers.list(
+        all=True, ignore_removed=True, filters={"label": names.service_filter(instance, kind)}
+    )
 
 
 def ensure_volume(client: docker.DockerClient, spec: ServiceSpec) -> None:

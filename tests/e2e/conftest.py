@@ -312,7 +312,9 @@ def cleanup_instance(server: PaasServer) -> None:
 
     instance = Settings(data_dir=server.data_dir).instance_id
     client = docker.from_env()
-    for c in client.containers.list(all=True, filters={"label": f"paas.instance={instance}"}):
+    for c in client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"paas.instance={instance}"}
+    ):
         try:
             c.remove(force=True)
         except docker.errors.NotFound:

@@ -338,10 +338,9 @@ def remove_swarm_objects(server: PaasServer) -> None:
 
     def tasks_gone() -> bool:
         label = f"paas.instance={instance}"
-        try:
-            return not client.containers.list(filters={"label": [label, "com.docker.swarm.task"]})
-        except docker.errors.NotFound:  # a task's container went between the listing and its inspection
-            return False
+        return not client.containers.list(
+            ignore_removed=True, filters={"label": [label, "com.docker.swarm.task"]}
+        )
 
     if services:
         wait_for(tasks_gone, timeout=60)

@@ -341,7 +341,7 @@ class FakeDocker:
         self.found = found
         self.containers = self
 
-    def list(self, all: bool, filters: dict) -> list[FakeContainer]:
+    def list(self, all: bool, filters: dict, ignore_removed: bool = False) -> list[FakeContainer]:
         wanted = dict(f.split("=", 1) for f in filters["label"] if not f.startswith("paas.instance="))
         return [c for c in self.found if all and wanted.items() <= c.labels.items()]
 

@@ -584,6 +584,7 @@ def remove_registry(settings: Settings, client: docker.DockerClient, address: st
         _remove_service(service)
     for c in client.containers.list(
         all=True,
+        ignore_removed=True,
         filters={
             "label": [
                 f"{names.LABEL_INSTANCE}={settings.instance_id}",
