@@ -366,7 +366,7 @@ ENTRIES: dict[str, dict[str, str]] = {
         "current": "metrics",
         "history": "metrics",
     },
-    "moves": {"set_scheduler": "scheduler:set", "default_scheduler": INTERNAL},
+    "moves": {"set_scheduler": "scheduler:set", **dict.fromkeys(("default_scheduler", "shell"), INTERNAL)},
     "oneoff": {"create_oneoff": "run", "start_detached": "run:detached", "enter": "enter"},
     "overview": {"status_of": PURE, "summaries": "apps:list", "summary": "apps:info"},
     "processes": {

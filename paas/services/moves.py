@@ -7,10 +7,12 @@ leaves the app where it was, still serving. A stopped or undeployed app only rec
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from paas.core.context import Context
 from paas.core.output import BuildLog
+from paas.errors import PaasError
 from paas.services import access, properties, schedulers
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
@@ -51,10 +53,26 @@ def _apply(ctx: Context, app: App | None, log: BuildLog) -> None:
         set_scheduler(ctx, app.name, target, log)
 
 
+SHELL = re.compile(r"[A-Za-z0-9_./+-]{1,255}")
+
+
+def _shell(ctx: Context, value: str) -> str:
+    if not SHELL.fullmatch(value) or value.startswith("-"):
+        raise PaasError(f"shell: {value!r} is not a program name or path (e.g. /bin/sh)")
+    return value
+
+
+def shell(ctx: Context, app: App) -> str:
+    """The program `enter` starts without a command and that `run` hands its command line to
+    (`<shell> -c`); "" when neither the app nor the server names one (the image's own)."""
+    return properties.value(ctx, app, "scheduler", "shell")
+
+
 properties.register(
     properties.Namespace(
         "scheduler",
         props=(
+            properties.Prop("shell", check=_shell),
             properties.Prop(
                 "selected",
                 default=lambda ctx: ctx.settings.scheduler,

@@ -13,7 +13,7 @@ from paas.core.context import Context
 from paas.errors import PaasError
 from paas.scheduler import host_containers as sched
 from paas.scheduler import inventory
-from paas.services import access, quotas, schedulers
+from paas.services import access, moves, quotas, schedulers
 from paas.services.containers import container_settings
 from paas.store import App
 
@@ -27,7 +27,8 @@ def create_oneoff(
     detached: bool = False,
 ) -> Container:
     """A created (not started) container: `/start <type>` for a Procfile type, else the command
-    line through `bash -c`, as a remote shell would run it (Heroku's `run` semantics)."""
+    line through `bash -c` (or the app's `scheduler:set <app> shell`), as a remote shell would
+    run it (Heroku's `run` semantics)."""
     app = access.authorize(ctx, app_name, "run")
     command = command.strip()
     if not command:
@@ -40,7 +41,7 @@ def create_oneoff(
     if command in build.processes:
         cmd = [command]
     else:
-        cmd = ["bash", "-c", command]
+        cmd = [moves.shell(ctx, app) or "bash", "-c", command]
     number = secrets.randbelow(9000) + 1000
     # The config as stored now (config:set --no-restart included), and what plugins add (mounts).
     settings = container_settings(ctx, app, replace(release, config=ctx.store.get_config(app.id)))
@@ -118,6 +119,8 @@ def enter(ctx: Context, app_name: str, process: str | None, words: list[str], tt
         _elsewhere(ctx, app, ptype, index, sorted({p.dyno for p in here}))
         raise PaasError(f"{app.name} has no running process {process or ''}".rstrip())
     proc = found[0]
+    if not words and (chosen := moves.shell(ctx, app)):
+        words = [chosen]  # `scheduler:set <app> shell`: the shell to log in to
     cmd = ["/bin/sh", "-c", ENTER_SHELL, "sh", *words]
     exec_id = ctx.docker.api.exec_create(
         proc.container, cmd, stdin=True, tty=tty, environment={"TERM": "xterm"} if tty else None

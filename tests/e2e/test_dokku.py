@@ -170,6 +170,21 @@ def test_ps_rebuild_run_detached_and_enter(paas: PaasServer, style: str) -> None
         timeout=60,
     )
     assert shell.returncode == 3 and "inside-web.1" in shell.stdout, shell.stderr
+    assert dokku_ssh(paas, "run", style, "echo shell-$0").stdout.strip() == "shell-bash"
+    # `scheduler:set <app> shell`: what `run` hands its command to and `enter` logs in to.
+    assert dokku_ssh(paas, "scheduler:set", style, "shell", "sh").returncode == 0
+    try:
+        assert dokku_ssh(paas, "run", style, "echo shell-$0").stdout.strip() == "shell-sh"
+        login = subprocess.run(
+            ["ssh", "-F", str(paas.ssh_config), "paas", "enter", style],
+            input="echo login-$0\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert login.returncode == 0 and "login-sh" in login.stdout, (login.stdout, login.stderr)
+    finally:
+        dokku_ssh(paas, "scheduler:set", style, "shell")
     time.sleep(3)
     # The detached one-off ran to its end and was cleaned up by reconcile.
     assert wait_for(

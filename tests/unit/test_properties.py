@@ -272,3 +272,19 @@ def test_wait_to_retire_is_dokkus_property(ctx: Context) -> None:
         with pytest.raises(PaasError, match="whole number|one line"):
             properties.set_value(ctx, "checks", "myapp", "wait-to-retire", bad)
     assert value_of(ctx, "checks:report", "myapp", "--checks-wait-to-retire") == "30"
+
+
+def test_the_scheduler_shell_is_what_enter_and_run_start(ctx: Context) -> None:
+    from paas.services import moves
+
+    app = ctx.store.get_app("myapp")
+    assert moves.shell(ctx, app) == ""  # the image's own: bash through /start, else /bin/sh
+    assert run(ctx, "scheduler:set", "--global", "shell", "sh")[0] == 0
+    assert run(ctx, "scheduler:set", "myapp", "shell", "/bin/ash")[0] == 0
+    data = json.loads(value_of(ctx, "scheduler:report", "myapp", "--format", "json"))
+    assert (data["scheduler-shell"], data["scheduler-global-shell"]) == ("/bin/ash", "sh")
+    assert data["scheduler-computed-shell"] == moves.shell(ctx, app) == "/bin/ash"
+    for bad in ("bash -x", "-i", "sh;reboot", "$(id)"):
+        code, _, err = run(ctx, "scheduler:set", "myapp", "shell", bad)
+        assert code == 1 and "not a program name or path" in err, (bad, err)
+    assert moves.shell(ctx, app) == "/bin/ash"
