@@ -109,7 +109,7 @@ properties.register(
             properties.Prop(
                 "archive-max-size",
                 default=lambda ctx: str(ctx.settings.max_push_bytes),
-                check=_count(1024, 1 << 40),
+                check=_count(1, 1 << 40),
                 scopes=("global",),
             ),
         ),
