@@ -120,7 +120,8 @@ def enter(ctx: Context, app_name: str, process: str | None, words: list[str], tt
         raise PaasError(f"{app.name} has no running process {process or ''}".rstrip())
     proc = found[0]
     if not words and (chosen := moves.shell(ctx, app)):
-        words = [chosen]  # `scheduler:set <app> shell`: the shell to log in to
+        # `scheduler:set <app> shell`, found on PATH by env: one word to /start names a process type
+        words = ["/usr/bin/env", chosen]
     cmd = ["/bin/sh", "-c", ENTER_SHELL, "sh", *words]
     exec_id = ctx.docker.api.exec_create(
         proc.container, cmd, stdin=True, tty=tty, environment={"TERM": "xterm"} if tty else None
