@@ -39,6 +39,7 @@ from paas.plugins import plugins
 from paas.services import access, disk, git, push
 from paas.services.deploy import DeployFailed
 from paas.services.locks import AppLock
+from paas.services.release_phase import PostdeployFailed
 from paas.settings import Settings
 
 ZERO_SHA = b"0" * 40
@@ -71,6 +72,7 @@ class DeployHook:
         self.deployed_sha: bytes | None = None
         self.branches: dict[bytes, bytes | None] = {}  # other branches a plugin took: where they go
         self.branch_locks: list[AppLock] = []  # theirs, held until the refs have moved
+        self.after_failed = False  # a postdeploy task failed: the ref moves, the push exits 1
 
     def _progress(self, text: str) -> None:
         """A line for the pusher's terminal as `remote: ...`: the build's and the release
@@ -119,6 +121,8 @@ class DeployHook:
                 push.deploy_push(self.ctx, self.app, self.repo, new_sha.decode(), log)
         except HookError:
             raise
+        except PostdeployFailed:  # said in the log; the release is live, so the ref moves
+            self.after_failed = True
         except BuildFailed:
             raise HookError("build failed") from None
         except DeployFailed:
@@ -157,6 +161,9 @@ class DeployHook:
                 self.repo,
                 log,
             )
+        except PostdeployFailed:  # a review app's: live, so its branch moves
+            self.after_failed = True
+            said = ""
         except BuildFailed:
             raise HookError("build failed") from None
         except DeployFailed:
@@ -356,7 +363,7 @@ def main(argv: list[str]) -> int:
             refused = not hook.ref_moved()
             pack_guard.after_push(repo_path, push_lock, ingest.new_pack if refused else None)
             push_lock.release()
-        return 0
+        return 1 if hook.after_failed else 0
     finally:
         repo.close()
 

@@ -7,7 +7,8 @@ moved (see git_receiver.pack_process).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 
 import docker
 from dulwich.repo import Repo
@@ -26,8 +27,11 @@ from paas.services import access, builders, disk, first_deploy, git, lookup, pro
 from paas.services import apps as apps_service
 from paas.services.deploy import deploy_release
 from paas.services.locks import app_lock
+from paas.services.release_phase import PostdeployFailed
 from paas.services.releases import default_formation
 from paas.store import App, Release
+
+logger = logging.getLogger("paas.push")
 
 REVIEW_ENVIRONMENT = "review"  # app.json's environment of review apps (a parent's pushed branches)
 
@@ -195,15 +199,32 @@ def build_and_deploy(
     ctx.store.replace_config(app.id, config)  # GIT_REV: stored once its release is live
     ctx.store.set_formation(app.id, formation)
     properties.record(ctx, app, "git", "source-image", source_image)  # a git push: none
-    try:
-        first_deploy.after_deploy(ctx, app, release, setup, log)
-        if manifest and manifest.dokku_postdeploy:
-            release_phase.run_postdeploy(ctx, app, release, result.image, manifest.dokku_postdeploy, log)
-    except PaasError as exc:  # the release is live: report, don't reject the push
-        log.error(f"app.json postdeploy failed (the release is live): {exc}")
-        ctx.store.add_event(app.name, ctx.actor, "postdeploy:failed", str(exc)[:200])
+    tasks = [lambda: first_deploy.after_deploy(ctx, app, release, setup, log)]
+    if manifest and manifest.dokku_postdeploy:
+        command = manifest.dokku_postdeploy
+        tasks.append(lambda: release_phase.run_postdeploy(ctx, app, release, result.image, command, log))
+    failed = _postdeploy(ctx, app, log, tasks)
     log.done(f"Application deployed: {lookup.app_url(ctx, app.name)}")
+    if failed:
+        raise PostdeployFailed("; ".join(failed), release)
     return release
+
+
+def _postdeploy(ctx: Context, app: App, log: BuildLog, tasks: list[Callable[[], None]]) -> list[str]:
+    """Each postdeploy task (the first deploy's, then Dokku's), whatever the one before did; what
+    failed, said in the log and the app's events. The release is live: nothing is undone."""
+    failed = []
+    for task in tasks:
+        try:
+            task()
+        except Exception as exc:
+            if not isinstance(exc, PaasError):  # the engine's: the task could not even run
+                logger.exception("postdeploy of %s", app.name)
+            why = str(exc) if isinstance(exc, PostdeployFailed) else f"postdeploy could not run: {exc}"
+            log.error(why)
+            ctx.store.add_event(app.name, ctx.actor, "postdeploy:failed", why[:200])
+            failed.append(why)
+    return failed
 
 
 def rebuild(ctx: Context, app_name: str, log: BuildLog) -> Release:

@@ -30,6 +30,16 @@ class ReleasePhaseFailed(PaasError):
     """The release command (or postdeploy script) exited non-zero or did not finish."""
 
 
+class PostdeployFailed(PaasError):
+    """A postdeploy task failed after its release went live: the release stays, the branch moves
+    to the deployed commit, and the push (or command) still ends with a failure, as Dokku's does,
+    so a script or CI job sees it. `release`: the live release (None from a task itself)."""
+
+    def __init__(self, message: str, release: Release | None = None) -> None:
+        super().__init__(message)
+        self.release = release
+
+
 class _IndentedLog:
     """The command's own output, as detail lines of the build log."""
 
@@ -124,11 +134,12 @@ def run_postdeploy(
     ctx: Context, app: App, release: Release, image: str, command: str, log: BuildLog, first: bool = False
 ) -> None:
     """app.json's `scripts.postdeploy` (after the first deploy: `first`) or `scripts.dokku.postdeploy`
-    (after every deploy of a new build); a failure is reported, not undone."""
+    (after every deploy of a new build); a failure raises PostdeployFailed, nothing is undone."""
     log.step(f"Running postdeploy: {command}")
     status = run_oneoff(ctx, app, release, image, ["/bin/sh", "-c", command], "postdeploy.1", log)
     if status != 0:
         task = "first deploy postdeploy" if first else "postdeploy"
-        log.error(f"Execution of {task} task failed (exit status {status}); the app is deployed")
-    else:
-        log.detail("postdeploy done")
+        raise PostdeployFailed(  # Dokku's first words: scripts match them
+            f"Execution of {task} task failed (exit status {status}); v{release.version} is deployed"
+        )
+    log.detail("postdeploy done")

@@ -28,6 +28,7 @@ from paas.core.output import BuildLog
 from paas.errors import PaasError
 from paas.services import access, git, images, properties, push
 from paas.services.locks import app_lock
+from paas.services.release_phase import PostdeployFailed
 from paas.store import App, Release
 
 FETCH_TIMEOUT = 60.0
@@ -152,9 +153,12 @@ def _commit_and_deploy(
     files: Iterable[tuple[str, int, bytes]],
     message: str,
     log: BuildLog,
+    event: tuple[str, str],
     source_image: str | None = None,
 ) -> Release:
-    """Commit `files` on the deploy branch, deploy the commit, then move the branch."""
+    """Commit `files` on the deploy branch, deploy the commit, then move the branch; the
+    `event` (action, detail before the version) once a release is live."""
+    action, detail = event
     repo = _open_repo(ctx, app)
     try:
         with app_lock(ctx, app.name):
@@ -171,13 +175,24 @@ def _commit_and_deploy(
             repo.object_store.add_object(commit)
             sha = commit.id.decode()
             log.step(f"Deploying commit {sha[:7]} ({message})")
-            release = push.deploy_push(ctx, app.name, repo, sha, log, source_image)
-            repo.refs[ref] = commit.id
-            if repo.refs.follow(b"HEAD")[1] is None:  # a new repository: HEAD names this branch
-                repo.refs.set_symbolic_ref(b"HEAD", ref)
+            try:
+                release = push.deploy_push(ctx, app.name, repo, sha, log, source_image)
+            except PostdeployFailed as exc:  # live: the branch follows it, the command still fails
+                _move_branch(repo, ref, commit.id)
+                if exc.release is not None:
+                    ctx.store.add_event(app.name, ctx.actor, action, f"{detail}v{exc.release.version}")
+                raise
+            _move_branch(repo, ref, commit.id)
+            ctx.store.add_event(app.name, ctx.actor, action, f"{detail}v{release.version}")
             return release
     finally:
         repo.close()
+
+
+def _move_branch(repo: Repo, ref: bytes, sha: bytes) -> None:
+    repo.refs[ref] = sha
+    if repo.refs.follow(b"HEAD")[1] is None:  # a new repository: HEAD names this branch
+        repo.refs.set_symbolic_ref(b"HEAD", ref)
 
 
 def from_archive(
@@ -209,9 +224,8 @@ def from_archive(
             )
             for e, data in archive.contents(tar, entries)
         )
-        release = _commit_and_deploy(ctx, app, files, f"Deploy of an archive ({len(entries)} files)", log)
-    ctx.store.add_event(app.name, ctx.actor, "git:from-archive", f"v{release.version}")
-    return release
+        message = f"Deploy of an archive ({len(entries)} files)"
+        return _commit_and_deploy(ctx, app, files, message, log, ("git:from-archive", ""))
 
 
 def from_image(ctx: Context, app_name: str, image: str, log: BuildLog) -> Release:
@@ -221,8 +235,6 @@ def from_image(ctx: Context, app_name: str, image: str, log: BuildLog) -> Releas
     images.vet(ctx, image)
     images.ensure_local(ctx, image, log)
     dockerfile = f"FROM {image}\n".encode()
-    release = _commit_and_deploy(
-        ctx, app, [("Dockerfile", FILE_MODE, dockerfile)], f"Deploy of image {image}", log, source_image=image
-    )
-    ctx.store.add_event(app.name, ctx.actor, "git:from-image", f"{image} v{release.version}")
-    return release
+    files = [("Dockerfile", FILE_MODE, dockerfile)]
+    event = ("git:from-image", f"{image} ")
+    return _commit_and_deploy(ctx, app, files, f"Deploy of image {image}", log, event, source_image=image)

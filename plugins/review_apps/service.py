@@ -240,7 +240,13 @@ def receive_branch(
             child = created or ctx.store.get_app_by_id(review.app_id)  # type: ignore[union-attr]
             if child is None:
                 raise NotFound(f"review app {name} is gone: push again")
-            push.build_and_deploy(ctx, child, repo, new_sha, log, environment=ENVIRONMENT)
+            try:
+                push.build_and_deploy(ctx, child, repo, new_sha, log, environment=ENVIRONMENT)
+            except release_phase.PostdeployFailed:
+                ctx.store.review_app_pushed(child.id, now())
+                created = None  # live: kept, and the push still ends as failed
+                log.done(f"Review app of {app.name} for branch {branch}: {lookup.app_url(ctx, name)}")
+                raise
             ctx.store.review_app_pushed(child.id, now())
     except BaseException:
         if created is not None:  # a failed first push leaves no review app (nor its services) behind

@@ -79,6 +79,40 @@ def test_a_failing_health_check_fails_the_push(paas: PaasServer) -> None:
     assert dokku_ssh(paas, "apps:exists", app).returncode == 1
 
 
+def test_a_failing_postdeploy_fails_the_push_and_the_release_stays_live(paas: PaasServer) -> None:
+    """Dokku's exit status: a script or CI job sees the failed task. The release went live
+    before the task ran, so it stays, and the branch moves to the commit that is live."""
+    app = unique_app("dkpost")
+    src = paas.make_repo("dokku-style", app)
+    manifest = {
+        "scripts": {"postdeploy": "echo first-ran; exit 4", "dokku": {"postdeploy": "exit 5"}},
+    }
+    (src / "app.json").write_text(json.dumps(manifest))
+    paas.git(src, "commit", "-qam", "failing postdeploys")
+    paas.git(src, "remote", "add", "dokku", f"dokku@paas:{app}")
+    pushed = paas.git(src, "push", "dokku", "main:master")
+    assert pushed.returncode != 0, pushed.output
+    assert "Execution of first deploy postdeploy task failed (exit status 4)" in pushed.stderr
+    assert "Execution of postdeploy task failed (exit status 5)" in pushed.stderr  # ran all the same
+    assert "first-ran" in pushed.stderr and "Application deployed" in pushed.stderr
+    assert paas.get(f"{app}.localhost") == (200, "python/hello")  # live
+    sha = paas.git(src, "rev-parse", "HEAD").stdout.strip()
+    assert paas.git(src, "ls-remote", "dokku", "master").stdout.split()[0] == sha  # moved
+    events = json.loads(paas.ssh("events", "--app", app, "--format", "json").stdout)
+    assert any(e["action"] == "postdeploy:failed" for e in events), events
+
+    # The next deploy's Dokku postdeploy fails the same way; that release is live too.
+    (src / "server.py").write_text((src / "server.py").read_text().replace("python/", "python2/"))
+    paas.git(src, "commit", "-qam", "second")
+    pushed = paas.git(src, "push", "dokku", "main:master")
+    assert pushed.returncode != 0 and "Execution of postdeploy task failed (exit status 5)" in pushed.stderr
+    assert "first deploy" not in pushed.stderr
+    assert paas.get(f"{app}.localhost") == (200, "python2/hello")
+    again = paas.git(src, "push", "dokku", "main:master")
+    assert again.returncode == 0 and "Everything up-to-date" in again.stderr, again.output
+    assert dokku_ssh(paas, "apps:destroy", app, "--force").returncode == 0
+
+
 def test_a_worker_only_app_deploys_and_runs_its_worker(paas: PaasServer) -> None:
     app = unique_app("dkw")
     pushed = push_master(paas, "dokku-worker", app)
