@@ -153,6 +153,7 @@ class BuildJob:
     log: BuildLog
     build_env: dict[str, str] = field(default_factory=dict)
     extra_mounts: list[Mount] = field(default_factory=list)
+    keep_containers: bool = False  # builder skip-cleanup: close() leaves them (stopped)
 
     def __post_init__(self) -> None:
         settings = self.ctx.settings
@@ -279,7 +280,10 @@ class BuildJob:
     def close(self) -> None:
         for c in self.containers:
             try:
-                c.remove(force=True)
+                if self.keep_containers:
+                    c.stop(timeout=1)
+                else:
+                    c.remove(force=True)
             except docker.errors.DockerException:
                 pass
         shutil.rmtree(self.work, ignore_errors=True)
@@ -371,6 +375,20 @@ def _proc_files(processes: dict[str, str]) -> dict[str, str]:
     return {f".paas/proc/{t}": c for t, c in processes.items()}
 
 
+def remove_kept_builds(ctx: Context, app: str) -> list[str]:
+    """Containers of the app's earlier builds (kept by `builder skip-cleanup`, or a dead build's):
+    a build, and `cleanup`, start without them. Returns their names."""
+    labels = names.label_filter(ctx.settings.instance_id, app, names.ROLE_BUILD)
+    removed = []
+    for c in ctx.docker.containers.list(all=True, ignore_removed=True, filters={"label": labels}):
+        try:
+            c.remove(force=True)
+            removed.append(c.name)
+        except docker.errors.DockerException:
+            pass
+    return removed
+
+
 def build(
     ctx: Context,
     app: str,
@@ -444,6 +462,7 @@ def _build_tree(
     except PaasError as exc:
         raise BuildFailed(str(exc)) from None
     client = ctx.docker
+    remove_kept_builds(ctx, app)
     keep = slugignore.keeper(tree.read(".slugignore"))
 
     if plan.kind == "dockerfile":
@@ -467,7 +486,9 @@ def _build_tree(
     if "node" in choice.versions:
         build_env["PAAS_NODE_VERSION"] = choice.versions["node"]
     custom_args, custom_mounts = _custom_args(plan) if plan.kind == "custom" else ([], [])
-    job = BuildJob(ctx, app, build_id, config, log, build_env, custom_mounts)
+    job = BuildJob(ctx, app, build_id, config, log, build_env, custom_mounts, options.keep_containers)
+    if options.keep_containers:
+        log.detail("keeping this build's containers (builder skip-cleanup)")
     try:
         if plan.kind == "builtin":
             bp = plan.buildpacks[0].value

@@ -84,6 +84,7 @@ class Options:
     build_dir: str = ""  # a folder of the repository built as the root
     keep_git_dir: bool = False  # the repository goes into the build as .git (git keep-git-dir)
     per_push_keys: tuple[str, ...] = ()  # config vars each push changes (GIT_REV): not dependency inputs
+    keep_containers: bool = False  # the build's containers stay, stopped, until the next build (skip-cleanup)
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,7 @@ ENTRIES: dict[str, dict[str, str]] = {
     },
     "builders": {
         "expand": PURE,
-        **dict.fromkeys(("buildpack_list", "options"), INTERNAL),
+        **dict.fromkeys(("buildpack_list", "options", "skip_cleanup"), INTERNAL),
         "add": "buildpacks:add",
         "set_": "buildpacks:set",
         "remove": "buildpacks:remove",

@@ -2,7 +2,9 @@
 
 - `builder:set <app> selected herokuish|dockerfile` forces the buildpacks (Dokku's herokuish
   builder; ours are built in, see README) or the Dockerfile; unset, the app is detected.
-  `build-dir` builds a subdirectory of the repository as if it were the root.
+  `build-dir` builds a subdirectory of the repository as if it were the root. `skip-cleanup true`
+  keeps a buildpack build's containers, stopped, for `docker` to inspect, until the app's next
+  build or `cleanup` (the reconcile pass leaves them; they count against the disk quota).
 - `builder-herokuish:set <app> allowed false` refuses buildpack builds (Dockerfile-only apps).
 - `buildpacks:add/set/remove/clear/list` keep an app's buildpack list. A deploy uses, in Dokku's
   order, BUILDPACK_URL (config), else this list, else `.buildpacks` in the repository, else
@@ -51,7 +53,11 @@ def _path(ctx: Context, value: str) -> str:
 properties.register(
     properties.Namespace(
         "builder",
-        props=(properties.Prop("selected", check=_builder), properties.Prop("build-dir", check=_path)),
+        props=(
+            properties.Prop("selected", check=_builder),
+            properties.Prop("build-dir", check=_path),
+            properties.Prop("skip-cleanup", default="false", check=_bool),
+        ),
     )
 )
 properties.register(
@@ -64,6 +70,11 @@ properties.register(
         "app-json", props=(properties.Prop("appjson-path", default="app.json", check=_path),)
     )
 )
+
+
+def skip_cleanup(ctx: Context, app: App) -> bool:
+    """`builder:set <app> skip-cleanup true`: the app's stopped build containers are kept."""
+    return properties.flag(ctx, app, "builder", "skip-cleanup")
 
 
 def expand(ctx: Context, raw: str) -> str:
@@ -179,4 +190,5 @@ def options(
         manifest_buildpacks=tuple(expand(ctx, b) for b in manifest_buildpacks),
         keep_git_dir=git.keep_git_dir(ctx, app),
         per_push_keys=git.per_push_keys(ctx, app),
+        keep_containers=skip_cleanup(ctx, app),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import docker
 
+from paas.buildpacks.builder import remove_kept_builds
 from paas.core import names
 from paas.core.context import Context
 from paas.core.names import image_repository
@@ -94,5 +95,5 @@ def cleanup(ctx: Context, app_name: str | None) -> list[str]:
         apps = [access.authorize(ctx, app_name, "cleanup")]
     removed = []
     for app in apps:
-        removed += collect(ctx, app)
+        removed += collect(ctx, app) + remove_kept_builds(ctx, app.name)  # builder skip-cleanup's
     return removed

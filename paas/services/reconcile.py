@@ -27,7 +27,7 @@ from paas.errors import Conflict, PaasError
 from paas.scheduler import egress, health
 from paas.scheduler import host_containers as sched
 from paas.scheduler.interface import Desired, ProcessSpec
-from paas.services import locks, schedulers
+from paas.services import builders, locks, schedulers
 from paas.services.containers import container_settings
 from paas.services.locks import app_lock
 from paas.services.lookup import hostnames
@@ -110,6 +110,8 @@ def _reconcile(
         leftovers = sched.containers_of(client, instance, app.name, role)
         if role == names.ROLE_RUN:  # `run` sessions hold no lock: only those whose session died
             leftovers = [c for c in leftovers if not _owner_alive(c)]
+        if role == names.ROLE_BUILD and leftovers and builders.skip_cleanup(ctx, app):
+            leftovers = [c for c in leftovers if c.status == "running"]  # stopped ones were kept
         if leftovers:
             sched.stop_and_remove(leftovers, timeout=1)
             actions.append(f"removed {len(leftovers)} leftover {role} container(s)")

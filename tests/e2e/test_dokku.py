@@ -113,6 +113,43 @@ def test_a_failing_postdeploy_fails_the_push_and_the_release_stays_live(paas: Pa
     assert dokku_ssh(paas, "apps:destroy", app, "--force").returncode == 0
 
 
+def test_builder_skip_cleanup_keeps_a_builds_containers_until_the_next(paas: PaasServer) -> None:
+    app = unique_app("dkkeep")
+    client = docker.from_env()
+
+    def kept() -> dict[str, tuple[str, int]]:
+        """The app's build containers: name -> (status, build id)."""
+        labels = [f"paas.app={app}", "paas.role=build"]
+        found = client.containers.list(all=True, ignore_removed=True, filters={"label": labels})
+        return {c.name: (c.status, int(c.labels["paas.build"])) for c in found}
+
+    assert dokku_ssh(paas, "apps:create", app).returncode == 0
+    assert dokku_ssh(paas, "builder:set", app, "skip-cleanup", "true").returncode == 0
+    src = paas.make_repo("dokku-style", app)
+    paas.git(src, "remote", "add", "dokku", f"dokku@paas:{app}")
+    pushed = paas.git(src, "push", "dokku", "main:master")
+    assert pushed.returncode == 0 and "keeping this build's containers" in pushed.stderr, pushed.output
+    first = wait_for(lambda: (k := kept()) and all(s != "running" for s, _ in k.values()) and k, timeout=30)
+    assert first and len({b for _, b in first.values()}) == 1, first
+    time.sleep(3)  # reconcile passes (every second here) leave them
+    assert kept() == first
+
+    (src / "server.py").write_text((src / "server.py").read_text() + "\n")
+    paas.git(src, "commit", "-qam", "second")
+    assert paas.git(src, "push", "dokku", "main:master").returncode == 0
+    second = wait_for(lambda: (k := kept()) and set(k) != set(first) and k, timeout=30)
+    builds = {b for _, b in second.values()}
+    assert len(builds) == 1 and builds.pop() > max(b for _, b in first.values()), second  # first's went
+
+    cleaned = dokku_ssh(paas, "cleanup", app)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert kept() == {}
+    assert dokku_ssh(paas, "builder:set", app, "skip-cleanup").returncode == 0
+    assert dokku_ssh(paas, "ps:rebuild", app).returncode == 0
+    assert wait_for(lambda: kept() == {}, timeout=30)  # removed after the build, as always
+    assert dokku_ssh(paas, "apps:destroy", app, "--force").returncode == 0
+
+
 def test_a_worker_only_app_deploys_and_runs_its_worker(paas: PaasServer) -> None:
     app = unique_app("dkw")
     pushed = push_master(paas, "dokku-worker", app)

@@ -288,3 +288,14 @@ def test_the_scheduler_shell_is_what_enter_and_run_start(ctx: Context) -> None:
         code, _, err = run(ctx, "scheduler:set", "myapp", "shell", bad)
         assert code == 1 and "not a program name or path" in err, (bad, err)
     assert moves.shell(ctx, app) == "/bin/ash"
+
+
+def test_builder_skip_cleanup_reaches_the_build_options(ctx: Context) -> None:
+    app = ctx.store.get_app("myapp")
+    assert value_of(ctx, "builder:report", "myapp", "--builder-computed-skip-cleanup") == "false"
+    assert builders.options(ctx, app).keep_containers is False
+    assert run(ctx, "builder:set", "--global", "skip-cleanup", "true")[0] == 0
+    assert builders.options(ctx, app).keep_containers is True
+    assert run(ctx, "builder:set", "myapp", "skip-cleanup", "false")[0] == 0
+    assert builders.skip_cleanup(ctx, app) is False
+    assert run(ctx, "builder:set", "myapp", "skip-cleanup", "yes")[0] == 1
