@@ -11,6 +11,7 @@ longer holds (logout, a new password, a revoked token, a demoted admin).
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -29,6 +30,8 @@ from paas.web import auth
 HEARTBEAT = 10.0
 BACKLOG = 5000  # lines buffered for a slow browser before the stream gives up on it
 SIGNED_OUT = "session ended: logged out, new password, token revoked or no longer an admin"
+STREAM_FAILED = "the log stream failed (the container engine did not answer); reload to try again"
+logger = logging.getLogger("paas.web")
 Alive = Callable[[], bool]
 
 
@@ -75,6 +78,9 @@ def log_events(
             logs_service.follow(ctx, app, emit, stop.is_set, lines, ptype)
         except PaasError as exc:
             q.put(f"error: {exc}")
+        except Exception:  # the engine's (dockerd restarting): the browser is told, not left hanging
+            logger.exception("live log of %s", app)
+            q.put(f"error: {STREAM_FAILED}")
         finally:
             q.put(None)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import docker
 import pytest
 from flask.testing import FlaskClient
 
@@ -120,3 +121,15 @@ def test_still_signed_in_follows_the_store(site: Site) -> None:
     assert users.still_signed_in(site.ctx, "token", site.user_token, bob)
     assert not users.still_signed_in(site.ctx, "token", site.admin_token, bob)  # another user's
     assert not users.still_signed_in(site.ctx, "session", "no-such-session", bob)
+
+
+def test_an_engine_error_ends_the_stream_with_a_failure_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a dead thread and a stream that only ever sends keep-alives."""
+
+    def follow(*args: object, **kwargs: object) -> None:
+        raise docker.errors.APIError("500 Server Error: the engine is restarting")
+
+    monkeypatch.setattr(streams.logs_service, "follow", follow)
+    monkeypatch.setattr(throttle, "STREAM_CHECK_SECONDS", 0.1)
+    events = list(streams.log_events(None, "shop", None, 10, None))  # type: ignore[arg-type]
+    assert events[-1] == f"event: failure\ndata: {streams.STREAM_FAILED}\n\n", events
