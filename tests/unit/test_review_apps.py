@@ -416,3 +416,28 @@ def test_a_parent_on_acme_gets_its_review_apps_ordered_by_the_renewal_loop(
     certs.put(ctx, certs.app_subject(ctx, ctx.store.get_app("shop")), certs.S_ACME, None)
     letsencrypt.follow_parent(ctx, plain, BuildLog(lines.append))
     assert certs.get(ctx, certs.app_subject(ctx, plain), certs.S_ACME) is None and len(lines) == 1
+
+
+def test_a_new_review_app_whose_postdeploy_failed_is_kept_and_named(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its release is live (the postdeploy ran after it): the push fails, as Dokku's does, but
+    the review app is not removed as a failed first deploy's is, and the pusher learns its URL."""
+    from paas.services.release_phase import PostdeployFailed
+
+    def live_then_failed(*args: object, **kwargs: object) -> None:
+        raise PostdeployFailed("Execution of first deploy postdeploy task failed (exit status 1)")
+
+    monkeypatch.setattr(push, "build_and_deploy", live_then_failed)
+    review.enable(as_user(ctx, "owner"), "shop", None)
+    repo, sha = _repo(tmp_path)
+    lines: list[str] = []
+    with pytest.raises(PostdeployFailed):
+        push.push_branch(
+            as_user(ctx, "deploy"), "shop", b"refs/heads/feat", None, sha, repo, BuildLog(lines.append)
+        )
+    name = review.review_name("shop", "feat")
+    [kept] = ctx.store.review_apps_of(ctx.store.get_app("shop").id)  # type: ignore[union-attr]
+    assert kept.name == name and kept.pushed_at and ctx.store.get_app(name) is not None
+    assert any(lookup.app_url(ctx, name) in line for line in lines), lines
+    repo.close()
