@@ -29,6 +29,12 @@ def dokku_ssh(paas: PaasServer, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
+def enter_with(paas: PaasServer, app: str, script: str) -> subprocess.CompletedProcess:
+    """`ssh paas enter <app>` without a terminal, `script` on its stdin."""
+    cmd = ["ssh", "-F", str(paas.ssh_config), "paas", "enter", app]
+    return subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=60)
+
+
 def bash(script: str) -> str:
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True).stdout
 
@@ -233,26 +239,14 @@ def test_ps_rebuild_run_detached_and_enter(paas: PaasServer, style: str) -> None
     assert detached.returncode == 0 and detached.stdout.strip().startswith(f"paas-{style}-run-")
     entered = dokku_ssh(paas, "enter", style, "web", "--", "id", "-u")
     assert entered.returncode == 0 and entered.stdout.strip() == "1000", entered.stderr
-    shell = subprocess.run(
-        ["ssh", "-F", str(paas.ssh_config), "paas", "enter", style],
-        input="echo inside-$DYNO; exit 3\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    shell = enter_with(paas, style, "echo inside-$DYNO; exit 3\n")
     assert shell.returncode == 3 and "inside-web.1" in shell.stdout, shell.stderr
     assert dokku_ssh(paas, "run", style, "echo shell-$0").stdout.strip() == "shell-bash"
     # `scheduler:set <app> shell`: what `run` hands its command to and `enter` logs in to.
     assert dokku_ssh(paas, "scheduler:set", style, "shell", "sh").returncode == 0
     try:
         assert dokku_ssh(paas, "run", style, "echo shell-$0").stdout.strip() == "shell-sh"
-        login = subprocess.run(
-            ["ssh", "-F", str(paas.ssh_config), "paas", "enter", style],
-            input="echo login-$0\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        login = enter_with(paas, style, "echo login-$0\n")
         assert login.returncode == 0 and "login-sh" in login.stdout, (login.stdout, login.stderr)
     finally:
         dokku_ssh(paas, "scheduler:set", style, "shell")
